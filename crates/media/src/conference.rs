@@ -1,0 +1,1355 @@
+//! The conference mixer: members, their incoming streams, and a 20 ms tick that
+//! mixes and sends.
+//!
+//! Media path per member: RTP in -> SSRC / payload type checks -> jitter buffer ->
+//! (decode only when the member may be heard) -> voice activity -> resample to the
+//! mixing rate -> mix domains (main room, whisper groups) -> per-listener
+//! encode -> RTP out. Members who are not among the active speakers and have
+//! no personal playback share one encoded payload per (codec, packet time,
+//! mix domain); active speakers get their own mix-minus encode.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::codec::{AudioDecoder, AudioEncoder, CodecConfig, CodecError, CodecKind};
+use crate::dsp::{Limiter, level_dbov};
+use crate::dtmf::{InbandDtmfDetector, TelephoneEventReceiver, TelephoneEventSender};
+use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::resample::Resampler;
+use crate::rtcp::{
+    self, ReceptionStats, ReportBlock, RtcpPacket, SenderInfo, ntp_compact, ntp_from_unix,
+};
+use crate::rtp::{RtpPacket, write_simple};
+use crate::vad::{Vad, VadConfig, VadEvent};
+
+/// Identifies a member; chosen by the caller.
+pub type MemberId = u64;
+/// Identifies a whisper group; chosen by the caller.
+pub type GroupId = u32;
+
+/// Length of one mixing frame.
+pub const FRAME: Duration = Duration::from_millis(20);
+/// Largest datagram accepted.
+pub const MAX_DATAGRAM: usize = 2048;
+
+/// Conference-wide settings.
+#[derive(Debug, Clone)]
+pub struct ConferenceConfig {
+    /// Mixing rate: 48000 (default) or 16000.
+    pub mix_rate: u32,
+    /// At most this many loudest talkers are mixed at once.
+    pub max_speakers: usize,
+    /// Gain of the main room as heard inside a whisper group (0.0..=1.0).
+    pub whisper_room_gain: f32,
+    /// Interval between RTCP reports to each member.
+    pub rtcp_interval: Duration,
+    /// Jitter buffer settings for every member.
+    pub jitter: JitterConfig,
+    /// Voice activity settings for every member.
+    pub vad: VadConfig,
+    /// Unix time at `now == 0` (for NTP timestamps in sender reports).
+    pub unix_time_at_zero: Duration,
+    /// CNAME sent in SDES.
+    pub cname: String,
+    /// A different SSRC is accepted after the current one has been silent this long.
+    pub ssrc_switch_after: Duration,
+}
+
+impl Default for ConferenceConfig {
+    fn default() -> Self {
+        ConferenceConfig {
+            mix_rate: 48000,
+            max_speakers: 4,
+            whisper_room_gain: 0.3,
+            rtcp_interval: Duration::from_secs(5),
+            jitter: JitterConfig::default(),
+            vad: VadConfig::default(),
+            unix_time_at_zero: Duration::ZERO,
+            cname: "conclave".to_string(),
+            ssrc_switch_after: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Per-member media settings, from the SDP negotiation.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    /// Negotiated codec.
+    pub codec: CodecKind,
+    /// Payload type of the codec (both directions).
+    pub payload_type: u8,
+    /// Packet time for what we send, a multiple of 20 ms (20, 40, 60 ...).
+    pub ptime_ms: u32,
+    /// Payload type of RFC 4733 telephone-event, when negotiated.
+    pub telephone_event_pt: Option<u8>,
+    /// Header extension id of the RFC 6464 audio level in incoming packets.
+    pub audio_level_ext: Option<u8>,
+    /// Our SSRC toward this member.
+    pub local_ssrc: u32,
+    /// First sequence number we send (should be random).
+    pub initial_seq: u16,
+    /// First timestamp we send (should be random).
+    pub initial_ts: u32,
+    /// Where to send before any packet was received (from SDP). Replaced by the source
+    /// address of valid incoming packets (symmetric RTP).
+    pub remote: Option<SocketAddr>,
+    /// Run the in-band DTMF detector on this member's audio (gateways sending tones).
+    pub inband_dtmf: bool,
+    /// Opus bitrate, bit/s.
+    pub opus_bitrate: u32,
+    /// Opus in-band FEC.
+    pub opus_fec: bool,
+    /// Opus DTX.
+    pub opus_dtx: bool,
+}
+
+impl MemberConfig {
+    /// A configuration with the codec's usual payload type and 20 ms packets.
+    pub fn new(codec: CodecKind, local_ssrc: u32) -> Self {
+        MemberConfig {
+            codec,
+            payload_type: codec.static_payload_type().unwrap_or(111),
+            ptime_ms: 20,
+            telephone_event_pt: Some(101),
+            audio_level_ext: None,
+            local_ssrc,
+            initial_seq: 0,
+            initial_ts: 0,
+            remote: None,
+            inband_dtmf: false,
+            opus_bitrate: 32000,
+            opus_fec: true,
+            opus_dtx: false,
+        }
+    }
+}
+
+/// How a DTMF digit was received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfSource {
+    /// RFC 4733 telephone-event.
+    Rfc4733,
+    /// Tones detected in the audio.
+    Inband,
+}
+
+/// Where a playback goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlaybackTarget {
+    /// Everyone (in whisper groups too).
+    Room,
+    /// One member only.
+    Member(MemberId),
+}
+
+/// Something that happened, for the conference actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A member started talking.
+    TalkStart {
+        /// Member.
+        member: MemberId,
+    },
+    /// A member stopped talking.
+    TalkStop {
+        /// Member.
+        member: MemberId,
+    },
+    /// A DTMF digit was received.
+    Dtmf {
+        /// Member.
+        member: MemberId,
+        /// The digit (0-9, *, #, A-D).
+        digit: char,
+        /// How it arrived.
+        source: DtmfSource,
+    },
+    /// A playback reached its end (not sent for looping playbacks).
+    PlaybackFinished {
+        /// Target.
+        target: PlaybackTarget,
+        /// The caller's id.
+        id: u64,
+    },
+    /// The member's SSRC changed (the jitter buffer was reset).
+    SsrcChanged {
+        /// Member.
+        member: MemberId,
+        /// New SSRC.
+        ssrc: u32,
+    },
+    /// Media now comes from (and goes to) a new address.
+    RemoteAddressChanged {
+        /// Member.
+        member: MemberId,
+        /// Address.
+        addr: SocketAddr,
+    },
+    /// The member sent RTCP BYE.
+    Bye {
+        /// Member.
+        member: MemberId,
+    },
+}
+
+/// Whether a datagram is RTP or RTCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketKind {
+    /// RTP.
+    Rtp,
+    /// RTCP.
+    Rtcp,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// To whom.
+    pub member: MemberId,
+    /// Destination (latched or configured); `None` if not known yet.
+    pub to: Option<SocketAddr>,
+    /// RTP or RTCP.
+    pub kind: PacketKind,
+    /// The datagram.
+    pub data: Vec<u8>,
+}
+
+/// What a recording tap carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapSource {
+    /// The main room mix (what a listener in the main room with no voice of their own hears).
+    Room,
+    /// One member's decoded input.
+    Member(MemberId),
+}
+
+/// One frame of audio for recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapFrame {
+    /// Source.
+    pub source: TapSource,
+    /// Tick time of the frame start.
+    pub time: Duration,
+    /// Sample rate.
+    pub rate: u32,
+    /// Mono samples (20 ms).
+    pub samples: Vec<i16>,
+}
+
+/// Everything one tick produced.
+#[derive(Debug, Default)]
+pub struct TickOutput {
+    /// Datagrams to send.
+    pub transmits: Vec<Transmit>,
+    /// Events.
+    pub events: Vec<Event>,
+    /// Recording taps (when enabled).
+    pub taps: Vec<TapFrame>,
+}
+
+impl TickOutput {
+    /// True when nothing was produced.
+    pub fn is_empty(&self) -> bool {
+        self.transmits.is_empty() && self.events.is_empty() && self.taps.is_empty()
+    }
+}
+
+/// Why an incoming datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DropReason {
+    /// No such member.
+    #[error("unknown member")]
+    UnknownMember,
+    /// Not parseable.
+    #[error("malformed packet")]
+    Malformed,
+    /// Larger than [`MAX_DATAGRAM`].
+    #[error("oversized packet")]
+    Oversized,
+    /// SSRC other than the member's current one.
+    #[error("unexpected SSRC")]
+    WrongSsrc,
+    /// Payload type not negotiated.
+    #[error("unexpected payload type")]
+    WrongPayloadType,
+    /// Empty payload, or comfort noise (ignored).
+    #[error("empty or comfort-noise payload")]
+    NoAudio,
+}
+
+/// Per-member counters and quality figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemberStats {
+    /// RTP packets accepted.
+    pub rx_packets: u64,
+    /// RTP bytes accepted.
+    pub rx_bytes: u64,
+    /// Datagrams dropped as malformed or oversized.
+    pub malformed: u64,
+    /// Packets dropped for a wrong SSRC.
+    pub wrong_ssrc: u64,
+    /// Packets dropped for an unexpected payload type.
+    pub wrong_payload_type: u64,
+    /// Payloads the decoder rejected.
+    pub decode_errors: u64,
+    /// Jitter buffer counters.
+    pub jitter_buffer: JitterStats,
+    /// Current jitter buffer target delay.
+    pub jitter_delay: Duration,
+    /// Packets lost (cumulative, from sequence numbers).
+    pub lost: i64,
+    /// Interarrival jitter.
+    pub jitter: Duration,
+    /// What the member reports about our stream (fraction lost in 1/256, cumulative lost, jitter).
+    pub remote_report: Option<ReportBlock>,
+    /// Round-trip time from the member's reports.
+    pub rtt: Option<Duration>,
+    /// RTP packets sent.
+    pub tx_packets: u64,
+    /// RTP payload bytes sent.
+    pub tx_bytes: u64,
+    /// Currently talking.
+    pub talking: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Playback {
+    id: u64,
+    samples: Arc<[i16]>,
+    pos: usize,
+    looped: bool,
+    gain: f32,
+}
+
+impl Playback {
+    /// Adds the next frame into `mix`; returns true when finished.
+    fn mix_into(&mut self, mix: &mut [i32]) -> bool {
+        if self.samples.is_empty() {
+            return true;
+        }
+        for m in mix.iter_mut() {
+            if self.pos >= self.samples.len() {
+                if self.looped {
+                    self.pos = 0;
+                } else {
+                    return true;
+                }
+            }
+            *m += (self.samples[self.pos] as f32 * self.gain) as i32;
+            self.pos += 1;
+        }
+        !self.looped && self.pos >= self.samples.len()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Domain {
+    Main,
+    Group(GroupId),
+    Silence,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct StreamKey {
+    codec: CodecConfig,
+    frames_per_packet: u32,
+    domain: Domain,
+}
+
+/// An encode pipeline: limiter -> resampler -> packet accumulator -> encoder.
+struct EncodeChain {
+    limiter: Limiter,
+    down: Resampler,
+    pcm16: Vec<i16>,
+    native: Vec<i16>,
+    encoder: Box<dyn AudioEncoder>,
+    codec: CodecConfig,
+    frames_per_packet: u32,
+}
+
+impl EncodeChain {
+    fn new(codec: CodecConfig, frames_per_packet: u32, mix_rate: u32) -> Result<Self, CodecError> {
+        Ok(EncodeChain {
+            limiter: Limiter::default(),
+            down: Resampler::new(mix_rate, codec.pcm_rate),
+            pcm16: Vec::new(),
+            native: Vec::new(),
+            encoder: codec.encoder()?,
+            codec,
+            frames_per_packet,
+        })
+    }
+
+    /// Pushes one mix frame; at packet boundaries encodes into `out` and returns true.
+    fn push(&mut self, mix: &[i32], boundary: bool, out: &mut Vec<u8>) -> bool {
+        self.pcm16.resize(mix.len(), 0);
+        self.limiter.process(mix, &mut self.pcm16);
+        self.down.process(&self.pcm16, &mut self.native);
+        if !boundary {
+            return false;
+        }
+        let want = self.codec.pcm_rate as usize / 50 * self.frames_per_packet as usize;
+        if self.native.len() < want {
+            // joined mid-packet: pad the front with silence
+            let pad = want - self.native.len();
+            self.native.splice(0..0, std::iter::repeat_n(0, pad));
+        }
+        out.clear();
+        let ok = self.encoder.encode(&self.native[..want], out).is_ok();
+        self.native.drain(..want);
+        self.native.clear();
+        ok
+    }
+}
+
+struct SharedStream {
+    chain: EncodeChain,
+    payload: Vec<u8>,
+    has_payload: bool,
+    computed_tick: u64,
+    last_used_tick: u64,
+}
+
+struct Member {
+    id: MemberId,
+    cfg: MemberConfig,
+    codec: CodecConfig,
+    frames_per_packet: u32,
+    decoder: Box<dyn AudioDecoder>,
+    jb: JitterBuffer,
+    remote_ssrc: Option<u32>,
+    last_rx: Option<Duration>,
+    reception: ReceptionStats,
+    latched: Option<SocketAddr>,
+    muted: bool,
+    deaf: bool,
+    listen_only: bool,
+    group: Option<GroupId>,
+    gain: f32,
+    auto_gain: bool,
+    agc_gain: f32,
+    vad: Vad,
+    ext_level: Option<(u8, Duration)>,
+    te_rx: TelephoneEventReceiver,
+    dtmf_queue: std::collections::VecDeque<(u8, u32)>,
+    dtmf_tx: Option<(TelephoneEventSender, u32)>,
+    inband: Option<InbandDtmfDetector>,
+    fifo: Vec<i16>,
+    pcm: Vec<i16>,
+    decoded: bool,
+    up: Resampler,
+    mix_in: Vec<i16>,
+    contributing: bool,
+    personal: Option<EncodeChain>,
+    playback: Option<Playback>,
+    tx_seq: u16,
+    tx_ts: u32,
+    tx_marker: bool,
+    stats: MemberStats,
+    next_rtcp: Duration,
+    last_sr_ntp: u64,
+}
+
+impl Member {
+    fn may_be_heard(&self) -> bool {
+        !self.muted && !self.listen_only
+    }
+
+    fn domain(&self) -> Domain {
+        match self.group {
+            Some(g) => Domain::Group(g),
+            None => Domain::Main,
+        }
+    }
+
+    /// Fills `self.pcm` with one native-rate frame from the jitter buffer.
+    fn pull(&mut self, now: Duration, decode: bool) {
+        let need = self.codec.pcm_rate as usize / 50;
+        let mut guard = 0;
+        self.decoded = false;
+        while self.fifo.len() < need && guard < 16 {
+            guard += 1;
+            match self.jb.pop(now) {
+                Playout::Packet {
+                    payload, duration, ..
+                } => {
+                    let n = self.codec.pcm_samples(duration);
+                    if decode {
+                        let before = self.fifo.len();
+                        if self.decoder.decode(&payload, &mut self.fifo).is_err() {
+                            self.stats.decode_errors += 1;
+                            self.fifo.truncate(before);
+                            self.decoder.conceal(n, &mut self.fifo);
+                        }
+                    } else {
+                        self.fifo.resize(self.fifo.len() + n, 0);
+                    }
+                }
+                Playout::Lost { duration, fec } => {
+                    let n = self.codec.pcm_samples(duration);
+                    if decode {
+                        let recovered = match fec {
+                            Some(f) => self.decoder.decode_fec(&f, n, &mut self.fifo),
+                            None => false,
+                        };
+                        if !recovered {
+                            self.decoder.conceal(n, &mut self.fifo);
+                        }
+                    } else {
+                        self.fifo.resize(self.fifo.len() + n, 0);
+                    }
+                }
+                Playout::Silence => break,
+            }
+        }
+        if self.fifo.len() >= need {
+            self.pcm.clear();
+            self.pcm.extend_from_slice(&self.fifo[..need]);
+            self.fifo.drain(..need);
+            // never let a flood of long packets grow the FIFO without bound
+            if self.fifo.len() > need * 8 {
+                let excess = self.fifo.len() - need * 8;
+                self.fifo.drain(..excess);
+            }
+            self.decoded = decode;
+        } else {
+            self.fifo.clear();
+        }
+    }
+}
+
+/// A conference: the mixer and all its members' media state. Sans-IO.
+pub struct Conference {
+    cfg: ConferenceConfig,
+    members: Vec<Member>,
+    index: HashMap<MemberId, usize>,
+    next_tick: Option<Duration>,
+    tick_count: u64,
+    shared: HashMap<StreamKey, SharedStream>,
+    room_playback: Option<Playback>,
+    taps: bool,
+    events: Vec<Event>,
+    frame: usize,
+    // scratch
+    main_voice: Vec<i32>,
+    room_pb: Vec<i32>,
+    groups: Vec<(GroupId, Vec<i32>)>,
+    mixbuf: Vec<i32>,
+    payload: Vec<u8>,
+    speakers: Vec<(u8, usize)>,
+    ticks_skipped: u64,
+}
+
+impl Conference {
+    /// Creates an empty conference. An unsupported mixing rate falls back to 48 kHz.
+    pub fn new(mut cfg: ConferenceConfig) -> Self {
+        if cfg.mix_rate != 16000 && cfg.mix_rate != 48000 {
+            cfg.mix_rate = 48000;
+        }
+        cfg.whisper_room_gain = cfg.whisper_room_gain.clamp(0.0, 1.0);
+        let frame = cfg.mix_rate as usize / 50;
+        Conference {
+            cfg,
+            members: Vec::new(),
+            index: HashMap::new(),
+            next_tick: None,
+            tick_count: 0,
+            shared: HashMap::new(),
+            room_playback: None,
+            taps: false,
+            events: Vec::new(),
+            frame,
+            main_voice: vec![0; frame],
+            room_pb: vec![0; frame],
+            groups: Vec::new(),
+            mixbuf: vec![0; frame],
+            payload: Vec::with_capacity(1500),
+            speakers: Vec::new(),
+            ticks_skipped: 0,
+        }
+    }
+
+    /// Mixing rate.
+    pub fn mix_rate(&self) -> u32 {
+        self.cfg.mix_rate
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// True without members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Adds a member at time `now`. The first member starts the clock.
+    pub fn add_member(
+        &mut self,
+        id: MemberId,
+        cfg: MemberConfig,
+        now: Duration,
+    ) -> Result<(), CodecError> {
+        let mut codec = CodecConfig::new(cfg.codec, self.cfg.mix_rate);
+        codec.bitrate = cfg.opus_bitrate;
+        codec.fec = cfg.opus_fec;
+        codec.dtx = cfg.opus_dtx;
+        let decoder = codec.decoder()?;
+        // validate that an encoder can be built too
+        drop(codec.encoder()?);
+        let frames_per_packet = (cfg.ptime_ms / 20).clamp(1, 6);
+        if let Some(&i) = self.index.get(&id) {
+            self.remove_index(i);
+        }
+        let member = Member {
+            id,
+            codec,
+            frames_per_packet,
+            decoder,
+            jb: JitterBuffer::new(cfg.codec.clock_rate(), self.cfg.jitter),
+            remote_ssrc: None,
+            last_rx: None,
+            reception: ReceptionStats::default(),
+            latched: None,
+            muted: false,
+            deaf: false,
+            listen_only: false,
+            group: None,
+            gain: 1.0,
+            auto_gain: false,
+            agc_gain: 1.0,
+            vad: Vad::new(self.cfg.vad),
+            ext_level: None,
+            te_rx: TelephoneEventReceiver::default(),
+            dtmf_queue: Default::default(),
+            dtmf_tx: None,
+            inband: cfg
+                .inband_dtmf
+                .then(|| InbandDtmfDetector::new(codec.pcm_rate)),
+            fifo: Vec::new(),
+            pcm: Vec::new(),
+            decoded: false,
+            up: Resampler::new(codec.pcm_rate, self.cfg.mix_rate),
+            mix_in: Vec::with_capacity(self.frame),
+            contributing: false,
+            personal: None,
+            playback: None,
+            tx_seq: cfg.initial_seq,
+            tx_ts: cfg.initial_ts,
+            tx_marker: true,
+            stats: MemberStats::default(),
+            // stagger the first report
+            next_rtcp: now + Duration::from_millis(500 + (id % 1000)),
+            last_sr_ntp: 0,
+            cfg,
+        };
+        self.index.insert(id, self.members.len());
+        self.members.push(member);
+        if self.next_tick.is_none() {
+            self.next_tick = Some(now);
+        }
+        Ok(())
+    }
+
+    fn remove_index(&mut self, i: usize) -> Member {
+        let m = self.members.swap_remove(i);
+        self.index.remove(&m.id);
+        if i < self.members.len() {
+            let moved = self.members[i].id;
+            self.index.insert(moved, i);
+        }
+        m
+    }
+
+    /// Removes a member; returns a final RTCP BYE to send to it. The clock stops with the
+    /// last member.
+    pub fn remove_member(&mut self, id: MemberId) -> Option<Transmit> {
+        let i = *self.index.get(&id)?;
+        let mut m = self.remove_index(i);
+        if m.vad.reset().is_some() {
+            self.events.push(Event::TalkStop { member: id });
+        }
+        if self.members.is_empty() {
+            self.next_tick = None;
+            self.shared.clear();
+            self.room_playback = None;
+        }
+        let mut data = Vec::new();
+        rtcp::write_rr(&mut data, m.cfg.local_ssrc, &[]);
+        rtcp::write_bye(&mut data, &[m.cfg.local_ssrc], None);
+        Some(Transmit {
+            member: id,
+            to: m.latched.or(m.cfg.remote),
+            kind: PacketKind::Rtcp,
+            data,
+        })
+    }
+
+    fn member_mut(&mut self, id: MemberId) -> Option<&mut Member> {
+        let i = *self.index.get(&id)?;
+        self.members.get_mut(i)
+    }
+
+    /// Mutes or unmutes (a muted member is not heard and not decoded).
+    pub fn set_muted(&mut self, id: MemberId, muted: bool) -> bool {
+        self.member_mut(id).map(|m| m.muted = muted).is_some()
+    }
+    /// Deafens (a deaf member hears nothing; silence is still sent to keep the stream alive).
+    pub fn set_deaf(&mut self, id: MemberId, deaf: bool) -> bool {
+        self.member_mut(id).map(|m| m.deaf = deaf).is_some()
+    }
+    /// Listen-only: hears, is never heard.
+    pub fn set_listen_only(&mut self, id: MemberId, on: bool) -> bool {
+        self.member_mut(id).map(|m| m.listen_only = on).is_some()
+    }
+    /// Moves a member into a whisper group (`Some`) or back to the main room (`None`).
+    pub fn set_group(&mut self, id: MemberId, group: Option<GroupId>) -> bool {
+        self.member_mut(id).map(|m| m.group = group).is_some()
+    }
+    /// Input gain of a member (linear, 0.0..=8.0).
+    pub fn set_gain(&mut self, id: MemberId, gain: f32) -> bool {
+        self.member_mut(id)
+            .map(|m| m.gain = gain.clamp(0.0, 8.0))
+            .is_some()
+    }
+    /// Automatic gain control on a member's input.
+    pub fn set_auto_gain(&mut self, id: MemberId, on: bool) -> bool {
+        self.member_mut(id).map(|m| m.auto_gain = on).is_some()
+    }
+    /// Enables recording taps (room mix and members' decoded input) in [`TickOutput::taps`].
+    pub fn set_taps(&mut self, on: bool) {
+        self.taps = on;
+    }
+
+    /// Queues a DTMF digit to send to a member as RFC 4733 events (audio to that member
+    /// pauses while it is sent). Returns false if the member is unknown, has no
+    /// telephone-event payload type, or the digit is not DTMF.
+    pub fn send_dtmf(&mut self, id: MemberId, digit: char, duration: Duration) -> bool {
+        let Some(code) = crate::dtmf::event_code(digit) else {
+            return false;
+        };
+        match self.member_mut(id) {
+            Some(m) if m.cfg.telephone_event_pt.is_some() => {
+                let units =
+                    (duration.as_millis() as u64 * m.cfg.codec.clock_rate() as u64 / 1000) as u32;
+                m.dtmf_queue.push_back((code, units));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Starts a playback of mono PCM at `rate` into the room or one member, replacing any
+    /// playback there. The PCM is resampled to the mixing rate once here.
+    pub fn play(
+        &mut self,
+        target: PlaybackTarget,
+        id: u64,
+        pcm: &[i16],
+        rate: u32,
+        looped: bool,
+        gain: f32,
+    ) -> bool {
+        let samples: Arc<[i16]> = if rate == self.cfg.mix_rate {
+            pcm.into()
+        } else {
+            let mut r = Resampler::new(rate, self.cfg.mix_rate);
+            let mut out = Vec::with_capacity(
+                pcm.len() * self.cfg.mix_rate as usize / rate.max(1) as usize + 64,
+            );
+            r.process(pcm, &mut out);
+            if looped {
+                // resample a second lap and keep it: it is the steady state of the loop,
+                // without the filter's start-up and with a seamless wrap
+                let first = out.len();
+                r.process(pcm, &mut out);
+                out.drain(..first);
+            } else {
+                r.process(&[0; 64], &mut out);
+            }
+            out.into()
+        };
+        let pb = Playback {
+            id,
+            samples,
+            pos: 0,
+            looped,
+            gain: gain.clamp(0.0, 4.0),
+        };
+        match target {
+            PlaybackTarget::Room => {
+                self.room_playback = Some(pb);
+                true
+            }
+            PlaybackTarget::Member(m) => {
+                self.member_mut(m).map(|m| m.playback = Some(pb)).is_some()
+            }
+        }
+    }
+
+    /// Stops a playback.
+    pub fn stop_playback(&mut self, target: PlaybackTarget) {
+        match target {
+            PlaybackTarget::Room => self.room_playback = None,
+            PlaybackTarget::Member(m) => {
+                if let Some(m) = self.member_mut(m) {
+                    m.playback = None;
+                }
+            }
+        }
+    }
+
+    /// Statistics of a member.
+    pub fn member_stats(&self, id: MemberId) -> Option<MemberStats> {
+        let m = &self.members[*self.index.get(&id)?];
+        let mut s = m.stats.clone();
+        s.jitter_buffer = m.jb.stats();
+        s.jitter_delay = m.jb.target_delay();
+        s.lost = m.reception.lost();
+        s.jitter = Duration::from_micros(
+            m.reception.jitter() as u64 * 1_000_000 / m.cfg.codec.clock_rate() as u64,
+        );
+        s.talking = m.vad.is_talking();
+        Some(s)
+    }
+
+    /// Ticks skipped because the caller was late by more than a few frames.
+    pub fn ticks_skipped(&self) -> u64 {
+        self.ticks_skipped
+    }
+
+    /// When [`Conference::tick`] should next be called; `None` for an empty conference.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.next_tick
+    }
+
+    /// Feeds a datagram that may be RTP or RTCP (RFC 5761 demultiplexing).
+    pub fn handle_datagram(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        from: Option<SocketAddr>,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        if crate::rtp::looks_like_rtcp(data) {
+            self.handle_rtcp(now, member, data)
+        } else {
+            self.handle_rtp(now, member, from, data)
+        }
+    }
+
+    /// Feeds one RTP datagram from a member.
+    pub fn handle_rtp(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        from: Option<SocketAddr>,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let ssrc_switch_after = self.cfg.ssrc_switch_after;
+        let Some(&i) = self.index.get(&member) else {
+            return Err(DropReason::UnknownMember);
+        };
+        let m = &mut self.members[i];
+        if data.len() > MAX_DATAGRAM {
+            m.stats.malformed += 1;
+            return Err(DropReason::Oversized);
+        }
+        let p = match RtpPacket::parse(data) {
+            Ok(p) => p,
+            Err(_) => {
+                m.stats.malformed += 1;
+                return Err(DropReason::Malformed);
+            }
+        };
+        let pt = p.payload_type();
+        let is_te = m.cfg.telephone_event_pt == Some(pt);
+        if pt != m.cfg.payload_type && !is_te {
+            if pt == 13 {
+                return Err(DropReason::NoAudio);
+            }
+            m.stats.wrong_payload_type += 1;
+            return Err(DropReason::WrongPayloadType);
+        }
+        let ssrc = p.ssrc();
+        match m.remote_ssrc {
+            None => m.remote_ssrc = Some(ssrc),
+            Some(s) if s == ssrc => {}
+            Some(_) => {
+                let silent = m
+                    .last_rx
+                    .is_none_or(|t| now.saturating_sub(t) >= ssrc_switch_after);
+                if !silent {
+                    m.stats.wrong_ssrc += 1;
+                    return Err(DropReason::WrongSsrc);
+                }
+                m.remote_ssrc = Some(ssrc);
+                m.jb.reset();
+                m.reception = ReceptionStats::default();
+                self.events.push(Event::SsrcChanged { member, ssrc });
+            }
+        }
+        if let Some(addr) = from
+            && m.latched != Some(addr)
+        {
+            m.latched = Some(addr);
+            self.events
+                .push(Event::RemoteAddressChanged { member, addr });
+        }
+        m.last_rx = Some(now);
+        m.stats.rx_packets += 1;
+        m.stats.rx_bytes += data.len() as u64;
+        let clock = m.cfg.codec.clock_rate();
+        m.reception
+            .on_packet(p.sequence(), p.timestamp(), now, clock);
+        if is_te {
+            if let Some(digit) = m.te_rx.on_packet(p.timestamp(), p.payload()) {
+                self.events.push(Event::Dtmf {
+                    member,
+                    digit,
+                    source: DtmfSource::Rfc4733,
+                });
+            }
+            return Ok(());
+        }
+        let payload = p.payload();
+        if payload.is_empty() {
+            return Err(DropReason::NoAudio);
+        }
+        if let Some(id) = m.cfg.audio_level_ext
+            && let Some((_, level)) = p.audio_level(id)
+        {
+            m.ext_level = Some((level, now));
+        }
+        let units = m
+            .decoder
+            .samples_in(payload)
+            .map(|n| m.codec.rtp_units(n))
+            .unwrap_or(0);
+        m.jb.insert(p.timestamp(), units, payload, now);
+        Ok(())
+    }
+
+    /// Feeds one RTCP datagram from a member.
+    pub fn handle_rtcp(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let unix = self.cfg.unix_time_at_zero + now;
+        let Some(&i) = self.index.get(&member) else {
+            return Err(DropReason::UnknownMember);
+        };
+        let m = &mut self.members[i];
+        if data.len() > MAX_DATAGRAM {
+            m.stats.malformed += 1;
+            return Err(DropReason::Oversized);
+        }
+        let mut any = false;
+        for p in rtcp::parse_compound(data) {
+            let Ok(p) = p else {
+                m.stats.malformed += 1;
+                return Err(DropReason::Malformed);
+            };
+            any = true;
+            let blocks = match &p {
+                RtcpPacket::SenderReport { info, reports, .. } => {
+                    m.reception.on_sender_report(info.ntp, now);
+                    reports.as_slice()
+                }
+                RtcpPacket::ReceiverReport { reports, .. } => reports.as_slice(),
+                RtcpPacket::Bye { .. } => {
+                    self.events.push(Event::Bye { member });
+                    &[]
+                }
+                _ => &[],
+            };
+            for b in blocks {
+                if b.ssrc == m.cfg.local_ssrc {
+                    m.stats.remote_report = Some(*b);
+                    if let Some(rtt) = rtcp::round_trip_time(b, ntp_compact(ntp_from_unix(unix))) {
+                        m.stats.rtt = Some(rtt);
+                    }
+                }
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            m.stats.malformed += 1;
+            Err(DropReason::Malformed)
+        }
+    }
+
+    /// Runs the mixer if a tick is due at `now` and returns what it produced. Calling it
+    /// early returns an empty output. When the caller is more than three frames late the
+    /// missed frames are skipped (counted) rather than produced in a burst.
+    pub fn tick(&mut self, now: Duration) -> TickOutput {
+        let mut out = TickOutput::default();
+        let Some(mut next) = self.next_tick else {
+            out.events = std::mem::take(&mut self.events);
+            return out;
+        };
+        if now < next {
+            out.events = std::mem::take(&mut self.events);
+            return out;
+        }
+        if now.saturating_sub(next) > FRAME * 3 {
+            let missed = (now - next).as_micros() / FRAME.as_micros();
+            self.ticks_skipped += missed as u64;
+            next += FRAME * missed as u32;
+        }
+        self.mix_tick(next, &mut out);
+        self.next_tick = Some(next + FRAME);
+        let mut ev = std::mem::take(&mut self.events);
+        ev.append(&mut out.events);
+        out.events = ev;
+        out
+    }
+
+    fn mix_tick(&mut self, now: Duration, out: &mut TickOutput) {
+        let frame = self.frame;
+        let tick = self.tick_count;
+        self.tick_count += 1;
+        let on_level = self.cfg.vad.on_level;
+
+        // 1. pull, decode who may be heard, voice activity, DTMF
+        self.speakers.clear();
+        for (i, m) in self.members.iter_mut().enumerate() {
+            m.contributing = false;
+            let ext = m
+                .ext_level
+                .filter(|(_, t)| now.saturating_sub(*t) <= Duration::from_millis(100))
+                .map(|(l, _)| l);
+            let heard = m.may_be_heard();
+            let decode = (heard && ext.is_none_or(|l| l <= on_level) || m.inband.is_some())
+                || (self.taps && heard);
+            m.pull(now, decode);
+            let level = match ext {
+                Some(l) => l,
+                None if m.decoded => level_dbov(&m.pcm),
+                None => 127,
+            };
+            let ev = if heard || ext.is_some() {
+                m.vad.update(level)
+            } else {
+                m.vad.reset()
+            };
+            match ev {
+                Some(VadEvent::TalkStart) => out.events.push(Event::TalkStart { member: m.id }),
+                Some(VadEvent::TalkStop) => out.events.push(Event::TalkStop { member: m.id }),
+                None => {}
+            }
+            if m.decoded {
+                if let Some(det) = m.inband.as_mut()
+                    && let Some(digit) = det.process(&m.pcm)
+                {
+                    out.events.push(Event::Dtmf {
+                        member: m.id,
+                        digit,
+                        source: DtmfSource::Inband,
+                    });
+                }
+                if self.taps {
+                    out.taps.push(TapFrame {
+                        source: TapSource::Member(m.id),
+                        time: now,
+                        rate: m.codec.pcm_rate,
+                        samples: m.pcm.clone(),
+                    });
+                }
+                if heard && (m.vad.is_talking() || level <= on_level) {
+                    self.speakers.push((level, i));
+                }
+            }
+        }
+
+        // 2. choose the loudest speakers and bring them to the mixing rate
+        self.speakers.sort_unstable();
+        self.speakers.truncate(self.cfg.max_speakers);
+        for v in self.main_voice.iter_mut() {
+            *v = 0;
+        }
+        for (_, g) in self.groups.iter_mut() {
+            g.iter_mut().for_each(|v| *v = 0);
+        }
+        for &(_, i) in &self.speakers {
+            let m = &mut self.members[i];
+            m.contributing = true;
+            m.mix_in.clear();
+            m.up.process(&m.pcm, &mut m.mix_in);
+            m.mix_in.resize(frame, 0);
+            let mut gain = m.gain;
+            if m.auto_gain {
+                // aim at -20 dBov, adapt slowly, bounded
+                let lvl = level_dbov(&m.mix_in) as f32;
+                let want = 10f32.powf((lvl - 20.0) / 20.0).clamp(0.25, 4.0);
+                m.agc_gain += (want - m.agc_gain) * 0.05;
+                gain *= m.agc_gain;
+            }
+            if (gain - 1.0).abs() > f32::EPSILON {
+                for s in m.mix_in.iter_mut() {
+                    *s = (*s as f32 * gain).clamp(-32768.0, 32767.0) as i16;
+                }
+            }
+            let target = match m.group {
+                None => &mut self.main_voice,
+                Some(g) => {
+                    let pos = match self.groups.iter().position(|(id, _)| *id == g) {
+                        Some(p) => p,
+                        None => {
+                            self.groups.push((g, vec![0; frame]));
+                            self.groups.len() - 1
+                        }
+                    };
+                    &mut self.groups[pos].1
+                }
+            };
+            for (t, &s) in target.iter_mut().zip(&m.mix_in) {
+                *t += s as i32;
+            }
+        }
+
+        // room playback
+        let mut room_pb_active = false;
+        self.room_pb.iter_mut().for_each(|v| *v = 0);
+        if let Some(pb) = self.room_playback.as_mut() {
+            room_pb_active = true;
+            if pb.mix_into(&mut self.room_pb) {
+                out.events.push(Event::PlaybackFinished {
+                    target: PlaybackTarget::Room,
+                    id: pb.id,
+                });
+                self.room_playback = None;
+            }
+        }
+
+        if self.taps {
+            let mut room: Vec<i32> = self.main_voice.clone();
+            for (r, &p) in room.iter_mut().zip(&self.room_pb) {
+                *r += p;
+            }
+            let mut samples = vec![0i16; frame];
+            Limiter::default().process(&room, &mut samples);
+            out.taps.push(TapFrame {
+                source: TapSource::Room,
+                time: now,
+                rate: self.cfg.mix_rate,
+                samples,
+            });
+        }
+
+        // 3. per listener: shared or personal encode, then packetize
+        let room_gain = self.cfg.whisper_room_gain;
+        for mi in 0..self.members.len() {
+            let m = &mut self.members[mi];
+            let boundary = (tick + 1).is_multiple_of(m.frames_per_packet as u64);
+            // RFC 4733 sending replaces audio
+            if m.dtmf_tx.is_none()
+                && let Some((code, units)) = m.dtmf_queue.pop_front()
+            {
+                let ptime_units = m.codec.rtp_units(m.codec.pcm_rate as usize / 50);
+                m.dtmf_tx = Some((TelephoneEventSender::new(code, units, ptime_units), m.tx_ts));
+            }
+            if let Some((sender, ts)) = m.dtmf_tx.as_mut() {
+                let ts = *ts;
+                let te_pt = m.cfg.telephone_event_pt.unwrap_or(101);
+                if let Some((p, marker)) = sender.next_packet() {
+                    let mut data = Vec::with_capacity(16);
+                    write_simple(&mut data, marker, te_pt, m.tx_seq, ts, m.cfg.local_ssrc, &p);
+                    m.tx_seq = m.tx_seq.wrapping_add(1);
+                    out.transmits.push(Transmit {
+                        member: m.id,
+                        to: m.latched.or(m.cfg.remote),
+                        kind: PacketKind::Rtp,
+                        data,
+                    });
+                }
+                let units = m.codec.rtp_units(m.codec.pcm_rate as usize / 50);
+                m.tx_ts = m.tx_ts.wrapping_add(units);
+                if sender.is_done() {
+                    m.dtmf_tx = None;
+                    m.tx_marker = true;
+                }
+                continue;
+            }
+
+            let own_domain = m.domain();
+            let personal_pb = m.playback.is_some();
+            let personal = !m.deaf && (m.contributing || personal_pb);
+            let has_payload;
+            if personal {
+                // mix-minus: the domain mix without the member's own voice
+                self.mixbuf.copy_from_slice(&self.room_pb);
+                match own_domain {
+                    Domain::Group(g) => {
+                        if let Some((_, gs)) = self.groups.iter().find(|(id, _)| *id == g) {
+                            for (x, &v) in self.mixbuf.iter_mut().zip(gs) {
+                                *x += v;
+                            }
+                        }
+                        for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
+                            *x += (v as f32 * room_gain) as i32;
+                        }
+                    }
+                    _ => {
+                        for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
+                            *x += v;
+                        }
+                    }
+                }
+                if m.contributing {
+                    for (x, &v) in self.mixbuf.iter_mut().zip(&m.mix_in) {
+                        *x -= v as i32;
+                    }
+                }
+                if let Some(pb) = m.playback.as_mut()
+                    && pb.mix_into(&mut self.mixbuf)
+                {
+                    out.events.push(Event::PlaybackFinished {
+                        target: PlaybackTarget::Member(m.id),
+                        id: pb.id,
+                    });
+                    m.playback = None;
+                }
+                if m.personal.is_none() {
+                    m.personal =
+                        EncodeChain::new(m.codec, m.frames_per_packet, self.cfg.mix_rate).ok();
+                }
+                has_payload = match m.personal.as_mut() {
+                    Some(chain) => chain.push(&self.mixbuf, boundary, &mut self.payload),
+                    None => false,
+                };
+            } else {
+                let domain = if m.deaf { Domain::Silence } else { own_domain };
+                let key = StreamKey {
+                    codec: m.codec,
+                    frames_per_packet: m.frames_per_packet,
+                    domain,
+                };
+                let stream = match self.shared.get_mut(&key) {
+                    Some(s) => s,
+                    None => {
+                        let Ok(chain) =
+                            EncodeChain::new(m.codec, m.frames_per_packet, self.cfg.mix_rate)
+                        else {
+                            continue;
+                        };
+                        self.shared.entry(key).or_insert(SharedStream {
+                            chain,
+                            payload: Vec::new(),
+                            has_payload: false,
+                            computed_tick: u64::MAX,
+                            last_used_tick: tick,
+                        })
+                    }
+                };
+                stream.last_used_tick = tick;
+                if stream.computed_tick != tick {
+                    stream.computed_tick = tick;
+                    self.mixbuf.copy_from_slice(&self.room_pb);
+                    match domain {
+                        Domain::Main => {
+                            for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
+                                *x += v;
+                            }
+                        }
+                        Domain::Group(g) => {
+                            if let Some((_, gs)) = self.groups.iter().find(|(id, _)| *id == g) {
+                                for (x, &v) in self.mixbuf.iter_mut().zip(gs) {
+                                    *x += v;
+                                }
+                            }
+                            for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
+                                *x += (v as f32 * room_gain) as i32;
+                            }
+                        }
+                        Domain::Silence => self.mixbuf.iter_mut().for_each(|v| *v = 0),
+                    }
+                    stream.has_payload =
+                        stream
+                            .chain
+                            .push(&self.mixbuf, boundary, &mut stream.payload);
+                }
+                has_payload = stream.has_payload;
+                if has_payload {
+                    self.payload.clear();
+                    self.payload.extend_from_slice(&stream.payload);
+                }
+            }
+            if !has_payload {
+                continue;
+            }
+            let mut data = Vec::with_capacity(12 + self.payload.len());
+            write_simple(
+                &mut data,
+                m.tx_marker,
+                m.cfg.payload_type,
+                m.tx_seq,
+                m.tx_ts,
+                m.cfg.local_ssrc,
+                &self.payload,
+            );
+            m.tx_marker = false;
+            m.tx_seq = m.tx_seq.wrapping_add(1);
+            m.tx_ts = m.tx_ts.wrapping_add(
+                m.codec.rtp_units(m.codec.pcm_rate as usize / 50) * m.frames_per_packet,
+            );
+            m.stats.tx_packets += 1;
+            m.stats.tx_bytes += self.payload.len() as u64;
+            out.transmits.push(Transmit {
+                member: m.id,
+                to: m.latched.or(m.cfg.remote),
+                kind: PacketKind::Rtp,
+                data,
+            });
+        }
+        let _ = room_pb_active;
+
+        // drop shared streams nobody used for a second
+        if tick.is_multiple_of(50) {
+            self.shared
+                .retain(|_, s| tick.saturating_sub(s.last_used_tick) < 50);
+            self.groups.retain(|(_, g)| g.iter().any(|&v| v != 0));
+        }
+
+        // 4. RTCP
+        let unix_zero = self.cfg.unix_time_at_zero;
+        for m in self.members.iter_mut() {
+            if now < m.next_rtcp {
+                continue;
+            }
+            m.next_rtcp = now + self.cfg.rtcp_interval;
+            let mut data = Vec::with_capacity(128);
+            let blocks: Vec<ReportBlock> = m
+                .remote_ssrc
+                .map(|s| m.reception.report_block(s, now))
+                .into_iter()
+                .collect();
+            if m.stats.tx_packets > 0 {
+                let ntp = ntp_from_unix(unix_zero + now);
+                m.last_sr_ntp = ntp;
+                let info = SenderInfo {
+                    ntp,
+                    rtp_ts: m.tx_ts,
+                    packet_count: m.stats.tx_packets as u32,
+                    octet_count: m.stats.tx_bytes as u32,
+                };
+                rtcp::write_sr(&mut data, m.cfg.local_ssrc, &info, &blocks);
+            } else {
+                rtcp::write_rr(&mut data, m.cfg.local_ssrc, &blocks);
+            }
+            rtcp::write_sdes_cname(&mut data, m.cfg.local_ssrc, &self.cfg.cname);
+            out.transmits.push(Transmit {
+                member: m.id,
+                to: m.latched.or(m.cfg.remote),
+                kind: PacketKind::Rtcp,
+                data,
+            });
+        }
+    }
+}

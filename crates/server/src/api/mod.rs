@@ -1,0 +1,336 @@
+//! The management API under `/api/v1`, described by the OpenAPI 3.1 document at
+//! `/api/openapi.json` that utoipa generates from these handlers.
+
+mod api_keys;
+mod audit;
+pub mod extract;
+pub mod problem;
+mod rooms;
+mod session;
+mod templates;
+mod tenants;
+mod users;
+pub mod validate;
+
+use crate::config::Settings;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use conclave_store::Store;
+use conclave_store::model::{AuditEvent, Outcome};
+use conclave_store::{Conn, new_id, now_ms, repo};
+use extract::Caller;
+use problem::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub login_guard: Arc<session::LoginGuard>,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: Arc<Settings>) -> Self {
+        AppState {
+            store,
+            settings,
+            login_guard: Arc::default(),
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Conclave management API",
+        description = "Tenants, users, rooms, meeting templates, API keys and the audit log. \
+                       Errors are RFC 9457 problem+json documents.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "session", description = "Log in and out"),
+        (name = "tenants", description = "Enterprises; nothing of one is visible to another"),
+        (name = "users", description = "Accounts, SIP extensions"),
+        (name = "rooms", description = "Persistent meeting rooms"),
+        (name = "templates", description = "Reusable meeting schemes"),
+        (name = "api-keys", description = "Keys for integrations"),
+        (name = "audit", description = "Who did what, when, from where"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A session token from `login`, or an API key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
+        "/api/v1",
+        OpenApiRouter::new()
+            .merge(session::routes())
+            .merge(tenants::routes())
+            .merge(users::routes())
+            .merge(rooms::routes())
+            .merge(templates::routes())
+            .merge(api_keys::routes())
+            .merge(audit::routes()),
+    )
+}
+
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi_json() -> String {
+    let (_, openapi) = api_routes().split_for_parts();
+    openapi.to_pretty_json().unwrap_or_default()
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_routes().split_for_parts();
+    let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let doc = openapi.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
+        }),
+    )
+    .route("/healthz", get(healthz))
+    .route(
+        "/metrics",
+        get(|| async { crate::telemetry::metrics().render() }),
+    )
+    .fallback(|| async { ApiError::not_found("resource at this path") })
+    .layer(axum::middleware::map_response(problem_for_bare_errors))
+    .layer(axum::middleware::from_fn(count_requests))
+    .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+        ApiError::internal("a request handler panicked").into_response()
+    }))
+    .layer(DefaultBodyLimit::max(1024 * 1024))
+    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(err) => ApiError::unavailable(format!("database: {err}")).into_response(),
+    }
+}
+
+/// Errors raised outside our handlers (405, 413, …) still answer problem+json.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if status.as_u16() < 400 || is_problem {
+        return response;
+    }
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let mut err = ApiError::bad_request(reason.to_lowercase());
+    err.status = status;
+    err.slug = "http-error";
+    err.title = reason;
+    err.into_response()
+}
+
+async fn count_requests(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("conclave_http_requests_total", "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("conclave_http_request_seconds").record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Query parameters with errors as problem+json naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let field = err.path().to_string();
+                let message = err.into_inner().to_string();
+                let field = match message.split('`').nth(1) {
+                    Some(name)
+                        if message.starts_with("unknown field")
+                            || message.starts_with("missing field") =>
+                    {
+                        name.to_owned()
+                    }
+                    _ => field,
+                };
+                ApiError::field(field, message)
+            })
+    }
+}
+
+/// Paging of every list: `limit` (1–200, default 50) and the `cursor` from the previous page.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// How many items at most (1–200, default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// System administrators only: list another tenant's objects.
+    pub tenant_id: Option<String>,
+}
+
+impl ListParams {
+    pub fn limit(&self) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=200).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::field("limit", "must be between 1 and 200")),
+        }
+    }
+    pub fn cursor(&self) -> &str {
+        self.cursor.as_deref().unwrap_or("")
+    }
+    /// The tenant to list: the caller's own, or for a system administrator any existing one.
+    pub async fn tenant(&self, conn: &mut Conn, caller: &Caller) -> ApiResult<String> {
+        match &self.tenant_id {
+            None => Ok(caller.tenant_id().to_owned()),
+            Some(id) if caller.sees_tenant(id) => {
+                repo::tenants::get(conn, id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("tenant"))?;
+                Ok(id.clone())
+            }
+            Some(_) => Err(ApiError::not_found("tenant")),
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> From<conclave_store::repo::Page<T>> for List<T> {
+    fn from(page: conclave_store::repo::Page<T>) -> Self {
+        List {
+            items: page.items,
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// What an audit event says about the action.
+pub struct Audit<'a> {
+    pub action: &'static str,
+    pub tenant_id: &'a str,
+    pub target_type: &'static str,
+    pub target_id: Option<&'a str>,
+    pub detail: serde_json::Value,
+}
+
+/// Records an action in the audit log, in the caller's transaction.
+pub async fn audit(conn: &mut Conn, caller: &Caller, a: Audit<'_>) -> ApiResult<()> {
+    write_audit(
+        conn,
+        Some(caller),
+        &caller.user.username,
+        caller.source,
+        a,
+        Outcome::Ok,
+    )
+    .await
+}
+
+pub async fn write_audit(
+    conn: &mut Conn,
+    caller: Option<&Caller>,
+    actor_name: &str,
+    source: std::net::SocketAddr,
+    a: Audit<'_>,
+    outcome: Outcome,
+) -> ApiResult<()> {
+    let mut detail = a.detail;
+    if let (Some(caller), Some(map)) = (caller, detail.as_object_mut()) {
+        if let extract::Credential::ApiKey { id } = &caller.credential {
+            map.insert("api_key_id".into(), id.clone().into());
+        }
+    }
+    let event = AuditEvent {
+        id: new_id(),
+        tenant_id: (!a.tenant_id.is_empty()).then(|| a.tenant_id.to_owned()),
+        actor_id: caller.map(|c| c.user.id.clone()),
+        actor_name: actor_name.to_owned(),
+        action: a.action.to_owned(),
+        target_type: a.target_type.to_owned(),
+        target_id: a.target_id.map(str::to_owned),
+        outcome: outcome.as_str().to_owned(),
+        source: source.ip().to_string(),
+        detail,
+        at: now_ms(),
+    };
+    repo::audit::insert(conn, &event).await?;
+    Ok(())
+}
+
+/// Refuses an action: records the attempt in the audit log and answers 403.
+pub async fn deny(state: &AppState, caller: &Caller, a: Audit<'_>, reason: &str) -> ApiError {
+    let action = a.action;
+    let mut conn = match state.store.conn().await {
+        Ok(conn) => conn,
+        Err(err) => return err.into(),
+    };
+    if let Err(err) = write_audit(
+        &mut conn,
+        Some(caller),
+        &caller.user.username,
+        caller.source,
+        a,
+        Outcome::Denied,
+    )
+    .await
+    {
+        tracing::warn!(?err, action, "could not record a denied action");
+    }
+    ApiError::forbidden(reason.to_owned())
+}
+
+/// Deserializes a field that may be absent (outer None), null (Some(None)) or set.
+pub fn nullable<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}

@@ -1,0 +1,206 @@
+//! Log in for a bearer token; log out to revoke it.
+
+use super::extract::{ApiJson, Caller, ClientAddr, Credential};
+use super::problem::{ApiError, ApiResult, Problem};
+use super::{AppState, Audit, audit, write_audit};
+use crate::credentials;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use conclave_store::model::{Outcome, Session, User, UserStatus};
+use conclave_store::{new_id, now_ms, repo};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(get_current_user))
+}
+
+/// Failed logins per client address: after `MAX_FAILURES` within `WINDOW`, the address must
+/// wait `BLOCK` before trying again.
+#[derive(Default)]
+pub struct LoginGuard {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 10;
+const WINDOW: Duration = Duration::from_secs(600);
+const BLOCK: Duration = Duration::from_secs(300);
+const MAX_TRACKED: usize = 100_000;
+
+impl LoginGuard {
+    /// Seconds the address must still wait, if it is blocked.
+    fn blocked_for(&self, ip: IpAddr) -> Option<u64> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, last) = failures.get(&ip)?;
+        let elapsed = last.elapsed();
+        (*count >= MAX_FAILURES && elapsed < BLOCK).then(|| (BLOCK - elapsed).as_secs().max(1))
+    }
+
+    fn failed(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= MAX_TRACKED {
+            failures.retain(|_, (_, last)| last.elapsed() < WINDOW);
+        }
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        if entry.1.elapsed() > WINDOW {
+            entry.0 = 0;
+        }
+        entry.0 += 1;
+        entry.1 = Instant::now();
+    }
+
+    fn succeeded(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Epoch milliseconds.
+    pub expires_at: i64,
+    pub user: User,
+}
+
+/// Log in with a username and password for a session token.
+#[utoipa::path(post, path = "/auth/login", operation_id = "login", tag = "session",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 401, description = "wrong username or password", body = Problem),
+        (status = 403, description = "the account is frozen", body = Problem),
+        (status = 429, description = "too many failed attempts from this address", body = Problem),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    if let Some(wait) = state.login_guard.blocked_for(source.ip()) {
+        return Err(ApiError::too_many(
+            format!("too many failed logins from this address; try again in {wait} s"),
+            wait,
+        ));
+    }
+    let username = body.username.trim().to_lowercase();
+    let mut conn = state.store.conn().await?;
+    let user = repo::users::get_by_username(&mut conn, &username).await?;
+    // Verify against a real hash even for unknown users, so timing does not reveal them.
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(dummy_hash);
+    let ok = credentials::verify_password_blocking(body.password, hash).await && user.is_some();
+    let Some(user) = user.filter(|_| ok) else {
+        state.login_guard.failed(source.ip());
+        let audit = Audit {
+            action: "login",
+            tenant_id: "",
+            target_type: "session",
+            target_id: None,
+            detail: serde_json::json!({ "username": username }),
+        };
+        write_audit(&mut conn, None, &username, source, audit, Outcome::Failed).await?;
+        return Err(ApiError::unauthorized("wrong username or password"));
+    };
+    state.login_guard.succeeded(source.ip());
+    if user.status == UserStatus::Frozen {
+        return Err(ApiError::forbidden("the account is frozen"));
+    }
+    let token = credentials::new_session_token();
+    let now = now_ms();
+    let session = Session {
+        id: new_id(),
+        user_id: user.id.clone(),
+        token_hash: credentials::token_hash(&token),
+        source: source.ip().to_string(),
+        created_at: now,
+        expires_at: now + i64::from(state.settings.session_ttl_minutes) * 60_000,
+        revoked_at: None,
+    };
+    drop(conn);
+    let mut tx = state.store.begin().await?;
+    repo::sessions::insert(&mut tx, &session).await?;
+    let caller = Caller {
+        user: user.clone(),
+        credential: Credential::Session {
+            id: session.id.clone(),
+        },
+        source,
+    };
+    let audit_entry = Audit {
+        action: "login",
+        tenant_id: &user.tenant_id,
+        target_type: "session",
+        target_id: Some(&session.id),
+        detail: serde_json::json!({}),
+    };
+    audit(&mut tx, &caller, audit_entry).await?;
+    if now % 64 == 0 {
+        repo::sessions::purge_dead(&mut tx, now).await?;
+    }
+    tx.commit().await?;
+    Ok(Json(LoginResponse {
+        token,
+        expires_at: session.expires_at,
+        user,
+    }))
+}
+
+fn dummy_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| credentials::hash_password("not a real password").unwrap_or_default())
+        .clone()
+}
+
+/// Revoke the session token this request carries.
+#[utoipa::path(post, path = "/auth/logout", operation_id = "logout", tag = "session",
+    security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    let Credential::Session { id } = &caller.credential else {
+        return Err(ApiError::bad_request(
+            "API keys are revoked with revokeApiKey, not logout",
+        ));
+    };
+    let mut tx = state.store.begin().await?;
+    repo::sessions::revoke(&mut tx, id, now_ms()).await?;
+    let entry = Audit {
+        action: "logout",
+        tenant_id: caller.tenant_id(),
+        target_type: "session",
+        target_id: Some(id),
+        detail: serde_json::json!({}),
+    };
+    audit(&mut tx, &caller, entry).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The account behind the token.
+#[utoipa::path(get, path = "/me", operation_id = "getCurrentUser", tag = "session",
+    security(("bearer" = [])),
+    responses((status = 200, body = User), (status = 401, body = Problem)))]
+async fn get_current_user(caller: Caller) -> Json<User> {
+    Json(caller.user)
+}

@@ -1,0 +1,231 @@
+//! Tenants (enterprises). Only system administrators create or change them.
+
+use super::extract::{ApiJson, Caller};
+use super::problem::{ApiError, ApiResult, Problem};
+use super::validate::Checks;
+use super::{ApiQuery, AppState, Audit, List, ListParams, audit, deny, nullable};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use conclave_store::model::Tenant;
+use conclave_store::{new_id, now_ms, repo};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant, list_tenants))
+        .routes(routes!(get_tenant, update_tenant))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    #[serde(default)]
+    pub sip_domain: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub branding: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub sip_domain: Option<Option<String>>,
+    #[schema(value_type = Object)]
+    pub branding: Option<serde_json::Value>,
+}
+
+fn check_fields(
+    c: &mut Checks,
+    name: Option<&str>,
+    sip_domain: Option<&str>,
+    branding: Option<&serde_json::Value>,
+) {
+    if let Some(name) = name {
+        c.text("name", name, 1, 100);
+    }
+    if let Some(domain) = sip_domain {
+        let ok = (1..=253).contains(&domain.len())
+            && domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !ok {
+            c.fail(
+                "sip_domain",
+                "must be a domain name such as sip.example.com",
+            );
+        }
+    }
+    if let Some(branding) = branding {
+        if !branding.is_object() {
+            c.fail("branding", "must be a JSON object");
+        } else if branding.to_string().len() > 16 * 1024 {
+            c.fail("branding", "must be at most 16 KiB");
+        }
+    }
+}
+
+/// Create a tenant (system administrators only).
+#[utoipa::path(post, path = "/tenants", operation_id = "createTenant", tag = "tenants",
+    security(("bearer" = [])), request_body = CreateTenant,
+    responses((status = 201, body = Tenant), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    let entry = |id| Audit {
+        action: "createTenant",
+        tenant_id: caller.tenant_id(),
+        target_type: "tenant",
+        target_id: id,
+        detail: serde_json::json!({ "name": body.name }),
+    };
+    if !caller.is_system_admin() {
+        return Err(deny(
+            &state,
+            &caller,
+            entry(None),
+            "only system administrators create tenants",
+        )
+        .await);
+    }
+    let mut c = Checks::new();
+    check_fields(
+        &mut c,
+        Some(&body.name),
+        body.sip_domain.as_deref(),
+        body.branding.as_ref(),
+    );
+    c.finish()?;
+    let now = now_ms();
+    let tenant = Tenant {
+        id: new_id(),
+        name: body.name.trim().to_owned(),
+        sip_domain: body.sip_domain.as_deref().map(str::to_lowercase),
+        branding: body
+            .branding
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({})),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut tx = state.store.begin().await?;
+    repo::tenants::insert(&mut tx, &tenant).await?;
+    audit(
+        &mut tx,
+        &caller,
+        Audit {
+            tenant_id: &tenant.id,
+            ..entry(Some(&tenant.id))
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// List tenants: every tenant for system administrators, one's own for others.
+#[utoipa::path(get, path = "/tenants", operation_id = "listTenants", tag = "tenants",
+    security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = List<Tenant>)))]
+async fn list_tenants(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<List<Tenant>>> {
+    let limit = params.limit()?;
+    let mut conn = state.store.conn().await?;
+    if caller.is_system_admin() {
+        return Ok(Json(
+            repo::tenants::list(&mut conn, params.cursor(), limit)
+                .await?
+                .into(),
+        ));
+    }
+    let own = repo::tenants::get(&mut conn, caller.tenant_id()).await?;
+    let items = own
+        .into_iter()
+        .filter(|t| t.id.as_str() > params.cursor())
+        .collect();
+    Ok(Json(List {
+        items,
+        next_cursor: None,
+    }))
+}
+
+async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Tenant> {
+    let mut conn = state.store.conn().await?;
+    repo::tenants::get(&mut conn, id)
+        .await?
+        .filter(|t| caller.sees_tenant(&t.id))
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+/// One tenant (one's own, or any for system administrators).
+#[utoipa::path(get, path = "/tenants/{id}", operation_id = "getTenant", tag = "tenants",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = Tenant), (status = 404, body = Problem)))]
+async fn get_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Tenant>> {
+    Ok(Json(load(&state, &caller, &id).await?))
+}
+
+/// Change a tenant's name, SIP domain or branding (system administrators; a tenant
+/// administrator may change the branding of their own tenant).
+#[utoipa::path(patch, path = "/tenants/{id}", operation_id = "updateTenant", tag = "tenants",
+    security(("bearer" = [])), params(("id" = String, Path)), request_body = UpdateTenant,
+    responses((status = 200, body = Tenant), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn update_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateTenant>,
+) -> ApiResult<Json<Tenant>> {
+    let mut tenant = load(&state, &caller, &id).await?;
+    let entry = Audit {
+        action: "updateTenant",
+        tenant_id: &id,
+        target_type: "tenant",
+        target_id: Some(&id),
+        detail: serde_json::json!({}),
+    };
+    let branding_only = body.name.is_none() && body.sip_domain.is_none();
+    if !(caller.is_system_admin() || (branding_only && caller.administers(&id))) {
+        return Err(deny(&state, &caller, entry, "only system administrators change tenants; tenant administrators may change the branding").await);
+    }
+    let mut c = Checks::new();
+    check_fields(
+        &mut c,
+        body.name.as_deref(),
+        body.sip_domain.clone().flatten().as_deref(),
+        body.branding.as_ref(),
+    );
+    c.finish()?;
+    if let Some(name) = body.name {
+        tenant.name = name.trim().to_owned();
+    }
+    if let Some(domain) = body.sip_domain {
+        tenant.sip_domain = domain.map(|d| d.to_lowercase());
+    }
+    if let Some(branding) = body.branding {
+        tenant.branding = branding;
+    }
+    tenant.updated_at = now_ms();
+    let mut tx = state.store.begin().await?;
+    repo::tenants::update(&mut tx, &tenant).await?;
+    audit(&mut tx, &caller, entry).await?;
+    tx.commit().await?;
+    Ok(Json(tenant))
+}

@@ -1,0 +1,146 @@
+//! Start-up: open the store, create the first administrator, bind the HTTP listener.
+
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::credentials;
+use anyhow::{Context, Result};
+use conclave_store::model::{AccountKind, Tenant, User, UserStatus};
+use conclave_store::{Store, new_id, now_ms, repo};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A started server: its address, and a handle to stop it.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish, and closes the database.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.context("HTTP server task")??;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Starts everything and returns once the server accepts requests.
+pub async fn start(settings: Settings) -> Result<Running> {
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
+    }
+    let store = Store::open(&settings.database_url)
+        .await
+        .context("database_url")?;
+    bootstrap(&store, &settings).await?;
+
+    let listener = tokio::net::TcpListener::bind(settings.http_listen)
+        .await
+        .with_context(|| format!("http_listen: cannot listen on {}", settings.http_listen))?;
+    let http_addr = listener.local_addr()?;
+    let state = AppState::new(store.clone(), Arc::new(settings));
+    let app = api::router(state);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    tracing::info!(%http_addr, "HTTP API listening");
+    Ok(Running {
+        http_addr,
+        store,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// `conclave serve`: start, then run until SIGINT or SIGTERM.
+pub async fn serve(settings: Settings) -> Result<()> {
+    let running = start(settings).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// On the very first start: a default tenant and the system administrator `admin`.
+async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
+    let mut tx = store.begin().await?;
+    if repo::users::count(&mut tx).await? > 0 {
+        return Ok(());
+    }
+    let now = now_ms();
+    let tenant = Tenant {
+        id: new_id(),
+        name: "default".into(),
+        sip_domain: None,
+        branding: serde_json::json!({}),
+        created_at: now,
+        updated_at: now,
+    };
+    repo::tenants::insert(&mut tx, &tenant).await?;
+    let (password, generated) = match &settings.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (credentials::new_password(), true),
+    };
+    let admin = User {
+        id: new_id(),
+        tenant_id: tenant.id.clone(),
+        username: "admin".into(),
+        display_name: "Administrator".into(),
+        password_hash: credentials::hash_password_blocking(password.clone()).await?,
+        email: None,
+        mobile: None,
+        landline: None,
+        extension: None,
+        sip_ha1_md5: None,
+        sip_ha1_sha256: None,
+        sip_password_set: false,
+        kind: AccountKind::SystemAdmin,
+        status: UserStatus::Active,
+        created_at: now,
+        updated_at: now,
+    };
+    repo::users::insert(&mut tx, &admin).await?;
+    tx.commit().await?;
+    if generated {
+        // Printed once, on the console, never logged to a file or stored in clear.
+        println!(
+            "\n  Conclave created the administrator.\n  username: admin\n  password: {password}\n  \
+             (shown only this once; set CONCLAVE_ADMIN_PASSWORD to choose it)\n"
+        );
+    }
+    tracing::info!("created the default tenant and the administrator account 'admin'");
+    Ok(())
+}

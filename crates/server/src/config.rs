@@ -1,0 +1,215 @@
+//! Settings: `conclave serve` flags, then `CONCLAVE_*` environment variables, then
+//! `conclave.toml`, then defaults. A bad setting stops start-up with its name and the reason.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Every setting of `conclave serve`. Each flag has a matching `CONCLAVE_*` variable and a key
+/// of the same name (with underscores) in the configuration file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Default: ./conclave.toml when it exists.
+    #[arg(long, env = "CONCLAVE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where Conclave keeps its files (the SQLite database, recordings, generated certificates).
+    /// Default: ./data
+    #[arg(long, env = "CONCLAVE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database: sqlite://FILE or postgres://USER@HOST:PORT/DB.
+    /// Default: the SQLite file conclave.db in the data directory.
+    #[arg(long, env = "CONCLAVE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address of the HTTP API and web console. Default: 0.0.0.0:8080
+    #[arg(long, env = "CONCLAVE_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// SIP over UDP. Default: 0.0.0.0:5060
+    #[arg(long, env = "CONCLAVE_SIP_UDP", value_name = "ADDR")]
+    pub sip_udp: Option<SocketAddr>,
+    /// SIP over TCP. Default: 0.0.0.0:5060
+    #[arg(long, env = "CONCLAVE_SIP_TCP", value_name = "ADDR")]
+    pub sip_tcp: Option<SocketAddr>,
+    /// SIP over TLS (sips:). Default: 0.0.0.0:5061
+    #[arg(long, env = "CONCLAVE_SIP_TLS", value_name = "ADDR")]
+    pub sip_tls: Option<SocketAddr>,
+    /// Digest realm of SIP extensions. Changing it invalidates stored SIP passwords.
+    /// Default: conclave
+    #[arg(long, env = "CONCLAVE_SIP_REALM", value_name = "REALM")]
+    pub sip_realm: Option<String>,
+    /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
+    #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
+    pub session_ttl_minutes: Option<u32>,
+    /// Log filter, e.g. info or conclave=debug,sqlx=warn. Default: info
+    #[arg(long, env = "CONCLAVE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The same settings as read from the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    http_listen: Option<SocketAddr>,
+    sip_udp: Option<SocketAddr>,
+    sip_tcp: Option<SocketAddr>,
+    sip_tls: Option<SocketAddr>,
+    sip_realm: Option<String>,
+    session_ttl_minutes: Option<u32>,
+    log: Option<String>,
+}
+
+/// The settings in force, after merging and checking.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub http_listen: SocketAddr,
+    pub sip_udp: SocketAddr,
+    pub sip_tcp: SocketAddr,
+    pub sip_tls: SocketAddr,
+    pub sip_realm: String,
+    pub session_ttl_minutes: u32,
+    pub log: String,
+    /// The first administrator's password (`CONCLAVE_ADMIN_PASSWORD`); random when unset.
+    pub admin_password: Option<String>,
+}
+
+impl Settings {
+    /// Defaults everywhere, with the given data directory: a base for tests and tools.
+    pub fn with_data_dir(data_dir: &Path) -> Settings {
+        Settings::resolve(
+            ServeArgs {
+                data_dir: Some(data_dir.to_owned()),
+                ..ServeArgs::default()
+            },
+            FileSettings::default(),
+            None,
+        )
+        .unwrap_or_else(|_| unreachable!("defaults are valid"))
+    }
+
+    /// Merges flags/environment (already in `args`, clap reads both) with the file.
+    pub fn load(args: ServeArgs) -> Result<Settings> {
+        let file = match &args.config {
+            Some(path) => Some(read_file(path)?),
+            None => {
+                let default = Path::new("conclave.toml");
+                if default.exists() {
+                    Some(read_file(default)?)
+                } else {
+                    None
+                }
+            }
+        };
+        let admin_password = std::env::var("CONCLAVE_ADMIN_PASSWORD").ok();
+        Settings::resolve(args, file.unwrap_or_default(), admin_password)
+    }
+
+    fn resolve(
+        args: ServeArgs,
+        file: FileSettings,
+        admin_password: Option<String>,
+    ) -> Result<Settings> {
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| "data".into());
+        let database_url = match args.database_url.or(file.database_url) {
+            Some(url) => url,
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("conclave.db").display()
+            ),
+        };
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            bail!("database_url: {database_url:?} is neither sqlite://FILE nor postgres://…");
+        }
+        let sip_realm = args
+            .sip_realm
+            .or(file.sip_realm)
+            .unwrap_or_else(|| "conclave".into());
+        if sip_realm.is_empty() || sip_realm.contains(['"', '\\']) || sip_realm.len() > 128 {
+            bail!(
+                "sip_realm: {sip_realm:?} must be 1 to 128 characters without quotes or backslashes"
+            );
+        }
+        let session_ttl_minutes = args
+            .session_ttl_minutes
+            .or(file.session_ttl_minutes)
+            .unwrap_or(720);
+        if !(1..=525_600).contains(&session_ttl_minutes) {
+            bail!("session_ttl_minutes: {session_ttl_minutes} is outside 1..=525600 (one year)");
+        }
+        if let Some(password) = &admin_password {
+            if password.chars().count() < 8 {
+                bail!("CONCLAVE_ADMIN_PASSWORD: must be at least 8 characters");
+            }
+        }
+        let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        Ok(Settings {
+            data_dir,
+            database_url,
+            http_listen: args.http_listen.or(file.http_listen).unwrap_or(any(8080)),
+            sip_udp: args.sip_udp.or(file.sip_udp).unwrap_or(any(5060)),
+            sip_tcp: args.sip_tcp.or(file.sip_tcp).unwrap_or(any(5060)),
+            sip_tls: args.sip_tls.or(file.sip_tls).unwrap_or(any(5061)),
+            sip_realm,
+            session_ttl_minutes,
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            admin_password,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("config: cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config: invalid {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_defaults_fill_the_rest() {
+        let file: FileSettings =
+            toml::from_str("http_listen = \"127.0.0.1:9000\"\nsip_realm = \"file\"").unwrap();
+        let args = ServeArgs {
+            sip_realm: Some("flag".into()),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(args, file, None).unwrap();
+        assert_eq!(s.sip_realm, "flag");
+        assert_eq!(s.http_listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(s.sip_tls.port(), 5061);
+        assert!(s.database_url.starts_with("sqlite://data/conclave.db"));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let err = toml::from_str::<FileSettings>("http_listen = \"nowhere\"").unwrap_err();
+        assert!(err.to_string().contains("http_listen"), "{err}");
+        let err = toml::from_str::<FileSettings>("htp_listen = \"1.2.3.4:5\"").unwrap_err();
+        assert!(err.to_string().contains("htp_listen"), "{err}");
+        let args = ServeArgs {
+            database_url: Some("mysql://x".into()),
+            ..ServeArgs::default()
+        };
+        let err = Settings::resolve(args, FileSettings::default(), None).unwrap_err();
+        assert!(err.to_string().starts_with("database_url"), "{err}");
+        let err = Settings::resolve(
+            ServeArgs::default(),
+            FileSettings::default(),
+            Some("short".into()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("CONCLAVE_ADMIN_PASSWORD"), "{err}");
+    }
+}

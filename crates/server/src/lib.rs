@@ -1,0 +1,10 @@
+//! The Conclave runtime: configuration, start-up, and the HTTP management API.
+//! SIP transports, media threads and the conference actors plug in here as they land.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod credentials;
+pub mod telemetry;
+
+pub use app::{Running, serve, start};

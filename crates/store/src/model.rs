@@ -1,0 +1,271 @@
+//! What is stored. These types are also what the API returns: secrets are never serialized.
+
+use conclave_conference::Role;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An enterprise. Nothing of one tenant is visible to another.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    /// The SIP domain that routes calls and registrations to this tenant.
+    pub sip_domain: Option<String>,
+    /// Branding for the console (logo, colours): free-form JSON kept for later use.
+    #[schema(value_type = Object)]
+    pub branding: serde_json::Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// Runs the whole installation: every tenant.
+    SystemAdmin,
+    /// Runs one tenant: its users, rooms, templates, keys and audit log.
+    TenantAdmin,
+    /// An ordinary user: own rooms and templates, the tenant's address book.
+    User,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::SystemAdmin => "system_admin",
+            AccountKind::TenantAdmin => "tenant_admin",
+            AccountKind::User => "user",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AccountKind::SystemAdmin,
+            AccountKind::TenantAdmin,
+            AccountKind::User,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Active,
+    /// Cannot log in, use keys or register a SIP extension.
+    Frozen,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Frozen => "frozen",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(UserStatus::Active),
+            "frozen" => Some(UserStatus::Frozen),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub tenant_id: String,
+    pub username: String,
+    pub display_name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub landline: Option<String>,
+    /// The SIP extension (short number) this user registers and is called on.
+    pub extension: Option<String>,
+    /// HA1 digests of the SIP password (MD5 and SHA-256, RFC 8760): never the password itself.
+    #[serde(skip)]
+    pub sip_ha1_md5: Option<String>,
+    #[serde(skip)]
+    pub sip_ha1_sha256: Option<String>,
+    /// Whether a SIP password is set (the extension can register).
+    pub sip_password_set: bool,
+    pub kind: AccountKind,
+    pub status: UserStatus,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Languages the voice prompts and the console speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Language {
+    #[serde(rename = "en")]
+    English,
+    #[serde(rename = "zh")]
+    Chinese,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::English => "en",
+            Language::Chinese => "zh",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "en" => Some(Language::English),
+            "zh" => Some(Language::Chinese),
+            _ => None,
+        }
+    }
+}
+
+/// A persistent "cloud meeting room", kept until deleted.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Room {
+    pub id: String,
+    pub tenant_id: String,
+    /// The number callers dial (digits, unique in the tenant).
+    pub number: String,
+    pub name: String,
+    /// Digits; absent when the room needs none. Shown only to those who may manage the room.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
+    pub has_pin: bool,
+    pub capacity: i64,
+    pub max_duration_minutes: Option<i64>,
+    pub language: Language,
+    pub creator_id: Option<String>,
+    /// When set, the room is reserved to this user.
+    pub owner_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Settings a meeting started from a template begins with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplateSettings {
+    pub mute_on_entry: bool,
+    pub record: bool,
+    pub lock_on_start: bool,
+    pub whisper_allowed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberKind {
+    /// A user of the tenant: called on their extension (or numbers).
+    User,
+    /// A raw phone number, called through a trunk.
+    Number,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "user",
+            MemberKind::Number => "number",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateMember {
+    pub kind: MemberKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    #[serde(default)]
+    pub display_name: String,
+    pub role: Role,
+}
+
+/// A reusable meeting scheme: members with roles, and settings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Template {
+    pub id: String,
+    pub tenant_id: String,
+    /// The operator who owns it; others use it through shares.
+    pub owner_id: String,
+    pub name: String,
+    pub description: String,
+    pub room_id: Option<String>,
+    pub settings: TemplateSettings,
+    pub members: Vec<TemplateMember>,
+    /// Users the owner shared it with: they may use it or take their own copy.
+    pub shared_with: Vec<String>,
+    pub copied_from: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A login session; only the hash of its token is stored.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub token_hash: String,
+    pub source: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// A key for integrations; acts with the rights of the user who created it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub name: String,
+    /// The first characters of the key, to recognise it; the rest is never stored.
+    pub prefix: String,
+    #[serde(skip)]
+    pub key_hash: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One management action: who, what, when, from where.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+    /// The operationId of the API call (e.g. `createRoom`).
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    /// The client address the request came from.
+    pub source: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub at: i64,
+}

@@ -1,0 +1,812 @@
+//! Repositories: plain async functions over a connection, one module per table.
+//!
+//! Queries use `$n` placeholders, which both SQLite and PostgreSQL accept through sqlx.
+
+use crate::model::*;
+use crate::{Conn, Result, StoreError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("unexpected {what} {value:?}"))
+}
+
+fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+/// A page of results and the cursor for the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+fn page<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Page<T> {
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(id)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+pub mod tenants {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<Tenant> {
+        Ok(Tenant {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            sip_domain: row.try_get("sip_domain")?,
+            branding: json_column(row, "branding")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, t: &Tenant) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tenants (id, name, sip_domain, branding, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.sip_domain)
+        .bind(t.branding.to_string())
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn update(conn: &mut Conn, t: &Tenant) -> Result<()> {
+        sqlx::query(
+            "UPDATE tenants SET name = $2, sip_domain = $3, branding = $4, updated_at = $5 \
+             WHERE id = $1",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.sip_domain)
+        .bind(t.branding.to_string())
+        .bind(t.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list(conn: &mut Conn, after: &str, limit: i64) -> Result<Page<Tenant>> {
+        let rows = sqlx::query("SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit + 1)
+            .fetch_all(conn)
+            .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |t| t.id.clone()))
+    }
+
+    pub async fn count(conn: &mut Conn) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM tenants")
+            .fetch_one(conn)
+            .await?
+            .try_get("n")?)
+    }
+}
+
+pub mod users {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<User> {
+        let kind: String = row.try_get("kind")?;
+        let status: String = row.try_get("status")?;
+        let sip_ha1_md5: Option<String> = row.try_get("sip_ha1_md5")?;
+        Ok(User {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            username: row.try_get("username")?,
+            display_name: row.try_get("display_name")?,
+            password_hash: row.try_get("password_hash")?,
+            email: row.try_get("email")?,
+            mobile: row.try_get("mobile")?,
+            landline: row.try_get("landline")?,
+            extension: row.try_get("extension")?,
+            sip_password_set: sip_ha1_md5.is_some(),
+            sip_ha1_md5,
+            sip_ha1_sha256: row.try_get("sip_ha1_sha256")?,
+            kind: AccountKind::parse(&kind).ok_or_else(|| corrupt("account kind", &kind))?,
+            status: UserStatus::parse(&status).ok_or_else(|| corrupt("user status", &status))?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, u: &User) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, username, display_name, password_hash, email, \
+             mobile, landline, extension, sip_ha1_md5, sip_ha1_sha256, kind, status, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&u.id)
+        .bind(&u.tenant_id)
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(&u.email)
+        .bind(&u.mobile)
+        .bind(&u.landline)
+        .bind(&u.extension)
+        .bind(&u.sip_ha1_md5)
+        .bind(&u.sip_ha1_sha256)
+        .bind(u.kind.as_str())
+        .bind(u.status.as_str())
+        .bind(u.created_at)
+        .bind(u.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes every mutable field of the user.
+    pub async fn update(conn: &mut Conn, u: &User) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET username = $2, display_name = $3, password_hash = $4, email = $5, \
+             mobile = $6, landline = $7, extension = $8, sip_ha1_md5 = $9, sip_ha1_sha256 = $10, \
+             kind = $11, status = $12, updated_at = $13 WHERE id = $1",
+        )
+        .bind(&u.id)
+        .bind(&u.username)
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(&u.email)
+        .bind(&u.mobile)
+        .bind(&u.landline)
+        .bind(&u.extension)
+        .bind(&u.sip_ha1_md5)
+        .bind(&u.sip_ha1_sha256)
+        .bind(u.kind.as_str())
+        .bind(u.status.as_str())
+        .bind(u.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn get_by_username(conn: &mut Conn, username: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn get_by_extension(
+        conn: &mut Conn,
+        tenant_id: &str,
+        extension: &str,
+    ) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 AND extension = $2")
+            .bind(tenant_id)
+            .bind(extension)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list(
+        conn: &mut Conn,
+        tenant_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Page<User>> {
+        let rows = sqlx::query(
+            "SELECT * FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |u| u.id.clone()))
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn count(conn: &mut Conn) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(conn)
+            .await?
+            .try_get("n")?)
+    }
+}
+
+pub mod rooms {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<Room> {
+        let language: String = row.try_get("language")?;
+        let pin: Option<String> = row.try_get("pin")?;
+        Ok(Room {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            number: row.try_get("number")?,
+            name: row.try_get("name")?,
+            has_pin: pin.is_some(),
+            pin,
+            capacity: row.try_get("capacity")?,
+            max_duration_minutes: row.try_get("max_duration_minutes")?,
+            language: Language::parse(&language).ok_or_else(|| corrupt("language", &language))?,
+            creator_id: row.try_get("creator_id")?,
+            owner_id: row.try_get("owner_id")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, r: &Room) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rooms (id, tenant_id, number, name, pin, capacity, max_duration_minutes, \
+             language, creator_id, owner_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&r.id)
+        .bind(&r.tenant_id)
+        .bind(&r.number)
+        .bind(&r.name)
+        .bind(&r.pin)
+        .bind(r.capacity)
+        .bind(r.max_duration_minutes)
+        .bind(r.language.as_str())
+        .bind(&r.creator_id)
+        .bind(&r.owner_id)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn update(conn: &mut Conn, r: &Room) -> Result<()> {
+        sqlx::query(
+            "UPDATE rooms SET number = $2, name = $3, pin = $4, capacity = $5, \
+             max_duration_minutes = $6, language = $7, owner_id = $8, updated_at = $9 \
+             WHERE id = $1",
+        )
+        .bind(&r.id)
+        .bind(&r.number)
+        .bind(&r.name)
+        .bind(&r.pin)
+        .bind(r.capacity)
+        .bind(r.max_duration_minutes)
+        .bind(r.language.as_str())
+        .bind(&r.owner_id)
+        .bind(r.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Room>> {
+        let row = sqlx::query("SELECT * FROM rooms WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn get_by_number(
+        conn: &mut Conn,
+        tenant_id: &str,
+        number: &str,
+    ) -> Result<Option<Room>> {
+        let row = sqlx::query("SELECT * FROM rooms WHERE tenant_id = $1 AND number = $2")
+            .bind(tenant_id)
+            .bind(number)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list(
+        conn: &mut Conn,
+        tenant_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Page<Room>> {
+        let rows = sqlx::query(
+            "SELECT * FROM rooms WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |r| r.id.clone()))
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM rooms WHERE id = $1")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+pub mod templates {
+    use super::*;
+    use conclave_conference::Role;
+
+    async fn from_row(conn: &mut Conn, row: &AnyRow) -> Result<Template> {
+        let id: String = row.try_get("id")?;
+        let settings: String = row.try_get("settings")?;
+        let members =
+            sqlx::query("SELECT * FROM template_members WHERE template_id = $1 ORDER BY position")
+                .bind(&id)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(member_from_row)
+                .collect::<Result<Vec<_>>>()?;
+        let shared_with = sqlx::query(
+            "SELECT user_id FROM template_shares WHERE template_id = $1 ORDER BY user_id",
+        )
+        .bind(&id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("user_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Template {
+            tenant_id: row.try_get("tenant_id")?,
+            owner_id: row.try_get("owner_id")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            room_id: row.try_get("room_id")?,
+            settings: serde_json::from_str(&settings)
+                .map_err(|e| StoreError::Corrupt(format!("template settings: {e}")))?,
+            members,
+            shared_with,
+            copied_from: row.try_get("copied_from")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            id,
+        })
+    }
+
+    fn member_from_row(row: &AnyRow) -> Result<TemplateMember> {
+        let kind: String = row.try_get("kind")?;
+        let role: String = row.try_get("role")?;
+        Ok(TemplateMember {
+            kind: match kind.as_str() {
+                "user" => MemberKind::User,
+                "number" => MemberKind::Number,
+                _ => return Err(corrupt("member kind", &kind)),
+            },
+            user_id: row.try_get("user_id")?,
+            number: row.try_get("number")?,
+            display_name: row.try_get("display_name")?,
+            role: role.parse::<Role>().map_err(|_| corrupt("role", &role))?,
+        })
+    }
+
+    async fn write_members(conn: &mut Conn, t: &Template) -> Result<()> {
+        sqlx::query("DELETE FROM template_members WHERE template_id = $1")
+            .bind(&t.id)
+            .execute(&mut *conn)
+            .await?;
+        for (position, m) in t.members.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO template_members (template_id, position, kind, user_id, number, \
+                 display_name, role) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&t.id)
+            .bind(position as i64)
+            .bind(m.kind.as_str())
+            .bind(&m.user_id)
+            .bind(&m.number)
+            .bind(&m.display_name)
+            .bind(m.role.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn settings_json(t: &Template) -> Result<String> {
+        serde_json::to_string(&t.settings)
+            .map_err(|e| StoreError::Corrupt(format!("template settings: {e}")))
+    }
+
+    /// Inserts the template with its members; run it in a transaction.
+    pub async fn insert(conn: &mut Conn, t: &Template) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO templates (id, tenant_id, owner_id, name, description, room_id, \
+             settings, copied_from, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&t.id)
+        .bind(&t.tenant_id)
+        .bind(&t.owner_id)
+        .bind(&t.name)
+        .bind(&t.description)
+        .bind(&t.room_id)
+        .bind(settings_json(t)?)
+        .bind(&t.copied_from)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(&mut *conn)
+        .await?;
+        write_members(conn, t).await
+    }
+
+    /// Rewrites the template and replaces its members; run it in a transaction.
+    pub async fn update(conn: &mut Conn, t: &Template) -> Result<()> {
+        sqlx::query(
+            "UPDATE templates SET name = $2, description = $3, room_id = $4, settings = $5, \
+             updated_at = $6 WHERE id = $1",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.description)
+        .bind(&t.room_id)
+        .bind(settings_json(t)?)
+        .bind(t.updated_at)
+        .execute(&mut *conn)
+        .await?;
+        write_members(conn, t).await
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Template>> {
+        let row = sqlx::query("SELECT * FROM templates WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(row) => Ok(Some(from_row(conn, &row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Templates of a tenant; with `visible_to`, only those the user owns or was shared.
+    pub async fn list(
+        conn: &mut Conn,
+        tenant_id: &str,
+        visible_to: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Page<Template>> {
+        let rows = sqlx::query(
+            "SELECT * FROM templates t WHERE tenant_id = $1 AND id > $2 AND ($3 = '' \
+             OR owner_id = $3 OR EXISTS (SELECT 1 FROM template_shares s \
+             WHERE s.template_id = t.id AND s.user_id = $3)) ORDER BY id LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(visible_to.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(from_row(conn, row).await?);
+        }
+        Ok(page(items, limit, |t| t.id.clone()))
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM templates WHERE id = $1")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Shares with a user; sharing twice is harmless.
+    pub async fn share(conn: &mut Conn, template_id: &str, user_id: &str, at: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO template_shares (template_id, user_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (template_id, user_id) DO NOTHING",
+        )
+        .bind(template_id)
+        .bind(user_id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn unshare(conn: &mut Conn, template_id: &str, user_id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM template_shares WHERE template_id = $1 AND user_id = $2")
+                .bind(template_id)
+                .bind(user_id)
+                .execute(conn)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+pub mod sessions {
+    use super::*;
+
+    pub async fn insert(conn: &mut Conn, s: &Session) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, token_hash, source, created_at, expires_at, \
+             revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&s.id)
+        .bind(&s.user_id)
+        .bind(&s.token_hash)
+        .bind(&s.source)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.revoked_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// The live (unexpired, unrevoked) session with this token hash.
+    pub async fn find_live(conn: &mut Conn, token_hash: &str, now: i64) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT * FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL \
+             AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+        row.map(|row| {
+            Ok(Session {
+                id: row.try_get("id")?,
+                user_id: row.try_get("user_id")?,
+                token_hash: row.try_get("token_hash")?,
+                source: row.try_get("source")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn revoke(conn: &mut Conn, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of a user (frozen, deleted, password changed).
+    pub async fn revoke_all_of_user(conn: &mut Conn, user_id: &str, now: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets sessions that can no longer be used.
+    pub async fn purge_dead(conn: &mut Conn, now: i64) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR revoked_at IS NOT NULL")
+                .bind(now)
+                .execute(conn)
+                .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+pub mod api_keys {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<ApiKey> {
+        Ok(ApiKey {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            user_id: row.try_get("user_id")?,
+            name: row.try_get("name")?,
+            prefix: row.try_get("prefix")?,
+            key_hash: row.try_get("key_hash")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+            last_used_at: row.try_get("last_used_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, k: &ApiKey) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, created_at, \
+             expires_at, revoked_at, last_used_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&k.id)
+        .bind(&k.tenant_id)
+        .bind(&k.user_id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.key_hash)
+        .bind(k.created_at)
+        .bind(k.expires_at)
+        .bind(k.revoked_at)
+        .bind(k.last_used_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The usable key with this hash: not revoked, not expired.
+    pub async fn find_live(conn: &mut Conn, key_hash: &str, now: i64) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(
+            "SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(key_hash)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Keys of a tenant; with `user_id`, only that user's.
+    pub async fn list(
+        conn: &mut Conn,
+        tenant_id: &str,
+        user_id: Option<&str>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Page<ApiKey>> {
+        let rows = sqlx::query(
+            "SELECT * FROM api_keys WHERE tenant_id = $1 AND ($2 = '' OR user_id = $2) \
+             AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(tenant_id)
+        .bind(user_id.unwrap_or(""))
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |k| k.id.clone()))
+    }
+
+    pub async fn revoke(conn: &mut Conn, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch(conn: &mut Conn, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+pub mod audit {
+    use super::*;
+
+    /// Filters for the audit log; empty strings and zeros mean "any".
+    #[derive(Debug, Default, Clone)]
+    pub struct Filter {
+        pub tenant_id: Option<String>,
+        pub actor_id: Option<String>,
+        pub action: Option<String>,
+        pub target_id: Option<String>,
+        pub since: Option<i64>,
+        pub until: Option<i64>,
+    }
+
+    pub async fn insert(conn: &mut Conn, e: &AuditEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, tenant_id, actor_id, actor_name, action, target_type, \
+             target_id, outcome, source, detail, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&e.id)
+        .bind(&e.tenant_id)
+        .bind(&e.actor_id)
+        .bind(&e.actor_name)
+        .bind(&e.action)
+        .bind(&e.target_type)
+        .bind(&e.target_id)
+        .bind(&e.outcome)
+        .bind(&e.source)
+        .bind(e.detail.to_string())
+        .bind(e.at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Newest first; `before` is the cursor (an event id).
+    pub async fn list(
+        conn: &mut Conn,
+        filter: &Filter,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM audit_events WHERE ($1 = '' OR tenant_id = $1) \
+             AND ($2 = '' OR actor_id = $2) AND ($3 = '' OR action = $3) \
+             AND ($4 = '' OR target_id = $4) AND at >= $5 AND at <= $6 \
+             AND ($7 = '' OR id < $7) ORDER BY id DESC LIMIT $8",
+        )
+        .bind(filter.tenant_id.as_deref().unwrap_or(""))
+        .bind(filter.actor_id.as_deref().unwrap_or(""))
+        .bind(filter.action.as_deref().unwrap_or(""))
+        .bind(filter.target_id.as_deref().unwrap_or(""))
+        .bind(filter.since.unwrap_or(0))
+        .bind(filter.until.unwrap_or(i64::MAX))
+        .bind(before.unwrap_or(""))
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    id: row.try_get("id")?,
+                    tenant_id: row.try_get("tenant_id")?,
+                    actor_id: row.try_get("actor_id")?,
+                    actor_name: row.try_get("actor_name")?,
+                    action: row.try_get("action")?,
+                    target_type: row.try_get("target_type")?,
+                    target_id: row.try_get("target_id")?,
+                    outcome: row.try_get("outcome")?,
+                    source: row.try_get("source")?,
+                    detail: json_column(row, "detail")?,
+                    at: row.try_get("at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |e| e.id.clone()))
+    }
+}
