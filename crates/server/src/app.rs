@@ -37,6 +37,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     }
+    crate::telemetry::metrics();
     let store = Store::open(&settings.database_url)
         .await
         .context("database_url")?;

@@ -1,13 +1,75 @@
-//! conclave-sip (work in progress)
+//! # conclave-sip: a sans-IO SIP stack
+//!
+//! Messages (RFC 3261), SDP offer/answer (RFC 3264/4566, SDES RFC 4568), digest
+//! authentication (RFC 2617/7616/8760), transactions (RFC 3261 §17 + RFC 6026), dialogs
+//! with session timers (RFC 4028), and a registrar core. No sockets, threads, async or
+//! clock reads: the runtime (`crates/server`) moves bytes and time in and out.
+//!
+//! ## How the runtime drives it
+//!
+//! One [`transaction::Endpoint`] per SIP node (or per worker, sharded by Call-ID).
+//!
+//! **Input**
+//! - UDP: every datagram goes to [`transaction::Endpoint::handle_datagram`] with its source
+//!   as a [`transaction::Peer`] (transport, address, and `connection: None`).
+//! - TCP/TLS: each connection owns a [`parser::StreamFramer`]; push received bytes, then
+//!   loop on [`parser::StreamFramer::next_message`]:
+//!   `Framed::Message(m)` → [`transaction::Endpoint::handle_message`] with a `Peer` whose
+//!   `connection` is the runtime's connection id; `Framed::Ping` (CRLFCRLF) → write
+//!   `"\r\n"` back; `Err((error, raw))` → send [`message::error_response`]`(&raw, &error)`
+//!   if it returns one, then close the connection.
+//! - Application commands: [`transaction::Endpoint::respond`] (answer a server
+//!   transaction), [`transaction::Endpoint::send_request`] (start a client transaction),
+//!   [`transaction::Endpoint::send_ack`] (ACK a 2xx), [`transaction::Endpoint::cancel`].
+//! - Time: every call takes `now: Instant` explicitly. The crate never reads a clock, so
+//!   tests drive it with simulated time.
+//!
+//! **Output** (drain all three after every input)
+//! - [`transaction::Endpoint::poll_transmit`] → [`transaction::Transmit`]: bytes and a
+//!   destination `Peer`. For `connection: Some(id)` write on that connection; otherwise
+//!   send a datagram (UDP) or find/open a connection to `addr` (TCP/TLS). If that fails,
+//!   call [`transaction::Endpoint::transport_error`].
+//! - [`transaction::Endpoint::poll_event`] → [`transaction::Event`]: new requests, ACKs,
+//!   CANCELs, responses, timeouts, bad messages (log them rate-limited).
+//! - [`transaction::Endpoint::poll_timeout`] → the next deadline. Sleep until then (or
+//!   until the next packet/command) and call [`transaction::Endpoint::handle_timeout`].
+//!   There is one deadline for the whole endpoint, kept in a heap: cost is O(log n) per
+//!   timer, and an idle endpoint has no deadline.
+//!
+//! **Above the transactions** the application keeps, per call, a [`dialog::Dialog`]
+//! (builds BYE/re-INVITE/UPDATE/INFO, checks CSeq, session-timer deadlines via
+//! [`dialog::SessionTimer::deadline`]) and uses [`offer_answer`] to turn SDP into a
+//! [`offer_answer::NegotiatedAudio`] for the media engine. REGISTER goes through
+//! [`auth::DigestServer`] (stateless nonces; time in Unix seconds), the
+//! [`registrar::AuthLimiter`] (per-source slow-down and block) and the
+//! [`registrar::Registrar`]; their deadlines ([`registrar::Registrar::next_expiry`]) are
+//! the runtime's to schedule as well.
+//!
+//! Randomness (branches, tags, SRTP keys, nonce secret) is injected: a seed for
+//! [`transaction::Endpoint::new`], key bytes for [`offer_answer::LocalMedia`], a secret
+//! for [`auth::DigestServer::new`].
+//!
+//! ## Malformed input
+//! Nothing derived from the network is unwrapped. Parse failures are values
+//! ([`error::ParseError`]); [`error::ParseError::status`] chooses the 4xx/5xx and the
+//! endpoint answers when the request carried enough headers to route a response, and
+//! drops it otherwise. Limits ([`parser::Limits`]) bound message, header and body sizes.
+
+pub mod auth;
+pub mod dialog;
 pub mod error;
 pub mod headers;
 pub mod message;
+pub mod offer_answer;
 pub mod parser;
+pub mod registrar;
+pub mod sdp;
+pub mod transaction;
 pub mod uri;
 
 pub use error::ParseError;
-pub use parser::{Limits, StreamFramer, parse_datagram};
-pub mod auth;
-pub mod offer_answer;
-pub mod sdp;
-pub mod transaction;
+pub use headers::{NameAddr, Transport, Via};
+pub use message::{HeaderName, Headers, Message, Method, Request, Response};
+pub use parser::{Framed, Limits, StreamFramer, parse_datagram};
+pub use transaction::{Endpoint, Event, Peer, Transmit, TxId};
+pub use uri::{Host, Uri};

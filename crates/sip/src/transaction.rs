@@ -589,7 +589,14 @@ impl Endpoint {
     }
 
     fn on_request_retransmit(&mut self, id: TxId) {
-        let Some(tx) = self.txs.get(&id) else { return };
+        let Some(tx) = self.txs.get_mut(&id) else {
+            return;
+        };
+        if tx.method == Method::Invite && tx.state == State::Proceeding && tx.bytes.is_empty() {
+            // The peer retransmits before our 200 ms timer: say "100 Trying" now.
+            tx.bytes = tx.request.response(100, "Trying", None).to_bytes();
+            tx.disarm(Timer::Trying);
+        }
         match tx.state {
             State::Proceeding | State::Completed if !tx.bytes.is_empty() => {
                 let t = Transmit {

@@ -67,10 +67,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         match inner.classify() {
             serde_json::error::Category::Data => {
                 let message = inner.to_string();
-                // "missing field `x`" and "unknown field `x`" name a child of the path.
-                let field = if message.starts_with("missing field")
-                    || message.starts_with("unknown field")
-                {
+                // A missing field is reported at its parent's path; an unknown one at its own.
+                let field = if message.starts_with("missing field") {
                     let name = message.split('`').nth(1).unwrap_or("?");
                     if path == "." {
                         name.to_owned()

@@ -182,12 +182,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Api
                 let field = err.path().to_string();
                 let message = err.into_inner().to_string();
                 let field = match message.split('`').nth(1) {
-                    Some(name)
-                        if message.starts_with("unknown field")
-                            || message.starts_with("missing field") =>
-                    {
-                        name.to_owned()
-                    }
+                    Some(name) if message.starts_with("missing field") => name.to_owned(),
                     _ => field,
                 };
                 ApiError::field(field, message)

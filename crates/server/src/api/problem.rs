@@ -114,6 +114,26 @@ impl ApiError {
         )
     }
 
+    /// Several unique fields already taken.
+    pub fn taken(fields: &[&str]) -> Self {
+        let errors = fields
+            .iter()
+            .map(|f| FieldError {
+                field: (*f).into(),
+                reason: format!("{f} is already taken"),
+            })
+            .collect::<Vec<_>>();
+        let detail = errors
+            .iter()
+            .map(|e| e.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError {
+            errors,
+            ..Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+        }
+    }
+
     pub fn conflict(field: &str, detail: impl Into<String>) -> Self {
         let detail = detail.into();
         ApiError {

@@ -100,6 +100,31 @@ fn administers(caller: &Caller, user: &User) -> bool {
         && (caller.is_system_admin() || user.kind != AccountKind::SystemAdmin)
 }
 
+/// Both unique fields at once, so the client learns of every clash; the database's unique
+/// indexes still guard against a concurrent write.
+async fn check_unique(conn: &mut Conn, user: &User) -> ApiResult<()> {
+    let mut taken = Vec::new();
+    if repo::users::get_by_username(conn, &user.username)
+        .await?
+        .is_some_and(|u| u.id != user.id)
+    {
+        taken.push("username");
+    }
+    if let Some(ext) = &user.extension {
+        if repo::users::get_by_extension(conn, &user.tenant_id, ext)
+            .await?
+            .is_some_and(|u| u.id != user.id)
+        {
+            taken.push("extension");
+        }
+    }
+    if taken.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::taken(&taken))
+    }
+}
+
 async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<User> {
     repo::users::get(conn, id)
         .await?
@@ -202,6 +227,7 @@ async fn create_user(
         updated_at: now,
     };
     let mut tx = state.store.begin().await?;
+    check_unique(&mut tx, &user).await?;
     repo::users::insert(&mut tx, &user).await?;
     audit(&mut tx, &caller, entry("createUser", &user)).await?;
     tx.commit().await?;
@@ -350,6 +376,7 @@ async fn update_user(
     user.sip_password_set = user.sip_ha1_md5.is_some();
     user.updated_at = now_ms();
     let mut tx = state.store.begin().await?;
+    check_unique(&mut tx, &user).await?;
     repo::users::update(&mut tx, &user).await?;
     if body.password.is_some() && !is_self {
         // A password reset by an administrator logs the user out everywhere.

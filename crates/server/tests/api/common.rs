@@ -1,0 +1,333 @@
+//! Starting a real server on a loopback port, against SQLite or a scratch PostgreSQL schema.
+
+use conclave_server::config::Settings;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A scratch PostgreSQL schema, dropped when the test ends well.
+pub struct PgScratch {
+    pub base_url: String,
+    pub schema: String,
+}
+
+impl PgScratch {
+    pub fn url(&self) -> String {
+        let sep = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{sep}options=-c%20search_path%3D{}",
+            self.base_url, self.schema
+        )
+    }
+}
+
+impl Drop for PgScratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("leaving PostgreSQL schema {} for inspection", self.schema);
+            return;
+        }
+        let _ = std::process::Command::new("psql")
+            .arg(&self.base_url)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            ])
+            .output();
+    }
+}
+
+/// The PostgreSQL URL under test, or a loud skip.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("CONCLAVE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "\n*** SKIPPED {test} on PostgreSQL: CONCLAVE_TEST_POSTGRES_URL is not set ***\n"
+            );
+            None
+        }
+    }
+}
+
+pub async fn pg_scratch(base_url: String) -> PgScratch {
+    let schema = format!("t_{}", uuid_simple());
+    let out = tokio::process::Command::new("psql")
+        .arg(&base_url)
+        .args([
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            &format!("CREATE SCHEMA {schema}"),
+        ])
+        .output()
+        .await
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "cannot create schema: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PgScratch { base_url, schema }
+}
+
+fn uuid_simple() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub running: Option<conclave_server::Running>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub _tmp: tempfile::TempDir,
+    pub _pg: Option<PgScratch>,
+}
+
+pub async fn start(db: Db, test: &str) -> Option<TestServer> {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::with_data_dir(tmp.path());
+    settings.http_listen = "127.0.0.1:0".parse().expect("addr");
+    settings.admin_password = Some(ADMIN_PASSWORD.into());
+    let pg = match db {
+        Db::Sqlite => None,
+        Db::Postgres => {
+            let scratch = pg_scratch(postgres_url(test)?).await;
+            settings.database_url = scratch.url();
+            Some(scratch)
+        }
+    };
+    let running = conclave_server::start(settings)
+        .await
+        .expect("server starts");
+    Some(TestServer {
+        base: format!("http://{}", running.http_addr),
+        running: Some(running),
+        http: reqwest::Client::new(),
+        _tmp: tmp,
+        _pg: pg,
+    })
+}
+
+/// A response: status and JSON body (Null when empty).
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl Reply {
+    pub fn id(&self) -> String {
+        self.body["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {}", self.body))
+            .to_owned()
+    }
+    /// The field names of a problem+json body.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+    #[track_caller]
+    pub fn expect_problem(&self, status: u16, field: Option<&str>) {
+        self.expect(status);
+        assert_eq!(
+            self.content_type, "application/problem+json",
+            "{}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status, "{}", self.body);
+        assert!(
+            self.body["title"].is_string() && self.body["detail"].is_string(),
+            "{}",
+            self.body
+        );
+        if let Some(field) = field {
+            assert!(
+                self.fields().iter().any(|f| f == field),
+                "field {field} not named in {}",
+                self.body
+            );
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            body,
+            content_type,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let body = body.map(|b| ("application/json", serde_json::to_vec(&b).expect("json")));
+        self.raw(method, &format!("/api/v1{path}"), Some(token), body)
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        let body = serde_json::to_vec(&json!({ "username": username, "password": password }))
+            .expect("json");
+        self.raw(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(("application/json", body)),
+        )
+        .await
+    }
+
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let reply = self.login(username, password).await;
+        reply.expect(200);
+        reply.body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn admin(&self) -> String {
+        self.token("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user (as `token`) and returns its id.
+    pub async fn user(
+        &self,
+        token: &str,
+        username: &str,
+        kind: &str,
+        tenant_id: Option<&str>,
+    ) -> String {
+        let mut body = json!({
+            "username": username,
+            "display_name": format!("User {username}"),
+            "password": format!("{username}-password"),
+            "kind": kind,
+        });
+        if let Some(t) = tenant_id {
+            body["tenant_id"] = json!(t);
+        }
+        let reply = self.post("/users", token, body).await;
+        reply.expect(201);
+        reply.id()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("clean stop");
+        }
+    }
+}
+
+/// Runs a scenario on SQLite and, when configured, on PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = $crate::common::start($crate::common::Db::Sqlite, stringify!($name)).await.expect("sqlite");
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(server) = $crate::common::start($crate::common::Db::Postgres, stringify!($name)).await else { return };
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the management API over real HTTP, on SQLite and on PostgreSQL.
+//! One test binary (modules below) keeps link time low.
+
+mod authz;
+mod cli;
+mod common;
+mod operations;
+mod restart;
