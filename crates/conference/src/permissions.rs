@@ -178,10 +178,10 @@ pub fn check(actor: Role, action: Action, target: Option<Role>) -> Result<(), De
             what: rule.label,
         });
     }
-    if let (Target::LowerRank, Some(target)) = (rule.target, target) {
-        if target >= actor {
-            return Err(Denied::Rank { actor, target });
-        }
+    if let (Target::LowerRank, Some(target)) = (rule.target, target)
+        && target >= actor
+    {
+        return Err(Denied::Rank { actor, target });
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ use crate::rtcp::{
     self, ReceptionStats, ReportBlock, RtcpPacket, SenderInfo, ntp_compact, ntp_from_unix,
 };
 use crate::rtp::{RtpPacket, write_simple};
+use crate::srtp::{SrtpError, SrtpKey, SrtpSession};
 use crate::vad::{Vad, VadConfig, VadEvent};
 
 /// Identifies a member; chosen by the caller.
@@ -103,6 +104,9 @@ pub struct MemberConfig {
     pub opus_fec: bool,
     /// Opus DTX.
     pub opus_dtx: bool,
+    /// SRTP (SDES) keys: (ours, to protect what we send; the member's, to verify and
+    /// decrypt what it sends). `None` for plain RTP.
+    pub srtp: Option<(SrtpKey, SrtpKey)>,
 }
 
 impl MemberConfig {
@@ -122,6 +126,7 @@ impl MemberConfig {
             opus_bitrate: 32000,
             opus_fec: true,
             opus_dtx: false,
+            srtp: None,
         }
     }
 }
@@ -277,6 +282,12 @@ pub enum DropReason {
     /// Empty payload, or comfort noise (ignored).
     #[error("empty or comfort-noise payload")]
     NoAudio,
+    /// SRTP authentication failed.
+    #[error("SRTP authentication failed")]
+    AuthFailed,
+    /// SRTP replay.
+    #[error("SRTP replay")]
+    Replay,
 }
 
 /// Per-member counters and quality figures.
@@ -294,6 +305,10 @@ pub struct MemberStats {
     pub wrong_payload_type: u64,
     /// Payloads the decoder rejected.
     pub decode_errors: u64,
+    /// SRTP/SRTCP packets that failed authentication.
+    pub srtp_auth_failures: u64,
+    /// SRTP/SRTCP replays.
+    pub srtp_replays: u64,
     /// Jitter buffer counters.
     pub jitter_buffer: JitterStats,
     /// Current jitter buffer target delay.
@@ -414,6 +429,7 @@ struct SharedStream {
 
 struct Member {
     id: MemberId,
+    srtp: Option<SrtpSession>,
     cfg: MemberConfig,
     codec: CodecConfig,
     frames_per_packet: u32,
@@ -601,11 +617,19 @@ impl Conference {
         // validate that an encoder can be built too
         drop(codec.encoder()?);
         let frames_per_packet = (cfg.ptime_ms / 20).clamp(1, 6);
+        let srtp = match &cfg.srtp {
+            Some((local, remote)) => Some(
+                SrtpSession::new(local, remote)
+                    .map_err(|e| CodecError::Library(format!("SRTP: {e}")))?,
+            ),
+            None => None,
+        };
         if let Some(&i) = self.index.get(&id) {
             self.remove_index(i);
         }
         let member = Member {
             id,
+            srtp,
             codec,
             frames_per_packet,
             decoder,
@@ -680,6 +704,9 @@ impl Conference {
         let mut data = Vec::new();
         rtcp::write_rr(&mut data, m.cfg.local_ssrc, &[]);
         rtcp::write_bye(&mut data, &[m.cfg.local_ssrc], None);
+        if let Some(srtp) = m.srtp.as_mut() {
+            data = srtp.protect_rtcp(&data).ok()?;
+        }
         Some(Transmit {
             member: id,
             to: m.latched.or(m.cfg.remote),
@@ -841,7 +868,7 @@ impl Conference {
         }
     }
 
-    /// Feeds one RTP datagram from a member.
+    /// Feeds one RTP (or SRTP, for members with keys) datagram from a member.
     pub fn handle_rtp(
         &mut self,
         now: Duration,
@@ -849,7 +876,6 @@ impl Conference {
         from: Option<SocketAddr>,
         data: &[u8],
     ) -> Result<(), DropReason> {
-        let ssrc_switch_after = self.cfg.ssrc_switch_after;
         let Some(&i) = self.index.get(&member) else {
             return Err(DropReason::UnknownMember);
         };
@@ -858,6 +884,25 @@ impl Conference {
             m.stats.malformed += 1;
             return Err(DropReason::Oversized);
         }
+        match m.srtp.as_mut() {
+            None => self.rtp_in(now, i, member, from, data),
+            Some(s) => match s.unprotect_rtp(data) {
+                Ok(plain) => self.rtp_in(now, i, member, from, &plain),
+                Err(e) => Err(srtp_drop(&mut m.stats, e)),
+            },
+        }
+    }
+
+    fn rtp_in(
+        &mut self,
+        now: Duration,
+        i: usize,
+        member: MemberId,
+        from: Option<SocketAddr>,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let ssrc_switch_after = self.cfg.ssrc_switch_after;
+        let m = &mut self.members[i];
         let p = match RtpPacket::parse(data) {
             Ok(p) => p,
             Err(_) => {
@@ -949,6 +994,17 @@ impl Conference {
             m.stats.malformed += 1;
             return Err(DropReason::Oversized);
         }
+        let plain;
+        let data = match m.srtp.as_mut() {
+            None => data,
+            Some(s) => match s.unprotect_rtcp(data) {
+                Ok(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                Err(e) => return Err(srtp_drop(&mut m.stats, e)),
+            },
+        };
         let mut any = false;
         for p in rtcp::parse_compound(data) {
             let Ok(p) = p else {
@@ -1350,6 +1406,41 @@ impl Conference {
                 kind: PacketKind::Rtcp,
                 data,
             });
+        }
+
+        // 5. SRTP
+        for t in out.transmits.iter_mut() {
+            let Some(&i) = self.index.get(&t.member) else {
+                continue;
+            };
+            if let Some(s) = self.members[i].srtp.as_mut() {
+                let r = match t.kind {
+                    PacketKind::Rtp => s.protect_rtp(&t.data),
+                    PacketKind::Rtcp => s.protect_rtcp(&t.data),
+                };
+                match r {
+                    Ok(d) => t.data = d,
+                    Err(_) => t.data.clear(),
+                }
+            }
+        }
+        out.transmits.retain(|t| !t.data.is_empty());
+    }
+}
+
+fn srtp_drop(stats: &mut MemberStats, e: SrtpError) -> DropReason {
+    match e {
+        SrtpError::AuthFailed => {
+            stats.srtp_auth_failures += 1;
+            DropReason::AuthFailed
+        }
+        SrtpError::Replay => {
+            stats.srtp_replays += 1;
+            DropReason::Replay
+        }
+        _ => {
+            stats.malformed += 1;
+            DropReason::Malformed
         }
     }
 }

@@ -12,6 +12,7 @@ use conclave_media::conference::{
 use conclave_media::dsp::{goertzel_power, tone};
 use conclave_media::rtcp::{self, RtcpPacket};
 use conclave_media::rtp::{RtpHeader, RtpPacket};
+use conclave_media::srtp::{SrtpError, SrtpKey, SrtpSession, SrtpSuite};
 
 const A: u64 = 1;
 const B: u64 = 2;
@@ -36,6 +37,7 @@ struct Peer {
     addr: SocketAddr,
     received: Vec<i16>,
     rx_packets: Vec<Vec<u8>>,
+    srtp: Option<SrtpSession>,
 }
 
 struct Sim {
@@ -79,6 +81,7 @@ impl Sim {
                 addr,
                 received: Vec::new(),
                 rx_packets: Vec::new(),
+                srtp: None,
             });
         }
         Sim {
@@ -117,7 +120,10 @@ impl Sim {
                 let level = conclave_media::dsp::level_dbov(&pcm);
                 h.extensions.push((id, vec![0x80 | level]));
             }
-            let pkt = h.to_vec(&payload);
+            let mut pkt = h.to_vec(&payload);
+            if let Some(srtp) = p.srtp.as_mut() {
+                pkt = srtp.protect_rtp(&pkt).unwrap();
+            }
             let k = p.seq as u64;
             p.seq = p.seq.wrapping_add(1);
             p.ts = p.ts.wrapping_add(p.codec.rtp_units(n));
@@ -147,6 +153,13 @@ impl Sim {
         }
         for tx in out.transmits {
             let p = self.peer(tx.member);
+            let mut tx = tx;
+            if let Some(srtp) = p.srtp.as_mut() {
+                tx.data = match tx.kind {
+                    PacketKind::Rtp => srtp.unprotect_rtp(&tx.data).unwrap(),
+                    PacketKind::Rtcp => srtp.unprotect_rtcp(&tx.data).unwrap(),
+                };
+            }
             if tx.kind != PacketKind::Rtp {
                 continue;
             }
@@ -864,6 +877,7 @@ fn ptime_40_packets() {
         addr: "127.0.0.1:4".parse().unwrap(),
         received: Vec::new(),
         rx_packets: Vec::new(),
+        srtp: None,
     });
     s.run(50);
     let pk = s.peer(B).rx_packets.clone();
@@ -873,4 +887,59 @@ fn ptime_40_packets() {
             .all(|p| RtpPacket::parse(p).unwrap().payload().len() == 320)
     );
     assert!(s.hears(B, 440.0));
+}
+
+#[test]
+fn srtp_members_mix_with_plain_members() {
+    let mut s = three([CodecKind::Pcmu, CodecKind::Opus, CodecKind::G722]);
+    let suites = [SrtpSuite::AesCm128HmacSha1_80, SrtpSuite::AeadAes256Gcm];
+    for (id, suite) in [(A, suites[0]), (B, suites[1])] {
+        let mat = |seed: u8| -> Vec<u8> {
+            (0..suite.key_len() + suite.salt_len())
+                .map(|i| (i as u8).wrapping_mul(seed))
+                .collect()
+        };
+        let ours = SrtpKey::from_material(suite, &mat(3 + id as u8)).unwrap();
+        let theirs = SrtpKey::from_material(suite, &mat(50 + id as u8)).unwrap();
+        let kind = if id == A {
+            CodecKind::Pcmu
+        } else {
+            CodecKind::Opus
+        };
+        let mut mc = MemberConfig::new(kind, 0x1000 + id as u32);
+        mc.remote = Some(s.peer(id).addr);
+        mc.srtp = Some((ours.clone(), theirs.clone()));
+        s.conf.add_member(id, mc, Duration::ZERO).unwrap();
+        s.peer(id).srtp = Some(SrtpSession::new(&theirs, &ours).unwrap());
+    }
+    s.run(50);
+    assert_mix_minus(&mut s);
+    // a plain (unprotected) packet from an SRTP member fails authentication
+    let plain = RtpHeader {
+        payload_type: 0,
+        sequence: s.peer(A).seq.wrapping_add(10),
+        ssrc: 0xabc0 + A as u32,
+        ..Default::default()
+    }
+    .to_vec(&[0xff; 160]);
+    let now = s.now;
+    assert!(s.conf.handle_rtp(now, A, None, &plain).is_err());
+    assert!(s.conf.member_stats(A).unwrap().srtp_auth_failures >= 1);
+    // a replayed packet is dropped
+    let p = s.peer(A);
+    let pkt = RtpHeader {
+        payload_type: 0,
+        sequence: p.seq,
+        timestamp: p.ts,
+        ssrc: p.ssrc,
+        ..Default::default()
+    }
+    .to_vec(&[0xff; 160]);
+    let sealed = p.srtp.as_mut().unwrap().protect_rtp(&pkt).unwrap();
+    p.seq = p.seq.wrapping_add(1);
+    p.ts = p.ts.wrapping_add(160);
+    assert!(s.conf.handle_rtp(now, A, None, &sealed).is_ok());
+    assert!(s.conf.handle_rtp(now, A, None, &sealed).is_err());
+    assert_eq!(s.conf.member_stats(A).unwrap().srtp_replays, 1);
+    let _ = SrtpError::Replay;
 }

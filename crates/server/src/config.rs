@@ -146,10 +146,10 @@ impl Settings {
         if !(1..=525_600).contains(&session_ttl_minutes) {
             bail!("session_ttl_minutes: {session_ttl_minutes} is outside 1..=525600 (one year)");
         }
-        if let Some(password) = &admin_password {
-            if password.chars().count() < 8 {
-                bail!("CONCLAVE_ADMIN_PASSWORD: must be at least 8 characters");
-            }
+        if let Some(password) = &admin_password
+            && password.chars().count() < 8
+        {
+            bail!("CONCLAVE_ADMIN_PASSWORD: must be at least 8 characters");
         }
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {

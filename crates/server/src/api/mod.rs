@@ -277,10 +277,10 @@ pub async fn write_audit(
     outcome: Outcome,
 ) -> ApiResult<()> {
     let mut detail = a.detail;
-    if let (Some(caller), Some(map)) = (caller, detail.as_object_mut()) {
-        if let extract::Credential::ApiKey { id } = &caller.credential {
-            map.insert("api_key_id".into(), id.clone().into());
-        }
+    if let (Some(caller), Some(map)) = (caller, detail.as_object_mut())
+        && let extract::Credential::ApiKey { id } = &caller.credential
+    {
+        map.insert("api_key_id".into(), id.clone().into());
     }
     let event = AuditEvent {
         id: new_id(),

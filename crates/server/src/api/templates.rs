@@ -109,13 +109,12 @@ async fn check_content(
     if let Some(v) = description {
         c.text("description", v, 0, 2000);
     }
-    if let Some(room) = room_id {
-        if !repo::rooms::get(conn, room)
+    if let Some(room) = room_id
+        && repo::rooms::get(conn, room)
             .await?
-            .is_some_and(|r| r.tenant_id == tenant_id)
-        {
-            c.fail("room_id", "no such room in this tenant");
-        }
+            .is_none_or(|r| r.tenant_id != tenant_id)
+    {
+        c.fail("room_id", "no such room in this tenant");
     }
     if let Some(members) = members {
         if members.len() > MAX_MEMBERS {
@@ -342,9 +341,9 @@ async fn share_template(
         c.fail("user_ids", format!("must name 1 to {MAX_MEMBERS} users"));
     }
     for (i, user_id) in body.user_ids.iter().enumerate() {
-        if !repo::users::get(&mut tx, user_id)
+        if repo::users::get(&mut tx, user_id)
             .await?
-            .is_some_and(|u| u.tenant_id == t.tenant_id)
+            .is_none_or(|u| u.tenant_id != t.tenant_id)
         {
             c.fail(format!("user_ids[{i}]"), "no such user in this tenant");
         }

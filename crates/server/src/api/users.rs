@@ -110,13 +110,12 @@ async fn check_unique(conn: &mut Conn, user: &User) -> ApiResult<()> {
     {
         taken.push("username");
     }
-    if let Some(ext) = &user.extension {
-        if repo::users::get_by_extension(conn, &user.tenant_id, ext)
+    if let Some(ext) = &user.extension
+        && repo::users::get_by_extension(conn, &user.tenant_id, ext)
             .await?
             .is_some_and(|u| u.id != user.id)
-        {
-            taken.push("extension");
-        }
+    {
+        taken.push("extension");
     }
     if taken.is_empty() {
         Ok(())
@@ -285,7 +284,8 @@ async fn update_user(
     let as_admin = administers(&caller, &user);
     let admin_fields = body.username.is_some() || body.extension.is_some() || body.kind.is_some();
     let kind_ok = body.kind.is_none_or(|k| may_grant(&caller, k) && !is_self);
-    if !(as_admin || is_self) || (admin_fields && !as_admin) || !kind_ok {
+    let allowed = (as_admin || (is_self && !admin_fields)) && kind_ok;
+    if !allowed {
         let reason = if is_self && body.kind.is_some() {
             "nobody may change their own account kind"
         } else {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The one command that starts Conclave on a fresh Debian machine: installs what it needs, builds,
+# and runs `conclave serve` with the embedded SQLite database in ./data. Extra arguments go to
+# `conclave serve` (see `conclave serve --help`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo build --release --locked -p conclave-server --bin conclave
+exec target/release/conclave serve "$@"
