@@ -20,3 +20,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --locked --workspace --no-fail-fast
 fi
+
+# The running API against its own OpenAPI document: no server error, no undocumented answer.
+scripts/api-fuzz.sh

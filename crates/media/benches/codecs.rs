@@ -22,8 +22,12 @@ fn codecs(c: &mut Criterion) {
         (CodecKind::G722, 16000, "g722"),
         (CodecKind::Opus, 48000, "opus48k"),
         (CodecKind::Opus, 16000, "opus16k"),
+        (CodecKind::Opus, 48000, "opus48k_c5"),
     ] {
-        let cfg = CodecConfig::new(kind, rate);
+        let mut cfg = CodecConfig::new(kind, rate);
+        if name.ends_with("_c5") {
+            cfg.complexity = 5;
+        }
         let n = cfg.pcm_rate as usize / 50;
         let pcm = tone(440.0, cfg.pcm_rate, n, 8000.0, 0);
         let mut enc = cfg.encoder().unwrap();

@@ -4,7 +4,8 @@
 //! G.711 members are plain SIP phones: every member sends a packet every 20 ms
 //! (silence for the listeners) and no audio-level extension, so every member's
 //! packet is decoded for voice activity. Opus members are browsers: they send
-//! the RFC 6464 audio level, so silent members are not decoded.
+//! the RFC 6464 audio level, so silent members are not decoded; the
+//! `opus_nolevel` cases are Opus phones without it (everyone decoded).
 //!
 //! Run: `cargo bench -p conclave-media --bench mixer`
 
@@ -26,11 +27,11 @@ struct Setup {
     tick: usize,
 }
 
-fn setup(kind: CodecKind, members: usize, speakers: usize) -> Setup {
+fn setup(kind: CodecKind, members: usize, speakers: usize, level_ext: bool) -> Setup {
     let mut conf = Conference::new(ConferenceConfig::default());
     let codec = CodecConfig::new(kind, 48000);
     let frame = codec.pcm_rate as usize / 50;
-    let opus = kind == CodecKind::Opus;
+    let opus = kind == CodecKind::Opus && level_ext;
     // pre-encode 50 frames of tone for speakers and of silence for listeners
     let encode = |freq: Option<f64>| -> Vec<Vec<u8>> {
         let mut enc = codec.encoder().unwrap();
@@ -117,13 +118,20 @@ fn bench(c: &mut Criterion) {
     for (kind, name) in [(CodecKind::Pcmu, "pcmu"), (CodecKind::Opus, "opus")] {
         for members in [10usize, 100, 1000] {
             for speakers in [1usize, 3] {
-                let mut s = setup(kind, members, speakers);
+                let mut s = setup(kind, members, speakers, true);
                 g.bench_function(
                     BenchmarkId::new(format!("{name}_{speakers}spk"), members),
                     |b| b.iter(|| black_box(step(&mut s))),
                 );
             }
         }
+    }
+    // Opus phones that send no audio level: every member is decoded for voice activity
+    for members in [100usize, 1000] {
+        let mut s = setup(CodecKind::Opus, members, 3, false);
+        g.bench_function(BenchmarkId::new("opus_nolevel_3spk", members), |b| {
+            b.iter(|| black_box(step(&mut s)))
+        });
     }
     g.finish();
 }

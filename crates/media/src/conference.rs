@@ -104,6 +104,8 @@ pub struct MemberConfig {
     pub opus_fec: bool,
     /// Opus DTX.
     pub opus_dtx: bool,
+    /// Opus encoder complexity (0..=10).
+    pub opus_complexity: u8,
     /// SRTP (SDES) keys: (ours, to protect what we send; the member's, to verify and
     /// decrypt what it sends). `None` for plain RTP.
     pub srtp: Option<(SrtpKey, SrtpKey)>,
@@ -126,6 +128,7 @@ impl MemberConfig {
             opus_bitrate: 32000,
             opus_fec: true,
             opus_dtx: false,
+            opus_complexity: 9,
             srtp: None,
         }
     }
@@ -613,6 +616,7 @@ impl Conference {
         codec.bitrate = cfg.opus_bitrate;
         codec.fec = cfg.opus_fec;
         codec.dtx = cfg.opus_dtx;
+        codec.complexity = cfg.opus_complexity;
         let decoder = codec.decoder()?;
         // validate that an encoder can be built too
         drop(codec.encoder()?);
@@ -760,8 +764,9 @@ impl Conference {
         };
         match self.member_mut(id) {
             Some(m) if m.cfg.telephone_event_pt.is_some() => {
-                let units =
-                    (duration.as_millis() as u64 * m.cfg.codec.clock_rate() as u64 / 1000) as u32;
+                let units = (duration.as_millis().min(60_000) as u64
+                    * m.cfg.codec.clock_rate() as u64
+                    / 1000) as u32;
                 m.dtmf_queue.push_back((code, units));
                 true
             }
@@ -780,6 +785,9 @@ impl Conference {
         looped: bool,
         gain: f32,
     ) -> bool {
+        if !(8000..=48000).contains(&rate) {
+            return false;
+        }
         let samples: Arc<[i16]> = if rate == self.cfg.mix_rate {
             pcm.into()
         } else {
@@ -1055,9 +1063,12 @@ impl Conference {
             return out;
         }
         if now.saturating_sub(next) > FRAME * 3 {
-            let missed = (now - next).as_micros() / FRAME.as_micros();
-            self.ticks_skipped += missed as u64;
-            next += FRAME * missed as u32;
+            let behind = (now - next).as_nanos();
+            let frame = FRAME.as_nanos();
+            self.ticks_skipped = self
+                .ticks_skipped
+                .saturating_add((behind / frame).min(u64::MAX as u128) as u64);
+            next = now - Duration::from_nanos((behind % frame) as u64);
         }
         self.mix_tick(next, &mut out);
         self.next_tick = Some(next + FRAME);

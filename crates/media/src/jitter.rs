@@ -134,11 +134,13 @@ impl JitterBuffer {
     }
 
     fn units(&self, d: Duration) -> i64 {
-        (d.as_micros() as i64 * self.clock_rate as i64) / 1_000_000
+        // i128: `now` may count from any epoch (even the Unix one) without overflow
+        ((d.as_micros() as i128 * self.clock_rate as i128) / 1_000_000) as i64
     }
 
     fn to_duration(&self, units: i64) -> Duration {
-        Duration::from_micros((units.max(0) as u64 * 1_000_000) / self.clock_rate as u64)
+        let us = (units.max(0) as u128 * 1_000_000) / self.clock_rate as u128;
+        Duration::from_micros(us.min(u64::MAX as u128) as u64)
     }
 
     /// Extends a 32-bit timestamp relative to the last one seen.
@@ -560,6 +562,24 @@ mod tests {
         let (out, jb) = run(&arr, 0, 160);
         assert_eq!(out.iter().filter_map(id).count(), 40);
         assert!(jb.stats().lost <= 5);
+    }
+
+    #[test]
+    fn unix_epoch_times_do_not_overflow() {
+        let mut jb = JitterBuffer::new(48000, JitterConfig::default());
+        let base = Duration::from_secs(1_700_000_000);
+        let mut played = 0;
+        for i in 0..50u32 {
+            let now = base + MS(i as u64 * 20);
+            jb.insert(i * 960, 960, &payload(i), now);
+            if matches!(jb.pop(now), Playout::Packet { .. }) {
+                played += 1;
+            }
+        }
+        assert!(played > 45);
+        let mut jb = JitterBuffer::new(8000, JitterConfig::default());
+        jb.insert(0, 160, &[1], Duration::MAX);
+        let _ = jb.pop(Duration::MAX);
     }
 
     #[test]

@@ -54,9 +54,11 @@ impl Resampler {
         let sum: f64 = h.iter().sum();
         let scale = l as f64 / sum;
         let mut coeffs = vec![0f32; n];
+        // stored reversed per phase, so that each output is a plain dot product with the
+        // input history in time order (vectorises)
         for phase in 0..l {
             for k in 0..taps {
-                coeffs[phase * taps + k] = (h[phase + k * l] * scale) as f32;
+                coeffs[phase * taps + (taps - 1 - k)] = (h[phase + k * l] * scale) as f32;
             }
         }
         Resampler {
@@ -94,11 +96,7 @@ impl Resampler {
             let phase = self.pos % self.l;
             let h = &self.coeffs[phase * self.taps..(phase + 1) * self.taps];
             let x = &self.buf[base + 1 - self.taps..=base];
-            // x is oldest..newest; h[k] multiplies x[base - k]
-            let mut acc = 0f32;
-            for (hk, xv) in h.iter().zip(x.iter().rev()) {
-                acc += hk * xv;
-            }
+            let acc = dot(h, x);
             out.push(acc.round().clamp(-32768.0, 32767.0) as i16);
             self.pos += self.m;
         }
@@ -114,6 +112,25 @@ impl Resampler {
         self.buf.resize(self.taps - 1, 0.0);
         self.pos = (self.taps - 1) * self.l;
     }
+}
+
+/// Dot product with eight independent accumulators (lets the compiler use SIMD).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
 }
 
 #[cfg(test)]

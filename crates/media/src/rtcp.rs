@@ -425,7 +425,7 @@ impl ReceptionStats {
             }
         }
         self.received += 1;
-        let arrival_ts = (arrival.as_micros() as u64 * clock_rate as u64 / 1_000_000) as i64;
+        let arrival_ts = (arrival.as_micros() * clock_rate as u128 / 1_000_000) as i64;
         let transit = arrival_ts - ts as i64;
         if let Some(last) = self.last_transit {
             let mut d = (transit - last).unsigned_abs();
@@ -490,7 +490,7 @@ impl ReceptionStats {
         let dlsr = match self.last_sr_arrival {
             Some(t) => {
                 let d = now.saturating_sub(t);
-                ((d.as_micros() as u64 * 65536) / 1_000_000).min(u32::MAX as u64) as u32
+                ((d.as_micros() * 65536) / 1_000_000).min(u32::MAX as u128) as u32
             }
             None => 0,
         };

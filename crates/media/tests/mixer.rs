@@ -943,3 +943,29 @@ fn srtp_members_mix_with_plain_members() {
     assert_eq!(s.conf.member_stats(A).unwrap().srtp_replays, 1);
     let _ = SrtpError::Replay;
 }
+
+#[test]
+fn clock_far_from_zero_and_huge_jumps() {
+    let mut conf = Conference::new(ConferenceConfig::default());
+    let t0 = Duration::from_secs(1_700_000_000);
+    conf.add_member(1, MemberConfig::new(CodecKind::Pcmu, 1), t0)
+        .unwrap();
+    let mut now = t0;
+    for i in 0..20u16 {
+        let pkt = RtpHeader {
+            sequence: i,
+            timestamp: i as u32 * 160,
+            ssrc: 5,
+            ..Default::default()
+        }
+        .to_vec(&[0x10; 160]);
+        conf.handle_rtp(now, 1, None, &pkt).unwrap();
+        assert!(!conf.tick(now).transmits.is_empty());
+        now += Duration::from_millis(20);
+    }
+    // a very late caller
+    let far = Duration::from_secs(u32::MAX as u64 * 4);
+    let _ = conf.tick(far);
+    assert!(conf.next_deadline().unwrap() > far);
+    let _ = conf.handle_rtp(Duration::MAX, 1, None, &[0x80; 40]);
+}

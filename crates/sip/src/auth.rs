@@ -350,6 +350,53 @@ pub fn best_challenge<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<A
     best.map(|(_, p)| p)
 }
 
+/// Client side: the request to send again after a 401/407 `challenge_response` to
+/// `original` (RFC 3261 §22.2): same Call-ID, CSeq + 1, a new Via branch, and an
+/// Authorization (401) or Proxy-Authorization (407) header. `None` if the response
+/// carries no usable challenge. Do not retry more than once per challenge: a second 401
+/// to credentials just sent means the password is wrong.
+pub fn authorize_request(
+    original: &crate::message::Request,
+    challenge_response: &crate::message::Response,
+    username: &str,
+    password: &str,
+    cnonce: &str,
+    new_branch: &str,
+) -> Option<crate::message::Request> {
+    use crate::message::HeaderName;
+    let (challenge_h, auth_h) = match challenge_response.status {
+        401 => (HeaderName::WwwAuthenticate, HeaderName::Authorization),
+        407 => (
+            HeaderName::ProxyAuthenticate,
+            HeaderName::ProxyAuthorization,
+        ),
+        _ => return None,
+    };
+    let ch = best_challenge(challenge_response.headers.get_all(&challenge_h))?;
+    let uri = original.uri.to_string();
+    let value = client_authorization(
+        &ch,
+        original.method.as_str(),
+        &uri,
+        username,
+        password,
+        cnonce,
+        1,
+    )?;
+    let mut r = original.clone();
+    let cseq = r.headers.cseq().ok()?;
+    r.headers.set(
+        HeaderName::CSeq,
+        format!("{} {}", cseq.seq.wrapping_add(1), cseq.method),
+    );
+    let mut via = r.headers.top_via().ok()?;
+    via.params.set("branch", Some(new_branch));
+    r.headers.set_top_via(&via);
+    r.headers.remove(&auth_h);
+    r.headers.push(auth_h, value);
+    Some(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,6 +489,37 @@ mod tests {
         assert_eq!(
             srv.check_nonce(&"é".repeat(24), now),
             Err(AuthError::BadNonce)
+        );
+    }
+
+    #[test]
+    fn trunk_retry_after_407() {
+        use crate::message::{HeaderName, Message};
+        use crate::parser::{Limits, parse_datagram};
+        let inv = "INVITE sip:+4930123@gw.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nMax-Forwards: 70\r\n\
+From: <sip:conf@example.com>;tag=f\r\nTo: <sip:+4930123@gw.example.com>\r\n\
+Call-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+        let Ok(Message::Request(inv)) = parse_datagram(inv.as_bytes(), &Limits::default()) else {
+            panic!()
+        };
+        let srv = DigestServer::new(b"k", "gw");
+        let mut resp = inv.response(407, "Proxy Authentication Required", Some("t"));
+        for c in srv.challenges(1000, false) {
+            resp.headers.push(HeaderName::ProxyAuthenticate, c);
+        }
+        let again = authorize_request(&inv, &resp, "trunk", "pw", "cn", "z9hG4bK2").unwrap();
+        assert_eq!(again.headers.cseq().unwrap().seq, 2);
+        assert_eq!(again.headers.top_via().unwrap().branch(), Some("z9hG4bK2"));
+        let p = again
+            .headers
+            .authorization(&HeaderName::ProxyAuthorization)
+            .unwrap()
+            .unwrap();
+        let creds = DigestCredentials::parse(&p).unwrap();
+        assert_eq!(srv.verify_password(&creds, "INVITE", "pw", 1001), Ok(()));
+        assert!(
+            authorize_request(&inv, &inv.response(486, "Busy", None), "u", "p", "c", "b").is_none()
         );
     }
 

@@ -319,10 +319,8 @@ impl Dialog {
                 }
             }
             Method::Bye => self.state = DialogState::Terminated,
-            Method::Ack => {
-                if self.state == DialogState::Early {
-                    self.state = DialogState::Confirmed;
-                }
+            Method::Ack if self.state == DialogState::Early => {
+                self.state = DialogState::Confirmed;
             }
             _ => {}
         }
@@ -433,6 +431,43 @@ pub fn session_timer_from_response(resp: &Response, now: Instant) -> Option<Sess
         we_refresh: se.refresher != Some(Refresher::Uas),
         last_refresh: now,
     })
+}
+
+/// Progress of an outgoing call, as reported to the application (trunks, dial-out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallProgress {
+    Trying,
+    Ringing,
+    /// 183 Session Progress (early media).
+    EarlyMedia,
+    Answered,
+    Busy,
+    /// No answer within the ring timeout, or 408/480.
+    NoAnswer,
+    /// Declined or refused (403, 404, 486 excluded, 603…).
+    Rejected,
+    /// Anything else: 5xx, transport error, timeout.
+    Failed,
+}
+
+impl CallProgress {
+    /// Maps a response status to call progress. 401/407 are handled by
+    /// [`crate::auth::authorize_request`] first and count as `Rejected` only when the
+    /// retry is challenged again.
+    pub fn from_status(status: u16) -> CallProgress {
+        match status {
+            100 => CallProgress::Trying,
+            180..=182 => CallProgress::Ringing,
+            183 => CallProgress::EarlyMedia,
+            101..=199 => CallProgress::Trying,
+            200..=299 => CallProgress::Answered,
+            486 | 600 => CallProgress::Busy,
+            408 | 480 => CallProgress::NoAnswer,
+            401 | 403 | 404 | 407 | 484 | 485 | 488 | 603 | 604 | 606 => CallProgress::Rejected,
+            300..=499 => CallProgress::Rejected,
+            _ => CallProgress::Failed,
+        }
+    }
 }
 
 /// A DTMF digit received in an INFO request.
@@ -694,6 +729,17 @@ Session-Expires: 600;refresher=uac\r\n\r\n";
         let mut out = none.clone();
         request_session_timer(&mut out, &cfg);
         assert_eq!(out.headers.session_expires().unwrap().unwrap().delta, 1800);
+    }
+
+    #[test]
+    fn call_progress_mapping() {
+        assert_eq!(CallProgress::from_status(180), CallProgress::Ringing);
+        assert_eq!(CallProgress::from_status(183), CallProgress::EarlyMedia);
+        assert_eq!(CallProgress::from_status(200), CallProgress::Answered);
+        assert_eq!(CallProgress::from_status(486), CallProgress::Busy);
+        assert_eq!(CallProgress::from_status(480), CallProgress::NoAnswer);
+        assert_eq!(CallProgress::from_status(603), CallProgress::Rejected);
+        assert_eq!(CallProgress::from_status(503), CallProgress::Failed);
     }
 
     #[test]

@@ -84,9 +84,10 @@ pub fn is_token_char(b: u8) -> bool {
 }
 
 macro_rules! header_names {
-    ($( $var:ident => $name:literal $(, $compact:literal)? ;)*) => {
-        /// Header names: the ones the stack knows, in canonical spelling, plus any other.
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+    ($( $var:ident => $name:literal, $lower:literal $(, $compact:literal)? ;)*) => {
+        /// Header names: the ones the stack knows, in canonical spelling, plus any other
+        /// (compared case-insensitively, spelled as received).
+        #[derive(Debug, Clone)]
         pub enum HeaderName {
             $( $var, )*
             Other(String),
@@ -103,51 +104,82 @@ macro_rules! header_names {
 
             /// Parses a header name, case-insensitively, accepting compact forms.
             pub fn parse(s: &str) -> HeaderName {
-                $(
-                    if s.eq_ignore_ascii_case($name) { return HeaderName::$var; }
-                    $( if s.eq_ignore_ascii_case($compact) { return HeaderName::$var; } )?
-                )*
-                HeaderName::Other(s.to_string())
+                let b = s.as_bytes();
+                let mut buf = [0u8; 24];
+                if b.len() > buf.len() {
+                    return HeaderName::Other(s.to_string());
+                }
+                for (d, c) in buf.iter_mut().zip(b) {
+                    *d = c.to_ascii_lowercase();
+                }
+                match &buf[..b.len()] {
+                    $(
+                        $lower $( | $compact )? => HeaderName::$var,
+                    )*
+                    _ => HeaderName::Other(s.to_string()),
+                }
             }
         }
     };
 }
 
 header_names! {
-    Via => "Via", "v";
-    From => "From", "f";
-    To => "To", "t";
-    CallId => "Call-ID", "i";
-    CSeq => "CSeq";
-    Contact => "Contact", "m";
-    MaxForwards => "Max-Forwards";
-    ContentLength => "Content-Length", "l";
-    ContentType => "Content-Type", "c";
-    ContentEncoding => "Content-Encoding", "e";
-    Authorization => "Authorization";
-    WwwAuthenticate => "WWW-Authenticate";
-    ProxyAuthorization => "Proxy-Authorization";
-    ProxyAuthenticate => "Proxy-Authenticate";
-    Expires => "Expires";
-    MinExpires => "Min-Expires";
-    Route => "Route";
-    RecordRoute => "Record-Route";
-    SessionExpires => "Session-Expires", "x";
-    MinSe => "Min-SE";
-    Supported => "Supported", "k";
-    Require => "Require";
-    ProxyRequire => "Proxy-Require";
-    Unsupported => "Unsupported";
-    Allow => "Allow";
-    Accept => "Accept";
-    UserAgent => "User-Agent";
-    Server => "Server";
-    Subject => "Subject", "s";
-    Event => "Event", "o";
-    ReferTo => "Refer-To", "r";
-    Date => "Date";
-    RetryAfter => "Retry-After";
-    Warning => "Warning";
+    Via => "Via", b"via", b"v";
+    From => "From", b"from", b"f";
+    To => "To", b"to", b"t";
+    CallId => "Call-ID", b"call-id", b"i";
+    CSeq => "CSeq", b"cseq";
+    Contact => "Contact", b"contact", b"m";
+    MaxForwards => "Max-Forwards", b"max-forwards";
+    ContentLength => "Content-Length", b"content-length", b"l";
+    ContentType => "Content-Type", b"content-type", b"c";
+    ContentEncoding => "Content-Encoding", b"content-encoding", b"e";
+    Authorization => "Authorization", b"authorization";
+    WwwAuthenticate => "WWW-Authenticate", b"www-authenticate";
+    ProxyAuthorization => "Proxy-Authorization", b"proxy-authorization";
+    ProxyAuthenticate => "Proxy-Authenticate", b"proxy-authenticate";
+    Expires => "Expires", b"expires";
+    MinExpires => "Min-Expires", b"min-expires";
+    Route => "Route", b"route";
+    RecordRoute => "Record-Route", b"record-route";
+    SessionExpires => "Session-Expires", b"session-expires", b"x";
+    MinSe => "Min-SE", b"min-se";
+    Supported => "Supported", b"supported", b"k";
+    Require => "Require", b"require";
+    ProxyRequire => "Proxy-Require", b"proxy-require";
+    Unsupported => "Unsupported", b"unsupported";
+    Allow => "Allow", b"allow";
+    Accept => "Accept", b"accept";
+    UserAgent => "User-Agent", b"user-agent";
+    Server => "Server", b"server";
+    Subject => "Subject", b"subject", b"s";
+    Event => "Event", b"event", b"o";
+    ReferTo => "Refer-To", b"refer-to", b"r";
+    Date => "Date", b"date";
+    RetryAfter => "Retry-After", b"retry-after";
+    Warning => "Warning", b"warning";
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(s) = self {
+            for b in s.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
+    }
 }
 
 impl fmt::Display for HeaderName {
@@ -756,4 +788,63 @@ pub fn error_response(raw: &[u8], err: &ParseError) -> Option<Response> {
         resp.headers.push(HeaderName::Unsupported, ext.join(", "));
     }
     Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_case_insensitive_with_compact_forms() {
+        assert_eq!(HeaderName::parse("CALL-ID"), HeaderName::CallId);
+        assert_eq!(HeaderName::parse("i"), HeaderName::CallId);
+        assert_eq!(HeaderName::parse("I"), HeaderName::CallId);
+        assert_eq!(
+            HeaderName::parse("www-authenticate"),
+            HeaderName::WwwAuthenticate
+        );
+        assert_eq!(
+            HeaderName::parse("Session-Expires"),
+            HeaderName::SessionExpires
+        );
+        assert_eq!(HeaderName::parse("x"), HeaderName::SessionExpires);
+        assert_eq!(
+            HeaderName::parse("X-Custom"),
+            HeaderName::Other("X-Custom".into())
+        );
+        assert_eq!(HeaderName::parse("x-CUSTOM"), HeaderName::parse("X-Custom"));
+        assert_eq!(HeaderName::parse("x-CUSTOM").as_str(), "x-CUSTOM");
+        let long = "X-".repeat(40);
+        assert_eq!(HeaderName::parse(&long), HeaderName::Other(long.clone()));
+    }
+
+    #[test]
+    fn headers_set_and_prepend() {
+        let mut h = Headers::new();
+        h.push(HeaderName::Route, "<sip:a>");
+        h.push(HeaderName::Route, "<sip:b>");
+        h.push(
+            HeaderName::Via,
+            "SIP/2.0/UDP x;branch=z9hG4bK1, SIP/2.0/UDP y;branch=z9hG4bK2",
+        );
+        h.set(HeaderName::Route, "<sip:c>");
+        assert_eq!(
+            h.get_all(&HeaderName::Route).collect::<Vec<_>>(),
+            vec!["<sip:c>"]
+        );
+        let mut v = h.top_via().unwrap();
+        v.params.set("received", Some("1.2.3.4"));
+        h.set_top_via(&v);
+        let vias = h.vias().unwrap();
+        assert_eq!(vias.len(), 2);
+        assert_eq!(vias[0].received(), Some("1.2.3.4"));
+        h.prepend(HeaderName::Via, "SIP/2.0/TCP z;branch=z9hG4bK0");
+        assert_eq!(h.top_via().unwrap().branch(), Some("z9hG4bK0"));
+    }
+
+    #[test]
+    fn reason_phrases() {
+        assert_eq!(reason_phrase(487), "Request Terminated");
+        assert_eq!(reason_phrase(499), "Client Error");
+    }
 }

@@ -32,7 +32,12 @@ impl Default for Limits {
 /// Finds the end of the header section. Returns (index of first body byte, length of the
 /// header text excluding the blank line).
 fn find_header_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
+    find_header_end_from(buf, 0)
+}
+
+/// Like [`find_header_end`], starting the search at `start`.
+fn find_header_end_from(buf: &[u8], start: usize) -> Option<(usize, usize)> {
+    let mut i = start;
     while i < buf.len() {
         if buf[i] == b'\n' {
             // "\n\n" or "\n\r\n"
@@ -233,6 +238,11 @@ pub struct StreamFramer {
     buf: Vec<u8>,
     limits: Limits,
     failed: bool,
+    /// Bytes of `buf` already searched for the end of the header section (so feeding a
+    /// message byte by byte stays linear).
+    scanned: usize,
+    /// Head parsed, waiting for the body: (message, body start, Content-Length).
+    pending: Option<(Box<Message>, usize, usize)>,
 }
 
 impl StreamFramer {
@@ -241,6 +251,8 @@ impl StreamFramer {
             buf: Vec::new(),
             limits,
             failed: false,
+            scanned: 0,
+            pending: None,
         }
     }
 
@@ -263,9 +275,21 @@ impl StreamFramer {
         if self.failed {
             return None;
         }
+        if let Some((_, body_start, cl)) = &self.pending {
+            if self.buf.len() < body_start + cl {
+                return None;
+            }
+            let (body_start, cl) = (*body_start, *cl);
+            let (mut msg, _, _) = self.pending.take()?;
+            set_body(&mut msg, self.buf[body_start..body_start + cl].to_vec());
+            self.buf.drain(..body_start + cl);
+            self.scanned = 0;
+            return Some(Ok(Framed::Message(msg)));
+        }
         // Keep-alives between messages.
         if self.buf.starts_with(b"\r\n\r\n") {
             self.buf.drain(..4);
+            self.scanned = 0;
             return Some(Ok(Framed::Ping));
         }
         if self.buf.starts_with(b"\r\n") {
@@ -274,17 +298,21 @@ impl StreamFramer {
                 return None;
             }
             self.buf.drain(..2);
+            self.scanned = 0;
             return Some(Ok(Framed::Pong));
         }
         // Stray line feeds before a start line are skipped.
         let stray = self.buf.iter().take_while(|b| **b == b'\n').count();
         if stray > 0 {
             self.buf.drain(..stray);
+            self.scanned = 0;
             if self.buf.is_empty() {
                 return None;
             }
         }
-        let Some((body_start, head_len)) = find_header_end(&self.buf) else {
+        let from = self.scanned.saturating_sub(3);
+        let Some((body_start, head_len)) = find_header_end_from(&self.buf, from) else {
+            self.scanned = self.buf.len();
             if self.buf.len() > self.limits.max_header_bytes {
                 return Some(Err(self.fail(ParseError::HeadersTooLarge)));
             }
@@ -293,7 +321,7 @@ impl StreamFramer {
         if head_len > self.limits.max_header_bytes {
             return Some(Err(self.fail(ParseError::HeadersTooLarge)));
         }
-        let (mut msg, cl) = match parse_head(&self.buf[..head_len], &self.limits) {
+        let (msg, cl) = match parse_head(&self.buf[..head_len], &self.limits) {
             Ok(v) => v,
             Err(e) => return Some(Err(self.fail(e))),
         };
@@ -302,16 +330,13 @@ impl StreamFramer {
         if cl > self.limits.max_body_size || body_start + cl > self.limits.max_message_size {
             return Some(Err(self.fail(ParseError::BodyTooLarge)));
         }
-        if self.buf.len() < body_start + cl {
-            return None;
-        }
-        set_body(&mut msg, self.buf[body_start..body_start + cl].to_vec());
-        self.buf.drain(..body_start + cl);
-        Some(Ok(Framed::Message(Box::new(msg))))
+        self.pending = Some((Box::new(msg), body_start, cl));
+        self.next_message()
     }
 
     fn fail(&mut self, e: ParseError) -> (ParseError, Vec<u8>) {
         self.failed = true;
+        self.pending = None;
         let raw = std::mem::take(&mut self.buf);
         (e, raw)
     }
@@ -527,6 +552,31 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n
         f.push(b"OPTIONS");
         assert_eq!(f.next_message(), Some(Ok(Framed::Pong)));
         assert_eq!(f.next_message(), None);
+    }
+
+    #[test]
+    fn stream_framing_byte_by_byte_is_linear() {
+        // 15 kB of headers fed one byte at a time: must not rescan from the start.
+        let mut m = String::from("OPTIONS sip:a@b SIP/2.0\r\n");
+        while m.len() < 15_000 {
+            m.push_str("X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        m.push_str("Content-Length: 3\r\n\r\nabc");
+        let mut f = StreamFramer::new(Limits {
+            max_headers: 1000,
+            ..Limits::default()
+        });
+        let t = std::time::Instant::now();
+        let mut got = 0;
+        for b in m.as_bytes() {
+            f.push(std::slice::from_ref(b));
+            if let Some(r) = f.next_message() {
+                assert!(matches!(r, Ok(Framed::Message(_))));
+                got += 1;
+            }
+        }
+        assert_eq!(got, 1);
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -243,6 +243,8 @@ struct Tx {
     /// Server INVITE: key to match the ACK of our 2xx.
     ack_key: Option<AckKey>,
     acked: bool,
+    /// Server: key for merged-request detection.
+    merge_key: Option<AckKey>,
 }
 
 impl Tx {
@@ -277,6 +279,8 @@ pub struct Endpoint {
     txs: HashMap<TxId, Tx>,
     keys: HashMap<TxKey, TxId>,
     ack_keys: HashMap<AckKey, TxId>,
+    /// Out-of-dialog requests in progress, for merged-request detection (§8.2.2.2).
+    merge_keys: HashMap<AckKey, TxId>,
     heap: BinaryHeap<Reverse<(Instant, TxId, Timer)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -377,6 +381,7 @@ impl Endpoint {
             txs: HashMap::new(),
             keys: HashMap::new(),
             ack_keys: HashMap::new(),
+            merge_keys: HashMap::new(),
             heap: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -533,7 +538,37 @@ impl Endpoint {
             self.send_direct(&r, source);
             return;
         }
+        // Merged request: same request reached us twice over different paths (forking
+        // proxy) with different branches.
+        let merge_key = match req.headers.to() {
+            Ok(to) if to.tag().is_none() => ack_key(&req),
+            _ => None,
+        };
+        // Only while the first copy is unanswered: lenient with clients that reuse a CSeq
+        // after a final response.
+        let merged = merge_key
+            .as_ref()
+            .and_then(|mk| self.merge_keys.get(mk))
+            .and_then(|id| self.txs.get(id))
+            .is_some_and(|tx| matches!(tx.state, State::Initial | State::Proceeding));
+        if merged {
+            let tag = self.new_tag();
+            let r = req.response(482, reason_phrase(482), Some(&tag));
+            match self.new_server_tx(now, &req, source) {
+                Some(id) => {
+                    let _ = self.respond(now, id, r);
+                }
+                None => self.send_direct(&r, source),
+            }
+            return;
+        }
         if let Some(id) = self.new_server_tx(now, &req, source) {
+            if let Some(mk) = merge_key {
+                self.merge_keys.insert(mk.clone(), id);
+                if let Some(tx) = self.txs.get_mut(&id) {
+                    tx.merge_key = Some(mk);
+                }
+            }
             self.events.push_back(Event::Request {
                 tx: id,
                 request: req,
@@ -572,6 +607,7 @@ impl Endpoint {
             cancel: CancelState::None,
             ack_key: None,
             acked: false,
+            merge_key: None,
         };
         if invite {
             tx.arm(Timer::Trying, now + self.cfg.trying_delay, &mut self.heap);
@@ -806,6 +842,7 @@ impl Endpoint {
             cancel: CancelState::None,
             ack_key: None,
             acked: false,
+            merge_key: None,
         };
         let reliable = dest.transport.is_reliable();
         if tx.method == Method::Invite {
@@ -1160,6 +1197,11 @@ impl Endpoint {
                 && self.ack_keys.get(ak) == Some(&id)
             {
                 self.ack_keys.remove(ak);
+            }
+            if let Some(mk) = &tx.merge_key
+                && self.merge_keys.get(mk) == Some(&id)
+            {
+                self.merge_keys.remove(mk);
             }
             self.events.push_back(Event::Terminated { tx: id });
         }

@@ -575,3 +575,98 @@ fn many_parallel_transactions() {
     h.run_until(40_000);
     assert_eq!(h.ep.transaction_count(), 0);
 }
+
+#[test]
+fn merged_request_gets_482() {
+    let mut h = H::new();
+    let src = udp("192.0.2.1:5060");
+    h.feed(&invite("z9hG4bKm1"), src);
+    assert!(matches!(&h.events()[..], [Event::Request { .. }]));
+    // Same From tag, Call-ID and CSeq, other branch: the request was forked to us twice.
+    h.feed(&invite("z9hG4bKm2"), udp("192.0.2.2:5060"));
+    assert!(h.events().is_empty());
+    let sent = h.drain();
+    assert_eq!(status(sent.last().unwrap()), 482);
+}
+
+#[test]
+fn server_over_tcp_answers_on_the_connection_without_retransmissions() {
+    let mut h = H::new();
+    let src = tcp("192.0.2.1:40001");
+    let m = invite("z9hG4bKt1").replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    h.feed(&m, src);
+    let Event::Request { tx, request, .. } = h.events().remove(0) else {
+        panic!()
+    };
+    h.ep.respond(h.now, tx, request.response(486, "Busy Here", Some("q")))
+        .unwrap();
+    let t = h.ep.poll_transmit().unwrap();
+    assert_eq!(t.peer, src, "same connection");
+    // No Timer G on TCP; Timer H still waits for the ACK.
+    assert!(h.run_until(31_000).is_empty());
+    h.feed(
+        &ack("z9hG4bKt1", "q").replace("SIP/2.0/UDP", "SIP/2.0/TCP"),
+        src,
+    );
+    h.run_until(31_001); // Timer I is zero on TCP
+    assert_eq!(h.events(), vec![Event::Terminated { tx }]);
+}
+
+#[test]
+fn cancel_after_2xx_gets_200_but_no_487() {
+    let mut h = H::new();
+    let src = udp("192.0.2.1:5060");
+    h.feed(&invite("z9hG4bKx1"), src);
+    let Event::Request { tx, request, .. } = h.events().remove(0) else {
+        panic!()
+    };
+    h.ep.respond(h.now, tx, request.response(200, "OK", Some("k")))
+        .unwrap();
+    h.drain();
+    let cancel = invite("z9hG4bKx1")
+        .replace("INVITE sip", "CANCEL sip")
+        .replace("1 INVITE", "1 CANCEL");
+    h.feed(&cancel, src);
+    let sent = h.drain();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(status(&sent[0]), 200);
+    assert!(h.events().is_empty(), "no Cancelled event once answered");
+}
+
+#[test]
+fn late_and_reordered_messages_after_2xx() {
+    let mut h = H::new();
+    let src = udp("192.0.2.1:5060");
+    h.feed(&invite("z9hG4bKo1"), src);
+    let Event::Request { tx, request, .. } = h.events().remove(0) else {
+        panic!()
+    };
+    h.ep.respond(h.now, tx, request.response(200, "OK", Some("k")))
+        .unwrap();
+    h.drain();
+    // The ACK overtakes a delayed retransmission of the INVITE.
+    h.feed(&ack("z9hG4bKo2", "k"), src);
+    assert!(matches!(&h.events()[..], [Event::Ack { tx: Some(_), .. }]));
+    h.feed(&invite("z9hG4bKo1"), src);
+    assert!(h.events().is_empty(), "late INVITE retransmission absorbed");
+    assert!(h.drain().is_empty(), "and not answered again");
+    // An ACK for a CSeq we never answered is passed up unmatched.
+    h.feed(
+        &ack("z9hG4bKo3", "k").replace("CSeq: 1 ACK", "CSeq: 9 ACK"),
+        src,
+    );
+    assert!(matches!(&h.events()[..], [Event::Ack { tx: None, .. }]));
+}
+
+#[test]
+fn transport_error_ends_client_transaction() {
+    let mut h = H::new();
+    let req = out_request(&mut h.ep, Method::Invite);
+    let tx = h.ep.send_request(h.now, req, tcp("10.9.9.9:5060")).unwrap();
+    h.ep.transport_error(tx);
+    assert_eq!(
+        h.events(),
+        vec![Event::Timeout { tx }, Event::Terminated { tx }]
+    );
+    assert!(h.ep.poll_timeout().is_none());
+}

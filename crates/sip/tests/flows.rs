@@ -284,10 +284,9 @@ fn register_with_digest_auth_and_limiter() {
             .ok()
             .flatten()
             .and_then(|p| DigestCredentials::parse(&p).ok());
-        let ok = match &creds {
-            None => None,
-            Some(c) => Some(digest.verify_password(c, "REGISTER", password, unix)),
-        };
+        let ok = creds
+            .as_ref()
+            .map(|c| digest.verify_password(c, "REGISTER", password, unix));
         match ok {
             Some(Ok(())) => {
                 limiter.record_success(ip);

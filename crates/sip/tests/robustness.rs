@@ -41,10 +41,37 @@ impl Rng {
 }
 
 const INTERESTING: &[&[u8]] = &[
-    b"\r\n", b"\n", b" ", b":", b";", b",", b"<", b">", b"\"", b"@", b"[", b"]", b"=", b"\\",
-    b"\r\n ", b"Content-Length: 99999\r\n", b"l: 5\r\n", b"\xff\xfe", b"\0", b"%", b"/",
-    b"SIP/2.0", b"sip:", b"tel:", b"z9hG4bK", b";tag=", b"*", b"m=audio 0 RTP/SAVP 0\r\n",
-    b"a=rtpmap:", b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:", b"c=IN IP4 0.0.0.0\r\n",
+    b"\r\n",
+    b"\n",
+    b" ",
+    b":",
+    b";",
+    b",",
+    b"<",
+    b">",
+    b"\"",
+    b"@",
+    b"[",
+    b"]",
+    b"=",
+    b"\\",
+    b"\r\n ",
+    b"Content-Length: 99999\r\n",
+    b"l: 5\r\n",
+    b"\xff\xfe",
+    b"\0",
+    b"%",
+    b"/",
+    b"SIP/2.0",
+    b"sip:",
+    b"tel:",
+    b"z9hG4bK",
+    b";tag=",
+    b"*",
+    b"m=audio 0 RTP/SAVP 0\r\n",
+    b"a=rtpmap:",
+    b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:",
+    b"c=IN IP4 0.0.0.0\r\n",
 ];
 
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
@@ -88,7 +115,14 @@ fn mutated_messages_never_panic() {
             Ok(msg) => {
                 parsed += 1;
                 let h = msg.headers();
-                let _ = (h.vias(), h.cseq(), h.from(), h.to(), h.contacts(), h.expires());
+                let _ = (
+                    h.vias(),
+                    h.cseq(),
+                    h.from(),
+                    h.to(),
+                    h.contacts(),
+                    h.expires(),
+                );
                 if let Message::Request(r) = &msg
                     && let Err(e) = r.validate(&["timer"])
                 {
@@ -101,7 +135,11 @@ fn mutated_messages_never_panic() {
                     max_body_size: usize::MAX,
                 };
                 let again = parse_datagram(&msg.to_bytes(), &unlimited);
-                assert!(again.is_ok(), "reserialization failed for {:?}", String::from_utf8_lossy(&m));
+                assert!(
+                    again.is_ok(),
+                    "reserialization failed for {:?}",
+                    String::from_utf8_lossy(&m)
+                );
             }
             Err(e) => {
                 let _ = error_response(&m, &e);

@@ -75,6 +75,8 @@ pub struct CodecConfig {
     pub fec: bool,
     /// Opus DTX on the encoder.
     pub dtx: bool,
+    /// Opus encoder complexity, 0..=10 (CPU against quality).
+    pub complexity: u8,
 }
 
 impl CodecConfig {
@@ -91,6 +93,7 @@ impl CodecConfig {
             bitrate: 32000,
             fec: true,
             dtx: false,
+            complexity: 9,
         }
     }
     /// RTP timestamp units for `pcm_samples` samples at `pcm_rate`.
@@ -372,6 +375,9 @@ impl OpusEncoder {
             inner.set_packet_loss_perc(10).map_err(opus_err)?;
         }
         inner.set_dtx(cfg.dtx).map_err(opus_err)?;
+        inner
+            .set_complexity(cfg.complexity.min(10) as i32)
+            .map_err(opus_err)?;
         Ok(OpusEncoder {
             inner,
             rate: cfg.pcm_rate,

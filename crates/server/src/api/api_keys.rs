@@ -25,8 +25,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
     /// What the key is for, e.g. "OA sync".
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Days until the key expires (1–3650); omit for a key that lasts until revoked.
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<i64>,
 }
 

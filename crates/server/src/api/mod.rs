@@ -100,15 +100,86 @@ fn api_routes() -> OpenApiRouter<AppState> {
     )
 }
 
+/// Every error answer is problem+json, and every operation documents the errors that any
+/// request can meet (malformed body, missing token, frozen account, internal error), so the
+/// document tells the whole truth of what a client may receive.
+fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.delete,
+            &mut item.put,
+        ];
+        for op in ops.into_iter().flatten() {
+            let mut common = vec![("500", "Internal error")];
+            if op.security.is_some() {
+                common.push(("401", "Missing, unknown, revoked or expired token or key"));
+                common.push(("403", "Not allowed, or the account is frozen"));
+            }
+            if op.request_body.is_some() {
+                common.push(("400", "Malformed JSON"));
+                common.push(("413", "Body too large"));
+                common.push(("415", "Not application/json"));
+                common.push(("422", "A field was refused"));
+            }
+            let params = op.parameters.as_deref().unwrap_or_default();
+            if params
+                .iter()
+                .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+            {
+                common.push(("422", "A query parameter was refused"));
+            }
+            if params.iter().any(|p| p.name == "tenant_id") {
+                common.push(("404", "No such tenant (or another tenant's)"));
+            }
+            if params
+                .iter()
+                .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+            {
+                common.push(("404", "No such object (or it belongs to another tenant)"));
+            }
+            for (code, description) in common {
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| {
+                        RefOr::T(ResponseBuilder::new().description(description).build())
+                    });
+            }
+            for (code, response) in op.responses.responses.iter_mut() {
+                if let (true, RefOr::T(response)) = (code.as_str() >= "400", response) {
+                    response.content.clear();
+                    response
+                        .content
+                        .insert("application/problem+json".into(), problem());
+                }
+            }
+        }
+    }
+}
+
+fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut openapi) = api_routes().split_for_parts();
+    document_errors(&mut openapi);
+    openapi
+}
+
 /// The OpenAPI document, as served at `/api/openapi.json`.
 pub fn openapi_json() -> String {
-    let (_, openapi) = api_routes().split_for_parts();
-    openapi.to_pretty_json().unwrap_or_default()
+    openapi().to_pretty_json().unwrap_or_default()
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_routes().split_for_parts();
-    let openapi = Arc::new(openapi.to_pretty_json().unwrap_or_default());
+    let (api, _) = api_routes().split_for_parts();
+    let openapi = Arc::new(openapi_json());
     api.route(
         "/api/openapi.json",
         get(move || {

@@ -26,13 +26,18 @@ const MAX_CAPACITY: i64 = 10_000;
 #[serde(deny_unknown_fields)]
 pub struct CreateRoom {
     /// Digits callers dial; unique in the tenant.
+    #[schema(pattern = "^[0-9]{2,12}$")]
     pub number: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// 4 to 12 digits; omit for a room without PIN.
+    #[schema(pattern = "^[0-9]{4,12}$")]
     pub pin: Option<String>,
     /// Most members at once (default 100).
+    #[schema(minimum = 2, maximum = 10000)]
     pub capacity: Option<i64>,
     /// A meeting in this room ends after this many minutes.
+    #[schema(minimum = 1, maximum = 10080)]
     pub max_duration_minutes: Option<i64>,
     /// Language of the voice prompts: `en` (default) or `zh`.
     pub language: Option<Language>,

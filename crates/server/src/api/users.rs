@@ -26,15 +26,23 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Login name, stored lower-case; unique on the whole installation.
+    #[schema(pattern = "^[a-z0-9._@-]{2,64}$")]
     pub username: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
+    #[schema(format = "email")]
     pub email: Option<String>,
+    #[schema(pattern = "^\\+?[0-9]{3,20}$")]
     pub mobile: Option<String>,
+    #[schema(pattern = "^\\+?[0-9]{3,20}$")]
     pub landline: Option<String>,
     /// SIP extension (short number), unique in the tenant.
+    #[schema(pattern = "^[0-9]{2,15}$")]
     pub extension: Option<String>,
     /// The password the SIP phone registers with; needs `extension`.
+    #[schema(min_length = 8, max_length = 256)]
     pub sip_password: Option<String>,
     /// Default `user`. Tenant administrators may create users and tenant administrators.
     pub kind: Option<AccountKind>,
