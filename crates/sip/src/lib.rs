@@ -65,6 +65,7 @@ pub mod parser;
 pub mod registrar;
 pub mod sdp;
 pub mod transaction;
+pub mod ua;
 pub mod uri;
 
 pub use error::ParseError;

@@ -7,6 +7,8 @@
 mod error;
 pub mod model;
 pub mod repo;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

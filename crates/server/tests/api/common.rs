@@ -1,6 +1,7 @@
 //! Starting a real server on a loopback port, against SQLite or a scratch PostgreSQL schema.
 
 use conclave_server::config::Settings;
+pub use conclave_store::testing::{PgScratch, pg_scratch, postgres_url};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -10,93 +11,6 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub enum Db {
     Sqlite,
     Postgres,
-}
-
-/// A scratch PostgreSQL schema, dropped when the test ends well.
-pub struct PgScratch {
-    pub base_url: String,
-    pub schema: String,
-}
-
-impl PgScratch {
-    pub fn url(&self) -> String {
-        let sep = if self.base_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        format!(
-            "{}{sep}options=-c%20search_path%3D{}",
-            self.base_url, self.schema
-        )
-    }
-}
-
-impl Drop for PgScratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("leaving PostgreSQL schema {} for inspection", self.schema);
-            return;
-        }
-        let _ = std::process::Command::new("psql")
-            .arg(&self.base_url)
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
-            ])
-            .output();
-    }
-}
-
-/// The PostgreSQL URL under test, or a loud skip.
-pub fn postgres_url(test: &str) -> Option<String> {
-    match std::env::var("CONCLAVE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "\n*** SKIPPED {test} on PostgreSQL: CONCLAVE_TEST_POSTGRES_URL is not set ***\n"
-            );
-            None
-        }
-    }
-}
-
-pub async fn pg_scratch(base_url: String) -> PgScratch {
-    let schema = format!("t_{}", uuid_simple());
-    let out = tokio::process::Command::new("psql")
-        .arg(&base_url)
-        .args([
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            &format!("CREATE SCHEMA {schema}"),
-        ])
-        .output()
-        .await
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "cannot create schema: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PgScratch { base_url, schema }
-}
-
-fn uuid_simple() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A running server and a client for it.
