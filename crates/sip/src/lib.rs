@@ -36,7 +36,13 @@
 //!   There is one deadline for the whole endpoint, kept in a heap: cost is O(log n) per
 //!   timer, and an idle endpoint has no deadline.
 //!
-//! **Above the transactions** the application keeps, per call, a [`dialog::Dialog`]
+//! **Calls**: [`ua::UserAgent`] wraps the endpoint with the same input/output shape and
+//! turns SIP into call events (incoming, progress, answered, media updated, DTMF, ended),
+//! handling ACKs, CANCEL, BYE, re-INVITE/UPDATE, late offers, session timers, ring
+//! timeouts and digest retries itself. Requests that are not about calls (REGISTER,
+//! OPTIONS) come out as [`ua::UaEvent::Request`].
+//!
+//! **Above the transactions** (without `ua`) the application keeps, per call, a [`dialog::Dialog`]
 //! (builds BYE/re-INVITE/UPDATE/INFO, checks CSeq, session-timer deadlines via
 //! [`dialog::SessionTimer::deadline`]) and uses [`offer_answer`] to turn SDP into a
 //! [`offer_answer::NegotiatedAudio`] for the media engine. REGISTER goes through
@@ -60,6 +66,7 @@ pub mod dialog;
 pub mod error;
 pub mod headers;
 pub mod message;
+pub mod numbering;
 pub mod offer_answer;
 pub mod parser;
 pub mod registrar;

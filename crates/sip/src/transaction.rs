@@ -444,6 +444,21 @@ impl Endpoint {
     /// Feeds a received datagram (UDP) or a message framed by
     /// [`crate::parser::StreamFramer`] (pass its raw bytes the same way).
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8], source: Peer) {
+        // NAT keep-alives on UDP: CRLFs (or NULs) are ignored; a STUN Binding request
+        // (RFC 5626 §4.4.2) gets a Binding success response with the mapped address.
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b'\0' | b' '))
+        {
+            return;
+        }
+        if let Some(resp) = stun_binding_response(data, source.addr) {
+            self.transmits.push_back(Transmit {
+                peer: source,
+                payload: resp,
+            });
+            return;
+        }
         match parse_datagram(data, &self.cfg.limits) {
             Ok(m) => self.handle_message(now, m, source),
             Err(error) => {
@@ -1217,6 +1232,52 @@ impl Endpoint {
             self.terminate(id);
         }
     }
+}
+
+const STUN_MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+
+/// If `data` is a STUN Binding request (RFC 5389), the Binding success response carrying
+/// XOR-MAPPED-ADDRESS = `source`.
+pub fn stun_binding_response(data: &[u8], source: SocketAddr) -> Option<Vec<u8>> {
+    if data.len() < 20 || data[0..2] != [0x00, 0x01] || data[4..8] != STUN_MAGIC {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    if len % 4 != 0 || data.len() != 20 + len {
+        return None;
+    }
+    let txid = &data[8..20];
+    let port = source.port() ^ 0x2112;
+    let mut attr = Vec::with_capacity(24);
+    attr.extend_from_slice(&[0x00, 0x20]); // XOR-MAPPED-ADDRESS
+    match source.ip() {
+        std::net::IpAddr::V4(ip) => {
+            attr.extend_from_slice(&8u16.to_be_bytes());
+            attr.extend_from_slice(&[0x00, 0x01]);
+            attr.extend_from_slice(&port.to_be_bytes());
+            for (b, m) in ip.octets().iter().zip(STUN_MAGIC) {
+                attr.push(b ^ m);
+            }
+        }
+        std::net::IpAddr::V6(ip) => {
+            attr.extend_from_slice(&20u16.to_be_bytes());
+            attr.extend_from_slice(&[0x00, 0x02]);
+            attr.extend_from_slice(&port.to_be_bytes());
+            let mut key = [0u8; 16];
+            key[..4].copy_from_slice(&STUN_MAGIC);
+            key[4..].copy_from_slice(txid);
+            for (b, k) in ip.octets().iter().zip(key) {
+                attr.push(b ^ k);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(20 + attr.len());
+    out.extend_from_slice(&[0x01, 0x01]);
+    out.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+    out.extend_from_slice(&STUN_MAGIC);
+    out.extend_from_slice(txid);
+    out.extend_from_slice(&attr);
+    Some(out)
 }
 
 fn to_tag(r: &Response) -> String {

@@ -670,3 +670,35 @@ fn transport_error_ends_client_transaction() {
     );
     assert!(h.ep.poll_timeout().is_none());
 }
+
+#[test]
+fn keepalives_crlf_ignored_and_stun_answered() {
+    let mut h = H::new();
+    let src = udp("198.51.100.9:40000");
+    h.feed("\r\n\r\n", src);
+    assert!(h.events().is_empty());
+    assert!(h.ep.poll_transmit().is_none());
+    let mut req = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42];
+    req.extend_from_slice(&[7u8; 12]);
+    h.ep.handle_datagram(h.now, &req, src);
+    let t = h.ep.poll_transmit().unwrap();
+    assert_eq!(t.peer, src);
+    let r = t.payload;
+    assert_eq!(&r[0..2], &[0x01, 0x01]);
+    assert_eq!(&r[8..20], &[7u8; 12]);
+    // XOR-MAPPED-ADDRESS decodes to the source.
+    let port = u16::from_be_bytes([r[26], r[27]]) ^ 0x2112;
+    let ip: Vec<u8> = r[28..32]
+        .iter()
+        .zip([0x21, 0x12, 0xA4, 0x42])
+        .map(|(a, b)| a ^ b)
+        .collect();
+    assert_eq!(port, 40000);
+    assert_eq!(ip, vec![198, 51, 100, 9]);
+    // Truncated STUN is treated as a bad SIP message, not answered.
+    h.ep.handle_datagram(h.now, &req[..10], src);
+    assert!(h.ep.poll_transmit().is_none());
+    // IPv6 source.
+    let r6 = stun_binding_response(&req, "[2001:db8::1]:5060".parse().unwrap()).unwrap();
+    assert_eq!(r6.len(), 20 + 24);
+}

@@ -237,6 +237,10 @@ struct Call {
     reinvite_tx: Option<TxId>,
     /// Incoming re-INVITE answered with an offer (peer re-INVITE without SDP).
     awaiting_ack_answer: bool,
+    /// Transactions of this call (keys of `by_tx`).
+    txs: Vec<TxId>,
+    /// Hang-up requested before the ACK of our 2xx arrived (RFC 3261 §15: BYE waits).
+    pending_bye: Option<EndReason>,
 }
 
 /// The call layer.
@@ -386,10 +390,23 @@ impl UserAgent {
         v
     }
 
+    fn track(&mut self, tx: TxId, call: CallId, purpose: TxPurpose) {
+        self.by_tx.insert(tx, (call, purpose));
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.txs.retain(|t| self.by_tx.contains_key(t));
+            c.txs.push(tx);
+        }
+    }
+
     fn end(&mut self, call: CallId, reason: EndReason) {
         if let Some(c) = self.calls.remove(&call) {
-            self.by_dialog.remove(&(c.invite_call_id(), c.local_tag.clone()));
-            self.by_tx.retain(|_, (id, _)| *id != call);
+            self.by_dialog
+                .remove(&(c.invite_call_id(), c.local_tag.clone()));
+            for t in &c.txs {
+                if self.by_tx.get(t).is_some_and(|(id, _)| *id == call) {
+                    self.by_tx.remove(t);
+                }
+            }
             self.events.push_back(UaEvent::Ended { call, reason });
         }
     }
@@ -425,7 +442,12 @@ impl UserAgent {
                 Event::Timeout { tx } => self.on_timeout(now, tx),
                 Event::AckTimeout { tx } => {
                     if let Some((call, _)) = self.by_tx.get(&tx).copied() {
-                        self.send_bye(now, call, EndReason::AckTimeout);
+                        let reason = self
+                            .calls
+                            .get_mut(&call)
+                            .and_then(|c| c.pending_bye.take())
+                            .unwrap_or(EndReason::AckTimeout);
+                        self.send_bye(now, call, reason);
                     }
                 }
                 Event::Terminated { tx } => {
@@ -483,21 +505,44 @@ impl UserAgent {
     }
 
     fn new_incoming(&mut self, now: Instant, tx: TxId, req: Request, source: Peer) {
+        let local_tag = self.ep.new_tag();
+        let local_addr = match self.local_for(source.transport) {
+            Some(l) => l,
+            None => match self.cfg.locals.first() {
+                Some(l) => LocalAddress {
+                    transport: source.transport,
+                    ..l.clone()
+                },
+                None => {
+                    let r = req.response(
+                        500,
+                        "Server Internal Error - no local address",
+                        Some(&local_tag),
+                    );
+                    let _ = self.ep.respond(now, tx, r);
+                    return;
+                }
+            },
+        };
+        let contact = self.contact_for(&local_addr);
+        let dialog = match Dialog::uas(&req, &local_tag, contact) {
+            Ok(d) => d,
+            Err(e) => {
+                // e.g. no Contact: we could never reach the caller in the dialog.
+                let r = req.response(400, &format!("Bad Request - {e}"), Some(&local_tag));
+                let _ = self.ep.respond(now, tx, r);
+                return;
+            }
+        };
         let call = CallId(self.next_call);
         self.next_call += 1;
-        let local_tag = self.ep.new_tag();
-        let local_addr = self.local_for(source.transport).unwrap_or(LocalAddress {
-            transport: source.transport,
-            host: Host::Ip(source.addr.ip()),
-            port: 5060,
-        });
         let c = Call {
             state: State::Offered,
             outgoing: false,
             invite: req.clone(),
             invite_tx: tx,
             local_tag: local_tag.clone(),
-            dialog: None,
+            dialog: Some(dialog),
             peer: source,
             local_addr,
             media: None,
@@ -510,12 +555,12 @@ impl UserAgent {
             auth_tried: false,
             reinvite_tx: None,
             awaiting_ack_answer: false,
+            txs: Vec::new(),
+            pending_bye: None,
         };
-        self.by_dialog
-            .insert((c.invite_call_id(), local_tag), call);
-        self.by_tx.insert(tx, (call, TxPurpose::InitialInvite));
+        self.by_dialog.insert((c.invite_call_id(), local_tag), call);
         self.calls.insert(call, c);
-        let _ = now;
+        self.track(tx, call, TxPurpose::InitialInvite);
         self.events.push_back(UaEvent::Incoming {
             call,
             request: req,
@@ -532,7 +577,8 @@ impl UserAgent {
             );
         }
         r.headers.push(HeaderName::Allow, ALLOW);
-        r.headers.push(HeaderName::Server, self.cfg.user_agent.clone());
+        r.headers
+            .push(HeaderName::Server, self.cfg.user_agent.clone());
         r
     }
 
@@ -544,13 +590,6 @@ impl UserAgent {
         }
         let r = self.base_response(c, &c.invite, 180);
         let tx = c.invite_tx;
-        if c.dialog.is_none() {
-            let contact = self.contact_for(&c.local_addr);
-            let d = Dialog::uas(&c.invite, &c.local_tag, contact).ok();
-            if let Some(c) = self.calls.get_mut(&call) {
-                c.dialog = d;
-            }
-        }
         self.ep.respond(now, tx, r)?;
         Ok(())
     }
@@ -631,7 +670,13 @@ impl UserAgent {
                 }
             }
         };
-        let contact = self.contact_for(&self.calls.get(&call).ok_or(UaError::UnknownCall)?.local_addr);
+        let contact = self.contact_for(
+            &self
+                .calls
+                .get(&call)
+                .ok_or(UaError::UnknownCall)?
+                .local_addr,
+        );
         let Some(c) = self.calls.get_mut(&call) else {
             return Err(UaError::UnknownCall);
         };
@@ -641,8 +686,7 @@ impl UserAgent {
         resp.body = sdp.to_bytes();
         if c.dialog.is_none() {
             c.dialog = Some(
-                Dialog::uas(&invite, &c.local_tag, contact)
-                    .map_err(|_| UaError::InvalidState)?,
+                Dialog::uas(&invite, &c.local_tag, contact).map_err(|_| UaError::InvalidState)?,
             );
         }
         if let Some(d) = c.dialog.as_mut() {
@@ -660,7 +704,7 @@ impl UserAgent {
         Ok(negotiated)
     }
 
-    fn on_ack(&mut self, _now: Instant, ack: Request) {
+    fn on_ack(&mut self, now: Instant, ack: Request) {
         let Some(id) = crate::dialog::DialogId::for_incoming_request(&ack) else {
             return;
         };
@@ -677,6 +721,11 @@ impl UserAgent {
         if c.state == State::Answered {
             c.state = State::Confirmed;
         }
+        if let Some(reason) = c.pending_bye.take() {
+            c.awaiting_ack_answer = false;
+            self.send_bye(now, call, reason);
+            return;
+        }
         if c.awaiting_ack_answer {
             c.awaiting_ack_answer = false;
             let offer = c.our_offer.take();
@@ -691,10 +740,7 @@ impl UserAgent {
                         self.events
                             .push_back(UaEvent::MediaUpdated { call, media: n });
                     }
-                    Err(_) => {
-                        let now = _now;
-                        self.send_bye(now, call, EndReason::MediaFailure);
-                    }
+                    Err(_) => self.send_bye(now, call, EndReason::MediaFailure),
                 }
             }
         }
@@ -719,6 +765,14 @@ impl UserAgent {
             Method::Bye => {
                 let r = req.response(200, "OK", None);
                 let _ = self.ep.respond(now, tx, r);
+                if c.state == State::Offered {
+                    // BYE in an early dialog: the INVITE gets 487 (RFC 3261 §15.1.2).
+                    let r = c
+                        .invite
+                        .response(487, reason_phrase(487), Some(&c.local_tag));
+                    let itx = c.invite_tx;
+                    let _ = self.ep.respond(now, itx, r);
+                }
                 self.end(call, EndReason::RemoteHangup);
             }
             Method::Invite | Method::Update => {
@@ -869,8 +923,7 @@ impl UserAgent {
             req.headers.push(n, v);
         }
         let offer = offer_answer::offer(&self.cfg.media, &d.media);
-        req.headers
-            .push(HeaderName::ContentType, "application/sdp");
+        req.headers.push(HeaderName::ContentType, "application/sdp");
         req.body = offer.to_bytes();
         let tx = self.ep.send_request(now, req.clone(), d.dest)?;
         let ring = now + self.cfg.ring_timeout;
@@ -893,10 +946,12 @@ impl UserAgent {
             auth_tried: false,
             reinvite_tx: None,
             awaiting_ack_answer: false,
+            txs: Vec::new(),
+            pending_bye: None,
         };
         self.by_dialog.insert((call_id, local_tag), call);
-        self.by_tx.insert(tx, (call, TxPurpose::InitialInvite));
         self.calls.insert(call, c);
+        self.track(tx, call, TxPurpose::InitialInvite);
         self.arm(ring, call, CallTimer::Ring);
         Ok(call)
     }
@@ -994,7 +1049,9 @@ impl UserAgent {
                     &b,
                 );
                 let bye = d.create_request(Method::Bye, &via2);
-                let _ = self.ep.send_request(now, bye, peer);
+                if let Ok(btx) = self.ep.send_request(now, bye, peer) {
+                    self.track(btx, call, TxPurpose::Bye);
+                }
                 return;
             }
             let cancelled = match c.state {
@@ -1055,7 +1112,7 @@ impl UserAgent {
                             if let Some(c) = self.calls.get_mut(&call) {
                                 c.invite_tx = ntx;
                             }
-                            self.by_tx.insert(ntx, (call, TxPurpose::InitialInvite));
+                            self.track(ntx, call, TxPurpose::InitialInvite);
                             return;
                         }
                         Err(_) => {
@@ -1081,7 +1138,10 @@ impl UserAgent {
     fn on_stray_response(&mut self, _now: Instant, resp: Response, source: Peer) {
         // A 2xx retransmission after the INVITE transaction ended: ACK it again.
         if resp.is_success()
-            && resp.headers.cseq().is_ok_and(|c| c.method == Method::Invite)
+            && resp
+                .headers
+                .cseq()
+                .is_ok_and(|c| c.method == Method::Invite)
             && let Some(id) = crate::dialog::DialogId::for_incoming_response(&resp)
             && let Some(&call) = self.by_dialog.get(&(id.call_id, id.local_tag))
             && let Some(c) = self.calls.get_mut(&call)
@@ -1101,7 +1161,10 @@ impl UserAgent {
             return;
         }
         self.events
-            .push_back(UaEvent::Endpoint(Event::StrayResponse { response: resp, source }));
+            .push_back(UaEvent::Endpoint(Event::StrayResponse {
+                response: resp,
+                source,
+            }));
     }
 
     fn on_timeout(&mut self, now: Instant, tx: TxId) {
@@ -1192,7 +1255,13 @@ impl UserAgent {
                 Ok(())
             }
             State::Cancelling(_) | State::Ending(_) => Ok(()),
-            State::Answered | State::Confirmed => {
+            State::Answered => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.pending_bye = Some(EndReason::LocalHangup);
+                }
+                Ok(())
+            }
+            State::Confirmed => {
                 self.send_bye(now, call, EndReason::LocalHangup);
                 Ok(())
             }
@@ -1217,7 +1286,7 @@ impl UserAgent {
         let peer = c.peer;
         match self.ep.send_request(now, bye, peer) {
             Ok(tx) => {
-                self.by_tx.insert(tx, (call, TxPurpose::Bye));
+                self.track(tx, call, TxPurpose::Bye);
             }
             Err(_) => self.end(call, reason),
         }
@@ -1262,8 +1331,7 @@ impl UserAgent {
         }
         let o = offer_answer::offer(&mcfg, &media);
         let o = stamp(&mut c.last_sdp, o);
-        req.headers
-            .push(HeaderName::ContentType, "application/sdp");
+        req.headers.push(HeaderName::ContentType, "application/sdp");
         req.body = o.to_bytes();
         c.our_offer = Some(o);
         let peer = c.peer;
@@ -1271,7 +1339,7 @@ impl UserAgent {
         if let Some(c) = self.calls.get_mut(&call) {
             c.reinvite_tx = Some(tx);
         }
-        self.by_tx.insert(tx, (call, TxPurpose::ReInvite));
+        self.track(tx, call, TxPurpose::ReInvite);
         Ok(())
     }
 

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::dialog::DialogState;
 use crate::auth::{DigestCredentials, DigestServer};
+use crate::dialog::DialogState;
 use crate::offer_answer::Codec;
 use crate::parser::{Limits, parse_datagram};
 
@@ -53,7 +53,10 @@ fn summary(payload: &[u8]) -> String {
         Ok(Message::Response(r)) => format!(
             "{} {}",
             r.status,
-            r.headers.cseq().map(|c| c.method.to_string()).unwrap_or_default()
+            r.headers
+                .cseq()
+                .map(|c| c.method.to_string())
+                .unwrap_or_default()
         ),
         Err(e) => format!("bad: {e}"),
     }
@@ -183,11 +186,24 @@ fn call_ring_answer_hold_resume_hangup() {
     let (ea, _) = net.step(Duration::from_secs(1));
     // 100 Trying from the endpoint's 200 ms timer may come first.
     let ringing = ea.iter().any(|e| {
-        matches!(e, UaEvent::Progress { progress: CallProgress::Ringing, .. })
+        matches!(
+            e,
+            UaEvent::Progress {
+                progress: CallProgress::Ringing,
+                ..
+            }
+        )
     }) || {
         let (ea2, _) = net.step(Duration::from_secs(1));
-        ea2.iter()
-            .any(|e| matches!(e, UaEvent::Progress { progress: CallProgress::Ringing, .. }))
+        ea2.iter().any(|e| {
+            matches!(
+                e,
+                UaEvent::Progress {
+                    progress: CallProgress::Ringing,
+                    ..
+                }
+            )
+        })
     };
     assert!(ringing);
     let now = net.now;
@@ -261,7 +277,10 @@ fn ring_timeout_cancels() {
     assert_eq!(ended(&eb), Some(EndReason::Cancelled));
     assert_eq!(ended(&ea), Some(EndReason::NoAnswer));
     assert!(net.a_to_b_methods.contains(&"CANCEL".to_string()));
-    assert!(net.a_to_b_methods.contains(&"ACK".to_string()), "487 is ACKed");
+    assert!(
+        net.a_to_b_methods.contains(&"ACK".to_string()),
+        "487 is ACKed"
+    );
 }
 
 #[test]
@@ -327,11 +346,7 @@ fn peer_gone_session_timer_expires() {
     // A refreshes (it asked, refresher unspecified, and supports timer): after 45 s a
     // re-INVITE; the call survives several intervals.
     net.run(Duration::from_secs(200));
-    let reinvites = net
-        .a_to_b_methods
-        .iter()
-        .filter(|m| *m == "INVITE")
-        .count();
+    let reinvites = net.a_to_b_methods.iter().filter(|m| *m == "INVITE").count();
     assert!(reinvites >= 4, "{:?}", net.a_to_b_methods);
     assert!(net.a.media(ca).is_some());
     assert!(net.b.media(cb).is_some());
@@ -358,7 +373,10 @@ Call-ID: late-1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.10>\r\nContent-Leng
     let UaEvent::Incoming { call, .. } = b.poll_event().unwrap() else {
         panic!()
     };
-    assert_eq!(b.answer(now, call, media("203.0.113.5:40000")).unwrap(), None);
+    assert_eq!(
+        b.answer(now, call, media("203.0.113.5:40000")).unwrap(),
+        None
+    );
     let t = b.poll_transmit().unwrap();
     let Ok(Message::Response(ok)) = parse_datagram(&t.payload, &Limits::default()) else {
         panic!()
@@ -394,7 +412,10 @@ Call-ID: late-1\r\nCSeq: 1 ACK\r\nContent-Type: application/sdp\r\nContent-Lengt
     let bye = inv
         .replace("INVITE sip", "BYE sip")
         .replace("1 INVITE", "2 BYE")
-        .replace("To: <sip:3000@203.0.113.5>", "To: <sip:3000@203.0.113.5>;tag=nope")
+        .replace(
+            "To: <sip:3000@203.0.113.5>",
+            "To: <sip:3000@203.0.113.5>;tag=nope",
+        )
         .replace("z9hG4bKlate1", "z9hG4bKlate3");
     while b.poll_transmit().is_some() {}
     b.handle_datagram(now, bye.as_bytes(), src);
@@ -430,7 +451,10 @@ fn info_dtmf_and_non_call_requests_pass_through() {
         .send_request(now, info, Peer::new(Transport::Udp, B.parse().unwrap()))
         .unwrap();
     let (_, eb) = net.run(Duration::from_secs(1));
-    assert!(eb.iter().any(|e| matches!(e, UaEvent::Dtmf { digit: '#', .. })));
+    assert!(
+        eb.iter()
+            .any(|e| matches!(e, UaEvent::Dtmf { digit: '#', .. }))
+    );
     // An out-of-dialog OPTIONS reaches the application.
     let opt = "OPTIONS sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKopt\r\n\
 Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=o\r\nTo: <sip:203.0.113.5>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\n";
@@ -447,4 +471,95 @@ Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=o\r\nTo: <sip:203.0.113.5>\r\nCall-ID: o
     net.b
         .respond(now, tx, request.response(200, "OK", Some("x")))
         .unwrap();
+}
+
+#[test]
+fn ended_calls_release_their_transactions() {
+    let mut net = Net::new(ua(A, 1, |_| {}), ua(B, 2, |_| {}));
+    for _ in 0..20 {
+        let ca = dial_b(&mut net);
+        let (_, eb) = net.step(Duration::from_secs(1));
+        let (cb, _) = incoming(&eb);
+        let now = net.now;
+        net.b.answer(now, cb, media("203.0.113.5:40000")).unwrap();
+        net.run(Duration::from_secs(1));
+        let now = net.now;
+        net.a.hangup(now, ca).unwrap();
+        net.run(Duration::from_secs(1));
+    }
+    net.run(Duration::from_secs(60));
+    assert_eq!(net.a.call_count() + net.b.call_count(), 0);
+    assert!(net.a.by_tx.is_empty(), "{:?}", net.a.by_tx);
+    assert!(net.b.by_tx.is_empty(), "{:?}", net.b.by_tx);
+    assert!(net.a.by_dialog.is_empty() && net.b.by_dialog.is_empty());
+}
+
+#[test]
+fn bye_in_early_dialog_terminates_the_invite() {
+    let mut net = Net::new(ua(A, 1, |_| {}), ua(B, 2, |_| {}));
+    dial_b(&mut net);
+    let (_, eb) = net.step(Duration::from_secs(1));
+    let (cb, inv) = incoming(&eb);
+    let now = net.now;
+    net.b.ring(now, cb).unwrap();
+    net.step(Duration::from_secs(1));
+    // Build the caller's BYE in the early dialog by hand.
+    let mut d = net.b.dialog(cb).unwrap().clone();
+    std::mem::swap(&mut d.local_tag, &mut d.remote_tag);
+    std::mem::swap(&mut d.local_uri, &mut d.remote_uri);
+    let via = Via::new(
+        Transport::Udp,
+        Host::parse("192.0.2.10").unwrap(),
+        Some(5060),
+        "z9hG4bKearlybye",
+    );
+    d.local_seq = inv.headers.cseq().unwrap().seq;
+    let bye = d.create_request(Method::Bye, &via);
+    let now = net.now;
+    net.b.handle_datagram(
+        now,
+        &bye.to_bytes(),
+        Peer::new(Transport::Udp, A.parse().unwrap()),
+    );
+    let mut statuses = Vec::new();
+    while let Some(t) = net.b.poll_transmit() {
+        statuses.push(summary(&t.payload));
+    }
+    assert_eq!(statuses, vec!["200 BYE", "487 INVITE"]);
+    let ev: Vec<UaEvent> = std::iter::from_fn(|| net.b.poll_event()).collect();
+    assert_eq!(ended(&ev), Some(EndReason::RemoteHangup));
+}
+
+#[test]
+fn hangup_before_ack_waits_for_it() {
+    let mut net = Net::new(ua(A, 1, |_| {}), ua(B, 2, |_| {}));
+    dial_b(&mut net);
+    let (_, eb) = net.step(Duration::from_secs(1));
+    let (cb, _) = incoming(&eb);
+    let now = net.now;
+    net.b.answer(now, cb, media("203.0.113.5:40000")).unwrap();
+    // B hangs up at once, before A's ACK is delivered.
+    net.b.hangup(now, cb).unwrap();
+    assert!(net.b.poll_event().is_none(), "not ended yet");
+    let (ea, eb) = net.run(Duration::from_secs(2));
+    assert!(ea.iter().any(|e| matches!(e, UaEvent::Answered { .. })));
+    assert_eq!(ended(&ea), Some(EndReason::RemoteHangup));
+    assert_eq!(ended(&eb), Some(EndReason::LocalHangup));
+}
+
+#[test]
+fn invite_without_contact_is_refused() {
+    let mut b = ua(B, 2, |_| {});
+    let inv = "INVITE sip:3000@203.0.113.5 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnc\r\n\
+Max-Forwards: 70\r\nFrom: <sip:a@x>;tag=lt\r\nTo: <sip:3000@203.0.113.5>\r\n\
+Call-ID: nc-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    b.handle_datagram(
+        Instant::now(),
+        inv.as_bytes(),
+        Peer::new(Transport::Udp, A.parse().unwrap()),
+    );
+    assert!(b.poll_event().is_none());
+    assert!(summary(&b.poll_transmit().unwrap().payload).starts_with("400"));
+    assert_eq!(b.call_count(), 0);
 }

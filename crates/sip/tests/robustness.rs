@@ -243,3 +243,71 @@ fn endpoint_under_mutated_traffic_ends_all_transactions() {
     }
     assert_eq!(ep.transaction_count(), 0);
 }
+
+#[test]
+fn user_agent_under_mutated_traffic_ends_all_calls() {
+    use conclave_sip::offer_answer::LocalMedia;
+    use conclave_sip::ua::{LocalAddress, UaConfig, UaEvent, UserAgent};
+    let mut rng = Rng(99);
+    let t0 = Instant::now();
+    let mut now = t0;
+    let cfg = UaConfig {
+        locals: vec![LocalAddress {
+            transport: Transport::Udp,
+            host: conclave_sip::Host::Ip("203.0.113.5".parse().unwrap()),
+            port: 5060,
+        }],
+        ..UaConfig::default()
+    };
+    let mut ua = UserAgent::new(cfg, 5);
+    let media = LocalMedia {
+        addr: "203.0.113.5".parse().unwrap(),
+        port: 40000,
+        session_id: 1,
+        session_version: 1,
+        srtp_key: None,
+        direction: Direction::SendRecv,
+    };
+    let src = Peer::new(Transport::Udp, "192.0.2.1:5060".parse().unwrap());
+    let mut calls = Vec::new();
+    for i in 0..3_000 {
+        let base = SAMPLES[i % SAMPLES.len()];
+        let m = if rng.below(3) == 0 {
+            mutate(&mut rng, base)
+        } else {
+            // Fresh Call-ID and branch so that many calls exist at once.
+            String::from_utf8_lossy(base)
+                .replace("8f0b1e6c", &format!("c{i}"))
+                .replace("z9hG4bK", &format!("z9hG4bK{i}x"))
+                .into_bytes()
+        };
+        ua.handle_datagram(now, &m, src);
+        while let Some(e) = ua.poll_event() {
+            if let UaEvent::Incoming { call, .. } = e {
+                calls.push(call);
+                let _ = match rng.below(3) {
+                    0 => ua.answer(now, call, media.clone()).map(|_| ()),
+                    1 => ua.ring(now, call),
+                    _ => ua.reject(now, call, 603, vec![]),
+                };
+            }
+        }
+        while ua.poll_transmit().is_some() {}
+        if rng.below(20) == 0 {
+            now += Duration::from_millis(rng.below(5000) as u64);
+            ua.handle_timeout(now);
+        }
+    }
+    assert!(calls.len() > 100);
+    for c in calls {
+        let _ = ua.hangup(now, c);
+    }
+    while let Some(t) = ua.poll_timeout() {
+        now = now.max(t);
+        ua.handle_timeout(now);
+        while ua.poll_event().is_some() {}
+        while ua.poll_transmit().is_some() {}
+    }
+    assert_eq!(ua.call_count(), 0);
+    assert_eq!(ua.endpoint().transaction_count(), 0);
+}

@@ -160,6 +160,8 @@ pub struct TemplateSettings {
 pub enum MemberKind {
     /// A user of the tenant: called on their extension (or numbers).
     User,
+    /// An entry of the enterprise's or the template owner's address book.
+    Contact,
     /// A raw phone number, called through a trunk.
     Number,
 }
@@ -168,6 +170,7 @@ impl MemberKind {
     pub fn as_str(self) -> &'static str {
         match self {
             MemberKind::User => "user",
+            MemberKind::Contact => "contact",
             MemberKind::Number => "number",
         }
     }
@@ -178,6 +181,8 @@ pub struct TemplateMember {
     pub kind: MemberKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
     #[serde(default)]
@@ -268,4 +273,23 @@ pub struct AuditEvent {
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     pub at: i64,
+}
+
+/// An address-book entry: in the enterprise's book (`owner_id` absent, seen by the whole
+/// tenant) or in one user's personal book.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Contact {
+    pub id: String,
+    pub tenant_id: String,
+    /// The user whose personal book holds it; absent for the enterprise book.
+    pub owner_id: Option<String>,
+    pub name: String,
+    pub department: String,
+    pub mobile: Option<String>,
+    pub landline: Option<String>,
+    /// A SIP extension (short number) to call.
+    pub extension: Option<String>,
+    pub email: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }

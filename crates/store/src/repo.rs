@@ -406,10 +406,12 @@ pub mod templates {
         Ok(TemplateMember {
             kind: match kind.as_str() {
                 "user" => MemberKind::User,
+                "contact" => MemberKind::Contact,
                 "number" => MemberKind::Number,
                 _ => return Err(corrupt("member kind", &kind)),
             },
             user_id: row.try_get("user_id")?,
+            contact_id: row.try_get("contact_id")?,
             number: row.try_get("number")?,
             display_name: row.try_get("display_name")?,
             role: role.parse::<Role>().map_err(|_| corrupt("role", &role))?,
@@ -423,13 +425,14 @@ pub mod templates {
             .await?;
         for (position, m) in t.members.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO template_members (template_id, position, kind, user_id, number, \
-                 display_name, role) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO template_members (template_id, position, kind, user_id, contact_id, \
+                 number, display_name, role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&t.id)
             .bind(position as i64)
             .bind(m.kind.as_str())
             .bind(&m.user_id)
+            .bind(&m.contact_id)
             .bind(&m.number)
             .bind(&m.display_name)
             .bind(m.role.as_str())
@@ -808,5 +811,120 @@ pub mod audit {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(page(items, limit, |e| e.id.clone()))
+    }
+}
+
+pub mod contacts {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<Contact> {
+        Ok(Contact {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            owner_id: row.try_get("owner_id")?,
+            name: row.try_get("name")?,
+            department: row.try_get("department")?,
+            mobile: row.try_get("mobile")?,
+            landline: row.try_get("landline")?,
+            extension: row.try_get("extension")?,
+            email: row.try_get("email")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, c: &Contact) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO contacts (id, tenant_id, owner_id, name, department, mobile, landline, \
+             extension, email, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&c.id)
+        .bind(&c.tenant_id)
+        .bind(&c.owner_id)
+        .bind(&c.name)
+        .bind(&c.department)
+        .bind(&c.mobile)
+        .bind(&c.landline)
+        .bind(&c.extension)
+        .bind(&c.email)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn update(conn: &mut Conn, c: &Contact) -> Result<()> {
+        sqlx::query(
+            "UPDATE contacts SET name = $2, department = $3, mobile = $4, landline = $5, \
+             extension = $6, email = $7, updated_at = $8 WHERE id = $1",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.department)
+        .bind(&c.mobile)
+        .bind(&c.landline)
+        .bind(&c.extension)
+        .bind(&c.email)
+        .bind(c.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Contact>> {
+        let row = sqlx::query("SELECT * FROM contacts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Which books to list.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Books {
+        Enterprise,
+        Personal,
+        Both,
+    }
+
+    /// The tenant's enterprise book and/or `user_id`'s personal book.
+    pub async fn list(
+        conn: &mut Conn,
+        tenant_id: &str,
+        user_id: &str,
+        books: Books,
+        after: &str,
+        limit: i64,
+    ) -> Result<Page<Contact>> {
+        let (enterprise, personal) = match books {
+            Books::Enterprise => (1, 0),
+            Books::Personal => (0, 1),
+            Books::Both => (1, 1),
+        };
+        let rows = sqlx::query(
+            "SELECT * FROM contacts WHERE tenant_id = $1 AND id > $2 \
+             AND (($3 = 1 AND owner_id IS NULL) OR ($4 = 1 AND owner_id = $5)) \
+             ORDER BY id LIMIT $6",
+        )
+        .bind(tenant_id)
+        .bind(after)
+        .bind(enterprise as i64)
+        .bind(personal as i64)
+        .bind(user_id)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |c| c.id.clone()))
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM contacts WHERE id = $1")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -179,6 +179,7 @@ async fn scenario(store: &Store) {
         members: vec![TemplateMember {
             kind: MemberKind::Number,
             user_id: None,
+            contact_id: None,
             number: Some("123456".into()),
             display_name: "N".into(),
             role: conclave_conference::Role::Member,

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod audit;
+mod contacts;
 pub mod extract;
 pub mod problem;
 mod rooms;
@@ -63,6 +64,7 @@ impl AppState {
         (name = "users", description = "Accounts, SIP extensions"),
         (name = "rooms", description = "Persistent meeting rooms"),
         (name = "templates", description = "Reusable meeting schemes"),
+        (name = "contacts", description = "Enterprise and personal address books"),
         (name = "api-keys", description = "Keys for integrations"),
         (name = "audit", description = "Who did what, when, from where"),
     )
@@ -95,6 +97,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(users::routes())
             .merge(rooms::routes())
             .merge(templates::routes())
+            .merge(contacts::routes())
             .merge(api_keys::routes())
             .merge(audit::routes()),
     )

@@ -98,6 +98,7 @@ fn entry<'a>(action: &'static str, t: &'a Template) -> Audit<'a> {
 async fn check_content(
     conn: &mut Conn,
     tenant_id: &str,
+    owner_id: &str,
     name: Option<&str>,
     description: Option<&str>,
     room_id: Option<&str>,
@@ -124,33 +125,72 @@ async fn check_content(
         for (i, m) in members.iter_mut().enumerate() {
             let at = |f: &str| format!("members[{i}].{f}");
             c.text(&at("display_name"), &m.display_name, 0, 100);
-            match m.kind {
-                MemberKind::User => {
-                    let user = match &m.user_id {
-                        Some(id) => repo::users::get(conn, id)
-                            .await?
-                            .filter(|u| u.tenant_id == tenant_id),
-                        None => None,
-                    };
-                    match user {
-                        Some(user) if m.number.is_none() => {
-                            if m.display_name.trim().is_empty() {
-                                m.display_name = user.display_name;
+            // Each kind names its member with exactly one field.
+            let (needed, set) = match m.kind {
+                MemberKind::User => ("user_id", m.user_id.is_some()),
+                MemberKind::Contact => ("contact_id", m.contact_id.is_some()),
+                MemberKind::Number => ("number", m.number.is_some()),
+            };
+            if !set {
+                c.fail(
+                    at(needed),
+                    format!("is required for a {} member", m.kind.as_str()),
+                );
+            }
+            for (field, present) in [
+                ("user_id", m.user_id.is_some()),
+                ("contact_id", m.contact_id.is_some()),
+                ("number", m.number.is_some()),
+            ] {
+                if present && field != needed {
+                    c.fail(
+                        at(field),
+                        format!("must be absent for a {} member", m.kind.as_str()),
+                    );
+                }
+            }
+            let name = match m.kind {
+                MemberKind::User => match &m.user_id {
+                    Some(id) => match repo::users::get(conn, id)
+                        .await?
+                        .filter(|u| u.tenant_id == tenant_id)
+                    {
+                        Some(user) => Some(user.display_name),
+                        None => {
+                            c.fail(at("user_id"), "no such user in this tenant");
+                            None
+                        }
+                    },
+                    None => None,
+                },
+                MemberKind::Contact => match &m.contact_id {
+                    Some(id) => {
+                        let contact = repo::contacts::get(conn, id).await?.filter(|k| {
+                            k.tenant_id == tenant_id
+                                && k.owner_id.as_ref().is_none_or(|o| o == owner_id)
+                        });
+                        match contact {
+                            Some(contact) => Some(contact.name),
+                            None => {
+                                c.fail(
+                                    at("contact_id"),
+                                    "no such contact in the enterprise book or the owner's own",
+                                );
+                                None
                             }
                         }
-                        Some(_) => c.fail(at("number"), "must be absent for a user member"),
-                        None => c.fail(at("user_id"), "no such user in this tenant"),
                     }
-                }
+                    None => None,
+                },
                 MemberKind::Number => {
-                    match &m.number {
-                        Some(n) => c.phone(&at("number"), n),
-                        None => c.fail(at("number"), "is required for a number member"),
+                    if let Some(n) = &m.number {
+                        c.phone(&at("number"), n);
                     }
-                    if m.user_id.is_some() {
-                        c.fail(at("user_id"), "must be absent for a number member");
-                    }
+                    None
                 }
+            };
+            if let (Some(name), true) = (name, m.display_name.trim().is_empty()) {
+                m.display_name = name;
             }
         }
     }
@@ -171,6 +211,7 @@ async fn create_template(
     check_content(
         &mut tx,
         &tenant_id,
+        &caller.user.id,
         Some(&body.name),
         Some(&body.description),
         body.room_id.as_deref(),
@@ -259,6 +300,7 @@ async fn update_template(
     check_content(
         &mut tx,
         &t.tenant_id,
+        &t.owner_id,
         body.name.as_deref(),
         body.description.as_deref(),
         room_id.as_deref(),

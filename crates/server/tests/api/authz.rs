@@ -118,6 +118,18 @@ async fn api_key(s: &TestServer, fx: &Fixture) -> String {
         .to_owned()
 }
 
+/// A contact in tenant A: the enterprise book's when made by the system admin, else Alice's own.
+async fn contact(s: &TestServer, fx: &Fixture, by: Actor) -> String {
+    let book = if by == Sa { "enterprise" } else { "personal" };
+    s.post(
+        "/contacts",
+        fx.token(by),
+        json!({ "book": book, "name": "C", "mobile": "123456" }),
+    )
+    .await
+    .id()
+}
+
 async fn authorization_matrix(s: &TestServer) {
     let fx = fixture(s).await;
     let mut n = 0u32;
@@ -156,6 +168,14 @@ async fn authorization_matrix(s: &TestServer) {
         ("revokeApiKey", [204, 204, 403, 403, 404]),
         ("listAuditEvents", [200, 200, 403, 403, 404]),
         ("getCurrentUser", [200, 200, 200, 200, 200]),
+        ("createEnterpriseContact", [201, 201, 403, 403, 201]),
+        ("createPersonalContact", [201, 201, 201, 201, 201]),
+        ("listContacts", [200, 200, 200, 200, 200]),
+        ("getEnterpriseContact", [200, 200, 200, 200, 404]),
+        ("getPersonalContact", [404, 404, 200, 404, 404]),
+        ("updateEnterpriseContact", [200, 200, 403, 403, 404]),
+        ("updatePersonalContact", [404, 404, 200, 404, 404]),
+        ("deleteEnterpriseContact", [204, 204, 403, 403, 404]),
     ];
     let mut failures = Vec::new();
     for (op, expected) in matrix {
@@ -326,6 +346,47 @@ async fn authorization_matrix(s: &TestServer) {
                 }
                 "listAuditEvents" => s.get(&format!("/audit-events?tenant_id={a}"), t).await,
                 "getCurrentUser" => s.get("/me", t).await,
+                "createEnterpriseContact" => {
+                    s.post(
+                        "/contacts",
+                        t,
+                        json!({ "book": "enterprise", "name": "E", "mobile": "123456" }),
+                    )
+                    .await
+                }
+                "createPersonalContact" => {
+                    s.post("/contacts", t, json!({ "name": "P", "mobile": "123456" }))
+                        .await
+                }
+                "listContacts" => s.get("/contacts", t).await,
+                "getEnterpriseContact" => {
+                    s.get(&format!("/contacts/{}", contact(s, &fx, Sa).await), t)
+                        .await
+                }
+                "getPersonalContact" => {
+                    s.get(&format!("/contacts/{}", contact(s, &fx, Alice).await), t)
+                        .await
+                }
+                "updateEnterpriseContact" => {
+                    s.patch(
+                        &format!("/contacts/{}", contact(s, &fx, Sa).await),
+                        t,
+                        json!({ "name": "N" }),
+                    )
+                    .await
+                }
+                "updatePersonalContact" => {
+                    s.patch(
+                        &format!("/contacts/{}", contact(s, &fx, Alice).await),
+                        t,
+                        json!({ "name": "N" }),
+                    )
+                    .await
+                }
+                "deleteEnterpriseContact" => {
+                    s.delete(&format!("/contacts/{}", contact(s, &fx, Sa).await), t)
+                        .await
+                }
                 other => panic!("no case for {other}"),
             };
             if reply.status.as_u16() != *want {

@@ -18,6 +18,7 @@ both_backends!(
     audit_log_records_who_did_what,
     pagination_walks_every_page,
     concurrent_writes_all_succeed,
+    address_books_and_contact_members,
 );
 
 async fn health_and_openapi(s: &TestServer) {
@@ -776,4 +777,106 @@ async fn concurrent_writes_all_succeed(s: &TestServer) {
         .get("/audit-events?action=createRoom&limit=200", &admin)
         .await;
     assert_eq!(events.body["items"].as_array().map(Vec::len), Some(24));
+}
+
+async fn address_books_and_contact_members(s: &TestServer) {
+    let admin = s.admin().await;
+    s.user(&admin, "alice", "user", None).await;
+    s.user(&admin, "bob", "user", None).await;
+    let alice = s.token("alice", "alice-password").await;
+    let bob = s.token("bob", "bob-password").await;
+    let shared = s
+        .post("/contacts", &admin, json!({ "book": "enterprise", "name": "应急办 Duty desk", "department": "Ops", "landline": "01066668888" }))
+        .await;
+    shared.expect(201);
+    assert!(shared.body["owner_id"].is_null());
+    let mine = s
+        .post(
+            "/contacts",
+            &alice,
+            json!({ "name": "Plumber", "mobile": "+8613700000000", "email": "p@example.com" }),
+        )
+        .await;
+    mine.expect(201);
+    let mine_id = mine.id();
+    s.post(
+        "/contacts",
+        &alice,
+        json!({ "book": "enterprise", "name": "x", "mobile": "123456" }),
+    )
+    .await
+    .expect_problem(403, None);
+    s.post("/contacts", &alice, json!({ "name": "No number" }))
+        .await
+        .expect_problem(422, Some("mobile"));
+    s.post(
+        "/contacts",
+        &alice,
+        json!({ "name": "x", "mobile": "123456", "email": "nope" }),
+    )
+    .await
+    .expect_problem(422, Some("email"));
+    // Alice sees both books; Bob sees only the enterprise book.
+    let count = |r: &crate::common::Reply| r.body["items"].as_array().map(Vec::len);
+    assert_eq!(count(&s.get("/contacts", &alice).await), Some(2));
+    assert_eq!(
+        count(&s.get("/contacts?book=personal", &alice).await),
+        Some(1)
+    );
+    assert_eq!(count(&s.get("/contacts", &bob).await), Some(1));
+    s.get(&format!("/contacts/{mine_id}"), &bob)
+        .await
+        .expect_problem(404, None);
+    s.patch(
+        &format!("/contacts/{}", shared.id()),
+        &bob,
+        json!({ "name": "Mine" }),
+    )
+    .await
+    .expect_problem(403, None);
+    let renamed = s
+        .patch(
+            &format!("/contacts/{mine_id}"),
+            &alice,
+            json!({ "name": "Good plumber", "email": null }),
+        )
+        .await;
+    renamed.expect(200);
+    assert!(renamed.body["email"].is_null());
+    s.patch(
+        &format!("/contacts/{mine_id}"),
+        &alice,
+        json!({ "mobile": null }),
+    )
+    .await
+    .expect_problem(422, Some("mobile"));
+    // Contacts as template members: the enterprise book and the owner's own book.
+    let members = json!([
+        { "kind": "contact", "contact_id": mine_id, "role": "member" },
+        { "kind": "contact", "contact_id": shared.id(), "role": "chairman" },
+    ]);
+    let template = s
+        .post(
+            "/templates",
+            &alice,
+            json!({ "name": "With contacts", "members": members }),
+        )
+        .await;
+    template.expect(201);
+    assert_eq!(template.body["members"][0]["display_name"], "Good plumber");
+    s.post("/templates", &bob, json!({ "name": "Borrowed", "members": [{ "kind": "contact", "contact_id": mine_id, "role": "member" }] }))
+        .await
+        .expect_problem(422, Some("members[0].contact_id"));
+    s.post("/templates", &bob, json!({ "name": "Both", "members": [{ "kind": "contact", "contact_id": mine_id, "number": "123456", "role": "member" }] }))
+        .await
+        .expect_problem(422, Some("members[0].number"));
+    // Deleting a contact takes it out of the templates that named it.
+    s.delete(&format!("/contacts/{mine_id}"), &alice)
+        .await
+        .expect(204);
+    let after = s
+        .get(&format!("/templates/{}", template.id()), &alice)
+        .await;
+    assert_eq!(after.body["members"].as_array().map(Vec::len), Some(1));
+    assert_eq!(after.body["members"][0]["kind"], "contact");
 }
