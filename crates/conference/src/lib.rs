@@ -4,6 +4,7 @@
 //! and SIP all turn a user's wish into an [`Action`] and ask [`check`] whether the actor's
 //! [`Role`] allows it — one rule book for every channel.
 
+pub mod live;
 pub mod permissions;
 
 pub use permissions::{Action, Denied, Role, check, check_role_change};

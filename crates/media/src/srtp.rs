@@ -390,6 +390,31 @@ mod tests {
     }
 
     #[test]
+    fn padded_and_extended_packets_roundtrip() {
+        for suite in SrtpSuite::ALL {
+            let k = key(suite, 5);
+            let mut a = SrtpSession::new(&k, &k).unwrap();
+            for (pt, pad, ext) in [(0u8, 4usize, false), (73, 0, false), (0, 0, true), (96, 8, true)] {
+                let mut v = Vec::new();
+                RtpHeader {
+                    payload_type: pt,
+                    sequence: 10 + pt as u16 + pad as u16,
+                    ssrc: 1,
+                    extensions: if ext { vec![(1, vec![0x80 | 30])] } else { vec![] },
+                    ..Default::default()
+                }
+                .write(&[1, 2, 3, 4, 5], pad, &mut v);
+                let p = a.protect_rtp(&v).unwrap();
+                assert_eq!(
+                    a.unprotect_rtp(&p).as_deref().ok(),
+                    Some(&v[..]),
+                    "{suite:?} pt {pt} pad {pad} ext {ext}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn sdes_attribute() {
         // RFC 4568 example key
         let (tag, k) = SrtpKey::parse_sdes(

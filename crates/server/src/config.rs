@@ -104,8 +104,9 @@ impl Settings {
                 }
             }
         };
-        let admin_password =
-            std::env::var("CONCLAVE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+        let admin_password = std::env::var("CONCLAVE_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
         Settings::resolve(args, file.unwrap_or_default(), admin_password)
     }
 

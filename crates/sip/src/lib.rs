@@ -55,6 +55,33 @@
 //! [`transaction::Endpoint::new`], key bytes for [`offer_answer::LocalMedia`], a secret
 //! for [`auth::DigestServer::new`].
 //!
+//! ## Example: answering OPTIONS
+//!
+//! ```
+//! use std::time::Instant;
+//! use conclave_sip::{Endpoint, Event, Peer, Transport, transaction::Config};
+//!
+//! let mut ep = Endpoint::new(Config::default(), 0x5eed);
+//! let now = Instant::now(); // the runtime's clock, read outside the stack
+//! let from = Peer::new(Transport::Udp, "192.0.2.7:5060".parse().unwrap());
+//! let datagram = b"OPTIONS sip:conclave@192.0.2.1 SIP/2.0\r\n\
+//! Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bKping;rport\r\n\
+//! From: <sip:1001@192.0.2.1>;tag=p\r\nTo: <sip:conclave@192.0.2.1>\r\n\
+//! Call-ID: ka-1\r\nCSeq: 7 OPTIONS\r\nMax-Forwards: 70\r\n\r\n";
+//! ep.handle_datagram(now, datagram, from);
+//! while let Some(event) = ep.poll_event() {
+//!     if let Event::Request { tx, request, .. } = event {
+//!         let tag = ep.new_tag();
+//!         ep.respond(now, tx, request.response(200, "OK", Some(&tag))).unwrap();
+//!     }
+//! }
+//! let out = ep.poll_transmit().unwrap();
+//! assert_eq!(out.peer.addr, from.addr); // rport: back to the source port
+//! assert!(out.payload.starts_with(b"SIP/2.0 200 OK\r\n"));
+//! // Timer J keeps the transaction to absorb retransmissions; the runtime sleeps until:
+//! let _next_deadline = ep.poll_timeout();
+//! ```
+//!
 //! ## Malformed input
 //! Nothing derived from the network is unwrapped. Parse failures are values
 //! ([`error::ParseError`]); [`error::ParseError::status`] chooses the 4xx/5xx and the

@@ -152,6 +152,9 @@ pub enum UaError {
     NoLocalAddress,
     Negotiation(NegotiationError),
     Transaction(TxError),
+    /// The stack answered the request with this status itself and the call ended (e.g.
+    /// 422 Session Interval Too Small).
+    Refused(u16),
 }
 
 impl From<TxError> for UaError {
@@ -241,6 +244,8 @@ struct Call {
     txs: Vec<TxId>,
     /// Hang-up requested before the ACK of our 2xx arrived (RFC 3261 §15: BYE waits).
     pending_bye: Option<EndReason>,
+    /// Already retried after a 422.
+    se_retried: bool,
 }
 
 /// The call layer.
@@ -557,6 +562,7 @@ impl UserAgent {
             awaiting_ack_answer: false,
             txs: Vec::new(),
             pending_bye: None,
+            se_retried: false,
         };
         self.by_dialog.insert((c.invite_call_id(), local_tag), call);
         self.calls.insert(call, c);
@@ -648,7 +654,7 @@ impl UserAgent {
                 Err(r422) => {
                     self.ep.respond(now, tx, r422)?;
                     self.end(call, EndReason::Rejected(422));
-                    return Err(UaError::InvalidState);
+                    return Err(UaError::Refused(422));
                 }
             }
         }
@@ -948,6 +954,7 @@ impl UserAgent {
             awaiting_ack_answer: false,
             txs: Vec::new(),
             pending_bye: None,
+            se_retried: false,
         };
         self.by_dialog.insert((call_id, local_tag), call);
         self.calls.insert(call, c);
@@ -1089,6 +1096,41 @@ impl UserAgent {
         }
         // Final failure.
         let state = c.state;
+        // 422: retry once with the interval the peer asks for (RFC 4028 §7.4).
+        if status == 422
+            && !c.se_retried
+            && matches!(state, State::Dialing)
+            && let Ok(Some(min)) = resp.headers.min_se()
+        {
+            c.se_retried = true;
+            let mut req = c.invite.clone();
+            let branch = self.ep.new_branch();
+            if let (Ok(cseq), Ok(mut via)) = (req.headers.cseq(), req.headers.top_via()) {
+                req.headers.set(
+                    HeaderName::CSeq,
+                    format!("{} {}", cseq.seq.wrapping_add(1), cseq.method),
+                );
+                via.params.set("branch", Some(&branch));
+                req.headers.set_top_via(&via);
+                req.headers.set(HeaderName::SessionExpires, min.to_string());
+                req.headers.set(HeaderName::MinSe, min.to_string());
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                c.invite = req.clone();
+                let peer = c.peer;
+                if let Ok(ntx) = self.ep.send_request(now, req, peer) {
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.invite_tx = ntx;
+                    }
+                    self.track(ntx, call, TxPurpose::InitialInvite);
+                    return;
+                }
+            }
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let creds = if matches!(status, 401 | 407) && !c.auth_tried {
             c.credentials.clone()
         } else {

@@ -563,3 +563,37 @@ Call-ID: nc-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     assert!(summary(&b.poll_transmit().unwrap().payload).starts_with("400"));
     assert_eq!(b.call_count(), 0);
 }
+
+#[test]
+fn session_interval_too_small_is_retried() {
+    // B insists on at least 1800 s; A asks for 90 s.
+    let mut net = Net::new(
+        ua(A, 1, |c| {
+            c.session_timer = Some(SessionTimerConfig {
+                session_expires: 90,
+                min_se: 90,
+            })
+        }),
+        ua(B, 2, |c| {
+            c.session_timer = Some(SessionTimerConfig {
+                session_expires: 1800,
+                min_se: 1800,
+            })
+        }),
+    );
+    dial_b(&mut net);
+    let (_, eb) = net.step(Duration::from_secs(1));
+    let (cb, _) = incoming(&eb);
+    let now = net.now;
+    assert_eq!(
+        net.b.answer(now, cb, media("203.0.113.5:40000")),
+        Err(UaError::Refused(422))
+    );
+    let (_, eb) = net.run(Duration::from_secs(1));
+    let (cb2, req) = incoming(&eb);
+    assert_eq!(req.headers.session_expires().unwrap().unwrap().delta, 1800);
+    let now = net.now;
+    net.b.answer(now, cb2, media("203.0.113.5:40000")).unwrap();
+    let (ea, _) = net.run(Duration::from_secs(1));
+    assert!(ea.iter().any(|e| matches!(e, UaEvent::Answered { .. })));
+}

@@ -1,0 +1,818 @@
+//! The state of one live meeting, as a pure state machine: commands in, events out.
+//!
+//! The server runs one actor task per live meeting that owns a [`Conference`]; REST calls,
+//! WebSocket messages, keypad digits and SIP events all become [`Command`]s applied here, and
+//! the resulting [`Event`]s drive the mixer, the roster, webhooks and history. Every command
+//! passes the one permission check ([`crate::check`]) before it changes anything.
+
+use crate::permissions::{Action, Denied, Role, check, check_role_change};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A member's id within one meeting (assigned by the meeting, never reused in it).
+pub type MemberId = u32;
+/// A whisper group's id within one meeting.
+pub type GroupId = u32;
+
+/// How someone came into the meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinedVia {
+    DialIn,
+    DialOut,
+    Browser,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub id: MemberId,
+    pub name: String,
+    pub number: String,
+    pub role: Role,
+    pub via: JoinedVia,
+    pub muted: bool,
+    /// False while a chair forbids the member to speak: they cannot unmute themself.
+    pub may_speak: bool,
+    pub hand_raised: bool,
+    pub whisper_group: Option<GroupId>,
+}
+
+/// Who issues a command: a member of the meeting, or an operator from the console or API whose
+/// account gives them a role in it (administrators act as owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Member(MemberId),
+    Operator(Role),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Join {
+        name: String,
+        number: String,
+        role: Role,
+        via: JoinedVia,
+    },
+    Leave {
+        member: MemberId,
+    },
+    MuteSelf,
+    UnmuteSelf,
+    RaiseHand {
+        raised: bool,
+    },
+    Mute {
+        target: MemberId,
+    },
+    Unmute {
+        target: MemberId,
+    },
+    MuteAll,
+    UnmuteAll,
+    SetSpeak {
+        target: MemberId,
+        allowed: bool,
+    },
+    Kick {
+        target: MemberId,
+    },
+    SetRole {
+        target: MemberId,
+        role: Role,
+    },
+    Lock,
+    Unlock,
+    OpenWhisper {
+        members: Vec<MemberId>,
+    },
+    MoveToWhisper {
+        target: MemberId,
+        group: Option<GroupId>,
+    },
+    CloseWhisper {
+        group: GroupId,
+    },
+    End,
+}
+
+/// What changed; each event is published to the roster, webhooks, history and the mixer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Joined {
+        member: Member,
+    },
+    Left {
+        member: MemberId,
+    },
+    Removed {
+        member: MemberId,
+    },
+    Muted {
+        member: MemberId,
+    },
+    Unmuted {
+        member: MemberId,
+    },
+    SpeakAllowed {
+        member: MemberId,
+        allowed: bool,
+    },
+    HandRaised {
+        member: MemberId,
+        raised: bool,
+    },
+    RoleChanged {
+        member: MemberId,
+        role: Role,
+    },
+    Locked {
+        locked: bool,
+    },
+    WhisperOpened {
+        group: GroupId,
+        members: Vec<MemberId>,
+    },
+    WhisperMoved {
+        member: MemberId,
+        group: Option<GroupId>,
+    },
+    WhisperClosed {
+        group: GroupId,
+    },
+    Ended,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("the meeting is locked")]
+    Locked,
+    #[error("the meeting is full ({0} members)")]
+    Full(usize),
+    #[error("the meeting has ended")]
+    Ended,
+    #[error("no member {0} in this meeting")]
+    NoSuchMember(MemberId),
+    #[error("no whisper group {0} in this meeting")]
+    NoSuchGroup(GroupId),
+    #[error("a chair has forbidden this member to speak")]
+    ForbiddenToSpeak,
+    #[error("this command needs a member of the meeting, not an operator")]
+    NotAMember,
+    #[error("a whisper group needs at least one member")]
+    EmptyGroup,
+}
+
+/// Settings a meeting starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub capacity: usize,
+    /// Members below chairman join muted.
+    pub mute_on_entry: bool,
+    pub locked: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            capacity: 100,
+            mute_on_entry: false,
+            locked: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Conference {
+    settings: Settings,
+    members: BTreeMap<MemberId, Member>,
+    groups: BTreeMap<GroupId, Vec<MemberId>>,
+    locked: bool,
+    ended: bool,
+    next_member: MemberId,
+    next_group: GroupId,
+}
+
+impl Conference {
+    pub fn new(settings: Settings) -> Self {
+        Conference {
+            locked: settings.locked,
+            settings,
+            members: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            ended: false,
+            next_member: 1,
+            next_group: 1,
+        }
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    pub fn member(&self, id: MemberId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.locked
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The members of a whisper group.
+    pub fn group(&self, id: GroupId) -> Option<&[MemberId]> {
+        self.groups.get(&id).map(Vec::as_slice)
+    }
+
+    fn role_of(&self, actor: Actor) -> Result<Role, Refused> {
+        match actor {
+            Actor::Operator(role) => Ok(role),
+            Actor::Member(id) => self
+                .members
+                .get(&id)
+                .map(|m| m.role)
+                .ok_or(Refused::NoSuchMember(id)),
+        }
+    }
+
+    fn target(&self, id: MemberId) -> Result<&Member, Refused> {
+        self.members.get(&id).ok_or(Refused::NoSuchMember(id))
+    }
+
+    fn self_id(actor: Actor) -> Result<MemberId, Refused> {
+        match actor {
+            Actor::Member(id) => Ok(id),
+            Actor::Operator(_) => Err(Refused::NotAMember),
+        }
+    }
+
+    /// Applies a command for an actor; on refusal nothing changes.
+    pub fn apply(&mut self, actor: Actor, command: Command) -> Result<Vec<Event>, Refused> {
+        if self.ended {
+            return Err(Refused::Ended);
+        }
+        let role = match &command {
+            // Joining is decided by the room's admission rules, not by a role in the meeting.
+            Command::Join { .. } => Role::Participant,
+            _ => self.role_of(actor)?,
+        };
+        let command_is_lock = command == Command::Lock;
+        let mut events = Vec::new();
+        match command {
+            Command::Join {
+                name,
+                number,
+                role,
+                via,
+            } => {
+                if self.locked {
+                    return Err(Refused::Locked);
+                }
+                if self.members.len() >= self.settings.capacity {
+                    return Err(Refused::Full(self.settings.capacity));
+                }
+                let id = self.next_member;
+                self.next_member += 1;
+                let member = Member {
+                    id,
+                    name,
+                    number,
+                    role,
+                    via,
+                    muted: self.settings.mute_on_entry && role < Role::Chairman,
+                    may_speak: true,
+                    hand_raised: false,
+                    whisper_group: None,
+                };
+                self.members.insert(id, member.clone());
+                events.push(Event::Joined { member });
+            }
+            Command::Leave { member } => {
+                self.target(member)?;
+                self.drop_member(member);
+                events.push(Event::Left { member });
+            }
+            Command::MuteSelf => {
+                check(role, Action::MuteSelf, None)?;
+                let id = Self::self_id(actor)?;
+                self.set_muted(id, true, &mut events);
+            }
+            Command::UnmuteSelf => {
+                check(role, Action::SpeakSelf, None)?;
+                let id = Self::self_id(actor)?;
+                if !self.target(id)?.may_speak {
+                    return Err(Refused::ForbiddenToSpeak);
+                }
+                self.set_muted(id, false, &mut events);
+            }
+            Command::RaiseHand { raised } => {
+                check(role, Action::RaiseHand, None)?;
+                let id = Self::self_id(actor)?;
+                if let Some(m) = self
+                    .members
+                    .get_mut(&id)
+                    .filter(|m| m.hand_raised != raised)
+                {
+                    m.hand_raised = raised;
+                    events.push(Event::HandRaised { member: id, raised });
+                }
+            }
+            Command::Mute { target } => {
+                check(role, Action::MuteMember, Some(self.target(target)?.role))?;
+                self.set_muted(target, true, &mut events);
+            }
+            Command::Unmute { target } => {
+                check(role, Action::UnmuteMember, Some(self.target(target)?.role))?;
+                if !self.target(target)?.may_speak {
+                    return Err(Refused::ForbiddenToSpeak);
+                }
+                self.set_muted(target, false, &mut events);
+            }
+            Command::MuteAll => {
+                check(role, Action::MuteAll, None)?;
+                self.mute_all(true, &mut events);
+            }
+            Command::UnmuteAll => {
+                check(role, Action::MuteAll, None)?;
+                self.mute_all(false, &mut events);
+            }
+            Command::SetSpeak { target, allowed } => {
+                check(
+                    role,
+                    Action::SetMemberSpeak,
+                    Some(self.target(target)?.role),
+                )?;
+                if let Some(m) = self
+                    .members
+                    .get_mut(&target)
+                    .filter(|m| m.may_speak != allowed)
+                {
+                    m.may_speak = allowed;
+                    events.push(Event::SpeakAllowed {
+                        member: target,
+                        allowed,
+                    });
+                }
+                // Allowing answers a raised hand and opens the microphone; forbidding closes it.
+                self.set_muted(target, !allowed, &mut events);
+                if allowed && let Some(m) = self.members.get_mut(&target).filter(|m| m.hand_raised)
+                {
+                    m.hand_raised = false;
+                    events.push(Event::HandRaised {
+                        member: target,
+                        raised: false,
+                    });
+                }
+            }
+            Command::Kick { target } => {
+                check(role, Action::KickMember, Some(self.target(target)?.role))?;
+                self.drop_member(target);
+                events.push(Event::Removed { member: target });
+            }
+            Command::SetRole { target, role: new } => {
+                check_role_change(role, self.target(target)?.role, new)?;
+                if let Some(m) = self.members.get_mut(&target).filter(|m| m.role != new) {
+                    m.role = new;
+                    events.push(Event::RoleChanged {
+                        member: target,
+                        role: new,
+                    });
+                }
+            }
+            Command::Lock | Command::Unlock => {
+                check(role, Action::Lock, None)?;
+                let locked = command_is_lock;
+                if self.locked != locked {
+                    self.locked = locked;
+                    events.push(Event::Locked { locked });
+                }
+            }
+            Command::OpenWhisper { members } => {
+                check(role, Action::WhisperGroup, None)?;
+                if members.is_empty() {
+                    return Err(Refused::EmptyGroup);
+                }
+                for id in &members {
+                    self.target(*id)?;
+                }
+                let group = self.next_group;
+                self.next_group += 1;
+                self.groups.insert(group, Vec::new());
+                events.push(Event::WhisperOpened {
+                    group,
+                    members: members.clone(),
+                });
+                for id in members {
+                    self.move_to(id, Some(group), &mut events);
+                }
+            }
+            Command::MoveToWhisper { target, group } => {
+                check(role, Action::WhisperGroup, None)?;
+                self.target(target)?;
+                if let Some(g) = group
+                    && !self.groups.contains_key(&g)
+                {
+                    return Err(Refused::NoSuchGroup(g));
+                }
+                self.move_to(target, group, &mut events);
+            }
+            Command::CloseWhisper { group } => {
+                check(role, Action::WhisperGroup, None)?;
+                let members = self
+                    .groups
+                    .get(&group)
+                    .cloned()
+                    .ok_or(Refused::NoSuchGroup(group))?;
+                for id in members {
+                    self.move_to(id, None, &mut events);
+                }
+                self.groups.remove(&group);
+                events.push(Event::WhisperClosed { group });
+            }
+            Command::End => {
+                check(role, Action::EndMeeting, None)?;
+                self.ended = true;
+                events.push(Event::Ended);
+            }
+        }
+        Ok(events)
+    }
+
+    fn set_muted(&mut self, id: MemberId, muted: bool, events: &mut Vec<Event>) {
+        if let Some(m) = self.members.get_mut(&id).filter(|m| m.muted != muted) {
+            m.muted = muted;
+            events.push(if muted {
+                Event::Muted { member: id }
+            } else {
+                Event::Unmuted { member: id }
+            });
+        }
+    }
+
+    /// Mutes or unmutes everyone below chairman; unmuting spares those forbidden to speak.
+    fn mute_all(&mut self, mute: bool, events: &mut Vec<Event>) {
+        let targets: Vec<MemberId> = self
+            .members
+            .values()
+            .filter(|m| m.role < Role::Chairman && (mute || m.may_speak))
+            .map(|m| m.id)
+            .collect();
+        for id in targets {
+            self.set_muted(id, mute, events);
+        }
+    }
+
+    fn move_to(&mut self, id: MemberId, group: Option<GroupId>, events: &mut Vec<Event>) {
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        if member.whisper_group == group {
+            return;
+        }
+        if let Some(old) = member.whisper_group.and_then(|g| self.groups.get_mut(&g)) {
+            old.retain(|m| *m != id);
+        }
+        if let Some(new) = group.and_then(|g| self.groups.get_mut(&g)) {
+            new.push(id);
+        }
+        member.whisper_group = group;
+        events.push(Event::WhisperMoved { member: id, group });
+    }
+
+    fn drop_member(&mut self, id: MemberId) {
+        if let Some(group) = self.members.get(&id).and_then(|m| m.whisper_group)
+            && let Some(g) = self.groups.get_mut(&group)
+        {
+            g.retain(|m| *m != id);
+        }
+        self.members.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(c: &mut Conference, name: &str, role: Role) -> MemberId {
+        let events = c
+            .apply(
+                Actor::Operator(Role::Owner),
+                Command::Join {
+                    name: name.into(),
+                    number: "1001".into(),
+                    role,
+                    via: JoinedVia::DialIn,
+                },
+            )
+            .expect("join");
+        match &events[..] {
+            [Event::Joined { member }] => member.id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn meeting() -> (Conference, MemberId, MemberId, MemberId) {
+        let mut c = Conference::new(Settings {
+            mute_on_entry: true,
+            ..Settings::default()
+        });
+        let chair = join(&mut c, "chair", Role::Chairman);
+        let a = join(&mut c, "a", Role::Member);
+        let b = join(&mut c, "b", Role::Participant);
+        (c, chair, a, b)
+    }
+
+    #[test]
+    fn mute_on_entry_spares_chairs() {
+        let (c, chair, a, b) = meeting();
+        assert!(!c.member(chair).unwrap().muted);
+        assert!(c.member(a).unwrap().muted && c.member(b).unwrap().muted);
+    }
+
+    #[test]
+    fn chair_mutes_members_but_members_cannot_mute_the_chair() {
+        let (mut c, chair, a, _) = meeting();
+        c.apply(Actor::Member(a), Command::UnmuteSelf).unwrap();
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::Mute { target: a })
+                .unwrap(),
+            vec![Event::Muted { member: a }]
+        );
+        assert!(matches!(
+            c.apply(Actor::Member(a), Command::Mute { target: chair }),
+            Err(Refused::Denied(_))
+        ));
+        // Muting twice changes nothing and says nothing.
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::Mute { target: a })
+                .unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn forbidden_members_cannot_unmute_themselves_until_allowed() {
+        let (mut c, chair, a, _) = meeting();
+        c.apply(
+            Actor::Member(chair),
+            Command::SetSpeak {
+                target: a,
+                allowed: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c.apply(Actor::Member(a), Command::UnmuteSelf),
+            Err(Refused::ForbiddenToSpeak)
+        );
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::Unmute { target: a }),
+            Err(Refused::ForbiddenToSpeak)
+        );
+        c.apply(Actor::Member(a), Command::RaiseHand { raised: true })
+            .unwrap();
+        let events = c
+            .apply(
+                Actor::Member(chair),
+                Command::SetSpeak {
+                    target: a,
+                    allowed: true,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::SpeakAllowed {
+                    member: a,
+                    allowed: true
+                },
+                Event::Unmuted { member: a },
+                Event::HandRaised {
+                    member: a,
+                    raised: false
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn mute_all_spares_chairs_and_unmute_all_spares_the_forbidden() {
+        let (mut c, chair, a, b) = meeting();
+        c.apply(Actor::Member(chair), Command::UnmuteAll).unwrap();
+        c.apply(
+            Actor::Member(chair),
+            Command::SetSpeak {
+                target: b,
+                allowed: false,
+            },
+        )
+        .unwrap();
+        c.apply(Actor::Member(chair), Command::MuteAll).unwrap();
+        assert!(!c.member(chair).unwrap().muted && c.member(a).unwrap().muted);
+        let events = c.apply(Actor::Member(chair), Command::UnmuteAll).unwrap();
+        assert_eq!(events, vec![Event::Unmuted { member: a }]);
+        assert!(c.member(b).unwrap().muted);
+        assert!(c.apply(Actor::Member(a), Command::MuteAll).is_err());
+    }
+
+    #[test]
+    fn locked_and_full_meetings_refuse_newcomers() {
+        let (mut c, chair, _, _) = meeting();
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::Lock).unwrap(),
+            vec![Event::Locked { locked: true }]
+        );
+        let join = Command::Join {
+            name: "late".into(),
+            number: "9".into(),
+            role: Role::Member,
+            via: JoinedVia::DialOut,
+        };
+        assert_eq!(
+            c.apply(Actor::Operator(Role::Owner), join.clone()),
+            Err(Refused::Locked)
+        );
+        c.apply(Actor::Member(chair), Command::Unlock).unwrap();
+        c.apply(Actor::Operator(Role::Owner), join.clone()).unwrap();
+        let mut small = Conference::new(Settings {
+            capacity: 1,
+            ..Settings::default()
+        });
+        small
+            .apply(Actor::Operator(Role::Owner), join.clone())
+            .unwrap();
+        assert_eq!(
+            small.apply(Actor::Operator(Role::Owner), join),
+            Err(Refused::Full(1))
+        );
+    }
+
+    #[test]
+    fn roles_change_within_rank() {
+        let (mut c, chair, a, b) = meeting();
+        assert_eq!(
+            c.apply(
+                Actor::Member(chair),
+                Command::SetRole {
+                    target: b,
+                    role: Role::Member
+                }
+            )
+            .unwrap(),
+            vec![Event::RoleChanged {
+                member: b,
+                role: Role::Member
+            }]
+        );
+        assert!(
+            c.apply(
+                Actor::Member(chair),
+                Command::SetRole {
+                    target: a,
+                    role: Role::Chairman
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            c.apply(
+                Actor::Operator(Role::Owner),
+                Command::SetRole {
+                    target: a,
+                    role: Role::Manager
+                }
+            )
+            .is_ok()
+        );
+        // Now a manager, `a` outranks the chairman, who can no longer mute them.
+        assert!(
+            c.apply(Actor::Member(chair), Command::Mute { target: a })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn whisper_groups_open_move_and_close() {
+        let (mut c, chair, a, b) = meeting();
+        let events = c
+            .apply(
+                Actor::Member(chair),
+                Command::OpenWhisper { members: vec![a] },
+            )
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::WhisperOpened {
+                    group: 1,
+                    members: vec![a]
+                },
+                Event::WhisperMoved {
+                    member: a,
+                    group: Some(1)
+                },
+            ]
+        );
+        c.apply(
+            Actor::Member(chair),
+            Command::MoveToWhisper {
+                target: b,
+                group: Some(1),
+            },
+        )
+        .unwrap();
+        assert_eq!(c.group(1), Some(&[a, b][..]));
+        c.apply(
+            Actor::Member(chair),
+            Command::MoveToWhisper {
+                target: a,
+                group: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.group(1), Some(&[b][..]));
+        assert_eq!(
+            c.apply(
+                Actor::Member(chair),
+                Command::MoveToWhisper {
+                    target: a,
+                    group: Some(7)
+                }
+            ),
+            Err(Refused::NoSuchGroup(7))
+        );
+        let events = c
+            .apply(Actor::Member(chair), Command::CloseWhisper { group: 1 })
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::WhisperMoved {
+                    member: b,
+                    group: None
+                },
+                Event::WhisperClosed { group: 1 }
+            ]
+        );
+        assert!(c.members().all(|m| m.whisper_group.is_none()));
+        assert_eq!(
+            c.apply(
+                Actor::Member(chair),
+                Command::OpenWhisper { members: vec![] }
+            ),
+            Err(Refused::EmptyGroup)
+        );
+        assert!(
+            c.apply(Actor::Member(a), Command::OpenWhisper { members: vec![b] })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn removal_leaving_and_the_end() {
+        let (mut c, chair, a, b) = meeting();
+        c.apply(
+            Actor::Member(chair),
+            Command::OpenWhisper { members: vec![a] },
+        )
+        .unwrap();
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::Kick { target: a })
+                .unwrap(),
+            vec![Event::Removed { member: a }]
+        );
+        assert_eq!(c.group(1), Some(&[][..]));
+        assert_eq!(
+            c.apply(Actor::Member(a), Command::MuteSelf),
+            Err(Refused::NoSuchMember(a))
+        );
+        c.apply(Actor::Operator(Role::Owner), Command::Leave { member: b })
+            .unwrap();
+        assert!(c.apply(Actor::Member(b), Command::End).is_err());
+        assert_eq!(
+            c.apply(Actor::Operator(Role::Manager), Command::End)
+                .unwrap(),
+            vec![Event::Ended]
+        );
+        assert!(c.has_ended());
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::MuteSelf),
+            Err(Refused::Ended)
+        );
+    }
+
+    #[test]
+    fn operators_cannot_use_member_only_commands() {
+        let (mut c, ..) = meeting();
+        assert_eq!(
+            c.apply(Actor::Operator(Role::Owner), Command::UnmuteSelf),
+            Err(Refused::NotAMember)
+        );
+    }
+}
