@@ -17,7 +17,8 @@ dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 CONCLAVE_ADMIN_PASSWORD=fuzz-admin-password "$bin" serve --data-dir "$dir" \
-  --http-listen "127.0.0.1:$port" --log warn >"$dir/server.log" 2>&1 &
+  --http-listen "127.0.0.1:$port" --log warn \
+  --sip-udp 127.0.0.1:0 --sip-tcp 127.0.0.1:0 --sip-tls 127.0.0.1:0 >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

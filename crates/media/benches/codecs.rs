@@ -1,5 +1,7 @@
 //! Codecs (one 20 ms frame), the resampler and the jitter buffer.
 //!
+//! Times are CPU time of the benchmarking thread.
+//!
 //! Run: `cargo bench -p conclave-media --bench codecs`
 
 use std::hint::black_box;
@@ -11,7 +13,10 @@ use conclave_media::jitter::{JitterBuffer, JitterConfig};
 use conclave_media::resample::Resampler;
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn codecs(c: &mut Criterion) {
+mod common;
+use common::ThreadCpuTime;
+
+fn codecs(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("codec_20ms");
     g.sample_size(30);
     g.warm_up_time(Duration::from_millis(300));
@@ -52,7 +57,7 @@ fn codecs(c: &mut Criterion) {
     g.finish();
 }
 
-fn resample(c: &mut Criterion) {
+fn resample(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("resample_20ms");
     g.sample_size(30);
     g.warm_up_time(Duration::from_millis(300));
@@ -76,7 +81,7 @@ fn resample(c: &mut Criterion) {
     g.finish();
 }
 
-fn jitter(c: &mut Criterion) {
+fn jitter(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("jitter_buffer");
     g.sample_size(30);
     g.warm_up_time(Duration::from_millis(300));
@@ -103,5 +108,9 @@ fn jitter(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codecs, resample, jitter);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = codecs, resample, jitter
+}
 criterion_main!(benches);

@@ -5,7 +5,10 @@
 //! (silence for the listeners) and no audio-level extension, so every member's
 //! packet is decoded for voice activity. Opus members are browsers: they send
 //! the RFC 6464 audio level, so silent members are not decoded; the
-//! `opus_nolevel` cases are Opus phones without it (everyone decoded).
+//! `opus_nolevel` cases are Opus phones without it whose listeners send room
+//! noise (so everyone is decoded every frame: the worst case).
+//!
+//! Times are CPU time of the benchmarking thread (not wall time).
 //!
 //! Run: `cargo bench -p conclave-media --bench mixer`
 
@@ -17,6 +20,9 @@ use conclave_media::conference::{Conference, ConferenceConfig, MemberConfig};
 use conclave_media::dsp::tone;
 use conclave_media::rtp::RtpHeader;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+
+mod common;
+use common::ThreadCpuTime;
 
 struct Setup {
     conf: Conference,
@@ -39,6 +45,19 @@ fn setup(kind: CodecKind, members: usize, speakers: usize, level_ext: bool) -> S
             .map(|i| {
                 let pcm = match freq {
                     Some(f) => tone(f, codec.pcm_rate, frame, 8000.0, i * frame),
+                    // without the level extension, listeners send room noise (about
+                    // -50 dBov), the worst case: a codec cannot tell it from voice
+                    None if kind == CodecKind::Opus && !level_ext => {
+                        let mut x = (i as u32 + 1).wrapping_mul(2_654_435_761);
+                        (0..frame)
+                            .map(|_| {
+                                x ^= x << 13;
+                                x ^= x >> 17;
+                                x ^= x << 5;
+                                (x % 200) as i16 - 100
+                            })
+                            .collect()
+                    }
                     None => vec![0; frame],
                 };
                 let mut p = Vec::new();
@@ -110,7 +129,7 @@ fn step(s: &mut Setup) -> usize {
     out.transmits.len()
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(c: &mut Criterion<ThreadCpuTime>) {
     let mut g = c.benchmark_group("mixer_tick");
     g.sample_size(20);
     g.warm_up_time(Duration::from_millis(500));
@@ -126,6 +145,16 @@ fn bench(c: &mut Criterion) {
             }
         }
     }
+    // the goal sizes: 3,000 G.711 and 250 Opus members with 3 talking
+    for (kind, name, members) in [
+        (CodecKind::Pcmu, "pcmu", 3000usize),
+        (CodecKind::Opus, "opus", 250),
+    ] {
+        let mut s = setup(kind, members, 3, true);
+        g.bench_function(BenchmarkId::new(format!("{name}_3spk"), members), |b| {
+            b.iter(|| black_box(step(&mut s)))
+        });
+    }
     // Opus phones that send no audio level: every member is decoded for voice activity
     for members in [100usize, 1000] {
         let mut s = setup(CodecKind::Opus, members, 3, false);
@@ -136,5 +165,9 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench
+}
 criterion_main!(benches);

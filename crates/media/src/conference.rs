@@ -34,6 +34,20 @@ pub type GroupId = u32;
 pub const FRAME: Duration = Duration::from_millis(20);
 /// Largest datagram accepted.
 pub const MAX_DATAGRAM: usize = 2048;
+/// Opus payloads up to this size carry (digital) silence; they are not decoded.
+const OPUS_SILENT_MAX: usize = 8;
+const LEVEL_UNKNOWN: u8 = u8::MAX;
+
+/// Which packets `pull` decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DecodePolicy {
+    /// Nothing (muted, listen-only): packets are consumed, not decoded.
+    Never,
+    /// Packets whose level says voice, or of unknown level, or all while talking.
+    IfVoice { on_level: u8, talking: bool },
+    /// Everything (in-band DTMF detection, recording).
+    Always,
+}
 
 /// Conference-wide settings.
 #[derive(Debug, Clone)]
@@ -450,7 +464,7 @@ struct Member {
     auto_gain: bool,
     agc_gain: f32,
     vad: Vad,
-    ext_level: Option<(u8, Duration)>,
+    frame_level: Option<u8>,
     te_rx: TelephoneEventReceiver,
     dtmf_queue: std::collections::VecDeque<(u8, u32)>,
     dtmf_tx: Option<(TelephoneEventSender, u32)>,
@@ -483,19 +497,35 @@ impl Member {
         }
     }
 
-    /// Fills `self.pcm` with one native-rate frame from the jitter buffer.
-    fn pull(&mut self, now: Duration, decode: bool) {
+    /// Fills `self.pcm` with one native-rate frame from the jitter buffer, decoding what
+    /// the policy asks for (zeros otherwise). Sets `decoded` and `frame_level`.
+    fn pull(&mut self, now: Duration, policy: DecodePolicy) {
         let need = self.codec.pcm_rate as usize / 50;
         let mut guard = 0;
-        self.decoded = false;
+        let mut decoded_any = false;
+        self.frame_level = None;
         while self.fifo.len() < need && guard < 16 {
             guard += 1;
             match self.jb.pop(now) {
                 Playout::Packet {
-                    payload, duration, ..
+                    payload,
+                    duration,
+                    tag,
+                    ..
                 } => {
                     let n = self.codec.pcm_samples(duration);
+                    if tag != LEVEL_UNKNOWN {
+                        self.frame_level = Some(self.frame_level.map_or(tag, |l| l.min(tag)));
+                    }
+                    let decode = match policy {
+                        DecodePolicy::Never => false,
+                        DecodePolicy::Always => true,
+                        DecodePolicy::IfVoice { on_level, talking } => {
+                            talking || tag == LEVEL_UNKNOWN || tag <= on_level
+                        }
+                    };
                     if decode {
+                        decoded_any = true;
                         let before = self.fifo.len();
                         if self.decoder.decode(&payload, &mut self.fifo).is_err() {
                             self.stats.decode_errors += 1;
@@ -508,7 +538,13 @@ impl Member {
                 }
                 Playout::Lost { duration, fec } => {
                     let n = self.codec.pcm_samples(duration);
+                    let decode = match policy {
+                        DecodePolicy::Never => false,
+                        DecodePolicy::Always => true,
+                        DecodePolicy::IfVoice { talking, .. } => talking || decoded_any,
+                    };
                     if decode {
+                        decoded_any = true;
                         let recovered = match fec {
                             Some(f) => self.decoder.decode_fec(&f, n, &mut self.fifo),
                             None => false,
@@ -532,9 +568,11 @@ impl Member {
                 let excess = self.fifo.len() - need * 8;
                 self.fifo.drain(..excess);
             }
-            self.decoded = decode;
+            // left-over decoded audio from the previous frame counts as decoded
+            self.decoded = decoded_any || (policy != DecodePolicy::Never && guard == 0);
         } else {
             self.fifo.clear();
+            self.decoded = false;
         }
     }
 }
@@ -650,7 +688,7 @@ impl Conference {
             auto_gain: false,
             agc_gain: 1.0,
             vad: Vad::new(self.cfg.vad),
-            ext_level: None,
+            frame_level: None,
             te_rx: TelephoneEventReceiver::default(),
             dtmf_queue: Default::default(),
             dtmf_tx: None,
@@ -972,17 +1010,19 @@ impl Conference {
         if payload.is_empty() {
             return Err(DropReason::NoAudio);
         }
-        if let Some(id) = m.cfg.audio_level_ext
-            && let Some((_, level)) = p.audio_level(id)
-        {
-            m.ext_level = Some((level, now));
-        }
+        // the level travels with the packet through the jitter buffer: RFC 6464 when sent;
+        // for Opus without it, a tiny payload is digital silence (or a muted handset)
+        let level = match m.cfg.audio_level_ext.and_then(|id| p.audio_level(id)) {
+            Some((_, l)) => l,
+            None if m.cfg.codec == CodecKind::Opus && payload.len() <= OPUS_SILENT_MAX => 127,
+            None => LEVEL_UNKNOWN,
+        };
         let units = m
             .decoder
             .samples_in(payload)
             .map(|n| m.codec.rtp_units(n))
             .unwrap_or(0);
-        m.jb.insert(p.timestamp(), units, payload, now);
+        m.jb.insert_tagged(p.timestamp(), units, payload, now, level);
         Ok(())
     }
 
@@ -1088,20 +1128,24 @@ impl Conference {
         self.speakers.clear();
         for (i, m) in self.members.iter_mut().enumerate() {
             m.contributing = false;
-            let ext = m
-                .ext_level
-                .filter(|(_, t)| now.saturating_sub(*t) <= Duration::from_millis(100))
-                .map(|(l, _)| l);
             let heard = m.may_be_heard();
-            let decode = (heard && ext.is_none_or(|l| l <= on_level) || m.inband.is_some())
-                || (self.taps && heard);
-            m.pull(now, decode);
-            let level = match ext {
+            let policy = if m.inband.is_some() || (self.taps && heard) {
+                DecodePolicy::Always
+            } else if heard {
+                DecodePolicy::IfVoice {
+                    on_level,
+                    talking: m.vad.is_talking(),
+                }
+            } else {
+                DecodePolicy::Never
+            };
+            m.pull(now, policy);
+            let level = match m.frame_level {
                 Some(l) => l,
                 None if m.decoded => level_dbov(&m.pcm),
                 None => 127,
             };
-            let ev = if heard || ext.is_some() {
+            let ev = if heard || m.frame_level.is_some() {
                 m.vad.update(level)
             } else {
                 m.vad.reset()
@@ -1152,8 +1196,9 @@ impl Conference {
             m.mix_in.resize(frame, 0);
             let mut gain = m.gain;
             if m.auto_gain {
-                // aim at -20 dBov, adapt slowly, bounded
-                let lvl = level_dbov(&m.mix_in) as f32;
+                // aim at -20 dBov after the manual gain; adapt slowly (only while the member
+                // is a talker, so noise is never pumped up), bounded to ±12 dB
+                let lvl = level_dbov(&m.mix_in) as f32 - 20.0 * m.gain.max(1e-3).log10();
                 let want = 10f32.powf((lvl - 20.0) / 20.0).clamp(0.25, 4.0);
                 m.agc_gain += (want - m.agc_gain) * 0.05;
                 gain *= m.agc_gain;

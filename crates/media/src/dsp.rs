@@ -1,6 +1,22 @@
 //! Small DSP helpers: tone generation, Goertzel analysis, levels in dBov and a
 //! clipping-safe limiter for summed mixes.
 
+/// A time as a count of `rate` Hz clock units, in 64-bit arithmetic that neither
+/// overflows for any realistic epoch (the Unix one included) nor panics for any input.
+#[inline]
+pub fn duration_to_units(d: std::time::Duration, rate: u32) -> u64 {
+    d.as_secs()
+        .wrapping_mul(rate as u64)
+        .wrapping_add(d.subsec_nanos() as u64 * rate as u64 / 1_000_000_000)
+}
+
+/// The inverse of [`duration_to_units`].
+#[inline]
+pub fn units_to_duration(units: u64, rate: u32) -> std::time::Duration {
+    let rate = rate.max(1) as u64;
+    std::time::Duration::new(units / rate, ((units % rate) * 1_000_000_000 / rate) as u32)
+}
+
 /// Generates `n` samples of a sine at `freq` Hz, amplitude `amp`, starting at sample index `start`.
 pub fn tone(freq: f64, rate: u32, n: usize, amp: f64, start: usize) -> Vec<i16> {
     (start..start + n)
@@ -126,6 +142,17 @@ mod tests {
         let p = goertzel_power(&t, 8000, 440.0);
         assert!((p - 25_000_000.0).abs() < 2_500_000.0, "{p}");
         assert!(goertzel_power(&t, 8000, 880.0) < p / 1000.0);
+    }
+
+    #[test]
+    fn time_units() {
+        use std::time::Duration;
+        let d = Duration::from_millis(1_700_000_000_020);
+        assert_eq!(duration_to_units(d, 8000), 1_700_000_000_020 * 8);
+        assert_eq!(units_to_duration(160, 8000), Duration::from_millis(20));
+        assert_eq!(units_to_duration(duration_to_units(d, 48000), 48000), d);
+        let _ = duration_to_units(Duration::MAX, 48000);
+        let _ = units_to_duration(u64::MAX, 1);
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub enum Playout {
     Packet {
         /// RTP timestamp.
         timestamp: u32,
+        /// The tag given at insertion (the engine stores the RFC 6464 level there).
+        tag: u8,
         /// Duration in RTP units.
         duration: u32,
         /// Payload.
@@ -88,6 +90,7 @@ pub enum Playout {
 #[derive(Debug, Clone)]
 struct Entry {
     ts: u32,
+    tag: u8,
     duration: u32,
     payload: Vec<u8>,
     arrival: Duration,
@@ -134,13 +137,11 @@ impl JitterBuffer {
     }
 
     fn units(&self, d: Duration) -> i64 {
-        // i128: `now` may count from any epoch (even the Unix one) without overflow
-        ((d.as_micros() as i128 * self.clock_rate as i128) / 1_000_000) as i64
+        crate::dsp::duration_to_units(d, self.clock_rate) as i64
     }
 
     fn to_duration(&self, units: i64) -> Duration {
-        let us = (units.max(0) as u128 * 1_000_000) / self.clock_rate as u128;
-        Duration::from_micros(us.min(u64::MAX as u128) as u64)
+        crate::dsp::units_to_duration(units.max(0) as u64, self.clock_rate)
     }
 
     /// Extends a 32-bit timestamp relative to the last one seen.
@@ -220,6 +221,18 @@ impl JitterBuffer {
 
     /// Inserts a packet: RTP timestamp, duration in RTP units, payload, arrival time.
     pub fn insert(&mut self, ts: u32, duration: u32, payload: &[u8], arrival: Duration) {
+        self.insert_tagged(ts, duration, payload, arrival, u8::MAX)
+    }
+
+    /// Inserts a packet with a tag that comes back with it in [`Playout::Packet`].
+    pub fn insert_tagged(
+        &mut self,
+        ts: u32,
+        duration: u32,
+        payload: &[u8],
+        arrival: Duration,
+        tag: u8,
+    ) {
         let duration = if duration == 0 || duration > self.clock_rate {
             self.last_duration
         } else {
@@ -231,19 +244,22 @@ impl JitterBuffer {
             && (ext < next - resync || ext > next + resync)
         {
             self.resync(ts);
-            return self.insert(ts, duration, payload, arrival);
+            return self.insert_tagged(ts, duration, payload, arrival, tag);
         }
         if self.state == State::Buffering
             && let Some((&first, _)) = self.packets.first_key_value()
             && (ext < first - resync || ext > first + resync)
         {
             self.resync(ts);
-            return self.insert(ts, duration, payload, arrival);
+            return self.insert_tagged(ts, duration, payload, arrival, tag);
         }
         // jitter estimate (RFC 3550 A.8) from arrival time and timestamp
-        let transit = self.units(arrival) - ext;
+        let transit = self.units(arrival).wrapping_sub(ext);
         if let Some(last) = self.last_transit {
-            let d = (transit - last).abs().min(self.clock_rate as i64);
+            let d = transit
+                .wrapping_sub(last)
+                .unsigned_abs()
+                .min(self.clock_rate as u64) as i64;
             self.jitter_q4 += d - ((self.jitter_q4 + 8) >> 4);
         }
         self.last_transit = Some(transit);
@@ -286,6 +302,7 @@ impl JitterBuffer {
             ext,
             Entry {
                 ts,
+                tag,
                 duration,
                 payload: payload.to_vec(),
                 arrival,
@@ -359,6 +376,7 @@ impl JitterBuffer {
             self.stats.played += 1;
             return Playout::Packet {
                 timestamp: e.ts,
+                tag: e.tag,
                 duration: e.duration,
                 payload: e.payload,
             };

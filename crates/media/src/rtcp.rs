@@ -425,10 +425,10 @@ impl ReceptionStats {
             }
         }
         self.received += 1;
-        let arrival_ts = (arrival.as_micros() * clock_rate as u128 / 1_000_000) as i64;
-        let transit = arrival_ts - ts as i64;
+        let arrival_ts = crate::dsp::duration_to_units(arrival, clock_rate) as i64;
+        let transit = arrival_ts.wrapping_sub(ts as i64);
         if let Some(last) = self.last_transit {
-            let mut d = (transit - last).unsigned_abs();
+            let mut d = transit.wrapping_sub(last).unsigned_abs();
             // a timestamp jump must not explode the estimate
             if d > clock_rate as u64 {
                 d = 0;

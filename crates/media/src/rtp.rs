@@ -295,6 +295,20 @@ pub fn write_simple(
     out.extend_from_slice(payload);
 }
 
+/// Length of the RTP header (fixed part, CSRCs and extension) if `data` starts with a
+/// well-formed one; padding is not looked at (in SRTP the last byte is part of the tag).
+pub fn header_len(data: &[u8]) -> Option<usize> {
+    if data.len() < RTP_HEADER_LEN || data[0] >> 6 != 2 {
+        return None;
+    }
+    let mut pos = RTP_HEADER_LEN + 4 * (data[0] & 0x0f) as usize;
+    if data[0] & 0x10 != 0 {
+        let words = u16::from_be_bytes([*data.get(pos + 2)?, *data.get(pos + 3)?]) as usize;
+        pos += 4 + words * 4;
+    }
+    (pos <= data.len()).then_some(pos)
+}
+
 /// Quick check used to demultiplex RTP from RTCP on one port (RFC 5761):
 /// payload types 64..=95 (with marker) are RTCP.
 pub fn looks_like_rtcp(data: &[u8]) -> bool {
@@ -420,6 +434,20 @@ mod tests {
         let p = RtpPacket::parse(&d).unwrap();
         assert_eq!(p.extensions().count(), 0);
         assert_eq!(p.audio_level(1), None);
+    }
+
+    #[test]
+    fn header_length() {
+        let mut v = Vec::new();
+        RtpHeader {
+            csrcs: vec![1, 2],
+            extensions: vec![(1, vec![9])],
+            ..Default::default()
+        }
+        .write(&[1, 2, 3], 0, &mut v);
+        assert_eq!(header_len(&v), Some(12 + 8 + 8));
+        assert_eq!(header_len(&v[..27]), None);
+        assert_eq!(header_len(&[0x80; 11]), None);
     }
 
     #[test]

@@ -969,3 +969,29 @@ fn clock_far_from_zero_and_huge_jumps() {
     assert!(conf.next_deadline().unwrap() > far);
     let _ = conf.handle_rtp(Duration::MAX, 1, None, &[0x80; 40]);
 }
+
+#[test]
+fn manual_and_automatic_gain() {
+    let mut s = Sim::new(
+        ConferenceConfig::default(),
+        &[
+            (A, CodecKind::Pcmu, Some(440.0)),
+            (B, CodecKind::Pcmu, None),
+        ],
+    );
+    s.conf.set_gain(A, 0.1);
+    s.run(30);
+    let quiet = s.power(B, 440.0);
+    assert!(quiet < 3.0e5 && quiet > 5.0e4, "{quiet}");
+    s.conf.set_auto_gain(A, true);
+    s.run(150);
+    let lifted = s.power(B, 440.0);
+    assert!(lifted > 1.5e6, "{lifted}");
+}
+
+#[test]
+fn conference_can_move_to_a_media_thread() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Conference>();
+    assert_send::<SrtpSession>();
+}

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 /// A started server: its address, and a handle to stop it.
 pub struct Running {
     pub http_addr: SocketAddr,
+    pub sip: crate::sip::SipService,
     pub store: Store,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
@@ -25,6 +26,7 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.sip.stop();
         (&mut self.task).await.context("HTTP server task")??;
         self.store.close().await;
         Ok(())
@@ -42,6 +44,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
         .await
         .context("database_url")?;
     bootstrap(&store, &settings).await?;
+    let sip = crate::sip::start(&settings, store.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
@@ -63,6 +66,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
     tracing::info!(%http_addr, "HTTP API listening");
     Ok(Running {
         http_addr,
+        sip,
         store,
         stop: Some(stop),
         task,

@@ -34,10 +34,31 @@ pub struct ServeArgs {
     /// SIP over TLS (sips:). Default: 0.0.0.0:5061
     #[arg(long, env = "CONCLAVE_SIP_TLS", value_name = "ADDR")]
     pub sip_tls: Option<SocketAddr>,
+    /// Certificate chain (PEM) for SIP over TLS. Default: a self-signed certificate generated
+    /// on first start in DATA_DIR/tls/ (for testing; configure a real one in production)
+    #[arg(
+        long,
+        env = "CONCLAVE_SIP_TLS_CERT",
+        value_name = "FILE",
+        requires = "sip_tls_key"
+    )]
+    pub sip_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --sip-tls-cert.
+    #[arg(
+        long,
+        env = "CONCLAVE_SIP_TLS_KEY",
+        value_name = "FILE",
+        requires = "sip_tls_cert"
+    )]
+    pub sip_tls_key: Option<PathBuf>,
     /// Digest realm of SIP extensions. Changing it invalidates stored SIP passwords.
     /// Default: conclave
     #[arg(long, env = "CONCLAVE_SIP_REALM", value_name = "REALM")]
     pub sip_realm: Option<String>,
+    /// Offer SHA-256 digest challenges before MD5 (RFC 8760). Off by default: many deployed
+    /// phones answer only the first challenge and know only MD5.
+    #[arg(long, env = "CONCLAVE_SIP_SHA256_FIRST", value_name = "BOOL")]
+    pub sip_sha256_first: Option<bool>,
     /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
     #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
     pub session_ttl_minutes: Option<u32>,
@@ -56,7 +77,10 @@ struct FileSettings {
     sip_udp: Option<SocketAddr>,
     sip_tcp: Option<SocketAddr>,
     sip_tls: Option<SocketAddr>,
+    sip_tls_cert: Option<PathBuf>,
+    sip_tls_key: Option<PathBuf>,
     sip_realm: Option<String>,
+    sip_sha256_first: Option<bool>,
     session_ttl_minutes: Option<u32>,
     log: Option<String>,
 }
@@ -70,7 +94,10 @@ pub struct Settings {
     pub sip_udp: SocketAddr,
     pub sip_tcp: SocketAddr,
     pub sip_tls: SocketAddr,
+    /// Certificate and key for SIP over TLS; `None`: self-signed in the data directory.
+    pub sip_tls_identity: Option<(PathBuf, PathBuf)>,
     pub sip_realm: String,
+    pub sip_sha256_first: bool,
     pub session_ttl_minutes: u32,
     pub log: String,
     /// The first administrator's password (`CONCLAVE_ADMIN_PASSWORD`); random when unset.
@@ -153,6 +180,14 @@ impl Settings {
         {
             bail!("CONCLAVE_ADMIN_PASSWORD: must be at least 8 characters");
         }
+        let sip_tls_identity = match (
+            args.sip_tls_cert.or(file.sip_tls_cert),
+            args.sip_tls_key.or(file.sip_tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => bail!("sip_tls_cert and sip_tls_key: give both or neither"),
+        };
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
             data_dir,
@@ -161,7 +196,12 @@ impl Settings {
             sip_udp: args.sip_udp.or(file.sip_udp).unwrap_or(any(5060)),
             sip_tcp: args.sip_tcp.or(file.sip_tcp).unwrap_or(any(5060)),
             sip_tls: args.sip_tls.or(file.sip_tls).unwrap_or(any(5061)),
+            sip_tls_identity,
             sip_realm,
+            sip_sha256_first: args
+                .sip_sha256_first
+                .or(file.sip_sha256_first)
+                .unwrap_or(false),
             session_ttl_minutes,
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             admin_password,

@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod credentials;
+pub mod sip;
 pub mod telemetry;
 
 pub use app::{Running, serve, start};

@@ -156,6 +156,9 @@ pub struct Crypto {
     pub key: Vec<u8>,
     /// Extra session parameters, raw.
     pub session_params: Option<String>,
+    /// The key carries an MKI: SRTP packets then carry an MKI field, which we do not
+    /// support, so such lines are not chosen.
+    pub mki: bool,
 }
 
 impl Crypto {
@@ -166,14 +169,18 @@ impl Crypto {
         let suite = it.next()?.to_string();
         let keyp = it.next()?;
         let inline = keyp.strip_prefix("inline:")?;
-        let b64 = inline.split('|').next()?;
+        let mut parts = inline.split('|');
+        let b64 = parts.next()?;
         let key = base64_decode(b64)?;
+        // `|lifetime` and/or `|MKI:length`; the MKI form contains a colon.
+        let mki = parts.any(|p| p.contains(':'));
         let rest: Vec<&str> = it.collect();
         Some(Crypto {
             tag,
             suite,
             key,
             session_params: (!rest.is_empty()).then(|| rest.join(" ")),
+            mki,
         })
     }
 
@@ -257,6 +264,9 @@ pub struct NegotiatedAudio {
     pub fmtp: Option<String>,
     /// telephone-event payload type, if negotiated.
     pub dtmf_payload_type: Option<u8>,
+    /// Clock rate of the telephone-event payload (normally equal to `clock_rate`; 8000
+    /// with an Opus call when the peer offered only 8 kHz events).
+    pub dtmf_clock_rate: Option<u32>,
     pub ptime: u32,
     /// Our direction (what we may do).
     pub direction: Direction,
@@ -353,14 +363,25 @@ fn find_pt(m: &Media, codec: Codec) -> Option<u8> {
     })
 }
 
-fn find_dtmf(m: &Media, rate: u32) -> Option<u8> {
-    let pts = m.payload_types();
-    let te = |pt: &u8| {
-        m.rtpmap(*pt).is_some_and(|r| {
-            r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == rate
+/// telephone-event payload type and its clock rate: the one at the codec's rate if
+/// offered (RFC 4733 §7.1.1), else any (many peers offer only 8 kHz events alongside
+/// Opus; the media engine scales timestamps).
+fn find_dtmf(m: &Media, rate: u32) -> Option<(u8, u32)> {
+    let events: Vec<(u8, u32)> = m
+        .payload_types()
+        .into_iter()
+        .filter_map(|pt| {
+            let r = m.rtpmap(pt)?;
+            r.encoding
+                .eq_ignore_ascii_case("telephone-event")
+                .then_some((pt, r.clock_rate))
         })
-    };
-    pts.iter().copied().find(te)
+        .collect();
+    events
+        .iter()
+        .copied()
+        .find(|(_, r)| *r == rate)
+        .or_else(|| events.first().copied())
 }
 
 fn pick_crypto(m: &Media) -> Option<Crypto> {
@@ -371,7 +392,7 @@ fn pick_crypto(m: &Media) -> Option<Crypto> {
     for suite in CRYPTO_SUITES {
         if let Some(c) = offered
             .iter()
-            .find(|c| c.suite == suite && c.key.len() == 30 && c.session_params.is_none())
+            .find(|c| c.suite == suite && c.key.len() == 30 && c.session_params.is_none() && !c.mki)
         {
             return Some(c.clone());
         }
@@ -530,9 +551,9 @@ pub fn answer(
             None
         };
         push_codec_attrs(&mut am, codec, pt, answer_fmtp);
-        if let Some(d) = dtmf {
+        if let Some((d, rate)) = dtmf {
             am.formats.push(d.to_string());
-            push_dtmf_attrs(&mut am, d, codec.sdp_clock_rate());
+            push_dtmf_attrs(&mut am, d, rate);
         }
         am.attributes
             .push(Attribute::new("ptime", ptime.to_string()));
@@ -547,6 +568,7 @@ pub fn answer(
                 suite: c.suite.clone(),
                 key: key.to_vec(),
                 session_params: None,
+                mki: false,
             };
             am.attributes.push(ours.to_attribute());
             srtp = Some(SrtpKeys {
@@ -564,7 +586,8 @@ pub fn answer(
             payload_type: pt,
             clock_rate: codec.sdp_clock_rate(),
             fmtp,
-            dtmf_payload_type: dtmf,
+            dtmf_payload_type: dtmf.map(|d| d.0),
+            dtmf_clock_rate: dtmf.map(|d| d.1),
             ptime,
             direction: our_dir,
             srtp,
@@ -631,6 +654,7 @@ pub fn offer(cfg: &MediaConfig, local: &LocalMedia) -> SessionDescription {
             suite: CRYPTO_SUITES[0].into(),
             key: key.to_vec(),
             session_params: None,
+            mki: false,
         };
         m.attributes.push(c.to_attribute());
     }
@@ -685,6 +709,11 @@ pub fn process_answer(
     }
     let their_dir = Direction::from_media(m, answer);
     let mux = cfg.rtcp_mux && m.has_attr("rtcp-mux");
+    let dtmf = if cfg.telephone_event {
+        find_dtmf(m, codec.sdp_clock_rate())
+    } else {
+        None
+    };
     Ok(NegotiatedAudio {
         remote: remote_addr(answer, m),
         remote_rtcp: remote_rtcp(answer, m, mux),
@@ -693,11 +722,8 @@ pub fn process_answer(
         payload_type: pt,
         clock_rate: codec.sdp_clock_rate(),
         fmtp: m.fmtp(pt).map(str::to_string),
-        dtmf_payload_type: if cfg.telephone_event {
-            find_dtmf(m, codec.sdp_clock_rate())
-        } else {
-            None
-        },
+        dtmf_payload_type: dtmf.map(|d| d.0),
+        dtmf_clock_rate: dtmf.map(|d| d.1),
         ptime: m.ptime().unwrap_or(cfg.ptime).clamp(10, 120),
         direction: local.direction.intersect(their_dir.reverse()),
         srtp,
@@ -793,12 +819,18 @@ mod tests {
         let (ans, n) = answer(&sdp(OFFER), &MediaConfig::default(), &local()).unwrap();
         assert_eq!(n.codec, Codec::Opus);
         assert_eq!(n.payload_type, 111);
-        assert_eq!(n.dtmf_payload_type, None, "te is 8 kHz only in the offer");
+        // Only 8 kHz events offered with Opus: accepted at their own rate.
+        assert_eq!(n.dtmf_payload_type, Some(101));
+        assert_eq!(n.dtmf_clock_rate, Some(8000));
+        assert!(
+            ans.to_string()
+                .contains("a=rtpmap:101 telephone-event/8000\r\n")
+        );
         assert_eq!(n.remote, Some("192.0.2.10:49170".parse().unwrap()));
         assert_eq!(n.remote_rtcp, Some("192.0.2.10:49171".parse().unwrap()));
         assert_eq!(ans.media.len(), 2);
         assert_eq!(ans.media[1].port, 0);
-        assert_eq!(ans.media[0].formats, vec!["111"]);
+        assert_eq!(ans.media[0].formats, vec!["111", "101"]);
         assert!(ans.media[0].has_attr("sendrecv"));
         // Answer parses back.
         let again = sdp(&ans.to_string());
@@ -891,6 +923,27 @@ mod tests {
         cfg.srtp = SrtpPolicy::Mandatory;
         assert_eq!(
             answer(&sdp(OFFER), &cfg, &local()).unwrap_err(),
+            NegotiationError::SrtpPolicy
+        );
+    }
+
+    #[test]
+    fn crypto_with_mki_is_not_chosen() {
+        let key = base64_encode(&[1u8; 30]);
+        let c = Crypto::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4")).unwrap();
+        assert!(c.mki);
+        let c = Crypto::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20")).unwrap();
+        assert!(!c.mki);
+        let savp = OFFER.replace("RTP/AVP 111", "RTP/SAVP 111").replace(
+            "a=sendrecv\r\n",
+            &format!("a=sendrecv\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:4\r\n"),
+        );
+        let cfg = MediaConfig {
+            srtp: SrtpPolicy::Optional,
+            ..MediaConfig::default()
+        };
+        assert_eq!(
+            answer(&sdp(&savp), &cfg, &local()).unwrap_err(),
             NegotiationError::SrtpPolicy
         );
     }

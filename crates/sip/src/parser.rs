@@ -156,6 +156,15 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<(Message, Option<usize>), 
     if let Some((n, v)) = current.take() {
         headers.push(n, v);
     }
+    // Several Content-Length headers that disagree: refuse (request smuggling).
+    {
+        let mut lengths = headers.get_all(&HeaderName::ContentLength).map(str::trim);
+        if let Some(first) = lengths.next()
+            && lengths.any(|l| l != first)
+        {
+            return Err(ParseError::BadContentLength);
+        }
+    }
     let cl = match headers.get(&HeaderName::ContentLength) {
         Some(v) => Some(
             v.trim()
@@ -447,6 +456,10 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n
             (
                 "INVITE sip:a@b SIP/2.0\r\n folded-first\r\n\r\n",
                 ParseError::BadHeaderLine,
+            ),
+            (
+                "INVITE sip:a@b SIP/2.0\r\nContent-Length: 0\r\nl: 3\r\n\r\nabc",
+                ParseError::BadContentLength,
             ),
         ];
         for (m, e) in cases {

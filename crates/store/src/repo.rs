@@ -86,6 +86,14 @@ pub mod tenants {
         row.as_ref().map(from_row).transpose()
     }
 
+    pub async fn get_by_sip_domain(conn: &mut Conn, domain: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT * FROM tenants WHERE sip_domain = $1")
+            .bind(domain.to_ascii_lowercase())
+            .fetch_optional(conn)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     pub async fn list(conn: &mut Conn, after: &str, limit: i64) -> Result<Page<Tenant>> {
         let rows = sqlx::query("SELECT * FROM tenants WHERE id > $1 ORDER BY id LIMIT $2")
             .bind(after)
@@ -209,6 +217,15 @@ pub mod users {
             .fetch_optional(conn)
             .await?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    /// Users with this extension in any tenant (for SIP requests whose domain names none).
+    pub async fn find_by_extension(conn: &mut Conn, extension: &str) -> Result<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users WHERE extension = $1 ORDER BY id LIMIT 2")
+            .bind(extension)
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(from_row).collect()
     }
 
     pub async fn list(

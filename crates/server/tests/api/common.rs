@@ -26,6 +26,13 @@ pub async fn start(db: Db, test: &str) -> Option<TestServer> {
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::with_data_dir(tmp.path());
     settings.http_listen = "127.0.0.1:0".parse().expect("addr");
+    for sip in [
+        &mut settings.sip_udp,
+        &mut settings.sip_tcp,
+        &mut settings.sip_tls,
+    ] {
+        *sip = "127.0.0.1:0".parse().expect("addr");
+    }
     settings.admin_password = Some(ADMIN_PASSWORD.into());
     let pg = match db {
         Db::Sqlite => None,

@@ -6,3 +6,4 @@ mod cli;
 mod common;
 mod operations;
 mod restart;
+mod sip_register;

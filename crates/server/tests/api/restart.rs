@@ -34,6 +34,14 @@ fn spawn(
             "--log",
             "warn",
         ])
+        .args([
+            "--sip-udp",
+            "127.0.0.1:0",
+            "--sip-tcp",
+            "127.0.0.1:0",
+            "--sip-tls",
+            "127.0.0.1:0",
+        ])
         .env_remove("CONCLAVE_ADMIN_PASSWORD")
         .env_remove("CONCLAVE_DATABASE_URL")
         .current_dir(data_dir)
