@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The one command that starts Conclave on a fresh Debian machine: installs what it needs, builds,
-# and runs `conclave serve` with the embedded SQLite database in ./data. Extra arguments go to
-# `conclave serve` (see `conclave serve --help`).
+# The one command that starts Conclave on a fresh Debian machine: installs what it needs, builds
+# the server and the web console, and runs `conclave serve` with the embedded SQLite database in
+# ./data. Extra arguments go to `conclave serve` (see `conclave serve --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/build-web.sh
 cargo build --release --locked -p conclave-server --bin conclave
-exec target/release/conclave serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/conclave" serve --web-dir web/dist "$@"

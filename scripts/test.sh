@@ -4,7 +4,8 @@
 # set (and say loudly that they were skipped when it is not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --test
+scripts/build-web.sh
 
 if [ -n "${CONCLAVE_TEST_POSTGRES_URL:-}" ]; then
   psql "$CONCLAVE_TEST_POSTGRES_URL" -qtAc 'SELECT 1' >/dev/null \
@@ -15,11 +16,17 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+
+# The web console in a real browser, against the server binary.
+cargo build --locked -q -p conclave-server --bin conclave
+node --test web/tests/
+
+# The running API against its own OpenAPI document: no server error, no undocumented answer.
+scripts/api-fuzz.sh
+
+# Every Rust test of the workspace, on SQLite and (when configured) PostgreSQL, with real peers.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast
 else
   cargo test --locked --workspace --no-fail-fast
 fi
-
-# The running API against its own OpenAPI document: no server error, no undocumented answer.
-scripts/api-fuzz.sh

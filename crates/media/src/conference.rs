@@ -37,6 +37,8 @@ pub const MAX_DATAGRAM: usize = 2048;
 /// Opus payloads up to this size carry (digital) silence; they are not decoded.
 const OPUS_SILENT_MAX: usize = 8;
 const LEVEL_UNKNOWN: u8 = u8::MAX;
+/// Playback id of in-band DTMF sent with [`Conference::send_dtmf`] (no event when it ends).
+const DTMF_PLAYBACK: u64 = u64::MAX;
 
 /// Which packets `pull` decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,8 @@ pub struct ConferenceConfig {
     pub cname: String,
     /// A different SSRC is accepted after the current one has been silent this long.
     pub ssrc_switch_after: Duration,
+    /// [`Event::MediaTimeout`] when a member sent no valid RTP for this long (`None`: never).
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl Default for ConferenceConfig {
@@ -84,6 +88,7 @@ impl Default for ConferenceConfig {
             unix_time_at_zero: Duration::ZERO,
             cname: "conclave".to_string(),
             ssrc_switch_after: Duration::from_millis(500),
+            rtp_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -211,6 +216,12 @@ pub enum Event {
     },
     /// The member sent RTCP BYE.
     Bye {
+        /// Member.
+        member: MemberId,
+    },
+    /// No valid RTP from the member for [`ConferenceConfig::rtp_timeout`] (sent once until
+    /// media flows again; a call on hold may legitimately be silent).
+    MediaTimeout {
         /// Member.
         member: MemberId,
     },
@@ -447,6 +458,8 @@ struct SharedStream {
 struct Member {
     id: MemberId,
     srtp: Option<SrtpSession>,
+    joined: Duration,
+    timed_out: bool,
     cfg: MemberConfig,
     codec: CodecConfig,
     frames_per_packet: u32,
@@ -672,6 +685,8 @@ impl Conference {
         let member = Member {
             id,
             srtp,
+            joined: now,
+            timed_out: false,
             codec,
             frames_per_packet,
             decoder,
@@ -800,6 +815,7 @@ impl Conference {
         let Some(code) = crate::dtmf::event_code(digit) else {
             return false;
         };
+        let mix_rate = self.cfg.mix_rate;
         match self.member_mut(id) {
             Some(m) if m.cfg.telephone_event_pt.is_some() => {
                 let units = (duration.as_millis().min(60_000) as u64
@@ -808,8 +824,64 @@ impl Conference {
                 m.dtmf_queue.push_back((code, units));
                 true
             }
-            _ => false,
+            Some(m) => {
+                // no telephone-event negotiated: play the tones in-band to this member
+                let n = (duration.as_millis().min(5_000) as usize) * mix_rate as usize / 1000;
+                let Some(mut pcm) = crate::dtmf::dtmf_tone(digit, mix_rate, n, 0) else {
+                    return false;
+                };
+                // 60 ms of silence after the tone separates repeated digits
+                pcm.resize(n + mix_rate as usize * 60 / 1000, 0);
+                m.playback = Some(Playback {
+                    id: DTMF_PLAYBACK,
+                    samples: pcm.into(),
+                    pos: 0,
+                    looped: false,
+                    gain: 1.0,
+                });
+                true
+            }
+            None => false,
         }
+    }
+
+    /// Applies a renegotiated configuration (re-INVITE: new codec, address, keys, ptime)
+    /// while keeping the member's state in the conference: mute, deaf, listen-only,
+    /// whisper group, gains and playback.
+    pub fn update_member(
+        &mut self,
+        id: MemberId,
+        cfg: MemberConfig,
+        now: Duration,
+    ) -> Result<bool, CodecError> {
+        let Some(&i) = self.index.get(&id) else {
+            return Ok(false);
+        };
+        let old = &self.members[i];
+        let (muted, deaf, listen_only, group, gain, auto_gain) = (
+            old.muted,
+            old.deaf,
+            old.listen_only,
+            old.group,
+            old.gain,
+            old.auto_gain,
+        );
+        let playback = old.playback.clone();
+        let talking = old.vad.is_talking();
+        self.add_member(id, cfg, now)?;
+        if let Some(m) = self.member_mut(id) {
+            m.muted = muted;
+            m.deaf = deaf;
+            m.listen_only = listen_only;
+            m.group = group;
+            m.gain = gain;
+            m.auto_gain = auto_gain;
+            m.playback = playback;
+        }
+        if talking {
+            self.events.push(Event::TalkStop { member: id });
+        }
+        Ok(true)
     }
 
     /// Starts a playback of mono PCM at `rate` into the room or one member, replacing any
@@ -991,6 +1063,7 @@ impl Conference {
                 .push(Event::RemoteAddressChanged { member, addr });
         }
         m.last_rx = Some(now);
+        m.timed_out = false;
         m.stats.rx_packets += 1;
         m.stats.rx_bytes += data.len() as u64;
         let clock = m.cfg.codec.clock_rate();
@@ -1227,17 +1300,15 @@ impl Conference {
         }
 
         // room playback
-        let mut room_pb_active = false;
         self.room_pb.iter_mut().for_each(|v| *v = 0);
-        if let Some(pb) = self.room_playback.as_mut() {
-            room_pb_active = true;
-            if pb.mix_into(&mut self.room_pb) {
-                out.events.push(Event::PlaybackFinished {
-                    target: PlaybackTarget::Room,
-                    id: pb.id,
-                });
-                self.room_playback = None;
-            }
+        if let Some(pb) = self.room_playback.as_mut()
+            && pb.mix_into(&mut self.room_pb)
+        {
+            out.events.push(Event::PlaybackFinished {
+                target: PlaybackTarget::Room,
+                id: pb.id,
+            });
+            self.room_playback = None;
         }
 
         if self.taps {
@@ -1322,10 +1393,12 @@ impl Conference {
                 if let Some(pb) = m.playback.as_mut()
                     && pb.mix_into(&mut self.mixbuf)
                 {
-                    out.events.push(Event::PlaybackFinished {
-                        target: PlaybackTarget::Member(m.id),
-                        id: pb.id,
-                    });
+                    if pb.id != DTMF_PLAYBACK {
+                        out.events.push(Event::PlaybackFinished {
+                            target: PlaybackTarget::Member(m.id),
+                            id: pb.id,
+                        });
+                    }
                     m.playback = None;
                 }
                 if m.personal.is_none() {
@@ -1420,7 +1493,6 @@ impl Conference {
                 data,
             });
         }
-        let _ = room_pb_active;
 
         // drop shared streams nobody used for a second
         if tick.is_multiple_of(50) {
@@ -1429,7 +1501,16 @@ impl Conference {
             self.groups.retain(|(_, g)| g.iter().any(|&v| v != 0));
         }
 
-        // 4. RTCP
+        // 4. media timeouts, RTCP
+        if let Some(limit) = self.cfg.rtp_timeout {
+            for m in self.members.iter_mut() {
+                let since = m.last_rx.unwrap_or(m.joined);
+                if !m.timed_out && now.saturating_sub(since) >= limit {
+                    m.timed_out = true;
+                    out.events.push(Event::MediaTimeout { member: m.id });
+                }
+            }
+        }
         let unix_zero = self.cfg.unix_time_at_zero;
         for m in self.members.iter_mut() {
             if now < m.next_rtcp {

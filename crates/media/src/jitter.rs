@@ -243,14 +243,14 @@ impl JitterBuffer {
         if let State::Playing { next, .. } = self.state
             && (ext < next - resync || ext > next + resync)
         {
-            self.resync(ts);
+            self.resync();
             return self.insert_tagged(ts, duration, payload, arrival, tag);
         }
         if self.state == State::Buffering
             && let Some((&first, _)) = self.packets.first_key_value()
             && (ext < first - resync || ext > first + resync)
         {
-            self.resync(ts);
+            self.resync();
             return self.insert_tagged(ts, duration, payload, arrival, tag);
         }
         // jitter estimate (RFC 3550 A.8) from arrival time and timestamp
@@ -310,14 +310,13 @@ impl JitterBuffer {
         );
     }
 
-    fn resync(&mut self, ts: u32) {
+    fn resync(&mut self) {
         self.stats.resyncs += 1;
         self.packets.clear();
         self.ts_base = None;
         self.state = State::Buffering;
         self.played_until = None;
         self.last_transit = None;
-        let _ = ts;
     }
 
     /// Pops what to play next.

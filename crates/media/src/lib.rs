@@ -45,8 +45,11 @@
 //! Control goes through methods on the conference: `set_muted`, `set_deaf`,
 //! `set_listen_only`, `set_group` (whisper groups), `set_gain`,
 //! `set_auto_gain`, `play` / `stop_playback` (prompts and music into the room
-//! or one member), `send_dtmf` (RFC 4733 out), `set_taps` (recording) and
-//! `member_stats` (loss, jitter, RTT, counters).
+//! or one member), `send_dtmf` (RFC 4733 out, in-band tones without it),
+//! `set_taps` (recording), `update_member` (re-INVITE) and `member_stats`
+//! (loss, jitter, RTT, counters). SRTP (SDES) is per member: put the keys in
+//! [`conference::MemberConfig::srtp`] and datagrams are unprotected on the way
+//! in and protected on the way out.
 //!
 //! ## What the tick does
 //!
@@ -65,6 +68,8 @@
 //!
 //! * [`rtp`], [`rtcp`]: zero-copy parsers and builders (RFC 3550, RFC 8285
 //!   header extensions, RFC 6464 audio level), reception statistics, RTT.
+//! * [`srtp`]: SRTP/SRTCP with SDES keys (AES-CM-HMAC-SHA1-80/32, AEAD-AES-GCM
+//!   128/256), replay protection.
 //! * [`jitter`]: adaptive jitter buffer.
 //! * [`codec`]: G.711, G.722, Opus behind [`codec::AudioDecoder`] /
 //!   [`codec::AudioEncoder`], with PLC and Opus FEC.

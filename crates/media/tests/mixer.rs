@@ -995,3 +995,53 @@ fn conference_can_move_to_a_media_thread() {
     assert_send::<Conference>();
     assert_send::<SrtpSession>();
 }
+
+#[test]
+fn media_timeout_inband_dtmf_out_and_renegotiation() {
+    let cfg = ConferenceConfig {
+        rtp_timeout: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let mut s = Sim::new(
+        cfg,
+        &[
+            (A, CodecKind::Pcmu, Some(440.0)),
+            (B, CodecKind::Pcmu, None),
+            (C, CodecKind::Pcmu, Some(1320.0)),
+        ],
+    );
+    s.run(60);
+    let timeouts: Vec<&Event> = s
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::MediaTimeout { .. }))
+        .collect();
+    assert_eq!(timeouts, vec![&Event::MediaTimeout { member: B }]);
+    // B has no telephone-event: DTMF goes in-band, only to B
+    let mut mc = MemberConfig::new(CodecKind::Pcmu, 0x1000 + B as u32);
+    mc.telephone_event_pt = None;
+    mc.remote = Some(s.peer(B).addr);
+    s.conf.set_muted(B, true);
+    s.conf.set_group(B, Some(3));
+    assert!(s.conf.update_member(B, mc, s.now).unwrap());
+    assert!(s.conf.send_dtmf(B, '5', Duration::from_millis(200)));
+    s.clear();
+    s.run(8);
+    let mut det = conclave_media::dtmf::InbandDtmfDetector::new(8000);
+    let got: Vec<char> = s
+        .peer(B)
+        .received
+        .chunks(160)
+        .filter_map(|f| det.process(f))
+        .collect();
+    assert_eq!(got, vec!['5']);
+    // the group membership survived the renegotiation: A (main room) is attenuated for B
+    s.run(30);
+    let a = s.power(B, 440.0);
+    assert!(a > 2.0e5 && a < 8.0e6, "{a}");
+    assert!(
+        !s.events
+            .iter()
+            .any(|e| matches!(e, Event::PlaybackFinished { .. }))
+    );
+}

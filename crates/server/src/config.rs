@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
     #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
     pub session_ttl_minutes: Option<u32>,
+    /// The built web console (web/dist). Default: ./web/dist
+    #[arg(long, env = "CONCLAVE_WEB_DIR", value_name = "DIR")]
+    pub web_dir: Option<PathBuf>,
     /// Log filter, e.g. info or conclave=debug,sqlx=warn. Default: info
     #[arg(long, env = "CONCLAVE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -82,6 +85,7 @@ struct FileSettings {
     sip_realm: Option<String>,
     sip_sha256_first: Option<bool>,
     session_ttl_minutes: Option<u32>,
+    web_dir: Option<PathBuf>,
     log: Option<String>,
 }
 
@@ -99,6 +103,7 @@ pub struct Settings {
     pub sip_realm: String,
     pub sip_sha256_first: bool,
     pub session_ttl_minutes: u32,
+    pub web_dir: PathBuf,
     pub log: String,
     /// The first administrator's password (`CONCLAVE_ADMIN_PASSWORD`); random when unset.
     pub admin_password: Option<String>,
@@ -203,6 +208,10 @@ impl Settings {
                 .or(file.sip_sha256_first)
                 .unwrap_or(false),
             session_ttl_minutes,
+            web_dir: args
+                .web_dir
+                .or(file.web_dir)
+                .unwrap_or_else(|| "web/dist".into()),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             admin_password,
         })

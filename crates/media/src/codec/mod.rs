@@ -490,6 +490,55 @@ mod tests {
     }
 
     #[test]
+    fn random_payloads_never_panic_with_overflow_checks() {
+        let mut x: u32 = 0x1234_5678;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for kind in [
+            CodecKind::Pcmu,
+            CodecKind::Pcma,
+            CodecKind::G722,
+            CodecKind::Opus,
+        ] {
+            let cfg = CodecConfig::new(kind, 48000);
+            let mut dec = cfg.decoder().unwrap();
+            let mut enc = cfg.encoder().unwrap();
+            let mut out = Vec::new();
+            for i in 0..300 {
+                let len = (rnd() % 400) as usize;
+                let p: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+                let _ = dec.decode(&p, &mut out);
+                if i % 7 == 0 {
+                    dec.conceal(960, &mut out);
+                    let _ = dec.decode_fec(&p, 960, &mut out);
+                }
+                out.clear();
+                // full-scale noise and square waves into the encoder
+                let n = cfg.pcm_rate as usize / 50;
+                let pcm: Vec<i16> = (0..n)
+                    .map(|j| {
+                        if i % 2 == 0 {
+                            rnd() as i16
+                        } else if j % 2 == 0 {
+                            i16::MAX
+                        } else {
+                            i16::MIN
+                        }
+                    })
+                    .collect();
+                let mut e = Vec::new();
+                enc.encode(&pcm, &mut e).unwrap();
+                let _ = dec.decode(&e, &mut out);
+                out.clear();
+            }
+        }
+    }
+
+    #[test]
     fn repeat_plc_fades_to_silence() {
         let mut p = RepeatPlc::default();
         p.remember(&[1000; 160]);

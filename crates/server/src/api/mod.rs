@@ -180,9 +180,28 @@ pub fn openapi_json() -> String {
     openapi().to_pretty_json().unwrap_or_default()
 }
 
+/// The web console: the built single-page app, with `index.html` for every path it routes.
+fn console(web_dir: &std::path::Path) -> Router<AppState> {
+    let index = web_dir.join("index.html");
+    if !index.exists() {
+        tracing::warn!(dir = %web_dir.display(), "the web console is not built: run `npm --prefix web ci && npm --prefix web run build` (scripts/run.sh does)");
+        return Router::new().fallback(|| async {
+            axum::response::Html(
+                "<h1>Conclave</h1><p>The web console is not built. Run <code>scripts/run.sh</code>, \
+                 or <code>npm --prefix web ci &amp;&amp; npm --prefix web run build</code>. \
+                 The API is at <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p>",
+            )
+        });
+    }
+    let files = tower_http::services::ServeDir::new(web_dir)
+        .fallback(tower_http::services::ServeFile::new(index));
+    Router::new().fallback_service(files)
+}
+
 pub fn router(state: AppState) -> Router {
     let (api, _) = api_routes().split_for_parts();
     let openapi = Arc::new(openapi_json());
+    let console = console(&state.settings.web_dir);
     api.route(
         "/api/openapi.json",
         get(move || {
@@ -195,7 +214,16 @@ pub fn router(state: AppState) -> Router {
         "/metrics",
         get(|| async { crate::telemetry::metrics().render() }),
     )
-    .fallback(|| async { ApiError::not_found("resource at this path") })
+    .route("/api", get(api_not_found))
+    .route(
+        "/api/{*rest}",
+        get(api_not_found)
+            .post(api_not_found)
+            .patch(api_not_found)
+            .delete(api_not_found)
+            .put(api_not_found),
+    )
+    .merge(console)
     .layer(axum::middleware::map_response(problem_for_bare_errors))
     .layer(axum::middleware::from_fn(count_requests))
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -204,6 +232,10 @@ pub fn router(state: AppState) -> Router {
     .layer(DefaultBodyLimit::max(1024 * 1024))
     .layer(tower_http::trace::TraceLayer::new_for_http())
     .with_state(state)
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("resource at this path")
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -23,8 +23,8 @@
 
 //! G.722 codec (ITU-T G.722, 64 kbit/s), the public-domain SpanDSP / CMU code as
 //! translated to Rust by the `ezk-g722` crate (MIT, by kbalt), vendored here
-//! without that crate's async media framework dependencies.
-//! Source of the C code: https://github.com/sippy/libg722
+//! without that crate's async media framework dependencies (see NOTICE.md).
+//! Source of the C code: <https://github.com/sippy/libg722>
 #![allow(missing_docs, clippy::all)]
 
 pub mod decoder;

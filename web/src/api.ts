@@ -1,0 +1,61 @@
+// The console uses only the public API: whatever it can do, an integration can.
+
+export type FieldError = { field: string; reason: string };
+export class ApiError extends Error {
+  status: number;
+  errors: FieldError[];
+  constructor(status: number, detail: string, errors: FieldError[]) {
+    super(detail);
+    this.status = status;
+    this.errors = errors;
+  }
+}
+
+export type Page<T> = { items: T[]; next_cursor: string | null };
+
+const TOKEN_KEY = 'conclave.token';
+export const session = {
+  get: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (token: string) => sessionStorage.setItem(TOKEN_KEY, token),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+};
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  const token = session.get();
+  if (token) headers['Authorization'] = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return undefined as T;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    if (response.status === 401) session.clear();
+    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
+  }
+  return data as T;
+}
+
+export type User = {
+  id: string; username: string; display_name: string; email: string | null; mobile: string | null;
+  extension: string | null; sip_password_set: boolean; kind: string; status: string; tenant_id: string;
+};
+export type Room = {
+  id: string; number: string; name: string; pin?: string; has_pin: boolean; capacity: number;
+  max_duration_minutes: number | null; language: string; owner_id: string | null;
+};
+export type Member = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string; role: string };
+export type Template = {
+  id: string; name: string; description: string; owner_id: string; members: Member[]; shared_with: string[];
+};
+export type Contact = {
+  id: string; name: string; department: string; mobile: string | null; landline: string | null;
+  extension: string | null; email: string | null; owner_id: string | null;
+};
+export type AuditEvent = {
+  id: string; actor_name: string; action: string; target_type: string; target_id: string | null;
+  outcome: string; source: string; at: number;
+};

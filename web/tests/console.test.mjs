@@ -1,0 +1,111 @@
+// The web console in a real browser (Debian's Chromium driven by Playwright) against a real
+// server: log in, manage rooms and users, switch to Chinese, log out.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const bin = process.env.CONCLAVE_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'conclave');
+const password = 'console-admin-password';
+
+const freePort = () =>
+  new Promise((ok) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+
+let server, browser, base, dataDir;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'conclave-console-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  server = spawn(bin, [
+    'serve', '--data-dir', dataDir, '--http-listen', `127.0.0.1:${port}`,
+    '--sip-udp', '127.0.0.1:0', '--sip-tcp', '127.0.0.1:0', '--sip-tls', '127.0.0.1:0',
+    '--web-dir', join(root, 'web', 'dist'), '--log', 'warn',
+  ], { env: { ...process.env, CONCLAVE_ADMIN_PASSWORD: password }, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/healthz`)).ok) break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('an administrator manages rooms and users, in English and Chinese', async () => {
+  const page = await browser.newPage({ locale: 'en-US' });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill('wrong password');
+  await page.getByTestId('login').click();
+  await page.getByRole('alert').waitFor();
+  assert.match(await page.getByRole('alert').innerText(), /wrong username or password/);
+
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('page-rooms').waitFor();
+
+  // A room with a bad PIN is refused, with the reason next to the field.
+  await page.getByTestId('field-number').fill('8001');
+  await page.getByTestId('field-name').fill('Weekly coordination');
+  await page.getByTestId('field-pin').fill('12ab');
+  await page.getByTestId('create').click();
+  await page.getByText('must be 4 to 12 digits').first().waitFor();
+  await page.getByTestId('field-number').fill('8001');
+  await page.getByTestId('field-name').fill('Weekly coordination');
+  await page.getByTestId('field-pin').fill('2468');
+  await page.getByTestId('create').click();
+  await page.getByRole('cell', { name: 'Weekly coordination' }).waitFor();
+  assert.equal(await page.getByRole('cell', { name: '2468' }).count(), 1);
+
+  // A user, then frozen.
+  await page.getByTestId('tab-users').click();
+  await page.getByTestId('field-username').fill('zhang.wei');
+  await page.getByTestId('field-display_name').fill('张伟');
+  await page.getByTestId('field-password').fill('zhang-password');
+  await page.getByTestId('field-extension').fill('1001');
+  await page.getByTestId('create').click();
+  const row = page.getByRole('row', { name: /zhang\.wei/ });
+  await row.waitFor();
+  await row.getByRole('button', { name: 'Freeze' }).click();
+  await row.getByText('Frozen').waitFor();
+
+  // The console speaks Chinese.
+  await page.getByTestId('language').selectOption('zh');
+  await page.getByTestId('tab-rooms').getByText('会议室').waitFor();
+  await page.getByTestId('tab-users').click();
+  await page.getByRole('row', { name: /zhang\.wei/ }).getByText('已冻结').waitFor();
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-zh.png'), fullPage: true });
+
+  // What the console did is what the API holds.
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const rooms = await fetch(`${base}/api/v1/rooms`, { headers: { authorization: `Bearer ${login.token}` } }).then((r) => r.json());
+  assert.deepEqual(rooms.items.map((r) => [r.number, r.pin]), [['8001', '2468']]);
+
+  await page.getByTestId('logout').click();
+  await page.getByTestId('login').waitFor();
+  await page.close();
+});
