@@ -160,7 +160,13 @@ pub struct DigestServer {
     pub realm: String,
     /// Nonce lifetime in seconds.
     pub nonce_lifetime: u64,
-    /// Algorithms offered, preferred first (each gets its own challenge header).
+    /// Algorithms offered, in header order (each gets its own challenge header; all share
+    /// one nonce). The default is MD5 first, then SHA-256: RFC 8760 asks for the
+    /// preferred one first, but the Debian 12 builds of sipp (3.6) and baresip (libre)
+    /// read only the first challenge or give up at the first algorithm they do not know,
+    /// so SHA-256 first locks them out. Clients that know SHA-256 and look at every
+    /// challenge (linphone, our own trunk side) can still choose it. Set
+    /// `[Sha256, Md5]` where every client is modern.
     pub algorithms: Vec<Algorithm>,
 }
 
@@ -182,7 +188,7 @@ impl DigestServer {
             secret: secret.to_vec(),
             realm: realm.to_string(),
             nonce_lifetime: 300,
-            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         }
     }
 
@@ -455,7 +461,7 @@ mod tests {
             let creds = DigestCredentials::parse(&AuthParams::parse(&auth).unwrap()).unwrap();
             assert_eq!(
                 creds.algorithm,
-                [Algorithm::Sha256, Algorithm::Md5][i],
+                [Algorithm::Md5, Algorithm::Sha256][i],
                 "{auth}"
             );
             assert_eq!(

@@ -51,6 +51,10 @@
 //! [`registrar::Registrar`]; their deadlines ([`registrar::Registrar::next_expiry`]) are
 //! the runtime's to schedule as well.
 //!
+//! Trunks that must REGISTER use [`registration::Registration`] (fed with the endpoint's
+//! events for its transactions; its own `poll_timeout`/`handle_timeout` for refreshes);
+//! numbers are cleaned and rewritten with [`numbering`].
+//!
 //! Randomness (branches, tags, SRTP keys, nonce secret) is injected: a seed for
 //! [`transaction::Endpoint::new`], key bytes for [`offer_answer::LocalMedia`], a secret
 //! for [`auth::DigestServer::new`].
@@ -97,6 +101,7 @@ pub mod numbering;
 pub mod offer_answer;
 pub mod parser;
 pub mod registrar;
+pub mod registration;
 pub mod sdp;
 pub mod transaction;
 pub mod ua;

@@ -513,7 +513,7 @@ fn estimate(headers: &Headers, body: &[u8]) -> usize {
 }
 
 impl Request {
-    /// A request with no headers; use [`Request::build`] for a complete one.
+    /// A request with no headers; see [`crate::dialog::OutgoingRequest`] for a complete one.
     pub fn new(method: Method, uri: Uri) -> Request {
         Request {
             method,

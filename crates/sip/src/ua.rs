@@ -980,6 +980,14 @@ impl UserAgent {
 
     fn on_response(&mut self, now: Instant, tx: TxId, resp: Response, source: Peer) {
         let Some((call, purpose)) = self.by_tx.get(&tx).copied() else {
+            // Answers to CANCELs the endpoint sent for our calls are of no interest.
+            if resp
+                .headers
+                .cseq()
+                .is_ok_and(|c| c.method == Method::Cancel)
+            {
+                return;
+            }
             self.events.push_back(UaEvent::Endpoint(Event::Response {
                 tx,
                 response: resp,

@@ -597,3 +597,20 @@ fn session_interval_too_small_is_retried() {
     let (ea, _) = net.run(Duration::from_secs(1));
     assert!(ea.iter().any(|e| matches!(e, UaEvent::Answered { .. })));
 }
+
+#[test]
+fn unanswered_incoming_call_is_not_kept_forever() {
+    let mut net = Net::new(
+        ua(A, 1, |c| c.ring_timeout = Duration::from_secs(3600)),
+        ua(B, 2, |_| {}),
+    );
+    dial_b(&mut net);
+    let (_, eb) = net.step(Duration::from_secs(1));
+    incoming(&eb);
+    // B's application never answers: the endpoint's guard answers 408 after 300 s.
+    let (ea, eb) = net.run(Duration::from_secs(400));
+    assert_eq!(ended(&eb), Some(EndReason::Timeout));
+    assert_eq!(ended(&ea), Some(EndReason::NoAnswer), "408 at the caller");
+    assert_eq!(net.b.call_count(), 0);
+    assert_eq!(net.a.call_count(), 0);
+}

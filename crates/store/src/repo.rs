@@ -33,6 +33,52 @@ fn page<T>(mut items: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Page<T> 
     Page { items, next_cursor }
 }
 
+/// One row by id from `table` (a constant of this module, never user input).
+async fn get_by_id<T>(
+    conn: &mut Conn,
+    table: &'static str,
+    id: &str,
+    from_row: fn(&AnyRow) -> Result<T>,
+) -> Result<Option<T>> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT * FROM {table} WHERE id = $1"));
+    let row = sqlx::query(sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Deletes one row by id; false when there was none.
+async fn delete_by_id(conn: &mut Conn, table: &'static str, id: &str) -> Result<bool> {
+    let sql = sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE id = $1"));
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// A page of a tenant's rows from `table`, in id (creation) order after the cursor.
+async fn tenant_page<T>(
+    conn: &mut Conn,
+    table: &'static str,
+    tenant_id: &str,
+    after: &str,
+    limit: i64,
+    from_row: fn(&AnyRow) -> Result<T>,
+    id: fn(&T) -> String,
+) -> Result<Page<T>> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT * FROM {table} WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    Ok(page(items, limit, id))
+}
+
 pub mod tenants {
     use super::*;
 
@@ -79,11 +125,7 @@ pub mod tenants {
     }
 
     pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        get_by_id(conn, "tenants", id, from_row).await
     }
 
     pub async fn get_by_sip_domain(conn: &mut Conn, domain: &str) -> Result<Option<Tenant>> {
@@ -191,11 +233,7 @@ pub mod users {
     }
 
     pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        get_by_id(conn, "users", id, from_row).await
     }
 
     pub async fn get_by_username(conn: &mut Conn, username: &str) -> Result<Option<User>> {
@@ -234,24 +272,14 @@ pub mod users {
         after: &str,
         limit: i64,
     ) -> Result<Page<User>> {
-        let rows = sqlx::query(
-            "SELECT * FROM users WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(tenant_id)
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(conn)
-        .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-        Ok(page(items, limit, |u| u.id.clone()))
+        tenant_page(conn, "users", tenant_id, after, limit, from_row, |x| {
+            x.id.clone()
+        })
+        .await
     }
 
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(id)
-            .execute(conn)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        delete_by_id(conn, "users", id).await
     }
 
     pub async fn count(conn: &mut Conn) -> Result<i64> {
@@ -329,11 +357,7 @@ pub mod rooms {
     }
 
     pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Room>> {
-        let row = sqlx::query("SELECT * FROM rooms WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        get_by_id(conn, "rooms", id, from_row).await
     }
 
     pub async fn get_by_number(
@@ -355,24 +379,14 @@ pub mod rooms {
         after: &str,
         limit: i64,
     ) -> Result<Page<Room>> {
-        let rows = sqlx::query(
-            "SELECT * FROM rooms WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(tenant_id)
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(conn)
-        .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-        Ok(page(items, limit, |r| r.id.clone()))
+        tenant_page(conn, "rooms", tenant_id, after, limit, from_row, |x| {
+            x.id.clone()
+        })
+        .await
     }
 
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM rooms WHERE id = $1")
-            .bind(id)
-            .execute(conn)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        delete_by_id(conn, "rooms", id).await
     }
 }
 
@@ -541,11 +555,7 @@ pub mod templates {
     }
 
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM templates WHERE id = $1")
-            .bind(id)
-            .execute(conn)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        delete_by_id(conn, "templates", id).await
     }
 
     /// Shares with a user; sharing twice is harmless.
@@ -689,11 +699,7 @@ pub mod api_keys {
     }
 
     pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<ApiKey>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        get_by_id(conn, "api_keys", id, from_row).await
     }
 
     /// The usable key with this hash: not revoked, not expired.
@@ -891,11 +897,7 @@ pub mod contacts {
     }
 
     pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Contact>> {
-        let row = sqlx::query("SELECT * FROM contacts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        get_by_id(conn, "contacts", id, from_row).await
     }
 
     /// Which books to list.
@@ -938,10 +940,6 @@ pub mod contacts {
     }
 
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM contacts WHERE id = $1")
-            .bind(id)
-            .execute(conn)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        delete_by_id(conn, "contacts", id).await
     }
 }
