@@ -7,3 +7,4 @@ mod common;
 mod operations;
 mod restart;
 mod sip_register;
+mod sip_transports;
