@@ -50,7 +50,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
         .await
         .with_context(|| format!("http_listen: cannot listen on {}", settings.http_listen))?;
     let http_addr = listener.local_addr()?;
-    let state = AppState::new(store.clone(), Arc::new(settings));
+    let state = AppState::new(store.clone(), sip.handle.clone(), Arc::new(settings));
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -257,6 +257,17 @@ pub mod users {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// The users of a tenant that have an extension, by extension.
+    pub async fn with_extension(conn: &mut Conn, tenant_id: &str) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT * FROM users WHERE tenant_id = $1 AND extension IS NOT NULL ORDER BY extension",
+        )
+        .bind(tenant_id)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// Users with this extension in any tenant (for SIP requests whose domain names none).
     pub async fn find_by_extension(conn: &mut Conn, extension: &str) -> Result<Vec<User>> {
         let rows = sqlx::query("SELECT * FROM users WHERE extension = $1 ORDER BY id LIMIT 2")

@@ -6,6 +6,7 @@ mod audit;
 mod contacts;
 pub mod extract;
 pub mod problem;
+mod registrations;
 mod rooms;
 mod session;
 mod templates;
@@ -36,14 +37,16 @@ use utoipa_axum::router::OpenApiRouter;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub sip: crate::sip::SipHandle,
     pub settings: Arc<Settings>,
     pub login_guard: Arc<session::LoginGuard>,
 }
 
 impl AppState {
-    pub fn new(store: Store, settings: Arc<Settings>) -> Self {
+    pub fn new(store: Store, sip: crate::sip::SipHandle, settings: Arc<Settings>) -> Self {
         AppState {
             store,
+            sip,
             settings,
             login_guard: Arc::default(),
         }
@@ -67,6 +70,7 @@ impl AppState {
         (name = "contacts", description = "Enterprise and personal address books"),
         (name = "api-keys", description = "Keys for integrations"),
         (name = "audit", description = "Who did what, when, from where"),
+        (name = "sip", description = "SIP registrations of the users' extensions"),
     )
 )]
 struct ApiDoc;
@@ -99,7 +103,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(templates::routes())
             .merge(contacts::routes())
             .merge(api_keys::routes())
-            .merge(audit::routes()),
+            .merge(audit::routes())
+            .merge(registrations::routes()),
     )
 }
 

@@ -48,6 +48,48 @@ pub(crate) enum Input {
         pending: Box<registrations::Pending>,
         user: Option<Box<User>>,
     },
+    /// Who is registered (for the API).
+    Bindings {
+        aors: Vec<String>,
+        reply: tokio::sync::oneshot::Sender<Vec<Vec<BindingView>>>,
+    },
+}
+
+/// A registered contact of an extension, as the console and integrations see it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BindingView {
+    pub contact: String,
+    /// Where the registration came from (address and transport).
+    pub source: String,
+    pub transport: String,
+    pub expires_in: u32,
+    pub user_agent: Option<String>,
+}
+
+/// Talks to the SIP task from elsewhere (the HTTP API): cheap to clone.
+#[derive(Clone)]
+pub struct SipHandle {
+    inputs: mpsc::Sender<Input>,
+}
+
+impl SipHandle {
+    /// The live bindings of each extension's address of record, in the same order.
+    pub async fn bindings(
+        &self,
+        tenant_id: &str,
+        extensions: Vec<String>,
+    ) -> Result<Vec<Vec<BindingView>>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let aors = extensions
+            .iter()
+            .map(|e| registrations::aor(e, tenant_id))
+            .collect();
+        self.inputs
+            .send(Input::Bindings { aors, reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the SIP service has stopped"))?;
+        answer.await.context("the SIP service has stopped")
+    }
 }
 
 /// The running SIP service: where it listens, and its tasks.
@@ -55,6 +97,7 @@ pub struct SipService {
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
     pub tls: SocketAddr,
+    pub handle: SipHandle,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -117,6 +160,9 @@ pub async fn start(settings: &Settings, store: Store) -> Result<SipService> {
     let secret: [u8; 32] = rand::random();
     let udp = Arc::new(udp);
     let (inputs_tx, inputs) = mpsc::channel(4096);
+    let handle = SipHandle {
+        inputs: inputs_tx.clone(),
+    };
     let core = Core {
         ua: UserAgent::new(ua_config, seed),
         registrations: registrations::Registrations::new(
@@ -146,6 +192,7 @@ pub async fn start(settings: &Settings, store: Store) -> Result<SipService> {
         udp: udp_addr,
         tcp: tcp_addr,
         tls: tls_addr,
+        handle,
         tasks,
     })
 }
@@ -220,6 +267,13 @@ impl Core {
             }
             Input::Closed { id } => {
                 self.connections.remove(&id);
+            }
+            Input::Bindings { aors, reply } => {
+                let views = aors
+                    .iter()
+                    .map(|aor| self.registrations.bindings(now, aor))
+                    .collect();
+                let _ = reply.send(views);
             }
             Input::Looked { pending, user } => {
                 self.registrations

@@ -70,7 +70,27 @@ pub async fn lookup(store: &Store, pending: &Pending) -> Option<User> {
     }
 }
 
+/// The address of record of an extension: extensions are unique per tenant.
+pub fn aor(extension: &str, tenant_id: &str) -> String {
+    format!("sip:{extension}@{tenant_id}")
+}
+
 impl Registrations {
+    /// The live bindings of an address of record.
+    pub fn bindings(&self, now: Instant, aor: &str) -> Vec<super::BindingView> {
+        self.registrar
+            .lookup(now, aor)
+            .into_iter()
+            .map(|b| super::BindingView {
+                contact: b.contact.to_string(),
+                source: b.source.addr.to_string(),
+                transport: b.source.transport.as_str().to_owned(),
+                expires_in: b.remaining(now),
+                user_agent: b.user_agent.clone(),
+            })
+            .collect()
+    }
+
     pub fn new(
         secret: &[u8],
         realm: &str,
@@ -295,7 +315,7 @@ impl Registrations {
             }
             (Ok(()), Some(user)) => {
                 self.limiter.record_success(ip);
-                let aor = format!("sip:{}@{}", p.extension, user.tenant_id);
+                let aor = aor(&p.extension, &user.tenant_id);
                 let tag = ua.endpoint().new_tag();
                 let response = match self.registrar.register(now, &aor, &p.request, p.source) {
                     Ok(_) => {

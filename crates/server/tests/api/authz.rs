@@ -168,6 +168,7 @@ async fn authorization_matrix(s: &TestServer) {
         ("revokeApiKey", [204, 204, 403, 403, 404]),
         ("listAuditEvents", [200, 200, 403, 403, 404]),
         ("getCurrentUser", [200, 200, 200, 200, 200]),
+        ("listRegistrations", [200, 200, 403, 403, 404]),
         ("createEnterpriseContact", [201, 201, 403, 403, 201]),
         ("createPersonalContact", [201, 201, 201, 201, 201]),
         ("listContacts", [200, 200, 200, 200, 200]),
@@ -346,6 +347,7 @@ async fn authorization_matrix(s: &TestServer) {
                 }
                 "listAuditEvents" => s.get(&format!("/audit-events?tenant_id={a}"), t).await,
                 "getCurrentUser" => s.get("/me", t).await,
+                "listRegistrations" => s.get(&format!("/registrations?tenant_id={a}"), t).await,
                 "createEnterpriseContact" => {
                     s.post(
                         "/contacts",

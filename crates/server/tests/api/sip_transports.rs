@@ -144,6 +144,24 @@ async fn register_over_tcp_and_tls() {
         .await
         .expect("TLS handshake");
     register_on(tls, "TLS", &local).await;
+
+    // The API shows both registrations of the extension, to administrators only.
+    let admin = s.admin().await;
+    let list = s.get("/registrations", &admin).await;
+    list.expect(200);
+    let mut transports: Vec<&str> = list.body[0]["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .filter_map(|b| b["transport"].as_str())
+        .collect();
+    transports.sort();
+    assert_eq!(transports, ["TCP", "TLS"], "{}", list.body);
+    assert_eq!(list.body[0]["extension"], "1001");
+    let desk = s.token("desk", "desk-password").await;
+    s.get("/registrations", &desk)
+        .await
+        .expect_problem(403, None);
     s.stop().await;
 }
 
