@@ -44,7 +44,8 @@ pub async fn start(settings: Settings) -> Result<Running> {
         .await
         .context("database_url")?;
     bootstrap(&store, &settings).await?;
-    let sip = crate::sip::start(&settings, store.clone()).await?;
+    let media = crate::media::start().context("cannot start the media thread")?;
+    let sip = crate::sip::start(&settings, store.clone(), media).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await

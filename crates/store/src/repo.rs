@@ -384,6 +384,15 @@ pub mod rooms {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Rooms with this number in any tenant (for calls whose domain names no tenant).
+    pub async fn find_by_number(conn: &mut Conn, number: &str) -> Result<Vec<Room>> {
+        let rows = sqlx::query("SELECT * FROM rooms WHERE number = $1 ORDER BY id LIMIT 2")
+            .bind(number)
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
     pub async fn list(
         conn: &mut Conn,
         tenant_id: &str,

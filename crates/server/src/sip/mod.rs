@@ -2,6 +2,7 @@
 //! sans-IO stack (`conclave-sip`): it feeds it bytes and time, sends what it emits, and acts
 //! on its events — registrations against the users' extensions, OPTIONS keep-alives, calls.
 
+mod calls;
 mod registrations;
 mod tls;
 mod transport;
@@ -47,6 +48,11 @@ pub(crate) enum Input {
     Looked {
         pending: Box<registrations::Pending>,
         user: Option<Box<User>>,
+    },
+    /// The room a call dialled (None: no such room).
+    RoomFound {
+        call: conclave_sip::ua::CallId,
+        room: Option<Box<conclave_store::model::Room>>,
     },
     /// Who is registered (for the API).
     Bindings {
@@ -111,6 +117,14 @@ impl SipService {
 
 /// The address phones should reach us at (Via, Contact): the listening address, or loopback
 /// when listening on every interface.
+fn media_ip(addr: SocketAddr) -> IpAddr {
+    if addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        addr.ip()
+    }
+}
+
 fn advertised(addr: SocketAddr) -> Host {
     if addr.ip().is_unspecified() {
         Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
@@ -119,7 +133,11 @@ fn advertised(addr: SocketAddr) -> Host {
     }
 }
 
-pub async fn start(settings: &Settings, store: Store) -> Result<SipService> {
+pub async fn start(
+    settings: &Settings,
+    store: Store,
+    media: crate::media::MediaHandle,
+) -> Result<SipService> {
     let udp = UdpSocket::bind(settings.sip_udp)
         .await
         .with_context(|| format!("sip_udp: cannot listen on {}", settings.sip_udp))?;
@@ -156,6 +174,7 @@ pub async fn start(settings: &Settings, store: Store) -> Result<SipService> {
         ],
         ..UaConfig::default()
     };
+    let store_for_calls = store.clone();
     let seed = rand::random::<u64>();
     let secret: [u8; 32] = rand::random();
     let udp = Arc::new(udp);
@@ -173,6 +192,8 @@ pub async fn start(settings: &Settings, store: Store) -> Result<SipService> {
             AuthLimiter::new(AuthLimiterConfig::default()),
             store,
         ),
+        calls: calls::Calls::new(media, media_ip(udp_addr)),
+        store: store_for_calls,
         udp: udp.clone(),
         connections: HashMap::new(),
         inputs_tx: inputs_tx.clone(),
@@ -206,6 +227,8 @@ struct Connection {
 /// The SIP task's state: the stack and what it needs to talk to the world.
 struct Core {
     ua: UserAgent,
+    calls: calls::Calls,
+    store: Store,
     registrations: registrations::Registrations,
     udp: Arc<UdpSocket>,
     connections: HashMap<u64, Connection>,
@@ -267,6 +290,10 @@ impl Core {
             }
             Input::Closed { id } => {
                 self.connections.remove(&id);
+            }
+            Input::RoomFound { call, room } => {
+                self.calls
+                    .room_found(now, &mut self.ua, call, room.map(|r| *r));
             }
             Input::Bindings { aors, reply } => {
                 let views = aors
@@ -335,9 +362,21 @@ impl Core {
                 request,
                 source,
             } => {
-                // Calls land in conferences once the bridge is in place; until then say so.
-                tracing::info!(uri = %request.uri, from = %source.addr, "incoming call: no conference bridge yet");
-                let _ = self.ua.reject(now, call, 480, Vec::new());
+                tracing::info!(uri = %request.uri, from = %source.addr, "incoming call");
+                let number = request.uri.user.clone().unwrap_or_default();
+                let domain = request.uri.host.to_string();
+                let (store, inputs) = (self.store.clone(), self.inputs_tx.clone());
+                tokio::spawn(async move {
+                    let room = calls::find_room(&store, &number, &domain)
+                        .await
+                        .map(Box::new);
+                    let _ = inputs.send(Input::RoomFound { call, room }).await;
+                });
+            }
+            UaEvent::MediaUpdated { call, media } => self.calls.media_changed(call, &media),
+            UaEvent::Ended { call, reason } => {
+                tracing::info!(?call, ?reason, "call ended");
+                self.calls.ended(call);
             }
             UaEvent::Endpoint(conclave_sip::Event::BadMessage { .. }) => {
                 metrics::counter!("conclave_sip_bad_messages_total").increment(1);

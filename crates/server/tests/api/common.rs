@@ -252,3 +252,11 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A UDP port nobody uses right now on loopback (for peers that need one given).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

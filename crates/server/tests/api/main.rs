@@ -6,5 +6,6 @@ mod cli;
 mod common;
 mod operations;
 mod restart;
+mod room_call;
 mod sip_register;
 mod sip_transports;

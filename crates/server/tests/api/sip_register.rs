@@ -1,7 +1,7 @@
 //! SIP registration end to end: a real peer (sipp) registers an extension created through the
 //! API, with the right password, a wrong one, and as a frozen user.
 
-use crate::common::{Db, TestServer, start};
+use crate::common::{Db, TestServer, free_udp_port, start};
 use serde_json::json;
 use std::process::Command;
 
@@ -35,13 +35,6 @@ Content-Length: 0
             &format!("[authentication username={extension} password={password}]")
         ),
     )
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Runs sipp once; true when the scenario went as written.

@@ -1,0 +1,224 @@
+//! The media thread: it owns every room's mixer (`conclave-media`, sans-IO), feeds it the RTP
+//! that members' sockets receive, ticks it at the deadlines it asks for, and sends what it
+//! emits. One OS thread keeps the 20 ms clock away from the async workers; a room with no
+//! members has no deadline and costs nothing.
+
+use conclave_media::conference::{Conference, ConferenceConfig, Event, MemberConfig, MemberId};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+pub enum Command {
+    /// A member joins a room's mix; RTP for it is sent from `socket`.
+    Join {
+        room: String,
+        member: MemberId,
+        config: Box<MemberConfig>,
+        socket: Arc<UdpSocket>,
+    },
+    /// New media for a member (re-INVITE): codec, address or keys changed.
+    Update {
+        member: MemberId,
+        config: Box<MemberConfig>,
+    },
+    Leave {
+        member: MemberId,
+    },
+    /// A datagram a member's socket received.
+    Packet {
+        member: MemberId,
+        from: SocketAddr,
+        data: Vec<u8>,
+        at: Instant,
+    },
+    SetMuted {
+        member: MemberId,
+        muted: bool,
+    },
+}
+
+/// Sends commands to the media thread; cheap to clone.
+#[derive(Clone)]
+pub struct MediaHandle {
+    commands: Sender<Command>,
+}
+
+impl MediaHandle {
+    pub fn send(&self, command: Command) {
+        // The thread only stops with the process.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// Starts the media thread.
+pub fn start() -> std::io::Result<MediaHandle> {
+    let (commands, inbox) = channel();
+    std::thread::Builder::new()
+        .name("conclave-media".into())
+        .spawn(move || MediaThread::new().run(inbox))?;
+    Ok(MediaHandle { commands })
+}
+
+struct Member {
+    room: String,
+    socket: Arc<UdpSocket>,
+}
+
+struct MediaThread {
+    /// The media clock's zero.
+    epoch: Instant,
+    rooms: HashMap<String, Conference>,
+    members: HashMap<MemberId, Member>,
+}
+
+impl MediaThread {
+    fn new() -> Self {
+        MediaThread {
+            epoch: Instant::now(),
+            rooms: HashMap::new(),
+            members: HashMap::new(),
+        }
+    }
+
+    fn since_epoch(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.epoch)
+    }
+
+    fn run(mut self, inbox: Receiver<Command>) {
+        loop {
+            let next = self
+                .rooms
+                .values()
+                .filter_map(Conference::next_deadline)
+                .min();
+            let command = match next {
+                Some(deadline) => {
+                    let wait = deadline.saturating_sub(self.since_epoch(Instant::now()));
+                    match inbox.recv_timeout(wait) {
+                        Ok(command) => Some(command),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                None => match inbox.recv() {
+                    Ok(command) => Some(command),
+                    Err(_) => return,
+                },
+            };
+            if let Some(command) = command {
+                self.handle(command);
+            }
+            self.tick_due();
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        let now = self.since_epoch(Instant::now());
+        match command {
+            Command::Join {
+                room,
+                member,
+                config,
+                socket,
+            } => {
+                let conference = self.rooms.entry(room.clone()).or_insert_with(|| {
+                    Conference::new(ConferenceConfig {
+                        unix_time_at_zero: unix_now().saturating_sub(now),
+                        ..ConferenceConfig::default()
+                    })
+                });
+                match conference.add_member(member, *config, now) {
+                    Ok(()) => {
+                        self.members.insert(member, Member { room, socket });
+                        metrics::gauge!("conclave_media_members").increment(1.0);
+                    }
+                    Err(err) => tracing::warn!(?err, member, "cannot add a member to the mix"),
+                }
+            }
+            Command::Update { member, config } => {
+                if let Some(conference) = self.conference_of(member)
+                    && let Err(err) = conference.update_member(member, *config, now)
+                {
+                    tracing::warn!(?err, member, "cannot update a member's media");
+                }
+            }
+            Command::Leave { member } => {
+                let Some(m) = self.members.remove(&member) else {
+                    return;
+                };
+                metrics::gauge!("conclave_media_members").decrement(1.0);
+                if let Some(conference) = self.rooms.get_mut(&m.room) {
+                    if let Some(bye) = conference.remove_member(member)
+                        && let Some(to) = bye.to
+                    {
+                        let _ = m.socket.send_to(&bye.data, to);
+                    }
+                    if conference.is_empty() {
+                        self.rooms.remove(&m.room);
+                    }
+                }
+            }
+            Command::Packet {
+                member,
+                from,
+                data,
+                at,
+            } => {
+                let at = self.since_epoch(at);
+                if let Some(conference) = self.conference_of(member)
+                    && let Err(reason) = conference.handle_datagram(at, member, Some(from), &data)
+                {
+                    metrics::counter!("conclave_media_dropped_total", "reason" => format!("{reason:?}")).increment(1);
+                }
+            }
+            Command::SetMuted { member, muted } => {
+                if let Some(conference) = self.conference_of(member) {
+                    conference.set_muted(member, muted);
+                }
+            }
+        }
+    }
+
+    fn conference_of(&mut self, member: MemberId) -> Option<&mut Conference> {
+        let room = &self.members.get(&member)?.room;
+        self.rooms.get_mut(room)
+    }
+
+    fn tick_due(&mut self) {
+        let now = self.since_epoch(Instant::now());
+        for conference in self.rooms.values_mut() {
+            let Some(deadline) = conference.next_deadline() else {
+                continue;
+            };
+            if deadline > now {
+                continue;
+            }
+            let out = conference.tick(deadline);
+            for transmit in out.transmits {
+                let (Some(member), Some(to)) = (self.members.get(&transmit.member), transmit.to)
+                else {
+                    continue;
+                };
+                if let Err(err) = member.socket.send_to(&transmit.data, to) {
+                    tracing::trace!(%err, %to, "RTP send failed");
+                }
+            }
+            for event in out.events {
+                match event {
+                    Event::MediaTimeout { member } => {
+                        tracing::info!(member, "no RTP from member for a while")
+                    }
+                    other => tracing::trace!(?other, "media event"),
+                }
+            }
+        }
+    }
+}
+
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}

@@ -1,0 +1,208 @@
+//! Calls into rooms: the dialled number names a room; the call is answered with our SDP and
+//! its audio joins the room's mix on the media thread. (Rooms with a PIN wait for the voice
+//! menu that asks for it.)
+
+use crate::media::{Command, MediaHandle};
+use conclave_media::codec::CodecKind;
+use conclave_media::conference::MemberConfig;
+use conclave_media::srtp::{SrtpKey, SrtpSuite};
+use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio};
+use conclave_sip::ua::{CallId, UserAgent};
+use conclave_store::model::Room;
+use conclave_store::{Store, repo};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinHandle;
+
+/// The room a call dials: by the tenant that owns the request's domain, otherwise the one room
+/// on the installation with that number.
+pub async fn find_room(store: &Store, number: &str, domain: &str) -> Option<Room> {
+    let mut conn = store.conn().await.ok()?;
+    match repo::tenants::get_by_sip_domain(&mut conn, domain).await {
+        Ok(Some(tenant)) => repo::rooms::get_by_number(&mut conn, &tenant.id, number)
+            .await
+            .ok()
+            .flatten(),
+        Ok(None) => {
+            let mut rooms = repo::rooms::find_by_number(&mut conn, number).await.ok()?;
+            (rooms.len() == 1).then(|| rooms.remove(0))
+        }
+        Err(err) => {
+            tracing::warn!(%err, "room lookup failed");
+            None
+        }
+    }
+}
+
+/// What the media engine needs from the negotiation.
+fn member_config(media: &NegotiatedAudio) -> Option<MemberConfig> {
+    let codec = match media.codec {
+        Codec::Pcmu => CodecKind::Pcmu,
+        Codec::Pcma => CodecKind::Pcma,
+        Codec::G722 => CodecKind::G722,
+        Codec::Opus => CodecKind::Opus,
+    };
+    let mut config = MemberConfig::new(codec, rand::random());
+    config.payload_type = media.payload_type;
+    config.ptime_ms = (media.ptime.max(20) / 20) * 20;
+    config.telephone_event_pt = media.dtmf_payload_type;
+    config.initial_seq = rand::random();
+    config.initial_ts = rand::random();
+    config.remote = media.remote;
+    if let Some(keys) = &media.srtp {
+        let suite = SrtpSuite::from_sdes_name(&keys.suite)?;
+        let local = SrtpKey::from_material(suite, &keys.local_key).ok()?;
+        let remote = SrtpKey::from_material(suite, &keys.remote_key).ok()?;
+        config.srtp = Some((local, remote));
+    }
+    Some(config)
+}
+
+/// A call's media leg: its RTP socket and the task that reads it.
+struct Leg {
+    socket: Arc<UdpSocket>,
+    reader: Option<JoinHandle<()>>,
+    room: String,
+    joined: bool,
+}
+
+pub struct Calls {
+    media: MediaHandle,
+    /// The address RTP sockets bind to and SDP announces.
+    media_ip: IpAddr,
+    legs: HashMap<CallId, Leg>,
+}
+
+impl Calls {
+    pub fn new(media: MediaHandle, media_ip: IpAddr) -> Self {
+        Calls {
+            media,
+            media_ip,
+            legs: HashMap::new(),
+        }
+    }
+
+    /// The room is known (or not): answer into it, or refuse.
+    pub fn room_found(
+        &mut self,
+        now: Instant,
+        ua: &mut UserAgent,
+        call: CallId,
+        room: Option<Room>,
+    ) {
+        let Some(room) = room else {
+            let _ = ua.reject(now, call, 404, Vec::new());
+            return;
+        };
+        if room.pin.is_some() {
+            // The voice menu that collects the PIN is not there yet: refuse rather than let
+            // anyone in.
+            let _ = ua.reject(now, call, 403, Vec::new());
+            return;
+        }
+        let socket = match UdpSocket::bind(SocketAddr::new(self.media_ip, 0)) {
+            Ok(socket) => Arc::new(socket),
+            Err(err) => {
+                tracing::warn!(%err, "cannot open an RTP socket");
+                let _ = ua.reject(now, call, 503, Vec::new());
+                return;
+            }
+        };
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let local = LocalMedia {
+            addr: self.media_ip,
+            port,
+            session_id: rand::random::<u32>().into(),
+            session_version: 1,
+            srtp_key: Some(rand::random()),
+            direction: Direction::SendRecv,
+        };
+        let answered = ua.answer(now, call, local);
+        self.legs.insert(
+            call,
+            Leg {
+                socket,
+                reader: None,
+                room: room.id.clone(),
+                joined: false,
+            },
+        );
+        match answered {
+            Ok(Some(media)) => self.media_changed(call, &media),
+            Ok(None) => {} // late offer: the media comes with the ACK
+            Err(err) => {
+                tracing::info!(?err, "call not answered");
+                self.ended(call);
+            }
+        }
+    }
+
+    /// Media negotiated or renegotiated: join the mix, or update the member.
+    pub fn media_changed(&mut self, call: CallId, media: &NegotiatedAudio) {
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        let Some(config) = member_config(media) else {
+            tracing::warn!(?call, "negotiated media the engine cannot use");
+            return;
+        };
+        if leg.joined {
+            self.media.send(Command::Update {
+                member: call.0,
+                config: Box::new(config),
+            });
+            return;
+        }
+        leg.joined = true;
+        self.media.send(Command::Join {
+            room: leg.room.clone(),
+            member: call.0,
+            config: Box::new(config),
+            socket: leg.socket.clone(),
+        });
+        leg.reader = spawn_reader(&leg.socket, call, self.media.clone());
+        metrics::counter!("conclave_calls_joined_total").increment(1);
+    }
+
+    pub fn ended(&mut self, call: CallId) {
+        if let Some(leg) = self.legs.remove(&call) {
+            if let Some(reader) = leg.reader {
+                reader.abort();
+            }
+            if leg.joined {
+                self.media.send(Command::Leave { member: call.0 });
+            }
+        }
+    }
+}
+
+/// Reads a leg's RTP and hands it to the media thread with its arrival time.
+fn spawn_reader(socket: &UdpSocket, call: CallId, media: MediaHandle) -> Option<JoinHandle<()>> {
+    let socket = socket.try_clone().and_then(|s| {
+        s.set_nonblocking(true)?;
+        tokio::net::UdpSocket::from_std(s)
+    });
+    let socket = match socket {
+        Ok(socket) => socket,
+        Err(err) => {
+            tracing::warn!(%err, "cannot read an RTP socket");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            match socket.recv_from(&mut buf).await {
+                Ok((n, from)) => media.send(Command::Packet {
+                    member: call.0,
+                    from,
+                    data: buf[..n].to_vec(),
+                    at: Instant::now(),
+                }),
+                Err(err) => tracing::trace!(%err, "RTP receive error"),
+            }
+        }
+    }))
+}

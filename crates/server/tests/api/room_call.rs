@@ -1,0 +1,301 @@
+//! Calling a room: two callers dial its number, each sends a tone, and each hears the other's
+//! tone and not its own (frequency analysis of the RTP they receive). Unknown rooms answer
+//! 404; rooms with a PIN are refused until the voice menu collects it.
+
+use crate::common::{Db, TestServer, free_udp_port, start};
+use conclave_media::codec::g711::{decode_ulaw, encode_ulaw};
+use conclave_media::dsp::{goertzel_power, mean_power, tone};
+use conclave_sip::{Limits, Message, parse_datagram};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+struct Caller {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    server: SocketAddr,
+    tag: String,
+    to_tag: String,
+    remote_rtp: Option<SocketAddr>,
+}
+
+impl Caller {
+    async fn new(server: SocketAddr, tag: &str) -> Caller {
+        Caller {
+            sip: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+            rtp: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
+            server,
+            tag: tag.into(),
+            to_tag: String::new(),
+            remote_rtp: None,
+        }
+    }
+
+    fn request(&self, method: &str, room: &str, cseq: u32, body: &str) -> String {
+        let sip = self.sip.local_addr().expect("addr");
+        let to_tag = if self.to_tag.is_empty() {
+            String::new()
+        } else {
+            format!(";tag={}", self.to_tag)
+        };
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        format!(
+            "{method} sip:{room}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{tag}{method}{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{tag}@127.0.0.1>;tag={tag}\r\nTo: <sip:{room}@127.0.0.1>{to_tag}\r\n\
+             Call-ID: {tag}@test\r\nCSeq: {cseq} {method}\r\nContact: <sip:{tag}@{sip}>\r\n{content_type}\
+             Content-Length: {len}\r\n\r\n{body}",
+            server = self.server,
+            tag = self.tag,
+            len = body.len(),
+        )
+    }
+
+    /// Sends a request and returns the final response.
+    async fn send(&mut self, request: String) -> conclave_sip::Response {
+        self.sip
+            .send_to(request.as_bytes(), self.server)
+            .await
+            .expect("send");
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
+                .await
+                .expect("an answer within 5 s")
+                .expect("recv");
+            if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default())
+                && r.status >= 200
+            {
+                return r;
+            }
+        }
+    }
+
+    /// INVITE with a PCMU offer; ACK a 2xx. Returns the final status.
+    async fn dial(&mut self, room: &str) -> u16 {
+        let rtp = self.rtp.local_addr().expect("addr").port();
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {rtp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+        );
+        let response = self.send(self.request("INVITE", room, 1, &sdp)).await;
+        if response.status == 200 {
+            let to = response.headers.to().expect("To");
+            self.to_tag = to
+                .params
+                .get("tag")
+                .flatten()
+                .unwrap_or_default()
+                .to_string();
+            let body = String::from_utf8_lossy(&response.body).into_owned();
+            let addr = body
+                .lines()
+                .find_map(|l| l.strip_prefix("c=IN IP4 "))
+                .expect("c= line")
+                .trim()
+                .to_owned();
+            let port = body
+                .lines()
+                .find_map(|l| l.strip_prefix("m=audio "))
+                .and_then(|l| l.split(' ').next())
+                .expect("m= line")
+                .to_owned();
+            self.remote_rtp = Some(format!("{addr}:{port}").parse().expect("RTP address"));
+            let ack = self.request("ACK", room, 1, "");
+            self.sip
+                .send_to(ack.as_bytes(), self.server)
+                .await
+                .expect("ack");
+        }
+        response.status
+    }
+
+    async fn hang_up(&mut self, room: &str) -> u16 {
+        self.send(self.request("BYE", room, 2, "")).await.status
+    }
+}
+
+/// Sends `freq` as PCMU for `frames` × 20 ms while collecting what comes back; returns the
+/// decoded audio received.
+async fn talk_and_listen(caller: &Caller, freq: f64, frames: usize) -> Vec<i16> {
+    let to = caller.remote_rtp.expect("answered");
+    let ssrc: u32 = rand_u32(&caller.tag);
+    let mut heard = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for i in 0..frames {
+        tick.tick().await;
+        let pcm = tone(freq, 8000, 160, 8000.0, i * 160);
+        let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        packet[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+        packet[4..8].copy_from_slice(&((i * 160) as u32).to_be_bytes());
+        packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        encode_ulaw(&pcm, &mut packet);
+        caller.rtp.send_to(&packet, to).await.expect("rtp");
+        while let Ok((n, _)) = caller.rtp.try_recv_from(&mut buf) {
+            // RTP version 2, PCMU payload (RTCP has payload types 200-204).
+            if n > 12 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 0 {
+                let header = 12 + 4 * usize::from(buf[0] & 0x0f);
+                if n > header {
+                    decode_ulaw(&buf[header..n], &mut heard);
+                }
+            }
+        }
+    }
+    heard
+}
+
+fn rand_u32(seed: &str) -> u32 {
+    seed.bytes()
+        .fold(0x1234_5678u32, |h, b| h.rotate_left(5) ^ u32::from(b))
+}
+
+async fn room(s: &TestServer, number: &str, pin: Option<&str>) {
+    let admin = s.admin().await;
+    let mut body = json!({ "number": number, "name": format!("Room {number}") });
+    if let Some(pin) = pin {
+        body["pin"] = json!(pin);
+    }
+    s.post("/rooms", &admin, body).await.expect(201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_in_a_room_hear_each_other_and_not_themselves() {
+    let s = start(Db::Sqlite, "room_call").await.expect("server");
+    room(&s, "8001", None).await;
+    room(&s, "8002", Some("1234")).await;
+    let sip = s.running.as_ref().expect("running").sip.udp;
+
+    let mut stranger = Caller::new(sip, "stranger").await;
+    assert_eq!(stranger.dial("9999").await, 404, "no such room");
+    let mut pin_caller = Caller::new(sip, "pin-caller").await;
+    assert_eq!(
+        pin_caller.dial("8002").await,
+        403,
+        "PIN rooms wait for the voice menu"
+    );
+
+    let mut a = Caller::new(sip, "alice").await;
+    let mut b = Caller::new(sip, "bob").await;
+    assert_eq!(a.dial("8001").await, 200);
+    assert_eq!(b.dial("8001").await, 200);
+    let (heard_by_a, heard_by_b) = tokio::join!(
+        talk_and_listen(&a, 440.0, 150),
+        talk_and_listen(&b, 880.0, 150)
+    );
+    // Judge the last two seconds, after the jitter buffers settled.
+    let tail = |v: &[i16]| v[v.len().saturating_sub(16_000)..].to_vec();
+    let (ha, hb) = (tail(&heard_by_a), tail(&heard_by_b));
+    assert!(
+        ha.len() >= 8_000 && hb.len() >= 8_000,
+        "each caller receives audio: {} / {}",
+        ha.len(),
+        hb.len()
+    );
+    let (a_other, a_self) = (
+        goertzel_power(&ha, 8000, 880.0),
+        goertzel_power(&ha, 8000, 440.0),
+    );
+    let (b_other, b_self) = (
+        goertzel_power(&hb, 8000, 440.0),
+        goertzel_power(&hb, 8000, 880.0),
+    );
+    assert!(
+        a_other > 100.0 * a_self.max(1e-9),
+        "alice hears bob ({a_other}) and not herself ({a_self})"
+    );
+    assert!(
+        b_other > 100.0 * b_self.max(1e-9),
+        "bob hears alice ({b_other}) and not himself ({b_self})"
+    );
+
+    assert_eq!(a.hang_up("8001").await, 200);
+    assert_eq!(b.hang_up("8001").await, 200);
+    s.stop().await;
+}
+
+/// sipp's own call scenario (INVITE, ACK, G.711 A-law audio and RFC 2833 digits from its pcap
+/// files, BYE), with the pcap paths of Debian's package.
+fn sipp_pcap_scenario(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = std::process::Command::new("sipp")
+        .args(["-sd", "uac_pcap"])
+        .output()
+        .expect("sipp runs (package sip-tester)");
+    let xml = String::from_utf8_lossy(&out.stdout)
+        .replace("pcap/g711a.pcap", "/usr/share/sip-tester/g711a.pcap")
+        .replace(
+            "pcap/dtmf_2833_1.pcap",
+            "/usr/share/sip-tester/dtmf_2833_1.pcap",
+        );
+    let path = dir.join("uac_pcap.xml");
+    std::fs::write(&path, xml).expect("write scenario");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sipp_caller_is_heard_in_the_room() {
+    let s = start(Db::Sqlite, "sipp_room_call").await.expect("server");
+    room(&s, "8001", None).await;
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut listener = Caller::new(sip, "listener").await;
+    assert_eq!(listener.dial("8001").await, 200);
+    let quiet = talk_and_listen(&listener, 0.0, 50).await;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let scenario = sipp_pcap_scenario(dir.path());
+    let (sip_port, media_port) = (free_udp_port(), free_udp_port() & !1);
+    let sipp = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sipp")
+            .arg(sip.to_string())
+            .arg("-sf")
+            .arg(&scenario)
+            .args([
+                "-s",
+                "8001",
+                "-m",
+                "1",
+                "-l",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-timeout",
+                "30s",
+                "-timeout_error",
+                "-nostdin",
+            ])
+            .args(["-p", &sip_port.to_string(), "-mp", &media_port.to_string()])
+            .current_dir(scenario.parent().expect("dir"))
+            .output()
+            .expect("sipp runs")
+    });
+    // While sipp plays its recording into the room, the listener hears it.
+    let heard = talk_and_listen(&listener, 0.0, 250).await;
+    let out = sipp.await.expect("sipp thread");
+    assert!(
+        out.status.success(),
+        "sipp's call failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (before, during) = (mean_power(&quiet), mean_power(&heard));
+    assert!(
+        during > 1000.0 && during > 100.0 * before.max(1.0),
+        "the room carries sipp's audio: {before} before, {during} during"
+    );
+    assert_eq!(listener.hang_up("8001").await, 200);
+    let metrics = s.raw(reqwest::Method::GET, "/metrics", None, None).await;
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap_or("")
+            .contains("conclave_calls_joined_total 2"),
+        "{}",
+        metrics.body
+    );
+    s.stop().await;
+}
