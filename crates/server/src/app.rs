@@ -45,13 +45,20 @@ pub async fn start(settings: Settings) -> Result<Running> {
         .context("database_url")?;
     bootstrap(&store, &settings).await?;
     let media = crate::media::start().context("cannot start the media thread")?;
-    let sip = crate::sip::start(&settings, store.clone(), media).await?;
+    let conferences = crate::live::Conferences::new(media.clone());
+    let sip = crate::sip::start(&settings, store.clone(), media, conferences.clone()).await?;
+    conferences.set_call_control(std::sync::Arc::new(sip.handle.clone()));
 
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("http_listen: cannot listen on {}", settings.http_listen))?;
     let http_addr = listener.local_addr()?;
-    let state = AppState::new(store.clone(), sip.handle.clone(), Arc::new(settings));
+    let state = AppState::new(
+        store.clone(),
+        sip.handle.clone(),
+        conferences,
+        Arc::new(settings),
+    );
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod audit;
+mod conferences;
 mod contacts;
 pub mod extract;
 pub mod problem;
@@ -38,15 +39,22 @@ use utoipa_axum::router::OpenApiRouter;
 pub struct AppState {
     pub store: Store,
     pub sip: crate::sip::SipHandle,
+    pub conferences: crate::live::Conferences,
     pub settings: Arc<Settings>,
     pub login_guard: Arc<session::LoginGuard>,
 }
 
 impl AppState {
-    pub fn new(store: Store, sip: crate::sip::SipHandle, settings: Arc<Settings>) -> Self {
+    pub fn new(
+        store: Store,
+        sip: crate::sip::SipHandle,
+        conferences: crate::live::Conferences,
+        settings: Arc<Settings>,
+    ) -> Self {
         AppState {
             store,
             sip,
+            conferences,
             settings,
             login_guard: Arc::default(),
         }
@@ -71,6 +79,7 @@ impl AppState {
         (name = "api-keys", description = "Keys for integrations"),
         (name = "audit", description = "Who did what, when, from where"),
         (name = "sip", description = "SIP registrations of the users' extensions"),
+        (name = "conferences", description = "Live meetings: roster and the chair's controls"),
     )
 )]
 struct ApiDoc;
@@ -104,7 +113,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(contacts::routes())
             .merge(api_keys::routes())
             .merge(audit::routes())
-            .merge(registrations::routes()),
+            .merge(registrations::routes())
+            .merge(conferences::routes()),
     )
 }
 

@@ -1,7 +1,8 @@
-//! Calls into rooms: the dialled number names a room; the call is answered with our SDP and
-//! its audio joins the room's mix on the media thread. (Rooms with a PIN wait for the voice
-//! menu that asks for it.)
+//! Calls into rooms: the dialled number names a room; the call is answered with our SDP, its
+//! audio joins the room's mix on the media thread, and the caller joins the room's live
+//! meeting. (Rooms with a PIN wait for the voice menu that asks for it.)
 
+use crate::live::{CallControl, Conferences};
 use crate::media::{Command, MediaHandle};
 use conclave_media::codec::CodecKind;
 use conclave_media::conference::MemberConfig;
@@ -36,6 +37,40 @@ pub async fn find_room(store: &Store, number: &str, domain: &str) -> Option<Room
     }
 }
 
+/// What the directory and the room's live meeting say about a dialled number.
+pub enum Admission {
+    NoSuchRoom,
+    NeedsPin,
+    Locked,
+    Admitted(Box<Room>),
+}
+
+/// Looks the room up and asks its live meeting (if any) whether newcomers may join.
+pub async fn admit(
+    store: &Store,
+    conferences: &Conferences,
+    number: &str,
+    domain: &str,
+) -> Admission {
+    let Some(room) = find_room(store, number, domain).await else {
+        return Admission::NoSuchRoom;
+    };
+    if room.pin.is_some() {
+        return Admission::NeedsPin;
+    }
+    match conferences.snapshot(&room.id).await {
+        Some(live) if live.locked => Admission::Locked,
+        _ => Admission::Admitted(Box::new(room)),
+    }
+}
+
+/// Who calls: the From header's display name and user.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub name: String,
+    pub number: String,
+}
+
 /// What the media engine needs from the negotiation.
 fn member_config(media: &NegotiatedAudio) -> Option<MemberConfig> {
     let codec = match media.codec {
@@ -64,44 +99,57 @@ fn member_config(media: &NegotiatedAudio) -> Option<MemberConfig> {
 struct Leg {
     socket: Arc<UdpSocket>,
     reader: Option<JoinHandle<()>>,
-    room: String,
+    room: Room,
+    caller: Caller,
     joined: bool,
 }
 
 pub struct Calls {
     media: MediaHandle,
+    conferences: Conferences,
+    control: Arc<dyn CallControl>,
     /// The address RTP sockets bind to and SDP announces.
     media_ip: IpAddr,
     legs: HashMap<CallId, Leg>,
 }
 
 impl Calls {
-    pub fn new(media: MediaHandle, media_ip: IpAddr) -> Self {
+    pub fn new(
+        media: MediaHandle,
+        conferences: Conferences,
+        control: Arc<dyn CallControl>,
+        media_ip: IpAddr,
+    ) -> Self {
         Calls {
             media,
+            conferences,
+            control,
             media_ip,
             legs: HashMap::new(),
         }
     }
 
-    /// The room is known (or not): answer into it, or refuse.
-    pub fn room_found(
+    /// The directory answered: answer into the room, or refuse.
+    pub fn admitted(
         &mut self,
         now: Instant,
         ua: &mut UserAgent,
         call: CallId,
-        room: Option<Room>,
+        caller: Caller,
+        admission: Admission,
     ) {
-        let Some(room) = room else {
-            let _ = ua.reject(now, call, 404, Vec::new());
-            return;
+        let room = match admission {
+            Admission::Admitted(room) => *room,
+            Admission::NoSuchRoom => {
+                let _ = ua.reject(now, call, 404, Vec::new());
+                return;
+            }
+            // No voice menu collects PINs yet: refuse rather than let anyone in.
+            Admission::NeedsPin | Admission::Locked => {
+                let _ = ua.reject(now, call, 403, Vec::new());
+                return;
+            }
         };
-        if room.pin.is_some() {
-            // The voice menu that collects the PIN is not there yet: refuse rather than let
-            // anyone in.
-            let _ = ua.reject(now, call, 403, Vec::new());
-            return;
-        }
         let socket = match UdpSocket::bind(SocketAddr::new(self.media_ip, 0)) {
             Ok(socket) => Arc::new(socket),
             Err(err) => {
@@ -125,7 +173,8 @@ impl Calls {
             Leg {
                 socket,
                 reader: None,
-                room: room.id.clone(),
+                room,
+                caller,
                 joined: false,
             },
         );
@@ -139,7 +188,7 @@ impl Calls {
         }
     }
 
-    /// Media negotiated or renegotiated: join the mix, or update the member.
+    /// Media negotiated or renegotiated: join the mix and the meeting, or update the member.
     pub fn media_changed(&mut self, call: CallId, media: &NegotiatedAudio) {
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
@@ -157,13 +206,25 @@ impl Calls {
         }
         leg.joined = true;
         self.media.send(Command::Join {
-            room: leg.room.clone(),
+            room: leg.room.id.clone(),
             member: call.0,
             config: Box::new(config),
             socket: leg.socket.clone(),
         });
         leg.reader = spawn_reader(&leg.socket, call, self.media.clone());
         metrics::counter!("conclave_calls_joined_total").increment(1);
+        // The meeting learns of the newcomer; if it refuses (locked or full meanwhile), hang up.
+        let (conferences, control) = (self.conferences.clone(), self.control.clone());
+        let (room, caller) = (leg.room.clone(), leg.caller.clone());
+        tokio::spawn(async move {
+            if let Err(reason) = conferences
+                .join(&room, call.0, caller.name, caller.number)
+                .await
+            {
+                tracing::info!(%reason, room = room.number, "the meeting refused a caller");
+                control.hang_up(call.0);
+            }
+        });
     }
 
     pub fn ended(&mut self, call: CallId) {
@@ -173,6 +234,7 @@ impl Calls {
             }
             if leg.joined {
                 self.media.send(Command::Leave { member: call.0 });
+                self.conferences.left(&leg.room.id, call.0);
             }
         }
     }

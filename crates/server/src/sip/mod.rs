@@ -49,10 +49,15 @@ pub(crate) enum Input {
         pending: Box<registrations::Pending>,
         user: Option<Box<User>>,
     },
-    /// The room a call dialled (None: no such room).
-    RoomFound {
+    /// What the directory says about the room a call dialled.
+    Admission {
         call: conclave_sip::ua::CallId,
-        room: Option<Box<conclave_store::model::Room>>,
+        caller: calls::Caller,
+        admission: calls::Admission,
+    },
+    /// End a call (a chair removed the caller, the meeting ended).
+    HangUp {
+        call: u64,
     },
     /// Who is registered (for the API).
     Bindings {
@@ -70,6 +75,14 @@ pub struct BindingView {
     pub transport: String,
     pub expires_in: u32,
     pub user_agent: Option<String>,
+}
+
+impl crate::live::CallControl for SipHandle {
+    fn hang_up(&self, call: u64) {
+        if self.inputs.try_send(Input::HangUp { call }).is_err() {
+            tracing::warn!(call, "cannot hang up: the SIP task is busy or gone");
+        }
+    }
 }
 
 /// Talks to the SIP task from elsewhere (the HTTP API): cheap to clone.
@@ -137,6 +150,7 @@ pub async fn start(
     settings: &Settings,
     store: Store,
     media: crate::media::MediaHandle,
+    conferences: crate::live::Conferences,
 ) -> Result<SipService> {
     let udp = UdpSocket::bind(settings.sip_udp)
         .await
@@ -192,7 +206,13 @@ pub async fn start(
             AuthLimiter::new(AuthLimiterConfig::default()),
             store,
         ),
-        calls: calls::Calls::new(media, media_ip(udp_addr)),
+        calls: calls::Calls::new(
+            media,
+            conferences.clone(),
+            Arc::new(handle.clone()),
+            media_ip(udp_addr),
+        ),
+        conferences,
         store: store_for_calls,
         udp: udp.clone(),
         connections: HashMap::new(),
@@ -228,6 +248,7 @@ struct Connection {
 struct Core {
     ua: UserAgent,
     calls: calls::Calls,
+    conferences: crate::live::Conferences,
     store: Store,
     registrations: registrations::Registrations,
     udp: Arc<UdpSocket>,
@@ -291,9 +312,16 @@ impl Core {
             Input::Closed { id } => {
                 self.connections.remove(&id);
             }
-            Input::RoomFound { call, room } => {
+            Input::Admission {
+                call,
+                caller,
+                admission,
+            } => {
                 self.calls
-                    .room_found(now, &mut self.ua, call, room.map(|r| *r));
+                    .admitted(now, &mut self.ua, call, caller, admission);
+            }
+            Input::HangUp { call } => {
+                let _ = self.ua.hangup(now, conclave_sip::ua::CallId(call));
             }
             Input::Bindings { aors, reply } => {
                 let views = aors
@@ -365,12 +393,32 @@ impl Core {
                 tracing::info!(uri = %request.uri, from = %source.addr, "incoming call");
                 let number = request.uri.user.clone().unwrap_or_default();
                 let domain = request.uri.host.to_string();
-                let (store, inputs) = (self.store.clone(), self.inputs_tx.clone());
+                let caller = request
+                    .headers
+                    .from()
+                    .map(|from| calls::Caller {
+                        number: from.uri.user.clone().unwrap_or_default(),
+                        name: from
+                            .display
+                            .clone()
+                            .or(from.uri.user.clone())
+                            .unwrap_or_default(),
+                    })
+                    .unwrap_or_default();
+                let (store, conferences, inputs) = (
+                    self.store.clone(),
+                    self.conferences.clone(),
+                    self.inputs_tx.clone(),
+                );
                 tokio::spawn(async move {
-                    let room = calls::find_room(&store, &number, &domain)
-                        .await
-                        .map(Box::new);
-                    let _ = inputs.send(Input::RoomFound { call, room }).await;
+                    let admission = calls::admit(&store, &conferences, &number, &domain).await;
+                    let _ = inputs
+                        .send(Input::Admission {
+                            call,
+                            caller,
+                            admission,
+                        })
+                        .await;
                 });
             }
             UaEvent::MediaUpdated { call, media } => self.calls.media_changed(call, &media),

@@ -18,9 +18,25 @@ struct Caller {
     tag: String,
     to_tag: String,
     remote_rtp: Option<SocketAddr>,
+    /// RTP frames sent so far.
+    sent: std::sync::atomic::AtomicUsize,
 }
 
 impl Caller {
+    /// Waits for the server to send us this request method (e.g. a BYE when removed).
+    async fn expect_request(&self, method: &str) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{} gets a {method} within 5 s", self.tag))
+                .expect("recv");
+            if buf[..n].starts_with(method.as_bytes()) {
+                return;
+            }
+        }
+    }
+
     async fn new(server: SocketAddr, tag: &str) -> Caller {
         Caller {
             sip: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
@@ -29,6 +45,7 @@ impl Caller {
             tag: tag.into(),
             to_tag: String::new(),
             remote_rtp: None,
+            sent: Default::default(),
         }
     }
 
@@ -123,12 +140,16 @@ impl Caller {
 /// Sends `freq` as PCMU for `frames` × 20 ms while collecting what comes back; returns the
 /// decoded audio received.
 async fn talk_and_listen(caller: &Caller, freq: f64, frames: usize) -> Vec<i16> {
+    // RTP numbering continues across calls of this function, as a phone's stream would.
+    let first = caller
+        .sent
+        .fetch_add(frames, std::sync::atomic::Ordering::Relaxed);
     let to = caller.remote_rtp.expect("answered");
     let ssrc: u32 = rand_u32(&caller.tag);
     let mut heard = Vec::new();
     let mut buf = vec![0u8; 2048];
     let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for i in 0..frames {
+    for i in first..first + frames {
         tick.tick().await;
         let pcm = tone(freq, 8000, 160, 8000.0, i * 160);
         let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -297,5 +318,107 @@ async fn a_sipp_caller_is_heard_in_the_room() {
         "{}",
         metrics.body
     );
+    s.stop().await;
+}
+
+/// The member id of a caller in a room's roster.
+async fn member_id(s: &TestServer, admin: &str, room_id: &str, number: &str) -> u64 {
+    let roster = s.get(&format!("/conferences/{room_id}"), admin).await;
+    roster.expect(200);
+    roster.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["number"] == number)
+        .and_then(|m| m["id"].as_u64())
+        .unwrap_or_else(|| panic!("{number} not in {}", roster.body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chair_mutes_locks_removes_and_ends_from_the_api() {
+    let s = start(Db::Sqlite, "live_control").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post("/rooms", &admin, json!({ "number": "8001", "name": "Ops" }))
+        .await
+        .id();
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut a = Caller::new(sip, "alice").await;
+    let mut b = Caller::new(sip, "bob").await;
+    assert_eq!(a.dial("8001").await, 200);
+    assert_eq!(b.dial("8001").await, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let live = s.get("/conferences", &admin).await;
+    live.expect(200);
+    assert_eq!(
+        live.body[0]["members"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        live.body
+    );
+    let alice = member_id(&s, &admin, &room_id, "alice").await;
+
+    // Muted, Alice is not heard; unmuted, she is again.
+    let muted = s
+        .post(
+            &format!("/conferences/{room_id}/members/{alice}/mute"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    muted.expect(200);
+    let (_, heard) = tokio::join!(talk_and_listen(&a, 440.0, 75), talk_and_listen(&b, 0.0, 75));
+    let silence = goertzel_power(&heard[heard.len().saturating_sub(8_000)..], 8000, 440.0);
+    s.post(
+        &format!("/conferences/{room_id}/members/{alice}/unmute"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let (_, heard) = tokio::join!(talk_and_listen(&a, 440.0, 75), talk_and_listen(&b, 0.0, 75));
+    let voice = goertzel_power(&heard[heard.len().saturating_sub(8_000)..], 8000, 440.0);
+    assert!(
+        voice > 100.0 * silence.max(1e-9),
+        "muted {silence}, unmuted {voice}"
+    );
+
+    // Locked, the meeting takes nobody new.
+    s.post(&format!("/conferences/{room_id}/lock"), &admin, json!({}))
+        .await
+        .expect(200);
+    let mut late = Caller::new(sip, "carol").await;
+    assert_eq!(late.dial("8001").await, 403);
+    s.post(&format!("/conferences/{room_id}/unlock"), &admin, json!({}))
+        .await
+        .expect(200);
+
+    // Removing Bob hangs up his call; ending the meeting hangs up Alice's.
+    let bob = member_id(&s, &admin, &room_id, "bob").await;
+    s.delete(&format!("/conferences/{room_id}/members/{bob}"), &admin)
+        .await
+        .expect(200);
+    b.expect_request("BYE").await;
+    s.delete(&format!("/conferences/{room_id}/members/{bob}"), &admin)
+        .await
+        .expect_problem(404, None);
+    s.post(&format!("/conferences/{room_id}/end"), &admin, json!({}))
+        .await
+        .expect(200);
+    a.expect_request("BYE").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(s.get("/conferences", &admin).await.body, json!([]));
+    s.get(&format!("/conferences/{room_id}"), &admin)
+        .await
+        .expect_problem(404, None);
+
+    // Only those who run the room control it; the attempt is audited.
+    s.user(&admin, "guest", "user", None).await;
+    let guest = s.token("guest", "guest-password").await;
+    s.post(&format!("/conferences/{room_id}/lock"), &guest, json!({}))
+        .await
+        .expect_problem(403, None);
+    let audit = s.get("/audit-events?action=muteMember", &admin).await;
+    assert_eq!(audit.body["items"].as_array().map(Vec::len), Some(1));
     s.stop().await;
 }

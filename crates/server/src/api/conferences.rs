@@ -1,0 +1,235 @@
+//! Live meetings: the roster, and the chair's controls. Every control goes to the room's
+//! meeting actor as a command and passes the same permission check as the keypad will.
+
+use super::extract::Caller;
+use super::problem::{ApiError, ApiResult, Problem};
+use super::{AppState, Audit, audit};
+use crate::live::LiveConference;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use conclave_conference::Role;
+use conclave_conference::live::{Actor, Command, Refused};
+use conclave_store::model::Room;
+use conclave_store::repo;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conferences))
+        .routes(routes!(get_conference))
+        .routes(routes!(mute_member))
+        .routes(routes!(unmute_member))
+        .routes(routes!(kick_member))
+        .routes(routes!(mute_all))
+        .routes(routes!(unmute_all))
+        .routes(routes!(lock_conference))
+        .routes(routes!(unlock_conference))
+        .routes(routes!(end_conference))
+}
+
+/// The room, if the caller may see it.
+async fn room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Room> {
+    let mut conn = state.store.conn().await?;
+    repo::rooms::get(&mut conn, room_id)
+        .await?
+        .filter(|r| caller.sees_tenant(&r.tenant_id))
+        .ok_or_else(|| ApiError::not_found("room"))
+}
+
+/// The role an operator acts with in a room's meeting: administrators, the room's creator and
+/// its owner act as the meeting's owner; others have no say from the console.
+fn operator_role(caller: &Caller, room: &Room) -> Option<Role> {
+    let manages = caller.administers(&room.tenant_id)
+        || room.creator_id.as_deref() == Some(&caller.user.id)
+        || room.owner_id.as_deref() == Some(&caller.user.id);
+    manages.then_some(Role::Owner)
+}
+
+fn refused(reason: Refused) -> ApiError {
+    match reason {
+        Refused::Denied(denied) => ApiError::forbidden(denied.to_string()),
+        Refused::NoSuchMember(_) | Refused::NoSuchGroup(_) => {
+            ApiError::not_found("member in this meeting")
+        }
+        Refused::Ended => ApiError::not_found("live meeting in this room"),
+        other => ApiError {
+            status: StatusCode::CONFLICT,
+            ..ApiError::bad_request(other.to_string())
+        },
+    }
+}
+
+/// Runs a chair's command on the room's live meeting, and records it.
+async fn control(
+    state: &AppState,
+    caller: &Caller,
+    room_id: &str,
+    action: &'static str,
+    command: Command,
+) -> ApiResult<Json<LiveConference>> {
+    let room = room(state, caller, room_id).await?;
+    let entry = Audit {
+        action,
+        tenant_id: &room.tenant_id,
+        target_type: "conference",
+        target_id: Some(&room.id),
+        detail: serde_json::json!({ "room": room.number, "command": format!("{command:?}") }),
+    };
+    let Some(role) = operator_role(caller, &room) else {
+        return Err(super::deny(
+            state,
+            caller,
+            entry,
+            "only administrators and the room's creator or owner run its meetings",
+        )
+        .await);
+    };
+    let ended = matches!(command, Command::End);
+    match state
+        .conferences
+        .apply(&room.id, Actor::Operator(role), command)
+        .await
+    {
+        None => return Err(ApiError::not_found("live meeting in this room")),
+        Some(Err(reason)) => return Err(refused(reason)),
+        Some(Ok(())) => {}
+    }
+    let mut conn = state.store.conn().await?;
+    audit(&mut conn, caller, entry).await?;
+    let snapshot = if ended {
+        None
+    } else {
+        state.conferences.snapshot(&room.id).await
+    };
+    Ok(Json(snapshot.unwrap_or(LiveConference {
+        room_id: room.id,
+        room_number: room.number,
+        room_name: room.name,
+        locked: false,
+        members: Vec::new(),
+    })))
+}
+
+/// The live meetings of the caller's tenant.
+#[utoipa::path(get, path = "/conferences", operation_id = "listConferences", tag = "conferences",
+    security(("bearer" = [])), responses((status = 200, body = Vec<LiveConference>)))]
+async fn list_conferences(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Json<Vec<LiveConference>> {
+    Json(state.conferences.list(caller.tenant_id()).await)
+}
+
+/// A room's live meeting: who is in, muted, allowed to speak, in which whisper group.
+#[utoipa::path(get, path = "/conferences/{room_id}", operation_id = "getConference", tag = "conferences",
+    security(("bearer" = [])), params(("room_id" = String, Path)),
+    responses((status = 200, body = LiveConference), (status = 404, body = Problem)))]
+async fn get_conference(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+) -> ApiResult<Json<LiveConference>> {
+    let room = room(&state, &caller, &room_id).await?;
+    state
+        .conferences
+        .snapshot(&room.id)
+        .await
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("live meeting in this room"))
+}
+
+macro_rules! member_control {
+    ($name:ident, $method:ident, $path:literal, $op:literal, $doc:literal, $command:expr) => {
+        #[doc = $doc]
+        #[utoipa::path($method, path = $path, operation_id = $op, tag = "conferences",
+            security(("bearer" = [])), params(("room_id" = String, Path), ("member_id" = u32, Path)),
+            responses((status = 200, body = LiveConference), (status = 403, body = Problem),
+                (status = 404, body = Problem), (status = 409, body = Problem)))]
+        async fn $name(
+            State(state): State<AppState>,
+            caller: Caller,
+            Path((room_id, member_id)): Path<(String, u32)>,
+        ) -> ApiResult<Json<LiveConference>> {
+            let command: fn(u32) -> Command = $command;
+            control(&state, &caller, &room_id, $op, command(member_id)).await
+        }
+    };
+}
+
+macro_rules! meeting_control {
+    ($name:ident, $path:literal, $op:literal, $doc:literal, $command:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, operation_id = $op, tag = "conferences",
+                    security(("bearer" = [])), params(("room_id" = String, Path)),
+                    responses((status = 200, body = LiveConference), (status = 403, body = Problem),
+                        (status = 404, body = Problem), (status = 409, body = Problem)))]
+        async fn $name(
+            State(state): State<AppState>,
+            caller: Caller,
+            Path(room_id): Path<String>,
+        ) -> ApiResult<Json<LiveConference>> {
+            control(&state, &caller, &room_id, $op, $command).await
+        }
+    };
+}
+
+member_control!(
+    mute_member,
+    post,
+    "/conferences/{room_id}/members/{member_id}/mute",
+    "muteMember",
+    "Mute a member: the others no longer hear them.",
+    |target| Command::Mute { target }
+);
+member_control!(
+    unmute_member,
+    post,
+    "/conferences/{room_id}/members/{member_id}/unmute",
+    "unmuteMember",
+    "Unmute a member (refused while they are forbidden to speak).",
+    |target| Command::Unmute { target }
+);
+member_control!(
+    kick_member,
+    delete,
+    "/conferences/{room_id}/members/{member_id}",
+    "kickMember",
+    "Remove a member: their call is hung up.",
+    |target| Command::Kick { target }
+);
+meeting_control!(
+    mute_all,
+    "/conferences/{room_id}/mute-all",
+    "muteAll",
+    "Mute everyone below chairman.",
+    Command::MuteAll
+);
+meeting_control!(
+    unmute_all,
+    "/conferences/{room_id}/unmute-all",
+    "unmuteAll",
+    "Unmute everyone below chairman who may speak.",
+    Command::UnmuteAll
+);
+meeting_control!(
+    lock_conference,
+    "/conferences/{room_id}/lock",
+    "lockConference",
+    "Lock the meeting: nobody new joins.",
+    Command::Lock
+);
+meeting_control!(
+    unlock_conference,
+    "/conferences/{room_id}/unlock",
+    "unlockConference",
+    "Unlock the meeting.",
+    Command::Unlock
+);
+meeting_control!(
+    end_conference,
+    "/conferences/{room_id}/end",
+    "endConference",
+    "End the meeting: every call is hung up.",
+    Command::End
+);

@@ -1,0 +1,309 @@
+//! Live meetings: one actor task per room with people in it. It owns the meeting's state
+//! (`conference::live::Conference`), applies every command — from the API, and later the
+//! WebSocket and keypad — through the one permission check, and turns the resulting events
+//! into effects: mute in the mixer, hang up a removed caller, end everyone's call.
+
+use crate::media::{self, MediaHandle};
+use conclave_conference::Role;
+use conclave_conference::live::{
+    Actor, Command, Conference, Event, JoinedVia, Member, MemberId, Refused, Settings,
+};
+use conclave_store::model::Room;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::{mpsc, oneshot};
+use utoipa::ToSchema;
+
+/// Hangs up calls (implemented by the SIP task).
+pub trait CallControl: Send + Sync {
+    fn hang_up(&self, call: u64);
+}
+
+/// A live meeting as the roster shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveConference {
+    pub room_id: String,
+    pub room_number: String,
+    pub room_name: String,
+    pub locked: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub members: Vec<Member>,
+}
+
+enum Msg {
+    Joined {
+        call: u64,
+        name: String,
+        number: String,
+        reply: oneshot::Sender<Result<(), Refused>>,
+    },
+    Left {
+        call: u64,
+    },
+    Apply {
+        actor: Actor,
+        command: Command,
+        reply: oneshot::Sender<Result<(), Refused>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<LiveConference>,
+    },
+}
+
+#[derive(Clone)]
+struct Entry {
+    tenant_id: String,
+    inbox: mpsc::UnboundedSender<Msg>,
+}
+
+/// Every live meeting of this node; cheap to clone.
+#[derive(Clone)]
+pub struct Conferences {
+    rooms: Arc<Mutex<HashMap<String, Entry>>>,
+    media: MediaHandle,
+    calls: Arc<OnceLock<Arc<dyn CallControl>>>,
+}
+
+impl Conferences {
+    pub fn new(media: MediaHandle) -> Self {
+        Conferences {
+            rooms: Arc::default(),
+            media,
+            calls: Arc::default(),
+        }
+    }
+
+    /// Who hangs up calls: set once the SIP side is running.
+    pub fn set_call_control(&self, calls: Arc<dyn CallControl>) {
+        let _ = self.calls.set(calls);
+    }
+
+    fn entry(&self, room_id: &str) -> Option<Entry> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
+    }
+
+    /// A caller joins the room's meeting (starting it when it is the first).
+    pub async fn join(
+        &self,
+        room: &Room,
+        call: u64,
+        name: String,
+        number: String,
+    ) -> Result<(), Refused> {
+        let entry = {
+            let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            rooms
+                .entry(room.id.clone())
+                .or_insert_with(|| self.spawn(room))
+                .clone()
+        };
+        let (reply, answer) = oneshot::channel();
+        entry
+            .inbox
+            .send(Msg::Joined {
+                call,
+                name,
+                number,
+                reply,
+            })
+            .map_err(|_| Refused::Ended)?;
+        answer.await.unwrap_or(Err(Refused::Ended))
+    }
+
+    pub fn left(&self, room_id: &str, call: u64) {
+        if let Some(entry) = self.entry(room_id) {
+            let _ = entry.inbox.send(Msg::Left { call });
+        }
+    }
+
+    /// Applies a command to a live meeting; `None` when the room has no live meeting.
+    pub async fn apply(
+        &self,
+        room_id: &str,
+        actor: Actor,
+        command: Command,
+    ) -> Option<Result<(), Refused>> {
+        let entry = self.entry(room_id)?;
+        let (reply, answer) = oneshot::channel();
+        entry
+            .inbox
+            .send(Msg::Apply {
+                actor,
+                command,
+                reply,
+            })
+            .ok()?;
+        answer.await.ok()
+    }
+
+    pub async fn snapshot(&self, room_id: &str) -> Option<LiveConference> {
+        let entry = self.entry(room_id)?;
+        let (reply, answer) = oneshot::channel();
+        entry.inbox.send(Msg::Snapshot { reply }).ok()?;
+        answer.await.ok()
+    }
+
+    /// The live meetings of a tenant.
+    pub async fn list(&self, tenant_id: &str) -> Vec<LiveConference> {
+        let ids: Vec<String> = {
+            let rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            rooms
+                .iter()
+                .filter(|(_, e)| e.tenant_id == tenant_id)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(snapshot) = self.snapshot(&id).await {
+                out.push(snapshot);
+            }
+        }
+        out.sort_by(|a, b| a.room_number.cmp(&b.room_number));
+        out
+    }
+
+    fn spawn(&self, room: &Room) -> Entry {
+        let (inbox, messages) = mpsc::unbounded_channel();
+        let actor = RoomActor {
+            room: room.clone(),
+            state: Conference::new(Settings {
+                capacity: usize::try_from(room.capacity).unwrap_or(100),
+                ..Settings::default()
+            }),
+            calls: HashMap::new(),
+            members: HashMap::new(),
+            owner: self.clone(),
+        };
+        tokio::spawn(actor.run(messages));
+        Entry {
+            tenant_id: room.tenant_id.clone(),
+            inbox,
+        }
+    }
+
+    fn finished(&self, room_id: &str) {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+    }
+}
+
+struct RoomActor {
+    room: Room,
+    state: Conference,
+    /// Meeting member → call (the mixer knows members by call id).
+    calls: HashMap<MemberId, u64>,
+    members: HashMap<u64, MemberId>,
+    owner: Conferences,
+}
+
+impl RoomActor {
+    async fn run(mut self, mut messages: mpsc::UnboundedReceiver<Msg>) {
+        while let Some(msg) = messages.recv().await {
+            match msg {
+                Msg::Joined {
+                    call,
+                    name,
+                    number,
+                    reply,
+                } => {
+                    let join = Command::Join {
+                        name,
+                        number,
+                        role: Role::Participant,
+                        via: JoinedVia::DialIn,
+                    };
+                    let result =
+                        self.state
+                            .apply(Actor::Operator(Role::Owner), join)
+                            .map(|events| {
+                                for event in &events {
+                                    if let Event::Joined { member } = event {
+                                        self.calls.insert(member.id, call);
+                                        self.members.insert(call, member.id);
+                                    }
+                                }
+                                self.effects(events);
+                            });
+                    let _ = reply.send(result);
+                }
+                Msg::Left { call } => {
+                    if let Some(member) = self.members.remove(&call) {
+                        self.calls.remove(&member);
+                        let events = self
+                            .state
+                            .apply(Actor::Operator(Role::Owner), Command::Leave { member });
+                        self.effects(events.unwrap_or_default());
+                    }
+                }
+                Msg::Apply {
+                    actor,
+                    command,
+                    reply,
+                } => {
+                    let result = self
+                        .state
+                        .apply(actor, command)
+                        .map(|events| self.effects(events));
+                    let _ = reply.send(result);
+                }
+                Msg::Snapshot { reply } => {
+                    let _ = reply.send(LiveConference {
+                        room_id: self.room.id.clone(),
+                        room_number: self.room.number.clone(),
+                        room_name: self.room.name.clone(),
+                        locked: self.state.is_locked(),
+                        members: self.state.members().cloned().collect(),
+                    });
+                }
+            }
+            if self.state.has_ended() || self.members.is_empty() {
+                break;
+            }
+        }
+        // Ended or empty: the room's meeting is over.
+        self.owner.finished(&self.room.id);
+        let calls: Vec<u64> = self.members.keys().copied().collect();
+        if let Some(control) = self.owner.calls.get() {
+            for call in calls {
+                control.hang_up(call);
+            }
+        }
+    }
+
+    /// Makes the events happen outside the meeting's state.
+    fn effects(&mut self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Joined { member } if member.muted => self.mute(member.id, true),
+                Event::Muted { member } => self.mute(member, true),
+                Event::Unmuted { member } => self.mute(member, false),
+                Event::Removed { member } => {
+                    if let Some(call) = self.calls.remove(&member) {
+                        self.members.remove(&call);
+                        if let Some(control) = self.owner.calls.get() {
+                            control.hang_up(call);
+                        }
+                    }
+                }
+                other => tracing::debug!(room = self.room.number, ?other, "meeting event"),
+            }
+        }
+    }
+
+    fn mute(&self, member: MemberId, muted: bool) {
+        if let Some(call) = self.calls.get(&member) {
+            self.owner.media.send(media::Command::SetMuted {
+                member: *call,
+                muted,
+            });
+        }
+    }
+}
