@@ -4,6 +4,7 @@
 //! and SIP all turn a user's wish into an [`Action`] and ask [`check`] whether the actor's
 //! [`Role`] allows it — one rule book for every channel.
 
+pub mod keypad;
 pub mod live;
 pub mod permissions;
 

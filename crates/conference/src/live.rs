@@ -35,6 +35,8 @@ pub struct Member {
     pub may_speak: bool,
     pub hand_raised: bool,
     pub whisper_group: Option<GroupId>,
+    /// Voice activity, as the mixer hears it.
+    pub talking: bool,
 }
 
 /// Who issues a command: a member of the meeting, or an operator from the console or API whose
@@ -125,6 +127,10 @@ pub enum Event {
     RoleChanged {
         member: MemberId,
         role: Role,
+    },
+    Talking {
+        member: MemberId,
+        talking: bool,
     },
     Locked {
         locked: bool,
@@ -288,6 +294,7 @@ impl Conference {
                     may_speak: true,
                     hand_raised: false,
                     whisper_group: None,
+                    talking: false,
                 };
                 self.members.insert(id, member.clone());
                 events.push(Event::Joined { member });
@@ -441,6 +448,16 @@ impl Conference {
             }
         }
         Ok(events)
+    }
+
+    /// Voice activity reported by the mixer (not a command: nobody is asked for permission).
+    pub fn set_talking(&mut self, id: MemberId, talking: bool) -> Option<Event> {
+        let m = self.members.get_mut(&id).filter(|m| m.talking != talking)?;
+        m.talking = talking;
+        Some(Event::Talking {
+            member: id,
+            talking,
+        })
     }
 
     fn set_muted(&mut self, id: MemberId, muted: bool, events: &mut Vec<Event>) {

@@ -5,6 +5,7 @@
 
 use crate::media::{self, MediaHandle};
 use conclave_conference::Role;
+use conclave_conference::keypad::Keypad;
 use conclave_conference::live::{
     Actor, Command, Conference, Event, JoinedVia, Member, MemberId, Refused, Settings,
 };
@@ -32,6 +33,10 @@ pub struct LiveConference {
 }
 
 enum Msg {
+    Noticed {
+        call: u64,
+        noticed: media::Noticed,
+    },
     Joined {
         call: u64,
         name: String,
@@ -61,6 +66,8 @@ struct Entry {
 #[derive(Clone)]
 pub struct Conferences {
     rooms: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Which room each call is in (the mixer knows members by call).
+    calls_in: Arc<Mutex<HashMap<u64, String>>>,
     media: MediaHandle,
     calls: Arc<OnceLock<Arc<dyn CallControl>>>,
 }
@@ -69,8 +76,24 @@ impl Conferences {
     pub fn new(media: MediaHandle) -> Self {
         Conferences {
             rooms: Arc::default(),
+            calls_in: Arc::default(),
             media,
             calls: Arc::default(),
+        }
+    }
+
+    /// Routes what the mixer noticed to the member's meeting.
+    pub async fn route_notices(self, mut notices: mpsc::UnboundedReceiver<(u64, media::Noticed)>) {
+        while let Some((call, noticed)) = notices.recv().await {
+            let room = self
+                .calls_in
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&call)
+                .cloned();
+            if let Some(entry) = room.and_then(|room| self.entry(&room)) {
+                let _ = entry.inbox.send(Msg::Noticed { call, noticed });
+            }
         }
     }
 
@@ -112,10 +135,21 @@ impl Conferences {
                 reply,
             })
             .map_err(|_| Refused::Ended)?;
-        answer.await.unwrap_or(Err(Refused::Ended))
+        let joined = answer.await.unwrap_or(Err(Refused::Ended));
+        if joined.is_ok() {
+            self.calls_in
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(call, room.id.clone());
+        }
+        joined
     }
 
     pub fn left(&self, room_id: &str, call: u64) {
+        self.calls_in
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&call);
         if let Some(entry) = self.entry(room_id) {
             let _ = entry.inbox.send(Msg::Left { call });
         }
@@ -178,6 +212,7 @@ impl Conferences {
             }),
             calls: HashMap::new(),
             members: HashMap::new(),
+            keypads: HashMap::new(),
             owner: self.clone(),
         };
         tokio::spawn(actor.run(messages));
@@ -201,6 +236,7 @@ struct RoomActor {
     /// Meeting member → call (the mixer knows members by call id).
     calls: HashMap<MemberId, u64>,
     members: HashMap<u64, MemberId>,
+    keypads: HashMap<MemberId, Keypad>,
     owner: Conferences,
 }
 
@@ -208,6 +244,7 @@ impl RoomActor {
     async fn run(mut self, mut messages: mpsc::UnboundedReceiver<Msg>) {
         while let Some(msg) = messages.recv().await {
             match msg {
+                Msg::Noticed { call, noticed } => self.noticed(call, noticed),
                 Msg::Joined {
                     call,
                     name,
@@ -274,6 +311,37 @@ impl RoomActor {
         if let Some(control) = self.owner.calls.get() {
             for call in calls {
                 control.hang_up(call);
+            }
+        }
+    }
+
+    /// Voice activity updates the roster; keypad digits become the member's own commands.
+    fn noticed(&mut self, call: u64, noticed: media::Noticed) {
+        let Some(&member) = self.members.get(&call) else {
+            return;
+        };
+        match noticed {
+            media::Noticed::Talking(talking) => {
+                self.state.set_talking(member, talking);
+            }
+            media::Noticed::Digit(digit) => {
+                let Some(m) = self.state.member(member).cloned() else {
+                    return;
+                };
+                let locked = self.state.is_locked();
+                let command = self
+                    .keypads
+                    .entry(member)
+                    .or_default()
+                    .digit(digit, &m, locked);
+                if let Some(command) = command {
+                    match self.state.apply(Actor::Member(member), command) {
+                        Ok(events) => self.effects(events),
+                        Err(reason) => {
+                            tracing::info!(%reason, room = self.room.number, "keypad command refused")
+                        }
+                    }
+                }
             }
         }
     }

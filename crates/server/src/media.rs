@@ -52,12 +52,21 @@ impl MediaHandle {
     }
 }
 
-/// Starts the media thread.
-pub fn start() -> std::io::Result<MediaHandle> {
+/// What the mixer noticed about a member (known by its call id), for the room's meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noticed {
+    Talking(bool),
+    Digit(char),
+}
+
+/// Starts the media thread; what it notices goes to `notices`.
+pub fn start(
+    notices: tokio::sync::mpsc::UnboundedSender<(MemberId, Noticed)>,
+) -> std::io::Result<MediaHandle> {
     let (commands, inbox) = channel();
     std::thread::Builder::new()
         .name("conclave-media".into())
-        .spawn(move || MediaThread::new().run(inbox))?;
+        .spawn(move || MediaThread::new(notices).run(inbox))?;
     Ok(MediaHandle { commands })
 }
 
@@ -69,14 +78,16 @@ struct Member {
 struct MediaThread {
     /// The media clock's zero.
     epoch: Instant,
+    notices: tokio::sync::mpsc::UnboundedSender<(MemberId, Noticed)>,
     rooms: HashMap<String, Conference>,
     members: HashMap<MemberId, Member>,
 }
 
 impl MediaThread {
-    fn new() -> Self {
+    fn new(notices: tokio::sync::mpsc::UnboundedSender<(MemberId, Noticed)>) -> Self {
         MediaThread {
             epoch: Instant::now(),
+            notices,
             rooms: HashMap::new(),
             members: HashMap::new(),
         }
@@ -206,12 +217,20 @@ impl MediaThread {
                 }
             }
             for event in out.events {
-                match event {
+                let notice = match event {
+                    Event::TalkStart { member } => (member, Noticed::Talking(true)),
+                    Event::TalkStop { member } => (member, Noticed::Talking(false)),
+                    Event::Dtmf { member, digit, .. } => (member, Noticed::Digit(digit)),
                     Event::MediaTimeout { member } => {
-                        tracing::info!(member, "no RTP from member for a while")
+                        tracing::info!(member, "no RTP from member for a while");
+                        continue;
                     }
-                    other => tracing::trace!(?other, "media event"),
-                }
+                    other => {
+                        tracing::trace!(?other, "media event");
+                        continue;
+                    }
+                };
+                let _ = self.notices.send(notice);
             }
         }
     }

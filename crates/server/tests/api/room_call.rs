@@ -132,6 +132,46 @@ impl Caller {
         response.status
     }
 
+    /// Presses keys: RFC 4733 telephone-events on the RTP stream (payload type 101).
+    async fn press(&self, keys: &str) {
+        let to = self.remote_rtp.expect("answered");
+        let ssrc = rand_u32(&self.tag);
+        for key in keys.chars() {
+            let event = match key {
+                '*' => 10,
+                '#' => 11,
+                d => d.to_digit(10).expect("a keypad key") as u8,
+            };
+            let first = self.sent.fetch_add(5, std::sync::atomic::Ordering::Relaxed);
+            let timestamp = (first * 160) as u32;
+            for i in 0..5u16 {
+                let end = i >= 2;
+                let mut packet = vec![
+                    0x80,
+                    101 | if i == 0 { 0x80 } else { 0 },
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ];
+                packet[2..4].copy_from_slice(&((first + usize::from(i)) as u16).to_be_bytes());
+                packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
+                packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                let duration = 160 * (u16::from(i.min(2)) + 1);
+                packet.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
+                packet.extend_from_slice(&duration.to_be_bytes());
+                self.rtp.send_to(&packet, to).await.expect("rtp");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
     async fn hang_up(&mut self, room: &str) -> u16 {
         self.send(self.request("BYE", room, 2, "")).await.status
     }
@@ -357,6 +397,46 @@ async fn the_chair_mutes_locks_removes_and_ends_from_the_api() {
         live.body
     );
     let alice = member_id(&s, &admin, &room_id, "alice").await;
+    let roster_of = |body: &serde_json::Value, key: &str| {
+        body["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .find(|m| m["number"] == "alice")
+            .map(|m| m[key].clone())
+    };
+
+    // The roster shows who talks.
+    let (_, talking) = tokio::join!(talk_and_listen(&a, 440.0, 50), async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        s.get(&format!("/conferences/{room_id}"), &admin).await
+    });
+    assert_eq!(
+        roster_of(&talking.body, "talking"),
+        Some(json!(true)),
+        "{}",
+        talking.body
+    );
+
+    // The keypad: *6 mutes oneself, *6 again unmutes.
+    a.press("*6").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let roster = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    assert_eq!(
+        roster_of(&roster.body, "muted"),
+        Some(json!(true)),
+        "{}",
+        roster.body
+    );
+    a.press("*6").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let roster = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    assert_eq!(
+        roster_of(&roster.body, "muted"),
+        Some(json!(false)),
+        "{}",
+        roster.body
+    );
 
     // Muted, Alice is not heard; unmuted, she is again.
     let muted = s
