@@ -163,7 +163,7 @@ impl Caller {
                 packet[2..4].copy_from_slice(&((first + usize::from(i)) as u16).to_be_bytes());
                 packet[4..8].copy_from_slice(&timestamp.to_be_bytes());
                 packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
-                let duration = 160 * (u16::from(i.min(2)) + 1);
+                let duration = 160 * (i.min(2) + 1);
                 packet.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
                 packet.extend_from_slice(&duration.to_be_bytes());
                 self.rtp.send_to(&packet, to).await.expect("rtp");
