@@ -149,8 +149,10 @@ macro_rules! member_control {
         async fn $name(
             State(state): State<AppState>,
             caller: Caller,
-            Path((room_id, member_id)): Path<(String, u32)>,
+            Path((room_id, member_id)): Path<(String, String)>,
         ) -> ApiResult<Json<LiveConference>> {
+            // Member ids are numbers; anything else names no member.
+            let member_id: u32 = member_id.parse().map_err(|_| ApiError::not_found("member in this meeting"))?;
             let command: fn(u32) -> Command = $command;
             control(&state, &caller, &room_id, $op, command(member_id)).await
         }
