@@ -353,6 +353,14 @@ impl RoomActor {
                 Event::Joined { member } if member.muted => self.mute(member.id, true),
                 Event::Muted { member } => self.mute(member, true),
                 Event::Unmuted { member } => self.mute(member, false),
+                Event::WhisperMoved { member, group } => {
+                    if let Some(call) = self.calls.get(&member) {
+                        self.owner.media.send(media::Command::SetGroup {
+                            member: *call,
+                            group,
+                        });
+                    }
+                }
                 Event::Removed { member } => {
                     if let Some(call) = self.calls.remove(&member) {
                         self.members.remove(&call);

@@ -37,6 +37,11 @@ pub enum Command {
         member: MemberId,
         muted: bool,
     },
+    /// Moves a member into a whisper group (`None`: back to the main room).
+    SetGroup {
+        member: MemberId,
+        group: Option<u32>,
+    },
 }
 
 /// Sends commands to the media thread; cheap to clone.
@@ -187,6 +192,11 @@ impl MediaThread {
             Command::SetMuted { member, muted } => {
                 if let Some(conference) = self.conference_of(member) {
                     conference.set_muted(member, muted);
+                }
+            }
+            Command::SetGroup { member, group } => {
+                if let Some(conference) = self.conference_of(member) {
+                    conference.set_group(member, group);
                 }
             }
         }

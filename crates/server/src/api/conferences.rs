@@ -26,6 +26,131 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lock_conference))
         .routes(routes!(unlock_conference))
         .routes(routes!(end_conference))
+        .routes(routes!(set_member_speak))
+        .routes(routes!(set_member_role))
+        .routes(routes!(create_whisper_group))
+        .routes(routes!(close_whisper_group))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSpeak {
+    /// False forbids speaking (the member is muted and cannot unmute themself).
+    pub allowed: bool,
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    pub role: Role,
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWhisperGroup {
+    /// Member ids: they hear each other and the room (softly); the room does not hear them.
+    pub members: Vec<u32>,
+}
+
+fn member_number(raw: &str) -> ApiResult<u32> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("member in this meeting"))
+}
+
+/// Allow or forbid a member to speak.
+#[utoipa::path(post, path = "/conferences/{room_id}/members/{member_id}/speak", operation_id = "setMemberSpeak",
+    tag = "conferences", security(("bearer" = [])), request_body = SetSpeak,
+    params(("room_id" = String, Path), ("member_id" = u32, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn set_member_speak(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((room_id, member_id)): Path<(String, String)>,
+    super::extract::ApiJson(body): super::extract::ApiJson<SetSpeak>,
+) -> ApiResult<Json<LiveConference>> {
+    let target = member_number(&member_id)?;
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "setMemberSpeak",
+        Command::SetSpeak {
+            target,
+            allowed: body.allowed,
+        },
+    )
+    .await
+}
+
+/// Change a member's role during the meeting.
+#[utoipa::path(post, path = "/conferences/{room_id}/members/{member_id}/role", operation_id = "setMemberRole",
+    tag = "conferences", security(("bearer" = [])), request_body = SetRole,
+    params(("room_id" = String, Path), ("member_id" = u32, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn set_member_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((room_id, member_id)): Path<(String, String)>,
+    super::extract::ApiJson(body): super::extract::ApiJson<SetRole>,
+) -> ApiResult<Json<LiveConference>> {
+    let target = member_number(&member_id)?;
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "setMemberRole",
+        Command::SetRole {
+            target,
+            role: body.role,
+        },
+    )
+    .await
+}
+
+/// Open a whisper group: its members talk privately, still hearing the room softly.
+#[utoipa::path(post, path = "/conferences/{room_id}/whisper-groups", operation_id = "createWhisperGroup",
+    tag = "conferences", security(("bearer" = [])), request_body = NewWhisperGroup,
+    params(("room_id" = String, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn create_whisper_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+    super::extract::ApiJson(body): super::extract::ApiJson<NewWhisperGroup>,
+) -> ApiResult<Json<LiveConference>> {
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "createWhisperGroup",
+        Command::OpenWhisper {
+            members: body.members,
+        },
+    )
+    .await
+}
+
+/// Close a whisper group: its members return to the room.
+#[utoipa::path(delete, path = "/conferences/{room_id}/whisper-groups/{group_id}", operation_id = "closeWhisperGroup",
+    tag = "conferences", security(("bearer" = [])),
+    params(("room_id" = String, Path), ("group_id" = u32, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn close_whisper_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((room_id, group_id)): Path<(String, String)>,
+) -> ApiResult<Json<LiveConference>> {
+    let group = group_id
+        .parse()
+        .map_err(|_| ApiError::not_found("whisper group"))?;
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "closeWhisperGroup",
+        Command::CloseWhisper { group },
+    )
+    .await
 }
 
 /// The room, if the caller may see it.

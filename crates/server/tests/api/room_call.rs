@@ -502,3 +502,131 @@ async fn the_chair_mutes_locks_removes_and_ends_from_the_api() {
     assert_eq!(audit.body["items"].as_array().map(Vec::len), Some(1));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whisper_groups_and_speaking_rights_from_the_api() {
+    let s = start(Db::Sqlite, "whisper").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post("/rooms", &admin, json!({ "number": "8001", "name": "Ops" }))
+        .await
+        .id();
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let (mut a, mut b, mut c) = (
+        Caller::new(sip, "alice").await,
+        Caller::new(sip, "bob").await,
+        Caller::new(sip, "carol").await,
+    );
+    for caller in [&mut a, &mut b, &mut c] {
+        assert_eq!(caller.dial("8001").await, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice = member_id(&s, &admin, &room_id, "alice").await;
+    let bob = member_id(&s, &admin, &room_id, "bob").await;
+    let power = |heard: &[i16], f: f64| {
+        goertzel_power(&heard[heard.len().saturating_sub(8_000)..], 8000, f)
+    };
+
+    // Alice and Bob whisper: they hear each other; Carol, in the room, hears neither.
+    let group = s
+        .post(
+            &format!("/conferences/{room_id}/whisper-groups"),
+            &admin,
+            json!({ "members": [alice, bob] }),
+        )
+        .await;
+    group.expect(200);
+    let (by_a, _, by_c) = tokio::join!(
+        talk_and_listen(&a, 440.0, 100),
+        talk_and_listen(&b, 880.0, 100),
+        talk_and_listen(&c, 1320.0, 100)
+    );
+    assert!(
+        power(&by_a, 880.0) > 100.0 * power(&by_a, 440.0).max(1e-9),
+        "alice hears bob"
+    );
+    assert!(power(&by_a, 1320.0) > 0.0, "the group still hears the room");
+    assert!(
+        power(&by_c, 440.0) < power(&by_a, 880.0) / 1000.0,
+        "carol does not hear alice"
+    );
+    assert!(
+        power(&by_c, 880.0) < power(&by_a, 880.0) / 1000.0,
+        "carol does not hear bob"
+    );
+
+    // Closed, everyone hears everyone again.
+    s.delete(&format!("/conferences/{room_id}/whisper-groups/1"), &admin)
+        .await
+        .expect(200);
+    let (_, _, by_c) = tokio::join!(
+        talk_and_listen(&a, 440.0, 75),
+        talk_and_listen(&b, 0.0, 75),
+        talk_and_listen(&c, 0.0, 75)
+    );
+    assert!(power(&by_c, 440.0) > 1000.0, "carol hears alice again");
+
+    // Forbidden to speak, Bob is muted and his keypad cannot unmute him; allowed, he speaks.
+    s.post(
+        &format!("/conferences/{room_id}/members/{bob}/speak"),
+        &admin,
+        json!({ "allowed": false }),
+    )
+    .await
+    .expect(200);
+    b.press("*6").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let roster = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    let bob_state = roster.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["number"] == "bob")
+        .cloned()
+        .expect("bob");
+    assert_eq!(
+        (bob_state["muted"].clone(), bob_state["may_speak"].clone()),
+        (json!(true), json!(false))
+    );
+    s.post(
+        &format!("/conferences/{room_id}/members/{bob}/unmute"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect_problem(409, None);
+    s.post(
+        &format!("/conferences/{room_id}/members/{bob}/speak"),
+        &admin,
+        json!({ "allowed": true }),
+    )
+    .await
+    .expect(200);
+    // Roles change live, within rank; a bad role is named.
+    let promoted = s
+        .post(
+            &format!("/conferences/{room_id}/members/{bob}/role"),
+            &admin,
+            json!({ "role": "chairman" }),
+        )
+        .await;
+    promoted.expect(200);
+    s.post(
+        &format!("/conferences/{room_id}/members/{bob}/role"),
+        &admin,
+        json!({ "role": "owner" }),
+    )
+    .await
+    .expect_problem(403, None);
+    s.post(
+        &format!("/conferences/{room_id}/members/{bob}/role"),
+        &admin,
+        json!({ "role": "king" }),
+    )
+    .await
+    .expect_problem(422, Some("role"));
+    for (caller, name) in [(&mut a, "8001"), (&mut b, "8001"), (&mut c, "8001")] {
+        assert_eq!(caller.hang_up(name).await, 200);
+    }
+    s.stop().await;
+}
