@@ -51,11 +51,7 @@ async fn list_audit_events(
             "only administrators read the audit log",
         ));
     }
-    let limit = match p.limit {
-        None => 50,
-        Some(n) if (1..=200).contains(&n) => n,
-        Some(_) => return Err(ApiError::field("limit", "must be between 1 and 200")),
-    };
+    let limit = super::page_limit(p.limit)?;
     let tenant_id = if caller.is_system_admin() {
         p.tenant_id
     } else {

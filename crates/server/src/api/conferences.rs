@@ -52,6 +52,7 @@ pub struct NewWhisperGroup {
     pub members: Vec<u32>,
 }
 
+/// Member ids are numbers; anything else names no member.
 fn member_number(raw: &str) -> ApiResult<u32> {
     raw.parse()
         .map_err(|_| ApiError::not_found("member in this meeting"))
@@ -276,8 +277,7 @@ macro_rules! member_control {
             caller: Caller,
             Path((room_id, member_id)): Path<(String, String)>,
         ) -> ApiResult<Json<LiveConference>> {
-            // Member ids are numbers; anything else names no member.
-            let member_id: u32 = member_id.parse().map_err(|_| ApiError::not_found("member in this meeting"))?;
+            let member_id = member_number(&member_id)?;
             let command: fn(u32) -> Command = $command;
             control(&state, &caller, &room_id, $op, command(member_id)).await
         }

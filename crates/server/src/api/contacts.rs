@@ -188,11 +188,7 @@ async fn list_contacts(
     caller: Caller,
     ApiQuery(p): ApiQuery<ContactParams>,
 ) -> ApiResult<Json<List<Contact>>> {
-    let limit = match p.limit {
-        None => 50,
-        Some(n) if (1..=200).contains(&n) => n,
-        Some(_) => return Err(ApiError::field("limit", "must be between 1 and 200")),
-    };
+    let limit = super::page_limit(p.limit)?;
     let books = match p.book {
         None => Books::Both,
         Some(Book::Enterprise) => Books::Enterprise,

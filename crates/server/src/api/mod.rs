@@ -326,11 +326,7 @@ pub struct ListParams {
 
 impl ListParams {
     pub fn limit(&self) -> ApiResult<i64> {
-        match self.limit {
-            None => Ok(50),
-            Some(n) if (1..=200).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::field("limit", "must be between 1 and 200")),
-        }
+        page_limit(self.limit)
     }
     pub fn cursor(&self) -> &str {
         self.cursor.as_deref().unwrap_or("")
@@ -347,6 +343,15 @@ impl ListParams {
             }
             Some(_) => Err(ApiError::not_found("tenant")),
         }
+    }
+}
+
+/// The `limit` of a list: 1–200, 50 when absent.
+pub fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
+    match limit {
+        None => Ok(50),
+        Some(n) if (1..=200).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::field("limit", "must be between 1 and 200")),
     }
 }
 
