@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, session, type AuditEvent, type Contact, type Page, type Room, type Template, type User } from './api';
+import { api, ApiError, session, type AuditEvent, type Contact, type LiveConference, type Page, type Room, type Template, type User } from './api';
 import { initialLang, translator, type Key, type Lang } from './i18n';
 
 type T = ReturnType<typeof translator>;
@@ -26,7 +26,9 @@ export function App() {
   );
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
   const admin = me.kind !== 'user';
-  const tabs: Tab[] = admin ? ['rooms', 'templates', 'users', 'contacts', 'audit'] : ['rooms', 'templates', 'users', 'contacts'];
+  const tabs: Tab[] = admin
+    ? ['live', 'rooms', 'templates', 'users', 'contacts', 'audit']
+    : ['live', 'rooms', 'templates', 'users', 'contacts'];
   return (
     <div className="app">
       <header>
@@ -57,10 +59,12 @@ export function App() {
   );
 }
 
-type Tab = 'rooms' | 'templates' | 'users' | 'contacts' | 'audit';
+type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'audit';
 
 function page(tab: Tab, t: T, admin: boolean): ReactNode {
   switch (tab) {
+    case 'live':
+      return <Live t={t} />;
     case 'rooms':
       return (
         <Resource<Room>
@@ -288,6 +292,70 @@ function Resource<R extends { id: string }>(props: {
           </tbody>
         </table>
       )}
+    </section>
+  );
+}
+
+/// Live meetings: the roster, refreshed every two seconds, and the chair's controls.
+function Live({ t }: { t: T }) {
+  const [live, setLive] = useState<LiveConference[]>([]);
+  const [error, setError] = useState('');
+  const reload = useCallback(() => {
+    api<LiveConference[]>('GET', '/conferences').then(setLive, (e) => setError(String(e.message ?? e)));
+  }, []);
+  useEffect(() => {
+    reload();
+    const timer = setInterval(reload, 2000);
+    return () => clearInterval(timer);
+  }, [reload]);
+  const act = (method: string, path: string, body?: unknown) =>
+    api<LiveConference>(method, path, body).then(reload, (e) => setError(String(e.message ?? e)));
+
+  return (
+    <section data-testid="page-live">
+      <h2>{t('live')}</h2>
+      {error && <p className="error" role="alert">{error}</p>}
+      {live.length === 0 && <p className="empty">{t('noLive')}</p>}
+      {live.map((c) => {
+        const base = `/conferences/${c.room_id}`;
+        return (
+          <div key={c.room_id} className="conference" data-testid={`conference-${c.room_number}`}>
+            <h3>
+              {c.room_number} · {c.room_name} {c.locked && <small>({t('locked')})</small>}
+            </h3>
+            <div className="toolbar">
+              <button onClick={() => act('POST', `${base}/mute-all`)}>{t('muteAll')}</button>
+              <button onClick={() => act('POST', `${base}/unmute-all`)}>{t('unmuteAll')}</button>
+              <button onClick={() => act('POST', `${base}/${c.locked ? 'unlock' : 'lock'}`)}>{t(c.locked ? 'unlock' : 'lock')}</button>
+              <button onClick={() => act('POST', `${base}/end`)}>{t('end')}</button>
+            </div>
+            <table>
+              <thead>
+                <tr>
+                  <th>{t('name')}</th><th>{t('number')}</th><th>{t('role')}</th><th>{t('status')}</th><th />
+                </tr>
+              </thead>
+              <tbody>
+                {c.members.map((m) => (
+                  <tr key={m.id} data-testid={`member-${m.number}`}>
+                    <td>{m.talking && <span className="talk" title={t('talking')}>● </span>}{m.name}</td>
+                    <td>{m.number}</td>
+                    <td>{t(`role_${m.role}`)}</td>
+                    <td>
+                      {[m.talking && t('talking'), m.muted && t('muted'), !m.may_speak && t('mayNotSpeak')].filter(Boolean).join(' · ')}
+                    </td>
+                    <td className="actions">
+                      <button onClick={() => act('POST', `${base}/members/${m.id}/${m.muted ? 'unmute' : 'mute'}`)}>{t(m.muted ? 'unmute' : 'mute')}</button>
+                      <button onClick={() => act('POST', `${base}/members/${m.id}/speak`, { allowed: !m.may_speak })}>{t(m.may_speak ? 'forbid' : 'allow')}</button>
+                      <button onClick={() => act('DELETE', `${base}/members/${m.id}`)}>{t('remove')}</button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        );
+      })}
     </section>
   );
 }

@@ -55,6 +55,11 @@ export type Contact = {
   id: string; name: string; department: string; mobile: string | null; landline: string | null;
   extension: string | null; email: string | null; owner_id: string | null;
 };
+export type LiveMember = {
+  id: number; name: string; number: string; role: string; muted: boolean; may_speak: boolean;
+  hand_raised: boolean; whisper_group: number | null; talking: boolean;
+};
+export type LiveConference = { room_id: string; room_number: string; room_name: string; locked: boolean; members: LiveMember[] };
 export type AuditEvent = {
   id: string; actor_name: string; action: string; target_type: string; target_id: string | null;
   outcome: string; source: string; at: number;

@@ -3,7 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,15 +23,25 @@ const freePort = () =>
     });
   });
 
-let server, browser, base, dataDir;
+const freeUdpPort = () =>
+  new Promise((ok) => {
+    const s = createSocket('udp4');
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+
+let server, browser, base, dataDir, sipPort;
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'conclave-console-'));
   const port = await freePort();
+  sipPort = await freeUdpPort();
   base = `http://127.0.0.1:${port}`;
   server = spawn(bin, [
     'serve', '--data-dir', dataDir, '--http-listen', `127.0.0.1:${port}`,
-    '--sip-udp', '127.0.0.1:0', '--sip-tcp', '127.0.0.1:0', '--sip-tls', '127.0.0.1:0',
+    '--sip-udp', `127.0.0.1:${sipPort}`, '--sip-tcp', '127.0.0.1:0', '--sip-tls', '127.0.0.1:0',
     '--web-dir', join(root, 'web', 'dist'), '--log', 'warn',
   ], { env: { ...process.env, CONCLAVE_ADMIN_PASSWORD: password }, stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 200; i++) {
@@ -108,4 +120,48 @@ test('an administrator manages rooms and users, in English and Chinese', async (
   await page.getByTestId('logout').click();
   await page.getByTestId('login').waitFor();
   await page.close();
+});
+
+test('a chair runs a live meeting from the console: a real SIP caller, muted, then the meeting ended', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const room = await fetch(`${base}/api/v1/rooms`, {
+    method: 'POST', headers: auth, body: JSON.stringify({ number: '8100', name: 'Console call' }),
+  }).then((r) => r.json());
+
+  // sipp calls the room and plays its recording (Debian's sip-tester package).
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-sipp-'));
+  // `sipp -sd` prints a built-in scenario (and exits non-zero).
+  const scenario = spawnSync('sipp', ['-sd', 'uac_pcap'], { encoding: 'utf8' }).stdout
+    .replace('pcap/g711a.pcap', '/usr/share/sip-tester/g711a.pcap')
+    .replace('pcap/dtmf_2833_1.pcap', '/usr/share/sip-tester/dtmf_2833_1.pcap');
+  writeFileSync(join(dir, 'uac_pcap.xml'), scenario);
+  const sipp = spawn('sipp', [`127.0.0.1:${sipPort}`, '-sf', 'uac_pcap.xml', '-s', '8100', '-m', '1', '-l', '1',
+    '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mp', String((await freeUdpPort()) & ~1), '-nostdin', '-timeout', '30s'],
+    { cwd: dir, stdio: 'ignore' });
+  try {
+    const page = await browser.newPage({ locale: 'en-US' });
+    await page.goto(base);
+    await page.getByTestId('username').fill('admin');
+    await page.getByTestId('password').fill(password);
+    await page.getByTestId('login').click();
+    await page.getByTestId('tab-live').click();
+    const caller = page.getByTestId('member-sipp');
+    await caller.waitFor({ timeout: 10000 });
+    await caller.getByRole('button', { name: 'Mute', exact: true }).click();
+    await caller.getByText('Muted').waitFor();
+    const roster = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.equal(roster.members[0].muted, true);
+    mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+    await page.screenshot({ path: join(root, 'web', 'test-results', 'console-live.png'), fullPage: true });
+    await page.getByTestId('conference-8100').getByRole('button', { name: 'End meeting' }).click();
+    await page.getByText('No meeting is in progress.').waitFor();
+    await page.close();
+  } finally {
+    sipp.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

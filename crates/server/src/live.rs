@@ -351,7 +351,11 @@ impl RoomActor {
         for event in events {
             match event {
                 Event::Joined { member } if member.muted => self.mute(member.id, true),
-                Event::Muted { member } => self.mute(member, true),
+                Event::Muted { member } => {
+                    self.mute(member, true);
+                    // The mixer stops listening to a muted member: they are not talking.
+                    self.state.set_talking(member, false);
+                }
                 Event::Unmuted { member } => self.mute(member, false),
                 Event::WhisperMoved { member, group } => {
                     if let Some(call) = self.calls.get(&member) {
