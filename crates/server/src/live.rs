@@ -12,7 +12,9 @@ use conclave_conference::live::{
 use conclave_store::model::Room;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 
@@ -41,6 +43,8 @@ enum Msg {
         call: u64,
         name: String,
         number: String,
+        /// The caller must key in the room's PIN first (from this address).
+        pin_from: Option<IpAddr>,
         reply: oneshot::Sender<Result<(), Refused>>,
     },
     Left {
@@ -68,6 +72,8 @@ pub struct Conferences {
     rooms: Arc<Mutex<HashMap<String, Entry>>>,
     /// Which room each call is in (the mixer knows members by call).
     calls_in: Arc<Mutex<HashMap<u64, String>>>,
+    /// Wrong PINs per source address: (count, last), for blocking brute force.
+    pin_failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
     media: MediaHandle,
     calls: Arc<OnceLock<Arc<dyn CallControl>>>,
 }
@@ -77,9 +83,33 @@ impl Conferences {
         Conferences {
             rooms: Arc::default(),
             calls_in: Arc::default(),
+            pin_failures: Arc::default(),
             media,
             calls: Arc::default(),
         }
+    }
+
+    /// Is this address blocked after too many wrong PINs?
+    pub fn pin_blocked(&self, ip: IpAddr) -> bool {
+        let failures = self.pin_failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures
+            .get(&ip)
+            .is_some_and(|(count, last)| *count >= MAX_PIN_FAILURES && last.elapsed() < PIN_BLOCK)
+    }
+
+    fn pin_failed(&self, ip: IpAddr) {
+        let mut failures = self.pin_failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.retain(|_, (_, last)| last.elapsed() < PIN_BLOCK);
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        entry.0 += 1;
+        entry.1 = Instant::now();
+    }
+
+    fn pin_succeeded(&self, ip: IpAddr) {
+        self.pin_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
     }
 
     /// Routes what the mixer noticed to the member's meeting.
@@ -117,6 +147,7 @@ impl Conferences {
         call: u64,
         name: String,
         number: String,
+        pin_from: Option<IpAddr>,
     ) -> Result<(), Refused> {
         let entry = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
@@ -132,6 +163,7 @@ impl Conferences {
                 call,
                 name,
                 number,
+                pin_from,
                 reply,
             })
             .map_err(|_| Refused::Ended)?;
@@ -213,6 +245,7 @@ impl Conferences {
             calls: HashMap::new(),
             members: HashMap::new(),
             keypads: HashMap::new(),
+            lobby: HashMap::new(),
             owner: self.clone(),
         };
         tokio::spawn(actor.run(messages));
@@ -237,8 +270,25 @@ struct RoomActor {
     calls: HashMap<MemberId, u64>,
     members: HashMap<u64, MemberId>,
     keypads: HashMap<MemberId, Keypad>,
+    /// Callers keying in the PIN.
+    lobby: HashMap<u64, Lobby>,
     owner: Conferences,
 }
+
+/// A caller who has not yet keyed in the room's PIN.
+struct Lobby {
+    name: String,
+    number: String,
+    ip: IpAddr,
+    digits: String,
+    tries: u8,
+}
+
+/// Wrong PINs before the call is ended.
+const MAX_PIN_TRIES: u8 = 3;
+/// Wrong PINs from one address before it is blocked for a while (across calls).
+const MAX_PIN_FAILURES: u32 = 10;
+const PIN_BLOCK: Duration = Duration::from_secs(600);
 
 impl RoomActor {
     async fn run(mut self, mut messages: mpsc::UnboundedReceiver<Msg>) {
@@ -249,29 +299,41 @@ impl RoomActor {
                     call,
                     name,
                     number,
+                    pin_from: Some(ip),
                     reply,
                 } => {
-                    let join = Command::Join {
-                        name,
-                        number,
-                        role: Role::Participant,
-                        via: JoinedVia::DialIn,
-                    };
-                    let result =
-                        self.state
-                            .apply(Actor::Operator(Role::Owner), join)
-                            .map(|events| {
-                                for event in &events {
-                                    if let Event::Joined { member } = event {
-                                        self.calls.insert(member.id, call);
-                                        self.members.insert(call, member.id);
-                                    }
-                                }
-                                self.effects(events);
-                            });
-                    let _ = reply.send(result);
+                    // In the lobby: neither heard nor hearing until the PIN is right.
+                    self.owner.media.send(media::Command::SetMuted {
+                        member: call,
+                        muted: true,
+                    });
+                    self.owner.media.send(media::Command::SetDeaf {
+                        member: call,
+                        deaf: true,
+                    });
+                    self.lobby.insert(
+                        call,
+                        Lobby {
+                            name,
+                            number,
+                            ip,
+                            digits: String::new(),
+                            tries: 0,
+                        },
+                    );
+                    let _ = reply.send(Ok(()));
+                }
+                Msg::Joined {
+                    call,
+                    name,
+                    number,
+                    pin_from: None,
+                    reply,
+                } => {
+                    let _ = reply.send(self.enter(call, name, number));
                 }
                 Msg::Left { call } => {
+                    self.lobby.remove(&call);
                     if let Some(member) = self.members.remove(&call) {
                         self.calls.remove(&member);
                         let events = self
@@ -301,13 +363,18 @@ impl RoomActor {
                     });
                 }
             }
-            if self.state.has_ended() || self.members.is_empty() {
+            if self.state.has_ended() || (self.members.is_empty() && self.lobby.is_empty()) {
                 break;
             }
         }
         // Ended or empty: the room's meeting is over.
         self.owner.finished(&self.room.id);
-        let calls: Vec<u64> = self.members.keys().copied().collect();
+        let calls: Vec<u64> = self
+            .members
+            .keys()
+            .chain(self.lobby.keys())
+            .copied()
+            .collect();
         if let Some(control) = self.owner.calls.get() {
             for call in calls {
                 control.hang_up(call);
@@ -315,8 +382,87 @@ impl RoomActor {
         }
     }
 
+    /// A caller becomes a member of the meeting.
+    fn enter(&mut self, call: u64, name: String, number: String) -> Result<(), Refused> {
+        let join = Command::Join {
+            name,
+            number,
+            role: Role::Participant,
+            via: JoinedVia::DialIn,
+        };
+        let events = self.state.apply(Actor::Operator(Role::Owner), join)?;
+        for event in &events {
+            if let Event::Joined { member } = event {
+                self.calls.insert(member.id, call);
+                self.members.insert(call, member.id);
+            }
+        }
+        self.effects(events);
+        Ok(())
+    }
+
+    /// A digit from a caller in the lobby: `#` ends the PIN, `*` starts over; three wrong PINs
+    /// end the call.
+    fn pin_digit(&mut self, call: u64, digit: char) {
+        let pin = self.room.pin.clone().unwrap_or_default();
+        let Some(lobby) = self.lobby.get_mut(&call) else {
+            return;
+        };
+        match digit {
+            '*' => {
+                lobby.digits.clear();
+                return;
+            }
+            '#' => {}
+            d if lobby.digits.len() < 16 => lobby.digits.push(d),
+            _ => {}
+        }
+        let complete = digit == '#' || lobby.digits.len() == pin.len();
+        if !complete {
+            return;
+        }
+        if lobby.digits == pin {
+            let Some(lobby) = self.lobby.remove(&call) else {
+                return;
+            };
+            self.owner.pin_succeeded(lobby.ip);
+            self.owner.media.send(media::Command::SetDeaf {
+                member: call,
+                deaf: false,
+            });
+            self.owner.media.send(media::Command::SetMuted {
+                member: call,
+                muted: false,
+            });
+            if let Err(reason) = self.enter(call, lobby.name, lobby.number) {
+                tracing::info!(%reason, room = self.room.number, "PIN right, but the meeting refused the caller");
+                self.hang_up(call);
+            }
+            return;
+        }
+        lobby.digits.clear();
+        lobby.tries += 1;
+        let (ip, tries) = (lobby.ip, lobby.tries);
+        self.owner.pin_failed(ip);
+        tracing::info!(room = self.room.number, %ip, tries, "wrong PIN");
+        if tries >= MAX_PIN_TRIES {
+            self.lobby.remove(&call);
+            self.hang_up(call);
+        }
+    }
+
+    fn hang_up(&self, call: u64) {
+        if let Some(control) = self.owner.calls.get() {
+            control.hang_up(call);
+        }
+    }
+
     /// Voice activity updates the roster; keypad digits become the member's own commands.
     fn noticed(&mut self, call: u64, noticed: media::Noticed) {
+        if let (true, media::Noticed::Digit(digit)) = (self.lobby.contains_key(&call), noticed) {
+            self.pin_digit(call, digit);
+            return;
+        }
         let Some(&member) = self.members.get(&call) else {
             return;
         };

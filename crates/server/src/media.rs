@@ -37,6 +37,11 @@ pub enum Command {
         member: MemberId,
         muted: bool,
     },
+    /// A deaf member hears nothing (waiting for their PIN, for example).
+    SetDeaf {
+        member: MemberId,
+        deaf: bool,
+    },
     /// Moves a member into a whisper group (`None`: back to the main room).
     SetGroup {
         member: MemberId,
@@ -192,6 +197,11 @@ impl MediaThread {
             Command::SetMuted { member, muted } => {
                 if let Some(conference) = self.conference_of(member) {
                     conference.set_muted(member, muted);
+                }
+            }
+            Command::SetDeaf { member, deaf } => {
+                if let Some(conference) = self.conference_of(member) {
+                    conference.set_deaf(member, deaf);
                 }
             }
             Command::SetGroup { member, group } => {

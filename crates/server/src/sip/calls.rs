@@ -40,9 +40,14 @@ pub async fn find_room(store: &Store, number: &str, domain: &str) -> Option<Room
 /// What the directory and the room's live meeting say about a dialled number.
 pub enum Admission {
     NoSuchRoom,
-    NeedsPin,
+    /// Too many wrong PINs from this address lately.
+    Blocked,
     Locked,
-    Admitted(Box<Room>),
+    /// Come in; with a PIN to key in first when the room has one.
+    Admitted {
+        room: Box<Room>,
+        needs_pin: bool,
+    },
 }
 
 /// Looks the room up and asks its live meeting (if any) whether newcomers may join.
@@ -51,16 +56,21 @@ pub async fn admit(
     conferences: &Conferences,
     number: &str,
     domain: &str,
+    from: IpAddr,
 ) -> Admission {
     let Some(room) = find_room(store, number, domain).await else {
         return Admission::NoSuchRoom;
     };
-    if room.pin.is_some() {
-        return Admission::NeedsPin;
+    let needs_pin = room.pin.is_some();
+    if needs_pin && conferences.pin_blocked(from) {
+        return Admission::Blocked;
     }
     match conferences.snapshot(&room.id).await {
         Some(live) if live.locked => Admission::Locked,
-        _ => Admission::Admitted(Box::new(room)),
+        _ => Admission::Admitted {
+            room: Box::new(room),
+            needs_pin,
+        },
     }
 }
 
@@ -69,6 +79,8 @@ pub async fn admit(
 pub struct Caller {
     pub name: String,
     pub number: String,
+    /// Where the call came from (wrong PINs are counted per address).
+    pub ip: Option<IpAddr>,
 }
 
 /// What the media engine needs from the negotiation.
@@ -101,6 +113,7 @@ struct Leg {
     reader: Option<JoinHandle<()>>,
     room: Room,
     caller: Caller,
+    needs_pin: bool,
     joined: bool,
 }
 
@@ -138,14 +151,13 @@ impl Calls {
         caller: Caller,
         admission: Admission,
     ) {
-        let room = match admission {
-            Admission::Admitted(room) => *room,
+        let (room, needs_pin) = match admission {
+            Admission::Admitted { room, needs_pin } => (*room, needs_pin),
             Admission::NoSuchRoom => {
                 let _ = ua.reject(now, call, 404, Vec::new());
                 return;
             }
-            // No voice menu collects PINs yet: refuse rather than let anyone in.
-            Admission::NeedsPin | Admission::Locked => {
+            Admission::Blocked | Admission::Locked => {
                 let _ = ua.reject(now, call, 403, Vec::new());
                 return;
             }
@@ -175,6 +187,7 @@ impl Calls {
                 reader: None,
                 room,
                 caller,
+                needs_pin,
                 joined: false,
             },
         );
@@ -216,9 +229,12 @@ impl Calls {
         // The meeting learns of the newcomer; if it refuses (locked or full meanwhile), hang up.
         let (conferences, control) = (self.conferences.clone(), self.control.clone());
         let (room, caller) = (leg.room.clone(), leg.caller.clone());
+        let pin_from = leg
+            .needs_pin
+            .then(|| caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])));
         tokio::spawn(async move {
             if let Err(reason) = conferences
-                .join(&room, call.0, caller.name, caller.number)
+                .join(&room, call.0, caller.name, caller.number, pin_from)
                 .await
             {
                 tracing::info!(%reason, room = room.number, "the meeting refused a caller");

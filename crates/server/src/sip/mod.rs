@@ -403,15 +403,18 @@ impl Core {
                             .clone()
                             .or(from.uri.user.clone())
                             .unwrap_or_default(),
+                        ip: Some(source.addr.ip()),
                     })
                     .unwrap_or_default();
+                let source_ip = source.addr.ip();
                 let (store, conferences, inputs) = (
                     self.store.clone(),
                     self.conferences.clone(),
                     self.inputs_tx.clone(),
                 );
                 tokio::spawn(async move {
-                    let admission = calls::admit(&store, &conferences, &number, &domain).await;
+                    let admission =
+                        calls::admit(&store, &conferences, &number, &domain, source_ip).await;
                     let _ = inputs
                         .send(Input::Admission {
                             call,

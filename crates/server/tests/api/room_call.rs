@@ -229,17 +229,10 @@ async fn room(s: &TestServer, number: &str, pin: Option<&str>) {
 async fn callers_in_a_room_hear_each_other_and_not_themselves() {
     let s = start(Db::Sqlite, "room_call").await.expect("server");
     room(&s, "8001", None).await;
-    room(&s, "8002", Some("1234")).await;
     let sip = s.running.as_ref().expect("running").sip.udp;
 
     let mut stranger = Caller::new(sip, "stranger").await;
     assert_eq!(stranger.dial("9999").await, 404, "no such room");
-    let mut pin_caller = Caller::new(sip, "pin-caller").await;
-    assert_eq!(
-        pin_caller.dial("8002").await,
-        403,
-        "PIN rooms wait for the voice menu"
-    );
 
     let mut a = Caller::new(sip, "alice").await;
     let mut b = Caller::new(sip, "bob").await;
@@ -629,4 +622,65 @@ async fn whisper_groups_and_speaking_rights_from_the_api() {
         assert_eq!(caller.hang_up(name).await, 200);
     }
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_key_in_the_pin_and_three_wrong_pins_end_the_call() {
+    let s = start(Db::Sqlite, "pin").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8002", "name": "Board", "pin": "1234" }),
+        )
+        .await
+        .id();
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let (mut a, mut b, mut c) = (
+        Caller::new(sip, "alice").await,
+        Caller::new(sip, "bob").await,
+        Caller::new(sip, "carol").await,
+    );
+    assert_eq!(a.dial("8002").await, 200, "answered, to key in the PIN");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        roster_len(&s, &admin, &room_id).await,
+        0,
+        "not in the meeting before the PIN"
+    );
+    a.press("1111#").await;
+    a.press("1234#").await;
+    assert_eq!(b.dial("8002").await, 200);
+    b.press("1234").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        roster_len(&s, &admin, &room_id).await,
+        2,
+        "both keyed in the PIN"
+    );
+    // Now in, they hear each other.
+    let (heard_by_a, _) =
+        tokio::join!(talk_and_listen(&a, 0.0, 75), talk_and_listen(&b, 880.0, 75));
+    assert!(
+        goertzel_power(
+            &heard_by_a[heard_by_a.len().saturating_sub(8_000)..],
+            8000,
+            880.0
+        ) > 1000.0
+    );
+    // Three wrong PINs: the call ends.
+    assert_eq!(c.dial("8002").await, 200);
+    c.press("0000#0000#0000#").await;
+    c.expect_request("BYE").await;
+    assert_eq!(roster_len(&s, &admin, &room_id).await, 2);
+    assert_eq!(a.hang_up("8002").await, 200);
+    assert_eq!(b.hang_up("8002").await, 200);
+    s.stop().await;
+}
+
+/// How many members a room's live meeting has (callers still keying in the PIN are not).
+async fn roster_len(s: &TestServer, admin: &str, room_id: &str) -> usize {
+    let live = s.get(&format!("/conferences/{room_id}"), admin).await;
+    live.body["members"].as_array().map(Vec::len).unwrap_or(0)
 }
