@@ -1363,31 +1363,37 @@ impl Conference {
 
             let own_domain = m.domain();
             let personal_pb = m.playback.is_some();
-            let personal = !m.deaf && (m.contributing || personal_pb);
+            // A deaf member still hears a playback meant for them alone (a voice prompt while
+            // they wait for their PIN, say), and nothing else.
+            let personal = personal_pb || (!m.deaf && m.contributing);
             let has_payload;
             if personal {
-                // mix-minus: the domain mix without the member's own voice
-                self.mixbuf.copy_from_slice(&self.room_pb);
-                match own_domain {
-                    Domain::Group(g) => {
-                        if let Some((_, gs)) = self.groups.iter().find(|(id, _)| *id == g) {
-                            for (x, &v) in self.mixbuf.iter_mut().zip(gs) {
+                if m.deaf {
+                    self.mixbuf.fill(0);
+                } else {
+                    // mix-minus: the domain mix without the member's own voice
+                    self.mixbuf.copy_from_slice(&self.room_pb);
+                    match own_domain {
+                        Domain::Group(g) => {
+                            if let Some((_, gs)) = self.groups.iter().find(|(id, _)| *id == g) {
+                                for (x, &v) in self.mixbuf.iter_mut().zip(gs) {
+                                    *x += v;
+                                }
+                            }
+                            for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
+                                *x += (v as f32 * room_gain) as i32;
+                            }
+                        }
+                        _ => {
+                            for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
                                 *x += v;
                             }
                         }
-                        for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
-                            *x += (v as f32 * room_gain) as i32;
-                        }
                     }
-                    _ => {
-                        for (x, &v) in self.mixbuf.iter_mut().zip(&self.main_voice) {
-                            *x += v;
+                    if m.contributing {
+                        for (x, &v) in self.mixbuf.iter_mut().zip(&m.mix_in) {
+                            *x -= v as i32;
                         }
-                    }
-                }
-                if m.contributing {
-                    for (x, &v) in self.mixbuf.iter_mut().zip(&m.mix_in) {
-                        *x -= v as i32;
                     }
                 }
                 if let Some(pb) = m.playback.as_mut()

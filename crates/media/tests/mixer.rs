@@ -300,6 +300,16 @@ fn deaf_member_hears_nothing_but_is_heard() {
     assert!(s.hears(A, 1320.0) && s.hears(B, 1320.0));
     // the deaf member still gets a stream (of silence)
     assert!(s.peer(C).rx_packets.len() >= 49);
+    // ...and hears a prompt played to them alone, still nothing of the room
+    let prompt = tone(2000.0, 8000, 8000, AMP, 0);
+    assert!(
+        s.conf
+            .play(PlaybackTarget::Member(C), 7, &prompt, 8000, false, 1.0)
+    );
+    s.clear();
+    s.run(30);
+    assert!(s.hears(C, 2000.0));
+    assert!(!s.hears(C, 440.0) && !s.hears(C, 880.0));
 }
 
 #[test]

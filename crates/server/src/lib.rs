@@ -7,6 +7,7 @@ pub mod config;
 pub mod credentials;
 pub mod live;
 pub mod media;
+pub mod prompts;
 pub mod sip;
 pub mod telemetry;
 

@@ -4,6 +4,7 @@
 //! into effects: mute in the mixer, hang up a removed caller, end everyone's call.
 
 use crate::media::{self, MediaHandle};
+use crate::prompts::{self, Prompt};
 use conclave_conference::Role;
 use conclave_conference::keypad::Keypad;
 use conclave_conference::live::{
@@ -311,6 +312,7 @@ impl RoomActor {
                         member: call,
                         deaf: true,
                     });
+                    self.prompt(call, Prompt::EnterPin);
                     self.lobby.insert(
                         call,
                         Lobby {
@@ -426,6 +428,15 @@ impl RoomActor {
                 return;
             };
             self.owner.pin_succeeded(lobby.ip);
+            let first = self.members.is_empty();
+            self.prompt(
+                call,
+                if first {
+                    Prompt::First
+                } else {
+                    Prompt::Welcome
+                },
+            );
             self.owner.media.send(media::Command::SetDeaf {
                 member: call,
                 deaf: false,
@@ -445,10 +456,22 @@ impl RoomActor {
         let (ip, tries) = (lobby.ip, lobby.tries);
         self.owner.pin_failed(ip);
         tracing::info!(room = self.room.number, %ip, tries, "wrong PIN");
-        if tries >= MAX_PIN_TRIES {
+        if tries < MAX_PIN_TRIES {
+            self.prompt(call, Prompt::WrongPin);
+        } else {
             self.lobby.remove(&call);
             self.hang_up(call);
         }
+    }
+
+    /// Speaks a prompt, in the room's language, to one caller.
+    fn prompt(&self, call: u64, prompt: Prompt) {
+        let samples = prompts::pcm(self.room.language, prompt);
+        self.owner.media.send(media::Command::Play {
+            member: call,
+            samples,
+            rate: prompts::RATE,
+        });
     }
 
     fn hang_up(&self, call: u64) {
@@ -524,12 +547,21 @@ impl RoomActor {
         }
     }
 
+    /// Mutes or unmutes in the mixer, and tells the member so.
     fn mute(&self, member: MemberId, muted: bool) {
         if let Some(call) = self.calls.get(&member) {
             self.owner.media.send(media::Command::SetMuted {
                 member: *call,
                 muted,
             });
+            self.prompt(
+                *call,
+                if muted {
+                    Prompt::Muted
+                } else {
+                    Prompt::Unmuted
+                },
+            );
         }
     }
 }

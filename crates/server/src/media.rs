@@ -3,7 +3,9 @@
 //! emits. One OS thread keeps the 20 ms clock away from the async workers; a room with no
 //! members has no deadline and costs nothing.
 
-use conclave_media::conference::{Conference, ConferenceConfig, Event, MemberConfig, MemberId};
+use conclave_media::conference::{
+    Conference, ConferenceConfig, Event, MemberConfig, MemberId, PlaybackTarget,
+};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -36,6 +38,12 @@ pub enum Command {
     SetMuted {
         member: MemberId,
         muted: bool,
+    },
+    /// Plays a prompt to one member.
+    Play {
+        member: MemberId,
+        samples: Arc<[i16]>,
+        rate: u32,
     },
     /// A deaf member hears nothing (waiting for their PIN, for example).
     SetDeaf {
@@ -197,6 +205,22 @@ impl MediaThread {
             Command::SetMuted { member, muted } => {
                 if let Some(conference) = self.conference_of(member) {
                     conference.set_muted(member, muted);
+                }
+            }
+            Command::Play {
+                member,
+                samples,
+                rate,
+            } => {
+                if let Some(conference) = self.conference_of(member) {
+                    conference.play(
+                        PlaybackTarget::Member(member),
+                        1,
+                        &samples,
+                        rate,
+                        false,
+                        1.0,
+                    );
                 }
             }
             Command::SetDeaf { member, deaf } => {

@@ -649,6 +649,9 @@ async fn callers_key_in_the_pin_and_three_wrong_pins_end_the_call() {
         0,
         "not in the meeting before the PIN"
     );
+    // Waiting for the PIN, the caller hears the voice prompt asking for it.
+    let waiting = talk_and_listen(&a, 0.0, 50).await;
+    assert!(mean_power(&waiting) > 1000.0, "the PIN prompt is heard: {}", mean_power(&waiting));
     a.press("1111#").await;
     a.press("1234#").await;
     assert_eq!(b.dial("8002").await, 200);
