@@ -46,7 +46,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
     bootstrap(&store, &settings).await?;
     let (notices, noticed) = tokio::sync::mpsc::unbounded_channel();
     let media = crate::media::start(notices).context("cannot start the media thread")?;
-    let conferences = crate::live::Conferences::new(media.clone());
+    let conferences = crate::live::Conferences::new(media.clone(), store.clone());
     tokio::spawn(conferences.clone().route_notices(noticed));
     let sip = crate::sip::start(&settings, store.clone(), media, conferences.clone()).await?;
     conferences.set_call_control(std::sync::Arc::new(sip.handle.clone()));

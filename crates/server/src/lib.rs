@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod credentials;
+pub mod history;
 pub mod live;
 pub mod media;
 pub mod prompts;

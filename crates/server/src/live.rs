@@ -3,6 +3,7 @@
 //! WebSocket and keypad — through the one permission check, and turns the resulting events
 //! into effects: mute in the mixer, hang up a removed caller, end everyone's call.
 
+use crate::history;
 use crate::media::{self, MediaHandle};
 use crate::prompts::{self, Prompt};
 use conclave_conference::Role;
@@ -10,7 +11,9 @@ use conclave_conference::keypad::Keypad;
 use conclave_conference::live::{
     Actor, Command, Conference, Event, JoinedVia, Member, MemberId, Refused, Settings,
 };
+use conclave_store::model::Meeting;
 use conclave_store::model::Room;
+use conclave_store::{Store, new_id, now_ms};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -54,6 +57,8 @@ enum Msg {
     Apply {
         actor: Actor,
         command: Command,
+        /// Who asked, for the meeting's log.
+        by: String,
         reply: oneshot::Sender<Result<(), Refused>>,
     },
     Snapshot {
@@ -71,6 +76,7 @@ struct Entry {
 #[derive(Clone)]
 pub struct Conferences {
     rooms: Arc<Mutex<HashMap<String, Entry>>>,
+    store: Store,
     /// Which room each call is in (the mixer knows members by call).
     calls_in: Arc<Mutex<HashMap<u64, String>>>,
     /// Wrong PINs per source address: (count, last), for blocking brute force.
@@ -80,9 +86,10 @@ pub struct Conferences {
 }
 
 impl Conferences {
-    pub fn new(media: MediaHandle) -> Self {
+    pub fn new(media: MediaHandle, store: Store) -> Self {
         Conferences {
             rooms: Arc::default(),
+            store,
             calls_in: Arc::default(),
             pin_failures: Arc::default(),
             media,
@@ -194,6 +201,7 @@ impl Conferences {
         room_id: &str,
         actor: Actor,
         command: Command,
+        by: &str,
     ) -> Option<Result<(), Refused>> {
         let entry = self.entry(room_id)?;
         let (reply, answer) = oneshot::channel();
@@ -202,6 +210,7 @@ impl Conferences {
             .send(Msg::Apply {
                 actor,
                 command,
+                by: by.to_owned(),
                 reply,
             })
             .ok()?;
@@ -237,7 +246,25 @@ impl Conferences {
 
     fn spawn(&self, room: &Room) -> Entry {
         let (inbox, messages) = mpsc::unbounded_channel();
+        let meeting = Meeting {
+            id: new_id(),
+            tenant_id: room.tenant_id.clone(),
+            room_id: Some(room.id.clone()),
+            room_number: room.number.clone(),
+            room_name: room.name.clone(),
+            started_at: now_ms(),
+            ended_at: None,
+        };
+        let (recorder, records) = mpsc::unbounded_channel();
+        tokio::spawn(history::write(
+            self.store.clone(),
+            meeting.id.clone(),
+            records,
+        ));
+        let _ = recorder.send(history::Record::Started(meeting));
         let actor = RoomActor {
+            recorder,
+            acting_for: SYSTEM.into(),
             room: room.clone(),
             state: Conference::new(Settings {
                 capacity: usize::try_from(room.capacity).unwrap_or(100),
@@ -264,8 +291,15 @@ impl Conferences {
     }
 }
 
+/// The log's name for what the server does on its own.
+const SYSTEM: &str = "system";
+
 struct RoomActor {
     room: Room,
+    /// Writes the meeting's record, in order, off the actor.
+    recorder: mpsc::UnboundedSender<history::Record>,
+    /// Who the message being handled acts for (the log's `actor`).
+    acting_for: String,
     state: Conference,
     /// Meeting member → call (the mixer knows members by call id).
     calls: HashMap<MemberId, u64>,
@@ -347,8 +381,10 @@ impl RoomActor {
                 Msg::Apply {
                     actor,
                     command,
+                    by,
                     reply,
                 } => {
+                    self.acting_for = by;
                     let result = self
                         .state
                         .apply(actor, command)
@@ -365,11 +401,13 @@ impl RoomActor {
                     });
                 }
             }
+            self.acting_for = SYSTEM.into();
             if self.state.has_ended() || (self.members.is_empty() && self.lobby.is_empty()) {
                 break;
             }
         }
         // Ended or empty: the room's meeting is over.
+        let _ = self.recorder.send(history::Record::Ended { at: now_ms() });
         self.owner.finished(&self.room.id);
         let calls: Vec<u64> = self
             .members
@@ -497,6 +535,7 @@ impl RoomActor {
                 let Some(m) = self.state.member(member).cloned() else {
                     return;
                 };
+                self.acting_for = format!("{} (keypad)", m.name);
                 let locked = self.state.is_locked();
                 let command = self
                     .keypads
@@ -515,9 +554,12 @@ impl RoomActor {
         }
     }
 
-    /// Makes the events happen outside the meeting's state.
+    /// Makes the events happen outside the meeting's state, and logs them.
     fn effects(&mut self, events: Vec<Event>) {
         for event in events {
+            let _ = self
+                .recorder
+                .send(history::Record::event(&self.acting_for, &event));
             match event {
                 Event::Joined { member } if member.muted => self.mute(member.id, true),
                 Event::Muted { member } => {

@@ -293,3 +293,41 @@ pub struct Contact {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// A meeting that took place (or is taking place) in a room.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Meeting {
+    pub id: String,
+    pub tenant_id: String,
+    pub room_id: Option<String>,
+    pub room_number: String,
+    pub room_name: String,
+    pub started_at: i64,
+    /// Absent while the meeting goes on.
+    pub ended_at: Option<i64>,
+}
+
+/// Who attended a meeting, how they came, and when they joined and left.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Attendance {
+    pub member_id: i64,
+    pub name: String,
+    pub number: String,
+    /// `dial_in`, `dial_out` or `browser`.
+    pub via: String,
+    pub joined_at: i64,
+    pub left_at: Option<i64>,
+}
+
+/// One line of a meeting's log: who did what, when.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MeetingLogEntry {
+    pub id: String,
+    pub at: i64,
+    /// Who acted: an operator's login name, a member (`member 3`), or `system`.
+    pub actor: String,
+    /// What happened: `joined`, `left`, `muted`, `locked`, `ended`, …
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}

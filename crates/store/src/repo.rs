@@ -963,3 +963,169 @@ pub mod contacts {
         delete_by_id(conn, "contacts", id).await
     }
 }
+
+pub mod meetings {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<Meeting> {
+        Ok(Meeting {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            room_id: row.try_get("room_id")?,
+            room_number: row.try_get("room_number")?,
+            room_name: row.try_get("room_name")?,
+            started_at: row.try_get("started_at")?,
+            ended_at: row.try_get("ended_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, m: &Meeting) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meetings (id, tenant_id, room_id, room_number, room_name, started_at, \
+             ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&m.id)
+        .bind(&m.tenant_id)
+        .bind(&m.room_id)
+        .bind(&m.room_number)
+        .bind(&m.room_name)
+        .bind(m.started_at)
+        .bind(m.ended_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn end(conn: &mut Conn, id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE meetings SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL")
+            .bind(id)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE meeting_attendance SET left_at = $2 WHERE meeting_id = $1 AND left_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Meeting>> {
+        get_by_id(conn, "meetings", id, from_row).await
+    }
+
+    /// A tenant's meetings, newest first, optionally within a time range and matching a room
+    /// number or name; `before` is the cursor (a meeting id).
+    pub async fn list(
+        conn: &mut Conn,
+        tenant_id: &str,
+        since: i64,
+        until: i64,
+        text: &str,
+        before: &str,
+        limit: i64,
+    ) -> Result<Page<Meeting>> {
+        let rows = sqlx::query(
+            "SELECT * FROM meetings WHERE tenant_id = $1 AND started_at >= $2 AND started_at <= $3 \
+             AND ($4 = '' OR room_number = $4 OR LOWER(room_name) LIKE '%' || LOWER($4) || '%') \
+             AND ($5 = '' OR id < $5) ORDER BY id DESC LIMIT $6",
+        )
+        .bind(tenant_id)
+        .bind(since)
+        .bind(until)
+        .bind(text)
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(conn)
+        .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(page(items, limit, |m| m.id.clone()))
+    }
+
+    pub async fn joined(conn: &mut Conn, meeting_id: &str, a: &Attendance) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meeting_attendance (meeting_id, member_id, name, number, via, joined_at, \
+             left_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(meeting_id)
+        .bind(a.member_id)
+        .bind(&a.name)
+        .bind(&a.number)
+        .bind(&a.via)
+        .bind(a.joined_at)
+        .bind(a.left_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn left(conn: &mut Conn, meeting_id: &str, member_id: i64, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE meeting_attendance SET left_at = $3 WHERE meeting_id = $1 AND member_id = $2 \
+             AND left_at IS NULL",
+        )
+        .bind(meeting_id)
+        .bind(member_id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn attendance(conn: &mut Conn, meeting_id: &str) -> Result<Vec<Attendance>> {
+        let rows = sqlx::query(
+            "SELECT * FROM meeting_attendance WHERE meeting_id = $1 ORDER BY joined_at, member_id",
+        )
+        .bind(meeting_id)
+        .fetch_all(conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Attendance {
+                    member_id: row.try_get("member_id")?,
+                    name: row.try_get("name")?,
+                    number: row.try_get("number")?,
+                    via: row.try_get("via")?,
+                    joined_at: row.try_get("joined_at")?,
+                    left_at: row.try_get("left_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn log(conn: &mut Conn, meeting_id: &str, e: &MeetingLogEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meeting_log (id, meeting_id, at, actor, kind, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&e.id)
+        .bind(meeting_id)
+        .bind(e.at)
+        .bind(&e.actor)
+        .bind(&e.kind)
+        .bind(e.detail.to_string())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn entries(conn: &mut Conn, meeting_id: &str) -> Result<Vec<MeetingLogEntry>> {
+        let rows = sqlx::query("SELECT * FROM meeting_log WHERE meeting_id = $1 ORDER BY id")
+            .bind(meeting_id)
+            .fetch_all(conn)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MeetingLogEntry {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    kind: row.try_get("kind")?,
+                    detail: json_column(row, "detail")?,
+                })
+            })
+            .collect()
+    }
+}

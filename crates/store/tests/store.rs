@@ -236,6 +236,76 @@ async fn scenario(store: &Store) {
             .expect("n")
     };
     assert_eq!(left, 0);
+
+    // Meeting history: attendance, log, search, end.
+    let meeting = Meeting {
+        id: new_id(),
+        tenant_id: t.id.clone(),
+        room_id: None,
+        room_number: "8001".into(),
+        room_name: "Weekly Sync".into(),
+        started_at: now,
+        ended_at: None,
+    };
+    repo::meetings::insert(&mut conn, &meeting)
+        .await
+        .expect("meeting");
+    let attendance = Attendance {
+        member_id: 1,
+        name: "Amy".into(),
+        number: "1001".into(),
+        via: "dial_in".into(),
+        joined_at: now,
+        left_at: None,
+    };
+    repo::meetings::joined(&mut conn, &meeting.id, &attendance)
+        .await
+        .expect("joined");
+    let entry = MeetingLogEntry {
+        id: new_id(),
+        at: now,
+        actor: "admin".into(),
+        kind: "muted".into(),
+        detail: serde_json::json!({ "member": 1 }),
+    };
+    repo::meetings::log(&mut conn, &meeting.id, &entry)
+        .await
+        .expect("log");
+    for q in ["8001", "weekly", "SYNC", ""] {
+        let found = repo::meetings::list(&mut conn, &t.id, 0, i64::MAX, q, "", 10)
+            .await
+            .expect("list");
+        assert_eq!(found.items.len(), 1, "{q}");
+    }
+    assert!(
+        repo::meetings::list(&mut conn, &t.id, 0, i64::MAX, "nothing", "", 10)
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    repo::meetings::end(&mut conn, &meeting.id, now + 5)
+        .await
+        .expect("end");
+    let stored = repo::meetings::get(&mut conn, &meeting.id)
+        .await
+        .expect("get")
+        .expect("there");
+    assert_eq!(stored.ended_at, Some(now + 5));
+    assert_eq!(
+        repo::meetings::attendance(&mut conn, &meeting.id)
+            .await
+            .expect("attendance")[0]
+            .left_at,
+        Some(now + 5)
+    );
+    assert_eq!(
+        repo::meetings::entries(&mut conn, &meeting.id)
+            .await
+            .expect("entries")[0]
+            .detail["member"],
+        1
+    );
 }
 
 #[tokio::test]

@@ -214,7 +214,12 @@ async fn control(
     let ended = matches!(command, Command::End);
     match state
         .conferences
-        .apply(&room.id, Actor::Operator(role), command)
+        .apply(
+            &room.id,
+            Actor::Operator(role),
+            command,
+            &caller.user.username,
+        )
         .await
     {
         None => return Err(ApiError::not_found("live meeting in this room")),

@@ -6,6 +6,7 @@ mod audit;
 mod conferences;
 mod contacts;
 pub mod extract;
+mod history;
 pub mod problem;
 mod registrations;
 mod rooms;
@@ -114,7 +115,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(api_keys::routes())
             .merge(audit::routes())
             .merge(registrations::routes())
-            .merge(conferences::routes()),
+            .merge(conferences::routes())
+            .merge(history::routes()),
     )
 }
 

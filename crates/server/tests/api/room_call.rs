@@ -485,6 +485,75 @@ async fn the_chair_mutes_locks_removes_and_ends_from_the_api() {
         .await
         .expect_problem(404, None);
 
+    // The meeting left a record: who attended, and who did what.
+    let history = s.get("/conference-history", &admin).await;
+    history.expect(200);
+    let meeting = history.body["items"][0].clone();
+    assert_eq!(meeting["room_number"], "8001");
+    assert!(meeting["ended_at"].is_i64(), "{meeting}");
+    let id = meeting["id"].as_str().expect("id");
+    let record = s.get(&format!("/conference-history/{id}"), &admin).await;
+    let attendance = record.body["attendance"].as_array().expect("attendance");
+    assert_eq!(attendance.len(), 2, "{}", record.body);
+    assert!(
+        attendance
+            .iter()
+            .all(|a| a["left_at"].is_i64() && a["via"] == "dial_in"),
+        "{}",
+        record.body
+    );
+    let log = s
+        .get(&format!("/conference-history/{id}/log"), &admin)
+        .await;
+    let lines: Vec<(String, String)> = log
+        .body
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap_or("").to_owned(),
+                e["kind"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("system", "joined"),
+        ("alice (keypad)", "muted"),
+        ("admin", "muted"),
+        ("admin", "locked"),
+        ("admin", "removed"),
+        ("admin", "ended"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|(a, k)| a == expected.0 && k == expected.1),
+            "{expected:?} not in {lines:?}"
+        );
+    }
+    let csv = s
+        .raw(
+            reqwest::Method::GET,
+            &format!("/api/v1/conference-history/{id}/log?format=csv"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    csv.expect(200);
+    assert!(csv.content_type.starts_with("text/csv"));
+    assert!(
+        csv.body
+            .as_str()
+            .unwrap_or("")
+            .starts_with("at,actor,kind,detail\n"),
+        "{}",
+        csv.body
+    );
+    s.get(&format!("/conference-history/{id}/log?format=xml"), &admin)
+        .await
+        .expect_problem(422, Some("format"));
+
     // Only those who run the room control it; the attempt is audited.
     s.user(&admin, "guest", "user", None).await;
     let guest = s.token("guest", "guest-password").await;
@@ -651,7 +720,11 @@ async fn callers_key_in_the_pin_and_three_wrong_pins_end_the_call() {
     );
     // Waiting for the PIN, the caller hears the voice prompt asking for it.
     let waiting = talk_and_listen(&a, 0.0, 50).await;
-    assert!(mean_power(&waiting) > 1000.0, "the PIN prompt is heard: {}", mean_power(&waiting));
+    assert!(
+        mean_power(&waiting) > 1000.0,
+        "the PIN prompt is heard: {}",
+        mean_power(&waiting)
+    );
     a.press("1111#").await;
     a.press("1234#").await;
     assert_eq!(b.dial("8002").await, 200);

@@ -1,0 +1,194 @@
+//! Meeting history: what took place, who attended, and the log — as JSON or CSV.
+
+use super::extract::Caller;
+use super::problem::{ApiError, ApiResult, Problem};
+use super::{ApiQuery, AppState, List, page_limit};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use conclave_store::model::{Attendance, Meeting, MeetingLogEntry};
+use conclave_store::{Conn, repo};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conference_history))
+        .routes(routes!(get_conference_record))
+        .routes(routes!(get_conference_log))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Meetings that started from this time (epoch ms).
+    pub since: Option<i64>,
+    /// Meetings that started up to this time (epoch ms).
+    pub until: Option<i64>,
+    /// A room number, or part of a room name.
+    pub q: Option<String>,
+    /// How many at most (1–200, default 50), newest first.
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeetingRecord {
+    pub meeting: Meeting,
+    pub attendance: Vec<Attendance>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// Administrators see their tenant's history; others, that of the rooms they run.
+async fn visible(conn: &mut Conn, caller: &Caller, meeting: &Meeting) -> ApiResult<bool> {
+    if caller.administers(&meeting.tenant_id) {
+        return Ok(true);
+    }
+    if !caller.sees_tenant(&meeting.tenant_id) {
+        return Ok(false);
+    }
+    let Some(room_id) = &meeting.room_id else {
+        return Ok(false);
+    };
+    Ok(repo::rooms::get(conn, room_id).await?.is_some_and(|r| {
+        r.creator_id.as_deref() == Some(&caller.user.id)
+            || r.owner_id.as_deref() == Some(&caller.user.id)
+    }))
+}
+
+async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Meeting> {
+    let meeting = repo::meetings::get(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("meeting"))?;
+    if visible(conn, caller, &meeting).await? {
+        Ok(meeting)
+    } else {
+        Err(ApiError::not_found("meeting"))
+    }
+}
+
+/// Past and current meetings of the tenant, newest first (administrators).
+#[utoipa::path(get, path = "/conference-history", operation_id = "listConferenceHistory", tag = "conferences",
+    security(("bearer" = [])), params(HistoryParams),
+    responses((status = 200, body = List<Meeting>), (status = 403, body = Problem)))]
+async fn list_conference_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<HistoryParams>,
+) -> ApiResult<Json<List<Meeting>>> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only administrators list the history; room owners open their meetings by id",
+        ));
+    }
+    let limit = page_limit(p.limit)?;
+    let mut conn = state.store.conn().await?;
+    let page = repo::meetings::list(
+        &mut conn,
+        caller.tenant_id(),
+        p.since.unwrap_or(0),
+        p.until.unwrap_or(i64::MAX),
+        p.q.as_deref().unwrap_or("").trim(),
+        p.cursor.as_deref().unwrap_or(""),
+        limit,
+    )
+    .await?;
+    Ok(Json(page.into()))
+}
+
+/// One meeting: when, where, and who attended (joined, left, how).
+#[utoipa::path(get, path = "/conference-history/{id}", operation_id = "getConferenceRecord", tag = "conferences",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = MeetingRecord), (status = 404, body = Problem)))]
+async fn get_conference_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MeetingRecord>> {
+    let mut conn = state.store.conn().await?;
+    let meeting = load(&mut conn, &caller, &id).await?;
+    let attendance = repo::meetings::attendance(&mut conn, &meeting.id).await?;
+    Ok(Json(MeetingRecord {
+        meeting,
+        attendance,
+    }))
+}
+
+/// A meeting's log — who did what, when — as JSON, or as CSV to download (`format=csv`).
+#[utoipa::path(get, path = "/conference-history/{id}/log", operation_id = "getConferenceLog", tag = "conferences",
+    security(("bearer" = [])), params(("id" = String, Path), LogParams),
+    responses((status = 200, description = "the log", content((Vec<MeetingLogEntry> = "application/json"), (String = "text/csv"))),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn get_conference_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<LogParams>,
+) -> ApiResult<Response> {
+    let csv = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::field("format", "must be json or csv")),
+    };
+    let mut conn = state.store.conn().await?;
+    let meeting = load(&mut conn, &caller, &id).await?;
+    let entries = repo::meetings::entries(&mut conn, &meeting.id).await?;
+    if !csv {
+        return Ok(Json(entries).into_response());
+    }
+    let mut out = String::from("at,actor,kind,detail\n");
+    for e in &entries {
+        out.push_str(&format!(
+            "{},{},{},{}\n",
+            e.at,
+            csv_field(&e.actor),
+            csv_field(&e.kind),
+            csv_field(&e.detail.to_string())
+        ));
+    }
+    let disposition = format!("attachment; filename=\"meeting-{}-log.csv\"", meeting.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// RFC 4180 quoting, and a leading quote for text a spreadsheet would run as a formula.
+fn csv_field(value: &str) -> String {
+    let guarded = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(super::csv_field("plain"), "plain");
+        assert_eq!(super::csv_field("a,b"), "\"a,b\"");
+        assert_eq!(super::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(super::csv_field("=cmd()"), "'=cmd()");
+    }
+}
