@@ -47,6 +47,7 @@ enum Msg {
         call: u64,
         name: String,
         number: String,
+        via: JoinedVia,
         /// The caller must key in the room's PIN first (from this address).
         pin_from: Option<IpAddr>,
         reply: oneshot::Sender<Result<(), Refused>>,
@@ -155,6 +156,7 @@ impl Conferences {
         call: u64,
         name: String,
         number: String,
+        via: JoinedVia,
         pin_from: Option<IpAddr>,
     ) -> Result<(), Refused> {
         let entry = {
@@ -171,6 +173,7 @@ impl Conferences {
                 call,
                 name,
                 number,
+                via,
                 pin_from,
                 reply,
             })
@@ -314,6 +317,7 @@ struct RoomActor {
 struct Lobby {
     name: String,
     number: String,
+    via: JoinedVia,
     ip: IpAddr,
     digits: String,
     tries: u8,
@@ -334,6 +338,7 @@ impl RoomActor {
                     call,
                     name,
                     number,
+                    via,
                     pin_from: Some(ip),
                     reply,
                 } => {
@@ -351,6 +356,7 @@ impl RoomActor {
                         call,
                         Lobby {
                             name,
+                            via,
                             number,
                             ip,
                             digits: String::new(),
@@ -363,10 +369,11 @@ impl RoomActor {
                     call,
                     name,
                     number,
+                    via,
                     pin_from: None,
                     reply,
                 } => {
-                    let _ = reply.send(self.enter(call, name, number));
+                    let _ = reply.send(self.enter(call, name, number, via));
                 }
                 Msg::Left { call } => {
                     self.lobby.remove(&call);
@@ -423,12 +430,18 @@ impl RoomActor {
     }
 
     /// A caller becomes a member of the meeting.
-    fn enter(&mut self, call: u64, name: String, number: String) -> Result<(), Refused> {
+    fn enter(
+        &mut self,
+        call: u64,
+        name: String,
+        number: String,
+        via: JoinedVia,
+    ) -> Result<(), Refused> {
         let join = Command::Join {
             name,
             number,
             role: Role::Participant,
-            via: JoinedVia::DialIn,
+            via,
         };
         let events = self.state.apply(Actor::Operator(Role::Owner), join)?;
         for event in &events {
@@ -483,7 +496,7 @@ impl RoomActor {
                 member: call,
                 muted: false,
             });
-            if let Err(reason) = self.enter(call, lobby.name, lobby.number) {
+            if let Err(reason) = self.enter(call, lobby.name, lobby.number, lobby.via) {
                 tracing::info!(%reason, room = self.room.number, "PIN right, but the meeting refused the caller");
                 self.hang_up(call);
             }

@@ -30,6 +30,71 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_member_role))
         .routes(routes!(create_whisper_group))
         .routes(routes!(close_whisper_group))
+        .routes(routes!(invite_member))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invite {
+    /// A user of the tenant, called on their registered extension.
+    pub user_id: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Invited {
+    /// The call placed; the callee joins the meeting when they answer.
+    pub call_id: u64,
+}
+
+/// Call one more person into the room (starting its meeting if none is live); they join when
+/// they answer.
+#[utoipa::path(post, path = "/conferences/{room_id}/invite", operation_id = "inviteMember",
+    tag = "conferences", security(("bearer" = [])), request_body = Invite,
+    params(("room_id" = String, Path)),
+    responses((status = 202, body = Invited), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn invite_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+    super::extract::ApiJson(body): super::extract::ApiJson<Invite>,
+) -> ApiResult<(StatusCode, Json<Invited>)> {
+    let room = room(&state, &caller, &room_id).await?;
+    let entry = Audit {
+        action: "inviteMember",
+        tenant_id: &room.tenant_id,
+        target_type: "conference",
+        target_id: Some(&room.id),
+        detail: serde_json::json!({ "room": room.number, "user_id": body.user_id }),
+    };
+    if operator_role(&caller, &room).is_none() {
+        return Err(super::deny(
+            &state,
+            &caller,
+            entry,
+            "only administrators and the room's creator or owner run its meetings",
+        )
+        .await);
+    }
+    let mut conn = state.store.conn().await?;
+    let user = repo::users::get(&mut conn, &body.user_id)
+        .await?
+        .filter(|u| u.tenant_id == room.tenant_id)
+        .ok_or_else(|| ApiError::field("user_id", "no such user in this tenant"))?;
+    let extension = user
+        .extension
+        .clone()
+        .ok_or_else(|| ApiError::field("user_id", "the user has no extension to call"))?;
+    let call_id = state
+        .sip
+        .invite(room.clone(), extension, user.display_name.clone())
+        .await
+        .map_err(|reason| ApiError {
+            status: StatusCode::CONFLICT,
+            ..ApiError::bad_request(reason)
+        })?;
+    audit(&mut conn, &caller, entry).await?;
+    Ok((StatusCode::ACCEPTED, Json(Invited { call_id })))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]

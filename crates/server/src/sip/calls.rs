@@ -4,11 +4,12 @@
 
 use crate::live::{CallControl, Conferences};
 use crate::media::{Command, MediaHandle};
+use conclave_conference::live::JoinedVia;
 use conclave_media::codec::CodecKind;
 use conclave_media::conference::MemberConfig;
 use conclave_media::srtp::{SrtpKey, SrtpSuite};
 use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio};
-use conclave_sip::ua::{CallId, UserAgent};
+use conclave_sip::ua::{CallId, Dial, UserAgent};
 use conclave_store::model::Room;
 use conclave_store::{Store, repo};
 use std::collections::HashMap;
@@ -114,6 +115,8 @@ struct Leg {
     room: Room,
     caller: Caller,
     needs_pin: bool,
+    /// We called them (one-click start, invite) rather than they us.
+    outgoing: bool,
     joined: bool,
 }
 
@@ -162,22 +165,13 @@ impl Calls {
                 return;
             }
         };
-        let socket = match UdpSocket::bind(SocketAddr::new(self.media_ip, 0)) {
-            Ok(socket) => Arc::new(socket),
+        let (socket, local) = match self.local_media() {
+            Ok(media) => media,
             Err(err) => {
                 tracing::warn!(%err, "cannot open an RTP socket");
                 let _ = ua.reject(now, call, 503, Vec::new());
                 return;
             }
-        };
-        let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
-        let local = LocalMedia {
-            addr: self.media_ip,
-            port,
-            session_id: rand::random::<u32>().into(),
-            session_version: 1,
-            srtp_key: Some(rand::random()),
-            direction: Direction::SendRecv,
         };
         let answered = ua.answer(now, call, local);
         self.legs.insert(
@@ -188,6 +182,7 @@ impl Calls {
                 room,
                 caller,
                 needs_pin,
+                outgoing: false,
                 joined: false,
             },
         );
@@ -199,6 +194,51 @@ impl Calls {
                 self.ended(call);
             }
         }
+    }
+
+    /// Opens an RTP socket and describes it for SDP.
+    fn local_media(&self) -> std::io::Result<(Arc<UdpSocket>, LocalMedia)> {
+        let socket = Arc::new(UdpSocket::bind(SocketAddr::new(self.media_ip, 0))?);
+        let port = socket.local_addr()?.port();
+        let local = LocalMedia {
+            addr: self.media_ip,
+            port,
+            session_id: rand::random::<u32>().into(),
+            session_version: 1,
+            srtp_key: Some(rand::random()),
+            direction: Direction::SendRecv,
+        };
+        Ok((socket, local))
+    }
+
+    /// Calls someone into a room; they join its meeting when they answer. `dial` builds the
+    /// INVITE around our media description.
+    pub fn dial(
+        &mut self,
+        now: Instant,
+        ua: &mut UserAgent,
+        room: Room,
+        callee: Caller,
+        dial: impl FnOnce(LocalMedia) -> Dial,
+    ) -> Result<CallId, String> {
+        let (socket, local) = self
+            .local_media()
+            .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
+        let call = ua
+            .dial(now, dial(local))
+            .map_err(|e| format!("cannot place the call: {e:?}"))?;
+        let leg = Leg {
+            socket,
+            reader: None,
+            room,
+            caller: callee,
+            needs_pin: false,
+            outgoing: true,
+            joined: false,
+        };
+        self.legs.insert(call, leg);
+        metrics::counter!("conclave_calls_dialed_total").increment(1);
+        Ok(call)
     }
 
     /// Media negotiated or renegotiated: join the mix and the meeting, or update the member.
@@ -232,9 +272,14 @@ impl Calls {
         let pin_from = leg
             .needs_pin
             .then(|| caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        let via = if leg.outgoing {
+            JoinedVia::DialOut
+        } else {
+            JoinedVia::DialIn
+        };
         tokio::spawn(async move {
             if let Err(reason) = conferences
-                .join(&room, call.0, caller.name, caller.number, pin_from)
+                .join(&room, call.0, caller.name, caller.number, via, pin_from)
                 .await
             {
                 tracing::info!(%reason, room = room.number, "the meeting refused a caller");

@@ -55,6 +55,13 @@ pub(crate) enum Input {
         caller: calls::Caller,
         admission: calls::Admission,
     },
+    /// Call a registered extension into a room.
+    Invite {
+        room: Box<conclave_store::model::Room>,
+        extension: String,
+        name: String,
+        reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
+    },
     /// End a call (a chair removed the caller, the meeting ended).
     HangUp {
         call: u64,
@@ -92,6 +99,29 @@ pub struct SipHandle {
 }
 
 impl SipHandle {
+    /// Calls a registered extension into a room; the call id, or why it could not be placed.
+    pub async fn invite(
+        &self,
+        room: conclave_store::model::Room,
+        extension: String,
+        name: String,
+    ) -> Result<u64, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let input = Input::Invite {
+            room: Box::new(room),
+            extension,
+            name,
+            reply,
+        };
+        self.inputs
+            .send(input)
+            .await
+            .map_err(|_| "the SIP service has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the SIP service has stopped".to_owned())?
+    }
+
     /// The live bindings of each extension's address of record, in the same order.
     pub async fn bindings(
         &self,
@@ -320,6 +350,14 @@ impl Core {
                 self.calls
                     .admitted(now, &mut self.ua, call, caller, admission);
             }
+            Input::Invite {
+                room,
+                extension,
+                name,
+                reply,
+            } => {
+                let _ = reply.send(self.invite(now, *room, extension, name));
+            }
             Input::HangUp { call } => {
                 let _ = self.ua.hangup(now, conclave_sip::ua::CallId(call));
             }
@@ -424,7 +462,9 @@ impl Core {
                         .await;
                 });
             }
-            UaEvent::MediaUpdated { call, media } => self.calls.media_changed(call, &media),
+            UaEvent::MediaUpdated { call, media } | UaEvent::Answered { call, media } => {
+                self.calls.media_changed(call, &media)
+            }
             UaEvent::Ended { call, reason } => {
                 tracing::info!(?call, ?reason, "call ended");
                 self.calls.ended(call);
@@ -434,6 +474,55 @@ impl Core {
             }
             other => tracing::debug!(?other, "SIP event"),
         }
+    }
+
+    /// Dials an extension's best registration, on the flow it registered from (NAT-safe).
+    fn invite(
+        &mut self,
+        now: Instant,
+        room: conclave_store::model::Room,
+        extension: String,
+        name: String,
+    ) -> Result<u64, String> {
+        let aor = registrations::aor(&extension, &room.tenant_id);
+        let binding = self
+            .registrations
+            .best(now, &aor)
+            .ok_or_else(|| format!("extension {extension} is not registered"))?;
+        let local = self.ua_host();
+        let from = conclave_sip::NameAddr::parse(&format!(
+            "\"{}\" <sip:{}@{}>",
+            room.name.replace('"', ""),
+            room.number,
+            local
+        ))
+        .map_err(|e| format!("bad caller id: {e:?}"))?;
+        let to = conclave_sip::NameAddr::parse(&format!("<sip:{extension}@{local}>"))
+            .map_err(|e| format!("bad callee: {e:?}"))?;
+        let callee = calls::Caller {
+            name,
+            number: extension,
+            ip: Some(binding.source.addr.ip()),
+        };
+        let dial = |media| conclave_sip::ua::Dial {
+            target: binding.contact.uri.clone(),
+            dest: binding.source,
+            from,
+            to,
+            media,
+            credentials: None,
+            headers: Vec::new(),
+        };
+        self.calls
+            .dial(now, &mut self.ua, room, callee, dial)
+            .map(|call| call.0)
+    }
+
+    fn ua_host(&self) -> String {
+        self.udp
+            .local_addr()
+            .map(|a| media_ip(a).to_string())
+            .unwrap_or_else(|_| "127.0.0.1".into())
     }
 
     fn answer_options(&mut self, now: Instant, tx: conclave_sip::TxId, request: &Request) {

@@ -76,6 +76,14 @@ pub fn aor(extension: &str, tenant_id: &str) -> String {
 }
 
 impl Registrations {
+    /// Where to reach an address of record now: its best live binding.
+    pub fn best(&self, now: Instant, aor: &str) -> Option<conclave_sip::registrar::Binding> {
+        self.registrar
+            .lookup(now, aor)
+            .first()
+            .map(|b| (*b).clone())
+    }
+
     /// The live bindings of an address of record.
     pub fn bindings(&self, now: Instant, aor: &str) -> Vec<super::BindingView> {
         self.registrar

@@ -760,3 +760,202 @@ async fn roster_len(s: &TestServer, admin: &str, room_id: &str) -> usize {
     let live = s.get(&format!("/conferences/{room_id}"), admin).await;
     live.body["members"].as_array().map(Vec::len).unwrap_or(0)
 }
+
+/// A desk phone: registers its extension, then answers the server's INVITE with a PCMU answer.
+struct Phone {
+    caller: Caller,
+    extension: String,
+}
+
+impl Phone {
+    async fn register(sip: SocketAddr, extension: &str, password: &str) -> Phone {
+        let caller = Caller::new(sip, extension).await;
+        let local = caller.sip.local_addr().expect("addr");
+        let register = |cseq: u32, auth: &str| {
+            format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq};rport\r\nMax-Forwards: 70\r\n\
+                 From: <sip:{extension}@127.0.0.1>;tag=r\r\nTo: <sip:{extension}@127.0.0.1>\r\nCall-ID: reg-{extension}\r\n\
+                 CSeq: {cseq} REGISTER\r\nContact: <sip:{extension}@{local}>\r\nExpires: 300\r\n{auth}\r\n"
+            )
+        };
+        let mut phone = Phone {
+            caller,
+            extension: extension.into(),
+        };
+        let challenge = phone.caller.send(register(1, "")).await;
+        assert_eq!(challenge.status, 401);
+        let params = conclave_sip::headers::AuthParams::parse(
+            challenge
+                .headers
+                .get(&conclave_sip::HeaderName::WwwAuthenticate)
+                .expect("challenge"),
+        )
+        .expect("challenge");
+        let auth = conclave_sip::auth::client_authorization(
+            &params,
+            "REGISTER",
+            "sip:127.0.0.1",
+            extension,
+            password,
+            "cn",
+            1,
+        )
+        .expect("answerable");
+        assert_eq!(
+            phone
+                .caller
+                .send(register(2, &format!("Authorization: {auth}\r\n")))
+                .await
+                .status,
+            200
+        );
+        phone
+    }
+
+    /// Waits for the INVITE, answers it, and waits for the ACK.
+    async fn answer(&mut self) {
+        let mut buf = vec![0u8; 65_536];
+        let invite = loop {
+            let (n, from) =
+                tokio::time::timeout(Duration::from_secs(5), self.caller.sip.recv_from(&mut buf))
+                    .await
+                    .expect("the server calls within 5 s")
+                    .expect("recv");
+            if let Ok(Message::Request(r)) = parse_datagram(&buf[..n], &Limits::default()) {
+                if r.method == conclave_sip::Method::Invite {
+                    break (r, from);
+                }
+            }
+        };
+        let (request, from) = invite;
+        let offer = String::from_utf8_lossy(&request.body).into_owned();
+        let addr = offer
+            .lines()
+            .find_map(|l| l.strip_prefix("c=IN IP4 "))
+            .expect("c=")
+            .trim()
+            .to_owned();
+        let port = offer
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|l| l.split(' ').next())
+            .expect("m=")
+            .to_owned();
+        self.caller.remote_rtp = Some(format!("{addr}:{port}").parse().expect("RTP address"));
+        let rtp = self.caller.rtp.local_addr().expect("addr").port();
+        let sdp = format!(
+            "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp} RTP/AVP 0 101\r\n\
+             a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+        );
+        let local = self.caller.sip.local_addr().expect("addr");
+        let mut ok = request.response(200, "OK", Some("phone"));
+        ok.headers.push(
+            conclave_sip::HeaderName::Contact,
+            format!("<sip:{}@{local}>", self.extension),
+        );
+        ok.headers
+            .push(conclave_sip::HeaderName::ContentType, "application/sdp");
+        ok.body = sdp.into_bytes();
+        self.caller
+            .sip
+            .send_to(&ok.to_bytes(), from)
+            .await
+            .expect("send 200");
+        loop {
+            let (n, _) =
+                tokio::time::timeout(Duration::from_secs(5), self.caller.sip.recv_from(&mut buf))
+                    .await
+                    .expect("the ACK within 5 s")
+                    .expect("recv");
+            if buf[..n].starts_with(b"ACK ") {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chair_calls_a_registered_phone_into_the_meeting() {
+    let s = start(Db::Sqlite, "dial_out").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post("/rooms", &admin, json!({ "number": "8001", "name": "Ops" }))
+        .await
+        .id();
+    let desk = s
+        .post(
+            "/users",
+            &admin,
+            json!({
+                "username": "desk", "display_name": "Desk phone", "password": "desk-password",
+                "extension": "1002", "sip_password": "sip-secret-2",
+            }),
+        )
+        .await
+        .id();
+    s.user(&admin, "mobile-only", "user", None).await;
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut phone = Phone::register(sip, "1002", "sip-secret-2").await;
+    let mut alice = Caller::new(sip, "alice").await;
+    assert_eq!(alice.dial("8001").await, 200);
+
+    let invited = s
+        .post(
+            &format!("/conferences/{room_id}/invite"),
+            &admin,
+            json!({ "user_id": desk }),
+        )
+        .await;
+    invited.expect(202);
+    phone.answer().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let roster = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    let called = roster.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .find(|m| m["number"] == "1002")
+        .cloned();
+    assert_eq!(
+        called.as_ref().map(|m| m["via"].clone()),
+        Some(json!("dial_out")),
+        "{}",
+        roster.body
+    );
+    assert_eq!(called.map(|m| m["name"].clone()), Some(json!("Desk phone")));
+    // The phone is in the mix: Alice hears it.
+    let (heard, _) = tokio::join!(
+        talk_and_listen(&alice, 0.0, 75),
+        talk_and_listen(&phone.caller, 880.0, 75)
+    );
+    assert!(
+        goertzel_power(&heard[heard.len().saturating_sub(8_000)..], 8000, 880.0) > 1000.0,
+        "alice hears the phone"
+    );
+
+    // Someone without a registered extension cannot be called yet.
+    let users = s.get("/users", &admin).await;
+    let mobile = users.body["items"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "mobile-only")
+        .expect("user")["id"]
+        .clone();
+    s.post(
+        &format!("/conferences/{room_id}/invite"),
+        &admin,
+        json!({ "user_id": mobile }),
+    )
+    .await
+    .expect_problem(422, Some("user_id"));
+    s.post(
+        &format!("/conferences/{room_id}/invite"),
+        &admin,
+        json!({ "user_id": "nobody" }),
+    )
+    .await
+    .expect_problem(422, Some("user_id"));
+    assert_eq!(alice.hang_up("8001").await, 200);
+    s.stop().await;
+}
