@@ -821,10 +821,10 @@ impl Phone {
                     .await
                     .expect("the server calls within 5 s")
                     .expect("recv");
-            if let Ok(Message::Request(r)) = parse_datagram(&buf[..n], &Limits::default()) {
-                if r.method == conclave_sip::Method::Invite {
-                    break (r, from);
-                }
+            if let Ok(Message::Request(r)) = parse_datagram(&buf[..n], &Limits::default())
+                && r.method == conclave_sip::Method::Invite
+            {
+                break (r, from);
             }
         };
         let (request, from) = invite;
