@@ -169,6 +169,8 @@ pub enum Refused {
     NotAMember,
     #[error("a whisper group needs at least one member")]
     EmptyGroup,
+    #[error("a meeting is already in progress in this room")]
+    AlreadyLive,
 }
 
 /// Settings a meeting starts with.

@@ -15,7 +15,7 @@ use conclave_store::model::Meeting;
 use conclave_store::model::Room;
 use conclave_store::{Store, new_id, now_ms};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -38,23 +38,42 @@ pub struct LiveConference {
     pub members: Vec<Member>,
 }
 
+/// Someone arriving in a room's meeting.
+#[derive(Debug, Clone)]
+pub struct Newcomer {
+    /// The call that brings them (the mixer knows them by it).
+    pub call: u64,
+    pub name: String,
+    pub number: String,
+    /// Their role: from the template that called them, else participant.
+    pub role: Role,
+    pub via: JoinedVia,
+    /// They must key in the room's PIN first; wrong PINs are counted for this address.
+    pub pin_from: Option<IpAddr>,
+}
+
 enum Msg {
     Noticed {
         call: u64,
         noticed: media::Noticed,
     },
     Joined {
-        call: u64,
-        name: String,
-        number: String,
-        via: JoinedVia,
-        /// The caller must key in the room's PIN first (from this address).
-        pin_from: Option<IpAddr>,
+        who: Newcomer,
         reply: oneshot::Sender<Result<(), Refused>>,
     },
     Left {
         call: u64,
     },
+    /// A call placed to an invitee; the meeting waits for its answer.
+    Awaiting {
+        call: u64,
+    },
+    /// An invitee's call ended before they joined.
+    GaveUp {
+        call: u64,
+    },
+    /// Every invitation of a one-click start has been placed.
+    Dispatched,
     Apply {
         actor: Actor,
         command: Command,
@@ -149,34 +168,52 @@ impl Conferences {
             .cloned()
     }
 
+    /// Starts a room's meeting with these settings (one click, from a template); refused when
+    /// one is already live.
+    pub fn start(&self, room: &Room, settings: Settings) -> Result<(), Refused> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if rooms.contains_key(&room.id) {
+            return Err(Refused::AlreadyLive);
+        }
+        rooms.insert(room.id.clone(), self.spawn(room, settings, true));
+        Ok(())
+    }
+
+    /// A one-click start has placed all its calls: from now on the meeting ends when empty.
+    pub fn dispatched(&self, room_id: &str) {
+        if let Some(entry) = self.entry(room_id) {
+            let _ = entry.inbox.send(Msg::Dispatched);
+        }
+    }
+
+    /// The meeting waits for this call's answer (or for it to fail).
+    pub fn awaiting(&self, room_id: &str, call: u64) {
+        if let Some(entry) = self.entry(room_id) {
+            let _ = entry.inbox.send(Msg::Awaiting { call });
+        }
+    }
+
+    /// An invitee's call ended before they joined.
+    pub fn gave_up(&self, room_id: &str, call: u64) {
+        if let Some(entry) = self.entry(room_id) {
+            let _ = entry.inbox.send(Msg::GaveUp { call });
+        }
+    }
+
     /// A caller joins the room's meeting (starting it when it is the first).
-    pub async fn join(
-        &self,
-        room: &Room,
-        call: u64,
-        name: String,
-        number: String,
-        via: JoinedVia,
-        pin_from: Option<IpAddr>,
-    ) -> Result<(), Refused> {
+    pub async fn join(&self, room: &Room, who: Newcomer) -> Result<(), Refused> {
         let entry = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
             rooms
                 .entry(room.id.clone())
-                .or_insert_with(|| self.spawn(room))
+                .or_insert_with(|| self.spawn(room, Settings::default(), false))
                 .clone()
         };
+        let call = who.call;
         let (reply, answer) = oneshot::channel();
         entry
             .inbox
-            .send(Msg::Joined {
-                call,
-                name,
-                number,
-                via,
-                pin_from,
-                reply,
-            })
+            .send(Msg::Joined { who, reply })
             .map_err(|_| Refused::Ended)?;
         let joined = answer.await.unwrap_or(Err(Refused::Ended));
         if joined.is_ok() {
@@ -247,7 +284,7 @@ impl Conferences {
         out
     }
 
-    fn spawn(&self, room: &Room) -> Entry {
+    fn spawn(&self, room: &Room, settings: Settings, dispatching: bool) -> Entry {
         let (inbox, messages) = mpsc::unbounded_channel();
         let meeting = Meeting {
             id: new_id(),
@@ -271,8 +308,10 @@ impl Conferences {
             room: room.clone(),
             state: Conference::new(Settings {
                 capacity: usize::try_from(room.capacity).unwrap_or(100),
-                ..Settings::default()
+                ..settings
             }),
+            awaiting: HashSet::new(),
+            dispatching,
             calls: HashMap::new(),
             members: HashMap::new(),
             keypads: HashMap::new(),
@@ -310,14 +349,16 @@ struct RoomActor {
     keypads: HashMap<MemberId, Keypad>,
     /// Callers keying in the PIN.
     lobby: HashMap<u64, Lobby>,
+    /// Calls placed to invitees who have not answered yet: the meeting waits for them.
+    awaiting: HashSet<u64>,
+    /// A one-click start is still placing its calls: the empty meeting must not end yet.
+    dispatching: bool,
     owner: Conferences,
 }
 
 /// A caller who has not yet keyed in the room's PIN.
 struct Lobby {
-    name: String,
-    number: String,
-    via: JoinedVia,
+    who: Newcomer,
     ip: IpAddr,
     digits: String,
     tries: u8,
@@ -334,46 +375,15 @@ impl RoomActor {
         while let Some(msg) = messages.recv().await {
             match msg {
                 Msg::Noticed { call, noticed } => self.noticed(call, noticed),
-                Msg::Joined {
-                    call,
-                    name,
-                    number,
-                    via,
-                    pin_from: Some(ip),
-                    reply,
-                } => {
-                    // In the lobby: neither heard nor hearing until the PIN is right.
-                    self.owner.media.send(media::Command::SetMuted {
-                        member: call,
-                        muted: true,
-                    });
-                    self.owner.media.send(media::Command::SetDeaf {
-                        member: call,
-                        deaf: true,
-                    });
-                    self.prompt(call, Prompt::EnterPin);
-                    self.lobby.insert(
-                        call,
-                        Lobby {
-                            name,
-                            via,
-                            number,
-                            ip,
-                            digits: String::new(),
-                            tries: 0,
-                        },
-                    );
-                    let _ = reply.send(Ok(()));
+                Msg::Awaiting { call } => {
+                    self.awaiting.insert(call);
                 }
-                Msg::Joined {
-                    call,
-                    name,
-                    number,
-                    via,
-                    pin_from: None,
-                    reply,
-                } => {
-                    let _ = reply.send(self.enter(call, name, number, via));
+                Msg::GaveUp { call } => {
+                    self.awaiting.remove(&call);
+                }
+                Msg::Dispatched => self.dispatching = false,
+                Msg::Joined { who, reply } => {
+                    let _ = reply.send(self.arrive(who));
                 }
                 Msg::Left { call } => {
                     self.lobby.remove(&call);
@@ -409,7 +419,9 @@ impl RoomActor {
                 }
             }
             self.acting_for = SYSTEM.into();
-            if self.state.has_ended() || (self.members.is_empty() && self.lobby.is_empty()) {
+            let nobody =
+                self.members.is_empty() && self.lobby.is_empty() && self.awaiting.is_empty();
+            if self.state.has_ended() || nobody {
                 break;
             }
         }
@@ -430,20 +442,45 @@ impl RoomActor {
     }
 
     /// A caller becomes a member of the meeting.
-    fn enter(
-        &mut self,
-        call: u64,
-        name: String,
-        number: String,
-        via: JoinedVia,
-    ) -> Result<(), Refused> {
+    /// Someone arrives: into the lobby when the room wants a PIN, else into the meeting.
+    fn arrive(&mut self, who: Newcomer) -> Result<(), Refused> {
+        let Some(ip) = who.pin_from else {
+            return self.enter(who);
+        };
+        let call = who.call;
+        // In the lobby: neither heard nor hearing (but for the prompts) until the PIN is right.
+        self.owner.media.send(media::Command::SetMuted {
+            member: call,
+            muted: true,
+        });
+        self.owner.media.send(media::Command::SetDeaf {
+            member: call,
+            deaf: true,
+        });
+        self.prompt(call, Prompt::EnterPin);
+        self.lobby.insert(
+            call,
+            Lobby {
+                who,
+                ip,
+                digits: String::new(),
+                tries: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// A caller becomes a member of the meeting.
+    fn enter(&mut self, who: Newcomer) -> Result<(), Refused> {
+        let call = who.call;
         let join = Command::Join {
-            name,
-            number,
-            role: Role::Participant,
-            via,
+            name: who.name,
+            number: who.number,
+            role: who.role,
+            via: who.via,
         };
         let events = self.state.apply(Actor::Operator(Role::Owner), join)?;
+        self.awaiting.remove(&call);
         for event in &events {
             if let Event::Joined { member } = event {
                 self.calls.insert(member.id, call);
@@ -496,7 +533,7 @@ impl RoomActor {
                 member: call,
                 muted: false,
             });
-            if let Err(reason) = self.enter(call, lobby.name, lobby.number, lobby.via) {
+            if let Err(reason) = self.enter(lobby.who) {
                 tracing::info!(%reason, room = self.room.number, "PIN right, but the meeting refused the caller");
                 self.hang_up(call);
             }

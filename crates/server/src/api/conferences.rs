@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_conference::Role;
 use conclave_conference::live::{Actor, Command, Refused};
-use conclave_store::model::Room;
+use conclave_store::model::{MemberKind, Room};
 use conclave_store::repo;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -31,6 +31,154 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_whisper_group))
         .routes(routes!(close_whisper_group))
         .routes(routes!(invite_member))
+        .routes(routes!(start_conference))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartConference {
+    /// The template (meeting scheme) to start: its room, members, roles and settings.
+    pub template_id: String,
+}
+
+/// How calling one member went.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MemberCall {
+    pub display_name: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// `calling`, or `failed` with the reason.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<u64>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Started {
+    pub room_id: String,
+    pub members: Vec<MemberCall>,
+}
+
+/// One click: start a stored meeting and call every member in parallel; each joins, with the
+/// template's role, when they answer. Members without a registered extension are reported as
+/// failed (phone numbers need a trunk).
+#[utoipa::path(post, path = "/conferences", operation_id = "startConference", tag = "conferences",
+    security(("bearer" = [])), request_body = StartConference,
+    responses((status = 201, body = Started), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn start_conference(
+    State(state): State<AppState>,
+    caller: Caller,
+    super::extract::ApiJson(body): super::extract::ApiJson<StartConference>,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    let mut conn = state.store.conn().await?;
+    let template = repo::templates::get(&mut conn, &body.template_id)
+        .await?
+        .filter(|t| {
+            caller.sees_tenant(&t.tenant_id)
+                && (caller.administers(&t.tenant_id)
+                    || t.owner_id == caller.user.id
+                    || t.shared_with.contains(&caller.user.id))
+        })
+        .ok_or_else(|| ApiError::field("template_id", "no such template"))?;
+    let room_id = template
+        .room_id
+        .clone()
+        .ok_or_else(|| ApiError::field("template_id", "the template names no room to meet in"))?;
+    drop(conn);
+    let room = room(&state, &caller, &room_id).await?;
+    let entry = Audit {
+        action: "startConference",
+        tenant_id: &room.tenant_id,
+        target_type: "conference",
+        target_id: Some(&room.id),
+        detail: serde_json::json!({ "room": room.number, "template_id": template.id }),
+    };
+    // Whoever may use the template and runs the room starts it.
+    if operator_role(&caller, &room).is_none()
+        && !template.shared_with.contains(&caller.user.id)
+        && template.owner_id != caller.user.id
+    {
+        return Err(super::deny(
+            &state,
+            &caller,
+            entry,
+            "only those who may use the template and run the room start it",
+        )
+        .await);
+    }
+    let settings = conclave_conference::live::Settings {
+        mute_on_entry: template.settings.mute_on_entry,
+        ..Default::default()
+    };
+    state.conferences.start(&room, settings).map_err(refused)?;
+    let mut conn = state.store.conn().await?;
+    let mut members = Vec::new();
+    for m in &template.members {
+        let extension = match m.kind {
+            MemberKind::User => match &m.user_id {
+                Some(id) => repo::users::get(&mut conn, id)
+                    .await?
+                    .and_then(|u| u.extension),
+                None => None,
+            },
+            MemberKind::Contact => match &m.contact_id {
+                Some(id) => repo::contacts::get(&mut conn, id)
+                    .await?
+                    .and_then(|c| c.extension),
+                None => None,
+            },
+            MemberKind::Number => None,
+        };
+        let outcome = match extension {
+            Some(ext) => {
+                state
+                    .sip
+                    .invite(room.clone(), ext, m.display_name.clone(), m.role)
+                    .await
+            }
+            None => Err("no extension to call; phone numbers need a trunk".to_owned()),
+        };
+        members.push(match outcome {
+            Ok(call_id) => MemberCall {
+                display_name: m.display_name.clone(),
+                role: m.role,
+                status: "calling".into(),
+                reason: None,
+                call_id: Some(call_id),
+            },
+            Err(reason) => MemberCall {
+                display_name: m.display_name.clone(),
+                role: m.role,
+                status: "failed".into(),
+                reason: Some(reason),
+                call_id: None,
+            },
+        });
+    }
+    state.conferences.dispatched(&room.id);
+    if members.iter().all(|m| m.call_id.is_none()) {
+        // Nobody to wait for: the meeting ends before it began.
+        state
+            .conferences
+            .apply(
+                &room.id,
+                conclave_conference::live::Actor::Operator(Role::Owner),
+                Command::End,
+                &caller.user.username,
+            )
+            .await;
+    }
+    audit(&mut conn, &caller, entry).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Started {
+            room_id: room.id,
+            members,
+        }),
+    ))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
@@ -87,7 +235,12 @@ async fn invite_member(
         .ok_or_else(|| ApiError::field("user_id", "the user has no extension to call"))?;
     let call_id = state
         .sip
-        .invite(room.clone(), extension, user.display_name.clone())
+        .invite(
+            room.clone(),
+            extension,
+            user.display_name.clone(),
+            Role::Participant,
+        )
         .await
         .map_err(|reason| ApiError {
             status: StatusCode::CONFLICT,

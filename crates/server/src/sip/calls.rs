@@ -2,8 +2,9 @@
 //! audio joins the room's mix on the media thread, and the caller joins the room's live
 //! meeting. (Rooms with a PIN wait for the voice menu that asks for it.)
 
-use crate::live::{CallControl, Conferences};
+use crate::live::{CallControl, Conferences, Newcomer};
 use crate::media::{Command, MediaHandle};
+use conclave_conference::Role;
 use conclave_conference::live::JoinedVia;
 use conclave_media::codec::CodecKind;
 use conclave_media::conference::MemberConfig;
@@ -76,12 +77,25 @@ pub async fn admit(
 }
 
 /// Who calls: the From header's display name and user.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
     pub number: String,
     /// Where the call came from (wrong PINs are counted per address).
     pub ip: Option<IpAddr>,
+    /// The role they get in the meeting.
+    pub role: Role,
+}
+
+impl Default for Caller {
+    fn default() -> Self {
+        Caller {
+            name: String::new(),
+            number: String::new(),
+            ip: None,
+            role: Role::Participant,
+        }
+    }
 }
 
 /// What the media engine needs from the negotiation.
@@ -236,6 +250,7 @@ impl Calls {
             outgoing: true,
             joined: false,
         };
+        self.conferences.awaiting(&leg.room.id, call.0);
         self.legs.insert(call, leg);
         metrics::counter!("conclave_calls_dialed_total").increment(1);
         Ok(call)
@@ -277,11 +292,16 @@ impl Calls {
         } else {
             JoinedVia::DialIn
         };
+        let who = Newcomer {
+            call: call.0,
+            name: caller.name,
+            number: caller.number,
+            role: caller.role,
+            via,
+            pin_from,
+        };
         tokio::spawn(async move {
-            if let Err(reason) = conferences
-                .join(&room, call.0, caller.name, caller.number, via, pin_from)
-                .await
-            {
+            if let Err(reason) = conferences.join(&room, who).await {
                 tracing::info!(%reason, room = room.number, "the meeting refused a caller");
                 control.hang_up(call.0);
             }
@@ -296,6 +316,8 @@ impl Calls {
             if leg.joined {
                 self.media.send(Command::Leave { member: call.0 });
                 self.conferences.left(&leg.room.id, call.0);
+            } else if leg.outgoing {
+                self.conferences.gave_up(&leg.room.id, call.0);
             }
         }
     }

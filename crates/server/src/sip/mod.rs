@@ -60,6 +60,7 @@ pub(crate) enum Input {
         room: Box<conclave_store::model::Room>,
         extension: String,
         name: String,
+        role: conclave_conference::Role,
         reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
     },
     /// End a call (a chair removed the caller, the meeting ended).
@@ -105,12 +106,14 @@ impl SipHandle {
         room: conclave_store::model::Room,
         extension: String,
         name: String,
+        role: conclave_conference::Role,
     ) -> Result<u64, String> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let input = Input::Invite {
             room: Box::new(room),
             extension,
             name,
+            role,
             reply,
         };
         self.inputs
@@ -354,9 +357,10 @@ impl Core {
                 room,
                 extension,
                 name,
+                role,
                 reply,
             } => {
-                let _ = reply.send(self.invite(now, *room, extension, name));
+                let _ = reply.send(self.invite(now, *room, extension, name, role));
             }
             Input::HangUp { call } => {
                 let _ = self.ua.hangup(now, conclave_sip::ua::CallId(call));
@@ -442,6 +446,7 @@ impl Core {
                             .or(from.uri.user.clone())
                             .unwrap_or_default(),
                         ip: Some(source.addr.ip()),
+                        role: conclave_conference::Role::Participant,
                     })
                     .unwrap_or_default();
                 let source_ip = source.addr.ip();
@@ -483,6 +488,7 @@ impl Core {
         room: conclave_store::model::Room,
         extension: String,
         name: String,
+        role: conclave_conference::Role,
     ) -> Result<u64, String> {
         let aor = registrations::aor(&extension, &room.tenant_id);
         let binding = self
@@ -503,6 +509,7 @@ impl Core {
             name,
             number: extension,
             ip: Some(binding.source.addr.ip()),
+            role,
         };
         let dial = |media| conclave_sip::ua::Dial {
             target: binding.contact.uri.clone(),

@@ -959,3 +959,106 @@ async fn the_chair_calls_a_registered_phone_into_the_meeting() {
     assert_eq!(alice.hang_up("8001").await, 200);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_starts_a_template_and_calls_its_members() {
+    let s = start(Db::Sqlite, "one_click").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8001", "name": "Flood response" }),
+        )
+        .await
+        .id();
+    let desk = s
+        .post(
+            "/users",
+            &admin,
+            json!({
+                "username": "desk", "display_name": "Desk phone", "password": "desk-password",
+                "extension": "1002", "sip_password": "sip-secret-2",
+            }),
+        )
+        .await
+        .id();
+    let away = s
+        .post(
+            "/users",
+            &admin,
+            json!({
+                "username": "away", "display_name": "Away", "password": "away-password",
+                "extension": "1003", "sip_password": "sip-secret-3",
+            }),
+        )
+        .await
+        .id();
+    let template = s
+        .post("/templates", &admin, json!({
+            "name": "Flood call-out", "room_id": room_id,
+            "members": [
+                { "kind": "user", "user_id": desk, "role": "chairman" },
+                { "kind": "user", "user_id": away, "role": "member" },
+                { "kind": "number", "number": "+8613900000000", "display_name": "Field team", "role": "member" },
+            ],
+        }))
+        .await
+        .id();
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut phone = Phone::register(sip, "1002", "sip-secret-2").await;
+
+    let started = s
+        .post("/conferences", &admin, json!({ "template_id": template }))
+        .await;
+    started.expect(201);
+    let statuses: Vec<(String, String)> = started.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            (
+                m["display_name"].as_str().unwrap_or("").to_owned(),
+                m["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("Desk phone".to_owned(), "calling".to_owned()),
+            ("Away".to_owned(), "failed".to_owned()),
+            ("Field team".to_owned(), "failed".to_owned()),
+        ],
+        "{}",
+        started.body
+    );
+    s.post("/conferences", &admin, json!({ "template_id": template }))
+        .await
+        .expect_problem(409, None);
+    phone.answer().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let roster = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    let member = roster.body["members"][0].clone();
+    assert_eq!(
+        (member["role"].clone(), member["via"].clone()),
+        (json!("chairman"), json!("dial_out")),
+        "{}",
+        roster.body
+    );
+    // The chair on the phone runs the meeting from the keypad: *5 locks it.
+    phone.caller.press("*5").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        s.get(&format!("/conferences/{room_id}"), &admin).await.body["locked"],
+        true
+    );
+    s.post(&format!("/conferences/{room_id}/end"), &admin, json!({}))
+        .await
+        .expect(200);
+    phone.caller.expect_request("BYE").await;
+    s.post("/conferences", &admin, json!({ "template_id": "nope" }))
+        .await
+        .expect_problem(422, Some("template_id"));
+    s.stop().await;
+}
