@@ -30,8 +30,8 @@ status=0
 "$venv/bin/st" run "$base/api/openapi.json" --url "$base" -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-operation-id login --exclude-operation-id logout \
-  --max-time "$seconds" --workers 2 --no-color >"$dir/st.log" 2>&1 || status=$?
-sed -n "/FAILURES/,\$p" "$dir/st.log" | head -n 150
+  --max-time "$seconds" --workers 2 --no-color --request-timeout 30 --request-retries 2 >"$dir/st.log" 2>&1 || status=$?
+sed -n "/ERRORS\|FAILURES/,\$p" "$dir/st.log" | head -n 150
 tail -n 12 "$dir/st.log"
 if grep -qi "panicked" "$dir/server.log"; then
   echo "api-fuzz: the server panicked:"; grep -i -A5 panicked "$dir/server.log"; status=1

@@ -296,7 +296,7 @@ function Resource<R extends { id: string }>(props: {
   );
 }
 
-/// Live meetings: the roster, refreshed every two seconds, and the chair's controls.
+/// Live meetings: the roster, kept current by the event WebSocket, and the chair's controls.
 function Live({ t }: { t: T }) {
   const [live, setLive] = useState<LiveConference[]>([]);
   const [error, setError] = useState('');
@@ -305,8 +305,15 @@ function Live({ t }: { t: T }) {
   }, []);
   useEffect(() => {
     reload();
-    const timer = setInterval(reload, 2000);
-    return () => clearInterval(timer);
+    // Meeting events arrive over the WebSocket as they happen; a slow poll covers a lost socket.
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const socket = new WebSocket(`${scheme}://${location.host}/api/v1/events?access_token=${encodeURIComponent(session.get() ?? '')}`);
+    socket.onmessage = () => reload();
+    const timer = setInterval(reload, 10000);
+    return () => {
+      clearInterval(timer);
+      socket.close();
+    };
   }, [reload]);
   const act = (method: string, path: string, body?: unknown) =>
     api<LiveConference>(method, path, body).then(reload, (e) => setError(String(e.message ?? e)));

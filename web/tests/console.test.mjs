@@ -151,8 +151,27 @@ test('a chair runs a live meeting from the console: a real SIP caller, muted, th
     await page.getByTestId('tab-live').click();
     const caller = page.getByTestId('member-sipp');
     await caller.waitFor({ timeout: 10000 });
+    // The event WebSocket reports the mute as it happens.
+    const events = page.evaluate(
+      (token) =>
+        new Promise((done) => {
+          const seen = [];
+          const ws = new WebSocket(`ws://${location.host}/api/v1/events?access_token=${token}`);
+          ws.onmessage = (m) => {
+            seen.push(JSON.parse(m.data));
+            if (seen.some((e) => e.event?.type === 'muted')) done(seen);
+          };
+          setTimeout(() => done(seen), 8000);
+        }),
+      login.token,
+    );
+    await page.waitForTimeout(300);
     await caller.getByRole('button', { name: 'Mute', exact: true }).click();
     await caller.getByText('Muted').waitFor();
+    const muted = (await events).find((e) => e.event?.type === 'muted');
+    assert.ok(muted, 'a muted event arrived on the WebSocket');
+    assert.equal(muted.room_number, '8100');
+    assert.equal(muted.actor, 'admin');
     const roster = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
     assert.equal(roster.members[0].muted, true);
     mkdirSync(join(root, 'web', 'test-results'), { recursive: true });

@@ -38,6 +38,20 @@ pub struct LiveConference {
     pub members: Vec<Member>,
 }
 
+/// What the WebSocket and (later) webhooks carry: a meeting event, where and by whom.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveEvent {
+    #[serde(skip)]
+    pub tenant_id: String,
+    pub room_id: String,
+    pub room_number: String,
+    /// Who acted (an operator, a member on the keypad, or `system`).
+    pub actor: String,
+    pub at: i64,
+    #[schema(value_type = Object)]
+    pub event: Event,
+}
+
 /// Someone arriving in a room's meeting.
 #[derive(Debug, Clone)]
 pub struct Newcomer {
@@ -96,6 +110,8 @@ struct Entry {
 #[derive(Clone)]
 pub struct Conferences {
     rooms: Arc<Mutex<HashMap<String, Entry>>>,
+    /// Every meeting event, for live subscribers (the console's WebSocket).
+    events: tokio::sync::broadcast::Sender<LiveEvent>,
     store: Store,
     /// Which room each call is in (the mixer knows members by call).
     calls_in: Arc<Mutex<HashMap<u64, String>>>,
@@ -109,6 +125,7 @@ impl Conferences {
     pub fn new(media: MediaHandle, store: Store) -> Self {
         Conferences {
             rooms: Arc::default(),
+            events: tokio::sync::broadcast::channel(1024).0,
             store,
             calls_in: Arc::default(),
             pin_failures: Arc::default(),
@@ -166,6 +183,23 @@ impl Conferences {
             .unwrap_or_else(|p| p.into_inner())
             .get(room_id)
             .cloned()
+    }
+
+    /// Meeting events as they happen (subscribers that fall behind miss some, and are told).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LiveEvent> {
+        self.events.subscribe()
+    }
+
+    fn publish(&self, room: &Room, actor: &str, event: &Event) {
+        // Nobody listening is fine.
+        let _ = self.events.send(LiveEvent {
+            tenant_id: room.tenant_id.clone(),
+            room_id: room.id.clone(),
+            room_number: room.number.clone(),
+            actor: actor.to_owned(),
+            at: now_ms(),
+            event: event.clone(),
+        });
     }
 
     /// Starts a room's meeting with these settings (one click, from a template); refused when
@@ -610,6 +644,7 @@ impl RoomActor {
             let _ = self
                 .recorder
                 .send(history::Record::event(&self.acting_for, &event));
+            self.owner.publish(&self.room, &self.acting_for, &event);
             match event {
                 Event::Joined { member } if member.muted => self.mute(member.id, true),
                 Event::Muted { member } => {

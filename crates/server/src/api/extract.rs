@@ -175,37 +175,44 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
             })?;
-        let hash = crate::credentials::token_hash(token);
-        let now = now_ms();
-        let mut conn = state.store.conn().await?;
-        let (user_id, credential) = if token.starts_with("ck_") {
-            let key = repo::api_keys::find_live(&mut conn, &hash, now)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::unauthorized("the API key is unknown, revoked or expired")
-                })?;
-            repo::api_keys::touch(&mut conn, &key.id, now).await?;
-            (key.user_id, Credential::ApiKey { id: key.id })
-        } else {
-            let session = repo::sessions::find_live(&mut conn, &hash, now)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::unauthorized(
-                        "the session token is unknown, revoked or expired; log in again",
-                    )
-                })?;
-            (session.user_id, Credential::Session { id: session.id })
-        };
-        let user = repo::users::get(&mut conn, &user_id)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
-        if user.status == UserStatus::Frozen {
-            return Err(ApiError::forbidden("the account is frozen"));
-        }
-        Ok(Caller {
-            user,
-            credential,
-            source,
-        })
+        authenticate(state, token, source).await
     }
+}
+
+/// Who a session token or API key belongs to (a live credential of an account not frozen).
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    source: SocketAddr,
+) -> Result<Caller, ApiError> {
+    let hash = crate::credentials::token_hash(token);
+    let now = now_ms();
+    let mut conn = state.store.conn().await?;
+    let (user_id, credential) = if token.starts_with("ck_") {
+        let key = repo::api_keys::find_live(&mut conn, &hash, now)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the API key is unknown, revoked or expired"))?;
+        repo::api_keys::touch(&mut conn, &key.id, now).await?;
+        (key.user_id, Credential::ApiKey { id: key.id })
+    } else {
+        let session = repo::sessions::find_live(&mut conn, &hash, now)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "the session token is unknown, revoked or expired; log in again",
+                )
+            })?;
+        (session.user_id, Credential::Session { id: session.id })
+    };
+    let user = repo::users::get(&mut conn, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the account no longer exists"))?;
+    if user.status == UserStatus::Frozen {
+        return Err(ApiError::forbidden("the account is frozen"));
+    }
+    Ok(Caller {
+        user,
+        credential,
+        source,
+    })
 }

@@ -5,6 +5,7 @@ mod api_keys;
 mod audit;
 mod conferences;
 mod contacts;
+mod events;
 pub mod extract;
 mod history;
 pub mod problem;
@@ -116,7 +117,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(audit::routes())
             .merge(registrations::routes())
             .merge(conferences::routes())
-            .merge(history::routes()),
+            .merge(history::routes())
+            .merge(events::routes()),
     )
 }
 

@@ -1,0 +1,90 @@
+//! Live events over a WebSocket: every meeting event of the caller's tenant as it happens
+//! (joined, left, muted, talking, locked, …), as JSON text messages.
+
+use super::extract::{ClientAddr, authenticate};
+use super::problem::{ApiError, Problem};
+use super::{ApiQuery, AppState};
+use crate::live::LiveEvent;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::http::header;
+use axum::response::Response;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(subscribe_events))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// The session token or API key, for browsers that cannot set an Authorization header on a
+    /// WebSocket.
+    pub access_token: Option<String>,
+}
+
+/// Subscribe to the tenant's live meeting events (WebSocket upgrade; each message is one
+/// `LiveEvent` as JSON).
+#[utoipa::path(get, path = "/events", operation_id = "subscribeEvents", tag = "conferences",
+    security(("bearer" = [])), params(EventParams),
+    responses((status = 101, description = "switching to the WebSocket protocol", body = LiveEvent),
+        (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn subscribe_events(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<EventParams>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let token = bearer
+        .or(p.access_token)
+        .ok_or_else(|| ApiError::unauthorized("a token is needed"))?;
+    let caller = authenticate(&state, token.trim(), source).await?;
+    let upgrade = upgrade.map_err(|_| {
+        ApiError::bad_request("this is a WebSocket endpoint: send an Upgrade request")
+    })?;
+    let events = state.conferences.subscribe();
+    let tenant = caller.tenant_id().to_owned();
+    Ok(upgrade.on_upgrade(move |socket| forward(socket, events, tenant)))
+}
+
+async fn forward(
+    mut socket: WebSocket,
+    mut events: tokio::sync::broadcast::Receiver<LiveEvent>,
+    tenant: String,
+) {
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) if event.tenant_id == tenant => {
+                    let Ok(text) = serde_json::to_string(&event) else { continue };
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(missed)) => {
+                    let note = serde_json::json!({ "lagged": missed }).to_string();
+                    if socket.send(Message::Text(note.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
