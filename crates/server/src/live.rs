@@ -142,7 +142,8 @@ impl Conferences {
             .is_some_and(|(count, last)| *count >= MAX_PIN_FAILURES && last.elapsed() < PIN_BLOCK)
     }
 
-    fn pin_failed(&self, ip: IpAddr) {
+    /// Counts a wrong PIN from this address.
+    pub fn pin_failed(&self, ip: IpAddr) {
         let mut failures = self.pin_failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.retain(|_, (_, last)| last.elapsed() < PIN_BLOCK);
         let entry = failures.entry(ip).or_insert((0, Instant::now()));
@@ -150,7 +151,7 @@ impl Conferences {
         entry.1 = Instant::now();
     }
 
-    fn pin_succeeded(&self, ip: IpAddr) {
+    pub fn pin_succeeded(&self, ip: IpAddr) {
         self.pin_failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -60,13 +60,29 @@ pub async fn admit(
     domain: &str,
     from: IpAddr,
 ) -> Admission {
-    let Some(room) = find_room(store, number, domain).await else {
+    let (number, keyed_pin) = match feature_join(number) {
+        Some((room, pin)) => (room, Some(pin)),
+        None => (number.to_owned(), None),
+    };
+    let Some(room) = find_room(store, &number, domain).await else {
         return Admission::NoSuchRoom;
     };
-    let needs_pin = room.pin.is_some();
-    if needs_pin && conferences.pin_blocked(from) {
+    if room.pin.is_some() && conferences.pin_blocked(from) {
         return Admission::Blocked;
     }
+    // A PIN dialled with the feature code is checked now, like one keyed in later.
+    let needs_pin = match (&room.pin, keyed_pin) {
+        (None, _) => false,
+        (Some(pin), Some(keyed)) if *pin == keyed => {
+            conferences.pin_succeeded(from);
+            false
+        }
+        (Some(_), Some(_)) => {
+            conferences.pin_failed(from);
+            return Admission::Blocked;
+        }
+        (Some(_), None) => true,
+    };
     match conferences.snapshot(&room.id).await {
         Some(live) if live.locked => Admission::Locked,
         _ => Admission::Admitted {
@@ -74,6 +90,16 @@ pub async fn admit(
             needs_pin,
         },
     }
+}
+
+/// `*400*<room>*<PIN>` dials a room and its PIN in one go (`*` may arrive as `%2A`).
+pub fn feature_join(dialled: &str) -> Option<(String, String)> {
+    let dialled = dialled.replace("%2A", "*").replace("%2a", "*");
+    let rest = dialled.strip_prefix("*400*")?;
+    let (room, pin) = rest.split_once('*')?;
+    let pin = pin.trim_end_matches('#');
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(room) && digits(pin)).then(|| (room.to_owned(), pin.to_owned()))
 }
 
 /// Who calls: the From header's display name and user.
@@ -350,4 +376,23 @@ fn spawn_reader(socket: &UdpSocket, call: CallId, media: MediaHandle) -> Option<
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn feature_code_names_room_and_pin() {
+        assert_eq!(
+            super::feature_join("*400*8001*1234"),
+            Some(("8001".into(), "1234".into()))
+        );
+        assert_eq!(
+            super::feature_join("%2A400%2A8001%2A1234%23".replace("%23", "#").as_str()),
+            Some(("8001".into(), "1234".into()))
+        );
+        assert_eq!(super::feature_join("*400*8001"), None);
+        assert_eq!(super::feature_join("*401*8001*1234"), None);
+        assert_eq!(super::feature_join("*400*80a1*1234"), None);
+        assert_eq!(super::feature_join("8001"), None);
+    }
 }

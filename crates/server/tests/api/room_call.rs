@@ -745,6 +745,19 @@ async fn callers_key_in_the_pin_and_three_wrong_pins_end_the_call() {
             880.0
         ) > 1000.0
     );
+    // The feature code dials room and PIN in one go; a wrong PIN there is refused.
+    let mut direct = Caller::new(sip, "dave").await;
+    assert_eq!(direct.dial("*400*8002*1234").await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        roster_len(&s, &admin, &room_id).await,
+        3,
+        "in at once, without the lobby"
+    );
+    let mut wrong = Caller::new(sip, "eve").await;
+    assert_eq!(wrong.dial("*400*8002*9999").await, 403);
+    assert_eq!(direct.hang_up("*400*8002*1234").await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // Three wrong PINs: the call ends.
     assert_eq!(c.dial("8002").await, 200);
     c.press("0000#0000#0000#").await;
