@@ -339,7 +339,7 @@ function Live({ t }: { t: T }) {
             <table>
               <thead>
                 <tr>
-                  <th>{t('name')}</th><th>{t('number')}</th><th>{t('role')}</th><th>{t('status')}</th><th />
+                  <th>{t('name')}</th><th>{t('number')}</th><th>{t('role')}</th><th>{t('status')}</th><th>{t('media')}</th><th />
                 </tr>
               </thead>
               <tbody>
@@ -350,6 +350,9 @@ function Live({ t }: { t: T }) {
                     <td>{t(`role_${m.role}`)}</td>
                     <td>
                       {[m.talking && t('talking'), m.muted && t('muted'), !m.may_speak && t('mayNotSpeak')].filter(Boolean).join(' · ')}
+                    </td>
+                    <td>
+                      {m.quality && `${m.quality.codec} · ${m.quality.packets_lost} lost · ${m.quality.jitter_ms.toFixed(1)} ms jitter`}
                     </td>
                     <td className="actions">
                       <button onClick={() => act('POST', `${base}/members/${m.id}/${m.muted ? 'unmute' : 'mute'}`)}>{t(m.muted ? 'unmute' : 'mute')}</button>

@@ -58,6 +58,7 @@ export type Contact = {
 export type LiveMember = {
   id: number; name: string; number: string; role: string; muted: boolean; may_speak: boolean;
   hand_raised: boolean; whisper_group: number | null; talking: boolean;
+  quality: { codec: string; packets_received: number; packets_lost: number; jitter_ms: number; rtt_ms: number | null } | null;
 };
 export type LiveConference = { room_id: string; room_number: string; room_name: string; locked: boolean; members: LiveMember[] };
 export type AuditEvent = {

@@ -34,8 +34,17 @@ pub struct LiveConference {
     pub room_number: String,
     pub room_name: String,
     pub locked: bool,
-    #[schema(value_type = Vec<Object>)]
-    pub members: Vec<Member>,
+    pub members: Vec<RosterEntry>,
+}
+
+/// One member in the roster: their state in the meeting and how their media is doing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RosterEntry {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub member: Member,
+    /// Codec, packets, loss, jitter, round trip (absent before media flows).
+    pub quality: Option<media::Quality>,
 }
 
 /// What the WebSocket and (later) webhooks carry: a meeting event, where and by whom.
@@ -444,13 +453,8 @@ impl RoomActor {
                     let _ = reply.send(result);
                 }
                 Msg::Snapshot { reply } => {
-                    let _ = reply.send(LiveConference {
-                        room_id: self.room.id.clone(),
-                        room_number: self.room.number.clone(),
-                        room_name: self.room.name.clone(),
-                        locked: self.state.is_locked(),
-                        members: self.state.members().cloned().collect(),
-                    });
+                    let snapshot = self.snapshot().await;
+                    let _ = reply.send(snapshot);
                 }
             }
             self.acting_for = SYSTEM.into();
@@ -473,6 +477,35 @@ impl RoomActor {
             for call in calls {
                 control.hang_up(call);
             }
+        }
+    }
+
+    /// The roster, with each member's media quality from the mixer.
+    async fn snapshot(&self) -> LiveConference {
+        let (reply, answer) = oneshot::channel();
+        let calls = self.calls.values().copied().collect();
+        self.owner.media.send(media::Command::Quality {
+            members: calls,
+            reply,
+        });
+        let quality: HashMap<u64, media::Quality> =
+            answer.await.unwrap_or_default().into_iter().collect();
+        LiveConference {
+            room_id: self.room.id.clone(),
+            room_number: self.room.number.clone(),
+            room_name: self.room.name.clone(),
+            locked: self.state.is_locked(),
+            members: self
+                .state
+                .members()
+                .map(|m| RosterEntry {
+                    member: m.clone(),
+                    quality: self
+                        .calls
+                        .get(&m.id)
+                        .and_then(|call| quality.get(call).cloned()),
+                })
+                .collect(),
         }
     }
 

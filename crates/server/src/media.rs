@@ -45,6 +45,11 @@ pub enum Command {
         samples: Arc<[i16]>,
         rate: u32,
     },
+    /// How each member's media is doing, for the roster.
+    Quality {
+        members: Vec<MemberId>,
+        reply: tokio::sync::oneshot::Sender<Vec<(MemberId, Quality)>>,
+    },
     /// A deaf member hears nothing (waiting for their PIN, for example).
     SetDeaf {
         member: MemberId,
@@ -70,6 +75,19 @@ impl MediaHandle {
     }
 }
 
+/// A member's media as the roster shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Quality {
+    pub codec: String,
+    pub packets_received: u64,
+    /// Packets lost on the way to us (from RTP sequence numbers).
+    pub packets_lost: i64,
+    /// Interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// Round trip from the member's RTCP reports, milliseconds, when known.
+    pub rtt_ms: Option<f64>,
+}
+
 /// What the mixer noticed about a member (known by its call id), for the room's meeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Noticed {
@@ -91,6 +109,7 @@ pub fn start(
 struct Member {
     room: String,
     socket: Arc<UdpSocket>,
+    codec: &'static str,
 }
 
 struct MediaThread {
@@ -158,9 +177,17 @@ impl MediaThread {
                         ..ConferenceConfig::default()
                     })
                 });
+                let codec = config.codec.name();
                 match conference.add_member(member, *config, now) {
                     Ok(()) => {
-                        self.members.insert(member, Member { room, socket });
+                        self.members.insert(
+                            member,
+                            Member {
+                                room,
+                                socket,
+                                codec,
+                            },
+                        );
                         metrics::gauge!("conclave_media_members").increment(1.0);
                     }
                     Err(err) => tracing::warn!(?err, member, "cannot add a member to the mix"),
@@ -222,6 +249,26 @@ impl MediaThread {
                         1.0,
                     );
                 }
+            }
+            Command::Quality { members, reply } => {
+                let quality = members
+                    .into_iter()
+                    .filter_map(|id| {
+                        let m = self.members.get(&id)?;
+                        let stats = self.rooms.get(&m.room)?.member_stats(id)?;
+                        Some((
+                            id,
+                            Quality {
+                                codec: m.codec.to_owned(),
+                                packets_received: stats.rx_packets,
+                                packets_lost: stats.lost,
+                                jitter_ms: stats.jitter.as_secs_f64() * 1000.0,
+                                rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                            },
+                        ))
+                    })
+                    .collect();
+                let _ = reply.send(quality);
             }
             Command::SetDeaf { member, deaf } => {
                 if let Some(conference) = self.conference_of(member) {

@@ -410,6 +410,14 @@ async fn the_chair_mutes_locks_removes_and_ends_from_the_api() {
         "{}",
         talking.body
     );
+    // ...and how each member's media is doing.
+    let quality = roster_of(&talking.body, "quality").expect("alice");
+    assert_eq!(quality["codec"], "PCMU", "{quality}");
+    assert!(
+        quality["packets_received"].as_u64().unwrap_or(0) > 10,
+        "{quality}"
+    );
+    assert_eq!(quality["packets_lost"], 0, "{quality}");
 
     // The keypad: *6 mutes oneself, *6 again unmutes.
     a.press("*6").await;
