@@ -278,7 +278,8 @@ impl Conference {
                 role,
                 via,
             } => {
-                if self.locked {
+                // A lock keeps out those who dial in; people the meeting itself calls still come.
+                if self.locked && via != JoinedVia::DialOut {
                     return Err(Refused::Locked);
                 }
                 if self.members.len() >= self.settings.capacity {
@@ -651,11 +652,21 @@ mod tests {
             name: "late".into(),
             number: "9".into(),
             role: Role::Member,
-            via: JoinedVia::DialOut,
+            via: JoinedVia::DialIn,
         };
         assert_eq!(
             c.apply(Actor::Operator(Role::Owner), join.clone()),
             Err(Refused::Locked)
+        );
+        let invited = Command::Join {
+            name: "invited".into(),
+            number: "8".into(),
+            role: Role::Member,
+            via: JoinedVia::DialOut,
+        };
+        assert!(
+            c.apply(Actor::Operator(Role::Owner), invited).is_ok(),
+            "invitees come in despite the lock"
         );
         c.apply(Actor::Member(chair), Command::Unlock).unwrap();
         c.apply(Actor::Operator(Role::Owner), join.clone()).unwrap();

@@ -111,6 +111,7 @@ async fn start_conference(
     }
     let settings = conclave_conference::live::Settings {
         mute_on_entry: template.settings.mute_on_entry,
+        locked: template.settings.lock_on_start,
         ..Default::default()
     };
     state.conferences.start(&room, settings).map_err(refused)?;

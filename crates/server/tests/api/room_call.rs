@@ -1017,7 +1017,7 @@ async fn one_click_starts_a_template_and_calls_its_members() {
         .id();
     let template = s
         .post("/templates", &admin, json!({
-            "name": "Flood call-out", "room_id": room_id,
+            "name": "Flood call-out", "room_id": room_id, "settings": { "lock_on_start": true },
             "members": [
                 { "kind": "user", "user_id": desk, "role": "chairman" },
                 { "kind": "user", "user_id": away, "role": "member" },
@@ -1067,12 +1067,16 @@ async fn one_click_starts_a_template_and_calls_its_members() {
         "{}",
         roster.body
     );
-    // The chair on the phone runs the meeting from the keypad: *5 locks it.
+    // Locked from the start (the template says so): invitees come, others cannot dial in.
+    assert_eq!(roster.body["locked"], true);
+    let mut outsider = Caller::new(sip, "outsider").await;
+    assert_eq!(outsider.dial("8001").await, 403);
+    // The chair on the phone runs the meeting from the keypad: *5 unlocks it.
     phone.caller.press("*5").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         s.get(&format!("/conferences/{room_id}"), &admin).await.body["locked"],
-        true
+        false
     );
     s.post(&format!("/conferences/{room_id}/end"), &admin, json!({}))
         .await
