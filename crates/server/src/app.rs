@@ -40,6 +40,8 @@ pub async fn start(settings: Settings) -> Result<Running> {
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     }
     crate::telemetry::metrics();
+    // One TLS provider for the whole process (webhooks' HTTPS client, SIP over TLS).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Store::open(&settings.database_url)
         .await
         .context("database_url")?;
@@ -48,6 +50,10 @@ pub async fn start(settings: Settings) -> Result<Running> {
     let media = crate::media::start(notices).context("cannot start the media thread")?;
     let conferences = crate::live::Conferences::new(media.clone(), store.clone());
     tokio::spawn(conferences.clone().route_notices(noticed));
+    tokio::spawn(crate::webhooks::deliver(
+        store.clone(),
+        conferences.subscribe(),
+    ));
     let sip = crate::sip::start(&settings, store.clone(), media, conferences.clone()).await?;
     conferences.set_call_control(std::sync::Arc::new(sip.handle.clone()));
 

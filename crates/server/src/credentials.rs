@@ -55,6 +55,11 @@ pub fn new_api_key() -> (String, String) {
     )
 }
 
+/// A webhook's signing secret.
+pub fn new_webhook_secret() -> String {
+    format!("whsec_{}", random_hex(24))
+}
+
 /// A random password for the first administrator when none is configured.
 pub fn new_password() -> String {
     random_hex(12)

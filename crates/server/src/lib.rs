@@ -11,5 +11,6 @@ pub mod media;
 pub mod prompts;
 pub mod sip;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use app::{Running, serve, start};

@@ -331,3 +331,17 @@ pub struct MeetingLogEntry {
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
+
+/// An integration's subscription to the tenant's meeting events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub tenant_id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The key of the HMAC-SHA256 signature of every delivery; shown only when created.
+    #[serde(skip)]
+    pub secret: String,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+}

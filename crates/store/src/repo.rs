@@ -1129,3 +1129,51 @@ pub mod meetings {
             .collect()
     }
 }
+
+pub mod webhooks {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<Webhook> {
+        Ok(Webhook {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            url: row.try_get("url")?,
+            secret: row.try_get("secret")?,
+            created_by: row.try_get("created_by")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, w: &Webhook) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, tenant_id, url, secret, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&w.id)
+        .bind(&w.tenant_id)
+        .bind(&w.url)
+        .bind(&w.secret)
+        .bind(&w.created_by)
+        .bind(w.created_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Webhook>> {
+        get_by_id(conn, "webhooks", id, from_row).await
+    }
+
+    /// Every webhook of a tenant (they are few: no paging).
+    pub async fn of_tenant(conn: &mut Conn, tenant_id: &str) -> Result<Vec<Webhook>> {
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE tenant_id = $1 ORDER BY id")
+            .bind(tenant_id)
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
+        delete_by_id(conn, "webhooks", id).await
+    }
+}

@@ -16,6 +16,7 @@ mod templates;
 mod tenants;
 mod users;
 pub mod validate;
+mod webhooks;
 
 use crate::config::Settings;
 use axum::Router;
@@ -118,7 +119,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(registrations::routes())
             .merge(conferences::routes())
             .merge(history::routes())
-            .merge(events::routes()),
+            .merge(events::routes())
+            .merge(webhooks::routes()),
     )
 }
 

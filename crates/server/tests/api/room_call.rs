@@ -1087,3 +1087,123 @@ async fn one_click_starts_a_template_and_calls_its_members() {
         .expect_problem(422, Some("template_id"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_receive_signed_events_and_failures_are_retried() {
+    use hmac::Mac;
+    // An integration's receiver: refuses the very first delivery, accepts the rest.
+    let (tx, mut received) =
+        tokio::sync::mpsc::unbounded_channel::<(u16, String, String, String, Vec<u8>)>();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (tx, seen) = (tx.clone(), seen.clone());
+                async move {
+                    let get = |h: &str| {
+                        headers
+                            .get(h)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let status = if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        500
+                    } else {
+                        200
+                    };
+                    let _ = tx.send((
+                        status,
+                        get("x-conclave-signature"),
+                        get("x-conclave-event"),
+                        get("x-conclave-delivery"),
+                        body.to_vec(),
+                    ));
+                    axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK)
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let s = start(Db::Sqlite, "webhooks").await.expect("server");
+    let admin = s.admin().await;
+    s.post("/webhooks", &admin, json!({ "url": "ftp://nope" }))
+        .await
+        .expect_problem(422, Some("url"));
+    let created = s.post("/webhooks", &admin, json!({ "url": hook })).await;
+    created.expect(201);
+    let secret = created.body["secret"].as_str().expect("secret").to_owned();
+    assert_eq!(
+        s.get("/webhooks", &admin)
+            .await
+            .body
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert!(
+        !s.get("/webhooks", &admin)
+            .await
+            .body
+            .to_string()
+            .contains(&secret),
+        "the secret is shown once"
+    );
+    s.post("/rooms", &admin, json!({ "number": "8001", "name": "Ops" }))
+        .await
+        .expect(201);
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut a = Caller::new(sip, "alice").await;
+    assert_eq!(a.dial("8001").await, 200);
+
+    let (status, signature, kind, first_delivery, body) = next_delivery(&mut received).await;
+    assert_eq!((status, kind.as_str()), (500, "joined"));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(&body);
+    assert_eq!(
+        signature,
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        "a valid signature"
+    );
+    let event: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(
+        (
+            event["room_number"].clone(),
+            event["event"]["member"]["number"].clone()
+        ),
+        (json!("8001"), json!("alice"))
+    );
+    // Refused once, the same delivery comes again.
+    let (status, _, kind, retried, _) = next_delivery(&mut received).await;
+    assert_eq!(
+        (status, kind.as_str(), retried),
+        (200, "joined", first_delivery)
+    );
+    assert_eq!(a.hang_up("8001").await, 200);
+    let (_, _, kind, _, _) = next_delivery(&mut received).await;
+    assert_eq!(kind, "left");
+    let id = created.body["webhook"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    s.delete(&format!("/webhooks/{id}"), &admin)
+        .await
+        .expect(204);
+    s.stop().await;
+}
+
+/// What a webhook receiver got: status it answered, signature, event, delivery id, body.
+type Delivery = (u16, String, String, String, Vec<u8>);
+
+async fn next_delivery(received: &mut tokio::sync::mpsc::UnboundedReceiver<Delivery>) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the receiver is open")
+}
