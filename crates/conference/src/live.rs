@@ -466,6 +466,14 @@ impl Conference {
     fn set_muted(&mut self, id: MemberId, muted: bool, events: &mut Vec<Event>) {
         if let Some(m) = self.members.get_mut(&id).filter(|m| m.muted != muted) {
             m.muted = muted;
+            // The mixer stops listening to a muted member: they are not talking any more.
+            if muted && m.talking {
+                m.talking = false;
+                events.push(Event::Talking {
+                    member: id,
+                    talking: false,
+                });
+            }
             events.push(if muted {
                 Event::Muted { member: id }
             } else {
@@ -835,6 +843,33 @@ mod tests {
             c.apply(Actor::Member(chair), Command::MuteSelf),
             Err(Refused::Ended)
         );
+    }
+
+    #[test]
+    fn a_muted_member_stops_talking() {
+        let (mut c, chair, a, _) = meeting();
+        c.apply(Actor::Member(a), Command::UnmuteSelf).unwrap();
+        assert_eq!(
+            c.set_talking(a, true),
+            Some(Event::Talking {
+                member: a,
+                talking: true
+            })
+        );
+        let events = c
+            .apply(Actor::Member(chair), Command::Mute { target: a })
+            .unwrap();
+        assert_eq!(
+            events,
+            vec![
+                Event::Talking {
+                    member: a,
+                    talking: false
+                },
+                Event::Muted { member: a }
+            ]
+        );
+        assert!(!c.member(a).unwrap().talking);
     }
 
     #[test]

@@ -681,11 +681,7 @@ impl RoomActor {
             self.owner.publish(&self.room, &self.acting_for, &event);
             match event {
                 Event::Joined { member } if member.muted => self.mute(member.id, true),
-                Event::Muted { member } => {
-                    self.mute(member, true);
-                    // The mixer stops listening to a muted member: they are not talking.
-                    self.state.set_talking(member, false);
-                }
+                Event::Muted { member } => self.mute(member, true),
                 Event::Unmuted { member } => self.mute(member, false),
                 Event::WhisperMoved { member, group } => {
                     if let Some(call) = self.calls.get(&member) {

@@ -24,15 +24,18 @@ struct Caller {
 
 impl Caller {
     /// Waits for the server to send us this request method (e.g. a BYE when removed).
-    async fn expect_request(&self, method: &str) {
+    async fn expect_request(&self, method: &str) -> (conclave_sip::Request, SocketAddr) {
         let mut buf = vec![0u8; 65_536];
         loop {
-            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
-                .await
-                .unwrap_or_else(|_| panic!("{} gets a {method} within 5 s", self.tag))
-                .expect("recv");
-            if buf[..n].starts_with(method.as_bytes()) {
-                return;
+            let (n, from) =
+                tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
+                    .await
+                    .unwrap_or_else(|_| panic!("{} gets a {method} within 5 s", self.tag))
+                    .expect("recv");
+            if let Ok(Message::Request(r)) = parse_datagram(&buf[..n], &Limits::default())
+                && r.method.as_str() == method
+            {
+                return (r, from);
             }
         }
     }
@@ -109,20 +112,7 @@ impl Caller {
                 .flatten()
                 .unwrap_or_default()
                 .to_string();
-            let body = String::from_utf8_lossy(&response.body).into_owned();
-            let addr = body
-                .lines()
-                .find_map(|l| l.strip_prefix("c=IN IP4 "))
-                .expect("c= line")
-                .trim()
-                .to_owned();
-            let port = body
-                .lines()
-                .find_map(|l| l.strip_prefix("m=audio "))
-                .and_then(|l| l.split(' ').next())
-                .expect("m= line")
-                .to_owned();
-            self.remote_rtp = Some(format!("{addr}:{port}").parse().expect("RTP address"));
+            self.remote_rtp = Some(rtp_address(&response.body));
             let ack = self.request("ACK", room, 1, "");
             self.sip
                 .send_to(ack.as_bytes(), self.server)
@@ -835,34 +825,8 @@ impl Phone {
 
     /// Waits for the INVITE, answers it, and waits for the ACK.
     async fn answer(&mut self) {
-        let mut buf = vec![0u8; 65_536];
-        let invite = loop {
-            let (n, from) =
-                tokio::time::timeout(Duration::from_secs(5), self.caller.sip.recv_from(&mut buf))
-                    .await
-                    .expect("the server calls within 5 s")
-                    .expect("recv");
-            if let Ok(Message::Request(r)) = parse_datagram(&buf[..n], &Limits::default())
-                && r.method == conclave_sip::Method::Invite
-            {
-                break (r, from);
-            }
-        };
-        let (request, from) = invite;
-        let offer = String::from_utf8_lossy(&request.body).into_owned();
-        let addr = offer
-            .lines()
-            .find_map(|l| l.strip_prefix("c=IN IP4 "))
-            .expect("c=")
-            .trim()
-            .to_owned();
-        let port = offer
-            .lines()
-            .find_map(|l| l.strip_prefix("m=audio "))
-            .and_then(|l| l.split(' ').next())
-            .expect("m=")
-            .to_owned();
-        self.caller.remote_rtp = Some(format!("{addr}:{port}").parse().expect("RTP address"));
+        let (request, from) = self.caller.expect_request("INVITE").await;
+        self.caller.remote_rtp = Some(rtp_address(&request.body));
         let rtp = self.caller.rtp.local_addr().expect("addr").port();
         let sdp = format!(
             "v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp} RTP/AVP 0 101\r\n\
@@ -882,16 +846,7 @@ impl Phone {
             .send_to(&ok.to_bytes(), from)
             .await
             .expect("send 200");
-        loop {
-            let (n, _) =
-                tokio::time::timeout(Duration::from_secs(5), self.caller.sip.recv_from(&mut buf))
-                    .await
-                    .expect("the ACK within 5 s")
-                    .expect("recv");
-            if buf[..n].starts_with(b"ACK ") {
-                return;
-            }
-        }
+        self.caller.expect_request("ACK").await;
     }
 }
 
@@ -1206,4 +1161,21 @@ async fn next_delivery(received: &mut tokio::sync::mpsc::UnboundedReceiver<Deliv
         .await
         .expect("a delivery within 10 s")
         .expect("the receiver is open")
+}
+
+/// Where an SDP body wants its RTP: its `c=` address and `m=audio` port.
+fn rtp_address(sdp: &[u8]) -> SocketAddr {
+    let sdp = String::from_utf8_lossy(sdp);
+    let addr = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("a c= line")
+        .trim()
+        .to_owned();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .expect("an m= line");
+    format!("{addr}:{port}").parse().expect("an RTP address")
 }
