@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         session_id: 1,
         session_version: 1,
         srtp_key: Some([1u8; 30]),
+        srtp_policy: None,
         direction: Direction::SendRecv,
     };
     for srtp in [SrtpPolicy::Off, SrtpPolicy::Optional, SrtpPolicy::Mandatory] {

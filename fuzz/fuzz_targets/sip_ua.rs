@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         session_id: 1,
         session_version: 1,
         srtp_key: Some([5u8; 30]),
+        srtp_policy: None,
         direction: Direction::SendRecv,
     };
     let mut calls = Vec::new();

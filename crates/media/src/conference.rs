@@ -868,8 +868,12 @@ impl Conference {
         );
         let playback = old.playback.clone();
         let talking = old.vad.is_talking();
+        // The counters go on across a renegotiation (hold, resume, codec change): the roster
+        // shows the call's totals, not the last offer's.
+        let stats = old.stats.clone();
         self.add_member(id, cfg, now)?;
         if let Some(m) = self.member_mut(id) {
+            m.stats = stats;
             m.muted = muted;
             m.deaf = deaf;
             m.listen_only = listen_only;

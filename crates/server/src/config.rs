@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use conclave_store::model::SrtpMode;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,15 @@ pub struct ServeArgs {
     /// phones answer only the first challenge and know only MD5.
     #[arg(long, env = "CONCLAVE_SIP_SHA256_FIRST", value_name = "BOOL")]
     pub sip_sha256_first: Option<bool>,
+    /// Media encryption (SDES-SRTP) on calls over the UDP and TCP listeners: off, optional
+    /// (when the phone offers or accepts it) or mandatory. SDES keys travel in the SIP
+    /// messages, so on plain transports they are only as secret as the network. Default: optional
+    #[arg(long, env = "CONCLAVE_SIP_SRTP", value_name = "POLICY")]
+    pub sip_srtp: Option<String>,
+    /// Media encryption on calls over the TLS listener: off, optional or mandatory.
+    /// Default: optional
+    #[arg(long, env = "CONCLAVE_SIP_TLS_SRTP", value_name = "POLICY")]
+    pub sip_tls_srtp: Option<String>,
     /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
     #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
     pub session_ttl_minutes: Option<u32>,
@@ -84,6 +94,8 @@ struct FileSettings {
     sip_tls_key: Option<PathBuf>,
     sip_realm: Option<String>,
     sip_sha256_first: Option<bool>,
+    sip_srtp: Option<String>,
+    sip_tls_srtp: Option<String>,
     session_ttl_minutes: Option<u32>,
     web_dir: Option<PathBuf>,
     log: Option<String>,
@@ -102,6 +114,9 @@ pub struct Settings {
     pub sip_tls_identity: Option<(PathBuf, PathBuf)>,
     pub sip_realm: String,
     pub sip_sha256_first: bool,
+    /// SRTP policy of calls over UDP and TCP, and over TLS.
+    pub sip_srtp: SrtpMode,
+    pub sip_tls_srtp: SrtpMode,
     pub session_ttl_minutes: u32,
     pub web_dir: PathBuf,
     pub log: String,
@@ -193,6 +208,8 @@ impl Settings {
             (None, None) => None,
             _ => bail!("sip_tls_cert and sip_tls_key: give both or neither"),
         };
+        let sip_srtp = srtp_policy("sip_srtp", args.sip_srtp.or(file.sip_srtp))?;
+        let sip_tls_srtp = srtp_policy("sip_tls_srtp", args.sip_tls_srtp.or(file.sip_tls_srtp))?;
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
             data_dir,
@@ -207,6 +224,8 @@ impl Settings {
                 .sip_sha256_first
                 .or(file.sip_sha256_first)
                 .unwrap_or(false),
+            sip_srtp,
+            sip_tls_srtp,
             session_ttl_minutes,
             web_dir: args
                 .web_dir
@@ -215,6 +234,15 @@ impl Settings {
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             admin_password,
         })
+    }
+}
+
+fn srtp_policy(name: &str, value: Option<String>) -> Result<SrtpMode> {
+    match value.as_deref().map(str::trim) {
+        None | Some("optional") => Ok(SrtpMode::Optional),
+        Some("off") => Ok(SrtpMode::Off),
+        Some("mandatory") => Ok(SrtpMode::Mandatory),
+        Some(other) => bail!("{name}: {other:?} is none of off, optional, mandatory"),
     }
 }
 

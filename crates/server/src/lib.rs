@@ -11,6 +11,7 @@ pub mod media;
 pub mod prompts;
 pub mod sip;
 pub mod telemetry;
+pub mod trunks;
 pub mod webhooks;
 
 pub use app::{Running, serve, start};

@@ -170,15 +170,21 @@ impl Conferences {
     /// Routes what the mixer noticed to the member's meeting.
     pub async fn route_notices(self, mut notices: mpsc::UnboundedReceiver<(u64, media::Noticed)>) {
         while let Some((call, noticed)) = notices.recv().await {
-            let room = self
-                .calls_in
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&call)
-                .cloned();
-            if let Some(entry) = room.and_then(|room| self.entry(&room)) {
-                let _ = entry.inbox.send(Msg::Noticed { call, noticed });
-            }
+            self.notice(call, noticed);
+        }
+    }
+
+    /// Tells a call's meeting what was noticed about it (by the mixer, or a keypad digit that
+    /// came in SIP INFO).
+    pub fn notice(&self, call: u64, noticed: media::Noticed) {
+        let room = self
+            .calls_in
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&call)
+            .cloned();
+        if let Some(entry) = room.and_then(|room| self.entry(&room)) {
+            let _ = entry.inbox.send(Msg::Noticed { call, noticed });
         }
     }
 

@@ -197,10 +197,15 @@ impl MediaThread {
                 }
             }
             Command::Update { member, config } => {
+                let codec = config.codec.name();
                 if let Some(conference) = self.conference_of(member)
                     && let Err(err) = conference.update_member(member, *config, now)
                 {
                     tracing::warn!(?err, member, "cannot update a member's media");
+                    return;
+                }
+                if let Some(m) = self.members.get_mut(&member) {
+                    m.codec = codec;
                 }
             }
             Command::Leave { member } => {

@@ -32,6 +32,7 @@ fn media(addr: SocketAddr) -> LocalMedia {
         session_id: 1,
         session_version: 1,
         srtp_key: None,
+        srtp_policy: None,
         direction: Direction::SendRecv,
     }
 }
@@ -89,6 +90,7 @@ fn bench(c: &mut Criterion) {
                         media: media(a_addr),
                         credentials: None,
                         headers: vec![],
+                        ring_timeout: None,
                     },
                 )
                 .expect("dial");

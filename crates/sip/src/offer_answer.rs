@@ -245,6 +245,8 @@ pub struct LocalMedia {
     pub session_version: u64,
     /// 30 random bytes (AES-128 master key + 112-bit salt) used if SRTP is negotiated.
     pub srtp_key: Option<[u8; 30]>,
+    /// This call's SRTP policy (its listener's or trunk's); `None`: the stack's default.
+    pub srtp_policy: Option<SrtpPolicy>,
     /// The direction we want (SendOnly to put the peer on hold).
     pub direction: Direction,
 }
@@ -482,7 +484,11 @@ pub fn answer(
         // SRTP policy.
         let crypto = pick_crypto(m);
         let savp = is_savp(&m.proto);
-        let use_srtp = match (cfg.srtp, savp, crypto.is_some()) {
+        let use_srtp = match (
+            local.srtp_policy.unwrap_or(cfg.srtp),
+            savp,
+            crypto.is_some(),
+        ) {
             (SrtpPolicy::Off, true, _) => None,
             (SrtpPolicy::Off, false, _) => Some(false),
             (_, true, true) => Some(true),
@@ -605,12 +611,13 @@ pub fn answer(
 /// `a=crypto` (best-effort SRTP, accepted by most PBXes and phones).
 pub fn offer(cfg: &MediaConfig, local: &LocalMedia) -> SessionDescription {
     let mut s = new_session(local);
-    let srtp = local.srtp_key.filter(|_| cfg.srtp != SrtpPolicy::Off);
+    let policy = local.srtp_policy.unwrap_or(cfg.srtp);
+    let srtp = local.srtp_key.filter(|_| policy != SrtpPolicy::Off);
     let mut m = Media {
         media: "audio".into(),
         port: local.port,
         num_ports: None,
-        proto: if cfg.srtp == SrtpPolicy::Mandatory {
+        proto: if policy == SrtpPolicy::Mandatory {
             "RTP/SAVP".into()
         } else {
             "RTP/AVP".into()
@@ -694,7 +701,11 @@ pub fn process_answer(
     }
     let (codec, pt) = chosen.ok_or(NegotiationError::NoCommonCodec)?;
     let crypto = pick_crypto(m);
-    let srtp = match (cfg.srtp, crypto, local.srtp_key) {
+    let srtp = match (
+        local.srtp_policy.unwrap_or(cfg.srtp),
+        crypto,
+        local.srtp_key,
+    ) {
         (SrtpPolicy::Off, _, _) => None,
         (_, Some(c), Some(key)) => Some(SrtpKeys {
             suite: c.suite,
@@ -794,6 +805,7 @@ mod tests {
             session_id: 42,
             session_version: 1,
             srtp_key: Some([7u8; 30]),
+            srtp_policy: None,
             direction: Direction::SendRecv,
         }
     }
@@ -925,6 +937,24 @@ mod tests {
             answer(&sdp(OFFER), &cfg, &local()).unwrap_err(),
             NegotiationError::SrtpPolicy
         );
+        // A call's own policy (its listener's or trunk's) wins over the stack's default.
+        let mut relaxed = local();
+        relaxed.srtp_policy = Some(SrtpPolicy::Off);
+        assert!(
+            answer(&sdp(OFFER), &cfg, &relaxed)
+                .unwrap()
+                .1
+                .srtp
+                .is_none()
+        );
+        let mut strict = local();
+        strict.srtp_policy = Some(SrtpPolicy::Mandatory);
+        let plain_cfg = MediaConfig::default();
+        assert_eq!(offer(&plain_cfg, &strict).media[0].proto, "RTP/SAVP");
+        assert_eq!(
+            answer(&sdp(OFFER), &plain_cfg, &strict).unwrap_err(),
+            NegotiationError::SrtpPolicy
+        );
     }
 
     #[test]
@@ -964,6 +994,7 @@ mod tests {
             addr: "198.51.100.7".parse().unwrap(),
             port: 5004,
             srtp_key: Some([9u8; 30]),
+            srtp_policy: None,
             ..local()
         };
         let peer_cfg = MediaConfig {

@@ -185,6 +185,8 @@ pub struct Dial {
     pub credentials: Option<(String, String)>,
     /// Extra headers (e.g. P-Asserted-Identity).
     pub headers: Vec<(HeaderName, String)>,
+    /// This call's ring timeout (a trunk's); `None`: the stack's default.
+    pub ring_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -932,7 +934,7 @@ impl UserAgent {
         req.headers.push(HeaderName::ContentType, "application/sdp");
         req.body = offer.to_bytes();
         let tx = self.ep.send_request(now, req.clone(), d.dest)?;
-        let ring = now + self.cfg.ring_timeout;
+        let ring = now + d.ring_timeout.unwrap_or(self.cfg.ring_timeout);
         let c = Call {
             state: State::Dialing,
             outgoing: true,

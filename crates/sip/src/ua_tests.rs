@@ -34,6 +34,7 @@ fn media(addr: &str) -> LocalMedia {
         session_id: 7,
         session_version: 1,
         srtp_key: None,
+        srtp_policy: None,
         direction: Direction::SendRecv,
     }
 }
@@ -154,6 +155,7 @@ fn dial_b(net: &mut Net) -> CallId {
                 media: media("192.0.2.10:30000"),
                 credentials: Some(("alice".into(), "pw".into())),
                 headers: vec![],
+                ring_timeout: None,
             },
         )
         .unwrap()

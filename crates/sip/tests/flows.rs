@@ -82,6 +82,7 @@ fn local(addr: &str) -> LocalMedia {
         session_id: 1,
         session_version: 1,
         srtp_key: Some([3u8; 30]),
+        srtp_policy: None,
         direction: Direction::SendRecv,
     }
 }

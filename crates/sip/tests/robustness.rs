@@ -158,6 +158,7 @@ fn mutated_sdp_never_panics() {
         session_id: 1,
         session_version: 1,
         srtp_key: Some([1u8; 30]),
+        srtp_policy: None,
         direction: Direction::SendRecv,
     };
     for i in 0..20_000 {
@@ -266,6 +267,7 @@ fn user_agent_under_mutated_traffic_ends_all_calls() {
         session_id: 1,
         session_version: 1,
         srtp_key: None,
+        srtp_policy: None,
         direction: Direction::SendRecv,
     };
     let src = Peer::new(Transport::Udp, "192.0.2.1:5060".parse().unwrap());

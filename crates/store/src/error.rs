@@ -28,6 +28,7 @@ const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
     ("rooms_number", "rooms.number", "number"),
     ("tenants_name", "tenants.name", "name"),
     ("tenants_sip_domain", "tenants.sip_domain", "sip_domain"),
+    ("trunks_name", "trunks.name", "name"),
 ];
 
 impl From<sqlx::Error> for StoreError {

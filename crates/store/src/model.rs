@@ -345,3 +345,100 @@ pub struct Webhook {
     pub created_by: Option<String>,
     pub created_at: i64,
 }
+
+/// How a trunk's SIP messages travel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SipTransport {
+    #[default]
+    Udp,
+    Tcp,
+    Tls,
+}
+
+/// Whether calls encrypt their media (SDES-SRTP, RFC 4568).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SrtpMode {
+    /// Plain RTP; offers of SRTP are refused.
+    #[default]
+    Off,
+    /// SRTP when the other side offers or accepts it.
+    Optional,
+    /// SRTP or no call.
+    Mandatory,
+}
+
+/// Rewrites a dialled number before it goes to the trunk: the first rule whose `pattern` (a
+/// regular expression matched against the whole number) matches applies `replace`, where
+/// `$1`… are its groups. E.g. `^0(\d+)$` → `+8610$1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteRule {
+    pub pattern: String,
+    pub replace: String,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+fn default_ring_timeout() -> u32 {
+    60
+}
+fn yes() -> bool {
+    true
+}
+
+/// A trunk's settings, as the API takes and shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSettings {
+    /// The gateway's host name or IP address.
+    pub host: String,
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub transport: SipTransport,
+    /// Digest user name, for the gateway's challenges and for registering.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The number presented to the people called (From); the room's number when absent.
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// Which numbers this trunk takes, and how they are rewritten. No rules: every number,
+    /// unchanged.
+    #[serde(default)]
+    pub rewrite: Vec<RewriteRule>,
+    #[serde(default)]
+    pub srtp: SrtpMode,
+    /// Calls unanswered after this many seconds are given up (no answer).
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_seconds: u32,
+    /// Keep a registration with the gateway (needs a user name and password).
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Trunks are tried lowest first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Check the gateway's TLS certificate against the public roots (TLS only).
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+}
+
+/// An outbound gateway to phone numbers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Trunk {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub settings: TrunkSettings,
+    /// The digest password; never shown.
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub has_password: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}

@@ -1177,3 +1177,85 @@ pub mod webhooks {
         delete_by_id(conn, "webhooks", id).await
     }
 }
+
+pub mod trunks {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<Trunk> {
+        let settings = serde_json::from_value(json_column(row, "settings")?)
+            .map_err(|e| StoreError::Corrupt(format!("trunk settings: {e}")))?;
+        let password: Option<String> = row.try_get("password")?;
+        Ok(Trunk {
+            id: row.try_get("id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            name: row.try_get("name")?,
+            settings,
+            has_password: password.is_some(),
+            password,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+
+    fn settings_json(t: &Trunk) -> Result<String> {
+        serde_json::to_string(&t.settings)
+            .map_err(|e| StoreError::Corrupt(format!("trunk settings: {e}")))
+    }
+
+    pub async fn insert(conn: &mut Conn, t: &Trunk) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO trunks (id, tenant_id, name, settings, password, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.id)
+        .bind(&t.tenant_id)
+        .bind(&t.name)
+        .bind(settings_json(t)?)
+        .bind(&t.password)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn update(conn: &mut Conn, t: &Trunk) -> Result<()> {
+        sqlx::query(
+            "UPDATE trunks SET name = $2, settings = $3, password = $4, updated_at = $5 \
+             WHERE id = $1",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(settings_json(t)?)
+        .bind(&t.password)
+        .bind(t.updated_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<Trunk>> {
+        get_by_id(conn, "trunks", id, from_row).await
+    }
+
+    /// A tenant's trunks (they are few: no paging), by name.
+    pub async fn of_tenant(conn: &mut Conn, tenant_id: &str) -> Result<Vec<Trunk>> {
+        let rows = sqlx::query("SELECT * FROM trunks WHERE tenant_id = $1 ORDER BY name")
+            .bind(tenant_id)
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Every trunk of the installation (the SIP service registers those that want it).
+    pub async fn all(conn: &mut Conn) -> Result<Vec<Trunk>> {
+        let rows = sqlx::query("SELECT * FROM trunks ORDER BY id")
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
+        delete_by_id(conn, "trunks", id).await
+    }
+}

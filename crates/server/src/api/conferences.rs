@@ -5,6 +5,7 @@ use super::extract::Caller;
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{AppState, Audit, audit};
 use crate::live::LiveConference;
+use crate::sip::Callee;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -116,31 +117,40 @@ async fn start_conference(
     };
     state.conferences.start(&room, settings).map_err(refused)?;
     let mut conn = state.store.conn().await?;
+    let trunks = repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?;
     let mut members = Vec::new();
     for m in &template.members {
-        let extension = match m.kind {
+        let reachable = match m.kind {
             MemberKind::User => match &m.user_id {
-                Some(id) => repo::users::get(&mut conn, id)
-                    .await?
-                    .and_then(|u| u.extension),
+                Some(id) => repo::users::get(&mut conn, id).await?.map(|u| Reachable {
+                    extension: u.extension,
+                    numbers: vec![u.mobile, u.landline],
+                }),
                 None => None,
             },
             MemberKind::Contact => match &m.contact_id {
                 Some(id) => repo::contacts::get(&mut conn, id)
                     .await?
-                    .and_then(|c| c.extension),
+                    .map(|c| Reachable {
+                        extension: c.extension,
+                        numbers: vec![c.mobile, c.landline],
+                    }),
                 None => None,
             },
-            MemberKind::Number => None,
+            MemberKind::Number => Some(Reachable {
+                extension: None,
+                numbers: vec![m.number.clone()],
+            }),
         };
-        let outcome = match extension {
-            Some(ext) => {
+        let outcome = match reachable.map(|r| r.callee(&trunks)) {
+            Some(Ok(callee)) => {
                 state
                     .sip
-                    .invite(room.clone(), ext, m.display_name.clone(), m.role)
+                    .invite(room.clone(), callee, m.display_name.clone(), m.role)
                     .await
             }
-            None => Err("no extension to call; phone numbers need a trunk".to_owned()),
+            Some(Err(reason)) => Err(reason),
+            None => Err("no longer in the directory".to_owned()),
         };
         members.push(match outcome {
             Ok(call_id) => MemberCall {
@@ -182,11 +192,61 @@ async fn start_conference(
     ))
 }
 
+/// Where a member can be called: their extension, else their numbers (in order) through the
+/// tenant's trunks.
+struct Reachable {
+    extension: Option<String>,
+    numbers: Vec<Option<String>>,
+}
+
+impl Reachable {
+    fn callee(self, trunks: &[conclave_store::model::Trunk]) -> Result<Callee, String> {
+        if let Some(extension) = self.extension {
+            return Ok(Callee::Extension(extension));
+        }
+        let numbers: Vec<String> = self.numbers.into_iter().flatten().collect();
+        if numbers.is_empty() {
+            return Err("no extension or phone number to call".to_owned());
+        }
+        for raw in &numbers {
+            let Some(number) = crate::trunks::dialable(raw) else {
+                continue;
+            };
+            if let Some((trunk, dialled)) = crate::trunks::route(trunks, &number) {
+                if crate::trunks::dialable(&dialled).is_none() {
+                    return Err(format!(
+                        "trunk {} rewrote {number} to {dialled:?}, which is not a number",
+                        trunk.name
+                    ));
+                }
+                return Ok(Callee::Number {
+                    trunk: Box::new(trunk.clone()),
+                    number: dialled,
+                });
+            }
+        }
+        Err(format!("no trunk takes {}", numbers.join(" or ")))
+    }
+}
+
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
-    /// A user of the tenant, called on their registered extension.
-    pub user_id: String,
+    /// A user of the tenant: their registered extension, else their phone numbers.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// An address-book contact: their extension, else their phone numbers.
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    /// A phone number, called through the tenant's trunks.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// The name the roster shows (default: the user's or contact's name, or the number).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Their role in the meeting. Default: participant.
+    #[serde(default)]
+    pub role: Option<Role>,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -214,7 +274,12 @@ async fn invite_member(
         tenant_id: &room.tenant_id,
         target_type: "conference",
         target_id: Some(&room.id),
-        detail: serde_json::json!({ "room": room.number, "user_id": body.user_id }),
+        detail: serde_json::json!({
+            "room": room.number,
+            "user_id": body.user_id,
+            "contact_id": body.contact_id,
+            "number": body.number,
+        }),
     };
     if operator_role(&caller, &room).is_none() {
         return Err(super::deny(
@@ -226,21 +291,67 @@ async fn invite_member(
         .await);
     }
     let mut conn = state.store.conn().await?;
-    let user = repo::users::get(&mut conn, &body.user_id)
-        .await?
-        .filter(|u| u.tenant_id == room.tenant_id)
-        .ok_or_else(|| ApiError::field("user_id", "no such user in this tenant"))?;
-    let extension = user
-        .extension
-        .clone()
-        .ok_or_else(|| ApiError::field("user_id", "the user has no extension to call"))?;
+    let (reachable, name, field) = match (&body.user_id, &body.contact_id, &body.number) {
+        (Some(id), None, None) => {
+            let user = repo::users::get(&mut conn, id)
+                .await?
+                .filter(|u| u.tenant_id == room.tenant_id)
+                .ok_or_else(|| ApiError::field("user_id", "no such user in this tenant"))?;
+            let reachable = Reachable {
+                extension: user.extension,
+                numbers: vec![user.mobile, user.landline],
+            };
+            (reachable, user.display_name, "user_id")
+        }
+        (None, Some(id), None) => {
+            let contact = repo::contacts::get(&mut conn, id)
+                .await?
+                .filter(|c| {
+                    c.tenant_id == room.tenant_id
+                        && c.owner_id.as_ref().is_none_or(|o| *o == caller.user.id)
+                })
+                .ok_or_else(|| ApiError::field("contact_id", "no such contact"))?;
+            let reachable = Reachable {
+                extension: contact.extension,
+                numbers: vec![contact.mobile, contact.landline],
+            };
+            (reachable, contact.name, "contact_id")
+        }
+        (None, None, Some(number)) => {
+            if crate::trunks::dialable(number).is_none() {
+                return Err(ApiError::field(
+                    "number",
+                    "must be a phone number: an optional +, then digits",
+                ));
+            }
+            let reachable = Reachable {
+                extension: None,
+                numbers: vec![Some(number.clone())],
+            };
+            (reachable, number.clone(), "number")
+        }
+        _ => {
+            return Err(ApiError::field(
+                "user_id",
+                "give exactly one of user_id, contact_id and number",
+            ));
+        }
+    };
+    let trunks = repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?;
+    let callee = reachable
+        .callee(&trunks)
+        .map_err(|reason| ApiError::field(field, reason))?;
+    let name = match body.display_name {
+        Some(given) if !given.trim().is_empty() && given.chars().count() <= 100 => given,
+        _ => name,
+    };
     let call_id = state
         .sip
         .invite(
             room.clone(),
-            extension,
-            user.display_name.clone(),
-            Role::Participant,
+            callee,
+            name,
+            body.role.unwrap_or(Role::Participant),
         )
         .await
         .map_err(|reason| ApiError {

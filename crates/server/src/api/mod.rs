@@ -14,6 +14,7 @@ mod rooms;
 mod session;
 mod templates;
 mod tenants;
+mod trunks;
 mod users;
 pub mod validate;
 mod webhooks;
@@ -81,7 +82,7 @@ impl AppState {
         (name = "contacts", description = "Enterprise and personal address books"),
         (name = "api-keys", description = "Keys for integrations"),
         (name = "audit", description = "Who did what, when, from where"),
-        (name = "sip", description = "SIP registrations of the users' extensions"),
+        (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
     )
 )]
@@ -120,7 +121,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(conferences::routes())
             .merge(history::routes())
             .merge(events::routes())
-            .merge(webhooks::routes()),
+            .merge(webhooks::routes())
+            .merge(trunks::routes()),
     )
 }
 

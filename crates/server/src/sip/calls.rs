@@ -9,7 +9,7 @@ use conclave_conference::live::JoinedVia;
 use conclave_media::codec::CodecKind;
 use conclave_media::conference::MemberConfig;
 use conclave_media::srtp::{SrtpKey, SrtpSuite};
-use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio};
+use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
 use conclave_sip::ua::{CallId, Dial, UserAgent};
 use conclave_store::model::Room;
 use conclave_store::{Store, repo};
@@ -193,6 +193,7 @@ impl Calls {
         call: CallId,
         caller: Caller,
         admission: Admission,
+        srtp: SrtpPolicy,
     ) {
         let (room, needs_pin) = match admission {
             Admission::Admitted { room, needs_pin } => (*room, needs_pin),
@@ -205,7 +206,7 @@ impl Calls {
                 return;
             }
         };
-        let (socket, local) = match self.local_media() {
+        let (socket, mut local) = match self.local_media() {
             Ok(media) => media,
             Err(err) => {
                 tracing::warn!(%err, "cannot open an RTP socket");
@@ -213,6 +214,7 @@ impl Calls {
                 return;
             }
         };
+        local.srtp_policy = Some(srtp);
         let answered = ua.answer(now, call, local);
         self.legs.insert(
             call,
@@ -246,6 +248,7 @@ impl Calls {
             session_id: rand::random::<u32>().into(),
             session_version: 1,
             srtp_key: Some(rand::random()),
+            srtp_policy: None,
             direction: Direction::SendRecv,
         };
         Ok((socket, local))

@@ -11,12 +11,15 @@ use crate::config::Settings;
 use anyhow::{Context, Result};
 use conclave_sip::headers::Transport;
 use conclave_sip::message::{HeaderName, Message, Method, Request};
+use conclave_sip::offer_answer::SrtpPolicy;
 use conclave_sip::registrar::{AuthLimiter, AuthLimiterConfig, Registrar, RegistrarConfig};
+use conclave_sip::registration::{Registration, RegistrationConfig, RegistrationState};
 use conclave_sip::ua::{LocalAddress, UaConfig, UaEvent, UserAgent};
 use conclave_sip::uri::Host;
 use conclave_sip::{Peer, Transmit};
 use conclave_store::Store;
 use conclave_store::model::User;
+use conclave_store::model::{SipTransport, SrtpMode, Trunk};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -54,11 +57,14 @@ pub(crate) enum Input {
         call: conclave_sip::ua::CallId,
         caller: calls::Caller,
         admission: calls::Admission,
+        srtp: SrtpPolicy,
     },
-    /// Call a registered extension into a room.
+    /// Call someone into a room.
     Invite {
         room: Box<conclave_store::model::Room>,
-        extension: String,
+        callee: Callee,
+        /// The gateway's address, for a number through a trunk.
+        dest: Option<SocketAddr>,
         name: String,
         role: conclave_conference::Role,
         reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
@@ -67,11 +73,67 @@ pub(crate) enum Input {
     HangUp {
         call: u64,
     },
+    /// A trunk was added, changed (`Some`) or removed (`None`): its registration follows.
+    Trunk {
+        id: String,
+        trunk: Option<Box<Trunk>>,
+        dest: Option<SocketAddr>,
+    },
+    /// How the trunks' registrations stand (for the API); `None`: not registering.
+    TrunkStates {
+        ids: Vec<String>,
+        reply: tokio::sync::oneshot::Sender<Vec<Option<String>>>,
+    },
     /// Who is registered (for the API).
     Bindings {
         aors: Vec<String>,
         reply: tokio::sync::oneshot::Sender<Vec<Vec<BindingView>>>,
     },
+}
+
+/// Whom a call goes to.
+#[derive(Debug, Clone)]
+pub enum Callee {
+    /// A user's extension, through its registrations.
+    Extension(String),
+    /// A phone number through a trunk, as the trunk's rules rewrote it.
+    Number { trunk: Box<Trunk>, number: String },
+}
+
+fn srtp_policy(mode: SrtpMode) -> SrtpPolicy {
+    match mode {
+        SrtpMode::Off => SrtpPolicy::Off,
+        SrtpMode::Optional => SrtpPolicy::Optional,
+        SrtpMode::Mandatory => SrtpPolicy::Mandatory,
+    }
+}
+
+fn sip_transport(t: SipTransport) -> Transport {
+    match t {
+        SipTransport::Udp => Transport::Udp,
+        SipTransport::Tcp => Transport::Tcp,
+        SipTransport::Tls => Transport::Tls,
+    }
+}
+
+/// The gateway's address (the first the name resolves to).
+async fn resolve(trunk: &Trunk) -> Result<SocketAddr, String> {
+    let host = trunk
+        .settings
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let lookup = tokio::net::lookup_host((host, trunk.settings.port));
+    match tokio::time::timeout(std::time::Duration::from_secs(5), lookup).await {
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .ok_or_else(|| format!("trunk {}: {host} has no address", trunk.name)),
+        Ok(Err(err)) => Err(format!(
+            "trunk {}: cannot resolve {host}: {err}",
+            trunk.name
+        )),
+        Err(_) => Err(format!("trunk {}: resolving {host} timed out", trunk.name)),
+    }
 }
 
 /// A registered contact of an extension, as the console and integrations see it.
@@ -100,18 +162,23 @@ pub struct SipHandle {
 }
 
 impl SipHandle {
-    /// Calls a registered extension into a room; the call id, or why it could not be placed.
+    /// Calls someone into a room; the call id, or why it could not be placed.
     pub async fn invite(
         &self,
         room: conclave_store::model::Room,
-        extension: String,
+        callee: Callee,
         name: String,
         role: conclave_conference::Role,
     ) -> Result<u64, String> {
+        let dest = match &callee {
+            Callee::Number { trunk, .. } => Some(resolve(trunk).await?),
+            Callee::Extension(_) => None,
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let input = Input::Invite {
             room: Box::new(room),
-            extension,
+            callee,
+            dest,
             name,
             role,
             reply,
@@ -123,6 +190,44 @@ impl SipHandle {
         answer
             .await
             .map_err(|_| "the SIP service has stopped".to_owned())?
+    }
+
+    /// A trunk was saved (`Some`) or deleted (`None`): (re-)register with its gateway as it
+    /// asks.
+    pub fn trunk_changed(&self, id: String, trunk: Option<Trunk>) {
+        let inputs = self.inputs.clone();
+        tokio::spawn(async move {
+            let wants = trunk
+                .as_ref()
+                .is_some_and(|t| t.settings.register && t.settings.enabled);
+            let dest = match &trunk {
+                Some(t) if wants => match resolve(t).await {
+                    Ok(dest) => Some(dest),
+                    Err(err) => {
+                        tracing::warn!(%err, "trunk registration not started");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            let trunk = trunk.map(Box::new);
+            let _ = inputs.send(Input::Trunk { id, trunk, dest }).await;
+        });
+    }
+
+    /// How each trunk's registration stands, in the order asked; `None` where it does not
+    /// register.
+    pub async fn trunk_states(&self, ids: Vec<String>) -> Vec<Option<String>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self
+            .inputs
+            .send(Input::TrunkStates { ids, reply })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// The live bindings of each extension's address of record, in the same order.
@@ -219,9 +324,20 @@ pub async fn start(
                 port: tls_addr.port(),
             },
         ],
+        media: conclave_sip::offer_answer::MediaConfig {
+            srtp: srtp_policy(settings.sip_srtp),
+            ..Default::default()
+        },
         ..UaConfig::default()
     };
+    let locals = ua_config.locals.clone();
     let store_for_calls = store.clone();
+    let trunks = {
+        let mut conn = store.conn().await.context("loading trunks")?;
+        conclave_store::repo::trunks::all(&mut conn)
+            .await
+            .context("loading trunks")?
+    };
     let seed = rand::random::<u64>();
     let secret: [u8; 32] = rand::random();
     let udp = Arc::new(udp);
@@ -250,7 +366,16 @@ pub async fn start(
         udp: udp.clone(),
         connections: HashMap::new(),
         inputs_tx: inputs_tx.clone(),
+        srtp: srtp_policy(settings.sip_srtp),
+        tls_srtp: srtp_policy(settings.sip_tls_srtp),
+        tls_clients: tls::client_configs()?,
+        tls_names: HashMap::new(),
+        trunk_registrations: HashMap::new(),
+        locals,
     };
+    for trunk in trunks {
+        handle.trunk_changed(trunk.id.clone(), Some(trunk));
+    }
     let tasks = vec![
         tokio::spawn(core.run(inputs)),
         tokio::spawn(transport::udp_loop(udp, inputs_tx.clone())),
@@ -271,6 +396,16 @@ pub async fn start(
     })
 }
 
+/// How a trunk's registration stands, for the console.
+fn describe(state: RegistrationState) -> String {
+    match state {
+        RegistrationState::Idle | RegistrationState::Registering => "registering".into(),
+        RegistrationState::Registered { .. } => "registered".into(),
+        RegistrationState::Failed { status } => format!("failed: {status}"),
+        RegistrationState::Unregistering | RegistrationState::Unregistered => "unregistered".into(),
+    }
+}
+
 struct Connection {
     addr: SocketAddr,
     transport: Transport,
@@ -287,6 +422,16 @@ struct Core {
     udp: Arc<UdpSocket>,
     connections: HashMap<u64, Connection>,
     inputs_tx: mpsc::Sender<Input>,
+    /// SRTP policy of calls that come in over UDP/TCP, and over TLS.
+    srtp: SrtpPolicy,
+    tls_srtp: SrtpPolicy,
+    tls_clients: tls::ClientConfigs,
+    /// Gateways we reach over TLS: the name their certificate must carry, and whether to check.
+    tls_names: HashMap<SocketAddr, (String, bool)>,
+    /// Trunk id → our registration with its gateway.
+    trunk_registrations: HashMap<String, Registration>,
+    /// Our listening addresses, as Via and Contact show them.
+    locals: Vec<LocalAddress>,
 }
 
 impl Core {
@@ -294,6 +439,7 @@ impl Core {
         loop {
             let deadline = [self.ua.poll_timeout(), self.registrations.next_deadline()]
                 .into_iter()
+                .chain(self.trunk_registrations.values().map(|r| r.poll_timeout()))
                 .flatten()
                 .min();
             let input = match deadline {
@@ -303,6 +449,11 @@ impl Core {
                         let now = Instant::now();
                         self.ua.handle_timeout(now);
                         self.registrations.handle_timeout(now, &mut self.ua);
+                        for registration in self.trunk_registrations.values_mut() {
+                            if registration.poll_timeout().is_some_and(|at| at <= now) {
+                                registration.handle_timeout(now, self.ua.endpoint());
+                            }
+                        }
                         self.drain(now).await;
                         continue;
                     }
@@ -349,18 +500,39 @@ impl Core {
                 call,
                 caller,
                 admission,
+                srtp,
             } => {
                 self.calls
-                    .admitted(now, &mut self.ua, call, caller, admission);
+                    .admitted(now, &mut self.ua, call, caller, admission, srtp);
             }
             Input::Invite {
                 room,
-                extension,
+                callee,
+                dest,
                 name,
                 role,
                 reply,
             } => {
-                let _ = reply.send(self.invite(now, *room, extension, name, role));
+                let placed = match callee {
+                    Callee::Extension(extension) => self.invite(now, *room, extension, name, role),
+                    Callee::Number { trunk, number } => match dest {
+                        Some(dest) => self.dial_trunk(now, *room, &trunk, dest, number, name, role),
+                        None => Err("the gateway's address is unknown".to_owned()),
+                    },
+                };
+                let _ = reply.send(placed);
+            }
+            Input::Trunk { id, trunk, dest } => self.trunk_changed(now, id, trunk, dest),
+            Input::TrunkStates { ids, reply } => {
+                let states = ids
+                    .iter()
+                    .map(|id| {
+                        self.trunk_registrations
+                            .get(id)
+                            .map(|r| describe(r.state()))
+                    })
+                    .collect();
+                let _ = reply.send(states);
             }
             Input::HangUp { call } => {
                 let _ = self.ua.hangup(now, conclave_sip::ua::CallId(call));
@@ -450,6 +622,11 @@ impl Core {
                     })
                     .unwrap_or_default();
                 let source_ip = source.addr.ip();
+                let srtp = if source.transport == Transport::Tls {
+                    self.tls_srtp
+                } else {
+                    self.srtp
+                };
                 let (store, conferences, inputs) = (
                     self.store.clone(),
                     self.conferences.clone(),
@@ -463,6 +640,7 @@ impl Core {
                             call,
                             caller,
                             admission,
+                            srtp,
                         })
                         .await;
                 });
@@ -470,12 +648,25 @@ impl Core {
             UaEvent::MediaUpdated { call, media } | UaEvent::Answered { call, media } => {
                 self.calls.media_changed(call, &media)
             }
+            UaEvent::Dtmf { call, digit, .. } => {
+                // Keypad digits in SIP INFO act like RFC 4733 events in the media.
+                self.conferences
+                    .notice(call.0, crate::media::Noticed::Digit(digit));
+            }
             UaEvent::Ended { call, reason } => {
                 tracing::info!(?call, ?reason, "call ended");
                 self.calls.ended(call);
             }
             UaEvent::Endpoint(conclave_sip::Event::BadMessage { .. }) => {
                 metrics::counter!("conclave_sip_bad_messages_total").increment(1);
+            }
+            UaEvent::Endpoint(event) => {
+                // Answers to our REGISTERs with the trunks' gateways.
+                for registration in self.trunk_registrations.values_mut() {
+                    if registration.handle_event(now, self.ua.endpoint(), &event) {
+                        break;
+                    }
+                }
             }
             other => tracing::debug!(?other, "SIP event"),
         }
@@ -511,18 +702,170 @@ impl Core {
             ip: Some(binding.source.addr.ip()),
             role,
         };
-        let dial = |media| conclave_sip::ua::Dial {
-            target: binding.contact.uri.clone(),
-            dest: binding.source,
-            from,
-            to,
-            media,
-            credentials: None,
-            headers: Vec::new(),
+        let srtp = if binding.source.transport == Transport::Tls {
+            self.tls_srtp
+        } else {
+            self.srtp
+        };
+        let dial = |mut media: conclave_sip::offer_answer::LocalMedia| {
+            media.srtp_policy = Some(srtp);
+            conclave_sip::ua::Dial {
+                target: binding.contact.uri.clone(),
+                dest: binding.source,
+                from,
+                to,
+                media,
+                credentials: None,
+                headers: Vec::new(),
+                ring_timeout: None,
+            }
         };
         self.calls
             .dial(now, &mut self.ua, room, callee, dial)
             .map(|call| call.0)
+    }
+
+    /// Calls a phone number through a trunk's gateway, answering its digest challenges with
+    /// the trunk's credentials.
+    #[allow(clippy::too_many_arguments)]
+    fn dial_trunk(
+        &mut self,
+        now: Instant,
+        room: conclave_store::model::Room,
+        trunk: &Trunk,
+        dest: SocketAddr,
+        number: String,
+        name: String,
+        role: conclave_conference::Role,
+    ) -> Result<u64, String> {
+        let s = &trunk.settings;
+        let transport = sip_transport(s.transport);
+        if transport == Transport::Tls {
+            self.tls_names.insert(dest, (s.host.clone(), s.verify_tls));
+        }
+        let param = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            _ => ";transport=tls",
+        };
+        let target =
+            conclave_sip::uri::Uri::parse(&format!("sip:{number}@{}:{}{param}", s.host, s.port))
+                .map_err(|e| format!("trunk {}: bad number {number:?}: {e:?}", trunk.name))?;
+        let presented = s
+            .caller_id
+            .clone()
+            .or_else(|| s.username.clone())
+            .unwrap_or_else(|| room.number.clone());
+        let from = conclave_sip::NameAddr::parse(&format!(
+            "\"{}\" <sip:{presented}@{}>",
+            room.name.replace(['"', '\\'], ""),
+            s.host
+        ))
+        .map_err(|e| format!("bad caller id: {e:?}"))?;
+        let to = conclave_sip::NameAddr::parse(&format!("<sip:{number}@{}>", s.host))
+            .map_err(|e| format!("bad callee: {e:?}"))?;
+        let credentials = s.username.clone().zip(trunk.password.clone());
+        let ring_timeout = std::time::Duration::from_secs(s.ring_timeout_seconds.into());
+        let srtp = srtp_policy(s.srtp);
+        let callee = calls::Caller {
+            name,
+            number: number.clone(),
+            ip: Some(dest.ip()),
+            role,
+        };
+        let dial = |mut media: conclave_sip::offer_answer::LocalMedia| {
+            media.srtp_policy = Some(srtp);
+            conclave_sip::ua::Dial {
+                target,
+                dest: Peer::new(transport, dest),
+                from,
+                to,
+                media,
+                credentials,
+                headers: Vec::new(),
+                ring_timeout: Some(ring_timeout),
+            }
+        };
+        tracing::info!(trunk = trunk.name, %number, room = room.number, "calling through a trunk");
+        self.calls
+            .dial(now, &mut self.ua, room, callee, dial)
+            .map(|call| call.0)
+    }
+
+    /// Follows a trunk's settings: ends the old registration, starts the new one.
+    fn trunk_changed(
+        &mut self,
+        now: Instant,
+        id: String,
+        trunk: Option<Box<Trunk>>,
+        dest: Option<SocketAddr>,
+    ) {
+        if let Some(mut old) = self.trunk_registrations.remove(&id)
+            && matches!(old.state(), RegistrationState::Registered { .. })
+        {
+            // Fire and forget: the gateway drops our binding; its answer finds no one.
+            let _ = old.unregister(now, self.ua.endpoint());
+        }
+        let (Some(trunk), Some(dest)) = (trunk, dest) else {
+            return;
+        };
+        let s = &trunk.settings;
+        let (Some(username), Some(password)) = (s.username.clone(), trunk.password.clone()) else {
+            return;
+        };
+        if !(s.register && s.enabled) {
+            return;
+        }
+        let transport = sip_transport(s.transport);
+        if transport == Transport::Tls {
+            self.tls_names.insert(dest, (s.host.clone(), s.verify_tls));
+        }
+        let Some(local) = self
+            .locals
+            .iter()
+            .find(|l| l.transport == transport)
+            .cloned()
+        else {
+            return;
+        };
+        let param = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            _ => ";transport=tls",
+        };
+        let uri = |text: String| conclave_sip::uri::Uri::parse(&text);
+        let parsed = (
+            uri(format!("sip:{}:{}{param}", s.host, s.port)),
+            uri(format!("sip:{username}@{}", s.host)),
+            uri(format!(
+                "sip:{username}@{}:{}{param}",
+                local.host, local.port
+            )),
+        );
+        let (Ok(registrar), Ok(aor), Ok(contact)) = parsed else {
+            tracing::warn!(trunk = trunk.name, "cannot build the trunk's registration");
+            return;
+        };
+        let config = RegistrationConfig {
+            registrar,
+            aor,
+            contact,
+            dest: Peer::new(transport, dest),
+            via_host: local.host.clone(),
+            via_port: local.port,
+            username,
+            password,
+            expires: 600,
+            retry_after: std::time::Duration::from_secs(30),
+        };
+        let call_id = format!("{}@conclave", self.ua.endpoint().new_tag());
+        let tag = self.ua.endpoint().new_tag();
+        let mut registration = Registration::new(config, call_id, tag);
+        if let Err(err) = registration.start(now, self.ua.endpoint()) {
+            tracing::warn!(?err, trunk = trunk.name, "cannot register with the gateway");
+        }
+        tracing::info!(trunk = trunk.name, %dest, "registering with the trunk's gateway");
+        self.trunk_registrations.insert(id, registration);
     }
 
     fn ua_host(&self) -> String {
@@ -564,7 +907,57 @@ impl Core {
             Some(c) => {
                 let _ = c.out.send(payload);
             }
+            // A flow a phone opened and closed cannot be reopened (RFC 5626); one to a
+            // gateway is ours to open.
+            None if peer.connection.is_none() => self.connect(peer, payload),
             None => tracing::debug!(to = %peer.addr, "no open connection to send on"),
         }
+    }
+
+    /// Opens a TCP or TLS connection to a gateway; `first` waits in its queue until it is up.
+    fn connect(&mut self, peer: Peer, first: Vec<u8>) {
+        let tls = if peer.transport == Transport::Tls {
+            let (name, verify) = self
+                .tls_names
+                .get(&peer.addr)
+                .cloned()
+                .unwrap_or_else(|| (peer.addr.ip().to_string(), true));
+            let config = if verify {
+                self.tls_clients.verified.clone()
+            } else {
+                self.tls_clients.unverified.clone()
+            };
+            match rustls::pki_types::ServerName::try_from(name.clone()) {
+                Ok(server) => Some((tokio_rustls::TlsConnector::from(config), server)),
+                Err(err) => {
+                    tracing::warn!(%err, name, "not a TLS server name");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let id = transport::next_connection_id();
+        let (out, queue) = mpsc::unbounded_channel();
+        let _ = out.send(first);
+        self.connections.insert(
+            id,
+            Connection {
+                addr: peer.addr,
+                transport: peer.transport,
+                out: out.clone(),
+            },
+        );
+        let peer = Peer {
+            connection: Some(id),
+            ..peer
+        };
+        tokio::spawn(transport::connect(
+            peer,
+            tls,
+            out,
+            queue,
+            self.inputs_tx.clone(),
+        ));
     }
 }

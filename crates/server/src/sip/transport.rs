@@ -74,7 +74,7 @@ pub async fn tcp_accept(
     }
 }
 
-/// One TCP or TLS connection: frames what arrives, writes what the stack sends back.
+/// A connection someone opened to us: announced to the SIP task, then served.
 async fn connection<S>(
     stream: S,
     addr: SocketAddr,
@@ -83,21 +83,92 @@ async fn connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if inputs
-        .send(Input::Connected {
-            id,
-            addr,
-            transport,
-            out: out_tx.clone(),
-        })
-        .await
-        .is_err()
-    {
+    let id = next_connection_id();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let connected = Input::Connected {
+        id,
+        addr,
+        transport,
+        out: out_tx.clone(),
+    };
+    if inputs.send(connected).await.is_err() {
         return;
     }
+    let peer = Peer {
+        transport,
+        addr,
+        connection: Some(id),
+    };
+    serve(stream, peer, out_tx, out_rx, inputs).await;
+}
+
+pub fn next_connection_id() -> u64 {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How long opening a connection to a gateway may take before its messages are given up.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens a connection we need (a trunk over TCP or TLS). The SIP task already counts it as
+/// connection `peer.connection` and queues on `out`; if it cannot be opened, the task hears
+/// `Closed` and the transactions waiting on it time out.
+pub async fn connect(
+    peer: Peer,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    out_tx: mpsc::UnboundedSender<Vec<u8>>,
+    out_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    inputs: mpsc::Sender<Input>,
+) {
+    let id = peer.connection.unwrap_or_default();
+    let opened = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(peer.addr));
+    let stream = match opened.await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            tracing::info!(%err, to = %peer.addr, "cannot connect");
+            let _ = inputs.send(Input::Closed { id }).await;
+            return;
+        }
+        Err(_) => {
+            tracing::info!(to = %peer.addr, "connecting timed out");
+            let _ = inputs.send(Input::Closed { id }).await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve(stream, peer, out_tx, out_rx, inputs).await,
+        Some((connector, name)) => {
+            let handshake = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream));
+            match handshake.await {
+                Ok(Ok(stream)) => serve(stream, peer, out_tx, out_rx, inputs).await,
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, to = %peer.addr, "TLS handshake with the gateway failed");
+                    let _ = inputs.send(Input::Closed { id }).await;
+                }
+                Err(_) => {
+                    tracing::warn!(to = %peer.addr, "TLS handshake timed out");
+                    let _ = inputs.send(Input::Closed { id }).await;
+                }
+            }
+        }
+    }
+}
+
+/// One TCP or TLS connection: frames what arrives, writes what the stack sends.
+async fn serve<S>(
+    stream: S,
+    peer: Peer,
+    out_tx: mpsc::UnboundedSender<Vec<u8>>,
+    mut out_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    inputs: mpsc::Sender<Input>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (id, addr) = (peer.connection.unwrap_or_default(), peer.addr);
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let writer_task = tokio::spawn(async move {
         while let Some(bytes) = out_rx.recv().await {
             if writer.write_all(&bytes).await.is_err() {
@@ -106,11 +177,6 @@ async fn connection<S>(
         }
         let _ = writer.shutdown().await;
     });
-    let peer = Peer {
-        transport,
-        addr,
-        connection: Some(id),
-    };
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 16 * 1024];
     'read: loop {

@@ -7,5 +7,7 @@ mod common;
 mod operations;
 mod restart;
 mod room_call;
+mod sip_calls;
 mod sip_register;
 mod sip_transports;
+mod trunks;
