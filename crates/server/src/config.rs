@@ -56,10 +56,11 @@ pub struct ServeArgs {
     /// Default: conclave
     #[arg(long, env = "CONCLAVE_SIP_REALM", value_name = "REALM")]
     pub sip_realm: Option<String>,
-    /// Offer SHA-256 digest challenges before MD5 (RFC 8760). Off by default: many deployed
-    /// phones answer only the first challenge and know only MD5.
-    #[arg(long, env = "CONCLAVE_SIP_SHA256_FIRST", value_name = "BOOL")]
-    pub sip_sha256_first: Option<bool>,
+    /// Digest algorithms the registrar challenges with, in order: md5, sha256, or both
+    /// separated by a comma (RFC 8760). Default: md5 — some deployed phones (libre/baresip
+    /// among them) refuse a 401 that carries any challenge they do not know.
+    #[arg(long, env = "CONCLAVE_SIP_DIGEST", value_name = "ALGORITHMS")]
+    pub sip_digest: Option<String>,
     /// Media encryption (SDES-SRTP) on calls over the UDP and TCP listeners: off, optional
     /// (when the phone offers or accepts it) or mandatory. SDES keys travel in the SIP
     /// messages, so on plain transports they are only as secret as the network. Default: optional
@@ -93,7 +94,7 @@ struct FileSettings {
     sip_tls_cert: Option<PathBuf>,
     sip_tls_key: Option<PathBuf>,
     sip_realm: Option<String>,
-    sip_sha256_first: Option<bool>,
+    sip_digest: Option<String>,
     sip_srtp: Option<String>,
     sip_tls_srtp: Option<String>,
     session_ttl_minutes: Option<u32>,
@@ -113,7 +114,8 @@ pub struct Settings {
     /// Certificate and key for SIP over TLS; `None`: self-signed in the data directory.
     pub sip_tls_identity: Option<(PathBuf, PathBuf)>,
     pub sip_realm: String,
-    pub sip_sha256_first: bool,
+    /// Digest algorithms of the registrar's challenges, in order.
+    pub sip_digest: Vec<conclave_sip::auth::Algorithm>,
     /// SRTP policy of calls over UDP and TCP, and over TLS.
     pub sip_srtp: SrtpMode,
     pub sip_tls_srtp: SrtpMode,
@@ -220,10 +222,7 @@ impl Settings {
             sip_tls: args.sip_tls.or(file.sip_tls).unwrap_or(any(5061)),
             sip_tls_identity,
             sip_realm,
-            sip_sha256_first: args
-                .sip_sha256_first
-                .or(file.sip_sha256_first)
-                .unwrap_or(false),
+            sip_digest: digest_algorithms(args.sip_digest.or(file.sip_digest))?,
             sip_srtp,
             sip_tls_srtp,
             session_ttl_minutes,
@@ -235,6 +234,24 @@ impl Settings {
             admin_password,
         })
     }
+}
+
+fn digest_algorithms(value: Option<String>) -> Result<Vec<conclave_sip::auth::Algorithm>> {
+    use conclave_sip::auth::Algorithm;
+    let value = value.unwrap_or_else(|| "md5".into());
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim) {
+        let algorithm = match name.to_ascii_lowercase().as_str() {
+            "md5" => Algorithm::Md5,
+            "sha256" | "sha-256" => Algorithm::Sha256,
+            _ => bail!("sip_digest: {name:?} is neither md5 nor sha256"),
+        };
+        if out.contains(&algorithm) {
+            bail!("sip_digest: {name} is listed twice");
+        }
+        out.push(algorithm);
+    }
+    Ok(out)
 }
 
 fn srtp_policy(name: &str, value: Option<String>) -> Result<SrtpMode> {
@@ -290,5 +307,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("CONCLAVE_ADMIN_PASSWORD"), "{err}");
+    }
+
+    #[test]
+    fn digest_algorithms_are_a_list_in_order() {
+        use conclave_sip::auth::Algorithm;
+        assert_eq!(digest_algorithms(None).unwrap(), [Algorithm::Md5]);
+        assert_eq!(
+            digest_algorithms(Some("sha256, md5".into())).unwrap(),
+            [Algorithm::Sha256, Algorithm::Md5]
+        );
+        assert!(digest_algorithms(Some("md5,md5".into())).is_err());
+        assert!(digest_algorithms(Some("sha1".into())).is_err());
+        assert!(srtp_policy("sip_srtp", Some("sometimes".into())).is_err());
+        assert_eq!(srtp_policy("sip_srtp", None).unwrap(), SrtpMode::Optional);
     }
 }

@@ -35,6 +35,76 @@ pub struct LiveConference {
     pub room_name: String,
     pub locked: bool,
     pub members: Vec<RosterEntry>,
+    /// Everyone the meeting called, and how each call went.
+    pub invitations: Vec<Invitation>,
+}
+
+/// How a call to an invitee stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Calling,
+    Ringing,
+    Joined,
+    Busy,
+    NoAnswer,
+    Rejected,
+    Failed,
+    /// Joined, then hung up.
+    Left,
+    /// Joined, then removed by a chair.
+    Removed,
+}
+
+impl CallState {
+    /// Not in the meeting and not being called: `redialMissing` calls them again.
+    pub fn missing(self) -> bool {
+        matches!(
+            self,
+            CallState::Busy
+                | CallState::NoAnswer
+                | CallState::Rejected
+                | CallState::Failed
+                | CallState::Left
+        )
+    }
+}
+
+/// Someone the meeting called (one-click start, invitation, redial).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Invitation {
+    pub id: u32,
+    pub name: String,
+    pub number: String,
+    #[schema(value_type = String)]
+    pub role: Role,
+    pub state: CallState,
+    /// Why the call failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The call in progress or the last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<u64>,
+    /// How to call them again; `None` when they cannot be reached.
+    #[serde(skip)]
+    pub callee: Option<crate::sip::Callee>,
+}
+
+/// A change of an invitee's call, as the WebSocket and webhooks carry it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CallProgress {
+    /// Always `call`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub invitation: Invitation,
+}
+
+/// What a live event is about: the meeting, or a call the meeting placed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum LiveChange {
+    Meeting(Event),
+    Call(CallProgress),
 }
 
 /// One member in the roster: their state in the meeting and how their media is doing.
@@ -57,8 +127,9 @@ pub struct LiveEvent {
     /// Who acted (an operator, a member on the keypad, or `system`).
     pub actor: String,
     pub at: i64,
+    /// A meeting event (`type`: joined, muted, …) or a call's progress (`type`: call).
     #[schema(value_type = Object)]
-    pub event: Event,
+    pub event: LiveChange,
 }
 
 /// Someone arriving in a room's meeting.
@@ -90,10 +161,27 @@ enum Msg {
     /// A call placed to an invitee; the meeting waits for its answer.
     Awaiting {
         call: u64,
+        invitation: Option<u32>,
+    },
+    /// An invitee's call rings.
+    Ringing {
+        call: u64,
     },
     /// An invitee's call ended before they joined.
     GaveUp {
         call: u64,
+        state: CallState,
+    },
+    /// Someone to call: the meeting lists them and answers their invitation's id.
+    Invite {
+        invitation: Box<Invitation>,
+        reply: oneshot::Sender<u32>,
+    },
+    /// Calling an invitee failed before any call was placed (or is being placed again).
+    InviteState {
+        invitation: u32,
+        state: CallState,
+        reason: Option<String>,
     },
     /// Every invitation of a one-click start has been placed.
     Dispatched,
@@ -206,7 +294,7 @@ impl Conferences {
         self.events.subscribe()
     }
 
-    fn publish(&self, room: &Room, actor: &str, event: &Event) {
+    fn publish(&self, room: &Room, actor: &str, event: LiveChange) {
         // Nobody listening is fine.
         let _ = self.events.send(LiveEvent {
             tenant_id: room.tenant_id.clone(),
@@ -214,7 +302,7 @@ impl Conferences {
             room_number: room.number.clone(),
             actor: actor.to_owned(),
             at: now_ms(),
-            event: event.clone(),
+            event,
         });
     }
 
@@ -236,17 +324,67 @@ impl Conferences {
         }
     }
 
-    /// The meeting waits for this call's answer (or for it to fail).
-    pub fn awaiting(&self, room_id: &str, call: u64) {
+    /// The meeting waits for this call's answer (or for it to fail); `invitation` is whom
+    /// it calls.
+    pub fn awaiting(&self, room_id: &str, call: u64, invitation: Option<u32>) {
         if let Some(entry) = self.entry(room_id) {
-            let _ = entry.inbox.send(Msg::Awaiting { call });
+            let _ = entry.inbox.send(Msg::Awaiting { call, invitation });
         }
     }
 
-    /// An invitee's call ended before they joined.
-    pub fn gave_up(&self, room_id: &str, call: u64) {
+    /// An invitee's phone rings.
+    pub fn ringing(&self, room_id: &str, call: u64) {
         if let Some(entry) = self.entry(room_id) {
-            let _ = entry.inbox.send(Msg::GaveUp { call });
+            let _ = entry.inbox.send(Msg::Ringing { call });
+        }
+    }
+
+    /// An invitee's call ended before they joined (busy, no answer…).
+    pub fn gave_up(&self, room_id: &str, call: u64, state: CallState) {
+        if let Some(entry) = self.entry(room_id) {
+            let _ = entry.inbox.send(Msg::GaveUp { call, state });
+        }
+    }
+
+    /// Lists someone the meeting calls; their invitation's id (`None`: no live meeting).
+    pub async fn invite(
+        &self,
+        room_id: &str,
+        name: String,
+        number: String,
+        role: Role,
+        callee: Option<crate::sip::Callee>,
+    ) -> Option<u32> {
+        let entry = self.entry(room_id)?;
+        let invitation = Box::new(Invitation {
+            id: 0,
+            name,
+            number,
+            role,
+            state: CallState::Calling,
+            reason: None,
+            call_id: None,
+            callee,
+        });
+        let (reply, answer) = oneshot::channel();
+        entry.inbox.send(Msg::Invite { invitation, reply }).ok()?;
+        answer.await.ok()
+    }
+
+    /// Sets an invitation's state from outside a call: failed before dialling, or calling again.
+    pub fn invite_state(
+        &self,
+        room_id: &str,
+        invitation: u32,
+        state: CallState,
+        reason: Option<String>,
+    ) {
+        if let Some(entry) = self.entry(room_id) {
+            let _ = entry.inbox.send(Msg::InviteState {
+                invitation,
+                state,
+                reason,
+            });
         }
     }
 
@@ -361,6 +499,7 @@ impl Conferences {
                 ..settings
             }),
             awaiting: HashSet::new(),
+            invitations: Vec::new(),
             dispatching,
             calls: HashMap::new(),
             members: HashMap::new(),
@@ -401,6 +540,8 @@ struct RoomActor {
     lobby: HashMap<u64, Lobby>,
     /// Calls placed to invitees who have not answered yet: the meeting waits for them.
     awaiting: HashSet<u64>,
+    /// Everyone the meeting called; an invitation's id is its index.
+    invitations: Vec<Invitation>,
     /// A one-click start is still placing its calls: the empty meeting must not end yet.
     dispatching: bool,
     owner: Conferences,
@@ -425,11 +566,35 @@ impl RoomActor {
         while let Some(msg) = messages.recv().await {
             match msg {
                 Msg::Noticed { call, noticed } => self.noticed(call, noticed),
-                Msg::Awaiting { call } => {
+                Msg::Awaiting { call, invitation } => {
                     self.awaiting.insert(call);
+                    if let Some(i) = invitation.and_then(|id| self.invitations.get_mut(id as usize))
+                    {
+                        i.call_id = Some(call);
+                    }
+                    self.call_state(call, CallState::Calling, None);
                 }
-                Msg::GaveUp { call } => {
+                Msg::Ringing { call } => self.call_state(call, CallState::Ringing, None),
+                Msg::GaveUp { call, state } => {
                     self.awaiting.remove(&call);
+                    self.call_state(call, state, None);
+                }
+                Msg::Invite { invitation, reply } => {
+                    let id = u32::try_from(self.invitations.len()).unwrap_or(u32::MAX);
+                    self.invitations.push(Invitation { id, ..*invitation });
+                    self.published_invitation(id as usize);
+                    let _ = reply.send(id);
+                }
+                Msg::InviteState {
+                    invitation,
+                    state,
+                    reason,
+                } => {
+                    if let Some(i) = self.invitations.get_mut(invitation as usize) {
+                        i.state = state;
+                        i.reason = reason;
+                        self.published_invitation(invitation as usize);
+                    }
                 }
                 Msg::Dispatched => self.dispatching = false,
                 Msg::Joined { who, reply } => {
@@ -437,6 +602,7 @@ impl RoomActor {
                 }
                 Msg::Left { call } => {
                     self.lobby.remove(&call);
+                    self.call_state(call, CallState::Left, None);
                     if let Some(member) = self.members.remove(&call) {
                         self.calls.remove(&member);
                         let events = self
@@ -464,8 +630,10 @@ impl RoomActor {
                 }
             }
             self.acting_for = SYSTEM.into();
-            let nobody =
-                self.members.is_empty() && self.lobby.is_empty() && self.awaiting.is_empty();
+            let nobody = self.members.is_empty()
+                && self.lobby.is_empty()
+                && self.awaiting.is_empty()
+                && !self.dispatching;
             if self.state.has_ended() || nobody {
                 break;
             }
@@ -501,6 +669,7 @@ impl RoomActor {
             room_number: self.room.number.clone(),
             room_name: self.room.name.clone(),
             locked: self.state.is_locked(),
+            invitations: self.invitations.clone(),
             members: self
                 .state
                 .members()
@@ -555,6 +724,7 @@ impl RoomActor {
         };
         let events = self.state.apply(Actor::Operator(Role::Owner), join)?;
         self.awaiting.remove(&call);
+        self.call_state(call, CallState::Joined, None);
         for event in &events {
             if let Event::Joined { member } = event {
                 self.calls.insert(member.id, call);
@@ -684,7 +854,11 @@ impl RoomActor {
             let _ = self
                 .recorder
                 .send(history::Record::event(&self.acting_for, &event));
-            self.owner.publish(&self.room, &self.acting_for, &event);
+            self.owner.publish(
+                &self.room,
+                &self.acting_for,
+                LiveChange::Meeting(event.clone()),
+            );
             match event {
                 Event::Joined { member } if member.muted => self.mute(member.id, true),
                 Event::Muted { member } => self.mute(member, true),
@@ -699,6 +873,7 @@ impl RoomActor {
                 }
                 Event::Removed { member } => {
                     if let Some(call) = self.calls.remove(&member) {
+                        self.call_state(call, CallState::Removed, None);
                         self.members.remove(&call);
                         if let Some(control) = self.owner.calls.get() {
                             control.hang_up(call);
@@ -707,6 +882,38 @@ impl RoomActor {
                 }
                 other => tracing::debug!(room = self.room.number, ?other, "meeting event"),
             }
+        }
+    }
+
+    /// The invitation whose call this is moves on (and the console hears of it).
+    fn call_state(&mut self, call: u64, state: CallState, reason: Option<String>) {
+        let Some(index) = self
+            .invitations
+            .iter()
+            .position(|i| i.call_id == Some(call))
+        else {
+            return;
+        };
+        let invitation = &mut self.invitations[index];
+        // A call that ended in the meeting stays left or removed.
+        if invitation.state == state
+            || (state == CallState::Left && invitation.state == CallState::Removed)
+        {
+            return;
+        }
+        invitation.state = state;
+        invitation.reason = reason;
+        self.published_invitation(index);
+    }
+
+    fn published_invitation(&self, index: usize) {
+        if let Some(invitation) = self.invitations.get(index) {
+            let progress = CallProgress {
+                kind: "call",
+                invitation: invitation.clone(),
+            };
+            self.owner
+                .publish(&self.room, SYSTEM, LiveChange::Call(progress));
         }
     }
 

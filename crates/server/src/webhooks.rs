@@ -2,7 +2,7 @@
 //! with `X-Conclave-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`.
 //! A failed delivery is retried with backoff (1 s, 2 s, 4 s), then dropped and logged.
 
-use crate::live::LiveEvent;
+use crate::live::{LiveChange, LiveEvent};
 use conclave_conference::live::Event;
 use conclave_store::{Store, repo};
 use hmac::{Hmac, Mac};
@@ -48,7 +48,7 @@ pub async fn deliver(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
             Err(broadcast::error::RecvError::Closed) => return,
         };
         // Voice activity changes many times a second: it stays on the WebSocket.
-        if matches!(event.event, Event::Talking { .. }) {
+        if matches!(event.event, LiveChange::Meeting(Event::Talking { .. })) {
             continue;
         }
         let hooks = match store.conn().await {

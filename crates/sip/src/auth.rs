@@ -162,11 +162,9 @@ pub struct DigestServer {
     pub nonce_lifetime: u64,
     /// Algorithms offered, in header order (each gets its own challenge header; all share
     /// one nonce). The default is MD5 first, then SHA-256: RFC 8760 asks for the
-    /// preferred one first, but the Debian 12 builds of sipp (3.6) and baresip (libre)
-    /// read only the first challenge or give up at the first algorithm they do not know,
-    /// so SHA-256 first locks them out. Clients that know SHA-256 and look at every
-    /// challenge (linphone, our own trunk side) can still choose it. Set
-    /// `[Sha256, Md5]` where every client is modern.
+    /// preferred one first, but Debian 12's sipp (3.6) reads only the first challenge, and
+    /// baresip's libre gives up when *any* challenge names an algorithm it does not know —
+    /// so a server for such phones offers MD5 alone (Conclave's `sip_digest` setting).
     pub algorithms: Vec<Algorithm>,
 }
 

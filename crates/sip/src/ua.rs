@@ -386,8 +386,8 @@ impl UserAgent {
         self.cfg.locals.iter().find(|l| l.transport == t).cloned()
     }
 
-    fn contact_for(&self, l: &LocalAddress) -> Uri {
-        contact_uri(&self.cfg.contact_user, l)
+    fn contact_for(&self, l: &LocalAddress, sips: bool) -> Uri {
+        contact_uri(&self.cfg.contact_user, l, sips)
     }
 
     fn new_via(&mut self, l: &LocalAddress) -> Via {
@@ -531,7 +531,7 @@ impl UserAgent {
                 }
             },
         };
-        let contact = self.contact_for(&local_addr);
+        let contact = self.contact_for(&local_addr, is_sips(&req.uri));
         let dialog = match Dialog::uas(&req, &local_tag, contact) {
             Ok(d) => d,
             Err(e) => {
@@ -581,7 +581,10 @@ impl UserAgent {
         if (101..300).contains(&status) && req.method != Method::Bye {
             r.headers.push(
                 HeaderName::Contact,
-                format!("<{}>", self.contact_for(&c.local_addr)),
+                format!(
+                    "<{}>",
+                    self.contact_for(&c.local_addr, is_sips(&c.invite.uri))
+                ),
             );
         }
         r.headers.push(HeaderName::Allow, ALLOW);
@@ -678,13 +681,10 @@ impl UserAgent {
                 }
             }
         };
-        let contact = self.contact_for(
-            &self
-                .calls
-                .get(&call)
-                .ok_or(UaError::UnknownCall)?
-                .local_addr,
-        );
+        let contact = {
+            let c = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
+            self.contact_for(&c.local_addr, is_sips(&c.invite.uri))
+        };
         let Some(c) = self.calls.get_mut(&call) else {
             return Err(UaError::UnknownCall);
         };
@@ -798,7 +798,14 @@ impl UserAgent {
                 let mut resp = req.response(200, "OK", None);
                 resp.headers.push(
                     HeaderName::Contact,
-                    format!("<{}>", contact_uri(&self.cfg.contact_user, &c.local_addr)),
+                    format!(
+                        "<{}>",
+                        contact_uri(
+                            &self.cfg.contact_user,
+                            &c.local_addr,
+                            is_sips(&c.invite.uri)
+                        )
+                    ),
                 );
                 resp.headers.push(HeaderName::Allow, ALLOW);
                 // Session refresh bookkeeping.
@@ -907,7 +914,7 @@ impl UserAgent {
         let local_tag = self.ep.new_tag();
         let call_id = format!("{}@conclave", self.ep.new_token());
         let via = self.new_via(&local);
-        let contact = self.contact_for(&local);
+        let contact = self.contact_for(&local, is_sips(&d.target));
         let mut req = OutgoingRequest {
             method: Method::Invite,
             request_uri: d.target.clone(),
@@ -1038,7 +1045,11 @@ impl UserAgent {
             return;
         }
         if (200..300).contains(&status) {
-            let contact = contact_uri(&self.cfg.contact_user, &c.local_addr);
+            let contact = contact_uri(
+                &self.cfg.contact_user,
+                &c.local_addr,
+                is_sips(&c.invite.uri),
+            );
             let first = c.dialog.is_none();
             let Ok(mut d) = Dialog::uac(&c.invite, &resp, contact) else {
                 return;
@@ -1432,16 +1443,23 @@ impl UserAgent {
     }
 }
 
-fn contact_uri(user: &str, l: &LocalAddress) -> Uri {
+/// Our Contact on this listener. A `sips:` Contact only in a dialog whose request URI was
+/// `sips:` (RFC 3261 §12.1.1); otherwise `sip:…;transport=tls` — phones that route only
+/// `sip:` URIs (libre/baresip among them) could not send us their ACK or BYE.
+fn contact_uri(user: &str, l: &LocalAddress, sips: bool) -> Uri {
     let mut u = Uri::sip(Some(user), l.host.clone(), Some(l.port));
     match l.transport {
         Transport::Udp => {}
-        Transport::Tls => u.scheme = crate::uri::Scheme::Sips,
+        Transport::Tls if sips => u.scheme = crate::uri::Scheme::Sips,
         t => u
             .params
             .set("transport", Some(&t.as_str().to_ascii_lowercase())),
     }
     u
+}
+
+fn is_sips(uri: &Uri) -> bool {
+    uri.scheme == crate::uri::Scheme::Sips
 }
 
 /// Keeps `o=` version rules: same SDP → same version; changed → version + 1.

@@ -616,3 +616,24 @@ fn unanswered_incoming_call_is_not_kept_forever() {
     assert_eq!(net.b.call_count(), 0);
     assert_eq!(net.a.call_count(), 0);
 }
+
+#[test]
+fn tls_contacts_are_sips_only_in_sips_dialogs() {
+    let tls = LocalAddress {
+        transport: Transport::Tls,
+        host: Host::Ip("192.0.2.10".parse().unwrap()),
+        port: 5061,
+    };
+    assert_eq!(
+        contact_uri("conclave", &tls, false).to_string(),
+        "sip:conclave@192.0.2.10:5061;transport=tls"
+    );
+    assert_eq!(
+        contact_uri("conclave", &tls, true).to_string(),
+        "sips:conclave@192.0.2.10:5061"
+    );
+    assert!(is_sips(&Uri::parse("sips:8001@example.com").unwrap()));
+    assert!(!is_sips(
+        &Uri::parse("sip:8001@example.com;transport=tls").unwrap()
+    ));
+}

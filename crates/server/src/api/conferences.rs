@@ -4,14 +4,14 @@
 use super::extract::Caller;
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{AppState, Audit, audit};
-use crate::live::LiveConference;
+use crate::live::{CallState, LiveConference};
 use crate::sip::Callee;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_conference::Role;
 use conclave_conference::live::{Actor, Command, Refused};
-use conclave_store::model::{MemberKind, Room};
+use conclave_store::model::{MemberKind, Room, TemplateMember, TemplateSettings};
 use conclave_store::repo;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -32,14 +32,26 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_whisper_group))
         .routes(routes!(close_whisper_group))
         .routes(routes!(invite_member))
+        .routes(routes!(redial_missing))
         .routes(routes!(start_conference))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartConference {
-    /// The template (meeting scheme) to start: its room, members, roles and settings.
-    pub template_id: String,
+    /// A template (meeting scheme) to start: its room, members, roles and settings.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// Or a room to meet in, with `members` to call: an ad-hoc meeting (an operator starting
+    /// one on behalf of a caller lists the caller among them).
+    #[serde(default)]
+    pub room_id: Option<String>,
+    /// The ad-hoc meeting's members: users, contacts or phone numbers, with their roles.
+    #[serde(default)]
+    pub members: Vec<TemplateMember>,
+    /// The ad-hoc meeting's settings (mute on entry, lock on start).
+    #[serde(default)]
+    pub settings: Option<TemplateSettings>,
 }
 
 /// How calling one member went.
@@ -54,6 +66,10 @@ pub struct MemberCall {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<u64>,
+    /// The meeting's invitation for this member (its progress is in the roster's
+    /// `invitations` and on the WebSocket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<u32>,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -62,9 +78,9 @@ pub struct Started {
     pub members: Vec<MemberCall>,
 }
 
-/// One click: start a stored meeting and call every member in parallel; each joins, with the
-/// template's role, when they answer. Members without a registered extension are reported as
-/// failed (phone numbers need a trunk).
+/// One click: start a stored meeting (a template) or an ad-hoc one (a room and a list of
+/// people) and call every member in parallel; each joins, with their role, when they answer.
+/// Extensions are called through their registrations, phone numbers through the trunks.
 #[utoipa::path(post, path = "/conferences", operation_id = "startConference", tag = "conferences",
     security(("bearer" = [])), request_body = StartConference,
     responses((status = 201, body = Started), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -75,33 +91,66 @@ async fn start_conference(
     super::extract::ApiJson(body): super::extract::ApiJson<StartConference>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let mut conn = state.store.conn().await?;
-    let template = repo::templates::get(&mut conn, &body.template_id)
-        .await?
-        .filter(|t| {
-            caller.sees_tenant(&t.tenant_id)
-                && (caller.administers(&t.tenant_id)
-                    || t.owner_id == caller.user.id
-                    || t.shared_with.contains(&caller.user.id))
-        })
-        .ok_or_else(|| ApiError::field("template_id", "no such template"))?;
-    let room_id = template
-        .room_id
-        .clone()
-        .ok_or_else(|| ApiError::field("template_id", "the template names no room to meet in"))?;
+    let (room, members, settings, template_id, allowed) = match (body.template_id, body.room_id) {
+        (Some(template_id), None) if body.members.is_empty() && body.settings.is_none() => {
+            let template = repo::templates::get(&mut conn, &template_id)
+                .await?
+                .filter(|t| {
+                    caller.sees_tenant(&t.tenant_id)
+                        && (caller.administers(&t.tenant_id)
+                            || t.owner_id == caller.user.id
+                            || t.shared_with.contains(&caller.user.id))
+                })
+                .ok_or_else(|| ApiError::field("template_id", "no such template"))?;
+            let room_id = template.room_id.clone().ok_or_else(|| {
+                ApiError::field("template_id", "the template names no room to meet in")
+            })?;
+            let room = room(&state, &caller, &room_id).await?;
+            // Whoever may use the template and runs the room starts it.
+            let allowed = operator_role(&caller, &room).is_some()
+                || template.shared_with.contains(&caller.user.id)
+                || template.owner_id == caller.user.id;
+            (
+                room,
+                template.members,
+                template.settings,
+                Some(template.id),
+                allowed,
+            )
+        }
+        (None, Some(room_id)) => {
+            let room = room(&state, &caller, &room_id).await?;
+            let mut members = body.members;
+            super::templates::check_content(
+                &mut conn,
+                &room.tenant_id,
+                &caller.user.id,
+                None,
+                None,
+                None,
+                Some(&mut members),
+            )
+            .await?;
+            let allowed = operator_role(&caller, &room).is_some();
+            let settings = body.settings.unwrap_or_default();
+            (room, members, settings, None, allowed)
+        }
+        _ => {
+            return Err(ApiError::field(
+                "template_id",
+                "give a template_id, or a room_id with members",
+            ));
+        }
+    };
     drop(conn);
-    let room = room(&state, &caller, &room_id).await?;
     let entry = Audit {
         action: "startConference",
         tenant_id: &room.tenant_id,
         target_type: "conference",
         target_id: Some(&room.id),
-        detail: serde_json::json!({ "room": room.number, "template_id": template.id }),
+        detail: serde_json::json!({ "room": room.number, "template_id": template_id }),
     };
-    // Whoever may use the template and runs the room starts it.
-    if operator_role(&caller, &room).is_none()
-        && !template.shared_with.contains(&caller.user.id)
-        && template.owner_id != caller.user.id
-    {
+    if !allowed {
         return Err(super::deny(
             &state,
             &caller,
@@ -110,16 +159,16 @@ async fn start_conference(
         )
         .await);
     }
-    let settings = conclave_conference::live::Settings {
-        mute_on_entry: template.settings.mute_on_entry,
-        locked: template.settings.lock_on_start,
+    let live = conclave_conference::live::Settings {
+        mute_on_entry: settings.mute_on_entry,
+        locked: settings.lock_on_start,
         ..Default::default()
     };
-    state.conferences.start(&room, settings).map_err(refused)?;
+    state.conferences.start(&room, live).map_err(refused)?;
     let mut conn = state.store.conn().await?;
     let trunks = repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?;
-    let mut members = Vec::new();
-    for m in &template.members {
+    let mut calls = Vec::new();
+    for m in &members {
         let reachable = match m.kind {
             MemberKind::User => match &m.user_id {
                 Some(id) => repo::users::get(&mut conn, id).await?.map(|u| Reachable {
@@ -142,35 +191,14 @@ async fn start_conference(
                 numbers: vec![m.number.clone()],
             }),
         };
-        let outcome = match reachable.map(|r| r.callee(&trunks)) {
-            Some(Ok(callee)) => {
-                state
-                    .sip
-                    .invite(room.clone(), callee, m.display_name.clone(), m.role)
-                    .await
-            }
-            Some(Err(reason)) => Err(reason),
+        let callee = match reachable {
+            Some(r) => r.callee(&trunks),
             None => Err("no longer in the directory".to_owned()),
         };
-        members.push(match outcome {
-            Ok(call_id) => MemberCall {
-                display_name: m.display_name.clone(),
-                role: m.role,
-                status: "calling".into(),
-                reason: None,
-                call_id: Some(call_id),
-            },
-            Err(reason) => MemberCall {
-                display_name: m.display_name.clone(),
-                role: m.role,
-                status: "failed".into(),
-                reason: Some(reason),
-                call_id: None,
-            },
-        });
+        calls.push(call_member(&state, &room, m.display_name.clone(), m.role, callee).await);
     }
     state.conferences.dispatched(&room.id);
-    if members.iter().all(|m| m.call_id.is_none()) {
+    if calls.iter().all(|m| m.call_id.is_none()) {
         // Nobody to wait for: the meeting ends before it began.
         state
             .conferences
@@ -187,9 +215,144 @@ async fn start_conference(
         StatusCode::CREATED,
         Json(Started {
             room_id: room.id,
-            members,
+            members: calls,
         }),
     ))
+}
+
+/// Lists a member among the meeting's invitations and calls them.
+async fn call_member(
+    state: &AppState,
+    room: &Room,
+    name: String,
+    role: Role,
+    callee: Result<Callee, String>,
+) -> MemberCall {
+    let number = match &callee {
+        Ok(Callee::Extension(extension)) => extension.clone(),
+        Ok(Callee::Number { number, .. }) => number.clone(),
+        Err(_) => String::new(),
+    };
+    let invitation = state
+        .conferences
+        .invite(&room.id, name.clone(), number, role, callee.clone().ok())
+        .await;
+    let placed = match callee {
+        Ok(callee) => {
+            state
+                .sip
+                .invite(room.clone(), callee, name.clone(), role, invitation)
+                .await
+        }
+        Err(reason) => Err(reason),
+    };
+    dialled(state, room, name, role, invitation, placed)
+}
+
+/// The outcome of placing a call, for the answer and the invitation.
+fn dialled(
+    state: &AppState,
+    room: &Room,
+    name: String,
+    role: Role,
+    invitation: Option<u32>,
+    placed: Result<u64, String>,
+) -> MemberCall {
+    match placed {
+        Ok(call_id) => MemberCall {
+            display_name: name,
+            role,
+            status: "calling".into(),
+            reason: None,
+            call_id: Some(call_id),
+            invitation,
+        },
+        Err(reason) => {
+            if let Some(id) = invitation {
+                state.conferences.invite_state(
+                    &room.id,
+                    id,
+                    CallState::Failed,
+                    Some(reason.clone()),
+                );
+            }
+            MemberCall {
+                display_name: name,
+                role,
+                status: "failed".into(),
+                reason: Some(reason),
+                call_id: None,
+                invitation,
+            }
+        }
+    }
+}
+
+/// Call again everyone of the meeting who is not in it: busy, unanswered, refused, failed or
+/// dropped (not those a chair removed).
+#[utoipa::path(post, path = "/conferences/{room_id}/redial", operation_id = "redialMissing",
+    tag = "conferences", security(("bearer" = [])), params(("room_id" = String, Path)),
+    responses((status = 200, body = Started), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn redial_missing(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+) -> ApiResult<Json<Started>> {
+    let room = room(&state, &caller, &room_id).await?;
+    let entry = Audit {
+        action: "redialMissing",
+        tenant_id: &room.tenant_id,
+        target_type: "conference",
+        target_id: Some(&room.id),
+        detail: serde_json::json!({ "room": room.number }),
+    };
+    if operator_role(&caller, &room).is_none() {
+        return Err(super::deny(
+            &state,
+            &caller,
+            entry,
+            "only administrators and the room's creator or owner run its meetings",
+        )
+        .await);
+    }
+    let live = state
+        .conferences
+        .snapshot(&room.id)
+        .await
+        .ok_or_else(|| ApiError::not_found("live meeting in this room"))?;
+    let mut calls = Vec::new();
+    for invitation in live.invitations {
+        let Some(callee) = invitation.callee.filter(|_| invitation.state.missing()) else {
+            continue;
+        };
+        state
+            .conferences
+            .invite_state(&room.id, invitation.id, CallState::Calling, None);
+        let placed = state
+            .sip
+            .invite(
+                room.clone(),
+                callee,
+                invitation.name.clone(),
+                invitation.role,
+                Some(invitation.id),
+            )
+            .await;
+        calls.push(dialled(
+            &state,
+            &room,
+            invitation.name,
+            invitation.role,
+            Some(invitation.id),
+            placed,
+        ));
+    }
+    let mut conn = state.store.conn().await?;
+    audit(&mut conn, &caller, entry).await?;
+    Ok(Json(Started {
+        room_id: room.id,
+        members: calls,
+    }))
 }
 
 /// Where a member can be called: their extension, else their numbers (in order) through the
@@ -345,19 +508,31 @@ async fn invite_member(
         Some(given) if !given.trim().is_empty() && given.chars().count() <= 100 => given,
         _ => name,
     };
-    let call_id = state
-        .sip
-        .invite(
-            room.clone(),
-            callee,
-            name,
-            body.role.unwrap_or(Role::Participant),
-        )
-        .await
-        .map_err(|reason| ApiError {
-            status: StatusCode::CONFLICT,
-            ..ApiError::bad_request(reason)
-        })?;
+    // No meeting yet: this call starts one (it ends if the call fails).
+    let fresh = state
+        .conferences
+        .start(&room, conclave_conference::live::Settings::default())
+        .is_ok();
+    let called = call_member(
+        &state,
+        &room,
+        name,
+        body.role.unwrap_or(Role::Participant),
+        Ok(callee),
+    )
+    .await;
+    if fresh {
+        state.conferences.dispatched(&room.id);
+    }
+    let call_id = match (called.call_id, called.reason) {
+        (Some(call_id), _) => call_id,
+        (None, reason) => {
+            return Err(ApiError {
+                status: StatusCode::CONFLICT,
+                ..ApiError::bad_request(reason.unwrap_or_default())
+            });
+        }
+    };
     audit(&mut conn, &caller, entry).await?;
     Ok((StatusCode::ACCEPTED, Json(Invited { call_id })))
 }
@@ -569,6 +744,7 @@ async fn control(
         room_name: room.name,
         locked: false,
         members: Vec::new(),
+        invitations: Vec::new(),
     })))
 }
 

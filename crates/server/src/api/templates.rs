@@ -95,7 +95,7 @@ fn entry<'a>(action: &'static str, t: &'a Template) -> Audit<'a> {
 }
 
 /// Checks the fields and resolves members' names; references must be in the tenant.
-async fn check_content(
+pub(super) async fn check_content(
     conn: &mut Conn,
     tenant_id: &str,
     owner_id: &str,

@@ -2,7 +2,7 @@
 //! audio joins the room's mix on the media thread, and the caller joins the room's live
 //! meeting. (Rooms with a PIN wait for the voice menu that asks for it.)
 
-use crate::live::{CallControl, Conferences, Newcomer};
+use crate::live::{CallControl, CallState, Conferences, Newcomer};
 use crate::media::{Command, MediaHandle};
 use conclave_conference::Role;
 use conclave_conference::live::JoinedVia;
@@ -10,7 +10,7 @@ use conclave_media::codec::CodecKind;
 use conclave_media::conference::MemberConfig;
 use conclave_media::srtp::{SrtpKey, SrtpSuite};
 use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
-use conclave_sip::ua::{CallId, Dial, UserAgent};
+use conclave_sip::ua::{CallId, Dial, EndReason, UserAgent};
 use conclave_store::model::Room;
 use conclave_store::{Store, repo};
 use std::collections::HashMap;
@@ -233,7 +233,7 @@ impl Calls {
             Ok(None) => {} // late offer: the media comes with the ACK
             Err(err) => {
                 tracing::info!(?err, "call not answered");
-                self.ended(call);
+                self.ended(call, EndReason::MediaFailure);
             }
         }
     }
@@ -262,6 +262,7 @@ impl Calls {
         ua: &mut UserAgent,
         room: Room,
         callee: Caller,
+        invitation: Option<u32>,
         dial: impl FnOnce(LocalMedia) -> Dial,
     ) -> Result<CallId, String> {
         let (socket, local) = self
@@ -279,7 +280,7 @@ impl Calls {
             outgoing: true,
             joined: false,
         };
-        self.conferences.awaiting(&leg.room.id, call.0);
+        self.conferences.awaiting(&leg.room.id, call.0, invitation);
         self.legs.insert(call, leg);
         metrics::counter!("conclave_calls_dialed_total").increment(1);
         Ok(call)
@@ -337,7 +338,17 @@ impl Calls {
         });
     }
 
-    pub fn ended(&mut self, call: CallId) {
+    /// An invitee's phone rings.
+    pub fn ringing(&self, call: CallId) {
+        if let Some(leg) = self.legs.get(&call)
+            && leg.outgoing
+            && !leg.joined
+        {
+            self.conferences.ringing(&leg.room.id, call.0);
+        }
+    }
+
+    pub fn ended(&mut self, call: CallId, reason: EndReason) {
         if let Some(leg) = self.legs.remove(&call) {
             if let Some(reader) = leg.reader {
                 reader.abort();
@@ -346,7 +357,13 @@ impl Calls {
                 self.media.send(Command::Leave { member: call.0 });
                 self.conferences.left(&leg.room.id, call.0);
             } else if leg.outgoing {
-                self.conferences.gave_up(&leg.room.id, call.0);
+                let state = match reason {
+                    EndReason::Busy => CallState::Busy,
+                    EndReason::NoAnswer => CallState::NoAnswer,
+                    EndReason::Rejected(_) => CallState::Rejected,
+                    _ => CallState::Failed,
+                };
+                self.conferences.gave_up(&leg.room.id, call.0, state);
             }
         }
     }

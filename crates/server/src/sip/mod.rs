@@ -65,6 +65,8 @@ pub(crate) enum Input {
         callee: Callee,
         /// The gateway's address, for a number through a trunk.
         dest: Option<SocketAddr>,
+        /// The meeting's invitation this call answers.
+        invitation: Option<u32>,
         name: String,
         role: conclave_conference::Role,
         reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
@@ -162,13 +164,15 @@ pub struct SipHandle {
 }
 
 impl SipHandle {
-    /// Calls someone into a room; the call id, or why it could not be placed.
+    /// Calls someone into a room for one of its meeting's invitations; the call id, or why
+    /// it could not be placed.
     pub async fn invite(
         &self,
         room: conclave_store::model::Room,
         callee: Callee,
         name: String,
         role: conclave_conference::Role,
+        invitation: Option<u32>,
     ) -> Result<u64, String> {
         let dest = match &callee {
             Callee::Number { trunk, .. } => Some(resolve(trunk).await?),
@@ -179,6 +183,7 @@ impl SipHandle {
             room: Box::new(room),
             callee,
             dest,
+            invitation,
             name,
             role,
             reply,
@@ -350,7 +355,7 @@ pub async fn start(
         registrations: registrations::Registrations::new(
             &secret,
             &settings.sip_realm,
-            settings.sip_sha256_first,
+            settings.sip_digest.clone(),
             Registrar::new(RegistrarConfig::default()),
             AuthLimiter::new(AuthLimiterConfig::default()),
             store,
@@ -509,14 +514,18 @@ impl Core {
                 room,
                 callee,
                 dest,
+                invitation,
                 name,
                 role,
                 reply,
             } => {
                 let placed = match callee {
-                    Callee::Extension(extension) => self.invite(now, *room, extension, name, role),
+                    Callee::Extension(extension) => {
+                        self.invite(now, *room, extension, name, role, invitation)
+                    }
                     Callee::Number { trunk, number } => match dest {
-                        Some(dest) => self.dial_trunk(now, *room, &trunk, dest, number, name, role),
+                        Some(dest) => self
+                            .dial_trunk(now, *room, &trunk, dest, number, name, role, invitation),
                         None => Err("the gateway's address is unknown".to_owned()),
                     },
                 };
@@ -645,6 +654,9 @@ impl Core {
                         .await;
                 });
             }
+            UaEvent::Progress { call, status, .. } if status == 180 || status == 183 => {
+                self.calls.ringing(call);
+            }
             UaEvent::MediaUpdated { call, media } | UaEvent::Answered { call, media } => {
                 self.calls.media_changed(call, &media)
             }
@@ -655,7 +667,7 @@ impl Core {
             }
             UaEvent::Ended { call, reason } => {
                 tracing::info!(?call, ?reason, "call ended");
-                self.calls.ended(call);
+                self.calls.ended(call, reason);
             }
             UaEvent::Endpoint(conclave_sip::Event::BadMessage { .. }) => {
                 metrics::counter!("conclave_sip_bad_messages_total").increment(1);
@@ -680,6 +692,7 @@ impl Core {
         extension: String,
         name: String,
         role: conclave_conference::Role,
+        invitation: Option<u32>,
     ) -> Result<u64, String> {
         let aor = registrations::aor(&extension, &room.tenant_id);
         let binding = self
@@ -721,7 +734,7 @@ impl Core {
             }
         };
         self.calls
-            .dial(now, &mut self.ua, room, callee, dial)
+            .dial(now, &mut self.ua, room, callee, invitation, dial)
             .map(|call| call.0)
     }
 
@@ -737,6 +750,7 @@ impl Core {
         number: String,
         name: String,
         role: conclave_conference::Role,
+        invitation: Option<u32>,
     ) -> Result<u64, String> {
         let s = &trunk.settings;
         let transport = sip_transport(s.transport);
@@ -788,7 +802,7 @@ impl Core {
         };
         tracing::info!(trunk = trunk.name, %number, room = room.number, "calling through a trunk");
         self.calls
-            .dial(now, &mut self.ua, room, callee, dial)
+            .dial(now, &mut self.ua, room, callee, invitation, dial)
             .map(|call| call.0)
     }
 

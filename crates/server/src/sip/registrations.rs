@@ -102,17 +102,13 @@ impl Registrations {
     pub fn new(
         secret: &[u8],
         realm: &str,
-        sha256_first: bool,
+        algorithms: Vec<Algorithm>,
         registrar: Registrar,
         limiter: AuthLimiter,
         store: Store,
     ) -> Self {
         let mut digest = DigestServer::new(secret, realm);
-        digest.algorithms = if sha256_first {
-            vec![Algorithm::Sha256, Algorithm::Md5]
-        } else {
-            vec![Algorithm::Md5, Algorithm::Sha256]
-        };
+        digest.algorithms = algorithms;
         Registrations {
             digest,
             registrar,

@@ -2,6 +2,7 @@
 //! One test binary (modules below) keeps link time low.
 
 mod authz;
+mod baresip;
 mod cli;
 mod common;
 mod operations;

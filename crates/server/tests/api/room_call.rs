@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
-struct Caller {
+pub(crate) struct Caller {
     sip: UdpSocket,
     rtp: UdpSocket,
     server: SocketAddr,
@@ -40,7 +40,7 @@ impl Caller {
         }
     }
 
-    async fn new(server: SocketAddr, tag: &str) -> Caller {
+    pub(crate) async fn new(server: SocketAddr, tag: &str) -> Caller {
         Caller {
             sip: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
             rtp: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
@@ -96,7 +96,7 @@ impl Caller {
     }
 
     /// INVITE with a PCMU offer; ACK a 2xx. Returns the final status.
-    async fn dial(&mut self, room: &str) -> u16 {
+    pub(crate) async fn dial(&mut self, room: &str) -> u16 {
         let rtp = self.rtp.local_addr().expect("addr").port();
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -162,14 +162,14 @@ impl Caller {
         }
     }
 
-    async fn hang_up(&mut self, room: &str) -> u16 {
+    pub(crate) async fn hang_up(&mut self, room: &str) -> u16 {
         self.send(self.request("BYE", room, 2, "")).await.status
     }
 }
 
 /// Sends `freq` as PCMU for `frames` × 20 ms while collecting what comes back; returns the
 /// decoded audio received.
-async fn talk_and_listen(caller: &Caller, freq: f64, frames: usize) -> Vec<i16> {
+pub(crate) async fn talk_and_listen(caller: &Caller, freq: f64, frames: usize) -> Vec<i16> {
     // RTP numbering continues across calls of this function, as a phone's stream would.
     let first = caller
         .sent

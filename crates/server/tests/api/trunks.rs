@@ -308,6 +308,62 @@ Content-Length: 0
 </scenario>
 "#;
 
+/// A gateway whose callee is busy.
+const BUSY_GATEWAY: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy gateway">
+  <recv request="INVITE"/>
+  <send><![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]gw[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+"#;
+
+/// A gateway whose callee answers at once, and stays until we hang up.
+const ANSWERING_GATEWAY: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="answering gateway">
+  <recv request="INVITE"/>
+  <send retrans="500"><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]gw[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:gw@[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=gw 1 1 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv request="ACK"/>
+  <recv request="BYE" timeout="30000"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#;
+
 fn sipp_installed() -> bool {
     let found = Command::new("sipp").arg("-v").output().is_ok();
     if !found {
@@ -441,6 +497,12 @@ async fn a_phone_number_is_called_through_a_registered_trunk() {
     })
     .await;
     let member = &roster["members"][0];
+    let invitation = &roster["invitations"][0];
+    assert_eq!(
+        (invitation["state"].clone(), invitation["number"].clone()),
+        (json!("joined"), json!("+861065529988")),
+        "{roster}"
+    );
     assert_eq!(
         (
             member["name"].clone(),
@@ -503,5 +565,161 @@ async fn an_unanswered_number_is_cancelled_after_the_trunks_ring_timeout() {
     })
     .await;
     assert_eq!(gone["status"], 404, "{gone}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redial_missing_calls_the_busy_again() {
+    if !sipp_installed() {
+        return;
+    }
+    let s = start(Db::Sqlite, "trunk_redial").await.expect("server");
+    let admin = s.admin().await;
+    let port = free_udp_port();
+    s.post(
+        "/trunks",
+        &admin,
+        json!({ "name": "Carrier", "host": "127.0.0.1", "port": port }),
+    )
+    .await
+    .expect(201);
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8001", "name": "Flood response" }),
+        )
+        .await
+        .id();
+    // Someone dials in; then the chair calls a number, which is busy.
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut caller = crate::room_call::Caller::new(sip, "chair").await;
+    assert_eq!(caller.dial("8001").await, 200);
+    let busy = gateway(BUSY_GATEWAY, port, "u1", 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let invited = s
+        .post(
+            &format!("/conferences/{room}/invite"),
+            &admin,
+            json!({ "number": "13800138000", "display_name": "Field team", "role": "member" }),
+        )
+        .await;
+    invited.expect(202);
+    let out = busy.await.expect("sipp");
+    assert!(out.status.success(), "busy gateway: {}", explain(&out));
+    let path = format!("/conferences/{room}");
+    let roster = wait_for(&s, &admin, &path, |r| {
+        r["invitations"][0]["state"] == "busy"
+    })
+    .await;
+    assert_eq!(roster["invitations"][0]["state"], "busy", "{roster}");
+
+    // Call again everyone missing: this time they answer.
+    let answering = gateway(ANSWERING_GATEWAY, port, "u1", 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let redialled = s
+        .post(&format!("/conferences/{room}/redial"), &admin, json!({}))
+        .await;
+    redialled.expect(200);
+    assert_eq!(
+        redialled.body["members"][0]["status"], "calling",
+        "{}",
+        redialled.body
+    );
+    let roster = wait_for(&s, &admin, &path, |r| {
+        r["invitations"][0]["state"] == "joined"
+    })
+    .await;
+    assert_eq!(roster["invitations"][0]["state"], "joined", "{roster}");
+    assert_eq!(
+        roster["members"].as_array().map(Vec::len),
+        Some(2),
+        "{roster}"
+    );
+    // Nobody is missing now: redialling calls no one.
+    let again = s
+        .post(&format!("/conferences/{room}/redial"), &admin, json!({}))
+        .await;
+    assert_eq!(again.body["members"], json!([]), "{}", again.body);
+    let ended = s
+        .post(&format!("/conferences/{room}/end"), &admin, json!({}))
+        .await;
+    assert!(ended.status.is_success(), "{}", ended.body);
+    let out = answering.await.expect("sipp");
+    assert!(out.status.success(), "answering gateway: {}", explain(&out));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_starts_an_ad_hoc_meeting_for_a_caller() {
+    if !sipp_installed() {
+        return;
+    }
+    let s = start(Db::Sqlite, "trunk_ad_hoc").await.expect("server");
+    let admin = s.admin().await;
+    let port = free_udp_port();
+    s.post(
+        "/trunks",
+        &admin,
+        json!({ "name": "Carrier", "host": "127.0.0.1", "port": port }),
+    )
+    .await
+    .expect(201);
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8002", "name": "Ad hoc" }),
+        )
+        .await
+        .id();
+    // Bad lists are refused before anyone is called.
+    s.post(
+        "/conferences",
+        &admin,
+        json!({ "room_id": room, "members": [{ "kind": "number", "role": "member" }] }),
+    )
+    .await
+    .expect_problem(422, Some("members[0].number"));
+    s.post("/conferences", &admin, json!({ "members": [] }))
+        .await
+        .expect_problem(422, Some("template_id"));
+    let answering = gateway(ANSWERING_GATEWAY, port, "u1", 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = s
+        .post(
+            "/conferences",
+            &admin,
+            json!({
+                "room_id": room, "settings": { "mute_on_entry": true },
+                "members": [{ "kind": "number", "number": "+8613900000000", "display_name": "The caller", "role": "chairman" }],
+            }),
+        )
+        .await;
+    started.expect(201);
+    let roster = wait_for(&s, &admin, &format!("/conferences/{room}"), |r| {
+        r["members"][0]["role"] == "chairman"
+    })
+    .await;
+    let member = &roster["members"][0];
+    assert_eq!(
+        (
+            member["name"].clone(),
+            member["number"].clone(),
+            member["role"].clone()
+        ),
+        (
+            json!("The caller"),
+            json!("+8613900000000"),
+            json!("chairman")
+        ),
+        "{roster}"
+    );
+    let ended = s
+        .post(&format!("/conferences/{room}/end"), &admin, json!({}))
+        .await;
+    assert!(ended.status.is_success(), "{}", ended.body);
+    let out = answering.await.expect("sipp");
+    assert!(out.status.success(), "answering gateway: {}", explain(&out));
     s.stop().await;
 }

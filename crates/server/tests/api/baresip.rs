@@ -1,0 +1,622 @@
+//! Interoperability with a real softphone: baresip as Debian 12 ships it (1.0.0, on libre
+//! 1.1.0), against the server started in-process.
+//!
+//! - Registration with digest auth over UDP, TCP and TLS, seen in `GET /registrations`
+//!   (ignored for now: see the last point below).
+//! - Calls into a room with each codec (PCMU, PCMA, G.722, Opus), and over TCP and TLS (TLS
+//!   ignored for now: see `baresip_calls_a_room_over_tls`): the roster shows the member with that codec and the packets the server receives from it, and
+//!   audio crosses the bridge both ways — baresip sends a 440 Hz tone from a WAV file and
+//!   records what it hears, a plain RTP caller in the room (`room_call::Caller`, PCMU) sends
+//!   880 Hz, and each must hear the other's tone and not its own.
+//! - A call with SDES-SRTP (`mediaenc=srtp-mand`: RTP/SAVP with `a=crypto`): the server's
+//!   answer carries `a=crypto` and the audio flows.
+//!
+//! Driving baresip 1.0 headless, as found on Debian 12:
+//! - `net_interface 127.0.0.1` (an address, not `lo`: "net: lo: could not get IPv4
+//!   address"). Without it baresip takes its local address from the default route: on a
+//!   machine (or a network namespace) with only loopback and no default route it has none and
+//!   every request fails with "Protocol not supported"; with an outside interface it would
+//!   put that address in its Contact and SDP. With it, everything stays on 127.0.0.1 — no
+//!   namespace or route needed. No `sip_listen`: SIP binds ephemeral ports on that address.
+//! - `audio_source aufile,FILE`: the WAV must have the codec's own rate and channel count
+//!   (8 kHz mono for G.711, 16 kHz mono for G.722, 48 kHz *stereo* for Opus — "must have
+//!   sample-rate 16000 Hz", "must have channels = 2"), and the call is hung up when the
+//!   file ends, so it is longer than the call.
+//! - aufile is only a source. What baresip hears is recorded by the `sndfile` filter
+//!   (`snd_path DIR` → `DIR/dump-<time>-dec.wav`, at the codec's rate and channels), with
+//!   `aubridge,nil` as a player that plays nowhere.
+//! - `audio_codecs` in the account restricts the offer; G.722 and Opus need their full
+//!   `name/rate/channels` (`G722/16000/1`, `opus/48000/2`), a bare name is "not found" and
+//!   every codec is offered instead.
+//! - `-e "/dial URI"` runs a menu command at start (module `menu`), `-t SECONDS` hangs up
+//!   every call (BYE), un-registers and exits, `-s` prints the SIP trace (used to read the
+//!   server's SDP answer). `regint=0` in the account: no REGISTER (rooms take calls without).
+//! - TLS: libre 1.1 does not check the server's certificate (`sip_verify_server` came in
+//!   later versions), so the self-signed one from DATA_DIR/tls is accepted as it is.
+//! - Digest: libre 1.1 reads *every* WWW-Authenticate header of a 401 and gives up at the
+//!   first whose algorithm is not MD5 (`ENOSYS`, logged as "Register: Function not
+//!   implemented"), wherever it is in the list. So baresip 1.0 registers only with a server
+//!   that challenges with MD5 alone.
+//! - libre 1.1 sends requests only to `sip:` URIs (`ENOSYS` for `sips:`): it cannot dial a
+//!   `sips:` URI, nor follow a `sips:` Contact in a 200 OK.
+
+use crate::common::{Db, TestServer, start};
+use crate::room_call::{Caller, talk_and_listen};
+use conclave_media::dsp::{goertzel_power, tone};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// The modules every test loads.
+const MODULES: [&str; 9] = [
+    "account.so",
+    "aubridge.so",
+    "aufile.so",
+    "g711.so",
+    "g722.so",
+    "menu.so",
+    "opus.so",
+    "sndfile.so",
+    "srtp.so",
+];
+
+/// baresip's module directory, or `None` (with a message) when the tests must be skipped.
+fn baresip_modules() -> Option<PathBuf> {
+    let runs = std::process::Command::new("baresip")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !runs {
+        eprintln!("skipped: baresip is not installed (Debian package baresip-core)");
+        return None;
+    }
+    let dir = ["/usr/lib/baresip/modules", "/usr/local/lib/baresip/modules"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|d| MODULES.iter().all(|m| d.join(m).exists()));
+    if dir.is_none() {
+        eprintln!("skipped: baresip's modules ({MODULES:?}) are not all installed");
+    }
+    dir
+}
+
+/// A codec as baresip's `audio_codecs` names it, as the roster names it, and the rate and
+/// channels baresip's audio file must have for it.
+#[derive(Debug, Clone, Copy)]
+struct Codec {
+    account: &'static str,
+    roster: &'static str,
+    rate: u32,
+    channels: u16,
+}
+
+const PCMU: Codec = Codec {
+    account: "PCMU",
+    roster: "PCMU",
+    rate: 8000,
+    channels: 1,
+};
+const PCMA: Codec = Codec {
+    account: "PCMA",
+    roster: "PCMA",
+    rate: 8000,
+    channels: 1,
+};
+const G722: Codec = Codec {
+    account: "G722/16000/1",
+    roster: "G722",
+    rate: 16000,
+    channels: 1,
+};
+const OPUS: Codec = Codec {
+    account: "opus/48000/2",
+    roster: "opus",
+    rate: 48000,
+    channels: 2,
+};
+
+/// One baresip process with a configuration directory of its own.
+struct Baresip {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Baresip {
+    /// Starts baresip with these `accounts` lines, sending `source` (a WAV file) in calls,
+    /// running `commands` at start; it hangs up, un-registers and exits after `seconds`.
+    fn start(
+        modules: &Path,
+        name: &str,
+        accounts: &str,
+        source: Option<&Path>,
+        seconds: u64,
+        commands: &[String],
+    ) -> Baresip {
+        let dir = tempfile::tempdir().expect("a temp dir for baresip");
+        let mut config = format!(
+            "poll_method epoll\n\
+             net_interface 127.0.0.1\n\
+             audio_player aubridge,nil\n\
+             audio_alert aubridge,nil\n\
+             snd_path {snd}\n\
+             module_path {modules}\n",
+            snd = dir.path().display(),
+            modules = modules.display(),
+        );
+        if let Some(source) = source {
+            config.push_str(&format!("audio_source aufile,{}\n", source.display()));
+        }
+        for module in MODULES {
+            let kind = match module {
+                "account.so" => "module_tmp",
+                "menu.so" => "module_app",
+                _ => "module",
+            };
+            config.push_str(&format!("{kind} {module}\n"));
+        }
+        std::fs::write(dir.path().join("config"), config).expect("write baresip's config");
+        std::fs::write(dir.path().join("accounts"), format!("{accounts}\n"))
+            .expect("write baresip's accounts");
+        let log = std::fs::File::create(dir.path().join("baresip.log")).expect("a log file");
+        let mut command = tokio::process::Command::new("baresip");
+        command
+            .arg("-f")
+            .arg(dir.path())
+            .arg("-s")
+            .args(["-t", &seconds.to_string()]);
+        for c in commands {
+            command.args(["-e", c]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("baresip starts");
+        Baresip {
+            child,
+            dir,
+            name: name.into(),
+        }
+    }
+
+    /// The log so far, without colours and the once-a-tick status line.
+    fn log(&self) -> String {
+        let raw = std::fs::read(self.dir.path().join("baresip.log")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&raw).replace('\r', "\n");
+        let mut out = String::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // ESC [ ... m
+                for c in chars.by_ref() {
+                    if c == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        // Also without the echo of each key of the `-e` commands ("/", "/d", "/di"...).
+        out.lines()
+            .filter(|l| !l.contains("(bit/s)") && !l.starts_with('/') && !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits (bounded) for baresip to end by itself, which must go well; returns its log.
+    async fn finish(&mut self, limit: Duration) -> String {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(Ok(status)) => {
+                let log = self.log();
+                assert!(
+                    status.success(),
+                    "baresip {} exited with {status}:\n{log}",
+                    self.name
+                );
+                log
+            }
+            Ok(Err(e)) => panic!("waiting for baresip {}: {e}", self.name),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                panic!(
+                    "baresip {} still runs after {limit:?}:\n{}",
+                    self.name,
+                    self.log()
+                )
+            }
+        }
+    }
+
+    /// What baresip heard in its call (the `sndfile` dump of the decoder, first channel)
+    /// and its sample rate.
+    fn heard(&self) -> (Vec<i16>, u32) {
+        let dump = std::fs::read_dir(self.dir.path())
+            .expect("baresip's directory")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "baresip {} recorded nothing (no dump-*-dec.wav):\n{}",
+                    self.name,
+                    self.log()
+                )
+            });
+        let bytes = std::fs::read(&dump).expect("read the recording");
+        read_wav(&bytes).unwrap_or_else(|| panic!("{} is not a 16-bit WAV file", dump.display()))
+    }
+}
+
+/// Writes `seconds` of a sine at `freq` as a 16-bit PCM WAV file.
+fn write_tone(path: &Path, freq: f64, rate: u32, channels: u16, seconds: u32) {
+    let samples = tone(freq, rate, (rate * seconds) as usize, 8000.0, 0);
+    let mut data = Vec::with_capacity(samples.len() * 2 * usize::from(channels));
+    for s in samples {
+        for _ in 0..channels {
+            data.extend_from_slice(&s.to_le_bytes());
+        }
+    }
+    let block = 2 * channels;
+    let data_len = u32::try_from(data.len()).expect("a WAV file under 4 GB");
+    let mut wav = Vec::with_capacity(data.len() + 44);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&channels.to_le_bytes());
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
+    wav.extend_from_slice(&block.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(path, wav).expect("write the tone file");
+}
+
+/// The first channel of a 16-bit PCM WAV file, and its rate.
+fn read_wav(bytes: &[u8]) -> Option<(Vec<i16>, u32)> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return None;
+    }
+    let (mut at, mut rate, mut channels) = (12, 0u32, 0usize);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().ok()?) as usize;
+        let rest = &bytes[at + 8..];
+        // A data chunk whose size was never written (0) runs to the end of the file.
+        let body = if id == b"data" && (size == 0 || size > rest.len()) {
+            rest
+        } else {
+            rest.get(..size)?
+        };
+        if id == b"fmt " && body.len() >= 16 {
+            channels = usize::from(u16::from_le_bytes([body[2], body[3]]));
+            rate = u32::from_le_bytes(body[4..8].try_into().ok()?);
+            let bits = u16::from_le_bytes([body[14], body[15]]);
+            if bits != 16 || channels == 0 {
+                return None;
+            }
+        } else if id == b"data" && channels > 0 {
+            let samples = body
+                .chunks_exact(2 * channels)
+                .map(|frame| i16::from_le_bytes([frame[0], frame[1]]))
+                .collect();
+            return Some((samples, rate));
+        }
+        at += 8 + size + (size & 1);
+    }
+    None
+}
+
+/// Waits until the room's roster shows `number` with at least `packets` received; returns
+/// that member, or the last roster seen when it does not come within `limit`.
+async fn member_with_packets(
+    s: &TestServer,
+    admin: &str,
+    room_id: &str,
+    number: &str,
+    packets: u64,
+    limit: Duration,
+) -> Result<Value, Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let roster = s.get(&format!("/conferences/{room_id}"), admin).await.body;
+        let member = roster["members"].as_array().and_then(|members| {
+            members
+                .iter()
+                .find(|m| m["number"] == number)
+                .filter(|m| m["quality"]["packets_received"].as_u64().unwrap_or(0) >= packets)
+                .cloned()
+        });
+        match member {
+            Some(member) => return Ok(member),
+            None if Instant::now() >= deadline => return Err(roster),
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// How long baresip stays in a call; the plain caller talks a little less (it starts first).
+const CALL_SECONDS: u64 = 9;
+const TALK_FRAMES: usize = 350;
+
+/// baresip (440 Hz, restricted to `codec`, over `transport`, with `mediaenc` if any) and a
+/// plain PCMU caller (880 Hz) in room 8001: checks the roster and that each hears the other.
+/// Returns baresip's log, or `None` when baresip is not installed.
+async fn call_a_room(
+    test: &str,
+    codec: Codec,
+    transport: &str,
+    mediaenc: Option<&str>,
+) -> Option<String> {
+    let modules = baresip_modules()?;
+    let s = start(Db::Sqlite, test).await.expect("server");
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8001", "name": "Interop" }),
+        )
+        .await;
+    room.expect(201);
+    let room_id = room.id();
+    let sip = &s.running.as_ref().expect("running").sip;
+    let mut listener = Caller::new(sip.udp, "listener").await;
+    assert_eq!(listener.dial("8001").await, 200, "the plain caller joins");
+
+    let files = tempfile::tempdir().expect("tmp");
+    let source = files.path().join("tone.wav");
+    // Longer than the call: baresip hangs up when its source file ends.
+    write_tone(&source, 440.0, codec.rate, codec.channels, 30);
+    let target = match transport {
+        "udp" => format!("sip:8001@{}", sip.udp),
+        "tcp" => format!("sip:8001@{};transport=tcp", sip.tcp),
+        "tls" => format!("sip:8001@{};transport=tls", sip.tls),
+        other => panic!("unknown transport {other}"),
+    };
+    let mut account = format!(
+        "<sip:baresip@127.0.0.1>;regint=0;audio_codecs={}",
+        codec.account
+    );
+    if let Some(mediaenc) = mediaenc {
+        account.push_str(&format!(";mediaenc={mediaenc}"));
+    }
+    let mut phone = Baresip::start(
+        &modules,
+        test,
+        &account,
+        Some(&source),
+        CALL_SECONDS,
+        &[format!("/dial {target}")],
+    );
+    let (heard, member) = tokio::join!(
+        talk_and_listen(&listener, 880.0, TALK_FRAMES),
+        member_with_packets(&s, &admin, &room_id, "baresip", 50, Duration::from_secs(6)),
+    );
+    let log = phone.finish(Duration::from_secs(CALL_SECONDS + 10)).await;
+    let member = member.unwrap_or_else(|roster| {
+        panic!("baresip never showed in the roster with 50 packets received: {roster}\n{log}")
+    });
+    assert_eq!(
+        member["quality"]["codec"], codec.roster,
+        "baresip joined with the codec it was restricted to: {member}\n{log}"
+    );
+
+    // The plain caller hears baresip's tone (judged over its last 3 s, baresip in the room).
+    let tail = &heard[heard.len().saturating_sub(24_000)..];
+    let (other, own) = (
+        goertzel_power(tail, 8000, 440.0),
+        goertzel_power(tail, 8000, 880.0),
+    );
+    assert!(
+        tail.len() >= 16_000 && other > 1e6 && other > 100.0 * own.max(1e-9),
+        "the caller hears baresip ({}): 440 Hz {other}, 880 Hz {own}, {} samples\n{log}",
+        codec.roster,
+        tail.len()
+    );
+    // baresip hears the caller's tone, through this codec, and not its own (2 s to 5 s into
+    // its call, while the caller talks).
+    let (recorded, rate) = phone.heard();
+    assert_eq!(rate, codec.rate, "baresip decodes {}", codec.roster);
+    let rate = rate as usize;
+    assert!(
+        recorded.len() >= 5 * rate,
+        "baresip recorded {} samples at {rate} Hz\n{log}",
+        recorded.len()
+    );
+    let window = &recorded[2 * rate..5 * rate];
+    let (other, own) = (
+        goertzel_power(window, codec.rate, 880.0),
+        goertzel_power(window, codec.rate, 440.0),
+    );
+    assert!(
+        other > 1e6 && other > 100.0 * own.max(1e-9),
+        "baresip hears the caller ({}): 880 Hz {other}, 440 Hz {own}\n{log}",
+        codec.roster
+    );
+    assert!(
+        log.contains("Call established"),
+        "baresip's own account of the call:\n{log}"
+    );
+    assert_eq!(listener.hang_up("8001").await, 200);
+    s.stop().await;
+    Some(log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_a_room_with_pcmu() {
+    call_a_room("baresip_pcmu", PCMU, "udp", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_a_room_with_pcma() {
+    call_a_room("baresip_pcma", PCMA, "udp", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_a_room_with_g722() {
+    call_a_room("baresip_g722", G722, "udp", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_a_room_with_opus() {
+    call_a_room("baresip_opus", OPUS, "udp", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_a_room_over_tcp() {
+    call_a_room("baresip_tcp", PCMU, "tcp", None).await;
+}
+
+/// Ignored while the server's 200 OK to an INVITE over TLS carries `Contact: <sips:…>` even
+/// when the request was a `sip:` URI (`contact_uri` in `crates/sip/src/ua.rs`): libre 1.1
+/// routes only `sip:` URIs (`sip_request`: any other scheme is `ENOSYS`), so baresip cannot
+/// send the ACK and closes the call ("session closed: Function not implemented"). It passes
+/// against a server that answers `sip:…;transport=tls` unless the request URI was `sips:`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_a_room_over_tls() {
+    call_a_room("baresip_tls", G722, "tls", None).await;
+}
+
+/// The server's SDP answer to baresip's INVITE, from baresip's SIP trace (`-s`).
+fn invite_answer(log: &str) -> Option<String> {
+    log.split("SIP/2.0 200 OK").skip(1).find_map(|message| {
+        // Each message of the trace starts with a line "#".
+        let lines: Vec<&str> = message
+            .lines()
+            .map(str::trim_end)
+            .take_while(|l| *l != "#")
+            .collect();
+        let to_invite = lines
+            .iter()
+            .skip(1) // the rest of the status line
+            .take_while(|l| !l.starts_with("v=0"))
+            .any(|l| l.starts_with("CSeq:") && l.ends_with("INVITE"));
+        let sdp: Vec<&str> = lines
+            .iter()
+            .skip_while(|l| !l.starts_with("v=0"))
+            .take_while(|l| l.len() > 1 && l.as_bytes()[1] == b'=')
+            .copied()
+            .collect();
+        (to_invite && !sdp.is_empty()).then(|| sdp.join("\n"))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_calls_a_room_with_sdes_srtp() {
+    let Some(log) = call_a_room("baresip_srtp", PCMU, "udp", Some("srtp-mand")).await else {
+        return;
+    };
+    let answer = invite_answer(&log)
+        .unwrap_or_else(|| panic!("no 200 OK with SDP to the INVITE in the trace:\n{log}"));
+    assert!(
+        answer
+            .lines()
+            .any(|l| l.starts_with("m=audio ") && l.contains(" RTP/SAVP ")),
+        "the answer is RTP/SAVP:\n{answer}"
+    );
+    assert!(
+        answer
+            .lines()
+            .any(|l| l.starts_with("a=crypto:") && l.contains(" AES_CM_128_HMAC_SHA1_")),
+        "the answer carries SDES keys:\n{answer}"
+    );
+    assert!(
+        log.contains("SRTP is Enabled"),
+        "baresip encrypts the call:\n{log}"
+    );
+}
+
+/// Ignored while the server challenges with MD5 *and* SHA-256 (`DigestServer::algorithms`):
+/// libre 1.1 refuses the whole 401 at the SHA-256 header (see the top of this file). It
+/// passes against a server that challenges with MD5 alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_registers_over_udp_tcp_and_tls() {
+    let Some(modules) = baresip_modules() else {
+        return;
+    };
+    let s = start(Db::Sqlite, "baresip_register").await.expect("server");
+    let admin = s.admin().await;
+    s.post(
+        "/users",
+        &admin,
+        json!({
+            "username": "desk", "display_name": "Desk phone", "password": "desk-password",
+            "extension": "1001", "sip_password": "sip-secret-1",
+        }),
+    )
+    .await
+    .expect(201);
+    let sip = &s.running.as_ref().expect("running").sip;
+    let mut phones: Vec<Baresip> = [("udp", sip.udp), ("tcp", sip.tcp), ("tls", sip.tls)]
+        .into_iter()
+        .map(|(transport, addr)| {
+            let account = format!(
+                "<sip:1001@{addr};transport={transport}>;auth_pass=sip-secret-1;regint=120"
+            );
+            Baresip::start(&modules, transport, &account, None, 6, &[])
+        })
+        .collect();
+    let logs = |phones: &[Baresip]| {
+        phones
+            .iter()
+            .map(|p| format!("--- baresip {}:\n{}", p.name, p.log()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    // Each baresip registers on its own transport.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let bindings = loop {
+        let list = s.get("/registrations", &admin).await;
+        list.expect(200);
+        let bindings = list.body[0]["bindings"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if bindings.len() >= 3 || Instant::now() >= deadline {
+            break bindings;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut transports: Vec<&str> = bindings
+        .iter()
+        .filter_map(|b| b["transport"].as_str())
+        .collect();
+    transports.sort_unstable();
+    assert_eq!(
+        transports,
+        ["TCP", "TLS", "UDP"],
+        "bindings: {bindings:?}\n{}",
+        logs(&phones)
+    );
+    assert!(
+        bindings.iter().all(|b| b["user_agent"]
+            .as_str()
+            .is_some_and(|ua| ua.starts_with("baresip"))),
+        "{bindings:?}"
+    );
+
+    // On the way out (-t) each un-registers: the bindings go.
+    for phone in &mut phones {
+        phone.finish(Duration::from_secs(15)).await;
+    }
+    let list = s.get("/registrations", &admin).await;
+    assert_eq!(
+        list.body[0]["bindings"],
+        json!([]),
+        "un-registered:\n{}",
+        logs(&phones)
+    );
+    s.stop().await;
+}
