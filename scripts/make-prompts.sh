@@ -14,6 +14,13 @@ declare -A en=(
   [first]="You are the first participant."
   [muted]="You are muted."
   [unmuted]="You are unmuted."
+  [room_locked]="This meeting is locked. Please contact the chairperson."
+  [room_full]="This meeting is full. Please try again later."
+  [ends_soon]="The meeting will end in five minutes."
+  [ended]="The meeting has ended. Goodbye."
+  [count]="Participants in the meeting:"
+  [d0]="zero" [d1]="one" [d2]="two" [d3]="three" [d4]="four"
+  [d5]="five" [d6]="six" [d7]="seven" [d8]="eight" [d9]="nine"
 )
 declare -A zh=(
   [enter_pin]="欢迎。请输入会议密码，以井号键结束。"
@@ -22,6 +29,13 @@ declare -A zh=(
   [first]="您是第一位参会者。"
   [muted]="您已被静音。"
   [unmuted]="您已取消静音。"
+  [room_locked]="会议已锁定，请联系主持人。"
+  [room_full]="会议人数已满，请稍后再试。"
+  [ends_soon]="会议将在五分钟后结束。"
+  [ended]="会议已结束，再见。"
+  [count]="当前参会人数："
+  [d0]="零" [d1]="一" [d2]="二" [d3]="三" [d4]="四"
+  [d5]="五" [d6]="六" [d7]="七" [d8]="八" [d9]="九"
 )
 speak() { # lang voice name text
   mkdir -p "assets/prompts/$1"
@@ -30,5 +44,15 @@ speak() { # lang voice name text
 }
 for name in "${!en[@]}"; do speak en en-us "$name" "${en[$name]}"; done
 for name in "${!zh[@]}"; do speak zh cmn "$name" "${zh[$name]}"; done
+# Sounds, the same in every language: a rising chime when someone joins, a falling one when
+# someone leaves, and a calm loop played to whoever waits alone in a meeting.
+mkdir -p assets/sounds
+sox -n -r 16000 -c 1 -b 16 assets/sounds/join.wav synth 0.12 sine 660 : synth 0.18 sine 990 fade 0 0.18 0.08 vol 0.5
+sox -n -r 16000 -c 1 -b 16 assets/sounds/leave.wav synth 0.12 sine 990 : synth 0.18 sine 660 fade 0 0.18 0.08 vol 0.5
+sox -n -r 16000 -c 1 -b 16 assets/sounds/alone.wav \
+  synth 1.5 sine 392 sine 494 sine 587 fade 0.3 1.5 0.5 : \
+  synth 1.5 sine 330 sine 440 sine 523 fade 0.3 1.5 0.5 : \
+  synth 1.5 sine 349 sine 440 sine 523 fade 0.3 1.5 0.5 : \
+  synth 1.5 sine 392 sine 494 sine 587 fade 0.3 1.5 0.5 vol 0.25
 rm -f /tmp/prompt.wav
 ls -l assets/prompts/*

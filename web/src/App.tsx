@@ -1,8 +1,10 @@
-import { useCallback, useEffect, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, session, type AuditEvent, type Contact, type LiveConference, type Page, type Room, type Template, type User } from './api';
-import { initialLang, translator, type Key, type Lang } from './i18n';
-
-type T = ReturnType<typeof translator>;
+import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import {
+  api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
+  type LiveEvent, type Page, type Redialled, type Room, type Template, type User,
+} from './api';
+import { initialLang, translator, type Key, type Lang, type T } from './i18n';
+import { Trunks } from './Trunks';
 
 export function App() {
   const [lang, setLang] = useState<Lang>(initialLang);
@@ -27,7 +29,7 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['live', 'rooms', 'templates', 'users', 'contacts', 'audit']
+    ? ['live', 'rooms', 'templates', 'users', 'contacts', 'trunks', 'audit']
     : ['live', 'rooms', 'templates', 'users', 'contacts'];
   return (
     <div className="app">
@@ -59,7 +61,7 @@ export function App() {
   );
 }
 
-type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'audit';
+type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'trunks' | 'audit';
 
 function page(tab: Tab, t: T, admin: boolean): ReactNode {
   switch (tab) {
@@ -157,6 +159,8 @@ function page(tab: Tab, t: T, admin: boolean): ReactNode {
           canDelete={(c) => admin || c.owner_id !== null}
         />
       );
+    case 'trunks':
+      return <Trunks t={t} />;
     case 'audit':
       return (
         <Resource<AuditEvent>
@@ -296,19 +300,38 @@ function Resource<R extends { id: string }>(props: {
   );
 }
 
-/// Live meetings: the roster, kept current by the event WebSocket, and the chair's controls.
+/// Live meetings: the roster and the calls the meeting placed, kept current by the event
+/// WebSocket, and the chair's controls.
 function Live({ t }: { t: T }) {
   const [live, setLive] = useState<LiveConference[]>([]);
+  const [users, setUsers] = useState<User[]>([]);
   const [error, setError] = useState('');
+  const current = useRef<LiveConference[]>([]);
+  current.current = live;
   const reload = useCallback(() => {
     api<LiveConference[]>('GET', '/conferences').then(setLive, (e) => setError(String(e.message ?? e)));
   }, []);
   useEffect(() => {
     reload();
+    // Whom the invite form offers; without the right to list users, numbers only.
+    api<Page<User>>('GET', '/users?limit=200').then((p) => setUsers(p.items), () => setUsers([]));
     // Meeting events arrive over the WebSocket as they happen; a slow poll covers a lost socket.
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const socket = new WebSocket(`${scheme}://${location.host}/api/v1/events?access_token=${encodeURIComponent(session.get() ?? '')}`);
-    socket.onmessage = () => reload();
+    socket.onmessage = (message) => {
+      let data: Partial<LiveEvent> = {};
+      try {
+        data = JSON.parse(String(message.data));
+      } catch {}
+      const invitation = data.event?.type === 'call' ? data.event.invitation : undefined;
+      // A call's progress replaces that invitation in place; anything else (or a meeting the
+      // page does not show yet) asks for the roster again.
+      if (invitation && current.current.some((c) => c.room_id === data.room_id)) {
+        setLive((list) => list.map((c) => (c.room_id === data.room_id ? withInvitation(c, invitation) : c)));
+      } else {
+        reload();
+      }
+    };
     const timer = setInterval(reload, 10000);
     return () => {
       clearInterval(timer);
@@ -363,9 +386,166 @@ function Live({ t }: { t: T }) {
                 ))}
               </tbody>
             </table>
+            <Calls t={t} conference={c} onChange={reload} />
+            <InviteForm t={t} roomId={c.room_id} users={users} onInvited={reload} />
           </div>
         );
       })}
     </section>
+  );
+}
+
+/// The conference with one invitation replaced (or added, when new).
+function withInvitation(c: LiveConference, invitation: Invitation): LiveConference {
+  const invitations = c.invitations ?? [];
+  return {
+    ...c,
+    invitations: invitations.some((i) => i.id === invitation.id)
+      ? invitations.map((i) => (i.id === invitation.id ? invitation : i))
+      : [...invitations, invitation],
+  };
+}
+
+/// Not in the meeting and not being called: what `redialMissing` calls again.
+const missing: CallState[] = ['busy', 'no_answer', 'rejected', 'failed', 'left'];
+const tone: Record<CallState, string> = {
+  calling: 'neutral', ringing: 'neutral', joined: 'good', busy: 'bad', no_answer: 'bad', rejected: 'bad', failed: 'bad',
+  left: 'gone', removed: 'gone',
+};
+
+/// Everyone the meeting called and how each call stands, with "call again everyone missing".
+function Calls({ t, conference, onChange }: { t: T; conference: LiveConference; onChange: () => void }) {
+  const [redialled, setRedialled] = useState<Redialled | null>(null);
+  const [error, setError] = useState('');
+  const invitations = conference.invitations ?? [];
+  useEffect(() => {
+    if (!redialled) return;
+    const timer = setTimeout(() => setRedialled(null), 15000);
+    return () => clearTimeout(timer);
+  }, [redialled]);
+  const redial = () =>
+    api<Redialled>('POST', `/conferences/${conference.room_id}/redial`).then(
+      (r) => {
+        setError('');
+        setRedialled(r);
+        onChange();
+      },
+      (e) => setError(String(e.message ?? e)),
+    );
+  const notice = redialled && (redialled.members.length === 0
+    ? t('redialNobody')
+    : t('redialled') + redialled.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator')));
+  return (
+    <div className="calls" data-testid="calls">
+      <div className="heading">
+        <h4>{t('calls')}</h4>
+        {invitations.some((i) => missing.includes(i.state)) && (
+          <button data-testid="redial" onClick={redial}>{t('redial')}</button>
+        )}
+      </div>
+      {notice && <p className="notice" data-testid="redial-notice">{notice}</p>}
+      {error && <p className="error" role="alert">{error}</p>}
+      {invitations.length === 0 ? (
+        <p className="empty">{t('noCalls')}</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th>{t('name')}</th><th>{t('number')}</th><th>{t('role')}</th><th>{t('status')}</th><th>{t('reason')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {invitations.map((i) => (
+              <tr key={i.id} data-testid={`invitation-${i.number || i.id}`} data-call-id={i.call_id ?? ''}>
+                <td>{i.name}</td>
+                <td>{i.number}</td>
+                <td>{t(`role_${i.role}`)}</td>
+                <td>
+                  <span className={`badge ${tone[i.state] ?? 'neutral'}`} data-testid="call-state" data-state={i.state}>
+                    {t(`call_${i.state}`)}
+                  </span>
+                </td>
+                <td>{i.reason ?? ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+/// Calls one more person into the meeting: a phone number (through the trunks) or a user.
+function InviteForm({ t, roomId, users, onInvited }: { t: T; roomId: string; users: User[]; onInvited: () => void }) {
+  const [whom, setWhom] = useState<'number' | 'user'>('number');
+  const [error, setError] = useState<ApiError | null>(null);
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const data = new FormData(form);
+    const value = (name: string) => String(data.get(name) ?? '').trim();
+    const body: Record<string, string> = whom === 'number' ? { number: value('number') } : { user_id: value('user_id') };
+    if (value('display_name')) body.display_name = value('display_name');
+    body.role = value('role') || 'participant';
+    try {
+      await api('POST', `/conferences/${roomId}/invite`, body);
+      form.reset();
+      setError(null);
+      onInvited();
+    } catch (err) {
+      setError(err as ApiError);
+      // A call that failed before ringing is listed among the calls with its reason.
+      onInvited();
+    }
+  };
+  const fieldError = (name: string) => {
+    const reason = error?.errors?.find((e) => e.field === name)?.reason;
+    return reason ? <small className="error" data-testid={`invite-error-${name}`}>{reason}</small> : null;
+  };
+  const fieldNames = ['number', 'user_id', 'display_name', 'role'];
+  const general = error && !error.errors?.some((e) => fieldNames.includes(e.field));
+  return (
+    <form className="create invite" onSubmit={submit} data-testid="invite-form">
+      <h3>{t('invite')}</h3>
+      <label>
+        {t('inviteWhom')}
+        <select data-testid="invite-whom" value={whom} onChange={(e) => { setWhom(e.target.value as 'number' | 'user'); setError(null); }}>
+          <option value="number">{t('whom_number')}</option>
+          <option value="user">{t('whom_user')}</option>
+        </select>
+      </label>
+      {whom === 'number' ? (
+        <label>
+          {t('whom_number')}
+          <input name="number" data-testid="invite-number" inputMode="tel" required />
+          {fieldError('number')}
+        </label>
+      ) : (
+        <label>
+          {t('whom_user')}
+          <select name="user_id" data-testid="invite-user" required defaultValue="">
+            <option value="" disabled>{t('chooseUser')}</option>
+            {users.map((u) => (
+              <option key={u.id} value={u.id}>{u.display_name}{u.extension ? ` (${u.extension})` : ''}</option>
+            ))}
+          </select>
+          {fieldError('user_id')}
+        </label>
+      )}
+      <label>
+        {t('displayName')}
+        <input name="display_name" data-testid="invite-display-name" />
+        {fieldError('display_name')}
+      </label>
+      <label>
+        {t('role')}
+        <select name="role" data-testid="invite-role" defaultValue="participant">
+          {['participant', 'member', 'chairman', 'manager'].map((r) => <option key={r} value={r}>{t(`role_${r}`)}</option>)}
+        </select>
+        {fieldError('role')}
+      </label>
+      <button type="submit" data-testid="invite">{t('call')}</button>
+      {general && <p className="error" role="alert" data-testid="invite-error">{error.message}</p>}
+    </form>
   );
 }

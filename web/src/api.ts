@@ -60,7 +60,29 @@ export type LiveMember = {
   hand_raised: boolean; whisper_group: number | null; talking: boolean;
   quality: { codec: string; packets_received: number; packets_lost: number; jitter_ms: number; rtt_ms: number | null } | null;
 };
-export type LiveConference = { room_id: string; room_number: string; room_name: string; locked: boolean; members: LiveMember[] };
+export type CallState = 'calling' | 'ringing' | 'joined' | 'busy' | 'no_answer' | 'rejected' | 'failed' | 'left' | 'removed';
+/// Someone the meeting called, and how the call stands.
+export type Invitation = {
+  id: number; name: string; number: string; role: string; state: CallState; reason?: string | null; call_id?: number | null;
+};
+export type LiveConference = {
+  room_id: string; room_number: string; room_name: string; locked: boolean; members: LiveMember[]; invitations: Invitation[];
+};
+/// What the event WebSocket carries: a meeting event, or (`type: call`) an invitation's progress.
+export type LiveEvent = {
+  room_id: string; room_number: string; actor: string; at: number;
+  event: { type: string; invitation?: Invitation };
+};
+/// The answer of `redialMissing`: how calling each missing member again went.
+export type Redialled = { room_id: string; members: { display_name: string; status: string; reason?: string }[] };
+export type RewriteRule = { pattern: string; replace: string };
+export type Trunk = {
+  id: string; name: string; host: string; port: number; transport: 'udp' | 'tcp' | 'tls'; username: string | null;
+  has_password: boolean; caller_id: string | null; rewrite: RewriteRule[]; srtp: 'off' | 'optional' | 'mandatory';
+  ring_timeout_seconds: number; register: boolean; enabled: boolean; priority: number; verify_tls: boolean;
+  /// `off`, `registering`, `registered`, `failed: <status>` or `unregistered`.
+  registration: string;
+};
 export type AuditEvent = {
   id: string; actor_name: string; action: string; target_type: string; target_id: string | null;
   outcome: string; source: string; at: number;

@@ -1,5 +1,6 @@
 // The web console in a real browser (Debian's Chromium driven by Playwright) against a real
-// server: log in, manage rooms and users, switch to Chinese, log out.
+// server: log in, manage rooms, users and trunks, run a live meeting (a real SIP caller, calls
+// placed through a trunk), switch to Chinese, log out.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -122,7 +123,27 @@ test('an administrator manages rooms and users, in English and Chinese', async (
   await page.close();
 });
 
-test('a chair runs a live meeting from the console: a real SIP caller, muted, then the meeting ended', async () => {
+// A gateway that answers every call busy (sipp as a UAS), for calls placed through a trunk.
+const busyScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy gateway">
+  <recv request="INVITE" />
+  <send>
+    <![CDATA[
+SIP/2.0 486 Busy Here
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK" />
+</scenario>
+`;
+
+test('a chair runs a live meeting from the console: a real SIP caller, muted, someone invited through a trunk (busy) and called again, then the meeting ended', async () => {
   const login = await fetch(`${base}/api/v1/auth/login`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username: 'admin', password }),
@@ -137,8 +158,16 @@ test('a chair runs a live meeting from the console: a real SIP caller, muted, th
   // `sipp -sd` prints a built-in scenario (and exits non-zero).
   const scenario = spawnSync('sipp', ['-sd', 'uac_pcap'], { encoding: 'utf8' }).stdout
     .replace('pcap/g711a.pcap', '/usr/share/sip-tester/g711a.pcap')
-    .replace('pcap/dtmf_2833_1.pcap', '/usr/share/sip-tester/dtmf_2833_1.pcap');
+    .replace('pcap/dtmf_2833_1.pcap', '/usr/share/sip-tester/dtmf_2833_1.pcap')
+    // The caller stays on the line while the chair works (the meeting is ended from the console).
+    .replace('<pause milliseconds="8000"/>', '<pause milliseconds="60000"/>');
+  assert.match(scenario, /milliseconds="60000"/);
   writeFileSync(join(dir, 'uac_pcap.xml'), scenario);
+  writeFileSync(join(dir, 'busy.xml'), busyScenario);
+  const gatewayPort = await freeUdpPort();
+  const gateway = spawn('sipp', ['-sf', 'busy.xml', '-i', '127.0.0.1', '-p', String(gatewayPort), '-m', '2', '-nostdin', '-timeout', '60s'],
+    { cwd: dir, stdio: 'ignore' });
+  let trunk;
   const sipp = spawn('sipp', [`127.0.0.1:${sipPort}`, '-sf', 'uac_pcap.xml', '-s', '8100', '-m', '1', '-l', '1',
     '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mp', String((await freeUdpPort()) & ~1), '-nostdin', '-timeout', '30s'],
     { cwd: dir, stdio: 'ignore' });
@@ -174,13 +203,172 @@ test('a chair runs a live meeting from the console: a real SIP caller, muted, th
     assert.equal(muted.actor, 'admin');
     const roster = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
     assert.equal(roster.members[0].muted, true);
+
+    // Nobody has been called yet; a number no trunk takes is refused next to the form.
+    const meeting = page.getByTestId('conference-8100');
+    await meeting.getByTestId('calls').getByText('Nobody has been called in this meeting.').waitFor();
+    await meeting.getByTestId('invite-number').fill('5550100');
+    await meeting.getByTestId('invite').click();
+    await meeting.getByTestId('invite-error-number').getByText('no trunk takes 5550100').waitFor();
+
+    // Through a trunk to a gateway that is busy: the call is listed, and its progress arrives
+    // over the WebSocket (the page's slow poll would take 10 s).
+    trunk = await fetch(`${base}/api/v1/trunks`, {
+      method: 'POST', headers: auth, body: JSON.stringify({ name: 'Busy gateway', host: '127.0.0.1', port: gatewayPort }),
+    }).then((r) => r.json());
+    assert.ok(trunk.id, JSON.stringify(trunk));
+    const callEvents = page.evaluate(
+      (token) =>
+        new Promise((done) => {
+          const seen = [];
+          const ws = new WebSocket(`ws://${location.host}/api/v1/events?access_token=${token}`);
+          ws.onmessage = (m) => {
+            const e = JSON.parse(m.data);
+            if (e.event?.type === 'call') seen.push(e.event.invitation);
+            if (seen.some((i) => i.state === 'busy')) done(seen);
+          };
+          setTimeout(() => done(seen), 8000);
+        }),
+      login.token,
+    );
+    await page.waitForTimeout(300);
+    await meeting.getByTestId('invite-number').fill('5550100');
+    await meeting.getByTestId('invite-display-name').fill('Li Na');
+    await meeting.getByTestId('invite').click();
+    const call = meeting.getByTestId('invitation-5550100');
+    await call.getByText('Li Na').waitFor();
+    await call.getByTestId('call-state').getByText('Busy', { exact: true }).waitFor({ timeout: 5000 });
+    assert.equal(await call.getByTestId('call-state').getAttribute('class'), 'badge bad');
+    assert.equal(await meeting.getByTestId('invite-error-number').count(), 0);
+    const progress = await callEvents;
+    assert.ok(progress.some((i) => i.number === '5550100' && i.state === 'busy'), JSON.stringify(progress));
+    let invitations = (await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json())).invitations;
+    assert.deepEqual(invitations.map((i) => [i.name, i.number, i.state]), [['Li Na', '5550100', 'busy']]);
+    const firstCall = invitations[0].call_id;
+
+    // Call again everyone missing: the gateway is called once more (and is busy again). The
+    // page's roster requests are held meanwhile, so the new call can only reach the list over
+    // the WebSocket, replacing the invitation in place.
+    assert.equal(await call.getAttribute('data-call-id'), String(firstCall));
+    let release;
+    const held = new Promise((r) => (release = r));
+    await page.route('**/api/v1/conferences', async (route) => {
+      await held;
+      await route.continue().catch(() => {});
+    });
+    await meeting.getByTestId('redial').click();
+    await meeting.getByTestId('redial-notice').getByText('Called again: Li Na').waitFor();
+    await meeting.locator(`[data-testid="invitation-5550100"]:not([data-call-id="${firstCall}"]) [data-state="busy"]`).waitFor({ timeout: 5000 });
+    assert.equal(await meeting.locator('[data-testid^="invitation-"]').count(), 1);
+    release();
+    await page.unroute('**/api/v1/conferences');
+    invitations = (await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json())).invitations;
+    assert.notEqual(invitations[0].call_id, firstCall);
+    assert.equal(invitations[0].state, 'busy');
+    assert.equal(await call.getAttribute('data-call-id'), String(invitations[0].call_id));
+    await call.getByTestId('call-state').getByText('Busy', { exact: true }).waitFor();
+
     mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
     await page.screenshot({ path: join(root, 'web', 'test-results', 'console-live.png'), fullPage: true });
-    await page.getByTestId('conference-8100').getByRole('button', { name: 'End meeting' }).click();
-    await page.getByText('No meeting is in progress.').waitFor();
+
+    // In Chinese: the call's state and the redial button.
+    await page.getByTestId('language').selectOption('zh');
+    await meeting.getByRole('heading', { name: '呼叫列表' }).waitFor();
+    assert.equal(await call.getByTestId('call-state').innerText(), '忙');
+    await meeting.getByRole('button', { name: '重呼未入会成员' }).waitFor();
+    await meeting.getByTestId('redial-notice').getByText('已重呼：Li Na').waitFor();
+    await meeting.getByRole('heading', { name: '邀请' }).waitFor();
+    await page.screenshot({ path: join(root, 'web', 'test-results', 'console-live-zh.png'), fullPage: true });
+    await meeting.getByRole('button', { name: '结束会议' }).click();
+    await page.getByText('当前没有进行中的会议。').waitFor();
     await page.close();
   } finally {
     sipp.kill('SIGTERM');
+    gateway.kill('SIGTERM');
+    if (trunk?.id) await fetch(`${base}/api/v1/trunks/${trunk.id}`, { method: 'DELETE', headers: auth });
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('an administrator manages SIP trunks: refused fields shown next to them, edited, in Chinese', async () => {
+  const page = await browser.newPage({ locale: 'en-US' });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('tab-trunks').click();
+  await page.getByTestId('page-trunks').waitFor();
+
+  // Port 0 and a pattern that is no regular expression: both refused, each next to its field.
+  await page.getByTestId('field-name').fill('Beijing Unicom');
+  await page.getByTestId('field-host').fill('sip.unicom.example.cn');
+  await page.getByTestId('field-port').fill('0');
+  await page.getByTestId('field-username').fill('conclave');
+  await page.getByTestId('field-password').fill('trunk-secret');
+  await page.getByTestId('add-rule').click();
+  await page.getByTestId('rule-0-pattern').fill('(');
+  await page.getByTestId('rule-0-replace').fill('+8610$1');
+  await page.getByTestId('save-trunk').click();
+  await page.getByTestId('error-port').getByText('must be 1 to 65535').waitFor();
+  await page.getByTestId('rule-0').getByTestId('error-rewrite[0].pattern').getByText(/not a regular expression/).waitFor();
+  assert.equal(await page.getByTestId('trunk-Beijing Unicom').count(), 0);
+
+  // Corrected, it is created: the form keeps what was typed, the password included.
+  await page.getByTestId('field-port').fill('5060');
+  await page.getByTestId('rule-0-pattern').fill('^0(\\d+)$');
+  await page.getByTestId('save-trunk').click();
+  const row = page.getByTestId('trunk-Beijing Unicom');
+  await row.waitFor();
+  assert.equal(await row.getByTestId('registration').innerText(), 'Off');
+  assert.equal(await row.getByTestId('registration').getAttribute('data-state'), 'off');
+  await row.getByText('sip.unicom.example.cn:5060 · UDP').waitFor();
+  await row.getByText('Password set').waitFor();
+  await row.getByText('^0(\\d+)$ → +8610$1').waitFor();
+  assert.equal(await page.getByTestId('error-port').count(), 0);
+  assert.equal(await page.getByTestId('field-name').inputValue(), '');
+
+  // Edited: a priority, TLS; the password is kept when left empty.
+  await row.getByRole('button', { name: 'Edit' }).click();
+  assert.equal(await page.getByTestId('field-host').inputValue(), 'sip.unicom.example.cn');
+  assert.equal(await page.getByTestId('field-password').getAttribute('placeholder'), 'unchanged');
+  await page.getByTestId('field-priority').fill('5');
+  await page.getByTestId('field-transport').selectOption('tls');
+  await page.getByTestId('field-port').fill('5061');
+  await page.getByTestId('save-trunk').click();
+  await row.getByText('sip.unicom.example.cn:5061 · TLS').waitFor();
+  await row.getByRole('cell', { name: '5', exact: true }).waitFor();
+
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const trunks = await fetch(`${base}/api/v1/trunks`, { headers: { authorization: `Bearer ${login.token}` } }).then((r) => r.json());
+  const saved = trunks.find((x) => x.name === 'Beijing Unicom');
+  assert.deepEqual(
+    [saved.port, saved.transport, saved.priority, saved.username, saved.has_password, saved.rewrite, saved.registration],
+    [5061, 'tls', 5, 'conclave', true, [{ pattern: '^0(\\d+)$', replace: '+8610$1' }], 'off'],
+  );
+
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-trunks.png'), fullPage: true });
+
+  // In Chinese.
+  await page.getByTestId('language').selectOption('zh');
+  await page.getByTestId('tab-trunks').getByText('中继').waitFor();
+  await page.getByRole('heading', { name: '中继', exact: true }).waitFor();
+  await page.getByRole('heading', { name: '新建中继' }).waitFor();
+  await page.getByRole('columnheader', { name: '注册状态' }).waitFor();
+  assert.equal(await row.getByTestId('registration').innerText(), '不注册');
+  await row.getByText('已设置密码').waitFor();
+  await page.getByTestId('field-name').fill('Shanghai Telecom');
+  await page.getByTestId('field-host').fill('sip.telecom.example.cn');
+  await page.getByTestId('field-port').fill('0');
+  await page.getByTestId('save-trunk').click();
+  await page.getByTestId('error-port').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-trunks-zh.png'), fullPage: true });
+
+  // Deleted.
+  await row.getByRole('button', { name: '删除' }).click();
+  await row.waitFor({ state: 'detached' });
+  await page.close();
 });

@@ -7,6 +7,7 @@
 //! | `*1` | raise / lower one's hand | everyone |
 //! | `*5` | lock / unlock the meeting | chairs (chairman and above) |
 //! | `*9` | mute all / unmute all (below chairman) | chairs |
+//! | `*8` | hear how many are in the meeting | everyone |
 
 use crate::live::{Command, Member};
 
@@ -34,6 +35,7 @@ impl Keypad {
             '1' => Some(Command::RaiseHand {
                 raised: !member.hand_raised,
             }),
+            '8' => Some(Command::Count),
             '5' if locked => Some(Command::Unlock),
             '5' => Some(Command::Lock),
             '9' => {
@@ -91,6 +93,8 @@ mod tests {
         assert_eq!(k.digit('9', &member(true), false), Some(Command::MuteAll));
         k.digit('*', &member(true), false);
         assert_eq!(k.digit('9', &member(true), false), Some(Command::UnmuteAll));
+        k.digit('*', &member(true), false);
+        assert_eq!(k.digit('8', &member(true), false), Some(Command::Count));
         k.digit('*', &member(true), false);
         assert_eq!(k.digit('#', &member(true), false), None);
     }

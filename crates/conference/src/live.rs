@@ -94,6 +94,8 @@ pub enum Command {
     CloseWhisper {
         group: GroupId,
     },
+    /// A member asks how many are in the meeting (the keypad says it).
+    Count,
     End,
 }
 
@@ -134,6 +136,11 @@ pub enum Event {
     },
     Locked {
         locked: bool,
+    },
+    /// The answer to a member's [`Command::Count`].
+    Counted {
+        member: MemberId,
+        count: usize,
     },
     WhisperOpened {
         group: GroupId,
@@ -342,6 +349,14 @@ impl Conference {
                     return Err(Refused::ForbiddenToSpeak);
                 }
                 self.set_muted(target, false, &mut events);
+            }
+            Command::Count => {
+                check(role, Action::ViewRoster, None)?;
+                let member = Self::self_id(actor)?;
+                events.push(Event::Counted {
+                    member,
+                    count: self.members.len(),
+                });
             }
             Command::MuteAll => {
                 check(role, Action::MuteAll, None)?;
@@ -553,6 +568,22 @@ mod tests {
         let a = join(&mut c, "a", Role::Member);
         let b = join(&mut c, "b", Role::Participant);
         (c, chair, a, b)
+    }
+
+    #[test]
+    fn anyone_may_ask_the_count_but_operators_have_no_self() {
+        let (mut c, _, _, b) = meeting();
+        assert_eq!(
+            c.apply(Actor::Member(b), Command::Count).unwrap(),
+            vec![Event::Counted {
+                member: b,
+                count: 3
+            }]
+        );
+        assert!(
+            c.apply(Actor::Operator(Role::Owner), Command::Count)
+                .is_err()
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ async fn store_record(
         Record::Ended { at } => repo::meetings::end(&mut conn, meeting_id, at).await,
         Record::Event { at, actor, event } => {
             match &event {
-                // Voice activity is for the roster, not the log.
-                Event::Talking { .. } => return Ok(()),
+                // Voice activity is for the roster, a count for the one who asked: not the log.
+                Event::Talking { .. } | Event::Counted { .. } => return Ok(()),
                 Event::Joined { member } => {
                     let via = serde_json::to_value(member.via)
                         .ok()

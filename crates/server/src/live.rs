@@ -5,7 +5,7 @@
 
 use crate::history;
 use crate::media::{self, MediaHandle};
-use crate::prompts::{self, Prompt};
+use crate::prompts::{self, Prompt, Sound};
 use conclave_conference::Role;
 use conclave_conference::keypad::Keypad;
 use conclave_conference::live::{
@@ -500,6 +500,10 @@ impl Conferences {
             }),
             awaiting: HashSet::new(),
             invitations: Vec::new(),
+            speaking: HashSet::new(),
+            music_for: None,
+            leaving: HashSet::new(),
+            timers: Timers::for_room(room, Instant::now()),
             dispatching,
             calls: HashMap::new(),
             members: HashMap::new(),
@@ -542,9 +546,49 @@ struct RoomActor {
     awaiting: HashSet<u64>,
     /// Everyone the meeting called; an invitation's id is its index.
     invitations: Vec<Invitation>,
+    /// Calls hearing a prompt right now (music waits for it to end).
+    speaking: HashSet<u64>,
+    /// The member alone in the meeting, hearing music.
+    music_for: Option<u64>,
+    /// Calls refused with a prompt, hung up when it has been said.
+    leaving: HashSet<u64>,
+    /// The room's maximum duration: when to warn, when to end.
+    timers: Timers,
     /// A one-click start is still placing its calls: the empty meeting must not end yet.
     dispatching: bool,
     owner: Conferences,
+}
+
+/// A room's maximum duration: a warning before the end, then the end (after a goodbye).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Timers {
+    warn_at: Option<Instant>,
+    end_at: Option<Instant>,
+    /// The goodbye has been said: the next deadline ends the meeting.
+    closing: bool,
+}
+
+/// How long the goodbye takes before the calls end.
+const GOODBYE: Duration = Duration::from_secs(4);
+
+impl Timers {
+    /// Warns five minutes before the end (half-way for meetings of ten minutes or less).
+    fn for_room(room: &Room, started: Instant) -> Timers {
+        let Some(minutes) = room.max_duration_minutes.filter(|m| *m > 0) else {
+            return Timers::default();
+        };
+        let length = Duration::from_secs(u64::try_from(minutes).unwrap_or(0) * 60);
+        let warning = Duration::from_secs(300).min(length / 2);
+        Timers {
+            warn_at: Some(started + length - warning),
+            end_at: Some(started + length),
+            closing: false,
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.warn_at.or(self.end_at)
+    }
 }
 
 /// A caller who has not yet keyed in the room's PIN.
@@ -563,7 +607,21 @@ const PIN_BLOCK: Duration = Duration::from_secs(600);
 
 impl RoomActor {
     async fn run(mut self, mut messages: mpsc::UnboundedReceiver<Msg>) {
-        while let Some(msg) = messages.recv().await {
+        loop {
+            let msg = match self.timers.next() {
+                Some(at) => tokio::select! {
+                    msg = messages.recv() => msg,
+                    _ = tokio::time::sleep_until(at.into()) => {
+                        self.timer_fired();
+                        if self.state.has_ended() {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+                None => messages.recv().await,
+            };
+            let Some(msg) = msg else { break };
             match msg {
                 Msg::Noticed { call, noticed } => self.noticed(call, noticed),
                 Msg::Awaiting { call, invitation } => {
@@ -598,10 +656,20 @@ impl RoomActor {
                 }
                 Msg::Dispatched => self.dispatching = false,
                 Msg::Joined { who, reply } => {
-                    let _ = reply.send(self.arrive(who));
+                    let call = who.call;
+                    let arrived = match self.arrive(who) {
+                        Err(reason @ (Refused::Locked | Refused::Full(_))) => {
+                            self.refuse(call, &reason);
+                            Ok(())
+                        }
+                        other => other,
+                    };
+                    let _ = reply.send(arrived);
                 }
                 Msg::Left { call } => {
                     self.lobby.remove(&call);
+                    self.leaving.remove(&call);
+                    self.speaking.remove(&call);
                     self.call_state(call, CallState::Left, None);
                     if let Some(member) = self.members.remove(&call) {
                         self.calls.remove(&member);
@@ -630,6 +698,7 @@ impl RoomActor {
                 }
             }
             self.acting_for = SYSTEM.into();
+            self.music();
             let nobody = self.members.is_empty()
                 && self.lobby.is_empty()
                 && self.awaiting.is_empty()
@@ -645,6 +714,7 @@ impl RoomActor {
             .members
             .keys()
             .chain(self.lobby.keys())
+            .chain(self.leaving.iter())
             .copied()
             .collect();
         if let Some(control) = self.owner.calls.get() {
@@ -777,9 +847,13 @@ impl RoomActor {
                 member: call,
                 muted: false,
             });
-            if let Err(reason) = self.enter(lobby.who) {
-                tracing::info!(%reason, room = self.room.number, "PIN right, but the meeting refused the caller");
-                self.hang_up(call);
+            match self.enter(lobby.who) {
+                Err(reason @ (Refused::Locked | Refused::Full(_))) => self.refuse(call, &reason),
+                Err(reason) => {
+                    tracing::info!(%reason, room = self.room.number, "PIN right, but the meeting refused the caller");
+                    self.hang_up(call);
+                }
+                Ok(()) => {}
             }
             return;
         }
@@ -797,11 +871,118 @@ impl RoomActor {
     }
 
     /// Speaks a prompt, in the room's language, to one caller.
-    fn prompt(&self, call: u64, prompt: Prompt) {
-        let samples = prompts::pcm(self.room.language, prompt);
+    fn prompt(&mut self, call: u64, prompt: Prompt) {
+        self.say(call, &[prompt]);
+    }
+
+    /// Speaks prompts one after the other to one caller (it stops their music, if any; the
+    /// music comes back when they have been said).
+    fn say(&mut self, call: u64, said: &[Prompt]) {
+        let samples = prompts::sequence(self.room.language, said);
         self.owner.media.send(media::Command::Play {
             member: call,
             samples,
+            rate: prompts::RATE,
+            looped: false,
+        });
+        self.speaking.insert(call);
+        if self.music_for == Some(call) {
+            self.music_for = None;
+        }
+    }
+
+    /// A sound everyone in the meeting hears.
+    fn chime(&self, sound: Sound) {
+        self.owner.media.send(media::Command::PlayToRoom {
+            room: self.room.id.clone(),
+            samples: prompts::sound(sound),
+            rate: prompts::RATE,
+        });
+    }
+
+    /// Music for whoever is alone in the meeting (once their prompts are said), silence
+    /// when a second one arrives.
+    fn music(&mut self) {
+        let alone = match (self.members.len(), self.members.keys().next()) {
+            (1, Some(call)) => Some(*call),
+            _ => None,
+        };
+        if let Some(call) = self.music_for.filter(|c| Some(*c) != alone) {
+            self.owner
+                .media
+                .send(media::Command::StopPlay { member: call });
+            self.music_for = None;
+        }
+        if let Some(call) = alone.filter(|c| !self.speaking.contains(c))
+            && self.music_for != Some(call)
+        {
+            self.owner.media.send(media::Command::Play {
+                member: call,
+                samples: prompts::sound(Sound::Alone),
+                rate: prompts::RATE,
+                looped: true,
+            });
+            self.music_for = Some(call);
+        }
+    }
+
+    /// Turns a caller away with a prompt (the meeting is locked or full), then hangs up.
+    fn refuse(&mut self, call: u64, reason: &Refused) {
+        tracing::info!(%reason, room = self.room.number, "a caller is turned away");
+        self.owner.media.send(media::Command::SetMuted {
+            member: call,
+            muted: true,
+        });
+        self.owner.media.send(media::Command::SetDeaf {
+            member: call,
+            deaf: true,
+        });
+        let prompt = if matches!(reason, Refused::Locked) {
+            Prompt::RoomLocked
+        } else {
+            Prompt::RoomFull
+        };
+        self.prompt(call, prompt);
+        self.leaving.insert(call);
+        let said =
+            prompts::pcm(self.room.language, prompt).len() as u64 * 1000 / u64::from(prompts::RATE);
+        let control = self.owner.calls.get().cloned();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(said + 500)).await;
+            if let Some(control) = control {
+                control.hang_up(call);
+            }
+        });
+    }
+
+    /// The room's maximum duration: warn everyone, then say goodbye, then end.
+    fn timer_fired(&mut self) {
+        let now = Instant::now();
+        if self.timers.warn_at.is_some_and(|at| at <= now) {
+            self.timers.warn_at = None;
+            self.announce(Prompt::EndsSoon);
+            return;
+        }
+        if self.timers.end_at.is_some_and(|at| at <= now) {
+            if !self.timers.closing {
+                self.timers.closing = true;
+                self.timers.end_at = Some(now + GOODBYE);
+                self.announce(Prompt::Ended);
+                return;
+            }
+            self.timers.end_at = None;
+            self.acting_for = SYSTEM.into();
+            if let Ok(events) = self.state.apply(Actor::Operator(Role::Owner), Command::End) {
+                self.effects(events);
+            }
+        }
+    }
+
+    /// A prompt everyone in the meeting hears.
+    fn announce(&self, prompt: Prompt) {
+        self.owner.media.send(media::Command::PlayToRoom {
+            room: self.room.id.clone(),
+            samples: prompts::pcm(self.room.language, prompt),
             rate: prompts::RATE,
         });
     }
@@ -814,6 +995,10 @@ impl RoomActor {
 
     /// Voice activity updates the roster; keypad digits become the member's own commands.
     fn noticed(&mut self, call: u64, noticed: media::Noticed) {
+        if noticed == media::Noticed::PlaybackDone {
+            self.speaking.remove(&call);
+            return;
+        }
         if let (true, media::Noticed::Digit(digit)) = (self.lobby.contains_key(&call), noticed) {
             self.pin_digit(call, digit);
             return;
@@ -822,6 +1007,7 @@ impl RoomActor {
             return;
         };
         match noticed {
+            media::Noticed::PlaybackDone => {}
             media::Noticed::Talking(talking) => {
                 self.state.set_talking(member, talking);
             }
@@ -860,7 +1046,22 @@ impl RoomActor {
                 LiveChange::Meeting(event.clone()),
             );
             match event {
-                Event::Joined { member } if member.muted => self.mute(member.id, true),
+                Event::Joined { member } => {
+                    if self.members.len() > 1 {
+                        self.chime(Sound::Join);
+                    }
+                    if member.muted {
+                        self.mute(member.id, true);
+                    }
+                }
+                Event::Left { .. } if !self.members.is_empty() => self.chime(Sound::Leave),
+                Event::Counted { member, count } => {
+                    if let Some(&call) = self.calls.get(&member) {
+                        let mut said = vec![Prompt::Count];
+                        said.extend(prompts::number(count));
+                        self.say(call, &said);
+                    }
+                }
                 Event::Muted { member } => self.mute(member, true),
                 Event::Unmuted { member } => self.mute(member, false),
                 Event::WhisperMoved { member, group } => {
@@ -872,6 +1073,7 @@ impl RoomActor {
                     }
                 }
                 Event::Removed { member } => {
+                    self.chime(Sound::Leave);
                     if let Some(call) = self.calls.remove(&member) {
                         self.call_state(call, CallState::Removed, None);
                         self.members.remove(&call);
@@ -918,7 +1120,7 @@ impl RoomActor {
     }
 
     /// Mutes or unmutes in the mixer, and tells the member so.
-    fn mute(&self, member: MemberId, muted: bool) {
+    fn mute(&mut self, member: MemberId, muted: bool) {
         if let Some(call) = self.calls.get(&member) {
             self.owner.media.send(media::Command::SetMuted {
                 member: *call,
@@ -933,5 +1135,46 @@ impl RoomActor {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(max_duration_minutes: Option<i64>) -> Room {
+        Room {
+            id: "r".into(),
+            tenant_id: "t".into(),
+            number: "8001".into(),
+            name: "Room".into(),
+            pin: None,
+            has_pin: false,
+            capacity: 10,
+            max_duration_minutes,
+            language: conclave_store::model::Language::English,
+            creator_id: None,
+            owner_id: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_long_meeting_is_warned_five_minutes_before_its_end() {
+        let t0 = Instant::now();
+        let t = Timers::for_room(&room(Some(60)), t0);
+        assert_eq!(t.end_at, Some(t0 + Duration::from_secs(3600)));
+        assert_eq!(t.warn_at, Some(t0 + Duration::from_secs(3300)));
+        assert_eq!(t.next(), t.warn_at);
+    }
+
+    #[test]
+    fn a_short_meeting_is_warned_half_way_and_no_limit_means_no_timer() {
+        let t0 = Instant::now();
+        let t = Timers::for_room(&room(Some(4)), t0);
+        assert_eq!(t.warn_at, Some(t0 + Duration::from_secs(120)));
+        assert_eq!(Timers::for_room(&room(None), t0), Timers::default());
+        assert_eq!(Timers::for_room(&room(Some(0)), t0).next(), None);
     }
 }

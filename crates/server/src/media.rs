@@ -39,9 +39,20 @@ pub enum Command {
         member: MemberId,
         muted: bool,
     },
-    /// Plays a prompt to one member.
+    /// Plays a prompt (or, looped, music) to one member, replacing what played to them.
     Play {
         member: MemberId,
+        samples: Arc<[i16]>,
+        rate: u32,
+        looped: bool,
+    },
+    /// Stops what plays to one member.
+    StopPlay {
+        member: MemberId,
+    },
+    /// Plays a sound to everyone in a room (a join or leave chime).
+    PlayToRoom {
+        room: String,
         samples: Arc<[i16]>,
         rate: u32,
     },
@@ -93,6 +104,8 @@ pub struct Quality {
 pub enum Noticed {
     Talking(bool),
     Digit(char),
+    /// What played to the member has ended.
+    PlaybackDone,
 }
 
 /// Starts the media thread; what it notices goes to `notices`.
@@ -246,6 +259,7 @@ impl MediaThread {
                 member,
                 samples,
                 rate,
+                looped,
             } => {
                 if let Some(conference) = self.conference_of(member) {
                     conference.play(
@@ -253,9 +267,23 @@ impl MediaThread {
                         1,
                         &samples,
                         rate,
-                        false,
+                        looped,
                         1.0,
                     );
+                }
+            }
+            Command::StopPlay { member } => {
+                if let Some(conference) = self.conference_of(member) {
+                    conference.stop_playback(PlaybackTarget::Member(member));
+                }
+            }
+            Command::PlayToRoom {
+                room,
+                samples,
+                rate,
+            } => {
+                if let Some(conference) = self.rooms.get_mut(&room) {
+                    conference.play(PlaybackTarget::Room, 1, &samples, rate, false, 1.0);
                 }
             }
             Command::Quality { members, reply } => {
@@ -320,6 +348,10 @@ impl MediaThread {
                     Event::TalkStart { member } => (member, Noticed::Talking(true)),
                     Event::TalkStop { member } => (member, Noticed::Talking(false)),
                     Event::Dtmf { member, digit, .. } => (member, Noticed::Digit(digit)),
+                    Event::PlaybackFinished {
+                        target: PlaybackTarget::Member(member),
+                        ..
+                    } => (member, Noticed::PlaybackDone),
                     Event::MediaTimeout { member } => {
                         tracing::info!(member, "no RTP from member for a while");
                         continue;

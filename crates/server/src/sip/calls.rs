@@ -44,7 +44,6 @@ pub enum Admission {
     NoSuchRoom,
     /// Too many wrong PINs from this address lately.
     Blocked,
-    Locked,
     /// Come in; with a PIN to key in first when the room has one.
     Admitted {
         room: Box<Room>,
@@ -83,12 +82,11 @@ pub async fn admit(
         }
         (Some(_), None) => true,
     };
-    match conferences.snapshot(&room.id).await {
-        Some(live) if live.locked => Admission::Locked,
-        _ => Admission::Admitted {
-            room: Box::new(room),
-            needs_pin,
-        },
+    // A locked or full meeting turns the caller away with a prompt once answered (the
+    // meeting decides, when they join).
+    Admission::Admitted {
+        room: Box::new(room),
+        needs_pin,
     }
 }
 
@@ -201,7 +199,7 @@ impl Calls {
                 let _ = ua.reject(now, call, 404, Vec::new());
                 return;
             }
-            Admission::Blocked | Admission::Locked => {
+            Admission::Blocked => {
                 let _ = ua.reject(now, call, 403, Vec::new());
                 return;
             }

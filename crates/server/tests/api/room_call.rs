@@ -288,6 +288,11 @@ async fn a_sipp_caller_is_heard_in_the_room() {
     let sip = s.running.as_ref().expect("running").sip.udp;
     let mut listener = Caller::new(sip, "listener").await;
     assert_eq!(listener.dial("8001").await, 200);
+    // A silent second member, so that the listener is not alone (and hears no music); the
+    // join chime passes before the quiet is measured.
+    let mut silent = Caller::new(sip, "silent").await;
+    assert_eq!(silent.dial("8001").await, 200);
+    talk_and_listen(&listener, 0.0, 40).await;
     let quiet = talk_and_listen(&listener, 0.0, 50).await;
 
     let dir = tempfile::tempdir().expect("tmp");
@@ -337,7 +342,7 @@ async fn a_sipp_caller_is_heard_in_the_room() {
             .body
             .as_str()
             .unwrap_or("")
-            .contains("conclave_calls_joined_total 2"),
+            .contains("conclave_calls_joined_total 3"),
         "{}",
         metrics.body
     );
@@ -1024,8 +1029,12 @@ async fn one_click_starts_a_template_and_calls_its_members() {
     );
     // Locked from the start (the template says so): invitees come, others cannot dial in.
     assert_eq!(roster.body["locked"], true);
+    // An outsider is answered, told the meeting is locked, and hung up on.
     let mut outsider = Caller::new(sip, "outsider").await;
-    assert_eq!(outsider.dial("8001").await, 403);
+    assert_eq!(outsider.dial("8001").await, 200);
+    let told = talk_and_listen(&outsider, 0.0, 100).await;
+    assert!(mean_power(&told) > 1000.0, "the outsider hears why");
+    outsider.expect_request("BYE").await;
     // The chair on the phone runs the meeting from the keypad: *5 unlocks it.
     phone.caller.press("*5").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1178,4 +1187,42 @@ fn rtp_address(sdp: &[u8]) -> SocketAddr {
         .and_then(|l| l.split(' ').next())
         .expect("an m= line");
     format!("{addr}:{port}").parse().expect("an RTP address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn music_while_alone_chimes_and_the_count_on_the_keypad() {
+    let s = start(Db::Sqlite, "alone_music").await.expect("server");
+    room(&s, "8001", None).await;
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut first = Caller::new(sip, "first").await;
+    assert_eq!(first.dial("8001").await, 200);
+    // Alone: after "you are the first participant"… music (the prompt is short; by 3 s it
+    // is music that plays).
+    talk_and_listen(&first, 0.0, 150).await;
+    let music = talk_and_listen(&first, 0.0, 50).await;
+    assert!(mean_power(&music) > 1000.0, "the lone member hears music");
+    // A second member: the music stops (after the join chime).
+    let mut second = Caller::new(sip, "second").await;
+    assert_eq!(second.dial("8001").await, 200);
+    talk_and_listen(&first, 0.0, 40).await;
+    let together = talk_and_listen(&first, 0.0, 50).await;
+    assert!(
+        mean_power(&together) < 100.0,
+        "no music once someone else is here: {}",
+        mean_power(&together)
+    );
+    // *8: the second member hears how many are in the meeting; the first hears nothing of it.
+    second.press("*8").await;
+    let count = talk_and_listen(&second, 0.0, 75).await;
+    let other = talk_and_listen(&first, 0.0, 10).await;
+    assert!(mean_power(&count) > 1000.0, "the count is said");
+    assert!(mean_power(&other) < 100.0, "only to the one who asked");
+    // The second leaves: the first hears the leave chime, then music again.
+    assert_eq!(second.hang_up("8001").await, 200);
+    let chime = talk_and_listen(&first, 0.0, 25).await;
+    assert!(mean_power(&chime) > 1000.0, "the leave chime");
+    let music = talk_and_listen(&first, 0.0, 50).await;
+    assert!(mean_power(&music) > 1000.0, "music again when alone");
+    assert_eq!(first.hang_up("8001").await, 200);
+    s.stop().await;
 }
