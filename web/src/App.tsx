@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import {
   api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
-  type LiveEvent, type Page, type Redialled, type Room, type Template, type User,
+  type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
 import { Trunks } from './Trunks';
@@ -66,7 +66,7 @@ type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'trunks' | 'a
 function page(tab: Tab, t: T, admin: boolean): ReactNode {
   switch (tab) {
     case 'live':
-      return <Live t={t} />;
+      return <Live t={t} admin={admin} />;
     case 'rooms':
       return (
         <Resource<Room>
@@ -77,12 +77,14 @@ function page(tab: Tab, t: T, admin: boolean): ReactNode {
             ['pin', (r) => r.pin ?? (r.has_pin ? '••••' : t('noPin'))],
             ['capacity', (r) => r.capacity],
             ['language', (r) => t(`lang_${r.language}`)],
+            ['roomSettings', (r, act) => <RoomSettings t={t} room={r} act={act} />],
           ]}
           fields={[
             { name: 'number', label: 'number', required: true },
             { name: 'name', label: 'name', required: true },
             { name: 'pin', label: 'pin' },
             { name: 'language', label: 'language', options: [['en', 'lang_en'], ['zh', 'lang_zh']] },
+            ...roomFlags.map(([name, label]) => ({ name, label, checkbox: true, checked: roomFlagDefaults[name] })),
           ]}
           canDelete={() => true}
         />
@@ -211,14 +213,54 @@ function Login({ t, onLogin, switcher }: { t: T; onLogin: (u: User) => void; swi
   );
 }
 
-type Field = { name: string; label: Key; required?: boolean; secret?: boolean; options?: [string, Key][] };
+/// A form field: text, a choice among `options`, or a `checkbox` (sent as true or false).
+type Field = {
+  name: string; label: Key; required?: boolean; secret?: boolean; options?: [string, Key][];
+  checkbox?: boolean; checked?: boolean;
+};
+
+/// Runs a request a row made, then lists the rows again (or shows why it was refused).
+type Act = (request: Promise<unknown>) => void;
+
+/// The room settings the console switches, and their defaults for a new room.
+const roomFlags: [RoomFlag, Key][] = [
+  ['entry_chime', 'entryChime'],
+  ['alone_music', 'aloneMusic'],
+  ['members_skip_pin', 'membersSkipPin'],
+];
+const roomFlagDefaults: Record<RoomFlag, boolean> = { entry_chime: true, alone_music: true, members_skip_pin: false };
+
+/// A room's settings, each switched on or off in place (shown switched at once; the room as
+/// read again afterwards has the last word).
+function RoomSettings({ t, room, act }: { t: T; room: Room; act: Act }) {
+  const [pending, setPending] = useState<Partial<Record<RoomFlag, boolean>>>({});
+  useEffect(() => setPending({}), [room]);
+  return (
+    <div className="flags" data-testid={`room-settings-${room.number}`}>
+      {roomFlags.map(([flag, label]) => (
+        <label key={flag} className="flag">
+          <input
+            type="checkbox" data-testid={`room-${flag}`} checked={pending[flag] ?? room[flag]}
+            onChange={(e) => {
+              const on = e.target.checked;
+              setPending((p) => ({ ...p, [flag]: on }));
+              act(api('PATCH', `/rooms/${room.id}`, { [flag]: on }));
+            }}
+          />
+          {t(label)}
+        </label>
+      ))}
+      {room.release_when_empty && <span className="badge gone">{t('releaseWhenEmpty')}</span>}
+    </div>
+  );
+}
 
 function Resource<R extends { id: string }>(props: {
   t: T;
   path: string;
   title: Key;
   createTitle?: Key;
-  columns: [Key, (row: R) => ReactNode][];
+  columns: [Key, (row: R, act: Act) => ReactNode][];
   fields: Field[];
   canDelete: (row: R) => boolean;
   extra?: (row: R, reload: () => void) => ReactNode;
@@ -234,10 +276,14 @@ function Resource<R extends { id: string }>(props: {
   const create = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
-    const body: Record<string, string> = {};
+    const body: Record<string, string | boolean> = {};
     new FormData(form).forEach((value, key) => {
       if (typeof value === 'string' && value.trim() !== '') body[key] = value.trim();
     });
+    for (const f of props.fields) {
+      const input = form.elements.namedItem(f.name);
+      if (f.checkbox && input instanceof HTMLInputElement) body[f.name] = input.checked;
+    }
     try {
       await api('POST', path, body);
       form.reset();
@@ -248,6 +294,15 @@ function Resource<R extends { id: string }>(props: {
     }
   };
   const remove = (row: R) => api('DELETE', `${path}/${row.id}`).then(reload, (e) => setError(e));
+  const act: Act = (request) => {
+    request.then(() => {
+      setError(null);
+      reload();
+    }, (e) => {
+      setError(e);
+      reload();
+    });
+  };
   const fieldError = (name: string) => error?.errors?.find((e) => e.field === name)?.reason;
 
   return (
@@ -256,7 +311,15 @@ function Resource<R extends { id: string }>(props: {
       {props.createTitle && props.fields.length > 0 && (
         <form className="create" onSubmit={create} data-testid="create-form">
           <h3>{t(props.createTitle)}</h3>
-          {props.fields.map((f) => (
+          {props.fields.map((f) => f.checkbox ? (
+            <label key={f.name} className="check">
+              <span>
+                <input type="checkbox" name={f.name} data-testid={`field-${f.name}`} defaultChecked={f.checked} />
+                {t(f.label)}
+              </span>
+              {fieldError(f.name) && <small className="error">{fieldError(f.name)}</small>}
+            </label>
+          ) : (
             <label key={f.name}>
               {t(f.label)}
               {f.options ? (
@@ -286,7 +349,7 @@ function Resource<R extends { id: string }>(props: {
           <tbody>
             {rows.map((row) => (
               <tr key={row.id}>
-                {props.columns.map(([label, render]) => <td key={label}>{render(row)}</td>)}
+                {props.columns.map(([label, render]) => <td key={label}>{render(row, act)}</td>)}
                 <td className="actions">
                   {props.extra?.(row, reload)}
                   {props.canDelete(row) && <button onClick={() => remove(row)}>{t('delete')}</button>}
@@ -302,7 +365,7 @@ function Resource<R extends { id: string }>(props: {
 
 /// Live meetings: the roster and the calls the meeting placed, kept current by the event
 /// WebSocket, and the chair's controls.
-function Live({ t }: { t: T }) {
+function Live({ t, admin }: { t: T; admin: boolean }) {
   const [live, setLive] = useState<LiveConference[]>([]);
   const [users, setUsers] = useState<User[]>([]);
   const [error, setError] = useState('');
@@ -391,7 +454,74 @@ function Live({ t }: { t: T }) {
           </div>
         );
       })}
+      {admin && <History t={t} live={live.map((c) => c.room_id).sort().join(' ')} onStarted={reload} />}
     </section>
+  );
+}
+
+/// Recent meetings of the tenant (administrators list the history), each of which can be
+/// started again in one click: the same template, or the same room calling back whoever was
+/// called into it. `live` changes when a meeting starts or ends, which is when to look again.
+function History({ t, live, onStarted }: { t: T; live: string; onStarted: () => void }) {
+  const [meetings, setMeetings] = useState<Meeting[]>([]);
+  const [started, setStarted] = useState<{ meeting: string; answer: Redialled } | null>(null);
+  const [error, setError] = useState('');
+  const reload = useCallback(() => {
+    api<Page<Meeting>>('GET', '/conference-history?limit=20').then((p) => setMeetings(p.items), (e) => setError(String(e.message ?? e)));
+  }, []);
+  useEffect(() => {
+    reload();
+    const timer = setInterval(reload, 10000);
+    return () => clearInterval(timer);
+  }, [reload, live]);
+  const again = (m: Meeting) =>
+    api<Redialled>('POST', `/conference-history/${m.id}/restart`).then(
+      (answer) => {
+        setError('');
+        setStarted({ meeting: m.id, answer });
+        onStarted();
+        // The new meeting's record is written a moment later.
+        setTimeout(reload, 500);
+      },
+      (e) => {
+        setStarted(null);
+        setError(String(e.message ?? e));
+      },
+    );
+  const notice = started && (started.answer.members.length === 0
+    ? t('startedAgainNobody')
+    : t('startedAgain') + started.answer.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator')));
+  const time = (at: number) => new Date(at).toLocaleString();
+  return (
+    <div className="history" data-testid="history">
+      <h3>{t('history')}</h3>
+      {notice && <p className="notice" data-testid="restart-notice">{notice}</p>}
+      {error && <p className="error" role="alert" data-testid="restart-error">{error}</p>}
+      {meetings.length === 0 ? (
+        <p className="empty">{t('noHistory')}</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th>{t('room')}</th><th>{t('started')}</th><th>{t('ended')}</th><th>{t('origin')}</th><th />
+            </tr>
+          </thead>
+          <tbody>
+            {meetings.map((m) => (
+              <tr key={m.id} data-testid={`meeting-${m.id}`} data-room={m.room_number}>
+                <td>{m.room_number} · {m.room_name}</td>
+                <td>{time(m.started_at)}</td>
+                <td>{m.ended_at ? time(m.ended_at) : t('inProgress')}</td>
+                <td>{t(m.template_id ? 'fromTemplate' : 'adHoc')}</td>
+                <td className="actions">
+                  <button data-testid="restart" onClick={() => again(m)}>{t('startAgain')}</button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
   );
 }
 

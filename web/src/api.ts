@@ -46,7 +46,12 @@ export type User = {
 export type Room = {
   id: string; number: string; name: string; pin?: string; has_pin: boolean; capacity: number;
   max_duration_minutes: number | null; language: string; owner_id: string | null;
+  entry_chime: boolean; alone_music: boolean; members_skip_pin: boolean;
+  /// Rooms created from the keypad: deleted when their meeting ends (not settable here).
+  release_when_empty: boolean;
 };
+/// The settings of a room the console switches on and off.
+export type RoomFlag = 'entry_chime' | 'alone_music' | 'members_skip_pin';
 export type Member = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string; role: string };
 export type Template = {
   id: string; name: string; description: string; owner_id: string; members: Member[]; shared_with: string[];
@@ -73,8 +78,14 @@ export type LiveEvent = {
   room_id: string; room_number: string; actor: string; at: number;
   event: { type: string; invitation?: Invitation };
 };
-/// The answer of `redialMissing`: how calling each missing member again went.
+/// The answer of `redialMissing`, `startConference` and `restartConference`: how calling each
+/// member went.
 export type Redialled = { room_id: string; members: { display_name: string; status: string; reason?: string }[] };
+/// A meeting of the history (`listConferenceHistory`).
+export type Meeting = {
+  id: string; room_id: string | null; room_number: string; room_name: string; template_id: string | null;
+  started_at: number; ended_at: number | null;
+};
 export type RewriteRule = { pattern: string; replace: string };
 export type Trunk = {
   id: string; name: string; host: string; port: number; transport: 'udp' | 'tcp' | 'tls'; username: string | null;

@@ -372,3 +372,89 @@ test('an administrator manages SIP trunks: refused fields shown next to them, ed
   await row.waitFor({ state: 'detached' });
   await page.close();
 });
+
+test('room settings are switched from the rooms list, and a meeting of the history starts again in one click', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const roomOf = async (number) =>
+    (await fetch(`${base}/api/v1/rooms?limit=200`, { headers: auth }).then((r) => r.json())).items.find((r) => r.number === number);
+  const until = async (what, check) => {
+    for (let i = 0; i < 100; i++) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.fail(`timed out waiting for ${what}`);
+  };
+  const meetingsOf = async (number) =>
+    (await fetch(`${base}/api/v1/conference-history?q=${number}`, { headers: auth }).then((r) => r.json())).items;
+
+  const page = await browser.newPage({ locale: 'en-US' });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('page-rooms').waitFor();
+
+  // A new room: chimes and music on, the PIN for everyone, unless changed in the form.
+  assert.equal(await page.getByTestId('field-entry_chime').isChecked(), true);
+  assert.equal(await page.getByTestId('field-alone_music').isChecked(), true);
+  assert.equal(await page.getByTestId('field-members_skip_pin').isChecked(), false);
+  await page.getByTestId('field-number').fill('8200');
+  await page.getByTestId('field-name').fill('Night shift');
+  await page.getByTestId('field-entry_chime').uncheck();
+  await page.getByTestId('create').click();
+  const settings = page.getByTestId('room-settings-8200');
+  await settings.waitFor();
+  assert.equal(await settings.getByTestId('room-entry_chime').isChecked(), false);
+  assert.equal(await settings.getByTestId('room-alone_music').isChecked(), true);
+  assert.equal(await page.getByTestId('field-entry_chime').isChecked(), true, 'the form is back to the defaults');
+  let room = await roomOf('8200');
+  assert.deepEqual([room.entry_chime, room.alone_music, room.members_skip_pin, room.release_when_empty], [false, true, false, false]);
+
+  // Switched in place.
+  await settings.getByTestId('room-members_skip_pin').check();
+  await until('members_skip_pin', async () => (await roomOf('8200')).members_skip_pin === true);
+  assert.equal(await settings.getByTestId('room-members_skip_pin').isChecked(), true);
+  room = await roomOf('8200');
+  assert.deepEqual([room.entry_chime, room.alone_music, room.members_skip_pin], [false, true, true]);
+
+  // A meeting that ends at once (no trunk takes the number it calls) leaves its record.
+  const started = await fetch(`${base}/api/v1/conferences`, {
+    method: 'POST', headers: auth,
+    body: JSON.stringify({ room_id: room.id, members: [{ kind: 'number', number: '5550199', display_name: 'Night desk', role: 'member' }] }),
+  });
+  assert.equal(started.status, 201);
+  await until('the history record', async () => (await meetingsOf('8200')).some((m) => m.ended_at));
+
+  // The history under the live meetings: started again in one click. Nobody answered the
+  // first time, so nobody is called back.
+  await page.getByTestId('tab-live').click();
+  const history = page.getByTestId('history');
+  const row = history.locator('[data-room="8200"]').first();
+  await row.waitFor();
+  await row.getByText('ad hoc').waitFor();
+  await row.getByRole('button', { name: 'Start again' }).click();
+  await history.getByTestId('restart-notice').getByText('Started again; nobody to call.').waitFor();
+  await until('the second meeting', async () => (await meetingsOf('8200')).filter((m) => m.ended_at).length === 2);
+  await history.locator('[data-room="8200"]').nth(1).waitFor();
+  const audit = await fetch(`${base}/api/v1/audit-events?action=restartConference`, { headers: auth }).then((r) => r.json());
+  assert.equal(audit.items.length, 1);
+  assert.equal(audit.items[0].target_id, room.id);
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-history.png'), fullPage: true });
+
+  // In Chinese.
+  await page.getByTestId('language').selectOption('zh');
+  await history.getByRole('heading', { name: '最近的会议' }).waitFor();
+  await history.getByTestId('restart-notice').getByText('已再次召开，没有需要呼叫的成员。').waitFor();
+  await row.getByRole('button', { name: '再次召开' }).waitFor();
+  await row.getByText('临时会议').waitFor();
+  await page.getByTestId('tab-rooms').click();
+  await page.getByTestId('room-settings-8200').getByText('成员免密码入会').waitFor();
+  await page.getByTestId('create-form').getByText('入会、离会提示音').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-rooms-zh.png'), fullPage: true });
+  await page.close();
+});

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use conclave_store::model::SrtpMode;
+use conclave_store::model::{Language, SrtpMode};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,13 @@ pub struct ServeArgs {
     /// Default: optional
     #[arg(long, env = "CONCLAVE_SIP_TLS_SRTP", value_name = "POLICY")]
     pub sip_tls_srtp: Option<String>,
+    /// The conference access number: callers dialling it are asked by a voice menu for the
+    /// room number (then the room's PIN). Empty: no access number. Default: 8000
+    #[arg(long, env = "CONCLAVE_ACCESS_NUMBER", value_name = "DIGITS")]
+    pub access_number: Option<String>,
+    /// Language of the access number's menu: en or zh. Default: en
+    #[arg(long, env = "CONCLAVE_ACCESS_LANGUAGE", value_name = "LANG")]
+    pub access_language: Option<String>,
     /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
     #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
     pub session_ttl_minutes: Option<u32>,
@@ -97,6 +104,8 @@ struct FileSettings {
     sip_digest: Option<String>,
     sip_srtp: Option<String>,
     sip_tls_srtp: Option<String>,
+    access_number: Option<String>,
+    access_language: Option<String>,
     session_ttl_minutes: Option<u32>,
     web_dir: Option<PathBuf>,
     log: Option<String>,
@@ -119,6 +128,9 @@ pub struct Settings {
     /// SRTP policy of calls over UDP and TCP, and over TLS.
     pub sip_srtp: SrtpMode,
     pub sip_tls_srtp: SrtpMode,
+    /// The access number's digits (`None`: no access number) and its menu's language.
+    pub access_number: Option<String>,
+    pub access_language: Language,
     pub session_ttl_minutes: u32,
     pub web_dir: PathBuf,
     pub log: String,
@@ -212,6 +224,17 @@ impl Settings {
         };
         let sip_srtp = srtp_policy("sip_srtp", args.sip_srtp.or(file.sip_srtp))?;
         let sip_tls_srtp = srtp_policy("sip_tls_srtp", args.sip_tls_srtp.or(file.sip_tls_srtp))?;
+        let access_number = match args.access_number.or(file.access_number) {
+            None => Some("8000".to_owned()),
+            Some(n) if n.is_empty() => None,
+            Some(n) if n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+            Some(n) => bail!("access_number: {n:?} must be 1 to 20 digits, or empty for none"),
+        };
+        let access_language = match args.access_language.or(file.access_language) {
+            None => Language::English,
+            Some(l) => Language::parse(&l)
+                .with_context(|| format!("access_language: {l:?} is neither en nor zh"))?,
+        };
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
             data_dir,
@@ -225,6 +248,8 @@ impl Settings {
             sip_digest: digest_algorithms(args.sip_digest.or(file.sip_digest))?,
             sip_srtp,
             sip_tls_srtp,
+            access_number,
+            access_language,
             session_ttl_minutes,
             web_dir: args
                 .web_dir

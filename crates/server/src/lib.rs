@@ -1,6 +1,7 @@
 //! The Conclave runtime: configuration, start-up, and the HTTP management API.
 //! SIP transports, media threads and the conference actors plug in here as they land.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod config;

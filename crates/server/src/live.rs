@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 
-/// Hangs up calls (implemented by the SIP task).
+/// Acts on calls (implemented by the SIP task).
 pub trait CallControl: Send + Sync {
     fn hang_up(&self, call: u64);
+    /// A call in the access number's menu goes into the room the caller chose.
+    fn enter_room(&self, call: u64, room: Room);
 }
 
 /// A live meeting as the roster shows it.
@@ -200,6 +202,8 @@ enum Msg {
 #[derive(Clone)]
 struct Entry {
     tenant_id: String,
+    /// The room as the meeting began in it (it may be deleted meanwhile).
+    room: Box<Room>,
     inbox: mpsc::UnboundedSender<Msg>,
 }
 
@@ -216,6 +220,8 @@ pub struct Conferences {
     pin_failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
     media: MediaHandle,
     calls: Arc<OnceLock<Arc<dyn CallControl>>>,
+    /// Calls in the access number's menu: where their keys go.
+    menus: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<char>>>>,
 }
 
 impl Conferences {
@@ -228,7 +234,25 @@ impl Conferences {
             pin_failures: Arc::default(),
             media,
             calls: Arc::default(),
+            menus: Arc::default(),
         }
+    }
+
+    /// A call enters the access number's menu: its keys come out of the receiver.
+    pub fn open_menu(&self, call: u64) -> mpsc::UnboundedReceiver<char> {
+        let (keys, receiver) = mpsc::unbounded_channel();
+        self.menus
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(call, keys);
+        receiver
+    }
+
+    pub fn close_menu(&self, call: u64) {
+        self.menus
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&call);
     }
 
     /// Is this address blocked after too many wrong PINs?
@@ -265,6 +289,16 @@ impl Conferences {
     /// Tells a call's meeting what was noticed about it (by the mixer, or a keypad digit that
     /// came in SIP INFO).
     pub fn notice(&self, call: u64, noticed: media::Noticed) {
+        if let media::Noticed::Digit(key) = noticed
+            && let Some(menu) = self
+                .menus
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&call)
+        {
+            let _ = menu.send(key);
+            return;
+        }
         let room = self
             .calls_in
             .lock()
@@ -289,6 +323,11 @@ impl Conferences {
             .cloned()
     }
 
+    /// The room of a live meeting, even when it has been deleted since.
+    pub fn live_room(&self, room_id: &str) -> Option<Room> {
+        self.entry(room_id).map(|e| *e.room)
+    }
+
     /// Meeting events as they happen (subscribers that fall behind miss some, and are told).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LiveEvent> {
         self.events.subscribe()
@@ -308,12 +347,20 @@ impl Conferences {
 
     /// Starts a room's meeting with these settings (one click, from a template); refused when
     /// one is already live.
-    pub fn start(&self, room: &Room, settings: Settings) -> Result<(), Refused> {
+    pub fn start(
+        &self,
+        room: &Room,
+        settings: Settings,
+        template_id: Option<String>,
+    ) -> Result<(), Refused> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         if rooms.contains_key(&room.id) {
             return Err(Refused::AlreadyLive);
         }
-        rooms.insert(room.id.clone(), self.spawn(room, settings, true));
+        rooms.insert(
+            room.id.clone(),
+            self.spawn(room, settings, true, template_id),
+        );
         Ok(())
     }
 
@@ -394,7 +441,7 @@ impl Conferences {
             let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
             rooms
                 .entry(room.id.clone())
-                .or_insert_with(|| self.spawn(room, Settings::default(), false))
+                .or_insert_with(|| self.spawn(room, Settings::default(), false, None))
                 .clone()
         };
         let call = who.call;
@@ -472,7 +519,13 @@ impl Conferences {
         out
     }
 
-    fn spawn(&self, room: &Room, settings: Settings, dispatching: bool) -> Entry {
+    fn spawn(
+        &self,
+        room: &Room,
+        settings: Settings,
+        dispatching: bool,
+        template_id: Option<String>,
+    ) -> Entry {
         let (inbox, messages) = mpsc::unbounded_channel();
         let meeting = Meeting {
             id: new_id(),
@@ -482,6 +535,7 @@ impl Conferences {
             room_name: room.name.clone(),
             started_at: now_ms(),
             ended_at: None,
+            template_id,
         };
         let (recorder, records) = mpsc::unbounded_channel();
         tokio::spawn(history::write(
@@ -514,6 +568,7 @@ impl Conferences {
         tokio::spawn(actor.run(messages));
         Entry {
             tenant_id: room.tenant_id.clone(),
+            room: Box::new(room.clone()),
             inbox,
         }
     }
@@ -709,6 +764,22 @@ impl RoomActor {
         }
         // Ended or empty: the room's meeting is over.
         let _ = self.recorder.send(history::Record::Ended { at: now_ms() });
+        if self.room.release_when_empty {
+            // A room made from the keypad served this one meeting.
+            let (store, room) = (self.owner.store.clone(), self.room.clone());
+            tokio::spawn(async move {
+                let released = match store.conn().await {
+                    Ok(mut conn) => conclave_store::repo::rooms::delete(&mut conn, &room.id).await,
+                    Err(err) => Err(err),
+                };
+                match released {
+                    Ok(_) => tracing::info!(room = room.number, "keypad room released"),
+                    Err(err) => {
+                        tracing::warn!(%err, room = room.number, "cannot release a keypad room")
+                    }
+                }
+            });
+        }
         self.owner.finished(&self.room.id);
         let calls: Vec<u64> = self
             .members
@@ -893,6 +964,9 @@ impl RoomActor {
 
     /// A sound everyone in the meeting hears.
     fn chime(&self, sound: Sound) {
+        if !self.room.entry_chime {
+            return;
+        }
         self.owner.media.send(media::Command::PlayToRoom {
             room: self.room.id.clone(),
             samples: prompts::sound(sound),
@@ -904,7 +978,7 @@ impl RoomActor {
     /// when a second one arrives.
     fn music(&mut self) {
         let alone = match (self.members.len(), self.members.keys().next()) {
-            (1, Some(call)) => Some(*call),
+            (1, Some(call)) if self.room.alone_music => Some(*call),
             _ => None,
         };
         if let Some(call) = self.music_for.filter(|c| Some(*c) != alone) {
@@ -1155,6 +1229,10 @@ mod tests {
             language: conclave_store::model::Language::English,
             creator_id: None,
             owner_id: None,
+            entry_chime: true,
+            alone_music: true,
+            members_skip_pin: false,
+            release_when_empty: false,
             created_at: 0,
             updated_at: 0,
         }

@@ -19,6 +19,13 @@ pub enum Prompt {
     /// "Participants in the meeting:", before the count's digits.
     Count,
     Digit(u8),
+    /// The access number's menu: which room?
+    EnterRoom,
+    NoSuchRoom,
+    Goodbye,
+    RoomCreated,
+    RoomDeleted,
+    NotAllowed,
 }
 
 /// Sounds without words, the same in every language.
@@ -41,7 +48,7 @@ macro_rules! wav {
 }
 
 /// Each prompt's file in English and in Chinese.
-const PROMPTS: [(Prompt, &[u8], &[u8]); 21] = [
+const PROMPTS: [(Prompt, &[u8], &[u8]); 27] = [
     (
         Prompt::EnterPin,
         wav!("prompts/en/enter_pin"),
@@ -146,6 +153,36 @@ const PROMPTS: [(Prompt, &[u8], &[u8]); 21] = [
         Prompt::Digit(9),
         wav!("prompts/en/d9"),
         wav!("prompts/zh/d9"),
+    ),
+    (
+        Prompt::EnterRoom,
+        wav!("prompts/en/enter_room"),
+        wav!("prompts/zh/enter_room"),
+    ),
+    (
+        Prompt::NoSuchRoom,
+        wav!("prompts/en/no_such_room"),
+        wav!("prompts/zh/no_such_room"),
+    ),
+    (
+        Prompt::Goodbye,
+        wav!("prompts/en/goodbye"),
+        wav!("prompts/zh/goodbye"),
+    ),
+    (
+        Prompt::RoomCreated,
+        wav!("prompts/en/room_created"),
+        wav!("prompts/zh/room_created"),
+    ),
+    (
+        Prompt::RoomDeleted,
+        wav!("prompts/en/room_deleted"),
+        wav!("prompts/zh/room_deleted"),
+    ),
+    (
+        Prompt::NotAllowed,
+        wav!("prompts/en/not_allowed"),
+        wav!("prompts/zh/not_allowed"),
     ),
 ];
 

@@ -311,6 +311,24 @@ impl Registrar {
     }
 
     /// When the next binding expires.
+    /// The addresses of record with a live binding registered from `source`'s IP address
+    /// whose AOR starts with `prefix` (e.g. `sip:1001@`): who a request from there may be.
+    pub fn registered_from(&self, now: Instant, prefix: &str, source: IpAddr) -> Vec<String> {
+        let mut aors: Vec<String> = self
+            .bindings
+            .iter()
+            .filter(|(aor, bindings)| {
+                aor.starts_with(prefix)
+                    && bindings
+                        .iter()
+                        .any(|b| b.source.addr.ip() == source && b.remaining(now) > 0)
+            })
+            .map(|(aor, _)| aor.clone())
+            .collect();
+        aors.sort();
+        aors
+    }
+
     pub fn next_expiry(&self) -> Option<Instant> {
         self.bindings
             .values()
@@ -553,6 +571,14 @@ User-Agent: test\r\n"
         );
         let ok = r.ok_response(t0, "1001", &q, "tt");
         assert_eq!(ok.headers.get_all(&HeaderName::Contact).count(), 2);
+        // Who may a request from the registering address be?
+        let from = nat_source().addr.ip();
+        assert_eq!(r.registered_from(t0, "100", from), ["1001"]);
+        assert!(
+            r.registered_from(t0, "100", "198.51.100.1".parse().unwrap())
+                .is_empty()
+        );
+        assert!(r.registered_from(t0, "2", from).is_empty());
         // Un-register one.
         let un = reg("<sip:1001@10.1.1.1>", Some(0), "c2", 2);
         let out = r.register(t0, "1001", &un, nat_source()).unwrap();

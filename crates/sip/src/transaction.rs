@@ -200,6 +200,9 @@ struct TxKey {
     /// INVITE for ACK.
     method: Method,
     client: bool,
+    /// The top Via's sent-by (server transactions, RFC 3261 §17.2.3): two clients may pick
+    /// the same branch.
+    sent_by: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -357,10 +360,12 @@ fn server_key(req: &Request) -> Option<TxKey> {
             )
         }
     };
+    let sent_by = format!("{}:{}", via.host, via.port.unwrap_or(0));
     Some(TxKey {
         branch,
         method,
         client: false,
+        sent_by,
     })
 }
 
@@ -833,6 +838,7 @@ impl Endpoint {
             branch,
             method: req.method.clone(),
             client: true,
+            sent_by: String::new(),
         };
         if self.keys.contains_key(&key) {
             return Err(TxError::InvalidRequest);
@@ -982,6 +988,7 @@ impl Endpoint {
             branch: via.branch().unwrap_or("").to_string(),
             method: cseq.method.clone(),
             client: true,
+            sent_by: String::new(),
         };
         let Some(&id) = self.keys.get(&key) else {
             self.events.push_back(Event::StrayResponse {

@@ -702,3 +702,32 @@ fn keepalives_crlf_ignored_and_stun_answered() {
     let r6 = stun_binding_response(&req, "[2001:db8::1]:5060".parse().unwrap()).unwrap();
     assert_eq!(r6.len(), 20 + 24);
 }
+
+#[test]
+fn two_clients_with_the_same_branch_get_two_transactions() {
+    // RFC 3261 §17.2.3: a request matches a server transaction by branch *and* sent-by.
+    let mut h = H::new();
+    let first = invite("z9hG4bKsame");
+    let second = first
+        .replace("192.0.2.1:5060;branch", "192.0.2.2:5062;branch")
+        .replace("call-1", "call-2");
+    h.feed(&first, udp("192.0.2.1:5060"));
+    h.feed(&second, udp("192.0.2.2:5062"));
+    let requests = h
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Request { .. }))
+        .count();
+    assert_eq!(
+        requests, 2,
+        "the second is not a retransmission of the first"
+    );
+    assert_eq!(h.ep.transaction_count(), 2);
+    // A true retransmission (same branch, same sent-by) is still absorbed.
+    h.feed(&first, udp("192.0.2.1:5060"));
+    assert!(
+        h.events()
+            .iter()
+            .all(|e| !matches!(e, Event::Request { .. }))
+    );
+}

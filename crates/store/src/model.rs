@@ -141,6 +141,17 @@ pub struct Room {
     pub creator_id: Option<String>,
     /// When set, the room is reserved to this user.
     pub owner_id: Option<String>,
+    /// A chime when someone joins or leaves the meeting.
+    pub entry_chime: bool,
+    /// Music for a member alone in the meeting.
+    pub alone_music: bool,
+    /// Callers recognised by their caller ID (a user calling from their extension, or the
+    /// number of a known user or contact) who are members of the room — in a template of the
+    /// room, or its owner or creator — join without the PIN, with their role.
+    pub members_skip_pin: bool,
+    /// The room is deleted when its meeting ends (rooms created from the keypad; not settable
+    /// through the API).
+    pub release_when_empty: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -302,6 +313,8 @@ pub struct Meeting {
     pub room_id: Option<String>,
     pub room_number: String,
     pub room_name: String,
+    /// The template it was started from; absent for other meetings.
+    pub template_id: Option<String>,
     pub started_at: i64,
     /// Absent while the meeting goes on.
     pub ended_at: Option<i64>,

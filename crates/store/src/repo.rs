@@ -11,6 +11,11 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("unexpected {what} {value:?}"))
 }
 
+/// A BIGINT 0/1 flag.
+fn flag(row: &AnyRow, column: &str) -> Result<bool> {
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
 fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
@@ -319,6 +324,10 @@ pub mod rooms {
             language: Language::parse(&language).ok_or_else(|| corrupt("language", &language))?,
             creator_id: row.try_get("creator_id")?,
             owner_id: row.try_get("owner_id")?,
+            entry_chime: flag(row, "entry_chime")?,
+            alone_music: flag(row, "alone_music")?,
+            members_skip_pin: flag(row, "members_skip_pin")?,
+            release_when_empty: flag(row, "release_when_empty")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
@@ -327,8 +336,9 @@ pub mod rooms {
     pub async fn insert(conn: &mut Conn, r: &Room) -> Result<()> {
         sqlx::query(
             "INSERT INTO rooms (id, tenant_id, number, name, pin, capacity, max_duration_minutes, \
-             language, creator_id, owner_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             language, creator_id, owner_id, entry_chime, alone_music, members_skip_pin, \
+             release_when_empty, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&r.id)
         .bind(&r.tenant_id)
@@ -340,6 +350,10 @@ pub mod rooms {
         .bind(r.language.as_str())
         .bind(&r.creator_id)
         .bind(&r.owner_id)
+        .bind(i64::from(r.entry_chime))
+        .bind(i64::from(r.alone_music))
+        .bind(i64::from(r.members_skip_pin))
+        .bind(i64::from(r.release_when_empty))
         .bind(r.created_at)
         .bind(r.updated_at)
         .execute(conn)
@@ -347,11 +361,13 @@ pub mod rooms {
         Ok(())
     }
 
+    /// Writes every mutable field of the room.
     pub async fn update(conn: &mut Conn, r: &Room) -> Result<()> {
         sqlx::query(
             "UPDATE rooms SET number = $2, name = $3, pin = $4, capacity = $5, \
-             max_duration_minutes = $6, language = $7, owner_id = $8, updated_at = $9 \
-             WHERE id = $1",
+             max_duration_minutes = $6, language = $7, owner_id = $8, entry_chime = $9, \
+             alone_music = $10, members_skip_pin = $11, release_when_empty = $12, \
+             updated_at = $13 WHERE id = $1",
         )
         .bind(&r.id)
         .bind(&r.number)
@@ -361,6 +377,10 @@ pub mod rooms {
         .bind(r.max_duration_minutes)
         .bind(r.language.as_str())
         .bind(&r.owner_id)
+        .bind(i64::from(r.entry_chime))
+        .bind(i64::from(r.alone_music))
+        .bind(i64::from(r.members_skip_pin))
+        .bind(i64::from(r.release_when_empty))
         .bind(r.updated_at)
         .execute(conn)
         .await?;
@@ -407,6 +427,70 @@ pub mod rooms {
 
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
         delete_by_id(conn, "rooms", id).await
+    }
+
+    /// The role a person has in a room, or `None` when they are no member of it. The person is
+    /// a user (`user_id`) and/or a caller's number (`number`, matched exactly). Members are
+    /// those of the templates that meet in the room — a user member by their user id (or a
+    /// number of that user: mobile, landline or extension, in the room's tenant), a contact
+    /// member whose contact has that number as mobile, landline or extension, a number member
+    /// with that number — with the template's role, and the room's owner and creator, who are
+    /// owners. The highest role wins.
+    pub async fn member_role(
+        conn: &mut Conn,
+        room_id: &str,
+        user_id: Option<&str>,
+        number: Option<&str>,
+    ) -> Result<Option<conclave_conference::Role>> {
+        use conclave_conference::Role;
+        let user_id = user_id.filter(|u| !u.is_empty()).unwrap_or("");
+        let number = number.filter(|n| !n.is_empty()).unwrap_or("");
+        if user_id.is_empty() && number.is_empty() {
+            return Ok(None);
+        }
+        let Some(room) = get(conn, room_id).await? else {
+            return Ok(None);
+        };
+        // The users this person is: the one named, and those of the tenant with this number.
+        let by_number = "SELECT id FROM users WHERE tenant_id = $3 AND $2 <> '' \
+                         AND (mobile = $2 OR landline = $2 OR extension = $2)";
+        let owners = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 AS n FROM rooms r WHERE r.id = $1 AND ( \
+             ($4 <> '' AND (r.owner_id = $4 OR r.creator_id = $4)) \
+             OR r.owner_id IN ({by_number}) OR r.creator_id IN ({by_number}))"
+        )))
+        .bind(room_id)
+        .bind(number)
+        .bind(&room.tenant_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if owners.is_some() {
+            return Ok(Some(Role::Owner));
+        }
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT tm.role FROM template_members tm \
+             JOIN templates t ON t.id = tm.template_id \
+             LEFT JOIN contacts c ON c.id = tm.contact_id \
+             WHERE t.room_id = $1 AND ( \
+             (tm.kind = 'user' AND (($4 <> '' AND tm.user_id = $4) OR tm.user_id IN ({by_number}))) \
+             OR (tm.kind = 'contact' AND $2 <> '' \
+                 AND (c.mobile = $2 OR c.landline = $2 OR c.extension = $2)) \
+             OR (tm.kind = 'number' AND $2 <> '' AND tm.number = $2))"
+        )))
+        .bind(room_id)
+        .bind(number)
+        .bind(&room.tenant_id)
+        .bind(user_id)
+        .fetch_all(conn)
+        .await?;
+        let mut best: Option<Role> = None;
+        for row in &rows {
+            let role: String = row.try_get("role")?;
+            let role = role.parse::<Role>().map_err(|_| corrupt("role", &role))?;
+            best = best.max(Some(role));
+        }
+        Ok(best)
     }
 }
 
@@ -974,6 +1058,7 @@ pub mod meetings {
             room_id: row.try_get("room_id")?,
             room_number: row.try_get("room_number")?,
             room_name: row.try_get("room_name")?,
+            template_id: row.try_get("template_id")?,
             started_at: row.try_get("started_at")?,
             ended_at: row.try_get("ended_at")?,
         })
@@ -981,14 +1066,15 @@ pub mod meetings {
 
     pub async fn insert(conn: &mut Conn, m: &Meeting) -> Result<()> {
         sqlx::query(
-            "INSERT INTO meetings (id, tenant_id, room_id, room_number, room_name, started_at, \
-             ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO meetings (id, tenant_id, room_id, room_number, room_name, template_id, \
+             started_at, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&m.id)
         .bind(&m.tenant_id)
         .bind(&m.room_id)
         .bind(&m.room_number)
         .bind(&m.room_name)
+        .bind(&m.template_id)
         .bind(m.started_at)
         .bind(m.ended_at)
         .execute(conn)

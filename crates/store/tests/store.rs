@@ -1,5 +1,6 @@
 //! Repositories on SQLite and PostgreSQL: expiry, revocation, unique fields, rollback.
 
+use conclave_conference::Role;
 use conclave_store::model::*;
 use conclave_store::testing::{PgScratch, pg_scratch, postgres_url};
 use conclave_store::{Store, StoreError, new_id, now_ms, repo};
@@ -244,6 +245,7 @@ async fn scenario(store: &Store) {
         room_id: None,
         room_number: "8001".into(),
         room_name: "Weekly Sync".into(),
+        template_id: Some("a-template".into()),
         started_at: now,
         ended_at: None,
     };
@@ -292,6 +294,7 @@ async fn scenario(store: &Store) {
         .expect("get")
         .expect("there");
     assert_eq!(stored.ended_at, Some(now + 5));
+    assert_eq!(stored.template_id.as_deref(), Some("a-template"));
     assert_eq!(
         repo::meetings::attendance(&mut conn, &meeting.id)
             .await
@@ -306,6 +309,316 @@ async fn scenario(store: &Store) {
             .detail["member"],
         1
     );
+}
+
+fn room(tenant_id: &str, number: &str, creator: Option<&str>, owner: Option<&str>) -> Room {
+    Room {
+        id: new_id(),
+        tenant_id: tenant_id.into(),
+        number: number.into(),
+        name: format!("Room {number}"),
+        pin: Some("2468".into()),
+        has_pin: true,
+        capacity: 10,
+        max_duration_minutes: None,
+        language: Language::English,
+        creator_id: creator.map(Into::into),
+        owner_id: owner.map(Into::into),
+        entry_chime: true,
+        alone_music: true,
+        members_skip_pin: false,
+        release_when_empty: false,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn template(
+    t: &Tenant,
+    owner: &str,
+    room_id: Option<&str>,
+    members: Vec<TemplateMember>,
+) -> Template {
+    Template {
+        id: new_id(),
+        tenant_id: t.id.clone(),
+        owner_id: owner.into(),
+        name: "T".into(),
+        description: String::new(),
+        room_id: room_id.map(Into::into),
+        settings: TemplateSettings::default(),
+        members,
+        shared_with: vec![],
+        copied_from: None,
+        created_at: 1,
+        updated_at: 1,
+    }
+}
+
+fn member(kind: MemberKind, id: Option<&str>, number: Option<&str>, role: Role) -> TemplateMember {
+    TemplateMember {
+        kind,
+        user_id: id.filter(|_| kind == MemberKind::User).map(Into::into),
+        contact_id: id.filter(|_| kind == MemberKind::Contact).map(Into::into),
+        number: number.map(Into::into),
+        display_name: "m".into(),
+        role,
+    }
+}
+
+/// Room settings round-trip; a room's members are found by user id or number, with the highest
+/// role of the room's templates, and its owner and creator are owners.
+async fn room_settings_and_members(store: &Store) {
+    let mut conn = store.conn().await.expect("conn");
+    let t = tenant();
+    repo::tenants::insert(&mut conn, &t).await.expect("tenant");
+    let creator = user(&t.id, &format!("creator-{}", new_id()), Some("1000"));
+    let owner = user(&t.id, &format!("owner-{}", new_id()), None);
+    let mut amy = user(&t.id, &format!("amy-{}", new_id()), Some("1001"));
+    amy.mobile = Some("+8613800000001".into());
+    let ben = user(&t.id, &format!("ben-{}", new_id()), Some("1002"));
+    let stranger = user(&t.id, &format!("stranger-{}", new_id()), Some("1003"));
+    for u in [&creator, &owner, &amy, &ben, &stranger] {
+        repo::users::insert(&mut conn, u).await.expect("user");
+    }
+    let contact = Contact {
+        id: new_id(),
+        tenant_id: t.id.clone(),
+        owner_id: None,
+        name: "Duty desk".into(),
+        department: String::new(),
+        mobile: Some("13900000002".into()),
+        landline: Some("01066668888".into()),
+        extension: None,
+        email: None,
+        created_at: 1,
+        updated_at: 1,
+    };
+    repo::contacts::insert(&mut conn, &contact)
+        .await
+        .expect("contact");
+
+    // Defaults, then every setting changed and read back.
+    let mut r = room(&t.id, "8001", Some(&creator.id), Some(&owner.id));
+    repo::rooms::insert(&mut conn, &r).await.expect("room");
+    let got = repo::rooms::get(&mut conn, &r.id)
+        .await
+        .expect("q")
+        .expect("room");
+    assert_eq!(
+        (
+            got.entry_chime,
+            got.alone_music,
+            got.members_skip_pin,
+            got.release_when_empty
+        ),
+        (true, true, false, false)
+    );
+    r.entry_chime = false;
+    r.alone_music = false;
+    r.members_skip_pin = true;
+    r.release_when_empty = true;
+    repo::rooms::update(&mut conn, &r).await.expect("update");
+    let got = repo::rooms::get(&mut conn, &r.id)
+        .await
+        .expect("q")
+        .expect("room");
+    assert_eq!(
+        (
+            got.entry_chime,
+            got.alone_music,
+            got.members_skip_pin,
+            got.release_when_empty
+        ),
+        (false, false, true, true)
+    );
+    // A room written by an older version (no settings given) takes the defaults.
+    let old_id = new_id();
+    sqlx::query(
+        "INSERT INTO rooms (id, tenant_id, number, name, capacity, language, created_at, \
+         updated_at) VALUES ($1, $2, '8009', 'Old', 10, 'en', 1, 1)",
+    )
+    .bind(&old_id)
+    .bind(&t.id)
+    .execute(&mut *conn)
+    .await
+    .expect("old room");
+    let old = repo::rooms::get(&mut conn, &old_id)
+        .await
+        .expect("q")
+        .expect("room");
+    assert_eq!(
+        (
+            old.entry_chime,
+            old.alone_music,
+            old.members_skip_pin,
+            old.release_when_empty
+        ),
+        (true, true, false, false)
+    );
+
+    // Two templates meet in the room, one elsewhere; Amy is in two of the room's (the higher
+    // role wins) and, as chairman, in the other room's.
+    let other = room(&t.id, "8002", None, None);
+    repo::rooms::insert(&mut conn, &other).await.expect("room");
+    let templates = [
+        template(
+            &t,
+            &creator.id,
+            Some(&r.id),
+            vec![
+                member(MemberKind::User, Some(&amy.id), None, Role::Member),
+                member(
+                    MemberKind::Contact,
+                    Some(&contact.id),
+                    None,
+                    Role::Participant,
+                ),
+                member(
+                    MemberKind::Number,
+                    None,
+                    Some("+8613700000003"),
+                    Role::Manager,
+                ),
+            ],
+        ),
+        template(
+            &t,
+            &creator.id,
+            Some(&r.id),
+            vec![
+                member(MemberKind::User, Some(&amy.id), None, Role::Chairman),
+                member(MemberKind::User, Some(&ben.id), None, Role::Participant),
+            ],
+        ),
+        template(
+            &t,
+            &creator.id,
+            Some(&other.id),
+            vec![
+                member(MemberKind::User, Some(&stranger.id), None, Role::Owner),
+                member(
+                    MemberKind::Number,
+                    None,
+                    Some("+8613700000004"),
+                    Role::Owner,
+                ),
+            ],
+        ),
+        template(
+            &t,
+            &creator.id,
+            None,
+            vec![member(
+                MemberKind::User,
+                Some(&stranger.id),
+                None,
+                Role::Owner,
+            )],
+        ),
+    ];
+    for x in &templates {
+        repo::templates::insert(&mut conn, x)
+            .await
+            .expect("template");
+    }
+    let role = |user: Option<&str>, number: Option<&str>| {
+        let room_id = r.id.clone();
+        let user = user.map(str::to_owned);
+        let number = number.map(str::to_owned);
+        let store = store.clone();
+        async move {
+            let mut conn = store.conn().await.expect("conn");
+            repo::rooms::member_role(&mut conn, &room_id, user.as_deref(), number.as_deref())
+                .await
+                .expect("member_role")
+        }
+    };
+    // By user id: the highest of their roles in the room's templates.
+    assert_eq!(role(Some(&amy.id), None).await, Some(Role::Chairman));
+    assert_eq!(role(Some(&ben.id), None).await, Some(Role::Participant));
+    // By a number of theirs: extension or mobile.
+    assert_eq!(role(None, Some("1001")).await, Some(Role::Chairman));
+    assert_eq!(
+        role(None, Some("+8613800000001")).await,
+        Some(Role::Chairman)
+    );
+    // A contact by any of its numbers; a raw number member.
+    assert_eq!(
+        role(None, Some("13900000002")).await,
+        Some(Role::Participant)
+    );
+    assert_eq!(
+        role(None, Some("01066668888")).await,
+        Some(Role::Participant)
+    );
+    assert_eq!(
+        role(None, Some("+8613700000003")).await,
+        Some(Role::Manager)
+    );
+    // The owner and the creator, by id or by extension.
+    assert_eq!(role(Some(&owner.id), None).await, Some(Role::Owner));
+    assert_eq!(role(Some(&creator.id), None).await, Some(Role::Owner));
+    assert_eq!(role(None, Some("1000")).await, Some(Role::Owner));
+    // A user id and a number together: the higher of the two.
+    assert_eq!(
+        role(Some(&ben.id), Some("+8613700000003")).await,
+        Some(Role::Manager)
+    );
+    // Not members of this room: members of another room's template or of none, unknown
+    // numbers, nobody.
+    assert_eq!(role(Some(&stranger.id), None).await, None);
+    assert_eq!(role(None, Some("1003")).await, None);
+    assert_eq!(role(None, Some("+8613700000004")).await, None);
+    assert_eq!(role(None, Some("5550100")).await, None);
+    assert_eq!(role(Some("nobody"), None).await, None);
+    assert_eq!(role(None, None).await, None);
+    assert_eq!(role(Some(""), Some("")).await, None);
+    let mut conn = store.conn().await.expect("conn");
+    assert_eq!(
+        repo::rooms::member_role(&mut conn, "no-such-room", Some(&amy.id), None)
+            .await
+            .expect("q"),
+        None
+    );
+    // A number is matched only within the room's tenant.
+    let t2 = tenant();
+    repo::tenants::insert(&mut conn, &t2).await.expect("tenant");
+    let mut elsewhere = user(&t2.id, &format!("eve-{}", new_id()), Some("1002"));
+    elsewhere.mobile = Some("+8613800000009".into());
+    repo::users::insert(&mut conn, &elsewhere)
+        .await
+        .expect("user");
+    assert_eq!(
+        repo::rooms::member_role(&mut conn, &r.id, None, Some("+8613800000009"))
+            .await
+            .expect("q"),
+        None
+    );
+    // A deleted template no longer makes members.
+    repo::templates::delete(&mut conn, &templates[1].id)
+        .await
+        .expect("delete");
+    assert_eq!(role(Some(&amy.id), None).await, Some(Role::Member));
+    assert_eq!(role(Some(&ben.id), None).await, None);
+}
+
+#[tokio::test]
+async fn room_settings_and_members_on_sqlite() {
+    let (store, _, _dir) = open("room_settings_and_members", false)
+        .await
+        .expect("sqlite");
+    room_settings_and_members(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn room_settings_and_members_on_postgres() {
+    let Some((store, _pg, _dir)) = open("room_settings_and_members", true).await else {
+        return;
+    };
+    room_settings_and_members(&store).await;
+    store.close().await;
 }
 
 #[tokio::test]

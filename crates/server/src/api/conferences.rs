@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use conclave_conference::Role;
 use conclave_conference::live::{Actor, Command, Refused};
 use conclave_store::model::{MemberKind, Room, TemplateMember, TemplateSettings};
-use conclave_store::repo;
+use conclave_store::{Conn, repo};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -91,49 +91,13 @@ async fn start_conference(
     super::extract::ApiJson(body): super::extract::ApiJson<StartConference>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let mut conn = state.store.conn().await?;
-    let (room, members, settings, template_id, allowed) = match (body.template_id, body.room_id) {
+    let plan = match (body.template_id, body.room_id) {
         (Some(template_id), None) if body.members.is_empty() && body.settings.is_none() => {
-            let template = repo::templates::get(&mut conn, &template_id)
-                .await?
-                .filter(|t| {
-                    caller.sees_tenant(&t.tenant_id)
-                        && (caller.administers(&t.tenant_id)
-                            || t.owner_id == caller.user.id
-                            || t.shared_with.contains(&caller.user.id))
-                })
-                .ok_or_else(|| ApiError::field("template_id", "no such template"))?;
-            let room_id = template.room_id.clone().ok_or_else(|| {
-                ApiError::field("template_id", "the template names no room to meet in")
-            })?;
-            let room = room(&state, &caller, &room_id).await?;
-            // Whoever may use the template and runs the room starts it.
-            let allowed = operator_role(&caller, &room).is_some()
-                || template.shared_with.contains(&caller.user.id)
-                || template.owner_id == caller.user.id;
-            (
-                room,
-                template.members,
-                template.settings,
-                Some(template.id),
-                allowed,
-            )
+            from_template(&state, &caller, &mut conn, &template_id).await?
         }
         (None, Some(room_id)) => {
             let room = room(&state, &caller, &room_id).await?;
-            let mut members = body.members;
-            super::templates::check_content(
-                &mut conn,
-                &room.tenant_id,
-                &caller.user.id,
-                None,
-                None,
-                None,
-                Some(&mut members),
-            )
-            .await?;
-            let allowed = operator_role(&caller, &room).is_some();
-            let settings = body.settings.unwrap_or_default();
-            (room, members, settings, None, allowed)
+            ad_hoc(&mut conn, &caller, room, body.members, body.settings).await?
         }
         _ => {
             return Err(ApiError::field(
@@ -143,17 +107,133 @@ async fn start_conference(
         }
     };
     drop(conn);
+    start(
+        &state,
+        &caller,
+        Origin::Start,
+        plan.room,
+        plan.members,
+        plan.settings,
+        plan.template_id,
+        plan.allowed,
+    )
+    .await
+}
+
+/// A meeting about to start: where, whom to call, how, and whether the caller may start it.
+pub(super) struct Plan {
+    pub room: Room,
+    pub members: Vec<TemplateMember>,
+    pub settings: TemplateSettings,
+    pub template_id: Option<String>,
+    pub allowed: bool,
+}
+
+/// A template's meeting, as `startConference` with `template_id` starts it: the template must
+/// be one the caller may use (else 422), and name a room.
+pub(super) async fn from_template(
+    state: &AppState,
+    caller: &Caller,
+    conn: &mut Conn,
+    template_id: &str,
+) -> ApiResult<Plan> {
+    let template = repo::templates::get(conn, template_id)
+        .await?
+        .filter(|t| {
+            caller.sees_tenant(&t.tenant_id)
+                && (caller.administers(&t.tenant_id)
+                    || t.owner_id == caller.user.id
+                    || t.shared_with.contains(&caller.user.id))
+        })
+        .ok_or_else(|| ApiError::field("template_id", "no such template"))?;
+    let room_id = template
+        .room_id
+        .clone()
+        .ok_or_else(|| ApiError::field("template_id", "the template names no room to meet in"))?;
+    let room = room(state, caller, &room_id).await?;
+    // Whoever may use the template and runs the room starts it.
+    let allowed = operator_role(caller, &room).is_some()
+        || template.shared_with.contains(&caller.user.id)
+        || template.owner_id == caller.user.id;
+    Ok(Plan {
+        room,
+        members: template.members,
+        settings: template.settings,
+        template_id: Some(template.id),
+        allowed,
+    })
+}
+
+/// An ad-hoc meeting in a room, as `startConference` with `room_id` and `members` starts it:
+/// the members are checked (422 naming the one refused) and given their directory names.
+pub(super) async fn ad_hoc(
+    conn: &mut Conn,
+    caller: &Caller,
+    room: Room,
+    mut members: Vec<TemplateMember>,
+    settings: Option<TemplateSettings>,
+) -> ApiResult<Plan> {
+    super::templates::check_content(
+        conn,
+        &room.tenant_id,
+        &caller.user.id,
+        None,
+        None,
+        None,
+        Some(&mut members),
+    )
+    .await?;
+    let allowed = operator_role(caller, &room).is_some();
+    Ok(Plan {
+        room,
+        members,
+        settings: settings.unwrap_or_default(),
+        template_id: None,
+        allowed,
+    })
+}
+
+/// Which operation starts a meeting, for the audit log.
+pub(super) enum Origin<'a> {
+    /// `startConference`.
+    Start,
+    /// `restartConference`: the same meeting as this one of the history.
+    Restart { meeting_id: &'a str },
+}
+
+/// Starts the room's meeting and calls every member in parallel (the work of
+/// `startConference`, once the request is resolved): 403 when not `allowed`, 409 when the room
+/// has a live meeting. A meeting whose members all fail to be called ends at once.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn start(
+    state: &AppState,
+    caller: &Caller,
+    origin: Origin<'_>,
+    room: Room,
+    members: Vec<TemplateMember>,
+    settings: TemplateSettings,
+    template_id: Option<String>,
+    allowed: bool,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    let mut detail = serde_json::json!({ "room": room.number, "template_id": template_id });
+    let action = match origin {
+        Origin::Start => "startConference",
+        Origin::Restart { meeting_id } => {
+            detail["meeting_id"] = meeting_id.into();
+            "restartConference"
+        }
+    };
     let entry = Audit {
-        action: "startConference",
+        action,
         tenant_id: &room.tenant_id,
         target_type: "conference",
         target_id: Some(&room.id),
-        detail: serde_json::json!({ "room": room.number, "template_id": template_id }),
+        detail,
     };
     if !allowed {
         return Err(super::deny(
-            &state,
-            &caller,
+            state,
+            caller,
             entry,
             "only those who may use the template and run the room start it",
         )
@@ -164,7 +244,10 @@ async fn start_conference(
         locked: settings.lock_on_start,
         ..Default::default()
     };
-    state.conferences.start(&room, live).map_err(refused)?;
+    state
+        .conferences
+        .start(&room, live, template_id.clone())
+        .map_err(refused)?;
     let mut conn = state.store.conn().await?;
     let trunks = repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?;
     let mut calls = Vec::new();
@@ -195,7 +278,7 @@ async fn start_conference(
             Some(r) => r.callee(&trunks),
             None => Err("no longer in the directory".to_owned()),
         };
-        calls.push(call_member(&state, &room, m.display_name.clone(), m.role, callee).await);
+        calls.push(call_member(state, &room, m.display_name.clone(), m.role, callee).await);
     }
     state.conferences.dispatched(&room.id);
     if calls.iter().all(|m| m.call_id.is_none()) {
@@ -210,7 +293,7 @@ async fn start_conference(
             )
             .await;
     }
-    audit(&mut conn, &caller, entry).await?;
+    audit(&mut conn, caller, entry).await?;
     Ok((
         StatusCode::CREATED,
         Json(Started {
@@ -511,7 +594,7 @@ async fn invite_member(
     // No meeting yet: this call starts one (it ends if the call fails).
     let fresh = state
         .conferences
-        .start(&room, conclave_conference::live::Settings::default())
+        .start(&room, conclave_conference::live::Settings::default(), None)
         .is_ok();
     let called = call_member(
         &state,
@@ -668,9 +751,22 @@ async fn room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Roo
         .ok_or_else(|| ApiError::not_found("room"))
 }
 
+/// The room of a meeting to watch or run: also a room deleted while its meeting goes on (the
+/// meeting keeps its members, and the chair keeps control, until it ends).
+async fn live_room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Room> {
+    match room(state, caller, room_id).await {
+        Err(err) if err.status == StatusCode::NOT_FOUND => state
+            .conferences
+            .live_room(room_id)
+            .filter(|r| caller.sees_tenant(&r.tenant_id))
+            .ok_or(err),
+        found => found,
+    }
+}
+
 /// The role an operator acts with in a room's meeting: administrators, the room's creator and
 /// its owner act as the meeting's owner; others have no say from the console.
-fn operator_role(caller: &Caller, room: &Room) -> Option<Role> {
+pub(super) fn operator_role(caller: &Caller, room: &Room) -> Option<Role> {
     let manages = caller.administers(&room.tenant_id)
         || room.creator_id.as_deref() == Some(&caller.user.id)
         || room.owner_id.as_deref() == Some(&caller.user.id);
@@ -699,7 +795,7 @@ async fn control(
     action: &'static str,
     command: Command,
 ) -> ApiResult<Json<LiveConference>> {
-    let room = room(state, caller, room_id).await?;
+    let room = live_room(state, caller, room_id).await?;
     let entry = Audit {
         action,
         tenant_id: &room.tenant_id,
@@ -767,7 +863,7 @@ async fn get_conference(
     caller: Caller,
     Path(room_id): Path<String>,
 ) -> ApiResult<Json<LiveConference>> {
-    let room = room(&state, &caller, &room_id).await?;
+    let room = live_room(&state, &caller, &room_id).await?;
     state
         .conferences
         .snapshot(&room.id)

@@ -1,13 +1,16 @@
 //! Meeting history: what took place, who attended, and the log — as JSON or CSV.
 
+use super::conferences::{self, Origin, Started};
 use super::extract::Caller;
 use super::problem::{ApiError, ApiResult, Problem};
+use super::validate::Checks;
 use super::{ApiQuery, AppState, List, page_limit};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use conclave_store::model::{Attendance, Meeting, MeetingLogEntry};
+use conclave_conference::Role;
+use conclave_store::model::{Attendance, Meeting, MeetingLogEntry, MemberKind, TemplateMember};
 use conclave_store::{Conn, repo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_conference_history))
         .routes(routes!(get_conference_record))
         .routes(routes!(get_conference_log))
+        .routes(routes!(restart_conference))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -166,6 +170,119 @@ async fn get_conference_log(
         out,
     )
         .into_response())
+}
+
+/// Start the same meeting again, in one call. A meeting started from a template that still
+/// exists starts again exactly as `startConference` with that `template_id` does (its room,
+/// members, roles and settings as they are now); any other meeting starts again ad hoc in the
+/// same room (as `startConference` with `room_id` and `members`), calling the people who were
+/// called into it and answered: a number that is the extension of a user of the tenant calls
+/// that user, any other number is called as such. Each takes the role they have in the room
+/// (its templates, its owner and creator), else participant.
+#[utoipa::path(post, path = "/conference-history/{id}/restart", operation_id = "restartConference",
+    tag = "conferences", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 201, body = Started), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn restart_conference(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Started>)> {
+    let mut conn = state.store.conn().await?;
+    let meeting = load(&mut conn, &caller, &id).await?;
+    let template = match &meeting.template_id {
+        Some(template_id) => repo::templates::get(&mut conn, template_id)
+            .await?
+            .filter(|t| t.tenant_id == meeting.tenant_id),
+        None => None,
+    };
+    let plan = match template {
+        Some(template) => {
+            conferences::from_template(&state, &caller, &mut conn, &template.id).await?
+        }
+        None => {
+            let room = match &meeting.room_id {
+                Some(room_id) => repo::rooms::get(&mut conn, room_id)
+                    .await?
+                    .filter(|r| r.tenant_id == meeting.tenant_id),
+                None => None,
+            }
+            .ok_or_else(|| ApiError::field("room_id", "the meeting's room no longer exists"))?;
+            let attendance = repo::meetings::attendance(&mut conn, &meeting.id).await?;
+            let members = called_back(&mut conn, &room, &attendance).await?;
+            conferences::ad_hoc(&mut conn, &caller, room, members, None).await?
+        }
+    };
+    drop(conn);
+    conferences::start(
+        &state,
+        &caller,
+        Origin::Restart {
+            meeting_id: &meeting.id,
+        },
+        plan.room,
+        plan.members,
+        plan.settings,
+        plan.template_id,
+        plan.allowed,
+    )
+    .await
+}
+
+/// Whom an ad-hoc restart calls: those who joined the meeting by dial-out, once each, in the
+/// order they joined.
+async fn called_back(
+    conn: &mut Conn,
+    room: &conclave_store::model::Room,
+    attendance: &[Attendance],
+) -> ApiResult<Vec<TemplateMember>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut members = Vec::new();
+    for a in attendance {
+        let number = a.number.trim();
+        if a.via != "dial_out" || number.is_empty() || !seen.insert(number.to_owned()) {
+            continue;
+        }
+        let user = repo::users::get_by_extension(conn, &room.tenant_id, number).await?;
+        let role = repo::rooms::member_role(
+            conn,
+            &room.id,
+            user.as_ref().map(|u| u.id.as_str()),
+            Some(number),
+        )
+        .await?
+        .unwrap_or(Role::Participant);
+        let name: String = a.name.trim().chars().take(100).collect();
+        let member = match user {
+            Some(user) => TemplateMember {
+                kind: MemberKind::User,
+                user_id: Some(user.id),
+                contact_id: None,
+                number: None,
+                display_name: String::new(),
+                role,
+            },
+            None => {
+                // A number the history holds but no call could be placed to (the checks of
+                // `startConference` would refuse it) is left out rather than fail the restart.
+                let mut c = Checks::new();
+                c.phone("number", number);
+                if c.finish().is_err() {
+                    continue;
+                }
+                TemplateMember {
+                    kind: MemberKind::Number,
+                    user_id: None,
+                    contact_id: None,
+                    number: Some(number.to_owned()),
+                    display_name: name,
+                    role,
+                }
+            }
+        };
+        members.push(member);
+    }
+    Ok(members)
 }
 
 /// RFC 4180 quoting, and a leading quote for text a spreadsheet would run as a formula.

@@ -43,6 +43,14 @@ pub struct CreateRoom {
     pub language: Option<Language>,
     /// Reserve the room to this user.
     pub owner_id: Option<String>,
+    /// A chime when someone joins or leaves (default true).
+    pub entry_chime: Option<bool>,
+    /// Music for a member alone in the meeting (default true).
+    pub alone_music: Option<bool>,
+    /// Members of the room recognised by their caller ID (a user calling from their
+    /// extension, or the number of a known user or contact, named in a template of this room,
+    /// or the room's owner or creator) join without the PIN, with their role (default false).
+    pub members_skip_pin: Option<bool>,
     /// System administrators only: create the room in another tenant.
     pub tenant_id: Option<String>,
 }
@@ -63,6 +71,9 @@ pub struct UpdateRoom {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub owner_id: Option<Option<String>>,
+    pub entry_chime: Option<bool>,
+    pub alone_music: Option<bool>,
+    pub members_skip_pin: Option<bool>,
 }
 
 /// Administrators, the creator and the owner manage a room and see its PIN.
@@ -181,6 +192,11 @@ async fn create_room(
         language: body.language.unwrap_or(Language::English),
         creator_id: Some(caller.user.id.clone()),
         owner_id: body.owner_id,
+        entry_chime: body.entry_chime.unwrap_or(true),
+        alone_music: body.alone_music.unwrap_or(true),
+        members_skip_pin: body.members_skip_pin.unwrap_or(false),
+        // Only rooms created from the keypad go when their meeting ends.
+        release_when_empty: false,
         created_at: now,
         updated_at: now,
     };
@@ -293,6 +309,15 @@ async fn update_room(
     }
     if let Some(v) = body.owner_id {
         room.owner_id = v;
+    }
+    if let Some(v) = body.entry_chime {
+        room.entry_chime = v;
+    }
+    if let Some(v) = body.alone_music {
+        room.alone_music = v;
+    }
+    if let Some(v) = body.members_skip_pin {
+        room.members_skip_pin = v;
     }
     room.updated_at = now_ms();
     let mut tx = state.store.begin().await?;

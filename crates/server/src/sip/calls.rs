@@ -4,6 +4,7 @@
 
 use crate::live::{CallControl, CallState, Conferences, Newcomer};
 use crate::media::{Command, MediaHandle};
+use crate::prompts::Prompt;
 use conclave_conference::Role;
 use conclave_conference::live::JoinedVia;
 use conclave_media::codec::CodecKind;
@@ -16,7 +17,7 @@ use conclave_store::{Store, repo};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// The room a call dials: by the tenant that owns the request's domain, otherwise the one room
@@ -41,26 +42,42 @@ pub async fn find_room(store: &Store, number: &str, domain: &str) -> Option<Room
 
 /// What the directory and the room's live meeting say about a dialled number.
 pub enum Admission {
+    /// The access number: a voice menu asks which room.
+    Menu {
+        domain: String,
+    },
     NoSuchRoom,
     /// Too many wrong PINs from this address lately.
     Blocked,
+    /// Answer, say this, hang up (a feature code's outcome).
+    Announce(Prompt),
     /// Come in; with a PIN to key in first when the room has one.
     Admitted {
         room: Box<Room>,
         needs_pin: bool,
+        /// Their role, when the directory knows it (else the caller's).
+        role: Option<Role>,
     },
 }
 
-/// Looks the room up and asks its live meeting (if any) whether newcomers may join.
+/// Looks the room up and asks its live meeting (if any) whether newcomers may join; runs
+/// the keypad's feature codes (join, create, delete a room).
 pub async fn admit(
     store: &Store,
     conferences: &Conferences,
     number: &str,
     domain: &str,
-    from: IpAddr,
+    caller: &Caller,
 ) -> Admission {
-    let (number, keyed_pin) = match feature_join(number) {
-        Some((room, pin)) => (room, Some(pin)),
+    let from = caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let (number, keyed_pin) = match feature_code(number) {
+        Some(Feature::Join { room, pin }) => (room, Some(pin)),
+        Some(Feature::Create { room, pin, minutes }) => {
+            return create_room(store, domain, caller, room, pin, minutes).await;
+        }
+        Some(Feature::Delete { room, pin }) => {
+            return delete_room(store, conferences, domain, caller, room, pin).await;
+        }
         None => (number.to_owned(), None),
     };
     let Some(room) = find_room(store, &number, domain).await else {
@@ -82,22 +99,242 @@ pub async fn admit(
         }
         (Some(_), None) => true,
     };
+    // Caller ID: a registered user (or a known number) who is one of the room's members
+    // joins with their role — and without the PIN when the room allows it.
+    let role = member_role(store, domain, caller, &room).await;
+    let needs_pin = needs_pin && !(role.is_some() && room.members_skip_pin);
     // A locked or full meeting turns the caller away with a prompt once answered (the
     // meeting decides, when they join).
     Admission::Admitted {
         room: Box::new(room),
         needs_pin,
+        role,
     }
 }
 
-/// `*400*<room>*<PIN>` dials a room and its PIN in one go (`*` may arrive as `%2A`).
-pub fn feature_join(dialled: &str) -> Option<(String, String)> {
+/// The caller's role in the room, when caller ID tells who they are: the registered user
+/// of the From extension, else the From number as the directory knows it.
+async fn member_role(store: &Store, domain: &str, caller: &Caller, room: &Room) -> Option<Role> {
+    let user = calling_user(store, domain, caller)
+        .await
+        .filter(|u| u.tenant_id == room.tenant_id);
+    let mut conn = store.conn().await.ok()?;
+    let number = (!caller.number.is_empty()).then_some(caller.number.as_str());
+    repo::rooms::member_role(
+        &mut conn,
+        &room.id,
+        user.as_ref().map(|u| u.id.as_str()),
+        number,
+    )
+    .await
+    .ok()
+    .flatten()
+}
+
+/// A keypad feature code dialled in one go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feature {
+    /// `*400*<room>*<PIN>`
+    Join { room: String, pin: String },
+    /// `*401*<room>*<PIN>[*<minutes>]`: a registered user creates a room (60 minutes unless
+    /// said).
+    Create {
+        room: String,
+        pin: String,
+        minutes: u32,
+    },
+    /// `*402*<room>*<PIN>`: its creator deletes a room.
+    Delete { room: String, pin: String },
+}
+
+/// Parses a feature code (`*` may arrive as `%2A`, and a trailing `#` is ignored).
+pub fn feature_code(dialled: &str) -> Option<Feature> {
     let dialled = dialled.replace("%2A", "*").replace("%2a", "*");
-    let rest = dialled.strip_prefix("*400*")?;
-    let (room, pin) = rest.split_once('*')?;
-    let pin = pin.trim_end_matches('#');
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(room) && digits(pin)).then(|| (room.to_owned(), pin.to_owned()))
+    let dialled = dialled.trim_end_matches("%23").trim_end_matches('#');
+    let rest = dialled.strip_prefix('*')?;
+    let parts: Vec<&str> = rest.split('*').collect();
+    let digits = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    match parts[..] {
+        ["400", room, pin] if digits(room, 20) && digits(pin, 16) => Some(Feature::Join {
+            room: room.into(),
+            pin: pin.into(),
+        }),
+        ["401", room, pin] if digits(room, 20) && digits(pin, 16) => Some(Feature::Create {
+            room: room.into(),
+            pin: pin.into(),
+            minutes: 60,
+        }),
+        ["401", room, pin, minutes]
+            if digits(room, 20) && digits(pin, 16) && digits(minutes, 4) =>
+        {
+            let minutes: u32 = minutes.parse().ok().filter(|m| (1..=1440).contains(m))?;
+            Some(Feature::Create {
+                room: room.into(),
+                pin: pin.into(),
+                minutes,
+            })
+        }
+        ["402", room, pin] if digits(room, 20) && digits(pin, 16) => Some(Feature::Delete {
+            room: room.into(),
+            pin: pin.into(),
+        }),
+        _ => None,
+    }
+}
+
+/// The registered user calling: the From extension registered from the call's address, in
+/// the tenant of the dialled domain (or the only tenant where it is registered).
+async fn calling_user(
+    store: &Store,
+    domain: &str,
+    caller: &Caller,
+) -> Option<conclave_store::model::User> {
+    let mut conn = store.conn().await.ok()?;
+    let tenant_id = match repo::tenants::get_by_sip_domain(&mut conn, domain)
+        .await
+        .ok()?
+    {
+        Some(tenant) => caller
+            .registered_in
+            .contains(&tenant.id)
+            .then_some(tenant.id)?,
+        None if caller.registered_in.len() == 1 => caller.registered_in[0].clone(),
+        None => return None,
+    };
+    repo::users::get_by_extension(&mut conn, &tenant_id, &caller.number)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Records what a phone user did from the keypad in the audit log.
+async fn audit_keypad(
+    conn: &mut conclave_store::Conn,
+    user: &conclave_store::model::User,
+    caller: &Caller,
+    action: &str,
+    room: &Room,
+) {
+    let event = conclave_store::model::AuditEvent {
+        id: conclave_store::new_id(),
+        tenant_id: Some(room.tenant_id.clone()),
+        actor_id: Some(user.id.clone()),
+        actor_name: user.username.clone(),
+        action: action.into(),
+        target_type: "room".into(),
+        target_id: Some(room.id.clone()),
+        outcome: "ok".into(),
+        source: caller.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        detail: serde_json::json!({ "number": room.number, "via": "keypad" }),
+        at: conclave_store::now_ms(),
+    };
+    if let Err(err) = repo::audit::insert(conn, &event).await {
+        tracing::warn!(%err, "cannot audit a keypad action");
+    }
+}
+
+/// `*401*`: creates the room and takes its creator in, as its owner.
+async fn create_room(
+    store: &Store,
+    domain: &str,
+    caller: &Caller,
+    number: String,
+    pin: String,
+    minutes: u32,
+) -> Admission {
+    let refused = Admission::Announce(Prompt::NotAllowed);
+    let Some(user) = calling_user(store, domain, caller).await else {
+        return refused;
+    };
+    let Ok(mut conn) = store.conn().await else {
+        return refused;
+    };
+    if let Ok(Some(_)) = repo::rooms::get_by_number(&mut conn, &user.tenant_id, &number).await {
+        return refused;
+    }
+    let now = conclave_store::now_ms();
+    let room = Room {
+        id: conclave_store::new_id(),
+        tenant_id: user.tenant_id.clone(),
+        name: format!("{number} ({})", user.display_name),
+        number,
+        pin: Some(pin),
+        has_pin: true,
+        capacity: 100,
+        max_duration_minutes: Some(i64::from(minutes)),
+        language: conclave_store::model::Language::English,
+        creator_id: Some(user.id.clone()),
+        owner_id: None,
+        entry_chime: true,
+        alone_music: true,
+        members_skip_pin: false,
+        // A room made on the phone is for one meeting.
+        release_when_empty: true,
+        created_at: now,
+        updated_at: now,
+    };
+    if let Err(err) = repo::rooms::insert(&mut conn, &room).await {
+        tracing::info!(%err, "keypad room not created");
+        return refused;
+    }
+    audit_keypad(&mut conn, &user, caller, "createRoom", &room).await;
+    tracing::info!(
+        room = room.number,
+        user = user.username,
+        "room created from the keypad"
+    );
+    Admission::Admitted {
+        room: Box::new(room),
+        needs_pin: false,
+        role: Some(Role::Owner),
+    }
+}
+
+/// `*402*`: deletes the room (its creator only, when it has one). A live meeting keeps its
+/// members; nobody new can find the room.
+async fn delete_room(
+    store: &Store,
+    conferences: &Conferences,
+    domain: &str,
+    caller: &Caller,
+    number: String,
+    pin: String,
+) -> Admission {
+    let refused = Admission::Announce(Prompt::NotAllowed);
+    let from = caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if conferences.pin_blocked(from) {
+        return Admission::Blocked;
+    }
+    let Some(user) = calling_user(store, domain, caller).await else {
+        return refused;
+    };
+    let Ok(mut conn) = store.conn().await else {
+        return refused;
+    };
+    let Ok(Some(room)) = repo::rooms::get_by_number(&mut conn, &user.tenant_id, &number).await
+    else {
+        return refused;
+    };
+    if room.pin.as_deref() != Some(pin.as_str()) {
+        conferences.pin_failed(from);
+        return refused;
+    }
+    if room.creator_id.as_ref().is_some_and(|c| *c != user.id) {
+        return refused;
+    }
+    if let Err(err) = repo::rooms::delete(&mut conn, &room.id).await {
+        tracing::info!(%err, "keypad room not deleted");
+        return refused;
+    }
+    audit_keypad(&mut conn, &user, caller, "deleteRoom", &room).await;
+    tracing::info!(
+        room = room.number,
+        user = user.username,
+        "room deleted from the keypad"
+    );
+    Admission::Announce(Prompt::RoomDeleted)
 }
 
 /// Who calls: the From header's display name and user.
@@ -109,6 +346,8 @@ pub struct Caller {
     pub ip: Option<IpAddr>,
     /// The role they get in the meeting.
     pub role: Role,
+    /// The tenants where the From extension is registered from the call's address.
+    pub registered_in: Vec<String>,
 }
 
 impl Default for Caller {
@@ -118,6 +357,7 @@ impl Default for Caller {
             number: String::new(),
             ip: None,
             role: Role::Participant,
+            registered_in: Vec::new(),
         }
     }
 }
@@ -150,7 +390,12 @@ fn member_config(media: &NegotiatedAudio) -> Option<MemberConfig> {
 struct Leg {
     socket: Arc<UdpSocket>,
     reader: Option<JoinHandle<()>>,
+    /// The room the call is in; for a call in the access menu, a room of its own.
     room: Room,
+    /// In the access number's menu, or hearing a feature code's outcome.
+    menu: Option<MenuKind>,
+    /// The media negotiated last (a call leaving the menu joins its room with it).
+    media: Option<NegotiatedAudio>,
     caller: Caller,
     needs_pin: bool,
     /// We called them (one-click start, invite) rather than they us.
@@ -158,8 +403,48 @@ struct Leg {
     joined: bool,
 }
 
+/// A call that is in no room yet.
+#[derive(Debug, Clone)]
+enum MenuKind {
+    /// The access number's menu; the dialled domain names the tenant.
+    Access { domain: String },
+    /// A prompt, then the call ends.
+    Announce(Prompt),
+}
+
+/// What the access number's menu needs.
+pub struct MenuSettings {
+    pub store: Store,
+    pub language: conclave_store::model::Language,
+}
+
+/// A room of its own for a call in the access menu: the mixer plays it the menu's prompts
+/// and hears its keys there.
+fn menu_room(call: CallId, language: conclave_store::model::Language) -> Room {
+    Room {
+        id: format!("menu:{}", call.0),
+        tenant_id: String::new(),
+        number: String::new(),
+        name: "access menu".into(),
+        pin: None,
+        has_pin: false,
+        capacity: 1,
+        max_duration_minutes: None,
+        language,
+        creator_id: None,
+        owner_id: None,
+        entry_chime: false,
+        alone_music: false,
+        members_skip_pin: false,
+        release_when_empty: false,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
 pub struct Calls {
     media: MediaHandle,
+    menu: MenuSettings,
     conferences: Conferences,
     control: Arc<dyn CallControl>,
     /// The address RTP sockets bind to and SDP announces.
@@ -173,9 +458,11 @@ impl Calls {
         conferences: Conferences,
         control: Arc<dyn CallControl>,
         media_ip: IpAddr,
+        menu: MenuSettings,
     ) -> Self {
         Calls {
             media,
+            menu,
             conferences,
             control,
             media_ip,
@@ -193,8 +480,26 @@ impl Calls {
         admission: Admission,
         srtp: SrtpPolicy,
     ) {
-        let (room, needs_pin) = match admission {
-            Admission::Admitted { room, needs_pin } => (*room, needs_pin),
+        let mut caller = caller;
+        let (room, needs_pin, menu) = match admission {
+            Admission::Admitted {
+                room,
+                needs_pin,
+                role,
+            } => {
+                caller.role = role.unwrap_or(caller.role);
+                (*room, needs_pin, None)
+            }
+            Admission::Menu { domain } => (
+                menu_room(call, self.menu.language),
+                false,
+                Some(MenuKind::Access { domain }),
+            ),
+            Admission::Announce(prompt) => (
+                menu_room(call, self.menu.language),
+                false,
+                Some(MenuKind::Announce(prompt)),
+            ),
             Admission::NoSuchRoom => {
                 let _ = ua.reject(now, call, 404, Vec::new());
                 return;
@@ -220,6 +525,8 @@ impl Calls {
                 socket,
                 reader: None,
                 room,
+                menu,
+                media: None,
                 caller,
                 needs_pin,
                 outgoing: false,
@@ -273,6 +580,8 @@ impl Calls {
             socket,
             reader: None,
             room,
+            menu: None,
+            media: None,
             caller: callee,
             needs_pin: false,
             outgoing: true,
@@ -289,6 +598,7 @@ impl Calls {
         let Some(leg) = self.legs.get_mut(&call) else {
             return;
         };
+        leg.media = Some(media.clone());
         let Some(config) = member_config(media) else {
             tracing::warn!(?call, "negotiated media the engine cannot use");
             return;
@@ -307,7 +617,43 @@ impl Calls {
             config: Box::new(config),
             socket: leg.socket.clone(),
         });
-        leg.reader = spawn_reader(&leg.socket, call, self.media.clone());
+        if leg.reader.is_none() {
+            leg.reader = spawn_reader(&leg.socket, call, self.media.clone());
+        }
+        if let Some(MenuKind::Announce(prompt)) = leg.menu {
+            let samples = crate::prompts::pcm(self.menu.language, prompt);
+            let said = Duration::from_millis(
+                samples.len() as u64 * 1000 / u64::from(crate::prompts::RATE) + 500,
+            );
+            self.media.send(Command::Play {
+                member: call.0,
+                samples,
+                rate: crate::prompts::RATE,
+                looped: false,
+            });
+            let control = self.control.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(said).await;
+                control.hang_up(call.0);
+            });
+            return;
+        }
+        if let Some(MenuKind::Access { domain }) = leg.menu.clone() {
+            // The access number: the menu asks which room; the call moves there.
+            let menu = crate::access::Menu {
+                call: call.0,
+                domain,
+                from: leg.caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                language: self.menu.language,
+                store: self.menu.store.clone(),
+                conferences: self.conferences.clone(),
+                media: self.media.clone(),
+                control: self.control.clone(),
+            };
+            let keys = self.conferences.open_menu(call.0);
+            tokio::spawn(menu.run(keys));
+            return;
+        }
         metrics::counter!("conclave_calls_joined_total").increment(1);
         // The meeting learns of the newcomer; if it refuses (locked or full meanwhile), hang up.
         let (conferences, control) = (self.conferences.clone(), self.control.clone());
@@ -346,12 +692,34 @@ impl Calls {
         }
     }
 
+    /// A call leaves the access menu for the room the caller chose (its PIN, if any, next).
+    pub fn enter_room(&mut self, call: CallId, room: Room) {
+        let Some(leg) = self.legs.get_mut(&call) else {
+            return;
+        };
+        if leg.menu.take().is_none() {
+            return;
+        }
+        self.media.send(Command::Leave { member: call.0 });
+        leg.joined = false;
+        leg.needs_pin = room.pin.is_some();
+        leg.room = room;
+        if let Some(media) = leg.media.clone() {
+            self.media_changed(call, &media);
+        }
+    }
+
     pub fn ended(&mut self, call: CallId, reason: EndReason) {
         if let Some(leg) = self.legs.remove(&call) {
             if let Some(reader) = leg.reader {
                 reader.abort();
             }
-            if leg.joined {
+            if leg.menu.is_some() {
+                self.conferences.close_menu(call.0);
+                if leg.joined {
+                    self.media.send(Command::Leave { member: call.0 });
+                }
+            } else if leg.joined {
                 self.media.send(Command::Leave { member: call.0 });
                 self.conferences.left(&leg.room.id, call.0);
             } else if leg.outgoing {
@@ -398,19 +766,51 @@ fn spawn_reader(socket: &UdpSocket, call: CallId, media: MediaHandle) -> Option<
 
 #[cfg(test)]
 mod tests {
+    use super::{Feature, feature_code};
+
     #[test]
-    fn feature_code_names_room_and_pin() {
+    fn feature_codes_name_the_room_and_the_pin() {
+        let join = Some(Feature::Join {
+            room: "8001".into(),
+            pin: "1234".into(),
+        });
+        assert_eq!(feature_code("*400*8001*1234"), join);
+        assert_eq!(feature_code("%2A400%2A8001%2A1234%23"), join);
+        assert_eq!(feature_code("*400*8001*1234#"), join);
         assert_eq!(
-            super::feature_join("*400*8001*1234"),
-            Some(("8001".into(), "1234".into()))
+            feature_code("*401*8001*1234"),
+            Some(Feature::Create {
+                room: "8001".into(),
+                pin: "1234".into(),
+                minutes: 60
+            })
         );
         assert_eq!(
-            super::feature_join("%2A400%2A8001%2A1234%23".replace("%23", "#").as_str()),
-            Some(("8001".into(), "1234".into()))
+            feature_code("*401*8001*1234*90"),
+            Some(Feature::Create {
+                room: "8001".into(),
+                pin: "1234".into(),
+                minutes: 90
+            })
         );
-        assert_eq!(super::feature_join("*400*8001"), None);
-        assert_eq!(super::feature_join("*401*8001*1234"), None);
-        assert_eq!(super::feature_join("*400*80a1*1234"), None);
-        assert_eq!(super::feature_join("8001"), None);
+        assert_eq!(
+            feature_code("*402*8001*1234"),
+            Some(Feature::Delete {
+                room: "8001".into(),
+                pin: "1234".into()
+            })
+        );
+        for bad in [
+            "*400*8001",
+            "*400*80a1*1234",
+            "8001",
+            "*401*8001*1234*0",
+            "*401*8001*1234*99999",
+            "*403*8001*1234",
+            "*402*8001*1234*5",
+            "**",
+        ] {
+            assert_eq!(feature_code(bad), None, "{bad}");
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! on its events — registrations against the users' extensions, OPTIONS keep-alives, calls.
 
 mod calls;
+
+pub use calls::find_room;
 mod registrations;
 mod tls;
 mod transport;
@@ -74,6 +76,11 @@ pub(crate) enum Input {
     /// End a call (a chair removed the caller, the meeting ended).
     HangUp {
         call: u64,
+    },
+    /// A call in the access menu goes into the room the caller chose.
+    EnterRoom {
+        call: u64,
+        room: Box<conclave_store::model::Room>,
     },
     /// A trunk was added, changed (`Some`) or removed (`None`): its registration follows.
     Trunk {
@@ -153,6 +160,16 @@ impl crate::live::CallControl for SipHandle {
     fn hang_up(&self, call: u64) {
         if self.inputs.try_send(Input::HangUp { call }).is_err() {
             tracing::warn!(call, "cannot hang up: the SIP task is busy or gone");
+        }
+    }
+
+    fn enter_room(&self, call: u64, room: conclave_store::model::Room) {
+        let input = Input::EnterRoom {
+            call,
+            room: Box::new(room),
+        };
+        if self.inputs.try_send(input).is_err() {
+            tracing::warn!(call, "cannot move a call: the SIP task is busy or gone");
         }
     }
 }
@@ -365,6 +382,10 @@ pub async fn start(
             conferences.clone(),
             Arc::new(handle.clone()),
             media_ip(udp_addr),
+            calls::MenuSettings {
+                store: store_for_calls.clone(),
+                language: settings.access_language,
+            },
         ),
         conferences,
         store: store_for_calls,
@@ -377,6 +398,7 @@ pub async fn start(
         tls_names: HashMap::new(),
         trunk_registrations: HashMap::new(),
         locals,
+        access_number: settings.access_number.clone(),
     };
     for trunk in trunks {
         handle.trunk_changed(trunk.id.clone(), Some(trunk));
@@ -437,6 +459,8 @@ struct Core {
     trunk_registrations: HashMap<String, Registration>,
     /// Our listening addresses, as Via and Contact show them.
     locals: Vec<LocalAddress>,
+    /// The conference access number (its calls get the room menu).
+    access_number: Option<String>,
 }
 
 impl Core {
@@ -543,6 +567,9 @@ impl Core {
                     .collect();
                 let _ = reply.send(states);
             }
+            Input::EnterRoom { call, room } => {
+                self.calls.enter_room(conclave_sip::ua::CallId(call), *room);
+            }
             Input::HangUp { call } => {
                 let _ = self.ua.hangup(now, conclave_sip::ua::CallId(call));
             }
@@ -628,9 +655,11 @@ impl Core {
                             .unwrap_or_default(),
                         ip: Some(source.addr.ip()),
                         role: conclave_conference::Role::Participant,
+                        registered_in: from.uri.user.as_deref().map_or_else(Vec::new, |ext| {
+                            self.registrations.tenants_of(now, ext, source.addr.ip())
+                        }),
                     })
                     .unwrap_or_default();
-                let source_ip = source.addr.ip();
                 let srtp = if source.transport == Transport::Tls {
                     self.tls_srtp
                 } else {
@@ -641,9 +670,13 @@ impl Core {
                     self.conferences.clone(),
                     self.inputs_tx.clone(),
                 );
+                let access = self.access_number.clone();
                 tokio::spawn(async move {
-                    let admission =
-                        calls::admit(&store, &conferences, &number, &domain, source_ip).await;
+                    let admission = if access.as_deref() == Some(number.as_str()) {
+                        calls::Admission::Menu { domain }
+                    } else {
+                        calls::admit(&store, &conferences, &number, &domain, &caller).await
+                    };
                     let _ = inputs
                         .send(Input::Admission {
                             call,
@@ -714,6 +747,7 @@ impl Core {
             number: extension,
             ip: Some(binding.source.addr.ip()),
             role,
+            registered_in: Vec::new(),
         };
         let srtp = if binding.source.transport == Transport::Tls {
             self.tls_srtp
@@ -786,6 +820,7 @@ impl Core {
             number: number.clone(),
             ip: Some(dest.ip()),
             role,
+            registered_in: Vec::new(),
         };
         let dial = |mut media: conclave_sip::offer_answer::LocalMedia| {
             media.srtp_policy = Some(srtp);

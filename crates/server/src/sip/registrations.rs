@@ -9,6 +9,7 @@ use conclave_sip::transaction::Peer;
 use conclave_sip::ua::UserAgent;
 use conclave_store::model::{User, UserStatus};
 use conclave_store::{Store, repo};
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A REGISTER whose credentials wait for the directory.
@@ -82,6 +83,17 @@ impl Registrations {
             .lookup(now, aor)
             .first()
             .map(|b| (*b).clone())
+    }
+
+    /// The tenants in which `extension` is registered from this IP address: a call from
+    /// there with that extension in From is that user (as PBXes trust their registrations).
+    pub fn tenants_of(&self, now: Instant, extension: &str, from: IpAddr) -> Vec<String> {
+        let prefix = format!("sip:{extension}@");
+        self.registrar
+            .registered_from(now, &prefix, from)
+            .into_iter()
+            .filter_map(|aor| aor.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
     }
 
     /// The live bindings of an address of record.

@@ -5,6 +5,7 @@ mod authz;
 mod baresip;
 mod cli;
 mod common;
+mod history;
 mod operations;
 mod restart;
 mod room_call;

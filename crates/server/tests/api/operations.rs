@@ -85,6 +85,7 @@ async fn health_and_openapi(s: &TestServer) {
         "closeWhisperGroup",
         "listConferenceHistory",
         "getConferenceLog",
+        "restartConference",
         "createWebhook",
         // Trunks.
         "createTrunk",
@@ -404,6 +405,97 @@ async fn rooms(s: &TestServer) {
     let id = created.id();
     assert_eq!(created.body["pin"], "2468");
     assert_eq!(created.body["language"], "zh");
+    // The conference bridge's settings: chimes and music on, the PIN for everyone, kept.
+    let settings = |body: &serde_json::Value| {
+        [
+            "entry_chime",
+            "alone_music",
+            "members_skip_pin",
+            "release_when_empty",
+        ]
+        .map(|f| body[f].as_bool())
+    };
+    assert_eq!(
+        settings(&created.body),
+        [Some(true), Some(true), Some(false), Some(false)],
+        "{}",
+        created.body
+    );
+    let quiet = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({
+                "number": "8003", "name": "Quiet", "entry_chime": false, "alone_music": false,
+                "members_skip_pin": true,
+            }),
+        )
+        .await;
+    quiet.expect(201);
+    assert_eq!(
+        settings(&quiet.body),
+        [Some(false), Some(false), Some(true), Some(false)]
+    );
+    let quiet_id = quiet.id();
+    assert_eq!(
+        settings(&s.get(&format!("/rooms/{quiet_id}"), &admin).await.body),
+        [Some(false), Some(false), Some(true), Some(false)]
+    );
+    // Only what is given changes.
+    let changed = s
+        .patch(
+            &format!("/rooms/{quiet_id}"),
+            &admin,
+            json!({ "entry_chime": true, "members_skip_pin": false }),
+        )
+        .await;
+    changed.expect(200);
+    assert_eq!(
+        settings(&changed.body),
+        [Some(true), Some(false), Some(false), Some(false)]
+    );
+    assert_eq!(
+        settings(&s.get(&format!("/rooms/{quiet_id}"), &admin).await.body),
+        [Some(true), Some(false), Some(false), Some(false)]
+    );
+    // Flags are booleans; release_when_empty belongs to rooms made from the keypad.
+    for (field, value) in [
+        ("entry_chime", json!("yes")),
+        ("alone_music", json!(1)),
+        ("members_skip_pin", json!("true")),
+    ] {
+        let mut body = json!({ "number": "8004", "name": "Typed" });
+        body[field] = value.clone();
+        s.post("/rooms", &admin, body)
+            .await
+            .expect_problem(422, Some(field));
+        let mut change = json!({});
+        change[field] = value;
+        s.patch(&format!("/rooms/{quiet_id}"), &admin, change)
+            .await
+            .expect_problem(422, Some(field));
+    }
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8004", "name": "x", "release_when_empty": true }),
+    )
+    .await
+    .expect_problem(422, Some("release_when_empty"));
+    s.patch(
+        &format!("/rooms/{quiet_id}"),
+        &admin,
+        json!({ "release_when_empty": true }),
+    )
+    .await
+    .expect_problem(422, Some("release_when_empty"));
+    assert_eq!(
+        settings(&s.get(&format!("/rooms/{quiet_id}"), &admin).await.body),
+        [Some(true), Some(false), Some(false), Some(false)]
+    );
+    s.delete(&format!("/rooms/{quiet_id}"), &admin)
+        .await
+        .expect(204);
     s.post("/rooms", &admin, json!({ "number": "8001", "name": "dup" }))
         .await
         .expect_problem(409, Some("number"));

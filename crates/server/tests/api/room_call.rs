@@ -464,7 +464,10 @@ async fn the_chair_mutes_locks_removes_and_ends_from_the_api() {
         .await
         .expect(200);
     let mut late = Caller::new(sip, "carol").await;
-    assert_eq!(late.dial("8001").await, 403);
+    assert_eq!(late.dial("8001").await, 200, "answered, to be told");
+    late.expect_request("BYE").await;
+    let roster = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    assert_eq!(roster.body["members"].as_array().map(Vec::len), Some(2));
     s.post(&format!("/conferences/{room_id}/unlock"), &admin, json!({}))
         .await
         .expect(200);
@@ -1224,5 +1227,243 @@ async fn music_while_alone_chimes_and_the_count_on_the_keypad() {
     let music = talk_and_listen(&first, 0.0, 50).await;
     assert!(mean_power(&music) > 1000.0, "music again when alone");
     assert_eq!(first.hang_up("8001").await, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_number_asks_for_the_room_then_its_pin() {
+    let s = start(Db::Sqlite, "access_number").await.expect("server");
+    room(&s, "8001", Some("4321")).await;
+    let admin = s.admin().await;
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut caller = Caller::new(sip, "menu").await;
+    assert_eq!(caller.dial("8000").await, 200, "the access number answers");
+    let menu = talk_and_listen(&caller, 0.0, 50).await;
+    assert!(mean_power(&menu) > 1000.0, "the menu asks which room");
+    // A room that does not exist: the menu says so and asks again.
+    caller.press("9999#").await;
+    let refused = talk_and_listen(&caller, 0.0, 50).await;
+    assert!(
+        mean_power(&refused) > 1000.0,
+        "the menu says there is no such room"
+    );
+    let live = s.get("/conferences", &admin).await;
+    assert_eq!(live.body, json!([]), "nobody is in any meeting yet");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The room: then its own PIN prompt, then the meeting.
+    caller.press("8001#").await;
+    let asked = talk_and_listen(&caller, 0.0, 75).await;
+    assert!(mean_power(&asked) > 1000.0, "the room asks for its PIN");
+    caller.press("4321#").await;
+    let mut members = 0;
+    for _ in 0..30 {
+        let live = s.get("/conferences", &admin).await;
+        members = live.body[0]["members"].as_array().map_or(0, Vec::len);
+        if members == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(members, 1, "the caller is in room 8001");
+    assert_eq!(caller.hang_up("8000").await, 200);
+    s.stop().await;
+}
+
+/// A user with a SIP extension (password `{username}-password`, SIP password `sip-{ext}`).
+async fn extension_user(s: &TestServer, admin: &str, username: &str, ext: &str) -> String {
+    s.post(
+        "/users",
+        admin,
+        json!({
+            "username": username, "display_name": format!("User {username}"),
+            "password": format!("{username}-password"),
+            "extension": ext, "sip_password": format!("sip-{ext}"),
+        }),
+    )
+    .await
+    .id()
+}
+
+/// The room with this number, if it exists.
+async fn room_numbered(s: &TestServer, admin: &str, number: &str) -> Option<serde_json::Value> {
+    let rooms = s.get("/rooms?limit=100", admin).await;
+    rooms.body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|r| r["number"] == number).cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_skip_the_pin() {
+    let s = start(Db::Sqlite, "keypad_rooms").await.expect("server");
+    let admin = s.admin().await;
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    for (name, ext) in [
+        ("creator", "1002"),
+        ("other", "1003"),
+        ("owner", "1004"),
+        ("chair", "1005"),
+    ] {
+        extension_user(&s, &admin, name, ext).await;
+    }
+    let _phones = [
+        Phone::register(sip, "1002", "sip-1002").await,
+        Phone::register(sip, "1003", "sip-1003").await,
+        Phone::register(sip, "1004", "sip-1004").await,
+        Phone::register(sip, "1005", "sip-1005").await,
+    ];
+
+    // *401: a registered user creates a room and is its owner in the meeting…
+    let mut creator = Caller::new(sip, "1002").await;
+    assert_eq!(creator.dial("*401*8100*5555*30").await, 200);
+    let created = room_numbered(&s, &admin, "8100")
+        .await
+        .expect("room 8100 created");
+    assert_eq!(
+        (
+            created["max_duration_minutes"].clone(),
+            created["has_pin"].clone()
+        ),
+        (json!(30), json!(true)),
+        "{created}"
+    );
+    let roster = s
+        .get(
+            &format!("/conferences/{}", created["id"].as_str().unwrap_or("")),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        roster.body["members"][0]["role"], "owner",
+        "{}",
+        roster.body
+    );
+    // …and the room is released when its meeting ends.
+    assert_eq!(creator.hang_up("*401*8100*5555*30").await, 200);
+    let mut released = false;
+    for _ in 0..30 {
+        if room_numbered(&s, &admin, "8100").await.is_none() {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(released, "the keypad room is gone after its meeting");
+
+    // An unregistered caller cannot create rooms: told so, hung up on.
+    let mut stranger = Caller::new(sip, "9999").await;
+    assert_eq!(stranger.dial("*401*8105*1111").await, 200);
+    let told = talk_and_listen(&stranger, 0.0, 50).await;
+    assert!(mean_power(&told) > 1000.0, "the stranger hears why");
+    stranger.expect_request("BYE").await;
+    assert!(room_numbered(&s, &admin, "8105").await.is_none());
+
+    // *402: only a room's creator deletes it.
+    room(&s, "8102", Some("2222")).await;
+    let mut other = Caller::new(sip, "1003").await;
+    assert_eq!(other.dial("*402*8102*2222").await, 200);
+    other.expect_request("BYE").await;
+    assert!(
+        room_numbered(&s, &admin, "8102").await.is_some(),
+        "not theirs to delete"
+    );
+    let owner = s.token("owner", "owner-password").await;
+    s.post(
+        "/rooms",
+        &owner,
+        json!({ "number": "8104", "name": "Mine", "pin": "1111" }),
+    )
+    .await
+    .expect(201);
+    let mut deleter = Caller::new(sip, "1004").await;
+    assert_eq!(deleter.dial("*402*8104*1111").await, 200);
+    deleter.expect_request("BYE").await;
+    assert!(
+        room_numbered(&s, &admin, "8104").await.is_none(),
+        "the creator deleted it"
+    );
+
+    // Caller ID: a member of the room's meeting scheme skips the PIN, with their role.
+    let chair_id = s.get("/users?limit=100", &admin).await.body["items"]
+        .as_array()
+        .and_then(|users| users.iter().find(|u| u["username"] == "chair").cloned())
+        .expect("chair")["id"]
+        .clone();
+    let room_id = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8103", "name": "Board", "pin": "3333", "members_skip_pin": true }),
+        )
+        .await
+        .id();
+    s.post(
+        "/templates",
+        &admin,
+        json!({ "name": "Board", "room_id": room_id, "members": [{ "kind": "user", "user_id": chair_id, "role": "chairman" }] }),
+    )
+    .await
+    .expect(201);
+    let mut chair = Caller::new(sip, "1005").await;
+    assert_eq!(chair.dial("8103").await, 200);
+    let mut role = serde_json::Value::Null;
+    for _ in 0..30 {
+        role = s.get(&format!("/conferences/{room_id}"), &admin).await.body["members"][0]["role"]
+            .clone();
+        if role == "chairman" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(role, "chairman", "recognised, in without the PIN");
+    assert_eq!(chair.hang_up("8103").await, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_room_keeps_its_meeting_but_takes_no_one_new() {
+    let s = start(Db::Sqlite, "deleted_live").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8001", "name": "Doomed" }),
+        )
+        .await
+        .id();
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut inside = Caller::new(sip, "inside").await;
+    assert_eq!(inside.dial("8001").await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.delete(&format!("/rooms/{room_id}"), &admin)
+        .await
+        .expect(204);
+    // The meeting goes on, under the chair's control…
+    let roster = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    roster.expect(200);
+    assert_eq!(roster.body["members"].as_array().map(Vec::len), Some(1));
+    let member = roster.body["members"][0]["id"].clone();
+    s.post(
+        &format!("/conferences/{room_id}/members/{member}/mute"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    // …but nobody new finds the room.
+    let mut late = Caller::new(sip, "late").await;
+    assert_eq!(late.dial("8001").await, 404);
+    s.post(
+        &format!("/conferences/{room_id}/invite"),
+        &admin,
+        json!({ "number": "+8613800138000" }),
+    )
+    .await
+    .expect_problem(404, None);
+    let ended = s
+        .post(&format!("/conferences/{room_id}/end"), &admin, json!({}))
+        .await;
+    assert!(ended.status.is_success(), "{}", ended.body);
+    inside.expect_request("BYE").await;
     s.stop().await;
 }
