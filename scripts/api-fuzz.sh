@@ -14,6 +14,13 @@ fi
 bin="${CARGO_TARGET_DIR:-target}/debug/conclave"
 cargo build --locked -q -p conclave-server --bin conclave
 
+# The fuzzer creates trunks to whatever hosts it invents and meetings that call through them:
+# as root, the server and the fuzzer run in a network namespace of their own with only
+# loopback, so that nothing it generates leaves the machine.
+if [ -z "${API_FUZZ_NETNS:-}" ] && [ "$(id -u)" = 0 ] && unshare --net true 2>/dev/null; then
+  exec env API_FUZZ_NETNS=1 unshare --net bash -c 'ip link set lo up && exec "$0"' "$0"
+fi
+
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"

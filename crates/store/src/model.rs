@@ -402,9 +402,9 @@ fn yes() -> bool {
     true
 }
 
-/// A trunk's settings, as the API takes and shows them.
+/// A trunk's settings, as the API takes and shows them. (Unknown fields are refused by the
+/// API's body, which flattens these: serde cannot deny them here.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct TrunkSettings {
     /// The gateway's host name or IP address.
     pub host: String,
