@@ -50,11 +50,21 @@ pub async fn start(settings: Settings) -> Result<Running> {
     let media = crate::media::start(notices).context("cannot start the media thread")?;
     let conferences = crate::live::Conferences::new(media.clone(), store.clone());
     tokio::spawn(conferences.clone().route_notices(noticed));
+    let sealer =
+        Arc::new(crate::secrets::Sealer::load_or_create(&settings.data_dir).context("data_dir")?);
     tokio::spawn(crate::webhooks::deliver(
         store.clone(),
+        sealer.clone(),
         conferences.subscribe(),
     ));
-    let sip = crate::sip::start(&settings, store.clone(), media, conferences.clone()).await?;
+    let sip = crate::sip::start(
+        &settings,
+        store.clone(),
+        media,
+        conferences.clone(),
+        sealer.clone(),
+    )
+    .await?;
     conferences.set_call_control(std::sync::Arc::new(sip.handle.clone()));
 
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
@@ -66,6 +76,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
         sip.handle.clone(),
         conferences,
         Arc::new(settings),
+        sealer,
     );
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -10,6 +10,7 @@ pub mod history;
 pub mod live;
 pub mod media;
 pub mod prompts;
+pub mod secrets;
 pub mod sip;
 pub mod telemetry;
 pub mod trunks;

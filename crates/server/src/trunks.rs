@@ -1,7 +1,25 @@
 //! Phone numbers go out through trunks: which trunk takes a number, and what it becomes on the
 //! way (the trunk's rewrite rules, like a PBX dial plan).
 
+use crate::secrets::Sealer;
 use conclave_store::model::{RewriteRule, Trunk};
+
+/// Trunks as stored, with their passwords opened for use (a password that does not open is
+/// dropped: the gateway will refuse us, and the log says why).
+pub fn unsealed(mut trunks: Vec<Trunk>, sealer: &Sealer) -> Vec<Trunk> {
+    for trunk in &mut trunks {
+        if let Some(sealed) = trunk.password.take() {
+            trunk.password = sealer.open(&sealed);
+            if trunk.password.is_none() {
+                tracing::warn!(
+                    trunk = trunk.name,
+                    "the trunk's password does not open with this data directory's key"
+                );
+            }
+        }
+    }
+    trunks
+}
 
 /// A number as people write it ("+86 10-6552 9988", "(030) 1234") reduced to what a gateway
 /// dials: an optional leading `+`, then digits, `*` and `#`. `None` when it is not a number.

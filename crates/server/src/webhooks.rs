@@ -27,7 +27,11 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// Delivers meeting events to the tenants' webhooks until the server stops.
-pub async fn deliver(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
+pub async fn deliver(
+    store: Store,
+    sealer: std::sync::Arc<crate::secrets::Sealer>,
+    mut events: broadcast::Receiver<LiveEvent>,
+) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -69,8 +73,16 @@ pub async fn deliver(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
             .unwrap_or_default();
         for hook in hooks {
             let (client, body, kind) = (client.clone(), body.clone(), kind.clone());
+            let sealer = sealer.clone();
             tokio::spawn(async move {
-                let signature = signature(&hook.secret, &body);
+                let Some(secret) = sealer.open(&hook.secret) else {
+                    tracing::warn!(
+                        url = hook.url,
+                        "the webhook's secret does not open with this data directory's key"
+                    );
+                    return;
+                };
+                let signature = signature(&secret, &body);
                 let delivery = conclave_store::new_id();
                 for (attempt, wait) in std::iter::once(Duration::ZERO).chain(RETRIES).enumerate() {
                     tokio::time::sleep(wait).await;

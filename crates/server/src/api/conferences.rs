@@ -249,7 +249,10 @@ pub(super) async fn start(
         .start(&room, live, template_id.clone())
         .map_err(refused)?;
     let mut conn = state.store.conn().await?;
-    let trunks = repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?;
+    let trunks = crate::trunks::unsealed(
+        repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?,
+        &state.sealer,
+    );
     let mut calls = Vec::new();
     for m in &members {
         let reachable = match m.kind {
@@ -583,7 +586,10 @@ async fn invite_member(
             ));
         }
     };
-    let trunks = repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?;
+    let trunks = crate::trunks::unsealed(
+        repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?,
+        &state.sealer,
+    );
     let callee = reachable
         .callee(&trunks)
         .map_err(|reason| ApiError::field(field, reason))?;

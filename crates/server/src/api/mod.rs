@@ -46,6 +46,8 @@ pub struct AppState {
     pub conferences: crate::live::Conferences,
     pub settings: Arc<Settings>,
     pub login_guard: Arc<session::LoginGuard>,
+    /// Seals the secrets the server must read back (trunk passwords) at rest.
+    pub sealer: Arc<crate::secrets::Sealer>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
         sip: crate::sip::SipHandle,
         conferences: crate::live::Conferences,
         settings: Arc<Settings>,
+        sealer: Arc<crate::secrets::Sealer>,
     ) -> Self {
         AppState {
             store,
@@ -61,6 +64,7 @@ impl AppState {
             conferences,
             settings,
             login_guard: Arc::default(),
+            sealer,
         }
     }
 }

@@ -136,6 +136,14 @@ fn check(t: &Trunk, c: &mut Checks) {
     }
 }
 
+/// The trunk as stored: its password sealed.
+fn sealed(state: &AppState, trunk: &Trunk) -> Trunk {
+    Trunk {
+        password: trunk.password.as_deref().map(|p| state.sealer.seal(p)),
+        ..trunk.clone()
+    }
+}
+
 async fn view(state: &AppState, trunks: Vec<Trunk>) -> Vec<TrunkView> {
     let ids = trunks.iter().map(|t| t.id.clone()).collect();
     let states = state.sip.trunk_states(ids).await;
@@ -184,7 +192,7 @@ async fn create_trunk(
     check(&trunk, &mut c);
     c.finish()?;
     let mut tx = state.store.begin().await?;
-    repo::trunks::insert(&mut tx, &trunk).await?;
+    repo::trunks::insert(&mut tx, &sealed(&state, &trunk)).await?;
     audit(&mut tx, &caller, entry("createTrunk", &trunk)).await?;
     tx.commit().await?;
     state
@@ -253,7 +261,7 @@ async fn update_trunk(
     body.refuse_unknown()?;
     let old = administered(&state, &caller, &id).await?;
     let password = match body.password {
-        None => old.password.clone(),
+        None => old.password.as_deref().and_then(|p| state.sealer.open(p)),
         Some(p) if p.is_empty() => None,
         Some(p) => Some(p),
     };
@@ -278,7 +286,7 @@ async fn update_trunk(
     check(&trunk, &mut c);
     c.finish()?;
     let mut tx = state.store.begin().await?;
-    repo::trunks::update(&mut tx, &trunk).await?;
+    repo::trunks::update(&mut tx, &sealed(&state, &trunk)).await?;
     audit(&mut tx, &caller, entry("updateTrunk", &trunk)).await?;
     tx.commit().await?;
     state

@@ -84,7 +84,11 @@ async fn create_webhook(
     }
     c.finish()?;
     let mut tx = state.store.begin().await?;
-    repo::webhooks::insert(&mut tx, &webhook).await?;
+    let stored = Webhook {
+        secret: state.sealer.seal(&webhook.secret),
+        ..webhook.clone()
+    };
+    repo::webhooks::insert(&mut tx, &stored).await?;
     audit(&mut tx, &caller, entry("createWebhook", &webhook)).await?;
     tx.commit().await?;
     Ok((

@@ -311,6 +311,7 @@ pub async fn start(
     store: Store,
     media: crate::media::MediaHandle,
     conferences: crate::live::Conferences,
+    sealer: Arc<crate::secrets::Sealer>,
 ) -> Result<SipService> {
     let udp = UdpSocket::bind(settings.sip_udp)
         .await
@@ -356,9 +357,10 @@ pub async fn start(
     let store_for_calls = store.clone();
     let trunks = {
         let mut conn = store.conn().await.context("loading trunks")?;
-        conclave_store::repo::trunks::all(&mut conn)
+        let trunks = conclave_store::repo::trunks::all(&mut conn)
             .await
-            .context("loading trunks")?
+            .context("loading trunks")?;
+        crate::trunks::unsealed(trunks, &sealer)
     };
     let seed = rand::random::<u64>();
     let secret: [u8; 32] = rand::random();

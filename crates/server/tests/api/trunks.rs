@@ -477,6 +477,24 @@ async fn a_phone_number_is_called_through_a_registered_trunk() {
     let path = format!("/trunks/{}", trunk.id());
     let registered = wait_for(&s, &admin, &path, |t| t["registration"] == "registered").await;
     assert_eq!(registered["registration"], "registered", "{registered}");
+    // The password is sealed at rest: nowhere in the database's files.
+    for entry in std::fs::read_dir(s._tmp.path())
+        .expect("data dir")
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("conclave.db")
+        {
+            let bytes = std::fs::read(entry.path()).expect("read the database");
+            assert!(
+                !bytes.windows(6).any(|w| w == b"s3cret"),
+                "{:?} holds the trunk's password in clear",
+                entry.file_name()
+            );
+        }
+    }
 
     let (room, template) = room_and_template(&s, &admin, "065529988").await;
     let started = s
