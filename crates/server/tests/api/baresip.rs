@@ -2,14 +2,18 @@
 //! 1.1.0), against the server started in-process.
 //!
 //! - Registration with digest auth over UDP, TCP and TLS, seen in `GET /registrations`
-//!   (ignored for now: see the last point below).
-//! - Calls into a room with each codec (PCMU, PCMA, G.722, Opus), and over TCP and TLS (TLS
-//!   ignored for now: see `baresip_calls_a_room_over_tls`): the roster shows the member with that codec and the packets the server receives from it, and
+//!   (libre 1.1 needs an MD5-only challenge: see the last points below).
+//! - Calls into a room with each codec (PCMU, PCMA, G.722, Opus), and over TCP and TLS: the
+//!   roster shows the member with that codec and the packets the server receives from it, and
 //!   audio crosses the bridge both ways — baresip sends a 440 Hz tone from a WAV file and
 //!   records what it hears, a plain RTP caller in the room (`room_call::Caller`, PCMU) sends
 //!   880 Hz, and each must hear the other's tone and not its own.
 //! - A call with SDES-SRTP (`mediaenc=srtp-mand`: RTP/SAVP with `a=crypto`): the server's
 //!   answer carries `a=crypto` and the audio flows.
+//! - Dial-out: registered baresips that answer by themselves (`;answermode=auto`) are called
+//!   into a meeting by one click; each hears the other (1200 and 1600 Hz, clear of the
+//!   server's chimes and music) and not itself; mute and removal act on their calls. One
+//!   already on a call (`call_max_calls 1`) answers "486 Max Calls" and shows as `busy`.
 //!
 //! Driving baresip 1.0 headless, as found on Debian 12:
 //! - `net_interface 127.0.0.1` (an address, not `lo`: "net: lo: could not get IPv4
@@ -24,7 +28,8 @@
 //!   file ends, so it is longer than the call.
 //! - aufile is only a source. What baresip hears is recorded by the `sndfile` filter
 //!   (`snd_path DIR` → `DIR/dump-<time>-dec.wav`, at the codec's rate and channels), with
-//!   `aubridge,nil` as a player that plays nowhere.
+//!   `aubridge,nil` as a player that plays nowhere. It is written as packets come, so a test
+//!   can note its length, act, and judge what was heard after the mark.
 //! - `audio_codecs` in the account restricts the offer; G.722 and Opus need their full
 //!   `name/rate/channels` (`G722/16000/1`, `opus/48000/2`), a bare name is "not found" and
 //!   every codec is offered instead.
@@ -39,6 +44,10 @@
 //!   that challenges with MD5 alone.
 //! - libre 1.1 sends requests only to `sip:` URIs (`ENOSYS` for `sips:`): it cannot dial a
 //!   `sips:` URI, nor follow a `sips:` Contact in a 200 OK.
+//! - Called: `;answermode=auto` in the account answers at once (180 then 200); `call_max_calls
+//!   N` in the config turns away calls beyond N with "486 Max Calls" (0 means no limit). A
+//!   BYE from the other side is logged "session closed: Connection reset by peer". SIGTERM
+//!   ends baresip as `-t` does (hang up, un-register, exit 0), so a test quits it when done.
 
 use crate::common::{Db, TestServer, start};
 use crate::room_call::{Caller, talk_and_listen};
@@ -136,6 +145,19 @@ impl Baresip {
         seconds: u64,
         commands: &[String],
     ) -> Baresip {
+        Baresip::start_with(modules, name, accounts, source, seconds, commands, "")
+    }
+
+    /// [`Baresip::start`] with `extra` lines in its configuration.
+    fn start_with(
+        modules: &Path,
+        name: &str,
+        accounts: &str,
+        source: Option<&Path>,
+        seconds: u64,
+        commands: &[String],
+        extra: &str,
+    ) -> Baresip {
         let dir = tempfile::tempdir().expect("a temp dir for baresip");
         let mut config = format!(
             "poll_method epoll\n\
@@ -150,6 +172,7 @@ impl Baresip {
         if let Some(source) = source {
             config.push_str(&format!("audio_source aufile,{}\n", source.display()));
         }
+        config.push_str(extra);
         for module in MODULES {
             let kind = match module {
                 "account.so" => "module_tmp",
@@ -231,6 +254,33 @@ impl Baresip {
                     self.log()
                 )
             }
+        }
+    }
+
+    /// Asks baresip to quit (SIGTERM: it hangs up, un-registers and exits, as at the end of
+    /// `-t`), then waits for it as [`Baresip::finish`] does.
+    async fn quit(&mut self, limit: Duration) -> String {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        self.finish(limit).await
+    }
+
+    /// Waits (bounded) until baresip's log has a line containing `needle`; that line.
+    async fn logged(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let line = self
+                .log()
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(str::to_owned);
+            if line.is_some() || Instant::now() >= deadline {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -480,11 +530,10 @@ async fn baresip_calls_a_room_over_tcp() {
     call_a_room("baresip_tcp", PCMU, "tcp", None).await;
 }
 
-/// Ignored while the server's 200 OK to an INVITE over TLS carries `Contact: <sips:…>` even
-/// when the request was a `sip:` URI (`contact_uri` in `crates/sip/src/ua.rs`): libre 1.1
-/// routes only `sip:` URIs (`sip_request`: any other scheme is `ENOSYS`), so baresip cannot
-/// send the ACK and closes the call ("session closed: Function not implemented"). It passes
-/// against a server that answers `sip:…;transport=tls` unless the request URI was `sips:`.
+/// libre 1.1 routes only `sip:` URIs (`sip_request`: any other scheme is `ENOSYS`): this
+/// passes because the server's 200 OK over TLS carries `Contact: <sip:…;transport=tls>` (a
+/// `sips:` one only in dialogs whose request URI was `sips:`, RFC 3261 §12.1.1); with a
+/// `sips:` Contact baresip could not ACK ("session closed: Function not implemented").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_calls_a_room_over_tls() {
     call_a_room("baresip_tls", G722, "tls", None).await;
@@ -539,9 +588,9 @@ async fn baresip_calls_a_room_with_sdes_srtp() {
     );
 }
 
-/// Ignored while the server challenges with MD5 *and* SHA-256 (`DigestServer::algorithms`):
-/// libre 1.1 refuses the whole 401 at the SHA-256 header (see the top of this file). It
-/// passes against a server that challenges with MD5 alone.
+/// Passes with the default challenge, MD5 alone (`sip_digest`): libre 1.1 refuses a whole
+/// 401 at a SHA-256 header (see the top of this file), so `sip_digest = "sha256,md5"` locks
+/// baresip 1.0 out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_registers_over_udp_tcp_and_tls() {
     let Some(modules) = baresip_modules() else {
@@ -620,5 +669,564 @@ async fn baresip_registers_over_udp_tcp_and_tls() {
         "un-registered:\n{}",
         logs(&phones)
     );
+    s.stop().await;
+}
+
+/// Someone the server calls: a user with an extension, and the baresip that registers it
+/// over UDP, answers by itself and sends a tone of its own through one codec.
+#[derive(Debug, Clone, Copy)]
+struct Party {
+    username: &'static str,
+    display_name: &'static str,
+    extension: &'static str,
+    sip_password: &'static str,
+    codec: Codec,
+    /// Clear of the server's own sounds: the join chime (660 and 990 Hz) and the music for a
+    /// member alone (chords between about 330 and 590 Hz).
+    freq: f64,
+    role: &'static str,
+}
+
+const ALPHA: Party = Party {
+    username: "alpha",
+    display_name: "Alpha desk",
+    extension: "1201",
+    sip_password: "sip-secret-1",
+    codec: PCMU,
+    freq: 1200.0,
+    role: "chairman",
+};
+const BRAVO: Party = Party {
+    username: "bravo",
+    display_name: "Bravo desk",
+    extension: "1202",
+    sip_password: "sip-secret-2",
+    codec: OPUS,
+    freq: 1600.0,
+    role: "member",
+};
+const CHARLIE: Party = Party {
+    username: "charlie",
+    display_name: "Charlie desk",
+    extension: "1203",
+    sip_password: "sip-secret-3",
+    codec: PCMU,
+    freq: 2000.0,
+    role: "member",
+};
+
+/// The longest a dial-out test's baresip lives (`-t`); each test asks it to quit sooner.
+const DIAL_OUT_SECONDS: u64 = 60;
+
+impl Party {
+    /// Creates the party's user (with its extension and SIP password); its id.
+    async fn create(&self, s: &TestServer, admin: &str) -> String {
+        let user = s
+            .post(
+                "/users",
+                admin,
+                json!({
+                    "username": self.username, "display_name": self.display_name,
+                    "password": format!("{}-password", self.username),
+                    "extension": self.extension, "sip_password": self.sip_password,
+                }),
+            )
+            .await;
+        user.expect(201);
+        user.id()
+    }
+
+    /// Starts the party's baresip: it registers the extension over UDP, answers calls as
+    /// `answermode` says (`auto`: at once), sends its tone, runs `commands` at start; `extra`
+    /// configuration lines.
+    fn phone(
+        &self,
+        modules: &Path,
+        s: &TestServer,
+        files: &Path,
+        answermode: &str,
+        commands: &[String],
+        extra: &str,
+    ) -> Baresip {
+        let sip = s.running.as_ref().expect("running").sip.udp;
+        let source = files.join(format!("{}.wav", self.username));
+        // Longer than the test: baresip hangs up when its source file ends.
+        write_tone(
+            &source,
+            self.freq,
+            self.codec.rate,
+            self.codec.channels,
+            DIAL_OUT_SECONDS as u32 + 10,
+        );
+        let account = format!(
+            "<sip:{ext}@{sip}>;auth_pass={pass};regint=120;answermode={answermode};\
+             audio_codecs={codec}",
+            ext = self.extension,
+            pass = self.sip_password,
+            codec = self.codec.account,
+        );
+        Baresip::start_with(
+            modules,
+            self.username,
+            &account,
+            Some(&source),
+            DIAL_OUT_SECONDS,
+            commands,
+            extra,
+        )
+    }
+}
+
+/// What baresip 1.0 logs when the other side ends a call with BYE (libre reports it as
+/// `ECONNRESET`); its own hang-up says "Call with … terminated" alone.
+const CLOSED_BY_BYE: &str = "session closed: Connection reset by peer";
+
+/// Every phone's log, for a failure message.
+fn logs(phones: &[&Baresip]) -> String {
+    phones
+        .iter()
+        .map(|p| format!("--- baresip {}:\n{}", p.name, p.log()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every registered binding, of every user.
+async fn all_bindings(s: &TestServer, admin: &str) -> Vec<Value> {
+    let list = s.get("/registrations", admin).await;
+    list.expect(200);
+    list.body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["bindings"].as_array())
+        .flatten()
+        .cloned()
+        .collect()
+}
+
+/// Waits until `count` bindings are registered; every binding, or those seen at `limit`.
+async fn bindings(
+    s: &TestServer,
+    admin: &str,
+    count: usize,
+    limit: Duration,
+) -> Result<Vec<Value>, Vec<Value>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let bindings = all_bindings(s, admin).await;
+        if bindings.len() >= count {
+            return Ok(bindings);
+        }
+        if Instant::now() >= deadline {
+            return Err(bindings);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until the room's roster passes `check`; that roster, or the last one seen (or the
+/// answer to the request, while there is no live meeting) at `limit`.
+async fn roster_until(
+    s: &TestServer,
+    admin: &str,
+    room_id: &str,
+    limit: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Result<Value, Value> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let roster = s.get(&format!("/conferences/{room_id}"), admin).await;
+        if roster.status == 200 && check(&roster.body) {
+            return Ok(roster.body);
+        }
+        if Instant::now() >= deadline {
+            return Err(roster.body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The roster's member or invitation (`list`: `members` or `invitations`) with `number`.
+fn entry<'a>(roster: &'a Value, list: &str, number: &str) -> Option<&'a Value> {
+    roster[list]
+        .as_array()?
+        .iter()
+        .find(|m| m["number"] == number)
+}
+
+/// What `phone` recorded after its first `from` samples, at its rate: at least `seconds` of
+/// it, else the test fails.
+fn recorded_since(phone: &Baresip, from: usize, seconds: f64) -> (Vec<i16>, u32) {
+    let (mut recorded, rate) = phone.heard();
+    let window = recorded.split_off(from.min(recorded.len()));
+    let got = window.len() as f64 / f64::from(rate);
+    assert!(
+        got >= seconds,
+        "baresip {} recorded {got:.2} s since the mark, under {seconds} s\n{}",
+        phone.name,
+        phone.log()
+    );
+    (window, rate)
+}
+
+/// How much each phone has recorded so far (marks for [`recorded_since`]).
+fn marks(phones: &[&Baresip]) -> Vec<usize> {
+    phones.iter().map(|p| p.heard().0.len()).collect()
+}
+
+/// The server calls two registered baresips into a template's meeting (one click); each
+/// answers by itself with its own codec and tone, hears the other and not itself; muting
+/// one silences it for the other; removing the other hangs up its call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_answers_a_one_click_meeting() {
+    let Some(modules) = baresip_modules() else {
+        return;
+    };
+    let s = start(Db::Sqlite, "baresip_dial_out").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8001", "name": "Dial-out" }),
+        )
+        .await
+        .id();
+    let parties = [ALPHA, BRAVO];
+    let mut members = Vec::new();
+    for party in parties {
+        let id = party.create(&s, &admin).await;
+        members.push(json!({ "kind": "user", "user_id": id, "role": party.role }));
+    }
+    let template = s
+        .post(
+            "/templates",
+            &admin,
+            json!({ "name": "Dial-out", "room_id": room_id, "members": members }),
+        )
+        .await;
+    template.expect(201);
+    let files = tempfile::tempdir().expect("tmp");
+    let [mut alpha, mut bravo] =
+        parties.map(|p| p.phone(&modules, &s, files.path(), "auto", &[], ""));
+
+    // Both register (their digest against the server's MD5 challenge).
+    let registered = bindings(&s, &admin, 2, Duration::from_secs(10)).await;
+    registered.unwrap_or_else(|seen| {
+        panic!(
+            "both baresips register: {seen:?}\n{}",
+            logs(&[&alpha, &bravo])
+        )
+    });
+
+    // One click: the server calls each on the flow it registered from.
+    let started = s
+        .post(
+            "/conferences",
+            &admin,
+            json!({ "template_id": template.id() }),
+        )
+        .await;
+    started.expect(201);
+    let statuses: Vec<&Value> = started.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| &m["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!("calling"), &json!("calling")],
+        "{}",
+        started.body
+    );
+
+    // Each answers by itself and its audio reaches the server.
+    let both_in = |roster: &Value| {
+        parties.iter().all(|p| {
+            entry(roster, "members", p.extension)
+                .is_some_and(|m| m["quality"]["packets_received"].as_u64().unwrap_or(0) >= 50)
+        })
+    };
+    let roster = roster_until(&s, &admin, &room_id, Duration::from_secs(10), both_in)
+        .await
+        .unwrap_or_else(|roster| {
+            panic!(
+                "both baresips answer and send audio: {roster}\n{}",
+                logs(&[&alpha, &bravo])
+            )
+        });
+    for party in parties {
+        let member = entry(&roster, "members", party.extension).expect("member");
+        assert_eq!(
+            (&member["via"], &member["role"], &member["quality"]["codec"]),
+            (
+                &json!("dial_out"),
+                &json!(party.role),
+                &json!(party.codec.roster)
+            ),
+            "{}: {roster}",
+            party.username
+        );
+        let invitation = entry(&roster, "invitations", party.extension)
+            .unwrap_or_else(|| panic!("{} among the invitations: {roster}", party.username));
+        assert_eq!(invitation["state"], "joined", "{roster}");
+    }
+    for phone in [&alpha, &bravo] {
+        let answered = phone
+            .logged("Call established", Duration::from_secs(2))
+            .await;
+        assert!(answered.is_some(), "{}", logs(&[phone]));
+    }
+
+    // Both in: each hears the other's tone and not its own (judged over what each records
+    // in the next 3 s; at least 2 s of it on a loaded machine).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start_marks = marks(&[&alpha, &bravo]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut before_mute = 0.0;
+    for (mark, phone, own, other) in [
+        (start_marks[0], &alpha, ALPHA, BRAVO),
+        (start_marks[1], &bravo, BRAVO, ALPHA),
+    ] {
+        let (window, rate) = recorded_since(phone, mark, 2.0);
+        let (heard_other, heard_own) = (
+            goertzel_power(&window, rate, other.freq),
+            goertzel_power(&window, rate, own.freq),
+        );
+        // A clean tone measures about 1.6e7, silence about 0.
+        assert!(
+            heard_other > 1e5 && heard_other > 100.0 * heard_own.max(1e-9),
+            "{} ({}) hears {} ({}): {} Hz {heard_other}, its own {} Hz {heard_own}\n{}",
+            own.username,
+            own.codec.roster,
+            other.username,
+            other.codec.roster,
+            other.freq,
+            own.freq,
+            logs(&[phone])
+        );
+        if own.username == BRAVO.username {
+            before_mute = heard_other;
+        }
+    }
+
+    // Muting alpha: bravo no longer hears it (alpha still hears bravo).
+    let alpha_id = entry(&roster, "members", ALPHA.extension).expect("alpha")["id"].clone();
+    let bravo_id = entry(&roster, "members", BRAVO.extension).expect("bravo")["id"].clone();
+    let muted = s
+        .post(
+            &format!("/conferences/{room_id}/members/{alpha_id}/mute"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    muted.expect(200);
+    assert_eq!(
+        entry(&muted.body, "members", ALPHA.extension).map(|m| &m["muted"]),
+        Some(&json!(true)),
+        "{}",
+        muted.body
+    );
+    // Past what baresip's jitter buffer still held, over the next 2.5 s (at least 1.5 s).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mute_marks = marks(&[&alpha, &bravo]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (window, rate) = recorded_since(&bravo, mute_marks[1], 1.5);
+    let muted_alpha = goertzel_power(&window, rate, ALPHA.freq);
+    assert!(
+        muted_alpha < 1e4 && muted_alpha < before_mute / 1000.0,
+        "bravo no longer hears alpha once muted: {} Hz {muted_alpha} (before {before_mute})\n{}",
+        ALPHA.freq,
+        logs(&[&bravo])
+    );
+    let (window, rate) = recorded_since(&alpha, mute_marks[0], 1.5);
+    let still = goertzel_power(&window, rate, BRAVO.freq);
+    assert!(
+        still > 1e5,
+        "alpha still hears bravo: {} Hz {still}\n{}",
+        BRAVO.freq,
+        logs(&[&alpha])
+    );
+
+    // Removing bravo hangs up its call.
+    s.delete(
+        &format!("/conferences/{room_id}/members/{bravo_id}"),
+        &admin,
+    )
+    .await
+    .expect(200);
+    let closed = bravo.logged(CLOSED_BY_BYE, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some(),
+        "bravo's call is closed by the server's BYE:\n{}",
+        logs(&[&bravo])
+    );
+    let gone = |roster: &Value| {
+        entry(roster, "members", BRAVO.extension).is_none()
+            && entry(roster, "invitations", BRAVO.extension)
+                .is_some_and(|i| i["state"] == "removed")
+    };
+    roster_until(&s, &admin, &room_id, Duration::from_secs(5), gone)
+        .await
+        .unwrap_or_else(|roster| panic!("bravo removed: {roster}"));
+
+    // Ending the meeting hangs up alpha; both un-register on the way out.
+    s.post(&format!("/conferences/{room_id}/end"), &admin, json!({}))
+        .await
+        .expect(200);
+    let closed = alpha.logged(CLOSED_BY_BYE, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some(),
+        "alpha's call is closed by the server's BYE:\n{}",
+        logs(&[&alpha])
+    );
+    for phone in [&mut alpha, &mut bravo] {
+        phone.quit(Duration::from_secs(10)).await;
+    }
+    assert_eq!(all_bindings(&s, &admin).await, Vec::<Value>::new());
+    s.stop().await;
+}
+
+/// A registered baresip already on a call, allowed only one (`call_max_calls 1`), turns the
+/// meeting's call away with "486 Max Calls": its invitation shows `busy`, while another
+/// baresip answers and joins, and its own call goes on. Once off that call, it answers when
+/// the meeting calls the missing again (`redialMissing`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_busy_is_reported() {
+    let Some(modules) = baresip_modules() else {
+        return;
+    };
+    let s = start(Db::Sqlite, "baresip_busy").await.expect("server");
+    let admin = s.admin().await;
+    let room_id = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8001", "name": "Busy" }),
+        )
+        .await
+        .id();
+    let other_room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8002", "name": "Elsewhere" }),
+        )
+        .await
+        .id();
+    let mut members = Vec::new();
+    for party in [ALPHA, CHARLIE] {
+        let id = party.create(&s, &admin).await;
+        members.push(json!({ "kind": "user", "user_id": id, "role": party.role }));
+    }
+    let files = tempfile::tempdir().expect("tmp");
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut alpha = ALPHA.phone(&modules, &s, files.path(), "auto", &[], "");
+    let mut charlie = CHARLIE.phone(
+        &modules,
+        &s,
+        files.path(),
+        "auto",
+        &[format!("/dial sip:8002@{sip}")],
+        "call_max_calls 1\n",
+    );
+    bindings(&s, &admin, 2, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|seen| {
+            panic!(
+                "both baresips register: {seen:?}\n{}",
+                logs(&[&alpha, &charlie])
+            )
+        });
+    // Charlie is on the phone, in the other room.
+    let on_a_call = |roster: &Value| entry(roster, "members", CHARLIE.extension).is_some();
+    roster_until(&s, &admin, &other_room, Duration::from_secs(10), on_a_call)
+        .await
+        .unwrap_or_else(|roster| {
+            panic!("charlie calls room 8002: {roster}\n{}", logs(&[&charlie]))
+        });
+
+    // An ad-hoc meeting this time: the room and the list.
+    s.post(
+        "/conferences",
+        &admin,
+        json!({ "room_id": room_id, "members": members }),
+    )
+    .await
+    .expect(201);
+    let settled = |roster: &Value| {
+        entry(roster, "invitations", ALPHA.extension).is_some_and(|i| i["state"] == "joined")
+            && entry(roster, "invitations", CHARLIE.extension)
+                .is_some_and(|i| !matches!(i["state"].as_str(), Some("calling" | "ringing")))
+    };
+    let roster = roster_until(&s, &admin, &room_id, Duration::from_secs(10), settled)
+        .await
+        .unwrap_or_else(|roster| {
+            panic!(
+                "alpha answers and charlie's call ends: {roster}\n{}",
+                logs(&[&alpha, &charlie])
+            )
+        });
+    let invitation = entry(&roster, "invitations", CHARLIE.extension).expect("charlie");
+    assert_eq!(
+        invitation["state"],
+        "busy",
+        "{roster}\n{}",
+        logs(&[&charlie])
+    );
+    assert!(
+        entry(&roster, "members", CHARLIE.extension).is_none(),
+        "{roster}"
+    );
+    let refused = charlie
+        .logged("(maximum 1 calls)", Duration::from_secs(2))
+        .await;
+    assert!(refused.is_some(), "charlie refuses:\n{}", logs(&[&charlie]));
+    // Charlie's own call goes on.
+    let elsewhere = s.get(&format!("/conferences/{other_room}"), &admin).await;
+    assert!(on_a_call(&elsewhere.body), "{}", elsewhere.body);
+
+    // Off that call, charlie answers when the meeting calls the missing again.
+    s.post(&format!("/conferences/{other_room}/end"), &admin, json!({}))
+        .await
+        .expect(200);
+    let free = charlie.logged(CLOSED_BY_BYE, Duration::from_secs(5)).await;
+    assert!(
+        free.is_some(),
+        "charlie's call ends:\n{}",
+        logs(&[&charlie])
+    );
+    let redial = s
+        .post(&format!("/conferences/{room_id}/redial"), &admin, json!({}))
+        .await;
+    redial.expect(200);
+    let names: Vec<&Value> = redial.body["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| &m["display_name"])
+        .collect();
+    assert_eq!(names, [CHARLIE.display_name], "{}", redial.body);
+    let joined = |roster: &Value| {
+        entry(roster, "invitations", CHARLIE.extension).is_some_and(|i| i["state"] == "joined")
+            && entry(roster, "members", CHARLIE.extension)
+                .is_some_and(|m| m["via"] == "dial_out" && m["role"] == CHARLIE.role)
+    };
+    roster_until(&s, &admin, &room_id, Duration::from_secs(10), joined)
+        .await
+        .unwrap_or_else(|roster| {
+            panic!(
+                "charlie answers the redial: {roster}\n{}",
+                logs(&[&charlie])
+            )
+        });
+
+    s.post(&format!("/conferences/{room_id}/end"), &admin, json!({}))
+        .await
+        .expect(200);
+    for phone in [&mut alpha, &mut charlie] {
+        phone.quit(Duration::from_secs(10)).await;
+    }
     s.stop().await;
 }
