@@ -4,7 +4,7 @@
 //! members has no deadline and costs nothing.
 
 use conclave_media::conference::{
-    Conference, ConferenceConfig, Event, MemberConfig, MemberId, PlaybackTarget,
+    Conference, ConferenceConfig, Event, MemberConfig, MemberId, PacketKind, PlaybackTarget,
 };
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -19,11 +19,14 @@ pub enum Command {
         member: MemberId,
         config: Box<MemberConfig>,
         socket: Arc<UdpSocket>,
+        /// Where RTCP goes when it is not multiplexed with RTP (RFC 3605/5761).
+        rtcp_to: Option<SocketAddr>,
     },
     /// New media for a member (re-INVITE): codec, address or keys changed.
     Update {
         member: MemberId,
         config: Box<MemberConfig>,
+        rtcp_to: Option<SocketAddr>,
     },
     Leave {
         member: MemberId,
@@ -123,6 +126,7 @@ struct Member {
     room: String,
     socket: Arc<UdpSocket>,
     codec: &'static str,
+    rtcp_to: Option<SocketAddr>,
 }
 
 struct MediaThread {
@@ -186,6 +190,7 @@ impl MediaThread {
                 member,
                 config,
                 socket,
+                rtcp_to,
             } => {
                 let conference = self.rooms.entry(room.clone()).or_insert_with(|| {
                     Conference::new(ConferenceConfig {
@@ -202,6 +207,7 @@ impl MediaThread {
                                 room,
                                 socket,
                                 codec,
+                                rtcp_to,
                             },
                         );
                         metrics::gauge!("conclave_media_members").increment(1.0);
@@ -209,7 +215,11 @@ impl MediaThread {
                     Err(err) => tracing::warn!(?err, member, "cannot add a member to the mix"),
                 }
             }
-            Command::Update { member, config } => {
+            Command::Update {
+                member,
+                config,
+                rtcp_to,
+            } => {
                 let codec = config.codec.name();
                 if let Some(conference) = self.conference_of(member)
                     && let Err(err) = conference.update_member(member, *config, now)
@@ -219,6 +229,7 @@ impl MediaThread {
                 }
                 if let Some(m) = self.members.get_mut(&member) {
                     m.codec = codec;
+                    m.rtcp_to = rtcp_to;
                 }
             }
             Command::Leave { member } => {
@@ -228,7 +239,7 @@ impl MediaThread {
                 metrics::gauge!("conclave_media_members").decrement(1.0);
                 if let Some(conference) = self.rooms.get_mut(&m.room) {
                     if let Some(bye) = conference.remove_member(member)
-                        && let Some(to) = bye.to
+                        && let Some(to) = m.rtcp_to.or(bye.to)
                     {
                         let _ = m.socket.send_to(&bye.data, to);
                     }
@@ -335,8 +346,14 @@ impl MediaThread {
             }
             let out = conference.tick(deadline);
             for transmit in out.transmits {
-                let (Some(member), Some(to)) = (self.members.get(&transmit.member), transmit.to)
-                else {
+                let Some(member) = self.members.get(&transmit.member) else {
+                    continue;
+                };
+                let to = match transmit.kind {
+                    PacketKind::Rtcp => member.rtcp_to.or(transmit.to),
+                    PacketKind::Rtp => transmit.to,
+                };
+                let Some(to) = to else {
                     continue;
                 };
                 if let Err(err) = member.socket.send_to(&transmit.data, to) {

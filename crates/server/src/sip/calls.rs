@@ -386,6 +386,11 @@ fn member_config(media: &NegotiatedAudio) -> Option<MemberConfig> {
     Some(config)
 }
 
+/// Where our RTCP goes: the peer's RTCP port when it did not take rtcp-mux.
+fn rtcp_to(media: &NegotiatedAudio) -> Option<std::net::SocketAddr> {
+    (!media.rtcp_mux).then_some(media.remote_rtcp).flatten()
+}
+
 /// A call's media leg: its RTP socket and the task that reads it.
 struct Leg {
     socket: Arc<UdpSocket>,
@@ -607,6 +612,7 @@ impl Calls {
             self.media.send(Command::Update {
                 member: call.0,
                 config: Box::new(config),
+                rtcp_to: rtcp_to(media),
             });
             return;
         }
@@ -616,6 +622,7 @@ impl Calls {
             member: call.0,
             config: Box::new(config),
             socket: leg.socket.clone(),
+            rtcp_to: rtcp_to(media),
         });
         if leg.reader.is_none() {
             leg.reader = spawn_reader(&leg.socket, call, self.media.clone());
