@@ -260,3 +260,16 @@ pub fn free_udp_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Is sipp (Debian's sip-tester) here? Tests that need it say they are skipped when not.
+pub fn sipp_installed() -> bool {
+    let found = std::process::Command::new("sipp")
+        .arg("-v")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("SIPp"))
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIPPED: sipp is not installed (Debian package sip-tester)");
+    }
+    found
+}

@@ -5,7 +5,7 @@
 //! and rooms, and a call over IPv6. Each scenario is written to a temp file and run once
 //! (`-m 1`) under a global timeout; the test asserts sipp's exit status and the live roster.
 
-use crate::common::{Db, TestServer, free_udp_port, start};
+use crate::common::{Db, TestServer, free_udp_port, sipp_installed, start};
 use conclave_server::config::Settings;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -238,18 +238,6 @@ fn answer_has(payload: u8, name: &str) -> Vec<String> {
 
 /// G.711 A-law audio (payload type 8, 7 s) shipped with Debian's sip-tester.
 const SIPP_PCMA: &str = "/usr/share/sip-tester/g711a.pcap";
-
-fn sipp_installed() -> bool {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("SIPp"))
-        .unwrap_or(false);
-    if !found {
-        eprintln!("SKIPPED: sipp is not installed (Debian package sip-tester)");
-    }
-    found
-}
 
 /// What one sipp run produced.
 struct SippRun {

@@ -2,6 +2,7 @@
 //! challenges, rings, answers, plays audio, and takes the BYE or the CANCEL).
 
 use crate::both_backends;
+use crate::common::sipp_installed;
 use crate::common::{Db, TestServer, free_udp_port, start};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -363,14 +364,6 @@ Content-Length: 0
 ]]></send>
 </scenario>
 "#;
-
-fn sipp_installed() -> bool {
-    let found = Command::new("sipp").arg("-v").output().is_ok();
-    if !found {
-        eprintln!("skipped: sipp (package sip-tester) is not installed");
-    }
-    found
-}
 
 /// Starts a sipp UAS gateway on `port`, handling `calls` calls, in the background.
 fn gateway(
