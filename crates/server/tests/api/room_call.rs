@@ -1467,3 +1467,41 @@ async fn a_deleted_room_keeps_its_meeting_but_takes_no_one_new() {
     inside.expect_request("BYE").await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_s_maximum_duration_warns_then_ends_the_meeting() {
+    let s = start(Db::Sqlite, "max_duration").await.expect("server");
+    let admin = s.admin().await;
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8001", "name": "Short", "max_duration_minutes": 1 }),
+    )
+    .await
+    .expect(201);
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut a = Caller::new(sip, "a").await;
+    let mut b = Caller::new(sip, "b").await;
+    assert_eq!(a.dial("8001").await, 200);
+    assert_eq!(b.dial("8001").await, 200);
+    // Two members, so no music: what they hear at 30 s is the warning.
+    tokio::time::sleep(Duration::from_secs(28)).await;
+    let warned = talk_and_listen(&a, 0.0, 200).await;
+    assert!(
+        mean_power(&warned) > 1000.0,
+        "the warning is heard half-way"
+    );
+    // At one minute, a goodbye, then the calls end.
+    tokio::time::sleep(Duration::from_secs(28)).await;
+    a.expect_request("BYE").await;
+    b.expect_request("BYE").await;
+    let history = s.get("/conference-history", &admin).await;
+    let meeting = &history.body["items"][0];
+    let lasted =
+        meeting["ended_at"].as_i64().unwrap_or(0) - meeting["started_at"].as_i64().unwrap_or(0);
+    assert!(
+        (60_000..70_000).contains(&lasted),
+        "one minute and a goodbye: {lasted} ms"
+    );
+    s.stop().await;
+}
