@@ -1229,6 +1229,26 @@ impl Endpoint {
         }
     }
 
+    /// A connection to `addr` over `transport` could not be opened (refused, TLS handshake
+    /// failed): the client transactions waiting to go there end now with [`Event::Timeout`]
+    /// rather than at Timer B.
+    pub fn connection_failed(&mut self, addr: SocketAddr, transport: Transport) {
+        let failed: Vec<TxId> = self
+            .txs
+            .values()
+            .filter(|tx| {
+                tx.client
+                    && tx.peer.addr == addr
+                    && tx.peer.transport == transport
+                    && matches!(tx.state, State::Initial | State::Proceeding)
+            })
+            .map(|tx| tx.id)
+            .collect();
+        for id in failed {
+            self.transport_error(id);
+        }
+    }
+
     /// Tells the endpoint that sending on transaction `tx` failed (connection refused or
     /// closed): a client transaction ends with [`Event::Timeout`] (RFC 3261 §8.1.3.1).
     pub fn transport_error(&mut self, id: TxId) {

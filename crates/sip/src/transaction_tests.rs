@@ -731,3 +731,26 @@ fn two_clients_with_the_same_branch_get_two_transactions() {
             .all(|e| !matches!(e, Event::Request { .. }))
     );
 }
+
+#[test]
+fn a_connection_that_never_opens_fails_its_transactions_at_once() {
+    let mut h = H::new();
+    let req = out_request(&mut h.ep, Method::Invite);
+    let tx = h.ep.send_request(h.now, req, tcp("10.9.9.9:5061")).unwrap();
+    let other = out_request(&mut h.ep, Method::Options);
+    let elsewhere =
+        h.ep.send_request(h.now, other, tcp("10.9.9.8:5061"))
+            .unwrap();
+    h.events();
+    h.ep.connection_failed("10.9.9.9:5061".parse().unwrap(), Transport::Tcp);
+    assert_eq!(
+        h.events(),
+        vec![Event::Timeout { tx }, Event::Terminated { tx }]
+    );
+    assert_eq!(
+        h.ep.transaction_count(),
+        1,
+        "the other destination's goes on"
+    );
+    let _ = elsewhere;
+}

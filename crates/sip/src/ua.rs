@@ -317,6 +317,18 @@ impl UserAgent {
         self.process(now);
     }
 
+    /// A connection the runtime opened to `addr` never came up: the requests waiting to go
+    /// there fail now (a call ends with [`EndReason::Timeout`]).
+    pub fn connection_failed(
+        &mut self,
+        now: Instant,
+        addr: std::net::SocketAddr,
+        transport: Transport,
+    ) {
+        self.ep.connection_failed(addr, transport);
+        self.process(now);
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.ep.poll_transmit()
     }

@@ -49,6 +49,10 @@ pub(crate) enum Input {
     Closed {
         id: u64,
     },
+    /// A connection we opened never came up: what waits to go on it fails now.
+    ConnectFailed {
+        id: u64,
+    },
     /// The directory's answer for a REGISTER waiting on it.
     Looked {
         pending: Box<registrations::Pending>,
@@ -397,7 +401,9 @@ pub async fn start(
         srtp: srtp_policy(settings.sip_srtp),
         tls_srtp: srtp_policy(settings.sip_tls_srtp),
         tls_clients: tls::client_configs()?,
-        tls_names: HashMap::new(),
+        outbound: HashMap::new(),
+        trunk_calls: HashMap::new(),
+        closing: Vec::new(),
         trunk_registrations: HashMap::new(),
         locals,
         access_number: settings.access_number.clone(),
@@ -455,8 +461,14 @@ struct Core {
     srtp: SrtpPolicy,
     tls_srtp: SrtpPolicy,
     tls_clients: tls::ClientConfigs,
-    /// Gateways we reach over TLS: the name their certificate must carry, and whether to check.
-    tls_names: HashMap<SocketAddr, (String, bool)>,
+    /// Connections to gateways, by the id their calls and registrations carry in their
+    /// `Peer`: for TLS, the name the certificate must carry and whether to check it. A
+    /// connection opens on first use (and again if it dropped), with its own trunk's checks.
+    outbound: HashMap<u64, Option<(String, bool)>>,
+    /// Calls through trunks and their connection (closed when the call ends).
+    trunk_calls: HashMap<conclave_sip::ua::CallId, u64>,
+    /// Connections to close once the messages in hand are sent.
+    closing: Vec<u64>,
     /// Trunk id → our registration with its gateway.
     trunk_registrations: HashMap<String, Registration>,
     /// Our listening addresses, as Via and Contact show them.
@@ -525,7 +537,13 @@ impl Core {
                 );
             }
             Input::Closed { id } => {
+                // A gateway's connection opens again when next needed.
                 self.connections.remove(&id);
+            }
+            Input::ConnectFailed { id } => {
+                if let Some(c) = self.connections.remove(&id) {
+                    self.ua.connection_failed(now, c.addr, c.transport);
+                }
             }
             Input::Admission {
                 call,
@@ -596,6 +614,10 @@ impl Core {
         }
         while let Some(transmit) = self.ua.poll_transmit() {
             self.send(transmit).await;
+        }
+        for id in std::mem::take(&mut self.closing) {
+            self.outbound.remove(&id);
+            self.connections.remove(&id);
         }
     }
 
@@ -703,6 +725,11 @@ impl Core {
             UaEvent::Ended { call, reason } => {
                 tracing::info!(?call, ?reason, "call ended");
                 self.calls.ended(call, reason);
+                if let Some(id) = self.trunk_calls.remove(&call) {
+                    // The call's own connection to the gateway goes with it, once what is
+                    // still due (our 200 to their BYE) has been queued on it.
+                    self.closing.push(id);
+                }
             }
             UaEvent::Endpoint(conclave_sip::Event::BadMessage { .. }) => {
                 metrics::counter!("conclave_sip_bad_messages_total").increment(1);
@@ -790,9 +817,7 @@ impl Core {
     ) -> Result<u64, String> {
         let s = &trunk.settings;
         let transport = sip_transport(s.transport);
-        if transport == Transport::Tls {
-            self.tls_names.insert(dest, (s.host.clone(), s.verify_tls));
-        }
+        let peer = self.gateway(trunk, transport, dest);
         let param = match transport {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
@@ -828,7 +853,7 @@ impl Core {
             media.srtp_policy = Some(srtp);
             conclave_sip::ua::Dial {
                 target,
-                dest: Peer::new(transport, dest),
+                dest: peer,
                 from,
                 to,
                 media,
@@ -838,9 +863,28 @@ impl Core {
             }
         };
         tracing::info!(trunk = trunk.name, %number, room = room.number, "calling through a trunk");
-        self.calls
-            .dial(now, &mut self.ua, room, callee, invitation, dial)
-            .map(|call| call.0)
+        let connection = peer.connection;
+        let call = self
+            .calls
+            .dial(now, &mut self.ua, room, callee, invitation, dial)?;
+        if let Some(id) = connection {
+            self.trunk_calls.insert(call, id);
+        }
+        Ok(call.0)
+    }
+
+    /// Where a trunk's messages go: over UDP, the gateway's address; over TCP or TLS, a
+    /// connection of their own (opened when first used) checked as the trunk says.
+    fn gateway(&mut self, trunk: &Trunk, transport: Transport, dest: SocketAddr) -> Peer {
+        let mut peer = Peer::new(transport, dest);
+        if transport != Transport::Udp {
+            let id = transport::next_connection_id();
+            let s = &trunk.settings;
+            let tls = (transport == Transport::Tls).then(|| (s.host.clone(), s.verify_tls));
+            self.outbound.insert(id, tls);
+            peer.connection = Some(id);
+        }
+        peer
     }
 
     /// Follows a trunk's settings: ends the old registration, starts the new one.
@@ -868,9 +912,7 @@ impl Core {
             return;
         }
         let transport = sip_transport(s.transport);
-        if transport == Transport::Tls {
-            self.tls_names.insert(dest, (s.host.clone(), s.verify_tls));
-        }
+        let peer = self.gateway(&trunk, transport, dest);
         let Some(local) = self
             .locals
             .iter()
@@ -901,7 +943,7 @@ impl Core {
             registrar,
             aor,
             contact,
-            dest: Peer::new(transport, dest),
+            dest: peer,
             via_host: local.host.clone(),
             via_port: local.port,
             username,
@@ -960,18 +1002,27 @@ impl Core {
             }
             // A flow a phone opened and closed cannot be reopened (RFC 5626); one to a
             // gateway is ours to open.
-            None if peer.connection.is_none() => self.connect(peer, payload),
+            None if peer
+                .connection
+                .is_some_and(|id| self.outbound.contains_key(&id)) =>
+            {
+                self.connect(peer, payload)
+            }
             None => tracing::debug!(to = %peer.addr, "no open connection to send on"),
         }
     }
 
     /// Opens a TCP or TLS connection to a gateway; `first` waits in its queue until it is up.
     fn connect(&mut self, peer: Peer, first: Vec<u8>) {
+        let Some(id) = peer.connection else {
+            return;
+        };
         let tls = if peer.transport == Transport::Tls {
             let (name, verify) = self
-                .tls_names
-                .get(&peer.addr)
+                .outbound
+                .get(&id)
                 .cloned()
+                .flatten()
                 .unwrap_or_else(|| (peer.addr.ip().to_string(), true));
             let config = if verify {
                 self.tls_clients.verified.clone()
@@ -988,7 +1039,6 @@ impl Core {
         } else {
             None
         };
-        let id = transport::next_connection_id();
         let (out, queue) = mpsc::unbounded_channel();
         let _ = out.send(first);
         self.connections.insert(
@@ -999,10 +1049,6 @@ impl Core {
                 out: out.clone(),
             },
         );
-        let peer = Peer {
-            connection: Some(id),
-            ..peer
-        };
         tokio::spawn(transport::connect(
             peer,
             tls,

@@ -128,12 +128,12 @@ pub async fn connect(
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {
             tracing::info!(%err, to = %peer.addr, "cannot connect");
-            let _ = inputs.send(Input::Closed { id }).await;
+            let _ = inputs.send(Input::ConnectFailed { id }).await;
             return;
         }
         Err(_) => {
             tracing::info!(to = %peer.addr, "connecting timed out");
-            let _ = inputs.send(Input::Closed { id }).await;
+            let _ = inputs.send(Input::ConnectFailed { id }).await;
             return;
         }
     };
@@ -146,11 +146,11 @@ pub async fn connect(
                 Ok(Ok(stream)) => serve(stream, peer, out_tx, out_rx, inputs).await,
                 Ok(Err(err)) => {
                     tracing::warn!(%err, to = %peer.addr, "TLS handshake with the gateway failed");
-                    let _ = inputs.send(Input::Closed { id }).await;
+                    let _ = inputs.send(Input::ConnectFailed { id }).await;
                 }
                 Err(_) => {
                     tracing::warn!(to = %peer.addr, "TLS handshake timed out");
-                    let _ = inputs.send(Input::Closed { id }).await;
+                    let _ = inputs.send(Input::ConnectFailed { id }).await;
                 }
             }
         }

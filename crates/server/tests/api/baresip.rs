@@ -14,6 +14,13 @@
 //!   into a meeting by one click; each hears the other (1200 and 1600 Hz, clear of the
 //!   server's chimes and music) and not itself; mute and removal act on their calls. One
 //!   already on a call (`call_max_calls 1`) answers "486 Max Calls" and shows as `busy`.
+//! - Trunks: baresip plays the callee behind a gateway (listening on a port of its own, not
+//!   registering, answering calls to its user, the dialled number). An ad-hoc meeting calls
+//!   the number over TLS through a trunk with `verify_tls: false` (the server opens the
+//!   connection and takes baresip's self-signed certificate), while a trunk that checks the
+//!   certificate fails its handshake and its call ends `failed`; another trunk calls over UDP
+//!   with `srtp: mandatory` (RTP/SAVP with `a=crypto` both ways). A plain caller dials in to
+//!   judge the audio both ways.
 //!
 //! Driving baresip 1.0 headless, as found on Debian 12:
 //! - `net_interface 127.0.0.1` (an address, not `lo`: "net: lo: could not get IPv4
@@ -22,6 +29,11 @@
 //!   every request fails with "Protocol not supported"; with an outside interface it would
 //!   put that address in its Contact and SDP. With it, everything stays on 127.0.0.1 — no
 //!   namespace or route needed. No `sip_listen`: SIP binds ephemeral ports on that address.
+//! - Called through a trunk, baresip needs known ports: `sip_listen 127.0.0.1:P` puts UDP and
+//!   TCP on P and TLS on P + 1 (baresip 1.0 adds one for TLS when the port is set). The TLS
+//!   listener's certificate is `sip_certificate FILE`, one PEM file with the certificate and
+//!   then its private key (libre 1.1's `tls_alloc` reads both from it). A handshake our side
+//!   aborts is logged "tls: accept error: (r=-1, ssl_err=1)".
 //! - `audio_source aufile,FILE`: the WAV must have the codec's own rate and channel count
 //!   (8 kHz mono for G.711, 16 kHz mono for G.722, 48 kHz *stereo* for Opus — "must have
 //!   sample-rate 16000 Hz", "must have channels = 2"), and the call is hung up when the
@@ -45,7 +57,9 @@
 //! - libre 1.1 sends requests only to `sip:` URIs (`ENOSYS` for `sips:`): it cannot dial a
 //!   `sips:` URI, nor follow a `sips:` Contact in a 200 OK.
 //! - Called: `;answermode=auto` in the account answers at once (180 then 200); `call_max_calls
-//!   N` in the config turns away calls beyond N with "486 Max Calls" (0 means no limit). A
+//!   N` in the config turns away calls beyond N with "486 Max Calls" (0 means no limit).
+//!   Answering, it logs "call: answering call on line 1 from sip:…". A trunk's calls are
+//!   addressed to the dialled number, so baresip's account has that number as its user. A
 //!   BYE from the other side is logged "session closed: Connection reset by peer". SIGTERM
 //!   ends baresip as `-t` does (hang up, un-register, exit 0), so a test quits it when done.
 
@@ -1229,4 +1243,499 @@ async fn baresip_busy_is_reported() {
         phone.quit(Duration::from_secs(10)).await;
     }
     s.stop().await;
+}
+
+/// The number the server dials through a trunk. baresip answers only calls to its own
+/// account's user, so that user is this number.
+const NUMBER: &str = "13800138000";
+
+/// baresip's tone and the dial-in caller's, clear of the server's chimes and music.
+const GATEWAY_FREQ: f64 = 1200.0;
+const DIAL_IN_FREQ: f64 = 1600.0;
+
+/// A port `p` on 127.0.0.1 free for UDP and TCP, with `p + 1` free for TCP: baresip 1.0
+/// listens for UDP and TCP on its `sip_listen` port and for TLS on the next one.
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let port = crate::common::free_udp_port();
+        let Some(next) = port.checked_add(1) else {
+            continue;
+        };
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", next)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no two free ports in a row on 127.0.0.1");
+}
+
+/// A self-signed certificate for `localhost` and its key in one PEM file in `dir` (what
+/// baresip's `sip_certificate` takes: libre 1.1 reads the certificate and the private key
+/// from the same file), or `None` (with a message) when openssl is not installed.
+fn self_signed_pem(dir: &Path) -> Option<PathBuf> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match made {
+        Err(_) => {
+            eprintln!("skipped: openssl is not installed");
+            return None;
+        }
+        Ok(status) => assert!(status.success(), "openssl makes a certificate: {status}"),
+    }
+    let mut pem = std::fs::read(&cert).expect("the certificate");
+    pem.extend(std::fs::read(&key).expect("the key"));
+    let path = dir.join("sip.pem");
+    std::fs::write(&path, pem).expect("write the PEM file");
+    Some(path)
+}
+
+/// The server, room 8001, and baresip as the callee behind a gateway: it listens on
+/// loopback (`sip_listen`, TLS with a self-signed certificate on the next port), does not
+/// register, and answers calls to [`NUMBER`] by itself with `codec` (and `mediaenc` if any),
+/// sending [`GATEWAY_FREQ`].
+struct Gateway {
+    s: TestServer,
+    admin: String,
+    room_id: String,
+    phone: Baresip,
+    /// baresip's `sip_listen` port (UDP and TCP; TLS on the next).
+    port: u16,
+    codec: Codec,
+    _files: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// `None` (with a message) when baresip or openssl is missing.
+    async fn start(test: &str, codec: Codec, mediaenc: Option<&str>) -> Option<Gateway> {
+        let modules = baresip_modules()?;
+        let files = tempfile::tempdir().expect("tmp");
+        let certificate = self_signed_pem(files.path())?;
+        let s = start(Db::Sqlite, test).await.expect("server");
+        let admin = s.admin().await;
+        let room = s
+            .post(
+                "/rooms",
+                &admin,
+                json!({ "number": "8001", "name": "Field call" }),
+            )
+            .await;
+        room.expect(201);
+        let room_id = room.id();
+        let port = free_port_pair();
+        let source = files.path().join("gateway.wav");
+        // Longer than the test: baresip hangs up when its source file ends.
+        write_tone(
+            &source,
+            GATEWAY_FREQ,
+            codec.rate,
+            codec.channels,
+            DIAL_OUT_SECONDS as u32 + 10,
+        );
+        let mut account = format!(
+            "<sip:{NUMBER}@127.0.0.1>;regint=0;answermode=auto;audio_codecs={}",
+            codec.account
+        );
+        if let Some(mediaenc) = mediaenc {
+            account.push_str(&format!(";mediaenc={mediaenc}"));
+        }
+        let phone = Baresip::start_with(
+            &modules,
+            test,
+            &account,
+            Some(&source),
+            DIAL_OUT_SECONDS,
+            &[],
+            &format!(
+                "sip_listen 127.0.0.1:{port}\nsip_certificate {}\n",
+                certificate.display()
+            ),
+        );
+        let ready = phone
+            .logged("baresip is ready", Duration::from_secs(5))
+            .await;
+        assert!(ready.is_some(), "baresip starts:\n{}", logs(&[&phone]));
+        Some(Gateway {
+            s,
+            admin,
+            room_id,
+            phone,
+            port,
+            codec,
+            _files: files,
+        })
+    }
+
+    /// Creates a trunk to baresip's UDP port, or its TLS port for `"transport": "tls"`,
+    /// with `settings` besides.
+    async fn trunk(&self, mut settings: Value) {
+        let port = if settings["transport"] == "tls" {
+            self.port + 1
+        } else {
+            self.port
+        };
+        settings["host"] = json!("127.0.0.1");
+        settings["port"] = json!(port);
+        let created = self.s.post("/trunks", &self.admin, settings).await;
+        created.expect(201);
+    }
+
+    /// Waits for baresip, called as "Field", to answer: the roster shows it `dial_out` with
+    /// its codec and ≥ 50 packets received, its invitation `joined`; then judges the audio
+    /// with `caller` in the room — each hears the other's tone and not its own.
+    async fn answered_with_audio(&self, caller: &Caller) {
+        let (s, admin, phone, codec) = (&self.s, &self.admin, &self.phone, self.codec);
+        let answered = |roster: &Value| {
+            entry(roster, "members", NUMBER)
+                .is_some_and(|m| m["quality"]["packets_received"].as_u64().unwrap_or(0) >= 50)
+        };
+        let roster = roster_until(s, admin, &self.room_id, Duration::from_secs(10), answered)
+            .await
+            .unwrap_or_else(|roster| {
+                panic!(
+                    "baresip answers the trunk's call and sends audio: {roster}\n{}",
+                    logs(&[phone])
+                )
+            });
+        let member = entry(&roster, "members", NUMBER).expect("member");
+        assert_eq!(
+            (
+                &member["name"],
+                &member["via"],
+                &member["role"],
+                &member["quality"]["codec"]
+            ),
+            (
+                &json!("Field"),
+                &json!("dial_out"),
+                &json!("member"),
+                &json!(codec.roster)
+            ),
+            "{roster}"
+        );
+        assert_eq!(
+            invitation(&roster, "Field").map(|i| &i["state"]),
+            Some(&json!("joined")),
+            "{roster}"
+        );
+        let established = phone
+            .logged("Call established", Duration::from_secs(2))
+            .await;
+        assert!(established.is_some(), "{}", logs(&[phone]));
+
+        // Both in: the caller talks for 4 s; baresip's recording is judged from 0.5 s to
+        // 3.5 s into it (at least 2 s of it on a loaded machine), the caller's over its last
+        // 3 s.
+        let (heard, (window, rate)) =
+            tokio::join!(talk_and_listen(caller, DIAL_IN_FREQ, 200), async {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let mark = phone.heard().0.len();
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                recorded_since(phone, mark, 2.0)
+            });
+        assert_eq!(rate, codec.rate, "baresip decodes {}", codec.roster);
+        let (other, own) = (
+            goertzel_power(&window, rate, DIAL_IN_FREQ),
+            goertzel_power(&window, rate, GATEWAY_FREQ),
+        );
+        // A clean tone measures about 1.6e7, silence about 0.
+        assert!(
+            other > 1e5 && other > 100.0 * own.max(1e-9),
+            "baresip ({}) hears the caller: {DIAL_IN_FREQ} Hz {other}, its own \
+             {GATEWAY_FREQ} Hz {own}\n{}",
+            codec.roster,
+            logs(&[phone])
+        );
+        let tail = &heard[heard.len().saturating_sub(24_000)..];
+        let (other, own) = (
+            goertzel_power(tail, 8000, GATEWAY_FREQ),
+            goertzel_power(tail, 8000, DIAL_IN_FREQ),
+        );
+        assert!(
+            tail.len() >= 16_000 && other > 1e5 && other > 100.0 * own.max(1e-9),
+            "the caller hears baresip ({}): {GATEWAY_FREQ} Hz {other}, its own {DIAL_IN_FREQ} \
+             Hz {own}, {} samples\n{}",
+            codec.roster,
+            tail.len(),
+            logs(&[phone])
+        );
+    }
+
+    /// The caller hangs up; ending the meeting hangs up baresip, which then quits.
+    async fn finish(mut self, mut caller: Caller) {
+        assert_eq!(caller.hang_up("8001").await, 200);
+        let end = format!("/conferences/{}/end", self.room_id);
+        self.s.post(&end, &self.admin, json!({})).await.expect(200);
+        let closed = self
+            .phone
+            .logged(CLOSED_BY_BYE, Duration::from_secs(5))
+            .await;
+        assert!(
+            closed.is_some(),
+            "baresip's call is closed by the server's BYE:\n{}",
+            logs(&[&self.phone])
+        );
+        self.phone.quit(Duration::from_secs(10)).await;
+        self.s.stop().await;
+    }
+}
+
+/// The roster's invitation of the person called `name`.
+fn invitation<'a>(roster: &'a Value, name: &str) -> Option<&'a Value> {
+    roster["invitations"]
+        .as_array()?
+        .iter()
+        .find(|i| i["name"] == name)
+}
+
+/// One SIP message in baresip's trace (`-s`).
+#[derive(Debug)]
+struct Traced {
+    /// How it went: "UDP|TCP|TLS 127.0.0.1:FROM -> 127.0.0.1:TO".
+    flow: String,
+    /// The request or status line.
+    start: String,
+    /// Its SDP, if any, a line per attribute.
+    sdp: Vec<String>,
+}
+
+/// Every SIP message in baresip's trace: each is printed after a line "#", as the flow, the
+/// message, and its body (interleaved log lines end it).
+fn traced(log: &str) -> Vec<Traced> {
+    let lines: Vec<&str> = log.lines().map(str::trim_end).collect();
+    let mut messages = Vec::new();
+    for (at, _) in lines.iter().enumerate().filter(|(_, l)| **l == "#") {
+        let (Some(flow), Some(start)) = (lines.get(at + 1), lines.get(at + 2)) else {
+            continue;
+        };
+        let sdp = lines[at + 3..]
+            .iter()
+            .take_while(|l| **l != "#")
+            .skip_while(|l| !l.starts_with("v=0"))
+            .take_while(|l| l.len() > 1 && l.as_bytes()[1] == b'=')
+            .map(|l| (*l).to_owned())
+            .collect();
+        messages.push(Traced {
+            flow: (*flow).to_owned(),
+            start: (*start).to_owned(),
+            sdp,
+        });
+    }
+    messages
+}
+
+/// The INVITEs baresip received (not the ones it sent: it sends none here).
+fn invites(log: &str) -> Vec<Traced> {
+    traced(log)
+        .into_iter()
+        .filter(|m| m.start.starts_with("INVITE "))
+        .collect()
+}
+
+/// The server opens the TLS connection to the gateway itself. A trunk that checks the
+/// gateway's certificate against the public roots (`verify_tls`, the default) refuses
+/// baresip's self-signed one: the TLS handshake fails, the INVITE never reaches baresip, and
+/// the invitation ends `failed` when the INVITE transaction times out (Timer B, 32 s). A trunk
+/// with `verify_tls: false` calls the number over TLS: baresip answers, joins the meeting as
+/// `dial_out`, and the tones cross both ways with a caller who dialled in.
+///
+/// The checked trunk is tried first, while no connection to baresip is open: the server
+/// reuses an open connection to the same address and transport whatever the trunk, so after
+/// the unchecked trunk's call a checked trunk's INVITE would go over the unchecked
+/// connection and be answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_is_called_through_a_tls_trunk() {
+    let Some(gw) = Gateway::start("baresip_tls_trunk", G722, None).await else {
+        return;
+    };
+    let tls_port = gw.port + 1;
+    // "9" and the number go through the checked trunk (without the 9), any other number
+    // through the other one.
+    gw.trunk(json!({
+        "name": "Checked carrier", "transport": "tls", "verify_tls": true, "priority": 0,
+        "rewrite": [{ "pattern": "9(\\d+)", "replace": "$1" }],
+    }))
+    .await;
+    gw.trunk(
+        json!({ "name": "TLS carrier", "transport": "tls", "verify_tls": false, "priority": 1 }),
+    )
+    .await;
+
+    // Someone is in the meeting, so that it outlives the calls that fail.
+    let sip = gw.s.running.as_ref().expect("running").sip.udp;
+    let mut caller = Caller::new(sip, "dial-in").await;
+    assert_eq!(caller.dial("8001").await, 200, "the dial-in party joins");
+    let settled = |name: &'static str| {
+        move |roster: &Value| {
+            invitation(roster, name)
+                .is_some_and(|i| !matches!(i["state"].as_str(), Some("calling" | "ringing")))
+        }
+    };
+
+    // The checked trunk: our side aborts the handshake at baresip's self-signed certificate
+    // (libre: "tls: accept error"), and the call fails at once (not at Timer B).
+    gw.s.post(
+        &format!("/conferences/{}/invite", gw.room_id),
+        &gw.admin,
+        json!({ "number": format!("9{NUMBER}"), "display_name": "Checked", "role": "member" }),
+    )
+    .await
+    .expect(202);
+    let refused = gw
+        .phone
+        .logged("tls: accept error", Duration::from_secs(5))
+        .await;
+    assert!(
+        refused.is_some(),
+        "the checked trunk refuses baresip's certificate:\n{}",
+        logs(&[&gw.phone])
+    );
+    let roster = roster_until(
+        &gw.s,
+        &gw.admin,
+        &gw.room_id,
+        Duration::from_secs(10),
+        settled("Checked"),
+    )
+    .await
+    .unwrap_or_else(|roster| panic!("the checked trunk's call fails at once: {roster}"));
+    assert_eq!(
+        invitation(&roster, "Checked").map(|i| i["state"].clone()),
+        Some(json!("failed")),
+        "{roster}"
+    );
+    assert!(
+        invites(&gw.phone.log()).is_empty(),
+        "no INVITE reaches baresip through the checked trunk:\n{}",
+        logs(&[&gw.phone])
+    );
+
+    // The unchecked trunk: baresip answers and the audio crosses.
+    gw.s.post(
+        &format!("/conferences/{}/invite", gw.room_id),
+        &gw.admin,
+        json!({ "number": NUMBER, "display_name": "Field", "role": "member" }),
+    )
+    .await
+    .expect(202);
+    gw.answered_with_audio(&caller).await;
+    let log = gw.phone.log();
+    let received = invites(&log);
+    let [invite] = received.as_slice() else {
+        panic!("baresip received one INVITE: {received:?}\n{log}");
+    };
+    assert!(
+        invite.flow.starts_with("TLS 127.0.0.1:")
+            && invite.flow.ends_with(&format!(" -> 127.0.0.1:{tls_port}"))
+            && invite.start
+                == format!("INVITE sip:{NUMBER}@127.0.0.1:{tls_port};transport=tls SIP/2.0"),
+        "the INVITE came over TLS to baresip's TLS port: {invite:?}\n{log}"
+    );
+    assert!(
+        log.contains("answering call on line 1 from sip:8001@127.0.0.1"),
+        "baresip answers the call from the room's number:\n{log}"
+    );
+
+    // The unchecked connection is open now; the checked trunk still does not ride it.
+    gw.s.post(
+        &format!("/conferences/{}/invite", gw.room_id),
+        &gw.admin,
+        json!({ "number": format!("9{NUMBER}"), "display_name": "Checked again", "role": "member" }),
+    )
+    .await
+    .expect(202);
+    let roster = roster_until(
+        &gw.s,
+        &gw.admin,
+        &gw.room_id,
+        Duration::from_secs(10),
+        settled("Checked again"),
+    )
+    .await
+    .unwrap_or_else(|roster| panic!("the checked trunk's second call fails too: {roster}"));
+    assert_eq!(
+        invitation(&roster, "Checked again").map(|i| i["state"].clone()),
+        Some(json!("failed")),
+        "{roster}"
+    );
+    assert_eq!(
+        invites(&gw.phone.log()).len(),
+        1,
+        "still one INVITE:\n{}",
+        logs(&[&gw.phone])
+    );
+    gw.finish(caller).await;
+}
+
+/// A trunk with `"srtp": "mandatory"` over UDP offers RTP/SAVP with SDES keys; baresip
+/// (`mediaenc=srtp-mand`) answers in kind, turns SRTP on, and the tones cross both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_is_called_through_a_trunk_with_mandatory_srtp() {
+    let Some(gw) = Gateway::start("baresip_srtp_trunk", PCMU, Some("srtp-mand")).await else {
+        return;
+    };
+    gw.trunk(json!({ "name": "SRTP carrier", "srtp": "mandatory" }))
+        .await;
+    let started = gw
+        .s
+        .post(
+            "/conferences",
+            &gw.admin,
+            json!({
+                "room_id": gw.room_id,
+                "members": [{ "kind": "number", "number": NUMBER, "display_name": "Field", "role": "member" }],
+            }),
+        )
+        .await;
+    started.expect(201);
+    let sip = gw.s.running.as_ref().expect("running").sip.udp;
+    let mut caller = Caller::new(sip, "dial-in").await;
+    assert_eq!(caller.dial("8001").await, 200, "the dial-in party joins");
+    gw.answered_with_audio(&caller).await;
+
+    let log = gw.phone.log();
+    let messages = traced(&log);
+    let offer = messages
+        .iter()
+        .find(|m| m.start.starts_with("INVITE ") && !m.sdp.is_empty())
+        .unwrap_or_else(|| panic!("baresip received an INVITE with SDP:\n{log}"));
+    assert!(
+        offer.flow.starts_with("UDP ")
+            && offer.flow.ends_with(&format!(" -> 127.0.0.1:{}", gw.port)),
+        "over UDP to baresip's port: {offer:?}"
+    );
+    let savp = |sdp: &[String]| {
+        sdp.iter()
+            .any(|l| l.starts_with("m=audio ") && l.contains(" RTP/SAVP "))
+            && sdp
+                .iter()
+                .any(|l| l.starts_with("a=crypto:") && l.contains(" AES_CM_128_HMAC_SHA1_"))
+    };
+    assert!(
+        savp(&offer.sdp),
+        "our offer is RTP/SAVP with SDES keys: {offer:?}"
+    );
+    let answer = messages
+        .iter()
+        .find(|m| m.start.starts_with("SIP/2.0 200 ") && !m.sdp.is_empty())
+        .unwrap_or_else(|| panic!("baresip answered with SDP:\n{log}"));
+    assert!(
+        savp(&answer.sdp),
+        "baresip's answer is RTP/SAVP with SDES keys: {answer:?}"
+    );
+    assert!(
+        log.contains("SRTP is Enabled"),
+        "baresip encrypts the call:\n{log}"
+    );
+    gw.finish(caller).await;
 }
