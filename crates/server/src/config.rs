@@ -70,6 +70,10 @@ pub struct ServeArgs {
     /// Default: optional
     #[arg(long, env = "CONCLAVE_SIP_TLS_SRTP", value_name = "POLICY")]
     pub sip_tls_srtp: Option<String>,
+    /// Seconds an extension the meeting calls may ring before the call is given up (trunks
+    /// have their own). Default: 60
+    #[arg(long, env = "CONCLAVE_RING_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub ring_timeout_seconds: Option<u32>,
     /// The conference access number: callers dialling it are asked by a voice menu for the
     /// room number (then the room's PIN). Empty: no access number. Default: 8000
     #[arg(long, env = "CONCLAVE_ACCESS_NUMBER", value_name = "DIGITS")]
@@ -106,6 +110,7 @@ struct FileSettings {
     sip_tls_srtp: Option<String>,
     access_number: Option<String>,
     access_language: Option<String>,
+    ring_timeout_seconds: Option<u32>,
     session_ttl_minutes: Option<u32>,
     web_dir: Option<PathBuf>,
     log: Option<String>,
@@ -131,6 +136,8 @@ pub struct Settings {
     /// The access number's digits (`None`: no access number) and its menu's language.
     pub access_number: Option<String>,
     pub access_language: Language,
+    /// How long a called extension may ring.
+    pub ring_timeout_seconds: u32,
     pub session_ttl_minutes: u32,
     pub web_dir: PathBuf,
     pub log: String,
@@ -235,6 +242,13 @@ impl Settings {
             Some(l) => Language::parse(&l)
                 .with_context(|| format!("access_language: {l:?} is neither en nor zh"))?,
         };
+        let ring_timeout_seconds = args
+            .ring_timeout_seconds
+            .or(file.ring_timeout_seconds)
+            .unwrap_or(60);
+        if !(5..=600).contains(&ring_timeout_seconds) {
+            bail!("ring_timeout_seconds: {ring_timeout_seconds} is outside 5..=600");
+        }
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
             data_dir,
@@ -250,6 +264,7 @@ impl Settings {
             sip_tls_srtp,
             access_number,
             access_language,
+            ring_timeout_seconds,
             session_ttl_minutes,
             web_dir: args
                 .web_dir
@@ -346,5 +361,16 @@ mod tests {
         assert!(digest_algorithms(Some("sha1".into())).is_err());
         assert!(srtp_policy("sip_srtp", Some("sometimes".into())).is_err());
         assert_eq!(srtp_policy("sip_srtp", None).unwrap(), SrtpMode::Optional);
+        let args = ServeArgs {
+            ring_timeout_seconds: Some(2),
+            ..ServeArgs::default()
+        };
+        let err = Settings::resolve(args, FileSettings::default(), None).unwrap_err();
+        assert!(err.to_string().contains("ring_timeout_seconds"), "{err}");
+        let args = ServeArgs {
+            access_number: Some("80a0".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(args, FileSettings::default(), None).is_err());
     }
 }

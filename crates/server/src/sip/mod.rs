@@ -355,6 +355,7 @@ pub async fn start(
             srtp: srtp_policy(settings.sip_srtp),
             ..Default::default()
         },
+        ring_timeout: std::time::Duration::from_secs(settings.ring_timeout_seconds.into()),
         ..UaConfig::default()
     };
     let locals = ua_config.locals.clone();
