@@ -264,10 +264,10 @@ rx0=$(metric conclave_sip_received_total); tx0=$(metric conclave_sip_sent_total)
 capid=""
 if [ "${PCAP:-0}" = 1 ]; then
   # The server's own view, to the microsecond: its SIP port on loopback, captured on sipp's core.
-  taskset -c "$sipp_cpu" dumpcap -q -i lo -f "udp port $sip" -B 256 -s 2048 -w "$dir/sip.pcapng" \
+  taskset -c "$sipp_cpu" dumpcap -q -P -i lo -f "udp port $sip" -B 256 -s 2048 -w "$dir/sip.pcap" \
     2>"$dir/dumpcap.err" &
   capid=$!
-  for _ in $(seq 1 50); do [ -s "$dir/sip.pcapng" ] && break; sleep 0.1; done
+  for _ in $(seq 1 50); do [ -s "$dir/sip.pcap" ] && break; sleep 0.1; done
 fi
 t0=$(date +%s.%N); c0=$(cpu "$pid"); b0=$(core_busy); s1="0 $t0"
 (cd "$dir" && exec taskset -c "$sipp_cpu" sipp "127.0.0.1:$sip" -sf scenario.xml -inf in.csv \
@@ -297,10 +297,6 @@ rc=0; wait "$sippid" || rc=$?
 sippid=""
 if [ -n "$capid" ]; then
   sleep 1; kill -INT "$capid" 2>/dev/null || true; wait "$capid" 2>/dev/null || true; capid=""
-  # INVITE or first REGISTER in, final answer out: per Call-ID, first of each.
-  timeout 600 tshark -r "$dir/sip.pcapng" -d "udp.port==$sip,sip" -Y sip -T fields -E separator=';' \
-    -e frame.time_epoch -e udp.dstport -e sip.Call-ID -e sip.CSeq.seq -e sip.CSeq.method \
-    -e sip.Status-Code >"$dir/sip.tsv" 2>>"$dir/dumpcap.err" || true
 fi
 pkill -P "$watchdog" 2>/dev/null || true; kill "$watchdog" 2>/dev/null || true
 wait "$watchdog" 2>/dev/null || true; watchdog=""
@@ -348,20 +344,48 @@ times.sort(); stamps.sort()
 pct = lambda p: times[min(len(times) - 1, math.ceil(p / 100 * len(times)) - 1)] if times else float("nan")
 span = (stamps[-1] - stamps[0]) / 1000 if len(stamps) > 1 else 0
 achieved = (len(stamps) - 1) / span if span > 0 else float("nan")
-server_times = []
+def sip_messages(path):
+    """(time, inbound, call-id, cseq number, cseq method, status or 0) of each SIP datagram."""
+    import struct
+    data = open(path, "rb").read()
+    magic = struct.unpack("<I", data[:4])[0]
+    end, scale = ("<", 1e-6) if magic in (0xA1B2C3D4, 0xA1B23C4D) else (">", 1e-6)
+    if magic in (0xA1B23C4D, 0x4D3CB2A1):
+        scale = 1e-9
+    link = struct.unpack(end + "I", data[20:24])[0]
+    skip = {1: 14, 0: 4, 113: 16, 276: 20, 101: 0}.get(link, 14)
+    head = re.compile(rb"^(?:SIP/2\.0 (\d{3})|[A-Z]+ )")
+    call_re = re.compile(rb"\r\n(?:Call-ID|i)\s*:\s*([^\r]+)", re.I)
+    cseq_re = re.compile(rb"\r\nCSeq\s*:\s*(\d+)\s+([A-Z]+)", re.I)
+    i = 24
+    while i + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack(end + "IIII", data[i:i + 16])
+        pkt = data[i + 16:i + 16 + incl]; i += 16 + incl
+        ip = pkt[skip:]
+        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 15) * 4:]
+        dport = struct.unpack(">H", udp[2:4])[0]
+        payload = udp[8:]
+        m = head.match(payload)
+        call, cseq = call_re.search(payload), cseq_re.search(payload)
+        if not (m and call and cseq):
+            continue
+        yield (sec + frac * scale, dport == int(sip_port), call.group(1).strip(), int(cseq.group(1)),
+               cseq.group(2).upper().decode(), int(m.group(1) or 0))
+server_times, steady_times = [], []
 try:
     first_in, answered = {}, {}
-    for line in open(d + "/sip.tsv"):
-        f = line.rstrip("\n").split(";")
-        if len(f) < 6 or not f[2]:
-            continue
-        at, inbound, call, seq, method, status = float(f[0]), f[1] == sip_port, f[2], f[3], f[4], f[5]
-        if inbound and not status and method in ("INVITE", "REGISTER") and seq == "1":
+    for at, inbound, call, seq, method, status in sip_messages(d + "/sip.pcap"):
+        if inbound and not status and method in ("INVITE", "REGISTER") and seq == 1:
             first_in.setdefault(call, at)
-        elif not inbound and status and int(status.split(",")[0]) >= 200 and method in ("INVITE", "REGISTER") \
-                and (method == "INVITE" or seq == "2"):
+        elif not inbound and status >= 200 and method in ("INVITE", "REGISTER") \
+                and (method == "INVITE" or seq == 2):
             answered.setdefault(call, at)
-    server_times = sorted(1000 * (answered[c] - first_in[c]) for c in answered if c in first_in)
+    timed = [(first_in[c], 1000 * (answered[c] - first_in[c])) for c in answered if c in first_in]
+    server_times = sorted(t for _, t in timed)
+    start = min(first_in.values()) if first_in else 0
+    steady_times = sorted(t for at, t in timed if at - start >= steady)
 except FileNotFoundError:
     pass
 samples = [tuple(map(float, line.split())) for line in open(d + "/cpu.txt")]
@@ -380,10 +404,14 @@ print(f"completed: {ok}, failed: {failed} (unexpected messages: {unexpected}); "
 print(f"achieved: {achieved:.0f}/s; {'registration' if mode == 'register' else 'set-up'} time "
       f"(ms, sipp counts whole ms): p50 {pct(50):.0f}  p90 {pct(90):.0f}  p99 {pct(99):.0f}  "
       f"max {times[-1] if times else float('nan'):.0f}  ({len(times)} timed)")
+def show(label, ts):
+    sp = lambda p: ts[min(len(ts) - 1, math.ceil(p / 100 * len(ts)) - 1)]
+    print(f"  {label}: p50 {sp(50):.2f}  p90 {sp(90):.2f}  p99 {sp(99):.2f}  "
+          f"p99.9 {sp(99.9):.2f}  max {ts[-1]:.2f}  ({len(ts)} timed)")
 if server_times:
-    sp = lambda p: server_times[min(len(server_times) - 1, math.ceil(p / 100 * len(server_times)) - 1)]
-    print(f"  in the server (captured on loopback, ms): p50 {sp(50):.2f}  p90 {sp(90):.2f}  "
-          f"p99 {sp(99):.2f}  p99.9 {sp(99.9):.2f}  max {server_times[-1]:.2f}  ({len(server_times)} timed)")
+    show("in the server (captured on loopback, ms)", server_times)
+if len(steady_times) >= 100:
+    show(f"  from {steady:.0f} s on (steady state)", steady_times)
 server, others, wall = usage(0, len(samples) - 1)
 line = f"server CPU: {100 * server:.1f} % of its core over {wall:.0f} s (others {100 * others:.1f} %)"
 first = next((i for i, s in enumerate(samples) if s[0] - samples[0][0] >= steady), None)
