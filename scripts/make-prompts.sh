@@ -25,6 +25,8 @@ declare -A en=(
   [room_created]="Your room is ready."
   [room_deleted]="The room has been deleted."
   [not_allowed]="Sorry, that is not allowed."
+  [meeting_locked]="The meeting is now locked."
+  [meeting_unlocked]="The meeting is now unlocked."
   [d0]="zero" [d1]="one" [d2]="two" [d3]="three" [d4]="four"
   [d5]="five" [d6]="six" [d7]="seven" [d8]="eight" [d9]="nine"
 )
@@ -46,6 +48,8 @@ declare -A zh=(
   [room_created]="您的会议室已创建。"
   [room_deleted]="会议室已删除。"
   [not_allowed]="抱歉，不允许此操作。"
+  [meeting_locked]="会议已锁定。"
+  [meeting_unlocked]="会议已解锁。"
   [d0]="零" [d1]="一" [d2]="二" [d3]="三" [d4]="四"
   [d5]="五" [d6]="六" [d7]="七" [d8]="八" [d9]="九"
 )
@@ -54,8 +58,11 @@ speak() { # lang voice name text
   espeak-ng -v "$2" -s 150 -w /tmp/prompt.wav "$4"
   sox /tmp/prompt.wav -r 16000 -c 1 -b 16 "assets/prompts/$1/$3.wav" norm -3 pad 0.1 0.3
 }
-for name in "${!en[@]}"; do speak en en-us "$name" "${en[$name]}"; done
-for name in "${!zh[@]}"; do speak zh cmn "$name" "${zh[$name]}"; done
+# ONLY="name …" regenerates just those prompts (the others stay as committed).
+wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+for name in "${!en[@]}"; do wanted "$name" && speak en en-us "$name" "${en[$name]}"; done
+for name in "${!zh[@]}"; do wanted "$name" && speak zh cmn "$name" "${zh[$name]}"; done
+[ -n "${ONLY:-}" ] && { rm -f /tmp/prompt.wav; exit 0; }
 # Sounds, the same in every language: a rising chime when someone joins, a falling one when
 # someone leaves, and a calm loop played to whoever waits alone in a meeting.
 mkdir -p assets/sounds

@@ -2,12 +2,12 @@
 //! A whole conference fed arbitrary datagrams (RTP and RTCP) between ticks:
 //! never panics, never stalls, keeps its clock.
 use conclave_media::codec::CodecKind;
-use conclave_media::conference::{Conference, ConferenceConfig, MemberConfig};
+use conclave_media::mixer::{Mixer, MixerConfig, MemberConfig};
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 
 fuzz_target!(|data: &[u8]| {
-    let mut conf = Conference::new(ConferenceConfig::default());
+    let mut conf = Mixer::new(MixerConfig::default());
     let kinds = [CodecKind::Pcmu, CodecKind::Pcma, CodecKind::G722, CodecKind::Opus];
     for (i, k) in kinds.iter().enumerate() {
         let mut mc = MemberConfig::new(*k, i as u32 + 1);

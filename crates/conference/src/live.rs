@@ -1,6 +1,6 @@
 //! The state of one live meeting, as a pure state machine: commands in, events out.
 //!
-//! The server runs one actor task per live meeting that owns a [`Conference`]; REST calls,
+//! The server runs one actor task per live meeting that owns a [`Meeting`]; REST calls,
 //! WebSocket messages, keypad digits and SIP events all become [`Command`]s applied here, and
 //! the resulting [`Event`]s drive the mixer, the roster, webhooks and history. Every command
 //! passes the one permission check ([`crate::check`]) before it changes anything.
@@ -45,6 +45,8 @@ pub struct Member {
 pub enum Actor {
     Member(MemberId),
     Operator(Role),
+    /// The server itself: admission, a room's time limit, a media timeout. Logged as `system`.
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +202,7 @@ impl Default for Settings {
 }
 
 #[derive(Debug, Clone)]
-pub struct Conference {
+pub struct Meeting {
     settings: Settings,
     members: BTreeMap<MemberId, Member>,
     groups: BTreeMap<GroupId, Vec<MemberId>>,
@@ -210,9 +212,9 @@ pub struct Conference {
     next_group: GroupId,
 }
 
-impl Conference {
+impl Meeting {
     pub fn new(settings: Settings) -> Self {
-        Conference {
+        Meeting {
             locked: settings.locked,
             settings,
             members: BTreeMap::new(),
@@ -247,6 +249,7 @@ impl Conference {
     fn role_of(&self, actor: Actor) -> Result<Role, Refused> {
         match actor {
             Actor::Operator(role) => Ok(role),
+            Actor::System => Ok(Role::Owner),
             Actor::Member(id) => self
                 .members
                 .get(&id)
@@ -262,7 +265,7 @@ impl Conference {
     fn self_id(actor: Actor) -> Result<MemberId, Refused> {
         match actor {
             Actor::Member(id) => Ok(id),
-            Actor::Operator(_) => Err(Refused::NotAMember),
+            Actor::Operator(_) | Actor::System => Err(Refused::NotAMember),
         }
     }
 
@@ -541,7 +544,7 @@ impl Conference {
 mod tests {
     use super::*;
 
-    fn join(c: &mut Conference, name: &str, role: Role) -> MemberId {
+    fn join(c: &mut Meeting, name: &str, role: Role) -> MemberId {
         let events = c
             .apply(
                 Actor::Operator(Role::Owner),
@@ -559,8 +562,8 @@ mod tests {
         }
     }
 
-    fn meeting() -> (Conference, MemberId, MemberId, MemberId) {
-        let mut c = Conference::new(Settings {
+    fn meeting() -> (Meeting, MemberId, MemberId, MemberId) {
+        let mut c = Meeting::new(Settings {
             mute_on_entry: true,
             ..Settings::default()
         });
@@ -709,7 +712,7 @@ mod tests {
         );
         c.apply(Actor::Member(chair), Command::Unlock).unwrap();
         c.apply(Actor::Operator(Role::Owner), join.clone()).unwrap();
-        let mut small = Conference::new(Settings {
+        let mut small = Meeting::new(Settings {
             capacity: 1,
             ..Settings::default()
         });

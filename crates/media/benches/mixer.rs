@@ -16,8 +16,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use conclave_media::codec::{CodecConfig, CodecKind};
-use conclave_media::conference::{Conference, ConferenceConfig, MemberConfig};
 use conclave_media::dsp::tone;
+use conclave_media::mixer::{MemberConfig, Mixer, MixerConfig};
 use conclave_media::rtp::RtpHeader;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
@@ -25,7 +25,7 @@ mod common;
 use common::ThreadCpuTime;
 
 struct Setup {
-    conf: Conference,
+    conf: Mixer,
     /// Per member: a ring of ready packets (header patched with seq/ts each tick).
     packets: Vec<Vec<Vec<u8>>>,
     now: Duration,
@@ -34,7 +34,7 @@ struct Setup {
 }
 
 fn setup(kind: CodecKind, members: usize, speakers: usize, level_ext: bool) -> Setup {
-    let mut conf = Conference::new(ConferenceConfig::default());
+    let mut conf = Mixer::new(MixerConfig::default());
     let codec = CodecConfig::new(kind, 48000);
     let frame = codec.pcm_rate as usize / 50;
     let opus = kind == CodecKind::Opus && level_ext;

@@ -8,18 +8,18 @@
 //!
 //! ## How the server drives it
 //!
-//! One [`conference::Conference`] per live conference, owned by one media
+//! One [`mixer::Mixer`] per live conference, owned by one media
 //! thread (many conferences per thread). Time is a [`std::time::Duration`]
 //! since any epoch the caller picks (monotonic); set
-//! [`conference::ConferenceConfig::unix_time_at_zero`] so that RTCP sender
+//! [`mixer::MixerConfig::unix_time_at_zero`] so that RTCP sender
 //! reports carry wall-clock NTP time.
 //!
 //! ```
 //! use std::time::Duration;
 //! use conclave_media::codec::CodecKind;
-//! use conclave_media::conference::{Conference, ConferenceConfig, MemberConfig, PacketKind};
+//! use conclave_media::mixer::{Mixer, MixerConfig, MemberConfig, PacketKind};
 //!
-//! let mut conf = Conference::new(ConferenceConfig::default());
+//! let mut conf = Mixer::new(MixerConfig::default());
 //! // after the SDP answer: codec, payload types, our SSRC, where to send
 //! let mut member = MemberConfig::new(CodecKind::Pcmu, 0x1234_5678);
 //! member.remote = Some("192.0.2.10:4000".parse().unwrap());
@@ -48,7 +48,7 @@
 //! or one member), `send_dtmf` (RFC 4733 out, in-band tones without it),
 //! `set_taps` (recording), `update_member` (re-INVITE) and `member_stats`
 //! (loss, jitter, RTT, counters). SRTP (SDES) is per member: put the keys in
-//! [`conference::MemberConfig::srtp`] and datagrams are unprotected on the way
+//! [`mixer::MemberConfig::srtp`] and datagrams are unprotected on the way
 //! in and protected on the way out.
 //!
 //! ## What the tick does
@@ -76,14 +76,16 @@
 //! * [`resample`]: polyphase FIR resampler.
 //! * [`vad`], [`dtmf`], [`dsp`]: voice activity, RFC 4733 and in-band DTMF,
 //!   Goertzel, levels, limiter.
-//! * [`conference`]: the mixer.
+//! * [`mixer`]: the mixer (mix-minus, whisper groups, shared encodes).
+//! * [`engine`]: many mixers behind shared ports: demultiplexing, latching, a deadline heap.
 #![warn(missing_docs)]
 
 pub mod codec;
-pub mod conference;
 pub mod dsp;
 pub mod dtmf;
+pub mod engine;
 pub mod jitter;
+pub mod mixer;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

@@ -263,9 +263,7 @@ impl SrtpSession {
 
     /// Verifies and decrypts an SRTP packet.
     pub fn unprotect_rtp(&mut self, srtp: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        if srtp.len() < crate::rtp::RTP_HEADER_LEN + 4
-            || srtp.len() > crate::conference::MAX_DATAGRAM
-        {
+        if srtp.len() < crate::rtp::RTP_HEADER_LEN + 4 || srtp.len() > crate::mixer::MAX_DATAGRAM {
             return Err(self.count(SrtpError::Malformed));
         }
         // the header (CSRCs, extension) must be sound before the library looks at it
@@ -291,7 +289,7 @@ impl SrtpSession {
 
     /// Verifies and decrypts an SRTCP packet.
     pub fn unprotect_rtcp(&mut self, srtcp: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        if srtcp.len() < 8 + 4 || srtcp.len() > crate::conference::MAX_DATAGRAM {
+        if srtcp.len() < 8 + 4 || srtcp.len() > crate::mixer::MAX_DATAGRAM {
             return Err(self.count(SrtpError::Malformed));
         }
         match self.inbound.decrypt_rtcp(srtcp) {

@@ -5,11 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use conclave_media::codec::{AudioDecoder, AudioEncoder, CodecConfig, CodecKind};
-use conclave_media::conference::{
-    Conference, ConferenceConfig, DtmfSource, Event, MemberConfig, PacketKind, PlaybackTarget,
-    TapSource,
-};
 use conclave_media::dsp::{goertzel_power, tone};
+use conclave_media::mixer::{
+    DtmfSource, Event, MemberConfig, Mixer, MixerConfig, PacketKind, PlaybackTarget, TapSource,
+};
 use conclave_media::rtcp::{self, RtcpPacket};
 use conclave_media::rtp::{RtpHeader, RtpPacket};
 use conclave_media::srtp::{SrtpError, SrtpKey, SrtpSession, SrtpSuite};
@@ -41,7 +40,7 @@ struct Peer {
 }
 
 struct Sim {
-    conf: Conference,
+    conf: Mixer,
     peers: Vec<Peer>,
     now: Duration,
     /// Drop the n-th packet of a peer if this returns true.
@@ -55,8 +54,8 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(cfg: ConferenceConfig, members: &[(u64, CodecKind, Option<f64>)]) -> Sim {
-        let mut conf = Conference::new(cfg);
+    fn new(cfg: MixerConfig, members: &[(u64, CodecKind, Option<f64>)]) -> Sim {
+        let mut conf = Mixer::new(cfg);
         let rate = conf.mix_rate();
         let mut peers = Vec::new();
         for &(id, kind, freq) in members {
@@ -211,7 +210,7 @@ impl Sim {
 
 fn three(kinds: [CodecKind; 3]) -> Sim {
     Sim::new(
-        ConferenceConfig::default(),
+        MixerConfig::default(),
         &[
             (A, kinds[0], Some(440.0)),
             (B, kinds[1], Some(880.0)),
@@ -259,7 +258,7 @@ fn mix_minus_pcma_g722_opus() {
 
 #[test]
 fn mix_minus_at_16k_mixing_rate() {
-    let cfg = ConferenceConfig {
+    let cfg = MixerConfig {
         mix_rate: 16000,
         ..Default::default()
     };
@@ -351,7 +350,7 @@ fn whisper_group_semantics_and_moving_between_groups() {
 #[test]
 fn playback_to_room_and_to_one_member() {
     let mut s = Sim::new(
-        ConferenceConfig::default(),
+        MixerConfig::default(),
         &[
             (A, CodecKind::Pcmu, None),
             (B, CodecKind::Pcmu, None),
@@ -393,7 +392,7 @@ fn shared_encode_for_listeners_personal_for_speakers() {
     for id in 2..=10 {
         members.push((id, CodecKind::Pcmu, None));
     }
-    let mut s = Sim::new(ConferenceConfig::default(), &members);
+    let mut s = Sim::new(MixerConfig::default(), &members);
     s.run(20);
     let payload_of = |s: &mut Sim, id: u64| {
         let p = s.peer(id).rx_packets.last().unwrap().clone();
@@ -504,7 +503,7 @@ fn jitter_and_reordering_are_absorbed() {
 
 #[test]
 fn empty_conference_costs_nothing() {
-    let mut conf = Conference::new(ConferenceConfig::default());
+    let mut conf = Mixer::new(MixerConfig::default());
     assert_eq!(conf.next_deadline(), None);
     assert!(conf.tick(Duration::from_secs(1)).is_empty());
     conf.add_member(
@@ -530,7 +529,7 @@ fn empty_conference_costs_nothing() {
 
 #[test]
 fn late_caller_skips_instead_of_bursting() {
-    let mut conf = Conference::new(ConferenceConfig::default());
+    let mut conf = Mixer::new(MixerConfig::default());
     conf.add_member(1, MemberConfig::new(CodecKind::Pcmu, 1), Duration::ZERO)
         .unwrap();
     conf.tick(Duration::ZERO);
@@ -694,7 +693,7 @@ fn dtmf_rfc4733_in_and_out_and_inband() {
     assert_eq!(first.payload()[0], 7);
     // in-band: a gateway member sending tones
     let mut s = Sim::new(
-        ConferenceConfig::default(),
+        MixerConfig::default(),
         &[(A, CodecKind::Pcma, None), (B, CodecKind::Pcma, None)],
     );
     let mut cfg = MemberConfig::new(CodecKind::Pcma, 0x1000 + B as u32);
@@ -744,12 +743,12 @@ fn dtmf_rfc4733_in_and_out_and_inband() {
 
 #[test]
 fn rtcp_reports_and_round_trip_time() {
-    let cfg = ConferenceConfig {
+    let cfg = MixerConfig {
         rtcp_interval: Duration::from_secs(1),
         unix_time_at_zero: Duration::from_secs(1_700_000_000),
         ..Default::default()
     };
-    let mut conf = Conference::new(cfg);
+    let mut conf = Mixer::new(cfg);
     conf.add_member(
         A,
         MemberConfig::new(CodecKind::Pcmu, 0x1001),
@@ -842,7 +841,7 @@ fn many_speakers_do_not_clip() {
         members.push((id, CodecKind::Pcmu, Some(300.0 + 100.0 * id as f64)));
     }
     members.push((7, CodecKind::Pcmu, None));
-    let cfg = ConferenceConfig {
+    let cfg = MixerConfig {
         max_speakers: 6,
         ..Default::default()
     };
@@ -864,10 +863,7 @@ fn many_speakers_do_not_clip() {
 
 #[test]
 fn ptime_40_packets() {
-    let mut s = Sim::new(
-        ConferenceConfig::default(),
-        &[(A, CodecKind::Pcmu, Some(440.0))],
-    );
+    let mut s = Sim::new(MixerConfig::default(), &[(A, CodecKind::Pcmu, Some(440.0))]);
     let mut cfg = MemberConfig::new(CodecKind::Pcmu, 0x1000 + B as u32);
     cfg.ptime_ms = 40;
     cfg.remote = Some("127.0.0.1:4".parse().unwrap());
@@ -956,7 +952,7 @@ fn srtp_members_mix_with_plain_members() {
 
 #[test]
 fn clock_far_from_zero_and_huge_jumps() {
-    let mut conf = Conference::new(ConferenceConfig::default());
+    let mut conf = Mixer::new(MixerConfig::default());
     let t0 = Duration::from_secs(1_700_000_000);
     conf.add_member(1, MemberConfig::new(CodecKind::Pcmu, 1), t0)
         .unwrap();
@@ -983,7 +979,7 @@ fn clock_far_from_zero_and_huge_jumps() {
 #[test]
 fn manual_and_automatic_gain() {
     let mut s = Sim::new(
-        ConferenceConfig::default(),
+        MixerConfig::default(),
         &[
             (A, CodecKind::Pcmu, Some(440.0)),
             (B, CodecKind::Pcmu, None),
@@ -1002,13 +998,13 @@ fn manual_and_automatic_gain() {
 #[test]
 fn conference_can_move_to_a_media_thread() {
     fn assert_send<T: Send + 'static>() {}
-    assert_send::<Conference>();
+    assert_send::<Mixer>();
     assert_send::<SrtpSession>();
 }
 
 #[test]
 fn media_timeout_inband_dtmf_out_and_renegotiation() {
-    let cfg = ConferenceConfig {
+    let cfg = MixerConfig {
         rtp_timeout: Some(Duration::from_secs(1)),
         ..Default::default()
     };

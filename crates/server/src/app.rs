@@ -8,6 +8,7 @@ use conclave_store::model::{AccountKind, Tenant, User, UserStatus};
 use conclave_store::{Store, new_id, now_ms, repo};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -16,17 +17,24 @@ pub struct Running {
     pub http_addr: SocketAddr,
     pub sip: crate::sip::SipService,
     pub store: Store,
+    pub meetings: crate::meeting::Meetings,
+    media: crate::media::MediaPlane,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets requests in flight finish, and closes the database.
+    /// Ends every meeting (callers get a BYE, history is closed), stops accepting, lets
+    /// requests in flight finish, and closes the database.
     pub async fn stop(mut self) -> Result<()> {
+        self.meetings.shutdown(Duration::from_secs(10)).await;
+        // What the meetings asked of SIP (their BYEs) goes out before SIP stops.
+        self.sip.handle.flush(Duration::from_secs(2)).await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         self.sip.stop();
+        self.media.stop();
         (&mut self.task).await.context("HTTP server task")??;
         self.store.close().await;
         Ok(())
@@ -34,7 +42,7 @@ impl Running {
 }
 
 /// Starts everything and returns once the server accepts requests.
-pub async fn start(settings: Settings) -> Result<Running> {
+pub async fn start(mut settings: Settings) -> Result<Running> {
     if settings.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
@@ -46,26 +54,55 @@ pub async fn start(settings: Settings) -> Result<Running> {
         .await
         .context("database_url")?;
     bootstrap(&store, &settings).await?;
-    let (notices, noticed) = tokio::sync::mpsc::unbounded_channel();
-    let media = crate::media::start(notices).context("cannot start the media thread")?;
-    let conferences = crate::live::Conferences::new(media.clone(), store.clone());
-    tokio::spawn(conferences.clone().route_notices(noticed));
+    tokio::task::spawn_blocking(crate::prompts::preload)
+        .await
+        .context("decoding the voice prompts")?;
+    let bind_ip = settings.sip_udp.ip();
+    let public_ip = settings.public_address.unwrap_or_else(|| {
+        if bind_ip.is_unspecified() {
+            crate::media::io::outbound_ip(bind_ip.is_ipv6()).unwrap_or(if bind_ip.is_ipv6() {
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            } else {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            })
+        } else {
+            bind_ip
+        }
+    });
+    settings.public_address = Some(public_ip);
+    let workers = match settings.media_workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let media = crate::media::MediaPlane::start(crate::media::MediaSettings {
+        workers,
+        bind_ip,
+        public_ip,
+        ports: settings.media_ports,
+        port_min: settings.media_port_min,
+        port_max: settings.media_port_max,
+    })
+    .context("media_port_min/max: cannot open the media ports")?;
+    let meetings = crate::meeting::Meetings::new(
+        media.clone(),
+        store.clone(),
+        crate::meeting::MeetingSettings {
+            media_timeout: Duration::from_secs(settings.media_timeout_seconds.into()),
+            hold_timeout: Duration::from_secs(settings.hold_timeout_seconds.into()),
+            pin_timeout: Duration::from_secs(settings.pin_timeout_seconds.into()),
+            waiting_per_address: settings.waiting_per_address as usize,
+            waiting_total: settings.waiting_total as usize,
+            access_language: settings.access_language,
+        },
+    );
     let sealer =
         Arc::new(crate::secrets::Sealer::load_or_create(&settings.data_dir).context("data_dir")?);
     tokio::spawn(crate::webhooks::deliver(
         store.clone(),
         sealer.clone(),
-        conferences.subscribe(),
+        meetings.subscribe(),
     ));
-    let sip = crate::sip::start(
-        &settings,
-        store.clone(),
-        media,
-        conferences.clone(),
-        sealer.clone(),
-    )
-    .await?;
-    conferences.set_call_control(std::sync::Arc::new(sip.handle.clone()));
+    let sip = crate::sip::start(&settings, store.clone(), meetings.clone(), sealer.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
@@ -74,7 +111,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
     let state = AppState::new(
         store.clone(),
         sip.handle.clone(),
-        conferences,
+        meetings.clone(),
         Arc::new(settings),
         sealer,
     );
@@ -95,6 +132,8 @@ pub async fn start(settings: Settings) -> Result<Running> {
         http_addr,
         sip,
         store,
+        meetings,
+        media,
         stop: Some(stop),
         task,
     })

@@ -81,6 +81,41 @@ pub struct ServeArgs {
     /// Language of the access number's menu: en or zh. Default: en
     #[arg(long, env = "CONCLAVE_ACCESS_LANGUAGE", value_name = "LANG")]
     pub access_language: Option<String>,
+    /// The address phones and gateways reach this server at, announced in SIP (Via, Contact)
+    /// and SDP: needed behind 1:1 NAT, or when listening on every interface picks the wrong
+    /// one. Default: the SIP listening address, or the address of the default route
+    #[arg(long, env = "CONCLAVE_PUBLIC_ADDRESS", value_name = "IP")]
+    pub public_address: Option<std::net::IpAddr>,
+    /// Media worker threads, each owning a share of the rooms. 0: one per core. Default: 0
+    #[arg(long, env = "CONCLAVE_MEDIA_WORKERS", value_name = "N")]
+    pub media_workers: Option<usize>,
+    /// UDP ports for media: `shared` (one pair per media worker, every member of its rooms on
+    /// it) or `per-call` (a pair for each call, for networks that need it). Default: shared
+    #[arg(long, env = "CONCLAVE_MEDIA_PORTS", value_name = "MODE")]
+    pub media_ports: Option<String>,
+    /// Lowest UDP port for media. Default: 10000
+    #[arg(long, env = "CONCLAVE_MEDIA_PORT_MIN", value_name = "PORT")]
+    pub media_port_min: Option<u16>,
+    /// Highest UDP port for media. Default: 20000
+    #[arg(long, env = "CONCLAVE_MEDIA_PORT_MAX", value_name = "PORT")]
+    pub media_port_max: Option<u16>,
+    /// A call that sends no media (RTP or RTCP) for this many seconds is hung up. Default: 30
+    #[arg(long, env = "CONCLAVE_MEDIA_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub media_timeout_seconds: Option<u32>,
+    /// The same for a call on hold (that sends nothing by design). Default: 1800
+    #[arg(long, env = "CONCLAVE_HOLD_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub hold_timeout_seconds: Option<u32>,
+    /// Seconds of silence before the PIN prompt is said again (twice, then goodbye).
+    /// Default: 10
+    #[arg(long, env = "CONCLAVE_PIN_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub pin_timeout_seconds: Option<u32>,
+    /// Callers not yet in a meeting (keying in a PIN, in the access menu) from one address.
+    /// More are answered 503. Default: 10
+    #[arg(long, env = "CONCLAVE_WAITING_PER_ADDRESS", value_name = "N")]
+    pub waiting_per_address: Option<u32>,
+    /// Callers not yet in a meeting, in all. Default: 500
+    #[arg(long, env = "CONCLAVE_WAITING_TOTAL", value_name = "N")]
+    pub waiting_total: Option<u32>,
     /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
     #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
     pub session_ttl_minutes: Option<u32>,
@@ -111,6 +146,16 @@ struct FileSettings {
     access_number: Option<String>,
     access_language: Option<String>,
     ring_timeout_seconds: Option<u32>,
+    public_address: Option<std::net::IpAddr>,
+    media_workers: Option<usize>,
+    media_ports: Option<String>,
+    media_port_min: Option<u16>,
+    media_port_max: Option<u16>,
+    media_timeout_seconds: Option<u32>,
+    hold_timeout_seconds: Option<u32>,
+    pin_timeout_seconds: Option<u32>,
+    waiting_per_address: Option<u32>,
+    waiting_total: Option<u32>,
     session_ttl_minutes: Option<u32>,
     web_dir: Option<PathBuf>,
     log: Option<String>,
@@ -138,6 +183,18 @@ pub struct Settings {
     pub access_language: Language,
     /// How long a called extension may ring.
     pub ring_timeout_seconds: u32,
+    /// What SIP and SDP announce (`None`: the listening address, or the default route's).
+    pub public_address: Option<std::net::IpAddr>,
+    /// Media worker threads (0: one per core).
+    pub media_workers: usize,
+    pub media_ports: crate::media::PortMode,
+    pub media_port_min: u16,
+    pub media_port_max: u16,
+    pub media_timeout_seconds: u32,
+    pub hold_timeout_seconds: u32,
+    pub pin_timeout_seconds: u32,
+    pub waiting_per_address: u32,
+    pub waiting_total: u32,
     pub session_ttl_minutes: u32,
     pub web_dir: PathBuf,
     pub log: String,
@@ -249,6 +306,66 @@ impl Settings {
         if !(5..=600).contains(&ring_timeout_seconds) {
             bail!("ring_timeout_seconds: {ring_timeout_seconds} is outside 5..=600");
         }
+        let media_ports = match args
+            .media_ports
+            .or(file.media_ports)
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("shared") => crate::media::PortMode::Shared,
+            Some("per-call") => crate::media::PortMode::PerCall,
+            Some(other) => bail!("media_ports: {other:?} is neither shared nor per-call"),
+        };
+        let media_port_min = args
+            .media_port_min
+            .or(file.media_port_min)
+            .unwrap_or(10_000);
+        let media_port_max = args
+            .media_port_max
+            .or(file.media_port_max)
+            .unwrap_or(20_000);
+        if media_port_min < 1024 || media_port_max < media_port_min.saturating_add(3) {
+            bail!(
+                "media_port_min/max: {media_port_min}..{media_port_max} must be above 1023 and hold at least two pairs of ports"
+            );
+        }
+        let media_timeout_seconds = args
+            .media_timeout_seconds
+            .or(file.media_timeout_seconds)
+            .unwrap_or(30);
+        if !(5..=3600).contains(&media_timeout_seconds) {
+            bail!("media_timeout_seconds: {media_timeout_seconds} is outside 5..=3600");
+        }
+        let hold_timeout_seconds = args
+            .hold_timeout_seconds
+            .or(file.hold_timeout_seconds)
+            .unwrap_or(1800);
+        if !(media_timeout_seconds..=86_400).contains(&hold_timeout_seconds) {
+            bail!(
+                "hold_timeout_seconds: {hold_timeout_seconds} is outside media_timeout_seconds..=86400"
+            );
+        }
+        let pin_timeout_seconds = args
+            .pin_timeout_seconds
+            .or(file.pin_timeout_seconds)
+            .unwrap_or(10);
+        if !(2..=60).contains(&pin_timeout_seconds) {
+            bail!("pin_timeout_seconds: {pin_timeout_seconds} is outside 2..=60");
+        }
+        let waiting_per_address = args
+            .waiting_per_address
+            .or(file.waiting_per_address)
+            .unwrap_or(10);
+        let waiting_total = args.waiting_total.or(file.waiting_total).unwrap_or(500);
+        if waiting_per_address == 0 || waiting_total < waiting_per_address {
+            bail!(
+                "waiting_per_address/waiting_total: {waiting_per_address}/{waiting_total}: at least one, and the total no smaller"
+            );
+        }
+        let media_workers = args.media_workers.or(file.media_workers).unwrap_or(0);
+        if media_workers > 256 {
+            bail!("media_workers: {media_workers} is more than 256");
+        }
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
             data_dir,
@@ -265,6 +382,16 @@ impl Settings {
             access_number,
             access_language,
             ring_timeout_seconds,
+            public_address: args.public_address.or(file.public_address),
+            media_workers,
+            media_ports,
+            media_port_min,
+            media_port_max,
+            media_timeout_seconds,
+            hold_timeout_seconds,
+            pin_timeout_seconds,
+            waiting_per_address,
+            waiting_total,
             session_ttl_minutes,
             web_dir: args
                 .web_dir

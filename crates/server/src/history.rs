@@ -29,7 +29,7 @@ impl Record {
     }
 }
 
-pub async fn write(store: Store, meeting_id: String, mut records: mpsc::UnboundedReceiver<Record>) {
+pub async fn write(store: Store, meeting_id: String, mut records: mpsc::Receiver<Record>) {
     while let Some(record) = records.recv().await {
         if let Err(err) = store_record(&store, &meeting_id, record).await {
             tracing::warn!(%err, meeting_id, "cannot record the meeting's history");

@@ -1,15 +1,15 @@
-//! The Conclave runtime: configuration, start-up, and the HTTP management API.
-//! SIP transports, media threads and the conference actors plug in here as they land.
+//! The Conclave runtime: configuration and start-up, the HTTP management API, SIP, the
+//! media plane's workers and the live meetings that own their participants.
 
-pub mod access;
 pub mod api;
 pub mod app;
 pub mod config;
 pub mod credentials;
 pub mod history;
-pub mod live;
 pub mod media;
+pub mod meeting;
 pub mod prompts;
+pub mod rooms;
 pub mod secrets;
 pub mod sip;
 pub mod telemetry;

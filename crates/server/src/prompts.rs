@@ -26,6 +26,8 @@ pub enum Prompt {
     RoomCreated,
     RoomDeleted,
     NotAllowed,
+    MeetingLocked,
+    MeetingUnlocked,
 }
 
 /// Sounds without words, the same in every language.
@@ -48,7 +50,7 @@ macro_rules! wav {
 }
 
 /// Each prompt's file in English and in Chinese.
-const PROMPTS: [(Prompt, &[u8], &[u8]); 27] = [
+const PROMPTS: [(Prompt, &[u8], &[u8]); 29] = [
     (
         Prompt::EnterPin,
         wav!("prompts/en/enter_pin"),
@@ -184,6 +186,16 @@ const PROMPTS: [(Prompt, &[u8], &[u8]); 27] = [
         wav!("prompts/en/not_allowed"),
         wav!("prompts/zh/not_allowed"),
     ),
+    (
+        Prompt::MeetingLocked,
+        wav!("prompts/en/meeting_locked"),
+        wav!("prompts/zh/meeting_locked"),
+    ),
+    (
+        Prompt::MeetingUnlocked,
+        wav!("prompts/en/meeting_unlocked"),
+        wav!("prompts/zh/meeting_unlocked"),
+    ),
 ];
 
 const SOUNDS: [(Sound, &[u8]); 3] = [
@@ -236,6 +248,16 @@ pub fn sequence(language: Language, prompts: &[Prompt]) -> Arc<[i16]> {
         out.extend_from_slice(&pcm(language, *prompt));
     }
     out.into()
+}
+
+/// Decodes every prompt and sound now, so that the first caller does not wait for it.
+pub fn preload() {
+    for (prompt, _, _) in PROMPTS.iter() {
+        let _ = pcm(Language::English, *prompt);
+    }
+    for (sound, _) in SOUNDS.iter() {
+        let _ = self::sound(*sound);
+    }
 }
 
 /// The prompts that say a number, digit by digit.

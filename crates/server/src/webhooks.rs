@@ -2,7 +2,7 @@
 //! with `X-Conclave-Signature: sha256=<hex HMAC-SHA256 of the body with the webhook's secret>`.
 //! A failed delivery is retried with backoff (1 s, 2 s, 4 s), then dropped and logged.
 
-use crate::live::{LiveChange, LiveEvent};
+use crate::meeting::{LiveChange, LiveEvent};
 use conclave_conference::live::Event;
 use conclave_store::{Store, repo};
 use hmac::{Hmac, Mac};

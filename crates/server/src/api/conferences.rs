@@ -4,7 +4,7 @@
 use super::extract::Caller;
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{AppState, Audit, audit};
-use crate::live::{CallState, LiveConference};
+use crate::meeting::{CallState, LiveConference};
 use crate::sip::Callee;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -245,7 +245,7 @@ pub(super) async fn start(
         ..Default::default()
     };
     state
-        .conferences
+        .meetings
         .start(&room, live, template_id.clone())
         .map_err(refused)?;
     let mut conn = state.store.conn().await?;
@@ -283,11 +283,11 @@ pub(super) async fn start(
         };
         calls.push(call_member(state, &room, m.display_name.clone(), m.role, callee).await);
     }
-    state.conferences.dispatched(&room.id);
+    state.meetings.dispatched(&room.id);
     if calls.iter().all(|m| m.call_id.is_none()) {
         // Nobody to wait for: the meeting ends before it began.
         state
-            .conferences
+            .meetings
             .apply(
                 &room.id,
                 conclave_conference::live::Actor::Operator(Role::Owner),
@@ -320,7 +320,7 @@ async fn call_member(
         Err(_) => String::new(),
     };
     let invitation = state
-        .conferences
+        .meetings
         .invite(&room.id, name.clone(), number, role, callee.clone().ok())
         .await;
     let placed = match callee {
@@ -355,12 +355,9 @@ fn dialled(
         },
         Err(reason) => {
             if let Some(id) = invitation {
-                state.conferences.invite_state(
-                    &room.id,
-                    id,
-                    CallState::Failed,
-                    Some(reason.clone()),
-                );
+                state
+                    .meetings
+                    .invite_state(&room.id, id, CallState::Failed, Some(reason.clone()));
             }
             MemberCall {
                 display_name: name,
@@ -402,7 +399,7 @@ async fn redial_missing(
         .await);
     }
     let live = state
-        .conferences
+        .meetings
         .snapshot(&room.id)
         .await
         .ok_or_else(|| ApiError::not_found("live meeting in this room"))?;
@@ -412,7 +409,7 @@ async fn redial_missing(
             continue;
         };
         state
-            .conferences
+            .meetings
             .invite_state(&room.id, invitation.id, CallState::Calling, None);
         let placed = state
             .sip
@@ -599,7 +596,7 @@ async fn invite_member(
     };
     // No meeting yet: this call starts one (it ends if the call fails).
     let fresh = state
-        .conferences
+        .meetings
         .start(&room, conclave_conference::live::Settings::default(), None)
         .is_ok();
     let called = call_member(
@@ -611,7 +608,7 @@ async fn invite_member(
     )
     .await;
     if fresh {
-        state.conferences.dispatched(&room.id);
+        state.meetings.dispatched(&room.id);
     }
     let call_id = match (called.call_id, called.reason) {
         (Some(call_id), _) => call_id,
@@ -762,7 +759,7 @@ async fn room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Roo
 async fn live_room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Room> {
     match room(state, caller, room_id).await {
         Err(err) if err.status == StatusCode::NOT_FOUND => state
-            .conferences
+            .meetings
             .live_room(room_id)
             .filter(|r| caller.sees_tenant(&r.tenant_id))
             .ok_or(err),
@@ -820,7 +817,7 @@ async fn control(
     };
     let ended = matches!(command, Command::End);
     match state
-        .conferences
+        .meetings
         .apply(
             &room.id,
             Actor::Operator(role),
@@ -838,7 +835,7 @@ async fn control(
     let snapshot = if ended {
         None
     } else {
-        state.conferences.snapshot(&room.id).await
+        state.meetings.snapshot(&room.id).await
     };
     Ok(Json(snapshot.unwrap_or(LiveConference {
         room_id: room.id,
@@ -857,7 +854,7 @@ async fn list_conferences(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Json<Vec<LiveConference>> {
-    Json(state.conferences.list(caller.tenant_id()).await)
+    Json(state.meetings.list(caller.tenant_id()).await)
 }
 
 /// A room's live meeting: who is in, muted, allowed to speak, in which whisper group.
@@ -871,7 +868,7 @@ async fn get_conference(
 ) -> ApiResult<Json<LiveConference>> {
     let room = live_room(&state, &caller, &room_id).await?;
     state
-        .conferences
+        .meetings
         .snapshot(&room.id)
         .await
         .map(Json)

@@ -4,7 +4,7 @@
 use super::extract::{ClientAddr, authenticate};
 use super::problem::{ApiError, Problem};
 use super::{ApiQuery, AppState};
-use crate::live::LiveEvent;
+use crate::meeting::LiveEvent;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
@@ -53,7 +53,7 @@ async fn subscribe_events(
     let upgrade = upgrade.map_err(|_| {
         ApiError::bad_request("this is a WebSocket endpoint: send an Upgrade request")
     })?;
-    let events = state.conferences.subscribe();
+    let events = state.meetings.subscribe();
     let tenant = caller.tenant_id().to_owned();
     Ok(upgrade.on_upgrade(move |socket| forward(socket, events, tenant)))
 }

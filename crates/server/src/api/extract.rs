@@ -125,6 +125,18 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as the audit log names them (for services shared with other channels).
+    pub fn author(&self) -> crate::rooms::Author<'_> {
+        crate::rooms::Author {
+            user_id: Some(&self.user.id),
+            name: &self.user.username,
+            source: self.source.ip(),
+            api_key_id: match &self.credential {
+                Credential::ApiKey { id } => Some(id),
+                _ => None,
+            },
+        }
+    }
     pub fn kind(&self) -> AccountKind {
         self.user.kind
     }

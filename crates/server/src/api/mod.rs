@@ -43,7 +43,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub struct AppState {
     pub store: Store,
     pub sip: crate::sip::SipHandle,
-    pub conferences: crate::live::Conferences,
+    pub meetings: crate::meeting::Meetings,
     pub settings: Arc<Settings>,
     pub login_guard: Arc<session::LoginGuard>,
     /// Seals the secrets the server must read back (trunk passwords) at rest.
@@ -54,14 +54,14 @@ impl AppState {
     pub fn new(
         store: Store,
         sip: crate::sip::SipHandle,
-        conferences: crate::live::Conferences,
+        meetings: crate::meeting::Meetings,
         settings: Arc<Settings>,
         sealer: Arc<crate::secrets::Sealer>,
     ) -> Self {
         AppState {
             store,
             sip,
-            conferences,
+            meetings,
             settings,
             login_guard: Arc::default(),
             sealer,

@@ -3,7 +3,7 @@
 use super::extract::{ApiJson, Caller};
 use super::problem::{ApiError, ApiResult, Problem};
 use super::validate::Checks;
-use super::{ApiQuery, AppState, Audit, List, ListParams, audit, deny, nullable};
+use super::{ApiQuery, AppState, Audit, List, ListParams, deny, nullable};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -200,10 +200,7 @@ async fn create_room(
         created_at: now,
         updated_at: now,
     };
-    let mut tx = state.store.begin().await?;
-    repo::rooms::insert(&mut tx, &room).await?;
-    audit(&mut tx, &caller, entry("createRoom", &room)).await?;
-    tx.commit().await?;
+    crate::rooms::create(&state.store, &caller.author(), &room).await?;
     Ok((StatusCode::CREATED, Json(room)))
 }
 
@@ -320,10 +317,7 @@ async fn update_room(
         room.members_skip_pin = v;
     }
     room.updated_at = now_ms();
-    let mut tx = state.store.begin().await?;
-    repo::rooms::update(&mut tx, &room).await?;
-    audit(&mut tx, &caller, entry("updateRoom", &room)).await?;
-    tx.commit().await?;
+    crate::rooms::update(&state.store, &caller.author(), &room).await?;
     Ok(Json(room))
 }
 
@@ -348,9 +342,6 @@ async fn delete_room(
         )
         .await);
     }
-    let mut tx = state.store.begin().await?;
-    repo::rooms::delete(&mut tx, &room.id).await?;
-    audit(&mut tx, &caller, entry("deleteRoom", &room)).await?;
-    tx.commit().await?;
+    crate::rooms::delete(&state.store, &caller.author(), &room).await?;
     Ok(StatusCode::NO_CONTENT)
 }

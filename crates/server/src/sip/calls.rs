@@ -1,46 +1,32 @@
-//! Calls into rooms: the dialled number names a room; the call is answered with our SDP, its
-//! audio joins the room's mix on the media thread, and the caller joins the room's live
-//! meeting. (Rooms with a PIN wait for the voice menu that asks for it.)
+//! Calls, as signalling sees them. An INVITE's number is looked up in the directory
+//! ([`admit`]: a room, the access number, a feature code); the call is answered with the
+//! address of the media plane that will carry it; once media is negotiated its leg is handed
+//! to its owner — the room's meeting or the access menu — which decides everything else.
+//! A call the meeting places is a leg of that meeting from the start. Afterwards this side
+//! only passes signalling on (re-INVITEs, INFO digits, the end) through the leg's signals.
 
-use crate::live::{CallControl, CallState, Conferences, Newcomer};
-use crate::media::{Command, MediaHandle};
+use crate::media::Endpoint;
+use crate::meeting::access::{self, MenuMode};
+use crate::meeting::{
+    EndCause, Leg, LegControl, LegEvent, LegId, LegKind, LegSignals, Meetings, MemberSpec, Party,
+    WaitingTicket,
+};
 use crate::prompts::Prompt;
 use conclave_conference::Role;
 use conclave_conference::live::JoinedVia;
 use conclave_media::codec::CodecKind;
-use conclave_media::conference::MemberConfig;
+use conclave_media::mixer::MemberConfig;
 use conclave_media::srtp::{SrtpKey, SrtpSuite};
 use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
 use conclave_sip::ua::{CallId, Dial, EndReason, UserAgent};
-use conclave_store::model::Room;
-use conclave_store::{Store, repo};
+use conclave_store::model::{Room, User};
+use conclave_store::{Store, now_ms, repo};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
+use std::time::Instant;
 
-/// The room a call dials: by the tenant that owns the request's domain, otherwise the one room
-/// on the installation with that number.
-pub async fn find_room(store: &Store, number: &str, domain: &str) -> Option<Room> {
-    let mut conn = store.conn().await.ok()?;
-    match repo::tenants::get_by_sip_domain(&mut conn, domain).await {
-        Ok(Some(tenant)) => repo::rooms::get_by_number(&mut conn, &tenant.id, number)
-            .await
-            .ok()
-            .flatten(),
-        Ok(None) => {
-            let mut rooms = repo::rooms::find_by_number(&mut conn, number).await.ok()?;
-            (rooms.len() == 1).then(|| rooms.remove(0))
-        }
-        Err(err) => {
-            tracing::warn!(%err, "room lookup failed");
-            None
-        }
-    }
-}
-
-/// What the directory and the room's live meeting say about a dialled number.
+/// What the directory says about a dialled number.
 pub enum Admission {
     /// The access number: a voice menu asks which room.
     Menu {
@@ -51,24 +37,48 @@ pub enum Admission {
     Blocked,
     /// Answer, say this, hang up (a feature code's outcome).
     Announce(Prompt),
-    /// Come in; with a PIN to key in first when the room has one.
-    Admitted {
+    /// Into the room's meeting; with a PIN to key in first when the room has one.
+    Room {
         room: Box<Room>,
         needs_pin: bool,
         /// Their role, when the directory knows it (else the caller's).
         role: Option<Role>,
+        /// The registered user calling, by name, for the roster.
+        name: Option<String>,
+        /// Said before the welcome.
+        greeting: Option<Prompt>,
     },
 }
 
-/// Looks the room up and asks its live meeting (if any) whether newcomers may join; runs
-/// the keypad's feature codes (join, create, delete a room).
-pub async fn admit(
-    store: &Store,
-    conferences: &Conferences,
-    number: &str,
-    domain: &str,
-    caller: &Caller,
-) -> Admission {
+/// Who calls: the From header's display name and user, as signalling saw them.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub number: String,
+    /// Where the call came from (wrong PINs are counted per address).
+    pub ip: Option<IpAddr>,
+    /// The role they get in the meeting.
+    pub role: Role,
+    /// The tenants where the From extension is registered from the call's flow.
+    pub registered_in: Vec<String>,
+}
+
+impl Default for Caller {
+    fn default() -> Self {
+        Caller {
+            name: String::new(),
+            number: String::new(),
+            ip: None,
+            role: Role::Participant,
+            registered_in: Vec::new(),
+        }
+    }
+}
+
+/// Looks the dialled number up and runs the keypad's feature codes (join, create, delete a
+/// room). A meeting decides itself whether it takes the caller (locked, full).
+pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Caller) -> Admission {
+    let store = meetings.store();
     let from = caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let (number, keyed_pin) = match feature_code(number) {
         Some(Feature::Join { room, pin }) => (room, Some(pin)),
@@ -76,59 +86,59 @@ pub async fn admit(
             return create_room(store, domain, caller, room, pin, minutes).await;
         }
         Some(Feature::Delete { room, pin }) => {
-            return delete_room(store, conferences, domain, caller, room, pin).await;
+            return delete_room(meetings, domain, caller, room, pin).await;
         }
         None => (number.to_owned(), None),
     };
-    let Some(room) = find_room(store, &number, domain).await else {
+    let Some(room) = crate::rooms::find_dialled(store, &number, domain).await else {
         return Admission::NoSuchRoom;
     };
-    if room.pin.is_some() && conferences.pin_blocked(from) {
+    if room.pin.is_some() && meetings.pins().blocked(from) {
         return Admission::Blocked;
     }
     // A PIN dialled with the feature code is checked now, like one keyed in later.
     let needs_pin = match (&room.pin, keyed_pin) {
         (None, _) => false,
         (Some(pin), Some(keyed)) if *pin == keyed => {
-            conferences.pin_succeeded(from);
+            meetings.pins().succeeded(from);
             false
         }
         (Some(_), Some(_)) => {
-            conferences.pin_failed(from);
+            meetings.pins().failed(from);
             return Admission::Blocked;
         }
         (Some(_), None) => true,
     };
     // Caller ID: a registered user (or a known number) who is one of the room's members
     // joins with their role — and without the PIN when the room allows it.
-    let role = member_role(store, domain, caller, &room).await;
+    let user = calling_user(store, domain, caller)
+        .await
+        .filter(|u| u.tenant_id == room.tenant_id);
+    let role = member_role(store, user.as_ref(), caller, &room).await;
     let needs_pin = needs_pin && !(role.is_some() && room.members_skip_pin);
-    // A locked or full meeting turns the caller away with a prompt once answered (the
-    // meeting decides, when they join).
-    Admission::Admitted {
+    Admission::Room {
         room: Box::new(room),
         needs_pin,
         role,
+        name: user.map(|u| u.display_name),
+        greeting: None,
     }
 }
 
 /// The caller's role in the room, when caller ID tells who they are: the registered user
 /// of the From extension, else the From number as the directory knows it.
-async fn member_role(store: &Store, domain: &str, caller: &Caller, room: &Room) -> Option<Role> {
-    let user = calling_user(store, domain, caller)
-        .await
-        .filter(|u| u.tenant_id == room.tenant_id);
+async fn member_role(
+    store: &Store,
+    user: Option<&User>,
+    caller: &Caller,
+    room: &Room,
+) -> Option<Role> {
     let mut conn = store.conn().await.ok()?;
     let number = (!caller.number.is_empty()).then_some(caller.number.as_str());
-    repo::rooms::member_role(
-        &mut conn,
-        &room.id,
-        user.as_ref().map(|u| u.id.as_str()),
-        number,
-    )
-    .await
-    .ok()
-    .flatten()
+    repo::rooms::member_role(&mut conn, &room.id, user.map(|u| u.id.as_str()), number)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A keypad feature code dialled in one go.
@@ -184,13 +194,9 @@ pub fn feature_code(dialled: &str) -> Option<Feature> {
     }
 }
 
-/// The registered user calling: the From extension registered from the call's address, in
-/// the tenant of the dialled domain (or the only tenant where it is registered).
-async fn calling_user(
-    store: &Store,
-    domain: &str,
-    caller: &Caller,
-) -> Option<conclave_store::model::User> {
+/// The registered user calling: the From extension registered from the call's flow, in the
+/// tenant of the dialled domain (or the only tenant where it is registered).
+async fn calling_user(store: &Store, domain: &str, caller: &Caller) -> Option<User> {
     let mut conn = store.conn().await.ok()?;
     let tenant_id = match repo::tenants::get_by_sip_domain(&mut conn, domain)
         .await
@@ -209,33 +215,17 @@ async fn calling_user(
         .flatten()
 }
 
-/// Records what a phone user did from the keypad in the audit log.
-async fn audit_keypad(
-    conn: &mut conclave_store::Conn,
-    user: &conclave_store::model::User,
-    caller: &Caller,
-    action: &str,
-    room: &Room,
-) {
-    let event = conclave_store::model::AuditEvent {
-        id: conclave_store::new_id(),
-        tenant_id: Some(room.tenant_id.clone()),
-        actor_id: Some(user.id.clone()),
-        actor_name: user.username.clone(),
-        action: action.into(),
-        target_type: "room".into(),
-        target_id: Some(room.id.clone()),
-        outcome: "ok".into(),
-        source: caller.ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        detail: serde_json::json!({ "number": room.number, "via": "keypad" }),
-        at: conclave_store::now_ms(),
-    };
-    if let Err(err) = repo::audit::insert(conn, &event).await {
-        tracing::warn!(%err, "cannot audit a keypad action");
+fn author<'a>(user: &'a User, caller: &Caller) -> crate::rooms::Author<'a> {
+    crate::rooms::Author {
+        user_id: Some(&user.id),
+        name: &user.username,
+        source: caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        api_key_id: None,
     }
 }
 
-/// `*401*`: creates the room and takes its creator in, as its owner.
+/// `*401*`: creates the room (through the same service as the API) and takes its creator in,
+/// as its owner, telling them the room is ready.
 async fn create_room(
     store: &Store,
     domain: &str,
@@ -248,13 +238,7 @@ async fn create_room(
     let Some(user) = calling_user(store, domain, caller).await else {
         return refused;
     };
-    let Ok(mut conn) = store.conn().await else {
-        return refused;
-    };
-    if let Ok(Some(_)) = repo::rooms::get_by_number(&mut conn, &user.tenant_id, &number).await {
-        return refused;
-    }
-    let now = conclave_store::now_ms();
+    let now = now_ms();
     let room = Room {
         id: conclave_store::new_id(),
         tenant_id: user.tenant_id.clone(),
@@ -275,36 +259,37 @@ async fn create_room(
         created_at: now,
         updated_at: now,
     };
-    if let Err(err) = repo::rooms::insert(&mut conn, &room).await {
+    if let Err(err) = crate::rooms::create(store, &author(&user, caller), &room).await {
         tracing::info!(%err, "keypad room not created");
         return refused;
     }
-    audit_keypad(&mut conn, &user, caller, "createRoom", &room).await;
     tracing::info!(
         room = room.number,
         user = user.username,
         "room created from the keypad"
     );
-    Admission::Admitted {
+    Admission::Room {
         room: Box::new(room),
         needs_pin: false,
         role: Some(Role::Owner),
+        name: Some(user.display_name),
+        greeting: Some(Prompt::RoomCreated),
     }
 }
 
 /// `*402*`: deletes the room (its creator only, when it has one). A live meeting keeps its
 /// members; nobody new can find the room.
 async fn delete_room(
-    store: &Store,
-    conferences: &Conferences,
+    meetings: &Meetings,
     domain: &str,
     caller: &Caller,
     number: String,
     pin: String,
 ) -> Admission {
+    let store = meetings.store();
     let refused = Admission::Announce(Prompt::NotAllowed);
     let from = caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if conferences.pin_blocked(from) {
+    if meetings.pins().blocked(from) {
         return Admission::Blocked;
     }
     let Some(user) = calling_user(store, domain, caller).await else {
@@ -318,17 +303,18 @@ async fn delete_room(
         return refused;
     };
     if room.pin.as_deref() != Some(pin.as_str()) {
-        conferences.pin_failed(from);
+        meetings.pins().failed(from);
         return refused;
     }
     if room.creator_id.as_ref().is_some_and(|c| *c != user.id) {
+        crate::rooms::denied(&mut conn, &author(&user, caller), "deleteRoom", &room).await;
         return refused;
     }
-    if let Err(err) = repo::rooms::delete(&mut conn, &room.id).await {
+    drop(conn);
+    if let Err(err) = crate::rooms::delete(store, &author(&user, caller), &room).await {
         tracing::info!(%err, "keypad room not deleted");
         return refused;
     }
-    audit_keypad(&mut conn, &user, caller, "deleteRoom", &room).await;
     tracing::info!(
         room = room.number,
         user = user.username,
@@ -337,33 +323,9 @@ async fn delete_room(
     Admission::Announce(Prompt::RoomDeleted)
 }
 
-/// Who calls: the From header's display name and user.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub name: String,
-    pub number: String,
-    /// Where the call came from (wrong PINs are counted per address).
-    pub ip: Option<IpAddr>,
-    /// The role they get in the meeting.
-    pub role: Role,
-    /// The tenants where the From extension is registered from the call's address.
-    pub registered_in: Vec<String>,
-}
-
-impl Default for Caller {
-    fn default() -> Self {
-        Caller {
-            name: String::new(),
-            number: String::new(),
-            ip: None,
-            role: Role::Participant,
-            registered_in: Vec::new(),
-        }
-    }
-}
-
-/// What the media engine needs from the negotiation.
-fn member_config(media: &NegotiatedAudio) -> Option<MemberConfig> {
+/// What the media engine needs from the negotiation; the signalling's source is an address
+/// the member is known by (its media may come from there, behind NAT).
+pub fn member_spec(media: &NegotiatedAudio, signalling: Option<IpAddr>) -> Option<MemberSpec> {
     let codec = match media.codec {
         Codec::Pcmu => CodecKind::Pcmu,
         Codec::Pcma => CodecKind::Pcma,
@@ -377,105 +339,66 @@ fn member_config(media: &NegotiatedAudio) -> Option<MemberConfig> {
     config.initial_seq = rand::random();
     config.initial_ts = rand::random();
     config.remote = media.remote;
+    config.rtcp_mux = media.rtcp_mux;
+    config.rtcp_remote = media.remote_rtcp;
+    config.source_ips = signalling.into_iter().collect();
     if let Some(keys) = &media.srtp {
         let suite = SrtpSuite::from_sdes_name(&keys.suite)?;
         let local = SrtpKey::from_material(suite, &keys.local_key).ok()?;
         let remote = SrtpKey::from_material(suite, &keys.remote_key).ok()?;
         config.srtp = Some((local, remote));
     }
-    Some(config)
+    // What we may do says what they do: they send nothing when we may only send, or nothing.
+    let on_hold = media.remote.is_none()
+        || matches!(media.direction, Direction::SendOnly | Direction::Inactive);
+    Some(MemberSpec { config, on_hold })
 }
 
-/// Where our RTCP goes: the peer's RTCP port when it did not take rtcp-mux.
-fn rtcp_to(media: &NegotiatedAudio) -> Option<std::net::SocketAddr> {
-    (!media.rtcp_mux).then_some(media.remote_rtcp).flatten()
+/// Where a call answered by us goes once its media is negotiated.
+enum Destination {
+    Room(Box<Room>),
+    Menu(MenuMode),
 }
 
-/// A call's media leg: its RTP socket and the task that reads it.
-struct Leg {
-    socket: Arc<UdpSocket>,
-    reader: Option<JoinHandle<()>>,
-    /// The room the call is in; for a call in the access menu, a room of its own.
-    room: Room,
-    /// In the access number's menu, or hearing a feature code's outcome.
-    menu: Option<MenuKind>,
-    /// The media negotiated last (a call leaving the menu joins its room with it).
-    media: Option<NegotiatedAudio>,
-    caller: Caller,
+/// A call whose leg is not handed over yet (answered, media not negotiated: a late offer).
+struct Pending {
+    endpoint: Endpoint,
+    who: Party,
+    destination: Destination,
     needs_pin: bool,
-    /// We called them (one-click start, invite) rather than they us.
-    outgoing: bool,
-    joined: bool,
+    greeting: Option<Prompt>,
+    waiting: Option<WaitingTicket>,
 }
 
-/// A call that is in no room yet.
-#[derive(Debug, Clone)]
-enum MenuKind {
-    /// The access number's menu; the dialled domain names the tenant.
-    Access { domain: String },
-    /// A prompt, then the call ends.
-    Announce(Prompt),
-}
-
-/// What the access number's menu needs.
-pub struct MenuSettings {
-    pub store: Store,
-    pub language: conclave_store::model::Language,
-}
-
-/// A room of its own for a call in the access menu: the mixer plays it the menu's prompts
-/// and hears its keys there.
-fn menu_room(call: CallId, language: conclave_store::model::Language) -> Room {
-    Room {
-        id: format!("menu:{}", call.0),
-        tenant_id: String::new(),
-        number: String::new(),
-        name: "access menu".into(),
-        pin: None,
-        has_pin: false,
-        capacity: 1,
-        max_duration_minutes: None,
-        language,
-        creator_id: None,
-        owner_id: None,
-        entry_chime: false,
-        alone_music: false,
-        members_skip_pin: false,
-        release_when_empty: false,
-        created_at: 0,
-        updated_at: 0,
-    }
+struct SipCall {
+    leg: LegId,
+    signals: LegSignals,
+    /// Where its signalling comes from.
+    source: Option<IpAddr>,
+    pending: Option<Pending>,
 }
 
 pub struct Calls {
-    media: MediaHandle,
-    menu: MenuSettings,
-    conferences: Conferences,
-    control: Arc<dyn CallControl>,
-    /// The address RTP sockets bind to and SDP announces.
-    media_ip: IpAddr,
-    legs: HashMap<CallId, Leg>,
+    meetings: Meetings,
+    control: Arc<dyn LegControl>,
+    calls: HashMap<CallId, SipCall>,
 }
 
 impl Calls {
-    pub fn new(
-        media: MediaHandle,
-        conferences: Conferences,
-        control: Arc<dyn CallControl>,
-        media_ip: IpAddr,
-        menu: MenuSettings,
-    ) -> Self {
+    pub fn new(meetings: Meetings, control: Arc<dyn LegControl>) -> Self {
         Calls {
-            media,
-            menu,
-            conferences,
+            meetings,
             control,
-            media_ip,
-            legs: HashMap::new(),
+            calls: HashMap::new(),
         }
     }
 
-    /// The directory answered: answer into the room, or refuse.
+    /// Calls in progress (answered or being answered, placed or being placed).
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The directory answered: answer the call with the media plane's address, or refuse.
     pub fn admitted(
         &mut self,
         now: Instant,
@@ -485,26 +408,16 @@ impl Calls {
         admission: Admission,
         srtp: SrtpPolicy,
     ) {
-        let mut caller = caller;
-        let (room, needs_pin, menu) = match admission {
-            Admission::Admitted {
-                room,
-                needs_pin,
-                role,
-            } => {
-                caller.role = role.unwrap_or(caller.role);
-                (*room, needs_pin, None)
-            }
-            Admission::Menu { domain } => (
-                menu_room(call, self.menu.language),
-                false,
-                Some(MenuKind::Access { domain }),
-            ),
-            Admission::Announce(prompt) => (
-                menu_room(call, self.menu.language),
-                false,
-                Some(MenuKind::Announce(prompt)),
-            ),
+        let leg = crate::meeting::leg::next_leg_id();
+        let ip = caller.ip;
+        let mut who = Party {
+            name: caller.name.clone(),
+            number: caller.number.clone(),
+            ip,
+            role: caller.role,
+        };
+        let media = self.meetings.media();
+        let (destination, endpoint, needs_pin, greeting) = match admission {
             Admission::NoSuchRoom => {
                 let _ = ua.reject(now, call, 404, Vec::new());
                 return;
@@ -513,29 +426,77 @@ impl Calls {
                 let _ = ua.reject(now, call, 403, Vec::new());
                 return;
             }
+            Admission::Menu { domain } => (
+                Destination::Menu(MenuMode::Access { domain }),
+                media.room(&access::media_room_name(leg)).endpoint(true),
+                false,
+                None,
+            ),
+            Admission::Announce(prompt) => (
+                Destination::Menu(MenuMode::Announce(prompt)),
+                media.room(&access::media_room_name(leg)).endpoint(true),
+                false,
+                None,
+            ),
+            Admission::Room {
+                room,
+                needs_pin,
+                role,
+                name,
+                greeting,
+            } => {
+                who.role = role.unwrap_or(who.role);
+                if let Some(name) = name {
+                    who.name = name;
+                }
+                let endpoint = media.room(&room.id).endpoint(false);
+                (Destination::Room(room), endpoint, needs_pin, greeting)
+            }
         };
-        let (socket, mut local) = match self.local_media() {
-            Ok(media) => media,
+        // Callers who are not in a meeting yet (PIN, menu) are bounded per address and in all.
+        let waiting = if needs_pin || matches!(destination, Destination::Menu(_)) {
+            let Some(ticket) = self
+                .meetings
+                .waiting()
+                .enter(ip.unwrap_or(IpAddr::from([0, 0, 0, 0])))
+            else {
+                tracing::info!(?ip, "too many callers waiting: refused");
+                let retry = vec![(
+                    conclave_sip::message::HeaderName::RetryAfter,
+                    "30".to_owned(),
+                )];
+                let _ = ua.reject(now, call, 503, retry);
+                return;
+            };
+            Some(ticket)
+        } else {
+            None
+        };
+        let endpoint = match endpoint {
+            Ok(endpoint) => endpoint,
             Err(err) => {
-                tracing::warn!(%err, "cannot open an RTP socket");
+                tracing::warn!(%err, "no media port for a call");
                 let _ = ua.reject(now, call, 503, Vec::new());
                 return;
             }
         };
+        let mut local = local_media(&endpoint);
         local.srtp_policy = Some(srtp);
         let answered = ua.answer(now, call, local);
-        self.legs.insert(
+        self.calls.insert(
             call,
-            Leg {
-                socket,
-                reader: None,
-                room,
-                menu,
-                media: None,
-                caller,
-                needs_pin,
-                outgoing: false,
-                joined: false,
+            SipCall {
+                leg,
+                signals: LegSignals::default(),
+                source: ip,
+                pending: Some(Pending {
+                    endpoint,
+                    who,
+                    destination,
+                    needs_pin,
+                    greeting,
+                    waiting,
+                }),
             },
         );
         match answered {
@@ -543,232 +504,144 @@ impl Calls {
             Ok(None) => {} // late offer: the media comes with the ACK
             Err(err) => {
                 tracing::info!(?err, "call not answered");
-                self.ended(call, EndReason::MediaFailure);
+                self.calls.remove(&call);
             }
         }
     }
 
-    /// Opens an RTP socket and describes it for SDP.
-    fn local_media(&self) -> std::io::Result<(Arc<UdpSocket>, LocalMedia)> {
-        let socket = Arc::new(UdpSocket::bind(SocketAddr::new(self.media_ip, 0))?);
-        let port = socket.local_addr()?.port();
-        let local = LocalMedia {
-            addr: self.media_ip,
-            port,
-            session_id: rand::random::<u32>().into(),
-            session_version: 1,
-            srtp_key: Some(rand::random()),
-            srtp_policy: None,
-            direction: Direction::SendRecv,
-        };
-        Ok((socket, local))
-    }
-
-    /// Calls someone into a room; they join its meeting when they answer. `dial` builds the
-    /// INVITE around our media description.
+    /// Calls someone into a room's meeting: the call is a leg of the meeting from now on,
+    /// and joins when answered. `dial` builds the INVITE around our media description.
     pub fn dial(
         &mut self,
         now: Instant,
         ua: &mut UserAgent,
-        room: Room,
-        callee: Caller,
+        room: &Room,
+        callee: Party,
         invitation: Option<u32>,
         dial: impl FnOnce(LocalMedia) -> Dial,
     ) -> Result<CallId, String> {
-        let (socket, local) = self
-            .local_media()
-            .map_err(|e| format!("cannot open an RTP socket: {e}"))?;
+        let endpoint = self
+            .meetings
+            .media()
+            .room(&room.id)
+            .endpoint(false)
+            .map_err(|e| format!("no media port: {e}"))?;
         let call = ua
-            .dial(now, dial(local))
+            .dial(now, dial(local_media(&endpoint)))
             .map_err(|e| format!("cannot place the call: {e:?}"))?;
+        let id = crate::meeting::leg::next_leg_id();
+        let signals = LegSignals::default();
+        let source = callee.ip;
         let leg = Leg {
-            socket,
-            reader: None,
-            room,
-            menu: None,
+            id,
+            kind: LegKind::Sip { call: call.0 },
+            who: callee,
+            via: JoinedVia::DialOut,
             media: None,
-            caller: callee,
+            endpoint,
             needs_pin: false,
-            outgoing: true,
-            joined: false,
+            invitation,
+            greeting: None,
+            signals: signals.clone(),
+            control: self.control.clone(),
+            waiting: None,
         };
-        self.conferences.awaiting(&leg.room.id, call.0, invitation);
-        self.legs.insert(call, leg);
+        self.calls.insert(
+            call,
+            SipCall {
+                leg: id,
+                signals,
+                source,
+                pending: None,
+            },
+        );
+        self.meetings.arrive(room, leg);
         metrics::counter!("conclave_calls_dialed_total").increment(1);
         Ok(call)
     }
 
-    /// Media negotiated or renegotiated: join the mix and the meeting, or update the member.
+    /// Media negotiated or renegotiated: the leg goes to its owner, or its owner hears of it.
     pub fn media_changed(&mut self, call: CallId, media: &NegotiatedAudio) {
-        let Some(leg) = self.legs.get_mut(&call) else {
+        let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        leg.media = Some(media.clone());
-        let Some(config) = member_config(media) else {
+        let Some(spec) = member_spec(media, c.source) else {
             tracing::warn!(?call, "negotiated media the engine cannot use");
             return;
         };
-        if leg.joined {
-            self.media.send(Command::Update {
-                member: call.0,
-                config: Box::new(config),
-                rtcp_to: rtcp_to(media),
-            });
+        let Some(p) = c.pending.take() else {
+            c.signals.emit(c.leg, LegEvent::Media(Box::new(spec)));
             return;
-        }
-        leg.joined = true;
-        self.media.send(Command::Join {
-            room: leg.room.id.clone(),
-            member: call.0,
-            config: Box::new(config),
-            socket: leg.socket.clone(),
-            rtcp_to: rtcp_to(media),
-        });
-        if leg.reader.is_none() {
-            leg.reader = spawn_reader(&leg.socket, call, self.media.clone());
-        }
-        if let Some(MenuKind::Announce(prompt)) = leg.menu {
-            let samples = crate::prompts::pcm(self.menu.language, prompt);
-            let said = Duration::from_millis(
-                samples.len() as u64 * 1000 / u64::from(crate::prompts::RATE) + 500,
-            );
-            self.media.send(Command::Play {
-                member: call.0,
-                samples,
-                rate: crate::prompts::RATE,
-                looped: false,
-            });
-            let control = self.control.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(said).await;
-                control.hang_up(call.0);
-            });
-            return;
-        }
-        if let Some(MenuKind::Access { domain }) = leg.menu.clone() {
-            // The access number: the menu asks which room; the call moves there.
-            let menu = crate::access::Menu {
-                call: call.0,
-                domain,
-                from: leg.caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-                language: self.menu.language,
-                store: self.menu.store.clone(),
-                conferences: self.conferences.clone(),
-                media: self.media.clone(),
-                control: self.control.clone(),
-            };
-            let keys = self.conferences.open_menu(call.0);
-            tokio::spawn(menu.run(keys));
-            return;
-        }
-        metrics::counter!("conclave_calls_joined_total").increment(1);
-        // The meeting learns of the newcomer; if it refuses (locked or full meanwhile), hang up.
-        let (conferences, control) = (self.conferences.clone(), self.control.clone());
-        let (room, caller) = (leg.room.clone(), leg.caller.clone());
-        let pin_from = leg
-            .needs_pin
-            .then(|| caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0])));
-        let via = if leg.outgoing {
-            JoinedVia::DialOut
-        } else {
-            JoinedVia::DialIn
         };
-        let who = Newcomer {
-            call: call.0,
-            name: caller.name,
-            number: caller.number,
-            role: caller.role,
-            via,
-            pin_from,
+        let leg = Leg {
+            id: c.leg,
+            kind: LegKind::Sip { call: call.0 },
+            who: p.who,
+            via: JoinedVia::DialIn,
+            media: Some(spec),
+            endpoint: p.endpoint,
+            needs_pin: p.needs_pin,
+            invitation: None,
+            greeting: p.greeting,
+            signals: c.signals.clone(),
+            control: self.control.clone(),
+            waiting: p.waiting,
         };
-        tokio::spawn(async move {
-            if let Err(reason) = conferences.join(&room, who).await {
-                tracing::info!(%reason, room = room.number, "the meeting refused a caller");
-                control.hang_up(call.0);
+        match p.destination {
+            Destination::Room(room) => {
+                metrics::counter!("conclave_calls_joined_total").increment(1);
+                self.meetings.arrive(&room, leg);
             }
-        });
+            Destination::Menu(mode) => access::spawn(&self.meetings, leg, mode),
+        }
     }
 
-    /// An invitee's phone rings.
+    /// A call the meeting placed rings.
     pub fn ringing(&self, call: CallId) {
-        if let Some(leg) = self.legs.get(&call)
-            && leg.outgoing
-            && !leg.joined
-        {
-            self.conferences.ringing(&leg.room.id, call.0);
+        if let Some(c) = self.calls.get(&call) {
+            c.signals.emit(c.leg, LegEvent::Ringing);
         }
     }
 
-    /// A call leaves the access menu for the room the caller chose (its PIN, if any, next).
-    pub fn enter_room(&mut self, call: CallId, room: Room) {
-        let Some(leg) = self.legs.get_mut(&call) else {
-            return;
-        };
-        if leg.menu.take().is_none() {
-            return;
-        }
-        self.media.send(Command::Leave { member: call.0 });
-        leg.joined = false;
-        leg.needs_pin = room.pin.is_some();
-        leg.room = room;
-        if let Some(media) = leg.media.clone() {
-            self.media_changed(call, &media);
+    /// A keypad digit in SIP INFO.
+    pub fn digit(&self, call: CallId, digit: char) {
+        if let Some(c) = self.calls.get(&call)
+            && c.pending.is_none()
+        {
+            c.signals.emit(c.leg, LegEvent::Digit(digit));
         }
     }
 
     pub fn ended(&mut self, call: CallId, reason: EndReason) {
-        if let Some(leg) = self.legs.remove(&call) {
-            if let Some(reader) = leg.reader {
-                reader.abort();
-            }
-            if leg.menu.is_some() {
-                self.conferences.close_menu(call.0);
-                if leg.joined {
-                    self.media.send(Command::Leave { member: call.0 });
-                }
-            } else if leg.joined {
-                self.media.send(Command::Leave { member: call.0 });
-                self.conferences.left(&leg.room.id, call.0);
-            } else if leg.outgoing {
-                let state = match reason {
-                    EndReason::Busy => CallState::Busy,
-                    EndReason::NoAnswer => CallState::NoAnswer,
-                    EndReason::Rejected(_) => CallState::Rejected,
-                    _ => CallState::Failed,
-                };
-                self.conferences.gave_up(&leg.room.id, call.0, state);
-            }
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        if c.pending.is_some() {
+            // never handed over: its media port and waiting place go with it
+            return;
         }
+        let cause = match reason {
+            EndReason::Busy => EndCause::Busy,
+            EndReason::NoAnswer => EndCause::NoAnswer,
+            EndReason::Rejected(_) => EndCause::Rejected,
+            EndReason::Timeout | EndReason::MediaFailure => EndCause::Failed,
+            _ => EndCause::Hangup,
+        };
+        c.signals.emit(c.leg, LegEvent::Ended(cause));
     }
 }
 
-/// Reads a leg's RTP and hands it to the media thread with its arrival time.
-fn spawn_reader(socket: &UdpSocket, call: CallId, media: MediaHandle) -> Option<JoinHandle<()>> {
-    let socket = socket.try_clone().and_then(|s| {
-        s.set_nonblocking(true)?;
-        tokio::net::UdpSocket::from_std(s)
-    });
-    let socket = match socket {
-        Ok(socket) => socket,
-        Err(err) => {
-            tracing::warn!(%err, "cannot read an RTP socket");
-            return None;
-        }
-    };
-    Some(tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            match socket.recv_from(&mut buf).await {
-                Ok((n, from)) => media.send(Command::Packet {
-                    member: call.0,
-                    from,
-                    data: buf[..n].to_vec(),
-                    at: Instant::now(),
-                }),
-                Err(err) => tracing::trace!(%err, "RTP receive error"),
-            }
-        }
-    }))
+/// Our SDP's media line: the endpoint's address and port.
+fn local_media(endpoint: &Endpoint) -> LocalMedia {
+    LocalMedia {
+        addr: endpoint.addr.ip(),
+        port: endpoint.addr.port(),
+        session_id: rand::random::<u32>().into(),
+        session_version: 1,
+        srtp_key: Some(rand::random()),
+        srtp_policy: None,
+        direction: Direction::SendRecv,
+    }
 }
 
 #[cfg(test)]

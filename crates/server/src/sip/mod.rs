@@ -4,7 +4,7 @@
 
 mod calls;
 
-pub use calls::find_room;
+pub use calls::{Feature, feature_code, member_spec};
 mod registrations;
 mod tls;
 mod transport;
@@ -81,11 +81,6 @@ pub(crate) enum Input {
     HangUp {
         call: u64,
     },
-    /// A call in the access menu goes into the room the caller chose.
-    EnterRoom {
-        call: u64,
-        room: Box<conclave_store::model::Room>,
-    },
     /// A trunk was added, changed (`Some`) or removed (`None`): its registration follows.
     Trunk {
         id: String,
@@ -96,6 +91,10 @@ pub(crate) enum Input {
     TrunkStates {
         ids: Vec<String>,
         reply: tokio::sync::oneshot::Sender<Vec<Option<String>>>,
+    },
+    /// Answered once everything before it has been handled and sent.
+    Flush {
+        reply: tokio::sync::oneshot::Sender<()>,
     },
     /// Who is registered (for the API).
     Bindings {
@@ -160,20 +159,21 @@ pub struct BindingView {
     pub user_agent: Option<String>,
 }
 
-impl crate::live::CallControl for SipHandle {
-    fn hang_up(&self, call: u64) {
-        if self.inputs.try_send(Input::HangUp { call }).is_err() {
-            tracing::warn!(call, "cannot hang up: the SIP task is busy or gone");
-        }
-    }
-
-    fn enter_room(&self, call: u64, room: conclave_store::model::Room) {
-        let input = Input::EnterRoom {
-            call,
-            room: Box::new(room),
-        };
-        if self.inputs.try_send(input).is_err() {
-            tracing::warn!(call, "cannot move a call: the SIP task is busy or gone");
+impl crate::meeting::LegControl for SipHandle {
+    fn hang_up(&self, kind: &crate::meeting::LegKind) {
+        let crate::meeting::LegKind::Sip { call } = *kind;
+        if let Err(err) = self.inputs.try_send(Input::HangUp { call }) {
+            // A full queue must not lose a hang-up: it waits for room.
+            if let tokio::sync::mpsc::error::TrySendError::Full(input) = err
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                let inputs = self.inputs.clone();
+                runtime.spawn(async move {
+                    let _ = inputs
+                        .send_timeout(input, std::time::Duration::from_secs(5))
+                        .await;
+                });
+            }
         }
     }
 }
@@ -185,6 +185,16 @@ pub struct SipHandle {
 }
 
 impl SipHandle {
+    /// Returns once the SIP task has handled (and sent) everything asked of it so far, or
+    /// after `within`.
+    pub async fn flush(&self, within: std::time::Duration) {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let asked = tokio::time::timeout(within, self.inputs.send(Input::Flush { reply }));
+        if matches!(asked.await, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(within, done).await;
+        }
+    }
+
     /// Calls someone into a room for one of its meeting's invitations; the call id, or why
     /// it could not be placed.
     pub async fn invite(
@@ -292,19 +302,11 @@ impl SipService {
     }
 }
 
-/// The address phones should reach us at (Via, Contact): the listening address, or loopback
-/// when listening on every interface.
-fn media_ip(addr: SocketAddr) -> IpAddr {
+/// The address phones should reach us at (Via, Contact): the listening address, or the
+/// public address when listening on every interface.
+fn advertised(addr: SocketAddr, public: IpAddr) -> Host {
     if addr.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        addr.ip()
-    }
-}
-
-fn advertised(addr: SocketAddr) -> Host {
-    if addr.ip().is_unspecified() {
-        Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        Host::Ip(public)
     } else {
         Host::Ip(addr.ip())
     }
@@ -313,10 +315,12 @@ fn advertised(addr: SocketAddr) -> Host {
 pub async fn start(
     settings: &Settings,
     store: Store,
-    media: crate::media::MediaHandle,
-    conferences: crate::live::Conferences,
+    meetings: crate::meeting::Meetings,
     sealer: Arc<crate::secrets::Sealer>,
 ) -> Result<SipService> {
+    let public_ip = settings
+        .public_address
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let udp = UdpSocket::bind(settings.sip_udp)
         .await
         .with_context(|| format!("sip_udp: cannot listen on {}", settings.sip_udp))?;
@@ -337,17 +341,17 @@ pub async fn start(
         locals: vec![
             LocalAddress {
                 transport: Transport::Udp,
-                host: advertised(udp_addr),
+                host: advertised(udp_addr, public_ip),
                 port: udp_addr.port(),
             },
             LocalAddress {
                 transport: Transport::Tcp,
-                host: advertised(tcp_addr),
+                host: advertised(tcp_addr, public_ip),
                 port: tcp_addr.port(),
             },
             LocalAddress {
                 transport: Transport::Tls,
-                host: advertised(tls_addr),
+                host: advertised(tls_addr, public_ip),
                 port: tls_addr.port(),
             },
         ],
@@ -359,7 +363,6 @@ pub async fn start(
         ..UaConfig::default()
     };
     let locals = ua_config.locals.clone();
-    let store_for_calls = store.clone();
     let trunks = {
         let mut conn = store.conn().await.context("loading trunks")?;
         let trunks = conclave_store::repo::trunks::all(&mut conn)
@@ -384,18 +387,8 @@ pub async fn start(
             AuthLimiter::new(AuthLimiterConfig::default()),
             store,
         ),
-        calls: calls::Calls::new(
-            media,
-            conferences.clone(),
-            Arc::new(handle.clone()),
-            media_ip(udp_addr),
-            calls::MenuSettings {
-                store: store_for_calls.clone(),
-                language: settings.access_language,
-            },
-        ),
-        conferences,
-        store: store_for_calls,
+        calls: calls::Calls::new(meetings.clone(), Arc::new(handle.clone())),
+        meetings,
         udp: udp.clone(),
         connections: HashMap::new(),
         inputs_tx: inputs_tx.clone(),
@@ -408,6 +401,8 @@ pub async fn start(
         trunk_registrations: HashMap::new(),
         locals,
         access_number: settings.access_number.clone(),
+        flushed: Vec::new(),
+        public_ip,
     };
     for trunk in trunks {
         handle.trunk_changed(trunk.id.clone(), Some(trunk));
@@ -452,8 +447,7 @@ struct Connection {
 struct Core {
     ua: UserAgent,
     calls: calls::Calls,
-    conferences: crate::live::Conferences,
-    store: Store,
+    meetings: crate::meeting::Meetings,
     registrations: registrations::Registrations,
     udp: Arc<UdpSocket>,
     connections: HashMap<u64, Connection>,
@@ -476,6 +470,10 @@ struct Core {
     locals: Vec<LocalAddress>,
     /// The conference access number (its calls get the room menu).
     access_number: Option<String>,
+    /// Flush requests answered once what is queued has been sent.
+    flushed: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// The address we announce (Via, Contact).
+    public_ip: IpAddr,
 }
 
 impl Core {
@@ -588,11 +586,12 @@ impl Core {
                     .collect();
                 let _ = reply.send(states);
             }
-            Input::EnterRoom { call, room } => {
-                self.calls.enter_room(conclave_sip::ua::CallId(call), *room);
-            }
             Input::HangUp { call } => {
                 let _ = self.ua.hangup(now, conclave_sip::ua::CallId(call));
+            }
+            Input::Flush { reply } => {
+                // answered after this input's drain: everything before it went out
+                self.flushed.push(reply);
             }
             Input::Bindings { aors, reply } => {
                 let views = aors
@@ -619,6 +618,10 @@ impl Core {
         for id in std::mem::take(&mut self.closing) {
             self.outbound.remove(&id);
             self.connections.remove(&id);
+        }
+        metrics::gauge!("conclave_sip_calls").set(self.calls.len() as f64);
+        for reply in std::mem::take(&mut self.flushed) {
+            let _ = reply.send(());
         }
     }
 
@@ -690,17 +693,13 @@ impl Core {
                 } else {
                     self.srtp
                 };
-                let (store, conferences, inputs) = (
-                    self.store.clone(),
-                    self.conferences.clone(),
-                    self.inputs_tx.clone(),
-                );
+                let (meetings, inputs) = (self.meetings.clone(), self.inputs_tx.clone());
                 let access = self.access_number.clone();
                 tokio::spawn(async move {
                     let admission = if access.as_deref() == Some(number.as_str()) {
                         calls::Admission::Menu { domain }
                     } else {
-                        calls::admit(&store, &conferences, &number, &domain, &caller).await
+                        calls::admit(&meetings, &number, &domain, &caller).await
                     };
                     let _ = inputs
                         .send(Input::Admission {
@@ -720,8 +719,7 @@ impl Core {
             }
             UaEvent::Dtmf { call, digit, .. } => {
                 // Keypad digits in SIP INFO act like RFC 4733 events in the media.
-                self.conferences
-                    .notice(call.0, crate::media::Noticed::Digit(digit));
+                self.calls.digit(call, digit);
             }
             UaEvent::Ended { call, reason } => {
                 tracing::info!(?call, ?reason, "call ended");
@@ -772,12 +770,11 @@ impl Core {
         .map_err(|e| format!("bad caller id: {e:?}"))?;
         let to = conclave_sip::NameAddr::parse(&format!("<sip:{extension}@{local}>"))
             .map_err(|e| format!("bad callee: {e:?}"))?;
-        let callee = calls::Caller {
+        let callee = crate::meeting::Party {
             name,
             number: extension,
             ip: Some(binding.source.addr.ip()),
             role,
-            registered_in: Vec::new(),
         };
         let srtp = if binding.source.transport == Transport::Tls {
             self.tls_srtp
@@ -798,7 +795,7 @@ impl Core {
             }
         };
         self.calls
-            .dial(now, &mut self.ua, room, callee, invitation, dial)
+            .dial(now, &mut self.ua, &room, callee, invitation, dial)
             .map(|call| call.0)
     }
 
@@ -843,12 +840,11 @@ impl Core {
         let credentials = s.username.clone().zip(trunk.password.clone());
         let ring_timeout = std::time::Duration::from_secs(s.ring_timeout_seconds.into());
         let srtp = srtp_policy(s.srtp);
-        let callee = calls::Caller {
+        let callee = crate::meeting::Party {
             name,
             number: number.clone(),
             ip: Some(dest.ip()),
             role,
-            registered_in: Vec::new(),
         };
         let dial = |mut media: conclave_sip::offer_answer::LocalMedia| {
             media.srtp_policy = Some(srtp);
@@ -867,7 +863,7 @@ impl Core {
         let connection = peer.connection;
         let call = self
             .calls
-            .dial(now, &mut self.ua, room, callee, invitation, dial)?;
+            .dial(now, &mut self.ua, &room, callee, invitation, dial)?;
         if let Some(id) = connection {
             self.trunk_calls.insert(call, id);
         }
@@ -965,7 +961,7 @@ impl Core {
     fn ua_host(&self) -> String {
         self.udp
             .local_addr()
-            .map(|a| media_ip(a).to_string())
+            .map(|a| advertised(a, self.public_ip).to_string())
             .unwrap_or_else(|_| "127.0.0.1".into())
     }
 

@@ -23,6 +23,15 @@ pub struct TestServer {
 }
 
 pub async fn start(db: Db, test: &str) -> Option<TestServer> {
+    start_with(db, test, |_| {}).await
+}
+
+/// Starts a server with some settings changed from the tests' defaults.
+pub async fn start_with(
+    db: Db,
+    test: &str,
+    change: impl FnOnce(&mut Settings),
+) -> Option<TestServer> {
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::with_data_dir(tmp.path());
     settings.http_listen = "127.0.0.1:0".parse().expect("addr");
@@ -42,6 +51,7 @@ pub async fn start(db: Db, test: &str) -> Option<TestServer> {
             Some(scratch)
         }
     };
+    change(&mut settings);
     let running = conclave_server::start(settings)
         .await
         .expect("server starts");

@@ -1337,6 +1337,49 @@ async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_s
         "{}",
         roster.body
     );
+    assert_eq!(
+        roster.body["members"][0]["name"], "User creator",
+        "a registered phone shows its owner's name: {}",
+        roster.body
+    );
+    // The room is in the audit log exactly as one made through the API.
+    let by_api = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8199", "name": "By API" }),
+        )
+        .await
+        .id();
+    let audit = s
+        .get("/audit-events?action=createRoom&limit=100", &admin)
+        .await;
+    let entries = audit.body["items"].as_array().cloned().unwrap_or_default();
+    let entry = |id: &str| {
+        entries
+            .iter()
+            .find(|e| e["target_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no createRoom entry for {id}: {}", audit.body))
+    };
+    let (keypad, api) = (entry(created["id"].as_str().unwrap_or("")), entry(&by_api));
+    let shape = |e: &serde_json::Value| {
+        let mut keys: Vec<String> = e
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        let mut detail: Vec<String> = e["detail"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        detail.sort();
+        (keys, detail, e["target_type"].clone(), e["outcome"].clone())
+    };
+    assert_eq!(shape(&keypad), shape(&api), "{keypad} vs {api}");
+    assert_eq!(keypad["actor_name"], "creator");
+    assert!(keypad["actor_id"].is_string());
+    assert_eq!(keypad["detail"]["number"], "8100");
     // …and the room is released when its meeting ends.
     assert_eq!(creator.hang_up("*401*8100*5555*30").await, 200);
     let mut released = false;
@@ -1495,8 +1538,16 @@ async fn a_room_s_maximum_duration_warns_then_ends_the_meeting() {
     tokio::time::sleep(Duration::from_secs(28)).await;
     a.expect_request("BYE").await;
     b.expect_request("BYE").await;
-    let history = s.get("/conference-history", &admin).await;
-    let meeting = &history.body["items"][0];
+    // The record is closed right after the calls (its writer works off the meeting).
+    let mut meeting = serde_json::Value::Null;
+    for _ in 0..50 {
+        let history = s.get("/conference-history", &admin).await;
+        meeting = history.body["items"][0].clone();
+        if meeting["ended_at"].is_i64() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let lasted =
         meeting["ended_at"].as_i64().unwrap_or(0) - meeting["started_at"].as_i64().unwrap_or(0);
     assert!(

@@ -9,7 +9,7 @@
 //! mix domain); active speakers get their own mix-minus encode.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ pub const MAX_DATAGRAM: usize = 2048;
 /// Opus payloads up to this size carry (digital) silence; they are not decoded.
 const OPUS_SILENT_MAX: usize = 8;
 const LEVEL_UNKNOWN: u8 = u8::MAX;
-/// Playback id of in-band DTMF sent with [`Conference::send_dtmf`] (no event when it ends).
+/// Playback id of in-band DTMF sent with [`Mixer::send_dtmf`] (no event when it ends).
 const DTMF_PLAYBACK: u64 = u64::MAX;
 
 /// Which packets `pull` decodes.
@@ -51,9 +51,9 @@ enum DecodePolicy {
     Always,
 }
 
-/// Conference-wide settings.
+/// Mixer-wide settings.
 #[derive(Debug, Clone)]
-pub struct ConferenceConfig {
+pub struct MixerConfig {
     /// Mixing rate: 48000 (default) or 16000.
     pub mix_rate: u32,
     /// At most this many loudest talkers are mixed at once.
@@ -72,13 +72,22 @@ pub struct ConferenceConfig {
     pub cname: String,
     /// A different SSRC is accepted after the current one has been silent this long.
     pub ssrc_switch_after: Duration,
-    /// [`Event::MediaTimeout`] when a member sent no valid RTP for this long (`None`: never).
+    /// [`Event::MediaTimeout`] when a member sent no valid RTP or RTCP for this long
+    /// (`None`: never). Each member starts with this; [`Mixer::set_rtp_timeout`] changes it
+    /// (a call on hold may legitimately be silent for longer).
     pub rtp_timeout: Option<Duration>,
+    /// How long media is sent to the address the member's SDP named before anything came
+    /// back from the member. After it, nothing goes to an address that never answered: an
+    /// SDP naming a third party's address cannot make the server stream to it for long.
+    pub unverified_send_window: Duration,
+    /// A member's media moves to a new source address (plain RTP) only after the current
+    /// source has been silent this long, and only from an address the member is known by.
+    pub relatch_after: Duration,
 }
 
-impl Default for ConferenceConfig {
+impl Default for MixerConfig {
     fn default() -> Self {
-        ConferenceConfig {
+        MixerConfig {
             mix_rate: 48000,
             max_speakers: 4,
             whisper_room_gain: 0.3,
@@ -89,6 +98,8 @@ impl Default for ConferenceConfig {
             cname: "conclave".to_string(),
             ssrc_switch_after: Duration::from_millis(500),
             rtp_timeout: Some(Duration::from_secs(30)),
+            unverified_send_window: Duration::from_secs(10),
+            relatch_after: Duration::from_millis(500),
         }
     }
 }
@@ -113,8 +124,18 @@ pub struct MemberConfig {
     /// First timestamp we send (should be random).
     pub initial_ts: u32,
     /// Where to send before any packet was received (from SDP). Replaced by the source
-    /// address of valid incoming packets (symmetric RTP).
+    /// address of valid incoming packets (symmetric RTP). Used only for
+    /// [`MixerConfig::unverified_send_window`] unless the member answers.
     pub remote: Option<SocketAddr>,
+    /// Where RTCP goes when it is not multiplexed with RTP (`rtcp_mux` false): the SDP's
+    /// `a=rtcp` port, or the RTP port + 1.
+    pub rtcp_remote: Option<SocketAddr>,
+    /// RTCP shares the RTP port (RFC 5761).
+    pub rtcp_mux: bool,
+    /// Addresses the member is known by besides its latched source: the SDP's connection
+    /// address and where its signalling comes from. Plain RTP from elsewhere never takes
+    /// over the member's stream.
+    pub source_ips: Vec<IpAddr>,
     /// Run the in-band DTMF detector on this member's audio (gateways sending tones).
     pub inband_dtmf: bool,
     /// Opus bitrate, bit/s.
@@ -143,6 +164,9 @@ impl MemberConfig {
             initial_seq: 0,
             initial_ts: 0,
             remote: None,
+            rtcp_remote: None,
+            rtcp_mux: true,
+            source_ips: Vec::new(),
             inband_dtmf: false,
             opus_bitrate: 32000,
             opus_fec: true,
@@ -219,7 +243,7 @@ pub enum Event {
         /// Member.
         member: MemberId,
     },
-    /// No valid RTP from the member for [`ConferenceConfig::rtp_timeout`] (sent once until
+    /// No valid RTP from the member for [`MixerConfig::rtp_timeout`] (sent once until
     /// media flows again; a call on hold may legitimately be silent).
     MediaTimeout {
         /// Member.
@@ -316,6 +340,35 @@ pub enum DropReason {
     /// SRTP replay.
     #[error("SRTP replay")]
     Replay,
+    /// From an address that may not take over the member's stream (a stranger, or a new
+    /// address while the current one still sends).
+    #[error("from an address that may not take over the stream")]
+    Stranger,
+    /// Nobody on this port is known by this source (the engine's demultiplexing).
+    #[error("no member for this source")]
+    UnknownSource,
+}
+
+/// How a datagram reached a member, as the demultiplexer (or a dedicated port) saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// From the member's latched source.
+    Known,
+    /// From another address the member might be at: it latches when the member has no source
+    /// yet; otherwise it takes over only with SRTP authentication, or (plain RTP) from an
+    /// address the member is known by after the current source went silent.
+    Candidate,
+}
+
+/// Where a member's media comes from, after a datagram was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Source {
+    /// RTP (and multiplexed RTCP) source.
+    pub rtp: Option<SocketAddr>,
+    /// The member's SSRC.
+    pub ssrc: Option<u32>,
+    /// RTCP source when RTCP is not multiplexed.
+    pub rtcp: Option<SocketAddr>,
 }
 
 /// Per-member counters and quality figures.
@@ -337,6 +390,8 @@ pub struct MemberStats {
     pub srtp_auth_failures: u64,
     /// SRTP/SRTCP replays.
     pub srtp_replays: u64,
+    /// Datagrams refused because their source may not take over the stream.
+    pub strangers: u64,
     /// Jitter buffer counters.
     pub jitter_buffer: JitterStats,
     /// Current jitter buffer target delay.
@@ -466,9 +521,16 @@ struct Member {
     decoder: Box<dyn AudioDecoder>,
     jb: JitterBuffer,
     remote_ssrc: Option<u32>,
+    /// Last accepted RTP (SSRC switches and relatching wait for silence).
     last_rx: Option<Duration>,
+    /// Last accepted RTP or RTCP (media timeout).
+    last_heard: Option<Duration>,
+    rtp_timeout: Option<Duration>,
     reception: ReceptionStats,
     latched: Option<SocketAddr>,
+    rtcp_latched: Option<SocketAddr>,
+    /// Something authentic came back from the member: its SDP address may keep receiving.
+    heard_back: bool,
     muted: bool,
     deaf: bool,
     listen_only: bool,
@@ -499,6 +561,49 @@ struct Member {
 }
 
 impl Member {
+    /// Where RTP goes: the latched source; before one, the SDP address, but only while the
+    /// start window lasts or once the member has answered from an address it is known by.
+    fn rtp_to(&self, now: Duration, window: Duration) -> Option<SocketAddr> {
+        self.latched.or_else(|| {
+            (self.heard_back || now.saturating_sub(self.joined) < window)
+                .then_some(self.cfg.remote)
+                .flatten()
+        })
+    }
+
+    /// Where RTCP goes: with the RTP when multiplexed, else the RTCP port (latched or from SDP).
+    fn rtcp_to(&self, now: Duration, window: Duration) -> Option<SocketAddr> {
+        if self.cfg.rtcp_mux {
+            return self.rtp_to(now, window);
+        }
+        self.rtcp_latched.or_else(|| {
+            (self.heard_back || now.saturating_sub(self.joined) < window)
+                .then(|| {
+                    self.cfg.rtcp_remote.or_else(|| {
+                        self.cfg
+                            .remote
+                            .map(|r| SocketAddr::new(r.ip(), r.port().wrapping_add(1)))
+                    })
+                })
+                .flatten()
+        })
+    }
+
+    /// An address the member is known by (its source, its SDP, its signalling).
+    fn knows(&self, ip: IpAddr) -> bool {
+        self.latched.is_some_and(|a| a.ip() == ip)
+            || self.cfg.remote.is_some_and(|a| a.ip() == ip)
+            || self.cfg.source_ips.contains(&ip)
+    }
+
+    fn source(&self) -> Source {
+        Source {
+            rtp: self.latched,
+            ssrc: self.remote_ssrc,
+            rtcp: self.rtcp_latched,
+        }
+    }
+
     fn may_be_heard(&self) -> bool {
         !self.muted && !self.listen_only
     }
@@ -591,8 +696,8 @@ impl Member {
 }
 
 /// A conference: the mixer and all its members' media state. Sans-IO.
-pub struct Conference {
-    cfg: ConferenceConfig,
+pub struct Mixer {
+    cfg: MixerConfig,
     members: Vec<Member>,
     index: HashMap<MemberId, usize>,
     next_tick: Option<Duration>,
@@ -612,15 +717,15 @@ pub struct Conference {
     ticks_skipped: u64,
 }
 
-impl Conference {
+impl Mixer {
     /// Creates an empty conference. An unsupported mixing rate falls back to 48 kHz.
-    pub fn new(mut cfg: ConferenceConfig) -> Self {
+    pub fn new(mut cfg: MixerConfig) -> Self {
         if cfg.mix_rate != 16000 && cfg.mix_rate != 48000 {
             cfg.mix_rate = 48000;
         }
         cfg.whisper_room_gain = cfg.whisper_room_gain.clamp(0.0, 1.0);
         let frame = cfg.mix_rate as usize / 50;
-        Conference {
+        Mixer {
             cfg,
             members: Vec::new(),
             index: HashMap::new(),
@@ -693,8 +798,12 @@ impl Conference {
             jb: JitterBuffer::new(cfg.codec.clock_rate(), self.cfg.jitter),
             remote_ssrc: None,
             last_rx: None,
+            last_heard: None,
+            rtp_timeout: self.cfg.rtp_timeout,
             reception: ReceptionStats::default(),
             latched: None,
+            rtcp_latched: None,
+            heard_back: false,
             muted: false,
             deaf: false,
             listen_only: false,
@@ -764,9 +873,15 @@ impl Conference {
         if let Some(srtp) = m.srtp.as_mut() {
             data = srtp.protect_rtcp(&data).ok()?;
         }
+        // No clock here: the BYE goes where RTCP would go once the member has answered.
+        let to = if m.heard_back {
+            m.rtcp_to(m.joined, Duration::MAX)
+        } else {
+            None
+        };
         Some(Transmit {
             member: id,
-            to: m.latched.or(m.cfg.remote),
+            to,
             kind: PacketKind::Rtcp,
             data,
         })
@@ -802,6 +917,22 @@ impl Conference {
     /// Automatic gain control on a member's input.
     pub fn set_auto_gain(&mut self, id: MemberId, on: bool) -> bool {
         self.member_mut(id).map(|m| m.auto_gain = on).is_some()
+    }
+    /// How long the member may send nothing before [`Event::MediaTimeout`] (`None`: never);
+    /// the clock restarts now.
+    pub fn set_rtp_timeout(
+        &mut self,
+        id: MemberId,
+        timeout: Option<Duration>,
+        now: Duration,
+    ) -> bool {
+        self.member_mut(id)
+            .map(|m| {
+                m.rtp_timeout = timeout;
+                m.timed_out = false;
+                m.last_heard = Some(m.last_heard.map_or(now, |t| t.max(now)));
+            })
+            .is_some()
     }
     /// Enables recording taps (room mix and members' decoded input) in [`TickOutput::taps`].
     pub fn set_taps(&mut self, on: bool) {
@@ -868,6 +999,14 @@ impl Conference {
         );
         let playback = old.playback.clone();
         let talking = old.vad.is_talking();
+        let rtp_timeout = old.rtp_timeout;
+        // Same address (hold, resume, a codec change): the member stays where it was found.
+        // A new address starts over: the new one must answer like a newcomer.
+        let kept = (old.cfg.remote == cfg.remote).then_some((
+            old.latched,
+            old.rtcp_latched,
+            old.heard_back,
+        ));
         // The counters go on across a renegotiation (hold, resume, codec change): the roster
         // shows the call's totals, not the last offer's.
         let stats = old.stats.clone();
@@ -881,6 +1020,12 @@ impl Conference {
             m.gain = gain;
             m.auto_gain = auto_gain;
             m.playback = playback;
+            m.rtp_timeout = rtp_timeout;
+            if let Some((latched, rtcp_latched, heard_back)) = kept {
+                m.latched = latched;
+                m.rtcp_latched = rtcp_latched;
+                m.heard_back = heard_back;
+            }
         }
         if talking {
             self.events.push(Event::TalkStop { member: id });
@@ -951,6 +1096,29 @@ impl Conference {
         }
     }
 
+    /// The codec a member uses.
+    pub fn member_codec(&self, id: MemberId) -> Option<CodecKind> {
+        Some(self.members[*self.index.get(&id)?].cfg.codec)
+    }
+
+    /// Events noticed since the last tick (the tick returns them too).
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Where a member's media comes from now.
+    pub fn member_source(&self, id: MemberId) -> Option<Source> {
+        Some(self.members[*self.index.get(&id)?].source())
+    }
+
+    /// The member's SSRC key material exists (SRTP): a packet from a new address can prove
+    /// itself.
+    pub fn member_uses_srtp(&self, id: MemberId) -> bool {
+        self.index
+            .get(&id)
+            .is_some_and(|&i| self.members[i].srtp.is_some())
+    }
+
     /// Statistics of a member.
     pub fn member_stats(&self, id: MemberId) -> Option<MemberStats> {
         let m = &self.members[*self.index.get(&id)?];
@@ -970,24 +1138,51 @@ impl Conference {
         self.ticks_skipped
     }
 
-    /// When [`Conference::tick`] should next be called; `None` for an empty conference.
+    /// When [`Mixer::tick`] should next be called; `None` for an empty conference.
     pub fn next_deadline(&self) -> Option<Duration> {
         self.next_tick
     }
 
-    /// Feeds a datagram that may be RTP or RTCP (RFC 5761 demultiplexing).
+    /// Feeds a datagram that may be RTP or RTCP (RFC 5761 demultiplexing), as if it came on
+    /// the member's own port: the first source latches, a later one only by the
+    /// [`Arrival::Candidate`] rules.
     pub fn handle_datagram(
         &mut self,
         now: Duration,
         member: MemberId,
         from: Option<SocketAddr>,
         data: &[u8],
-    ) -> Result<(), DropReason> {
+    ) -> Result<Source, DropReason> {
+        self.receive(now, member, from, data, Arrival::Candidate)
+    }
+
+    /// Feeds a datagram that may be RTP or RTCP, with how the demultiplexer found its member.
+    /// `from` is `None` only where there is no address (tests, replays of a capture).
+    pub fn receive(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        from: Option<SocketAddr>,
+        data: &[u8],
+        arrival: Arrival,
+    ) -> Result<Source, DropReason> {
         if crate::rtp::looks_like_rtcp(data) {
-            self.handle_rtcp(now, member, data)
+            self.rtcp_in(now, member, from, data, arrival, true)
         } else {
-            self.handle_rtp(now, member, from, data)
+            self.rtp_in(now, member, from, data, arrival)
         }
+    }
+
+    /// Feeds a datagram that arrived on the member's separate RTCP port (no rtcp-mux).
+    pub fn receive_rtcp(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        from: Option<SocketAddr>,
+        data: &[u8],
+        arrival: Arrival,
+    ) -> Result<Source, DropReason> {
+        self.rtcp_in(now, member, from, data, arrival, false)
     }
 
     /// Feeds one RTP (or SRTP, for members with keys) datagram from a member.
@@ -997,7 +1192,30 @@ impl Conference {
         member: MemberId,
         from: Option<SocketAddr>,
         data: &[u8],
-    ) -> Result<(), DropReason> {
+    ) -> Result<Source, DropReason> {
+        self.rtp_in(now, member, from, data, Arrival::Candidate)
+    }
+
+    /// Feeds one RTCP datagram from a member.
+    pub fn handle_rtcp(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        data: &[u8],
+    ) -> Result<Source, DropReason> {
+        self.rtcp_in(now, member, None, data, Arrival::Known, true)
+    }
+
+    fn rtp_in(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        from: Option<SocketAddr>,
+        data: &[u8],
+        arrival: Arrival,
+    ) -> Result<Source, DropReason> {
+        let (ssrc_switch_after, relatch_after) =
+            (self.cfg.ssrc_switch_after, self.cfg.relatch_after);
         let Some(&i) = self.index.get(&member) else {
             return Err(DropReason::UnknownMember);
         };
@@ -1006,25 +1224,39 @@ impl Conference {
             m.stats.malformed += 1;
             return Err(DropReason::Oversized);
         }
-        match m.srtp.as_mut() {
-            None => self.rtp_in(now, i, member, from, data),
-            Some(s) => match s.unprotect_rtp(data) {
-                Ok(plain) => self.rtp_in(now, i, member, from, &plain),
-                Err(e) => Err(srtp_drop(&mut m.stats, e)),
-            },
+        // Does this packet come from somewhere the stream may move to? Decided before
+        // anything changes; an SRTP packet proves itself by authenticating below.
+        let moving = match (from, m.latched) {
+            (Some(addr), Some(current)) if addr != current => true,
+            (Some(_), None) => arrival == Arrival::Candidate,
+            _ => false,
+        };
+        if moving && m.latched.is_some() && m.srtp.is_none() {
+            let from_ip = from.map(|a| a.ip());
+            let silent = m
+                .last_rx
+                .is_none_or(|t| now.saturating_sub(t) >= relatch_after);
+            if !(silent && from_ip.is_some_and(|ip| m.knows(ip))) {
+                m.stats.strangers += 1;
+                return Err(DropReason::Stranger);
+            }
         }
-    }
-
-    fn rtp_in(
-        &mut self,
-        now: Duration,
-        i: usize,
-        member: MemberId,
-        from: Option<SocketAddr>,
-        data: &[u8],
-    ) -> Result<(), DropReason> {
-        let ssrc_switch_after = self.cfg.ssrc_switch_after;
-        let m = &mut self.members[i];
+        let plain;
+        let data = match m.srtp.as_mut() {
+            None => data,
+            Some(s) => match s.unprotect_rtp(data) {
+                Ok(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                Err(e) => {
+                    if moving {
+                        m.stats.strangers += 1;
+                    }
+                    return Err(srtp_drop(&mut m.stats, e));
+                }
+            },
+        };
         let p = match RtpPacket::parse(data) {
             Ok(p) => p,
             Err(_) => {
@@ -1060,13 +1292,15 @@ impl Conference {
             }
         }
         if let Some(addr) = from
-            && m.latched != Some(addr)
+            && moving
         {
             m.latched = Some(addr);
             self.events
                 .push(Event::RemoteAddressChanged { member, addr });
         }
+        m.heard_back = true;
         m.last_rx = Some(now);
+        m.last_heard = Some(now);
         m.timed_out = false;
         m.stats.rx_packets += 1;
         m.stats.rx_bytes += data.len() as u64;
@@ -1081,7 +1315,7 @@ impl Conference {
                     source: DtmfSource::Rfc4733,
                 });
             }
-            return Ok(());
+            return Ok(m.source());
         }
         let payload = p.payload();
         if payload.is_empty() {
@@ -1100,16 +1334,20 @@ impl Conference {
             .map(|n| m.codec.rtp_units(n))
             .unwrap_or(0);
         m.jb.insert_tagged(p.timestamp(), units, payload, now, level);
-        Ok(())
+        Ok(m.source())
     }
 
-    /// Feeds one RTCP datagram from a member.
-    pub fn handle_rtcp(
+    /// RTCP from a member: multiplexed on its RTP port (`muxed`) or on its RTCP port. RTCP
+    /// never moves the RTP stream; on the RTCP port it latches where RTCP goes back to.
+    fn rtcp_in(
         &mut self,
         now: Duration,
         member: MemberId,
+        from: Option<SocketAddr>,
         data: &[u8],
-    ) -> Result<(), DropReason> {
+        arrival: Arrival,
+        muxed: bool,
+    ) -> Result<Source, DropReason> {
         let unix = self.cfg.unix_time_at_zero + now;
         let Some(&i) = self.index.get(&member) else {
             return Err(DropReason::UnknownMember);
@@ -1118,6 +1356,21 @@ impl Conference {
         if data.len() > MAX_DATAGRAM {
             m.stats.malformed += 1;
             return Err(DropReason::Oversized);
+        }
+        let current = if muxed { m.latched } else { m.rtcp_latched };
+        let vouched = match from {
+            None => true,
+            Some(addr) => {
+                Some(addr) == current
+                    || (arrival == Arrival::Candidate && current.is_none() && m.srtp.is_some())
+                    || m.knows(addr.ip())
+            }
+        };
+        // Plain RTCP from an address the member is not known by is a stranger's; SRTCP
+        // proves itself by authenticating.
+        if !vouched && m.srtp.is_none() {
+            m.stats.strangers += 1;
+            return Err(DropReason::Stranger);
         }
         let plain;
         let data = match m.srtp.as_mut() {
@@ -1158,12 +1411,20 @@ impl Conference {
                 }
             }
         }
-        if any {
-            Ok(())
-        } else {
+        if !any {
             m.stats.malformed += 1;
-            Err(DropReason::Malformed)
+            return Err(DropReason::Malformed);
         }
+        if !muxed
+            && let Some(addr) = from
+            && m.rtcp_latched != Some(addr)
+        {
+            m.rtcp_latched = Some(addr);
+        }
+        m.heard_back = true;
+        m.last_heard = Some(now);
+        m.timed_out = false;
+        Ok(m.source())
     }
 
     /// Runs the mixer if a tick is due at `now` and returns what it produced. Calling it
@@ -1197,6 +1458,7 @@ impl Conference {
 
     fn mix_tick(&mut self, now: Duration, out: &mut TickOutput) {
         let frame = self.frame;
+        let window = self.cfg.unverified_send_window;
         let tick = self.tick_count;
         self.tick_count += 1;
         let on_level = self.cfg.vad.on_level;
@@ -1342,6 +1604,7 @@ impl Conference {
                 let ptime_units = m.codec.rtp_units(m.codec.pcm_rate as usize / 50);
                 m.dtmf_tx = Some((TelephoneEventSender::new(code, units, ptime_units), m.tx_ts));
             }
+            let rtp_to = m.rtp_to(now, window);
             if let Some((sender, ts)) = m.dtmf_tx.as_mut() {
                 let ts = *ts;
                 let te_pt = m.cfg.telephone_event_pt.unwrap_or(101);
@@ -1351,7 +1614,7 @@ impl Conference {
                     m.tx_seq = m.tx_seq.wrapping_add(1);
                     out.transmits.push(Transmit {
                         member: m.id,
-                        to: m.latched.or(m.cfg.remote),
+                        to: rtp_to,
                         kind: PacketKind::Rtp,
                         data,
                     });
@@ -1498,7 +1761,7 @@ impl Conference {
             m.stats.tx_bytes += self.payload.len() as u64;
             out.transmits.push(Transmit {
                 member: m.id,
-                to: m.latched.or(m.cfg.remote),
+                to: m.rtp_to(now, window),
                 kind: PacketKind::Rtp,
                 data,
             });
@@ -1512,13 +1775,14 @@ impl Conference {
         }
 
         // 4. media timeouts, RTCP
-        if let Some(limit) = self.cfg.rtp_timeout {
-            for m in self.members.iter_mut() {
-                let since = m.last_rx.unwrap_or(m.joined);
-                if !m.timed_out && now.saturating_sub(since) >= limit {
-                    m.timed_out = true;
-                    out.events.push(Event::MediaTimeout { member: m.id });
-                }
+        for m in self.members.iter_mut() {
+            let Some(limit) = m.rtp_timeout else {
+                continue;
+            };
+            let since = m.last_heard.unwrap_or(m.joined);
+            if !m.timed_out && now.saturating_sub(since) >= limit {
+                m.timed_out = true;
+                out.events.push(Event::MediaTimeout { member: m.id });
             }
         }
         let unix_zero = self.cfg.unix_time_at_zero;
@@ -1549,7 +1813,7 @@ impl Conference {
             rtcp::write_sdes_cname(&mut data, m.cfg.local_ssrc, &self.cfg.cname);
             out.transmits.push(Transmit {
                 member: m.id,
-                to: m.latched.or(m.cfg.remote),
+                to: m.rtcp_to(now, window),
                 kind: PacketKind::Rtcp,
                 data,
             });

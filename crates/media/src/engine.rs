@@ -1,0 +1,901 @@
+//! The media engine of one worker: many rooms' mixers behind a few shared ports. Sans-IO.
+//!
+//! A worker thread owns one [`Engine`]. Members of every room it owns send to the same UDP
+//! port (or, where a network needs it, to a port of their own); the engine finds each
+//! datagram's member, feeds its room's [`Mixer`], ticks each room when its deadline comes
+//! (a heap, not a scan) and hands back datagrams to send and events for the rooms' owners.
+//!
+//! ## Finding a datagram's member (demultiplexing and latching)
+//!
+//! Per port, members are found by the address their media comes from (latched: learnt from
+//! their first packets, symmetric RTP), and among members behind one address by SSRC.
+//! A datagram from an address nobody is latched to may be:
+//! - a latched member's stream moving (a NAT mapping that changed): found by its SSRC, it
+//!   takes over only if SRTP authenticates it, or, for plain RTP, if it comes from an address
+//!   the member is known by (its SDP, its signalling) after the current source went silent —
+//!   a stranger cannot win, and cannot guess the SSRC either;
+//! - a member's first packets: matched to members who have not sent yet by the exact address
+//!   their SDP named, then by the addresses they are known by, then (SRTP members) by
+//!   authenticating; on a member's own port, the first source latches.
+//!
+//! Nothing goes to an address that never sent anything back beyond a short start window
+//! ([`MixerConfig::unverified_send_window`]).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::mixer::{
+    Arrival, DropReason, Event, GroupId, MemberConfig, MemberId, MemberStats, Mixer, MixerConfig,
+    PacketKind, PlaybackTarget, Source,
+};
+
+/// Identifies a room on this engine; chosen by the caller.
+pub type RoomKey = u64;
+/// Identifies a UDP port (a socket) of this engine; chosen by the caller.
+pub type PortId = u32;
+
+/// What a port carries and who may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// Many members' RTP (and multiplexed RTCP).
+    Shared,
+    /// Many members' RTCP, for those who do not multiplex it (the shared RTP port + 1).
+    SharedRtcp,
+    /// One member's RTP: the first source latches, whatever its address.
+    Dedicated,
+    /// One member's RTCP.
+    DedicatedRtcp,
+}
+
+impl PortKind {
+    fn rtcp_only(self) -> bool {
+        matches!(self, PortKind::SharedRtcp | PortKind::DedicatedRtcp)
+    }
+    fn dedicated(self) -> bool {
+        matches!(self, PortKind::Dedicated | PortKind::DedicatedRtcp)
+    }
+}
+
+/// The ports a member's media uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberPorts {
+    /// RTP and multiplexed RTCP.
+    pub rtp: PortId,
+    /// RTCP when the member does not multiplex it.
+    pub rtcp: Option<PortId>,
+}
+
+/// A prompt or music to play to a member from the moment it joins.
+#[derive(Debug, Clone)]
+pub struct Playback {
+    /// Mono PCM.
+    pub samples: Arc<[i16]>,
+    /// Its sample rate.
+    pub rate: u32,
+    /// Loops until stopped.
+    pub looped: bool,
+}
+
+/// Everything a member joins with: nobody hears or is heard before the state says so.
+#[derive(Debug, Clone)]
+pub struct MemberSetup {
+    /// The negotiated media.
+    pub config: MemberConfig,
+    /// Where its media arrives.
+    pub ports: MemberPorts,
+    /// Not heard.
+    pub muted: bool,
+    /// Hears nothing but what is played to it alone.
+    pub deaf: bool,
+    /// Whisper group.
+    pub group: Option<GroupId>,
+    /// How long it may send nothing before [`Event::MediaTimeout`] (`None`: never).
+    pub rtp_timeout: Option<Duration>,
+    /// Played to it alone from the start (a PIN prompt, say).
+    pub playback: Option<Playback>,
+}
+
+/// What the owner of a room asks of the engine.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A member joins a room (the room exists from its first member to its last).
+    AddMember {
+        /// The room.
+        room: RoomKey,
+        /// The member.
+        member: MemberId,
+        /// Its media and initial state.
+        setup: Box<MemberSetup>,
+    },
+    /// New media for a member (a re-INVITE): codec, address, keys.
+    UpdateMember {
+        /// The member.
+        member: MemberId,
+        /// The renegotiated media.
+        config: Box<MemberConfig>,
+    },
+    /// A member leaves its room.
+    RemoveMember {
+        /// The member.
+        member: MemberId,
+    },
+    /// Heard or not.
+    SetMuted {
+        /// The member.
+        member: MemberId,
+        /// Muted.
+        muted: bool,
+    },
+    /// Hears the room or not.
+    SetDeaf {
+        /// The member.
+        member: MemberId,
+        /// Deaf.
+        deaf: bool,
+    },
+    /// Moves a member into a whisper group (`None`: the main room).
+    SetGroup {
+        /// The member.
+        member: MemberId,
+        /// The group.
+        group: Option<GroupId>,
+    },
+    /// How long the member may send nothing (`None`: forever; a call on hold).
+    SetRtpTimeout {
+        /// The member.
+        member: MemberId,
+        /// The timeout.
+        timeout: Option<Duration>,
+    },
+    /// Plays to one member, replacing what played to it.
+    Play {
+        /// The member.
+        member: MemberId,
+        /// What.
+        playback: Playback,
+    },
+    /// Stops what plays to one member.
+    StopPlay {
+        /// The member.
+        member: MemberId,
+    },
+    /// Plays to everyone in a room (a chime, an announcement).
+    PlayToRoom {
+        /// The room.
+        room: RoomKey,
+        /// Mono PCM.
+        samples: Arc<[i16]>,
+        /// Its sample rate.
+        rate: u32,
+    },
+    /// Sends a keypad digit to a member (RFC 4733, or tones without it).
+    SendDtmf {
+        /// The member.
+        member: MemberId,
+        /// The digit.
+        digit: char,
+        /// How long.
+        duration: Duration,
+    },
+}
+
+/// Why a command could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The member is not on this engine.
+    #[error("no member {0} here")]
+    NoSuchMember(MemberId),
+    /// The member is already in a room here.
+    #[error("member {0} is already here")]
+    AlreadyHere(MemberId),
+    /// A port the member would use is not registered.
+    #[error("port {0} is not registered")]
+    NoSuchPort(PortId),
+    /// The codec library refused the member's configuration.
+    #[error("the member's media cannot be set up: {0}")]
+    Media(String),
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    /// From which port.
+    pub port: PortId,
+    /// To where.
+    pub to: SocketAddr,
+    /// RTP or RTCP.
+    pub kind: PacketKind,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// What a member's media looks like from outside: where it comes from and how it fares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberReport {
+    /// The room.
+    pub room: RoomKey,
+    /// The codec's name.
+    pub codec: &'static str,
+    /// Counters and quality.
+    pub stats: MemberStats,
+    /// Where its media comes from.
+    pub source: Source,
+}
+
+/// Engine-wide figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Datagrams no member claimed.
+    pub unknown_source: u64,
+    /// Datagrams refused because their source may not take over a stream.
+    pub strangers: u64,
+    /// Other drops (malformed, SRTP, payload type…).
+    pub dropped: u64,
+    /// Rooms ticked.
+    pub ticks: u64,
+}
+
+struct Room {
+    key: RoomKey,
+    generation: u32,
+    mixer: Mixer,
+}
+
+struct MemberEntry {
+    slot: usize,
+    ports: MemberPorts,
+    /// As the demultiplexer knows it (kept in step with the mixer after each datagram).
+    source: Source,
+    /// What the member's SDP and signalling say, for matching its first packets.
+    expect: Option<SocketAddr>,
+    expect_rtcp: Option<SocketAddr>,
+    known_ips: Vec<IpAddr>,
+    srtp: bool,
+    rtcp_mux: bool,
+}
+
+#[derive(Default)]
+struct Demux {
+    /// Latched sources, with each member's SSRC (several members may share an address).
+    by_addr: HashMap<SocketAddr, Vec<(MemberId, Option<u32>)>>,
+    /// Members' SSRCs, for a stream that moves.
+    by_ssrc: HashMap<u32, Vec<MemberId>>,
+    /// Members who have not sent yet, in the order they came.
+    waiting: Vec<MemberId>,
+}
+
+struct Port {
+    kind: PortKind,
+    demux: Demux,
+}
+
+/// SRTP members tried by authentication for one datagram from an unknown address.
+const MAX_SRTP_TRIES: usize = 8;
+
+/// Many rooms' mixers behind shared ports. See the module documentation.
+pub struct Engine {
+    cfg: MixerConfig,
+    rooms: Vec<Option<Room>>,
+    free: Vec<usize>,
+    room_index: HashMap<RoomKey, usize>,
+    members: HashMap<MemberId, MemberEntry>,
+    ports: HashMap<PortId, Port>,
+    heap: BinaryHeap<Reverse<(Duration, usize, u32)>>,
+    generation: u32,
+    transmits: Vec<Datagram>,
+    events: Vec<(RoomKey, Event)>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// An engine whose rooms mix with `cfg`.
+    pub fn new(cfg: MixerConfig) -> Self {
+        Engine {
+            cfg,
+            rooms: Vec::new(),
+            free: Vec::new(),
+            room_index: HashMap::new(),
+            members: HashMap::new(),
+            ports: HashMap::new(),
+            heap: BinaryHeap::new(),
+            generation: 0,
+            transmits: Vec::new(),
+            events: Vec::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// Registers a port (a socket the caller reads and sends on).
+    pub fn add_port(&mut self, port: PortId, kind: PortKind) {
+        self.ports.insert(
+            port,
+            Port {
+                kind,
+                demux: Demux::default(),
+            },
+        );
+    }
+
+    /// Forgets a port (its members must have left).
+    pub fn remove_port(&mut self, port: PortId) {
+        self.ports.remove(&port);
+    }
+
+    /// Rooms with members.
+    pub fn room_count(&self) -> usize {
+        self.room_index.len()
+    }
+
+    /// Members in every room.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Engine-wide counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// The room a member is in.
+    pub fn room_of(&self, member: MemberId) -> Option<RoomKey> {
+        let entry = self.members.get(&member)?;
+        self.rooms.get(entry.slot)?.as_ref().map(|r| r.key)
+    }
+
+    /// How a member's media fares.
+    pub fn member_report(&self, member: MemberId) -> Option<MemberReport> {
+        let entry = self.members.get(&member)?;
+        let room = self.rooms.get(entry.slot)?.as_ref()?;
+        Some(MemberReport {
+            room: room.key,
+            codec: room.mixer.member_codec(member)?.name(),
+            stats: room.mixer.member_stats(member)?,
+            source: entry.source,
+        })
+    }
+
+    /// Applies a command at `now`.
+    pub fn handle_command(&mut self, now: Duration, command: Command) -> Result<(), CommandError> {
+        match command {
+            Command::AddMember {
+                room,
+                member,
+                setup,
+            } => self.add_member(now, room, member, *setup),
+            Command::UpdateMember { member, config } => self.update_member(now, member, *config),
+            Command::RemoveMember { member } => self.remove_member(member),
+            Command::SetMuted { member, muted } => {
+                self.with_mixer(member, |m| m.set_muted(member, muted))
+            }
+            Command::SetDeaf { member, deaf } => {
+                self.with_mixer(member, |m| m.set_deaf(member, deaf))
+            }
+            Command::SetGroup { member, group } => {
+                self.with_mixer(member, |m| m.set_group(member, group))
+            }
+            Command::SetRtpTimeout { member, timeout } => {
+                self.with_mixer(member, |m| m.set_rtp_timeout(member, timeout, now))
+            }
+            Command::Play { member, playback } => self.with_mixer(member, |m| {
+                m.play(
+                    PlaybackTarget::Member(member),
+                    1,
+                    &playback.samples,
+                    playback.rate,
+                    playback.looped,
+                    1.0,
+                )
+            }),
+            Command::StopPlay { member } => self.with_mixer(member, |m| {
+                m.stop_playback(PlaybackTarget::Member(member));
+                true
+            }),
+            Command::PlayToRoom {
+                room,
+                samples,
+                rate,
+            } => {
+                if let Some(&slot) = self.room_index.get(&room)
+                    && let Some(r) = self.rooms[slot].as_mut()
+                {
+                    r.mixer
+                        .play(PlaybackTarget::Room, 1, &samples, rate, false, 1.0);
+                }
+                Ok(())
+            }
+            Command::SendDtmf {
+                member,
+                digit,
+                duration,
+            } => self.with_mixer(member, |m| m.send_dtmf(member, digit, duration)),
+        }
+    }
+
+    fn with_mixer(
+        &mut self,
+        member: MemberId,
+        f: impl FnOnce(&mut Mixer) -> bool,
+    ) -> Result<(), CommandError> {
+        let slot = self
+            .members
+            .get(&member)
+            .ok_or(CommandError::NoSuchMember(member))?
+            .slot;
+        let applied = self
+            .rooms
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .is_some_and(|room| f(&mut room.mixer));
+        if applied {
+            Ok(())
+        } else {
+            Err(CommandError::NoSuchMember(member))
+        }
+    }
+
+    fn add_member(
+        &mut self,
+        now: Duration,
+        key: RoomKey,
+        member: MemberId,
+        setup: MemberSetup,
+    ) -> Result<(), CommandError> {
+        if self.members.contains_key(&member) {
+            return Err(CommandError::AlreadyHere(member));
+        }
+        for port in [Some(setup.ports.rtp), setup.ports.rtcp]
+            .into_iter()
+            .flatten()
+        {
+            if !self.ports.contains_key(&port) {
+                return Err(CommandError::NoSuchPort(port));
+            }
+        }
+        let slot = match self.room_index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                self.generation = self.generation.wrapping_add(1);
+                let room = Room {
+                    key,
+                    generation: self.generation,
+                    mixer: Mixer::new(self.cfg.clone()),
+                };
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.rooms[slot] = Some(room);
+                        slot
+                    }
+                    None => {
+                        self.rooms.push(Some(room));
+                        self.rooms.len() - 1
+                    }
+                };
+                self.room_index.insert(key, slot);
+                slot
+            }
+        };
+        let entry = MemberEntry {
+            slot,
+            ports: setup.ports,
+            source: Source::default(),
+            expect: setup.config.remote,
+            expect_rtcp: setup.config.rtcp_remote,
+            known_ips: setup.config.source_ips.clone(),
+            srtp: setup.config.srtp.is_some(),
+            rtcp_mux: setup.config.rtcp_mux,
+        };
+        let Some(room) = self.rooms[slot].as_mut() else {
+            return Err(CommandError::NoSuchMember(member));
+        };
+        let added = room.mixer.add_member(member, setup.config, now).map(|()| {
+            let m = &mut room.mixer;
+            m.set_muted(member, setup.muted);
+            m.set_deaf(member, setup.deaf);
+            m.set_group(member, setup.group);
+            m.set_rtp_timeout(member, setup.rtp_timeout, now);
+            if let Some(p) = &setup.playback {
+                m.play(
+                    PlaybackTarget::Member(member),
+                    1,
+                    &p.samples,
+                    p.rate,
+                    p.looped,
+                    1.0,
+                );
+            }
+        });
+        if let Err(err) = added {
+            if room.mixer.is_empty() {
+                self.free_room(slot);
+            }
+            return Err(CommandError::Media(err.to_string()));
+        }
+        self.enter_demux(member, &entry);
+        self.members.insert(member, entry);
+        self.schedule(slot);
+        Ok(())
+    }
+
+    fn update_member(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        config: MemberConfig,
+    ) -> Result<(), CommandError> {
+        let Some(entry) = self.members.get(&member) else {
+            return Err(CommandError::NoSuchMember(member));
+        };
+        let slot = entry.slot;
+        let (expect, expect_rtcp, known_ips, srtp, rtcp_mux) = (
+            config.remote,
+            config.rtcp_remote,
+            config.source_ips.clone(),
+            config.srtp.is_some(),
+            config.rtcp_mux,
+        );
+        let Some(room) = self.rooms[slot].as_mut() else {
+            return Err(CommandError::NoSuchMember(member));
+        };
+        room.mixer
+            .update_member(member, config, now)
+            .map_err(|e| CommandError::Media(e.to_string()))?;
+        let source = room.mixer.member_source(member).unwrap_or_default();
+        if let Some(mut entry) = self.members.remove(&member) {
+            self.leave_demux(member, &entry);
+            entry.expect = expect;
+            entry.expect_rtcp = expect_rtcp;
+            entry.known_ips = known_ips;
+            entry.srtp = srtp;
+            entry.rtcp_mux = rtcp_mux;
+            entry.source = source;
+            self.enter_demux(member, &entry);
+            self.members.insert(member, entry);
+        }
+        self.schedule(slot);
+        Ok(())
+    }
+
+    fn remove_member(&mut self, member: MemberId) -> Result<(), CommandError> {
+        let Some(entry) = self.members.remove(&member) else {
+            return Err(CommandError::NoSuchMember(member));
+        };
+        self.leave_demux(member, &entry);
+        let Some(room) = self.rooms[entry.slot].as_mut() else {
+            return Ok(());
+        };
+        if let Some(bye) = room.mixer.remove_member(member) {
+            let port = match (bye.kind, entry.ports.rtcp, entry.rtcp_mux) {
+                (PacketKind::Rtcp, Some(rtcp), false) => rtcp,
+                _ => entry.ports.rtp,
+            };
+            if let Some(to) = bye.to {
+                self.transmits.push(Datagram {
+                    port,
+                    to,
+                    kind: bye.kind,
+                    data: bye.data,
+                });
+            }
+        }
+        // what the mixer noticed last (a talker stopping) still goes to the owner
+        let key = room.key;
+        let events = room.mixer.take_events();
+        self.events.extend(events.into_iter().map(|e| (key, e)));
+        if room.mixer.is_empty() {
+            self.free_room(entry.slot);
+        }
+        Ok(())
+    }
+
+    fn free_room(&mut self, slot: usize) {
+        if let Some(room) = self.rooms[slot].take() {
+            self.room_index.remove(&room.key);
+            self.free.push(slot);
+        }
+    }
+
+    /// Puts the room's next tick on the heap.
+    fn schedule(&mut self, slot: usize) {
+        if let Some(room) = self.rooms[slot].as_ref()
+            && let Some(at) = room.mixer.next_deadline()
+        {
+            self.heap.push(Reverse((at, slot, room.generation)));
+        }
+    }
+
+    fn is_live(&self, at: Duration, slot: usize, generation: u32) -> bool {
+        self.rooms
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|r| r.generation == generation && r.mixer.next_deadline() == Some(at))
+    }
+
+    /// When [`Engine::handle_timeout`] should next run; `None` with no rooms.
+    pub fn poll_timeout(&mut self) -> Option<Duration> {
+        while let Some(&Reverse((at, slot, generation))) = self.heap.peek() {
+            if self.is_live(at, slot, generation) {
+                return Some(at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Ticks every room whose deadline has come.
+    pub fn handle_timeout(&mut self, now: Duration) {
+        while let Some(&Reverse((at, slot, generation))) = self.heap.peek() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            if !self.is_live(at, slot, generation) {
+                continue;
+            }
+            let Some(room) = self.rooms[slot].as_mut() else {
+                continue;
+            };
+            let out = room.mixer.tick(now);
+            self.stats.ticks += 1;
+            let key = room.key;
+            for t in out.transmits {
+                let Some(to) = t.to else { continue };
+                let Some(entry) = self.members.get(&t.member) else {
+                    continue;
+                };
+                let port = match (t.kind, entry.ports.rtcp, entry.rtcp_mux) {
+                    (PacketKind::Rtcp, Some(rtcp), false) => rtcp,
+                    _ => entry.ports.rtp,
+                };
+                self.transmits.push(Datagram {
+                    port,
+                    to,
+                    kind: t.kind,
+                    data: t.data,
+                });
+            }
+            self.events
+                .extend(out.events.into_iter().map(|event| (key, event)));
+            self.schedule(slot);
+        }
+    }
+
+    /// Datagrams to send, in order; the caller sends them (batched) and may keep the vector.
+    pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Datagram> {
+        self.transmits.drain(..)
+    }
+
+    /// Events for the rooms' owners: talk start/stop, keypad digits, playbacks that ended,
+    /// media timeouts, RTCP BYE.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, (RoomKey, Event)> {
+        self.events.drain(..)
+    }
+
+    /// A datagram arrived on `port` from `from` at `now`: finds its member and feeds it.
+    pub fn handle_datagram(
+        &mut self,
+        now: Duration,
+        port: PortId,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let result = self.route(now, port, from, data);
+        match result {
+            Err(DropReason::UnknownSource) => self.stats.unknown_source += 1,
+            Err(DropReason::Stranger) => self.stats.strangers += 1,
+            Err(_) => self.stats.dropped += 1,
+            Ok(()) => {}
+        }
+        result
+    }
+
+    fn route(
+        &mut self,
+        now: Duration,
+        port_id: PortId,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let Some(port) = self.ports.get(&port_id) else {
+            return Err(DropReason::UnknownSource);
+        };
+        let kind = port.kind;
+        let Some(ssrc) = packet_ssrc(data, kind.rtcp_only()) else {
+            return Err(DropReason::Malformed);
+        };
+        // 1. The latched source (behind one address, told apart by SSRC).
+        let mut only = None;
+        if let Some(list) = port.demux.by_addr.get(&from) {
+            let chosen = list
+                .iter()
+                .find(|(_, s)| *s == Some(ssrc))
+                .or_else(|| list.iter().find(|(_, s)| s.is_none()));
+            if let Some(&(member, _)) = chosen {
+                return self.deliver(now, kind, member, from, data, Arrival::Known);
+            }
+            // A new SSRC at a known address: another member behind it, or (if nobody else
+            // claims it) the member there restarting its stream.
+            if let [(member, _)] = list[..] {
+                only = Some(member);
+            }
+        }
+        let port = &self.ports[&port_id];
+        let mut last = DropReason::UnknownSource;
+        // 2. A member's stream from a new address: its SSRC says whose.
+        let claimed: Vec<MemberId> = port.demux.by_ssrc.get(&ssrc).cloned().unwrap_or_default();
+        for member in claimed {
+            match self.deliver(now, kind, member, from, data, Arrival::Candidate) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        // 3. A member's first packets: by the address its SDP named, then by the addresses it
+        //    is known by; on its own port, from anywhere; SRTP members by authenticating.
+        let candidates = self.waiting_candidates(port_id, kind, from);
+        for member in candidates {
+            match self.deliver(now, kind, member, from, data, Arrival::Candidate) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        match only {
+            Some(member) => self.deliver(now, kind, member, from, data, Arrival::Known),
+            None => Err(last),
+        }
+    }
+
+    fn waiting_candidates(
+        &self,
+        port_id: PortId,
+        kind: PortKind,
+        from: SocketAddr,
+    ) -> Vec<MemberId> {
+        let Some(port) = self.ports.get(&port_id) else {
+            return Vec::new();
+        };
+        let rtcp = kind.rtcp_only();
+        let mut exact = Vec::new();
+        let mut known = Vec::new();
+        let mut proven = Vec::new();
+        for &member in &port.demux.waiting {
+            let Some(entry) = self.members.get(&member) else {
+                continue;
+            };
+            let expected = if rtcp {
+                entry.expect_rtcp.or_else(|| {
+                    entry
+                        .expect
+                        .map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1)))
+                })
+            } else {
+                entry.expect
+            };
+            if expected == Some(from) {
+                exact.push(member);
+            } else if kind.dedicated()
+                || entry.known_ips.contains(&from.ip())
+                || entry.expect.is_some_and(|a| a.ip() == from.ip())
+            {
+                known.push(member);
+            } else if entry.srtp && proven.len() < MAX_SRTP_TRIES {
+                proven.push(member);
+            }
+        }
+        exact.extend(known);
+        exact.extend(proven);
+        exact
+    }
+
+    fn deliver(
+        &mut self,
+        now: Duration,
+        kind: PortKind,
+        member: MemberId,
+        from: SocketAddr,
+        data: &[u8],
+        arrival: Arrival,
+    ) -> Result<(), DropReason> {
+        let Some(entry) = self.members.get(&member) else {
+            return Err(DropReason::UnknownMember);
+        };
+        let slot = entry.slot;
+        let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
+            return Err(DropReason::UnknownMember);
+        };
+        let source = if kind.rtcp_only() {
+            room.mixer
+                .receive_rtcp(now, member, Some(from), data, arrival)?
+        } else {
+            room.mixer.receive(now, member, Some(from), data, arrival)?
+        };
+        self.follow(member, source);
+        Ok(())
+    }
+
+    /// Keeps the demultiplexer in step with where the member's media now comes from.
+    fn follow(&mut self, member: MemberId, source: Source) {
+        let Some(entry) = self.members.get(&member) else {
+            return;
+        };
+        if entry.source == source {
+            return;
+        }
+        if let Some(mut entry) = self.members.remove(&member) {
+            self.leave_demux(member, &entry);
+            entry.source = source;
+            self.enter_demux(member, &entry);
+            self.members.insert(member, entry);
+        }
+    }
+
+    fn enter_demux(&mut self, member: MemberId, entry: &MemberEntry) {
+        let separate_rtcp = entry.ports.rtcp.filter(|_| !entry.rtcp_mux);
+        let Some(port) = self.ports.get_mut(&entry.ports.rtp) else {
+            return;
+        };
+        let d = &mut port.demux;
+        let ssrc = entry.source.ssrc;
+        match entry.source.rtp {
+            Some(addr) => d.by_addr.entry(addr).or_default().push((member, ssrc)),
+            None => d.waiting.push(member),
+        }
+        if let Some(ssrc) = entry.source.ssrc {
+            d.by_ssrc.entry(ssrc).or_default().push(member);
+        }
+        if let Some(rtcp) = separate_rtcp
+            && let Some(port) = self.ports.get_mut(&rtcp)
+        {
+            let d = &mut port.demux;
+            match entry.source.rtcp {
+                Some(addr) => d.by_addr.entry(addr).or_default().push((member, ssrc)),
+                None => d.waiting.push(member),
+            }
+            if let Some(ssrc) = entry.source.ssrc {
+                d.by_ssrc.entry(ssrc).or_default().push(member);
+            }
+        }
+    }
+
+    fn leave_demux(&mut self, member: MemberId, entry: &MemberEntry) {
+        for port in [Some(entry.ports.rtp), entry.ports.rtcp]
+            .into_iter()
+            .flatten()
+        {
+            let Some(port) = self.ports.get_mut(&port) else {
+                continue;
+            };
+            let d = &mut port.demux;
+            for addr in [entry.source.rtp, entry.source.rtcp].into_iter().flatten() {
+                if let Some(list) = d.by_addr.get_mut(&addr) {
+                    list.retain(|(m, _)| *m != member);
+                    if list.is_empty() {
+                        d.by_addr.remove(&addr);
+                    }
+                }
+            }
+            if let Some(ssrc) = entry.source.ssrc
+                && let Some(list) = d.by_ssrc.get_mut(&ssrc)
+            {
+                list.retain(|m| *m != member);
+                if list.is_empty() {
+                    d.by_ssrc.remove(&ssrc);
+                }
+            }
+            d.waiting.retain(|m| *m != member);
+        }
+    }
+}
+
+/// The sender's SSRC of an RTP or RTCP datagram (RTCP: multiplexed on an RTP port, or on an
+/// RTCP port); `None` when it is too short to be either.
+fn packet_ssrc(data: &[u8], rtcp_port: bool) -> Option<u32> {
+    let at = if rtcp_port || crate::rtp::looks_like_rtcp(data) {
+        4
+    } else {
+        8
+    };
+    let bytes = data.get(at..at + 4)?;
+    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}

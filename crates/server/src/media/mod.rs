@@ -1,0 +1,522 @@
+//! The media plane: worker threads (by default one per core), each owning a share of the
+//! rooms — their mixers, in a sans-IO [`Engine`] — and one pair of shared UDP ports (RTP, and
+//! RTCP on the next port for members who do not multiplex it). A room never spans workers;
+//! every member of a room sends to its worker's port, where the engine finds the member by
+//! source address and SSRC. Datagrams move in batches (`recvmmsg`/`sendmmsg`) straight from
+//! the worker that owns the room: no task or channel hop per packet.
+//!
+//! Why distinct ports rather than one `SO_REUSEPORT` port for all workers: the kernel spreads
+//! a reuse-port group by a hash of the 4-tuple, which knows nothing of rooms, so a member's
+//! packets would often land on a worker that does not own its room. A port per worker keeps
+//! the owner and the socket together; members learn the port from our SDP like any port.
+//!
+//! Where a network needs a port per call (some firewalls, SIP proxies that do not rewrite
+//! SDP behind NAT), `media_ports = per-call` gives each call its own pair, read by the same
+//! worker. A call in the access number's menu always has its own pair, because the room it
+//! picks may live on another worker: the pair moves there with it.
+//!
+//! Only a room's owner (its meeting actor, or the access menu) adds, changes or removes its
+//! members: [`RoomMedia`] is the owner's handle.
+
+pub mod io;
+mod worker;
+
+use conclave_media::engine::{self, MemberReport, RoomKey};
+use conclave_media::mixer::{GroupId, MemberConfig};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use conclave_media::engine::Playback;
+
+/// A member of a room on the media plane: the leg that carries it.
+pub type MemberId = u64;
+
+/// What the media plane noticed about a member, for its room's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    Talking {
+        member: MemberId,
+        talking: bool,
+    },
+    Digit {
+        member: MemberId,
+        digit: char,
+    },
+    /// What played to the member alone has ended.
+    PlaybackDone {
+        member: MemberId,
+    },
+    /// The member sent nothing for its media timeout.
+    Timeout {
+        member: MemberId,
+    },
+}
+
+/// Where a room's events go: returns false when the owner cannot take more (it is counted).
+pub type EventSink = Box<dyn Fn(MediaEvent) -> bool + Send>;
+
+/// One shared port pair per worker, or a pair per call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortMode {
+    Shared,
+    PerCall,
+}
+
+/// How the media plane is set up.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// Worker threads (at least one).
+    pub workers: usize,
+    /// The address the sockets bind to.
+    pub bind_ip: IpAddr,
+    /// The address SDP announces.
+    pub public_ip: IpAddr,
+    pub ports: PortMode,
+    /// Ports are chosen in this range (even RTP ports, RTCP on the next).
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+/// A member's media and the state it joins with (nobody hears or is heard before this says).
+#[derive(Debug, Clone)]
+pub struct MemberJoin {
+    pub config: MemberConfig,
+    pub muted: bool,
+    pub deaf: bool,
+    pub group: Option<GroupId>,
+    pub rtp_timeout: Option<Duration>,
+    pub playback: Option<Playback>,
+}
+
+/// The sockets of a call that has its own ports.
+pub(crate) struct Dedicated {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+}
+
+enum Command {
+    Open {
+        room: RoomKey,
+        sink: EventSink,
+    },
+    Close {
+        room: RoomKey,
+    },
+    Add {
+        room: RoomKey,
+        member: MemberId,
+        join: Box<MemberJoin>,
+        dedicated: Option<Arc<Dedicated>>,
+    },
+    Remove {
+        member: MemberId,
+    },
+    Engine(engine::Command),
+    Reports {
+        members: Vec<MemberId>,
+        reply: tokio::sync::oneshot::Sender<Vec<(MemberId, MemberReport)>>,
+    },
+    Stop,
+}
+
+/// Commands a worker may have waiting; beyond it senders are refused (and it is counted).
+const COMMAND_QUEUE: usize = 65_536;
+
+struct WorkerLink {
+    commands: SyncSender<Command>,
+    waker: Arc<io::Waker>,
+    /// Members on the worker (placement weighs by it).
+    members: Arc<AtomicUsize>,
+    /// The shared RTP port, as announced (None with per-call ports).
+    shared: Option<SocketAddr>,
+}
+
+impl WorkerLink {
+    fn send(&self, command: Command) -> bool {
+        let sent = match self.commands.try_send(command) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                metrics::counter!("conclave_media_commands_refused_total").increment(1);
+                tracing::error!("a media worker's command queue is full");
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        };
+        self.waker.wake();
+        sent
+    }
+}
+
+struct Placement {
+    worker: usize,
+    key: RoomKey,
+    refs: usize,
+}
+
+struct Inner {
+    settings: MediaSettings,
+    workers: Vec<WorkerLink>,
+    placements: Mutex<HashMap<Arc<str>, Placement>>,
+    next_key: AtomicU64,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// The media plane; cheap to clone.
+#[derive(Clone)]
+pub struct MediaPlane {
+    inner: Arc<Inner>,
+}
+
+impl MediaPlane {
+    /// Starts the workers (and, with shared ports, binds each one's port pair).
+    pub fn start(settings: MediaSettings) -> std::io::Result<MediaPlane> {
+        let count = settings.workers.max(1);
+        let mut workers = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            let shared = match settings.ports {
+                PortMode::Shared => Some(bind_pair(&settings, 8 << 20)?),
+                PortMode::PerCall => None,
+            };
+            let announced = shared
+                .as_ref()
+                .map(|(rtp, _)| {
+                    rtp.local_addr()
+                        .map(|a| SocketAddr::new(settings.public_ip, a.port()))
+                })
+                .transpose()?;
+            let (commands, inbox): (SyncSender<Command>, Receiver<Command>) =
+                sync_channel(COMMAND_QUEUE);
+            let waker = Arc::new(io::Waker::new()?);
+            let members = Arc::new(AtomicUsize::new(0));
+            let worker = worker::Worker::new(index, shared, waker.clone(), members.clone())?;
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("conclave-media-{index}"))
+                    .spawn(move || worker.run(inbox))?,
+            );
+            if let Some(addr) = announced {
+                tracing::info!(worker = index, %addr, "media worker listening");
+            }
+            workers.push(WorkerLink {
+                commands,
+                waker,
+                members,
+                shared: announced,
+            });
+        }
+        Ok(MediaPlane {
+            inner: Arc::new(Inner {
+                settings,
+                workers,
+                placements: Mutex::new(HashMap::new()),
+                next_key: AtomicU64::new(1),
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// The room's media: on the worker that already has it, else on the least loaded one.
+    /// The room stays there while any handle to it lives.
+    pub fn room(&self, name: &str) -> RoomMedia {
+        let mut placements = self
+            .inner
+            .placements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = placements.get_mut(name) {
+            p.refs += 1;
+            return RoomMedia {
+                inner: self.inner.clone(),
+                name: name.into(),
+                worker: p.worker,
+                key: p.key,
+            };
+        }
+        let mut rooms = vec![0usize; self.inner.workers.len()];
+        for p in placements.values() {
+            rooms[p.worker] += 1;
+        }
+        let worker = (0..self.inner.workers.len())
+            .min_by_key(|&w| {
+                // members weigh most; rooms break ties (a new room brings its members)
+                (
+                    self.inner.workers[w].members.load(Ordering::Relaxed),
+                    rooms[w],
+                )
+            })
+            .unwrap_or(0);
+        let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let name: Arc<str> = name.into();
+        placements.insert(
+            name.clone(),
+            Placement {
+                worker,
+                key,
+                refs: 1,
+            },
+        );
+        RoomMedia {
+            inner: self.inner.clone(),
+            name,
+            worker,
+            key,
+        }
+    }
+
+    /// How many workers there are.
+    pub fn workers(&self) -> usize {
+        self.inner.workers.len()
+    }
+
+    /// Stops the workers (at shutdown).
+    pub fn stop(&self) {
+        for w in &self.inner.workers {
+            w.send(Command::Stop);
+        }
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds an even RTP port and the RTCP port after it, somewhere in the range.
+fn bind_pair(settings: &MediaSettings, buffers: usize) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    let min = (settings.port_min.max(1024) + 1) & !1;
+    let pairs = u32::from(settings.port_max.saturating_sub(min).saturating_add(1)) / 2;
+    if pairs == 0 {
+        return Err(std::io::Error::other(
+            "the media port range holds no pair of ports",
+        ));
+    }
+    let start = rand::random::<u32>() % pairs;
+    let mut last = std::io::Error::other("no free pair of ports in the media range");
+    for i in 0..pairs.min(1024) {
+        let port = min + (((start + i) % pairs) * 2) as u16;
+        let rtp = match io::udp_socket(SocketAddr::new(settings.bind_ip, port), buffers) {
+            Ok(s) => s,
+            Err(e) => {
+                last = e;
+                continue;
+            }
+        };
+        match io::udp_socket(SocketAddr::new(settings.bind_ip, port + 1), buffers) {
+            Ok(rtcp) => return Ok((rtp, rtcp)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// A room's media, for its owner: where members send, and the commands that add, change and
+/// remove them. Cloning keeps the room on its worker; the last handle dropped releases it.
+pub struct RoomMedia {
+    inner: Arc<Inner>,
+    name: Arc<str>,
+    worker: usize,
+    key: RoomKey,
+}
+
+impl Clone for RoomMedia {
+    fn clone(&self) -> Self {
+        let mut placements = self
+            .inner
+            .placements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = placements.get_mut(&self.name) {
+            p.refs += 1;
+        }
+        RoomMedia {
+            inner: self.inner.clone(),
+            name: self.name.clone(),
+            worker: self.worker,
+            key: self.key,
+        }
+    }
+}
+
+impl Drop for RoomMedia {
+    fn drop(&mut self) {
+        let mut placements = self
+            .inner
+            .placements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = placements.get_mut(&self.name) {
+            p.refs = p.refs.saturating_sub(1);
+            if p.refs == 0 {
+                placements.remove(&self.name);
+                drop(placements);
+                self.link().send(Command::Close { room: self.key });
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RoomMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomMedia")
+            .field("room", &self.name)
+            .field("worker", &self.worker)
+            .finish()
+    }
+}
+
+impl RoomMedia {
+    fn link(&self) -> &WorkerLink {
+        &self.inner.workers[self.worker]
+    }
+
+    /// The worker the room lives on.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Where the room's media events go (its owner's inbox).
+    pub fn open(&self, sink: EventSink) {
+        self.link().send(Command::Open {
+            room: self.key,
+            sink,
+        });
+    }
+
+    /// An address for a new member to send to: the worker's shared port, or a pair of its own
+    /// (`dedicated`, or when the plane runs with per-call ports).
+    pub fn endpoint(&self, dedicated: bool) -> std::io::Result<Endpoint> {
+        let settings = &self.inner.settings;
+        match (
+            self.link().shared,
+            dedicated || settings.ports == PortMode::PerCall,
+        ) {
+            (Some(addr), false) => Ok(Endpoint {
+                addr,
+                dedicated: None,
+                room: self.clone(),
+            }),
+            _ => {
+                let (rtp, rtcp) = bind_pair(settings, 256 << 10)?;
+                let port = rtp.local_addr()?.port();
+                Ok(Endpoint {
+                    addr: SocketAddr::new(settings.public_ip, port),
+                    dedicated: Some(Arc::new(Dedicated { rtp, rtcp })),
+                    room: self.clone(),
+                })
+            }
+        }
+    }
+
+    /// Adds a member with its state, on the endpoint it was given (which must be this room's:
+    /// see [`Endpoint::rehome`]).
+    pub fn add(&self, member: MemberId, endpoint: &Endpoint, join: MemberJoin) -> bool {
+        if endpoint.room.worker != self.worker {
+            tracing::error!(member, "an endpoint of another worker: not added");
+            return false;
+        }
+        self.link().send(Command::Add {
+            room: self.key,
+            member,
+            join: Box::new(join),
+            dedicated: endpoint.dedicated.clone(),
+        })
+    }
+
+    /// Removes a member (its own ports, if any, are released by the worker).
+    pub fn remove(&self, member: MemberId) {
+        self.link().send(Command::Remove { member });
+    }
+
+    /// A command for one of the room's members, or the room.
+    pub fn send(&self, command: engine::Command) {
+        self.link().send(Command::Engine(command));
+    }
+
+    /// Plays to everyone in the room.
+    pub fn play_to_room(&self, samples: Arc<[i16]>, rate: u32) {
+        self.send(engine::Command::PlayToRoom {
+            room: self.key,
+            samples,
+            rate,
+        });
+    }
+
+    /// How each member's media fares (members not on the worker are left out).
+    pub async fn reports(&self, members: Vec<MemberId>) -> Vec<(MemberId, MemberReport)> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if !self.link().send(Command::Reports { members, reply }) {
+            return Vec::new();
+        }
+        tokio::time::timeout(Duration::from_secs(2), answer)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+}
+
+/// Where a member's media arrives: a worker's shared port, or a pair of the call's own.
+/// Holding it keeps its room on its worker.
+pub struct Endpoint {
+    /// The RTP address to announce (RTCP is on the next port).
+    pub addr: SocketAddr,
+    dedicated: Option<Arc<Dedicated>>,
+    room: RoomMedia,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("addr", &self.addr)
+            .field("dedicated", &self.dedicated.is_some())
+            .field("room", &self.room)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// The RTCP address to announce when RTCP is not multiplexed.
+    pub fn rtcp_addr(&self) -> SocketAddr {
+        let port = match &self.dedicated {
+            Some(d) => d.rtcp.local_addr().map(|a| a.port()).unwrap_or(0),
+            None => self
+                .room
+                .inner
+                .workers
+                .get(self.room.worker)
+                .and_then(|w| w.shared)
+                .map_or(0, |a| a.port().wrapping_add(1)),
+        };
+        SocketAddr::new(self.addr.ip(), port)
+    }
+
+    /// The same media for another room: a call's own ports move to the room's worker; a
+    /// shared port only serves rooms of its own worker (`None` otherwise).
+    pub fn rehome(&self, room: &RoomMedia) -> Option<Endpoint> {
+        if self.dedicated.is_none() && room.worker != self.room.worker {
+            return None;
+        }
+        Some(Endpoint {
+            addr: self.addr,
+            dedicated: self.dedicated.clone(),
+            room: room.clone(),
+        })
+    }
+
+    /// It has ports of its own.
+    pub fn is_dedicated(&self) -> bool {
+        self.dedicated.is_some()
+    }
+}
+
+impl Dedicated {
+    fn fds(&self) -> (std::os::fd::RawFd, std::os::fd::RawFd) {
+        (self.rtp.as_raw_fd(), self.rtcp.as_raw_fd())
+    }
+}

@@ -1,0 +1,346 @@
+//! One media worker thread: its engine, its sockets, an epoll loop. It wakes for datagrams,
+//! for commands (an eventfd) and for the earliest room deadline, and never waits otherwise.
+
+use super::io::{Poller, RecvBatch, Waker, send_batch};
+use super::{Command, Dedicated, EventSink, MediaEvent, MemberId};
+use conclave_media::engine::{
+    self, Datagram, Engine, MemberPorts, MemberSetup, PortId, PortKind, RoomKey,
+};
+use conclave_media::mixer::{DropReason, Event, MixerConfig, PlaybackTarget};
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+const SHARED_RTP: PortId = 0;
+const SHARED_RTCP: PortId = 1;
+const WAKER: u64 = u64::MAX;
+/// Batches read from one socket before the loop looks at its deadlines again.
+const BATCHES_PER_WAKE: usize = 16;
+/// Commands applied before the loop looks at sockets and deadlines again.
+const COMMANDS_PER_WAKE: usize = 4096;
+
+pub(super) struct Worker {
+    index: usize,
+    epoch: Instant,
+    engine: Engine,
+    poller: Poller,
+    waker: Arc<Waker>,
+    members: Arc<AtomicUsize>,
+    /// Every socket the worker reads, by port id.
+    fds: HashMap<PortId, RawFd>,
+    shared: Option<(UdpSocket, UdpSocket)>,
+    /// Calls with ports of their own: the sockets and their port ids.
+    dedicated: HashMap<MemberId, (Arc<Dedicated>, PortId, PortId)>,
+    next_port: PortId,
+    sinks: HashMap<RoomKey, EventSink>,
+    batch: RecvBatch,
+    outbox: Vec<Datagram>,
+}
+
+impl Worker {
+    pub(super) fn new(
+        index: usize,
+        shared: Option<(UdpSocket, UdpSocket)>,
+        waker: Arc<Waker>,
+        members: Arc<AtomicUsize>,
+    ) -> std::io::Result<Worker> {
+        let poller = Poller::new()?;
+        poller.add(waker.fd(), WAKER)?;
+        let mut engine = Engine::new(MixerConfig {
+            unix_time_at_zero: unix_now(),
+            ..MixerConfig::default()
+        });
+        let mut fds = HashMap::new();
+        if let Some((rtp, rtcp)) = &shared {
+            engine.add_port(SHARED_RTP, PortKind::Shared);
+            engine.add_port(SHARED_RTCP, PortKind::SharedRtcp);
+            poller.add(rtp.as_raw_fd(), u64::from(SHARED_RTP))?;
+            poller.add(rtcp.as_raw_fd(), u64::from(SHARED_RTCP))?;
+            fds.insert(SHARED_RTP, rtp.as_raw_fd());
+            fds.insert(SHARED_RTCP, rtcp.as_raw_fd());
+        }
+        Ok(Worker {
+            index,
+            epoch: Instant::now(),
+            engine,
+            poller,
+            waker,
+            members,
+            fds,
+            shared,
+            dedicated: HashMap::new(),
+            next_port: 2,
+            sinks: HashMap::new(),
+            batch: RecvBatch::new(),
+            outbox: Vec::new(),
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    pub(super) fn run(mut self, commands: Receiver<Command>) {
+        let mut ready = Vec::new();
+        loop {
+            for _ in 0..COMMANDS_PER_WAKE {
+                match commands.try_recv() {
+                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => return,
+                    Ok(command) => self.command(command),
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            self.engine.handle_timeout(self.now());
+            self.flush();
+            let wait = self
+                .engine
+                .poll_timeout()
+                .map(|at| at.saturating_sub(self.now()));
+            if let Err(err) = self.poller.wait(wait, &mut ready) {
+                tracing::error!(%err, worker = self.index, "media worker cannot wait");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            for &token in &ready {
+                if token == WAKER {
+                    self.waker.reset();
+                } else if let Ok(port) = PortId::try_from(token) {
+                    self.read(port);
+                }
+            }
+        }
+    }
+
+    /// Reads what waits on a socket, in batches, into the engine.
+    fn read(&mut self, port: PortId) {
+        let Some(&fd) = self.fds.get(&port) else {
+            return;
+        };
+        let mut received = 0u64;
+        let mut unknown = 0u64;
+        let mut strangers = 0u64;
+        for _ in 0..BATCHES_PER_WAKE {
+            let now = self.epoch.elapsed();
+            let engine = &mut self.engine;
+            let n = match self.batch.recv(fd, |from, data| {
+                match engine.handle_datagram(now, port, from, data) {
+                    Ok(()) => {}
+                    Err(DropReason::UnknownSource) => unknown += 1,
+                    Err(DropReason::Stranger) => strangers += 1,
+                    Err(_) => {}
+                }
+            }) {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::debug!(%err, port, "media receive error");
+                    break;
+                }
+            };
+            received += n as u64;
+            if n < super::io::RECV_BATCH {
+                break;
+            }
+        }
+        metrics::counter!("conclave_media_packets_received_total").increment(received);
+        if unknown > 0 {
+            metrics::counter!("conclave_media_dropped_total", "reason" => "unknown_source")
+                .increment(unknown);
+        }
+        if strangers > 0 {
+            metrics::counter!("conclave_media_dropped_total", "reason" => "stranger")
+                .increment(strangers);
+        }
+    }
+
+    /// Sends what the engine produced (grouped per socket) and hands its events to the rooms'
+    /// owners.
+    fn flush(&mut self) {
+        self.outbox.extend(self.engine.drain_transmits());
+        if !self.outbox.is_empty() {
+            self.outbox.sort_by_key(|d| d.port);
+            let mut sent = 0usize;
+            let total = self.outbox.len();
+            let mut start = 0;
+            while start < total {
+                let port = self.outbox[start].port;
+                let end = start
+                    + self.outbox[start..]
+                        .iter()
+                        .take_while(|d| d.port == port)
+                        .count();
+                if let Some(&fd) = self.fds.get(&port) {
+                    let batch = self.outbox[start..end]
+                        .iter()
+                        .map(|d| (d.to, d.data.as_slice()));
+                    match send_batch(fd, batch) {
+                        Ok(n) => sent += n,
+                        Err(err) => tracing::debug!(%err, port, "media send error"),
+                    }
+                }
+                start = end;
+            }
+            self.outbox.clear();
+            metrics::counter!("conclave_media_packets_sent_total").increment(sent as u64);
+            if sent < total {
+                metrics::counter!("conclave_media_send_dropped_total")
+                    .increment((total - sent) as u64);
+            }
+        }
+        let events: Vec<(RoomKey, Event)> = self.engine.drain_events().collect();
+        for (room, event) in events {
+            let notice = match event {
+                Event::TalkStart { member } => MediaEvent::Talking {
+                    member,
+                    talking: true,
+                },
+                Event::TalkStop { member } => MediaEvent::Talking {
+                    member,
+                    talking: false,
+                },
+                Event::Dtmf { member, digit, .. } => MediaEvent::Digit { member, digit },
+                Event::PlaybackFinished {
+                    target: PlaybackTarget::Member(member),
+                    ..
+                } => MediaEvent::PlaybackDone { member },
+                Event::MediaTimeout { member } => MediaEvent::Timeout { member },
+                other => {
+                    tracing::trace!(?other, "media event");
+                    continue;
+                }
+            };
+            if let Some(sink) = self.sinks.get(&room)
+                && !sink(notice)
+            {
+                metrics::counter!("conclave_media_events_dropped_total").increment(1);
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = self.now();
+        match command {
+            Command::Open { room, sink } => {
+                self.sinks.insert(room, sink);
+            }
+            Command::Close { room } => {
+                self.sinks.remove(&room);
+            }
+            Command::Add {
+                room,
+                member,
+                join,
+                dedicated,
+            } => {
+                let ports = match dedicated {
+                    Some(sockets) => match self.register(member, sockets) {
+                        Some(ports) => ports,
+                        None => return,
+                    },
+                    None if self.shared.is_some() => MemberPorts {
+                        rtp: SHARED_RTP,
+                        rtcp: Some(SHARED_RTCP),
+                    },
+                    None => {
+                        tracing::error!(member, "a member without ports on a per-call worker");
+                        return;
+                    }
+                };
+                let setup = MemberSetup {
+                    config: join.config,
+                    ports,
+                    muted: join.muted,
+                    deaf: join.deaf,
+                    group: join.group,
+                    rtp_timeout: join.rtp_timeout,
+                    playback: join.playback,
+                };
+                let added = self.engine.handle_command(
+                    now,
+                    engine::Command::AddMember {
+                        room,
+                        member,
+                        setup: Box::new(setup),
+                    },
+                );
+                if let Err(err) = added {
+                    tracing::warn!(%err, member, "cannot add a member to the mix");
+                    self.unregister(member);
+                }
+            }
+            Command::Remove { member } => {
+                let _ = self
+                    .engine
+                    .handle_command(now, engine::Command::RemoveMember { member });
+                // the RTCP BYE goes out before the call's own sockets close
+                self.flush();
+                self.unregister(member);
+            }
+            Command::Engine(command) => {
+                if let Err(err) = self.engine.handle_command(now, command) {
+                    tracing::debug!(%err, "media command for a member that is gone");
+                }
+            }
+            Command::Reports { members, reply } => {
+                let reports = members
+                    .into_iter()
+                    .filter_map(|m| Some((m, self.engine.member_report(m)?)))
+                    .collect();
+                let _ = reply.send(reports);
+            }
+            Command::Stop => {}
+        }
+        self.members
+            .store(self.engine.member_count(), Ordering::Relaxed);
+        metrics::gauge!("conclave_media_members", "worker" => self.index.to_string())
+            .set(self.engine.member_count() as f64);
+        metrics::gauge!("conclave_media_rooms", "worker" => self.index.to_string())
+            .set(self.engine.room_count() as f64);
+    }
+
+    /// Starts reading a call's own sockets.
+    fn register(&mut self, member: MemberId, sockets: Arc<Dedicated>) -> Option<MemberPorts> {
+        let (rtp_fd, rtcp_fd) = sockets.fds();
+        let (rtp, rtcp) = (self.next_port, self.next_port.wrapping_add(1));
+        self.next_port = self.next_port.wrapping_add(2).max(2);
+        let added = self
+            .poller
+            .add(rtp_fd, u64::from(rtp))
+            .and_then(|()| self.poller.add(rtcp_fd, u64::from(rtcp)));
+        if let Err(err) = added {
+            tracing::warn!(%err, member, "cannot watch a call's media sockets");
+            self.poller.remove(rtp_fd);
+            return None;
+        }
+        self.engine.add_port(rtp, PortKind::Dedicated);
+        self.engine.add_port(rtcp, PortKind::DedicatedRtcp);
+        self.fds.insert(rtp, rtp_fd);
+        self.fds.insert(rtcp, rtcp_fd);
+        self.dedicated.insert(member, (sockets, rtp, rtcp));
+        Some(MemberPorts {
+            rtp,
+            rtcp: Some(rtcp),
+        })
+    }
+
+    fn unregister(&mut self, member: MemberId) {
+        if let Some((sockets, rtp, rtcp)) = self.dedicated.remove(&member) {
+            let (rtp_fd, rtcp_fd) = sockets.fds();
+            self.poller.remove(rtp_fd);
+            self.poller.remove(rtcp_fd);
+            for port in [rtp, rtcp] {
+                self.engine.remove_port(port);
+                self.fds.remove(&port);
+            }
+        }
+    }
+}
+
+fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}

@@ -1,0 +1,565 @@
+//! Live meetings. Each room with people in it has one meeting actor ([`actor`]) that owns its
+//! participants: signalling hands it legs ([`leg`]), it decides admission (the PIN
+//! [`lobby`], turned away, admitted with a role) and is the only one that adds, changes or
+//! removes their media. The access number's menu ([`access`]) is a small owner of the same
+//! kind. [`Meetings`] is the registry: which room has a live meeting, and the way in.
+
+pub mod access;
+mod actor;
+pub mod leg;
+pub mod lobby;
+pub mod types;
+
+pub use leg::{
+    EndCause, Leg, LegControl, LegEvent, LegId, LegKind, LegSignals, MemberSpec, Outlet, Party,
+    WaitingRoom, WaitingTicket,
+};
+pub use types::{
+    CallProgress, CallState, Invitation, LiveChange, LiveConference, LiveEvent, Quality,
+    RosterEntry,
+};
+
+use crate::history;
+use crate::media::{MediaEvent, MediaPlane};
+use conclave_conference::Role;
+use conclave_conference::live::{Actor, Command, JoinedVia, Refused, Settings};
+use conclave_store::model::{Language, Meeting as MeetingRecord, Room};
+use conclave_store::{Store, new_id, now_ms};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages a meeting's inbox holds before senders are refused (a stuck meeting must not
+/// grow without bound).
+const INBOX: usize = 1024;
+/// History records a meeting may have waiting for the database.
+const HISTORY_QUEUE: usize = 4096;
+
+/// What a meeting actor is told.
+pub(crate) enum Msg {
+    /// A leg for this meeting: a call into the room, one it placed, one from the menu.
+    Arrive(Box<Leg>),
+    /// Signalling about one of its legs.
+    Leg(LegId, LegEvent),
+    /// What the media plane noticed about one of its legs.
+    Media(MediaEvent),
+    /// Someone to call: the meeting lists them and answers their invitation's id.
+    Invite {
+        invitation: Box<Invitation>,
+        reply: oneshot::Sender<u32>,
+    },
+    /// Calling an invitee failed before any call was placed (or is being placed again).
+    InviteState {
+        invitation: u32,
+        state: CallState,
+        reason: Option<String>,
+    },
+    /// Every invitation of a one-click start has been placed.
+    Dispatched,
+    Apply {
+        actor: Actor,
+        command: Command,
+        /// Who asked, for the meeting's log.
+        by: String,
+        reply: oneshot::Sender<Result<(), Refused>>,
+    },
+    Snapshot {
+        reply: oneshot::Sender<LiveConference>,
+    },
+    /// The server stops: end the meeting, hang everyone up, close the record, then answer.
+    Shutdown { done: oneshot::Sender<()> },
+}
+
+#[derive(Clone)]
+struct Entry {
+    tenant_id: String,
+    /// The room as the meeting began in it (it may be deleted meanwhile).
+    room: Box<Room>,
+    inbox: mpsc::Sender<Msg>,
+    generation: u64,
+}
+
+/// How meetings treat their participants.
+#[derive(Debug, Clone)]
+pub struct MeetingSettings {
+    /// A participant that sends nothing this long is hung up…
+    pub media_timeout: Duration,
+    /// …or this long while it holds the call.
+    pub hold_timeout: Duration,
+    /// Silence before the PIN prompt is said again (twice; then goodbye).
+    pub pin_timeout: Duration,
+    /// Callers keying in a PIN or in the access menu: per address, and in all.
+    pub waiting_per_address: usize,
+    pub waiting_total: usize,
+    /// The access number's menu language.
+    pub access_language: Language,
+}
+
+impl Default for MeetingSettings {
+    fn default() -> Self {
+        MeetingSettings {
+            media_timeout: Duration::from_secs(30),
+            hold_timeout: Duration::from_secs(1800),
+            pin_timeout: lobby::REPROMPT_AFTER,
+            waiting_per_address: 10,
+            waiting_total: 500,
+            access_language: Language::English,
+        }
+    }
+}
+
+struct Shared {
+    rooms: Mutex<HashMap<String, Entry>>,
+    /// Every meeting event, for live subscribers (the console's WebSocket, webhooks).
+    events: tokio::sync::broadcast::Sender<LiveEvent>,
+    store: Store,
+    media: MediaPlane,
+    pins: PinGuard,
+    waiting: WaitingRoom,
+    settings: MeetingSettings,
+    generation: AtomicU64,
+}
+
+/// Every live meeting of this node; cheap to clone.
+#[derive(Clone)]
+pub struct Meetings {
+    shared: Arc<Shared>,
+}
+
+impl Meetings {
+    pub fn new(media: MediaPlane, store: Store, settings: MeetingSettings) -> Self {
+        Meetings {
+            shared: Arc::new(Shared {
+                rooms: Mutex::default(),
+                events: tokio::sync::broadcast::channel(4096).0,
+                store,
+                media,
+                pins: PinGuard::default(),
+                waiting: WaitingRoom::new(settings.waiting_per_address, settings.waiting_total),
+                settings,
+                generation: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn media(&self) -> &MediaPlane {
+        &self.shared.media
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    pub fn settings(&self) -> &MeetingSettings {
+        &self.shared.settings
+    }
+
+    /// Bounds on callers not yet in a meeting (PIN lobby, access menu).
+    pub fn waiting(&self) -> &WaitingRoom {
+        &self.shared.waiting
+    }
+
+    /// Wrong PINs per address.
+    pub fn pins(&self) -> &PinGuard {
+        &self.shared.pins
+    }
+
+    /// (normal, on hold) media timeouts.
+    pub(crate) fn media_timeouts(&self) -> (Duration, Duration) {
+        (
+            self.shared.settings.media_timeout,
+            self.shared.settings.hold_timeout,
+        )
+    }
+
+    fn entry(&self, room_id: &str) -> Option<Entry> {
+        self.shared
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room_id)
+            .cloned()
+    }
+
+    /// The room of a live meeting, even when it has been deleted since.
+    pub fn live_room(&self, room_id: &str) -> Option<Room> {
+        self.entry(room_id).map(|e| *e.room)
+    }
+
+    /// Meeting events as they happen (subscribers that fall behind miss some, and are told).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LiveEvent> {
+        self.shared.events.subscribe()
+    }
+
+    pub(crate) fn publish(&self, room: &Room, actor: &str, event: LiveChange) {
+        // Nobody listening is fine.
+        let _ = self.shared.events.send(LiveEvent {
+            tenant_id: room.tenant_id.clone(),
+            room_id: room.id.clone(),
+            room_number: room.number.clone(),
+            actor: actor.to_owned(),
+            at: now_ms(),
+            event,
+        });
+    }
+
+    /// Starts a room's meeting with these settings (one click, from a template); refused when
+    /// one is already live.
+    pub fn start(
+        &self,
+        room: &Room,
+        settings: Settings,
+        template_id: Option<String>,
+    ) -> Result<(), Refused> {
+        let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if rooms.contains_key(&room.id) {
+            return Err(Refused::AlreadyLive);
+        }
+        let entry = self.spawn(room, settings, true, template_id);
+        rooms.insert(room.id.clone(), entry);
+        Ok(())
+    }
+
+    /// Hands a leg to the room's meeting (starting one when it is the first). A call the
+    /// meeting placed finds no meeting when it has ended meanwhile: it is hung up.
+    pub fn arrive(&self, room: &Room, leg: Leg) {
+        let mut leg = leg;
+        for _ in 0..3 {
+            let entry = {
+                let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+                match rooms.get(&room.id) {
+                    Some(entry) => entry.clone(),
+                    None if leg.via == JoinedVia::DialOut => {
+                        drop(rooms);
+                        tracing::info!(
+                            room = room.number,
+                            "a call placed for a meeting that has ended"
+                        );
+                        leg.hang_up();
+                        return;
+                    }
+                    None => {
+                        let entry = self.spawn(room, Settings::default(), false, None);
+                        rooms.insert(room.id.clone(), entry.clone());
+                        entry
+                    }
+                }
+            };
+            let signals = leg.signals.clone();
+            let mut refused = None;
+            signals.hand_over(outlet(entry.inbox.clone()), || {
+                refused = match entry.inbox.try_send(Msg::Arrive(Box::new(leg))) {
+                    Ok(()) => None,
+                    Err(TrySendError::Full(msg)) => Some((msg, false)),
+                    Err(TrySendError::Closed(msg)) => Some((msg, true)),
+                };
+            });
+            match refused {
+                None => return,
+                Some((Msg::Arrive(back), closed)) => {
+                    leg = *back;
+                    if !closed {
+                        metrics::counter!("conclave_meeting_busy_total").increment(1);
+                        tracing::warn!(
+                            room = room.number,
+                            "the meeting is too busy to take a caller"
+                        );
+                        leg.hang_up();
+                        return;
+                    }
+                    // That meeting has just ended: the next loop starts the room's next one.
+                }
+                Some(_) => return,
+            }
+        }
+        leg.hang_up();
+    }
+
+    /// A one-click start has placed all its calls: from now on the meeting ends when empty.
+    pub fn dispatched(&self, room_id: &str) {
+        self.tell(room_id, Msg::Dispatched);
+    }
+
+    fn tell(&self, room_id: &str, msg: Msg) {
+        if let Some(entry) = self.entry(room_id)
+            && entry.inbox.try_send(msg).is_err()
+        {
+            tracing::warn!(room_id, "a meeting did not take a message");
+        }
+    }
+
+    /// Lists someone the meeting calls; their invitation's id (`None`: no live meeting).
+    pub async fn invite(
+        &self,
+        room_id: &str,
+        name: String,
+        number: String,
+        role: Role,
+        callee: Option<crate::sip::Callee>,
+    ) -> Option<u32> {
+        let entry = self.entry(room_id)?;
+        let invitation = Box::new(Invitation {
+            id: 0,
+            name,
+            number,
+            role,
+            state: CallState::Calling,
+            reason: None,
+            call_id: None,
+            callee,
+        });
+        let (reply, answer) = oneshot::channel();
+        entry
+            .inbox
+            .send_timeout(Msg::Invite { invitation, reply }, Duration::from_secs(5))
+            .await
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Sets an invitation's state from outside a call: failed before dialling, or calling again.
+    pub fn invite_state(
+        &self,
+        room_id: &str,
+        invitation: u32,
+        state: CallState,
+        reason: Option<String>,
+    ) {
+        self.tell(
+            room_id,
+            Msg::InviteState {
+                invitation,
+                state,
+                reason,
+            },
+        );
+    }
+
+    /// Applies a command to a live meeting; `None` when the room has no live meeting.
+    pub async fn apply(
+        &self,
+        room_id: &str,
+        actor: Actor,
+        command: Command,
+        by: &str,
+    ) -> Option<Result<(), Refused>> {
+        let entry = self.entry(room_id)?;
+        let (reply, answer) = oneshot::channel();
+        entry
+            .inbox
+            .send_timeout(
+                Msg::Apply {
+                    actor,
+                    command,
+                    by: by.to_owned(),
+                    reply,
+                },
+                Duration::from_secs(5),
+            )
+            .await
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    pub async fn snapshot(&self, room_id: &str) -> Option<LiveConference> {
+        let entry = self.entry(room_id)?;
+        let (reply, answer) = oneshot::channel();
+        entry
+            .inbox
+            .send_timeout(Msg::Snapshot { reply }, Duration::from_secs(5))
+            .await
+            .ok()?;
+        tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// The live meetings of a tenant.
+    pub async fn list(&self, tenant_id: &str) -> Vec<LiveConference> {
+        let ids: Vec<String> = {
+            let rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            rooms
+                .iter()
+                .filter(|(_, e)| e.tenant_id == tenant_id)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(snapshot) = self.snapshot(&id).await {
+                out.push(snapshot);
+            }
+        }
+        out.sort_by(|a, b| a.room_number.cmp(&b.room_number));
+        out
+    }
+
+    /// Live meetings on this node.
+    pub fn count(&self) -> usize {
+        self.shared
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// Ends every meeting (the server stops): each hangs its calls up and closes its record.
+    /// Returns once all have, or after `within`.
+    pub async fn shutdown(&self, within: Duration) {
+        let entries: Vec<Entry> = self
+            .shared
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut waits = Vec::new();
+        for entry in entries {
+            let (done, finished) = oneshot::channel();
+            if entry
+                .inbox
+                .send_timeout(Msg::Shutdown { done }, within)
+                .await
+                .is_ok()
+            {
+                waits.push(finished);
+            }
+        }
+        let all = async {
+            for w in waits {
+                let _ = w.await;
+            }
+        };
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!("some meetings did not close in time");
+        }
+    }
+
+    fn spawn(
+        &self,
+        room: &Room,
+        settings: Settings,
+        dispatching: bool,
+        template_id: Option<String>,
+    ) -> Entry {
+        let (inbox, messages) = mpsc::channel(INBOX);
+        let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
+        let meeting = MeetingRecord {
+            id: new_id(),
+            tenant_id: room.tenant_id.clone(),
+            room_id: Some(room.id.clone()),
+            room_number: room.number.clone(),
+            room_name: room.name.clone(),
+            started_at: now_ms(),
+            ended_at: None,
+            template_id,
+        };
+        let (recorder, records) = mpsc::channel(HISTORY_QUEUE);
+        let writer = tokio::spawn(history::write(
+            self.shared.store.clone(),
+            meeting.id.clone(),
+            records,
+        ));
+        let _ = recorder.try_send(history::Record::Started(meeting));
+        let media = self.shared.media.room(&room.id);
+        let events = inbox.clone();
+        media.open(Box::new(move |event| {
+            events.try_send(Msg::Media(event)).is_ok()
+        }));
+        let actor = actor::RoomActor::new(
+            self.clone(),
+            room.clone(),
+            generation,
+            media,
+            settings,
+            dispatching,
+            (recorder, writer),
+        );
+        tokio::spawn(actor.run(messages));
+        metrics::counter!("conclave_meetings_started_total").increment(1);
+        Entry {
+            tenant_id: room.tenant_id.clone(),
+            room: Box::new(room.clone()),
+            inbox,
+            generation,
+        }
+    }
+
+    /// A meeting has ended: the room has no live meeting until someone comes again.
+    fn retire(&self, room_id: &str, generation: u64) {
+        let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if rooms
+            .get(room_id)
+            .is_some_and(|e| e.generation == generation)
+        {
+            rooms.remove(room_id);
+        }
+    }
+}
+
+/// A meeting's inbox as a leg's way back: signalling's events go there. A full inbox does not
+/// lose an ending: that one waits (briefly) for room.
+fn outlet(inbox: mpsc::Sender<Msg>) -> Outlet {
+    Arc::new(
+        move |leg, event| match inbox.try_send(Msg::Leg(leg, event)) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Err(TrySendError::Full(msg)) => {
+                metrics::counter!("conclave_meeting_inbox_full_total").increment(1);
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let inbox = inbox.clone();
+                    runtime.spawn(async move {
+                        let _ = inbox.send_timeout(msg, Duration::from_secs(5)).await;
+                    });
+                }
+            }
+        },
+    )
+}
+
+/// Wrong PINs per source address: an address with too many lately is refused for a while.
+#[derive(Default)]
+pub struct PinGuard {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// Wrong PINs from one address before it is blocked for a while (across calls).
+const MAX_PIN_FAILURES: u32 = 10;
+const PIN_BLOCK: Duration = Duration::from_secs(600);
+
+impl PinGuard {
+    /// Is this address blocked after too many wrong PINs?
+    pub fn blocked(&self, ip: IpAddr) -> bool {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures
+            .get(&ip)
+            .is_some_and(|(count, last)| *count >= MAX_PIN_FAILURES && last.elapsed() < PIN_BLOCK)
+    }
+
+    /// Counts a wrong PIN from this address.
+    pub fn failed(&self, ip: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.retain(|_, (_, last)| last.elapsed() < PIN_BLOCK);
+        let entry = failures.entry(ip).or_insert((0, Instant::now()));
+        entry.0 += 1;
+        entry.1 = Instant::now();
+    }
+
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+    }
+}
