@@ -1,11 +1,24 @@
-//! The media engine shared by both front ends: N members, each with its own UDP socket,
+//! The media engine shared by both front ends: N members, each its own RTP endpoint,
 //! sending a 20 ms packet on a fixed clock and analysing what it receives.
 //!
-//! One thread does it all: a CLOCK_MONOTONIC timerfd wakes it every 2 ms to send the
-//! members of that slot (member i sends in slot i mod 10, so the N streams are spread
-//! over the 20 ms as real phones' would be, not one burst), and epoll hands it the sockets
-//! that have input, drained with `recvmmsg`. Kernel receive timestamps (SO_TIMESTAMPNS)
-//! date every packet, so the generator's own scheduling does not count as a gap or a delay.
+//! One thread does it all, waking every 2 ms on an absolute CLOCK_MONOTONIC sleep: it sends
+//! for the members of that slot (member i sends in slot i mod 10, so the N streams are
+//! spread over the 20 ms as real phones' would be, not one burst), then drains what has
+//! arrived with `recvmmsg` (epoll, polled without waiting, says which sockets have input).
+//! It never wakes for a packet: what arrives waits at most a slot in the socket, and the
+//! kernel's receive timestamp (SO_TIMESTAMPNS) dates every packet, so the generator's own
+//! scheduling counts neither as a gap nor as a delay.
+//!
+//! Two ways to give members their endpoints ([`Sockets`]):
+//! * `Shared` (the default): member i has its own loopback address (127.64.0.0 + i + 1) and
+//!   all members share one UDP port on one socket. Each member is still a distinct source
+//!   and destination for the server (symmetric RTP and latching see N peers), but sends go
+//!   out in batches with `sendmmsg` (the source address of each datagram set with
+//!   IP_PKTINFO) and receives come in batches with `recvmmsg` (the destination address
+//!   says whose it is): a few system calls per slot instead of two per packet.
+//! * `PerMember`: member i has its own socket on 127.0.0.1 (or `--local-ip`) and an
+//!   ephemeral port; one `sendto` per packet, `recvmmsg` per ready socket. Costs the
+//!   generator about twice as much CPU; for servers that must see one address.
 //!
 //! Roles: members 0..K talk (tone k), member K clicks (a 40 ms burst every click period,
 //! silence otherwise), everyone else sends silence, as a phone does (G.711 silence samples,
@@ -33,7 +46,6 @@ pub const PTIME: Duration = Duration::from_millis(20);
 const SLOTS: u64 = 10;
 /// An arrival gap longer than this is a gap.
 pub const MAX_GAP: Duration = Duration::from_millis(60);
-const TIMER_TOKEN: u64 = u64::MAX;
 /// Amplitude of each talker's tone and of the click.
 const TONE_AMP: f64 = 6000.0;
 const CLICK_AMP: f64 = 8000.0;
@@ -42,6 +54,16 @@ const TONE_THRESHOLD: f64 = TONE_AMP * TONE_AMP / 4.0 / 100.0;
 const CLICK_TRIGGER: f64 = CLICK_AMP * CLICK_AMP / 4.0 / 100.0;
 /// Clicks last two packets.
 const CLICK_FRAMES: u64 = 2;
+
+/// How members get their RTP endpoints (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sockets {
+    Shared,
+    PerMember,
+}
+
+/// The first member's address in `Shared` mode; member i has this + i.
+const SHARED_BASE: Ipv4Addr = Ipv4Addr::new(127, 64, 0, 1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -90,7 +112,9 @@ pub struct Plan {
     pub click: Option<(f64, Duration)>,
     /// Listeners decoded besides the talkers and the clicker.
     pub decode: usize,
+    /// Members' address in `PerMember` mode.
     pub local_ip: Ipv4Addr,
+    pub sockets: Sockets,
 }
 
 /// From a front end to the engine.
@@ -144,7 +168,10 @@ struct Ear {
 
 struct Member {
     fd: RawFd,
-    port: u16,
+    /// Where the member listens (and sends from).
+    local: SocketAddrV4,
+    /// Datagrams the member's socket dropped for want of room, as last reported.
+    drops: u32,
     role: Role,
     remote: Option<libc::sockaddr_in>,
     expected_pt: u8,
@@ -186,6 +213,7 @@ pub struct Outcome {
     pub clicks_sent: usize,
     pub codec_delay_ms: f64,
     pub silence_payload: usize,
+    pub generator_drops: u64,
     pub late_slots: u64,
     pub max_lateness_ms: f64,
     pub generator_cpu_s: f64,
@@ -204,9 +232,12 @@ pub struct DecodedMember {
 pub struct Engine {
     plan: Plan,
     members: Vec<Member>,
+    /// The members' sockets (`Sockets::PerMember`).
     epoll: net::Epoll,
-    timer: net::Timer,
     batch: net::RecvBatch,
+    /// The shared socket and its outgoing batch (`Sockets::Shared`).
+    shared: Option<(RawFd, net::SendBatch)>,
+    shared_drops: u32,
     /// Per-tone frames of talker audio (PCMU: µ-law bytes; Opus: PCM to encode), 1 s loop.
     tone_frames: Vec<Vec<Vec<u8>>>,
     tone_pcm: Vec<Vec<Vec<i16>>>,
@@ -229,8 +260,6 @@ impl Engine {
         net::raise_nofile(n as u64 + 256).context("raising the open-file limit")?;
         net::tight_timer_slack();
         let epoll = net::Epoll::new(1024)?;
-        let timer = net::Timer::new()?;
-        epoll.add(timer.fd, TIMER_TOKEN)?;
         let codec = plan.codec;
         let cfg = codec.config();
         let sender_cfg = sender_config(codec);
@@ -251,10 +280,29 @@ impl Engine {
             seed
         };
         let mut members = Vec::with_capacity(n);
+        let shared = match plan.sockets {
+            Sockets::Shared => {
+                // room for two 20 ms rounds of everyone's packets
+                let rcvbuf = (n * 2 * 2048).clamp(4 << 20, 256 << 20);
+                let (fd, port) = net::udp_socket(plan.local_ip, rcvbuf, true)
+                    .context("opening the shared socket")?;
+                Some((fd, port))
+            }
+            Sockets::PerMember => None,
+        };
         for i in 0..n {
-            let (fd, port) = net::udp_socket(plan.local_ip, 256 * 1024)
-                .with_context(|| format!("opening the socket of member {i}"))?;
-            epoll.add(fd, i as u64)?;
+            let (fd, local) = match shared {
+                Some((fd, port)) => {
+                    let ip = Ipv4Addr::from(u32::from(SHARED_BASE) + i as u32);
+                    (fd, SocketAddrV4::new(ip, port))
+                }
+                None => {
+                    let (fd, port) = net::udp_socket(plan.local_ip, 256 * 1024, false)
+                        .with_context(|| format!("opening the socket of member {i}"))?;
+                    epoll.add(fd, i as u64)?;
+                    (fd, SocketAddrV4::new(plan.local_ip, port))
+                }
+            };
             let role = if i < talkers {
                 Role::Talker(i)
             } else if Some(i) == clicker {
@@ -286,7 +334,8 @@ impl Engine {
             };
             members.push(Member {
                 fd,
-                port,
+                local,
+                drops: 0,
                 role,
                 remote: None,
                 expected_pt: 0,
@@ -351,8 +400,9 @@ impl Engine {
             plan,
             members,
             epoll,
-            timer,
-            batch: net::RecvBatch::new(8),
+            batch: net::RecvBatch::new(if shared.is_some() { 256 } else { 8 }),
+            shared: shared.map(|(fd, _)| (fd, net::SendBatch::new(1024))),
+            shared_drops: 0,
             tone_frames,
             tone_pcm,
             click_pcm,
@@ -366,9 +416,14 @@ impl Engine {
         })
     }
 
-    /// The members' RTP ports, in member order.
-    pub fn ports(&self) -> Vec<u16> {
-        self.members.iter().map(|m| m.port).collect()
+    /// The members' RTP endpoints, in member order.
+    pub fn endpoints(&self) -> Vec<SocketAddrV4> {
+        self.members.iter().map(|m| m.local).collect()
+    }
+
+    /// Datagrams our sockets dropped for want of room, so far.
+    fn drops(&self) -> u64 {
+        self.shared_drops as u64 + self.members.iter().map(|m| m.drops as u64).sum::<u64>()
     }
 
     /// Runs set-up, warm-up and the counting window; then asks the front end to hang up.
@@ -391,6 +446,7 @@ impl Engine {
         let mut late_slots = 0;
         let mut max_late = Duration::ZERO;
         let mut sent = 0u64;
+        let mut drops0 = 0;
         loop {
             let now = net::monotonic();
             // phases
@@ -428,6 +484,7 @@ impl Engine {
                     at_window = Some((now, server_pid.map(net::proc_sample).transpose()?));
                     late_slots = 0;
                     max_late = Duration::ZERO;
+                    drops0 = self.drops();
                     sent = 0;
                     self.clicks_sent.clear();
                     self.latency.clear();
@@ -437,13 +494,12 @@ impl Engine {
                 }
             }
             // sends due
-            loop {
+            let next_due = loop {
                 let due = start
                     + PTIME * (slot / SLOTS) as u32
                     + PTIME / SLOTS as u32 * (slot % SLOTS) as u32;
                 if due > now {
-                    self.timer.arm_at(due)?;
-                    break;
+                    break due;
                 }
                 let late = now - due;
                 max_late = max_late.max(late);
@@ -452,16 +508,23 @@ impl Engine {
                 }
                 sent += self.send_slot(slot % SLOTS)?;
                 slot += 1;
-            }
+            };
             // input
-            self.epoll.wait(100, &mut tokens)?;
-            for &t in &tokens {
-                if t == TIMER_TOKEN {
-                    self.timer.drain();
-                } else {
-                    self.receive(t as usize)?;
+            if self.shared.is_some() {
+                self.receive_shared()?;
+            } else {
+                // bounded: every socket at most once or twice
+                for _ in 0..self.members.len() / 1024 + 2 {
+                    self.epoll.wait(0, &mut tokens)?;
+                    for &t in &tokens {
+                        self.receive(t as usize)?;
+                    }
+                    if tokens.len() < 1024 {
+                        break;
+                    }
                 }
             }
+            net::sleep_until(next_due);
         }
         let end = net::monotonic();
         let gen_cpu = net::own_cpu() - gen_cpu0;
@@ -481,6 +544,7 @@ impl Engine {
         o.window_s = (end - window_start).as_secs_f64();
         o.sent = sent;
         o.late_slots = late_slots;
+        o.generator_drops = self.drops() - drops0;
         o.max_lateness_ms = max_late.as_secs_f64() * 1000.0;
         o.generator_cpu_s = gen_cpu;
         o.server = match (server_before, server_start, server_after) {
@@ -580,83 +644,186 @@ impl Engine {
             self.packet.extend_from_slice(&m.ts.to_be_bytes());
             self.packet.extend_from_slice(&m.ssrc.to_be_bytes());
             self.packet.extend_from_slice(&self.payload);
-            if click_start {
-                self.clicks_sent.push(net::realtime().as_secs_f64());
-            }
-            match net::send_to(m.fd, &self.packet, &remote) {
-                Ok(()) => sent += 1,
-                Err(_) => m.send_errors += 1,
+            match self.shared.as_mut() {
+                Some((fd, batch)) => {
+                    if click_start {
+                        // the click leaves with this batch: flush it now, timed
+                        let (ok, failed) = batch.flush(*fd);
+                        sent += ok;
+                        m.send_errors += failed;
+                        self.clicks_sent.push(net::realtime().as_secs_f64());
+                    }
+                    batch.push(&self.packet, *m.local.ip(), &remote);
+                    if batch.is_full() || click_start {
+                        let (ok, failed) = batch.flush(*fd);
+                        sent += ok;
+                        m.send_errors += failed;
+                    }
+                }
+                None => {
+                    if click_start {
+                        self.clicks_sent.push(net::realtime().as_secs_f64());
+                    }
+                    match net::send_to(m.fd, &self.packet, &remote) {
+                        Ok(()) => sent += 1,
+                        Err(_) => m.send_errors += 1,
+                    }
+                }
             }
             m.seq = m.seq.wrapping_add(1);
             m.ts = m.ts.wrapping_add(codec.units());
             m.frames += 1;
         }
+        if let Some((fd, batch)) = self.shared.as_mut() {
+            let (ok, _failed) = batch.flush(*fd);
+            sent += ok;
+        }
         Ok(sent)
     }
 
+    /// Drains member `i`'s own socket (`Sockets::PerMember`).
     fn receive(&mut self, i: usize) -> Result<()> {
-        let codec = self.plan.codec;
-        let counting = self.counting;
-        let click_period = self.plan.click.map(|(_, p)| p.as_secs_f64());
+        let Engine {
+            members,
+            batch,
+            plan,
+            clicks_sent,
+            latency,
+            codec_delay,
+            counting,
+            ..
+        } = self;
+        let mut rx = Rx {
+            codec: plan.codec,
+            click: plan.click.map(|(f, p)| (f, p.as_secs_f64())),
+            counting: *counting,
+            clicks_sent,
+            latency,
+            codec_delay: *codec_delay,
+        };
+        let m = &mut members[i];
         loop {
-            let m = &mut self.members[i];
-            let n = self.batch.recv(m.fd)?;
+            let n = batch.recv(m.fd)?;
             for k in 0..n {
-                let (data, at) = self.batch.get(k);
-                let at = at.unwrap_or_else(net::realtime);
-                if looks_like_rtcp(data) {
-                    continue;
+                let d = batch.get(k);
+                if let Some(drops) = d.drops {
+                    m.drops = drops;
                 }
-                let Ok(p) = RtpPacket::parse(data) else {
-                    continue;
-                };
-                if p.payload_type() != m.expected_pt {
-                    // telephone-event or comfort noise: not audio
-                    if counting {
-                        m.wrong_pt += 1;
-                    }
-                    continue;
-                }
-                m.gaps
-                    .on_packet(p.sequence(), p.timestamp(), at.as_micros() as u64, counting);
-                let payload = p.payload();
-                let silent = match codec {
-                    Codec::Pcmu => payload.iter().all(|&b| b & 0x7f >= 0x7c),
-                    Codec::Opus => payload.len() <= 8,
-                };
-                if counting && silent {
-                    m.silent_frames += 1;
-                }
-                if let Some(ear) = m.ear.as_mut() {
-                    ear.pcm.clear();
-                    if ear.decoder.decode(payload, &mut ear.pcm).is_err() {
-                        continue;
-                    }
-                    let arrival = at.as_secs_f64();
-                    if let Some(finder) = ear.clicks.as_mut()
-                        && let Some(onset) = finder.on_frame(&ear.pcm, arrival)
-                        && counting
-                        && let Some(period) = click_period
-                        && let Some(sent) = click_before(&self.clicks_sent, onset, period * 0.8)
-                    {
-                        self.latency
-                            .push((onset - sent - self.codec_delay) * 1000.0);
-                    }
-                    if let Some((f, _)) = self.plan.click
-                        && goertzel_power(&ear.pcm, codec.rate(), f) >= CLICK_TRIGGER
-                    {
-                        ear.skip = 2;
-                    }
-                    if ear.skip > 0 {
-                        ear.skip -= 1;
-                    } else if counting {
-                        ear.tones.on_frame(&ear.pcm);
-                    }
-                }
+                rx.datagram(m, d.data, d.at.unwrap_or_else(net::realtime));
             }
             if n < 8 {
                 return Ok(());
             }
+        }
+    }
+
+    /// Drains the shared socket; the destination address says whose each datagram is.
+    fn receive_shared(&mut self) -> Result<()> {
+        let Engine {
+            members,
+            batch,
+            plan,
+            clicks_sent,
+            latency,
+            codec_delay,
+            counting,
+            shared,
+            shared_drops,
+            ..
+        } = self;
+        let Some((fd, _)) = shared else {
+            return Ok(());
+        };
+        let mut rx = Rx {
+            codec: plan.codec,
+            click: plan.click.map(|(f, p)| (f, p.as_secs_f64())),
+            counting: *counting,
+            clicks_sent,
+            latency,
+            codec_delay: *codec_delay,
+        };
+        let base = u32::from(SHARED_BASE);
+        // bounded: at most a second's worth of everyone's packets in one go
+        for _ in 0..(members.len() / 5).max(4) {
+            let n = batch.recv(*fd)?;
+            for k in 0..n {
+                let d = batch.get(k);
+                if let Some(drops) = d.drops {
+                    *shared_drops = drops;
+                }
+                let Some(i) = d.dst.and_then(|ip| u32::from(ip).checked_sub(base)) else {
+                    continue;
+                };
+                if let Some(m) = members.get_mut(i as usize) {
+                    rx.datagram(m, d.data, d.at.unwrap_or_else(net::realtime));
+                }
+            }
+            if n < 256 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the analysis of a received datagram needs besides its member.
+struct Rx<'a> {
+    codec: Codec,
+    click: Option<(f64, f64)>,
+    counting: bool,
+    clicks_sent: &'a [f64],
+    latency: &'a mut Vec<f64>,
+    codec_delay: f64,
+}
+
+impl Rx<'_> {
+    fn datagram(&mut self, m: &mut Member, data: &[u8], at: Duration) {
+        let counting = self.counting;
+        if looks_like_rtcp(data) {
+            return;
+        }
+        let Ok(p) = RtpPacket::parse(data) else {
+            return;
+        };
+        if p.payload_type() != m.expected_pt {
+            // telephone-event or comfort noise: not audio
+            if counting {
+                m.wrong_pt += 1;
+            }
+            return;
+        }
+        m.gaps
+            .on_packet(p.sequence(), p.timestamp(), at.as_micros() as u64, counting);
+        let payload = p.payload();
+        let silent = match self.codec {
+            Codec::Pcmu => payload.iter().all(|&b| b & 0x7f >= 0x7c),
+            Codec::Opus => payload.len() <= 8,
+        };
+        if counting && silent {
+            m.silent_frames += 1;
+        }
+        let Some(ear) = m.ear.as_mut() else { return };
+        ear.pcm.clear();
+        if ear.decoder.decode(payload, &mut ear.pcm).is_err() {
+            return;
+        }
+        if let Some((freq, period)) = self.click {
+            if let Some(finder) = ear.clicks.as_mut()
+                && let Some(onset) = finder.on_frame(&ear.pcm, at.as_secs_f64())
+                && counting
+                && let Some(sent) = click_before(self.clicks_sent, onset, period * 0.8)
+            {
+                self.latency
+                    .push((onset - sent - self.codec_delay) * 1000.0);
+            }
+            if goertzel_power(&ear.pcm, self.codec.rate(), freq) >= CLICK_TRIGGER {
+                ear.skip = 2;
+            }
+        }
+        if ear.skip > 0 {
+            ear.skip -= 1;
+        } else if counting {
+            ear.tones.on_frame(&ear.pcm);
         }
     }
 }

@@ -21,7 +21,6 @@ use crate::frontend::SetupTimes;
 pub struct Options {
     /// Janus' HTTP transport, e.g. 127.0.0.1:8088 (base path /janus).
     pub http: SocketAddr,
-    pub local_ip: Ipv4Addr,
     pub codec: Codec,
     /// The room's mixing rate.
     pub sampling_rate: u32,
@@ -32,15 +31,15 @@ pub struct Options {
 
 pub fn spawn(
     opts: Options,
-    ports: Vec<u16>,
+    endpoints: Vec<SocketAddrV4>,
     events: Sender<Setup>,
     commands: Receiver<Command>,
 ) -> JoinHandle<Result<SetupTimes>> {
     std::thread::spawn(move || {
-        let r = run(&opts, &ports, &events, &commands);
+        let r = run(&opts, &endpoints, &events, &commands);
         if let Err(e) = &r {
             // the engine must not wait for set-up that will not come
-            for member in 0..ports.len() {
+            for member in 0..endpoints.len() {
                 let _ = events.send(Setup::Failed {
                     member,
                     reason: format!("janus: {e:#}"),
@@ -210,7 +209,7 @@ fn poll_events(http: SocketAddr, session: u64, out: Sender<Joined>) {
 
 fn run(
     opts: &Options,
-    ports: &[u16],
+    endpoints: &[SocketAddrV4],
     events: &Sender<Setup>,
     commands: &Receiver<Command>,
 ) -> Result<SetupTimes> {
@@ -267,9 +266,9 @@ fn run(
         times.failed += 1;
         let _ = events.send(Setup::Failed { member, reason });
     };
-    while (next < ports.len() || !waiting.is_empty()) && Instant::now() < deadline {
+    while (next < endpoints.len() || !waiting.is_empty()) && Instant::now() < deadline {
         let now = Instant::now();
-        if next < ports.len() && next_at <= now && waiting.len() < opts.in_flight {
+        if next < endpoints.len() && next_at <= now && waiting.len() < opts.in_flight {
             let member = next;
             next += 1;
             next_at += interval;
@@ -280,8 +279,8 @@ fn run(
                     "display": format!("load{member}"),
                     "codec": codec,
                     "rtp": {
-                        "ip": opts.local_ip.to_string(),
-                        "port": ports[member],
+                        "ip": endpoints[member].ip().to_string(),
+                        "port": endpoints[member].port(),
                         "payload_type": pt,
                     },
                 });
@@ -297,7 +296,7 @@ fn run(
             }
             continue;
         }
-        let wait = if next < ports.len() && waiting.len() < opts.in_flight {
+        let wait = if next < endpoints.len() && waiting.len() < opts.in_flight {
             next_at.saturating_duration_since(now)
         } else {
             Duration::from_millis(100)
@@ -329,7 +328,7 @@ fn run(
             "no joined event before the set-up timeout".into(),
         );
     }
-    for member in next..ports.len() {
+    for member in next..endpoints.len() {
         fail(&mut times, member, "not joined: set-up timeout".into());
     }
     let _ = events.send(Setup::Done);

@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::engine::{Codec, Engine, Plan, Timing};
+use crate::engine::{Codec, Engine, Plan, Sockets, Timing};
 
 #[derive(Parser)]
 #[command(name = "rtpload", about = "RTP load generator for conference servers")]
@@ -56,6 +56,12 @@ enum Server {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SocketsArg {
+    Shared,
+    PerMember,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,7 +107,12 @@ struct Common {
     /// Time between clicks, ms (must exceed the delay to measure).
     #[arg(long, default_value_t = 500)]
     click_period_ms: u64,
-    /// Our address (loopback).
+    /// Members' endpoints: `shared` (each member its own loopback address 127.64.x.y, one
+    /// shared port and socket, batched sends and receives) or `per-member` (each member its
+    /// own socket and port on --local-ip).
+    #[arg(long, value_enum, default_value = "shared")]
+    sockets: SocketsArg,
+    /// Our address for SIP, and for media with `--sockets per-member` (loopback).
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: Ipv4Addr,
     /// The server's process: its CPU time and memory over the window go in the report.
@@ -159,6 +170,10 @@ fn run() -> Result<bool> {
         click,
         decode: c.decode,
         local_ip: c.local_ip,
+        sockets: match c.sockets {
+            SocketsArg::Shared => Sockets::Shared,
+            SocketsArg::PerMember => Sockets::PerMember,
+        },
     };
     let setup_timeout = Duration::from_secs_f64(
         c.setup_timeout
@@ -184,7 +199,7 @@ fn run() -> Result<bool> {
                 in_flight: c.in_flight.max(1),
                 setup_timeout,
             },
-            engine.ports(),
+            engine.endpoints(),
             setup_tx,
             cmd_rx,
         ),
@@ -195,14 +210,13 @@ fn run() -> Result<bool> {
         } => janus::spawn(
             janus::Options {
                 http: *http,
-                local_ip: c.local_ip,
                 codec,
                 sampling_rate: *sampling_rate,
                 rate: c.rate,
                 in_flight: c.in_flight.max(1),
                 setup_timeout,
             },
-            engine.ports(),
+            engine.endpoints(),
             setup_tx,
             cmd_rx,
         ),

@@ -1,5 +1,5 @@
 //! Thin wrappers over the Linux calls the engine needs: one UDP socket per member, epoll,
-//! an absolute timerfd, `recvmmsg` with kernel receive timestamps, `sendto`, the file
+//! an absolute sleep, `recvmmsg` with kernel receive timestamps, `sendto`, the file
 //! limit, and readings of a process from /proc.
 
 use std::io;
@@ -60,9 +60,27 @@ pub fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
     s
 }
 
-/// A non-blocking UDP socket bound to `ip` on a port the kernel picks, with kernel receive
-/// timestamps on; returns it and its port.
-pub fn udp_socket(ip: Ipv4Addr, rcvbuf: usize) -> io::Result<(RawFd, u16)> {
+fn set_int(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: setsockopt with a pointer to a local int of the declared size.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            &v as *const _ as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
+/// A non-blocking UDP socket with kernel receive timestamps and drop counts, bound to `ip`
+/// on a port the kernel picks; returns it and its port.
+///
+/// `shared`: one socket for many members, each with its own loopback address: bound to
+/// 0.0.0.0 but to the loopback device only, told each datagram's destination address
+/// (IP_PKTINFO) and given large buffers (forced when we may: we are often root).
+pub fn udp_socket(ip: Ipv4Addr, rcvbuf: usize, shared: bool) -> io::Result<(RawFd, u16)> {
     // SAFETY: plain socket calls on a descriptor we own; pointers to locals.
     unsafe {
         let fd = check(libc::socket(
@@ -71,23 +89,40 @@ pub fn udp_socket(ip: Ipv4Addr, rcvbuf: usize) -> io::Result<(RawFd, u16)> {
             0,
         ))?;
         let guard = FdGuard(fd);
-        let on: libc::c_int = 1;
-        check(libc::setsockopt(
+        set_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+        set_int(fd, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)?;
+        // don't fragment: the kernel then needs no IP identification for each datagram
+        // (a hashed, randomised generator that costs more than the rest of the send)
+        set_int(
             fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &on as *const _ as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        ))?;
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        )?;
         let buf = rcvbuf as libc::c_int;
-        check(libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &buf as *const _ as *const libc::c_void,
-            size_of::<libc::c_int>() as libc::socklen_t,
-        ))?;
-        let addr = sockaddr(SocketAddrV4::new(ip, 0));
+        if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, buf).is_err() {
+            set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, buf)?;
+        }
+        let mut bind_ip = ip;
+        if shared {
+            set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+            if set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 8 << 20).is_err() {
+                set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 8 << 20)?;
+            }
+            let dev = b"lo\0";
+            check(libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                dev.as_ptr() as *const libc::c_void,
+                dev.len() as libc::socklen_t,
+            ))
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("binding to the loopback device: {e}"))
+            })?;
+            bind_ip = Ipv4Addr::UNSPECIFIED;
+        }
+        let addr = sockaddr(SocketAddrV4::new(bind_ip, 0));
         check(libc::bind(
             fd,
             &addr as *const _ as *const libc::sockaddr,
@@ -133,6 +168,119 @@ pub fn send_to(fd: RawFd, data: &[u8], to: &libc::sockaddr_in) -> io::Result<()>
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// Datagrams queued for one `sendmmsg` on a shared socket, each from its member's own
+/// address (IP_PKTINFO).
+pub struct SendBatch {
+    bufs: Vec<[u8; 1500]>,
+    lens: Vec<usize>,
+    dests: Vec<libc::sockaddr_in>,
+    ctrl: Vec<[u64; 4]>,
+    iov: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    len: usize,
+}
+
+impl SendBatch {
+    pub fn new(capacity: usize) -> SendBatch {
+        SendBatch {
+            bufs: vec![[0u8; 1500]; capacity],
+            lens: vec![0; capacity],
+            // SAFETY: plain old data; zero is valid.
+            dests: vec![unsafe { zeroed() }; capacity],
+            ctrl: vec![[0u64; 4]; capacity],
+            iov: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                capacity
+            ],
+            hdrs: vec![unsafe { zeroed() }; capacity],
+            len: 0,
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.bufs.len()
+    }
+
+    /// Queues `data` (at most 1500 bytes) from `src` to `dst`.
+    pub fn push(&mut self, data: &[u8], src: Ipv4Addr, dst: &libc::sockaddr_in) {
+        let i = self.len;
+        let n = data.len().min(1500);
+        self.bufs[i][..n].copy_from_slice(&data[..n]);
+        self.lens[i] = n;
+        self.dests[i] = *dst;
+        let pktinfo = libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: libc::in_addr {
+                s_addr: u32::from(src).to_be(),
+            },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        };
+        // SAFETY: the control buffer (32 bytes, 8-aligned) holds one cmsg of an in_pktinfo
+        // (28 bytes with its header); written through the libc macros.
+        unsafe {
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_control = self.ctrl[i].as_mut_ptr() as *mut libc::c_void;
+            h.msg_controllen = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
+            let c = libc::CMSG_FIRSTHDR(h);
+            (*c).cmsg_level = libc::IPPROTO_IP;
+            (*c).cmsg_type = libc::IP_PKTINFO;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::in_pktinfo, pktinfo);
+        }
+        self.len += 1;
+    }
+
+    /// Sends what is queued; returns (sent, failed).
+    pub fn flush(&mut self, fd: RawFd) -> (u64, u64) {
+        for i in 0..self.len {
+            self.iov[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: self.lens[i],
+            };
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = &mut self.dests[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_iov = &mut self.iov[i];
+            h.msg_iovlen = 1;
+            h.msg_flags = 0;
+        }
+        let (mut done, mut failed, mut stalls) = (0usize, 0u64, 0);
+        while done < self.len {
+            // SAFETY: headers done..len point into buffers owned by self.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    self.hdrs[done..].as_mut_ptr(),
+                    (self.len - done) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r > 0 {
+                done += r as usize;
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock && stalls < 50 {
+                // the send buffer is full: give the kernel 0.1 ms, 5 ms at most in all
+                stalls += 1;
+                std::thread::sleep(Duration::from_micros(100));
+                continue;
+            }
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            // this datagram cannot go: skip it
+            failed += 1;
+            done += 1;
+        }
+        self.len = 0;
+        (done as u64 - failed, failed)
     }
 }
 
@@ -187,54 +335,20 @@ impl Epoll {
     }
 }
 
-/// A CLOCK_MONOTONIC timerfd armed at absolute times.
-pub struct Timer {
-    pub fd: RawFd,
-}
-
-impl Timer {
-    pub fn new() -> io::Result<Timer> {
-        // SAFETY: timerfd_create with flags.
-        let fd = check(unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        })?;
-        Ok(Timer { fd })
-    }
-
-    /// Fires once at `at` (CLOCK_MONOTONIC).
-    pub fn arm_at(&self, at: Duration) -> io::Result<()> {
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: at.as_secs() as libc::time_t,
-                tv_nsec: at.subsec_nanos() as libc::c_long,
-            },
-        };
-        // SAFETY: valid descriptor and spec.
-        check(unsafe {
-            libc::timerfd_settime(
-                self.fd,
-                libc::TFD_TIMER_ABSTIME,
-                &spec,
-                std::ptr::null_mut(),
-            )
-        })?;
-        Ok(())
-    }
-
-    /// Clears an expiry.
-    pub fn drain(&self) {
-        let mut buf = [0u8; 8];
-        // SAFETY: reading 8 bytes into a local buffer.
-        unsafe {
-            libc::read(self.fd, buf.as_mut_ptr() as *mut libc::c_void, 8);
-        }
+/// Sleeps until `at` (CLOCK_MONOTONIC), at once if it has passed.
+pub fn sleep_until(at: Duration) {
+    let ts = libc::timespec {
+        tv_sec: at.as_secs() as libc::time_t,
+        tv_nsec: at.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: clock_nanosleep with a valid timespec; EINTR just wakes us early.
+    unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        );
     }
 }
 
@@ -257,10 +371,19 @@ pub fn realtime() -> Duration {
     now(libc::CLOCK_REALTIME)
 }
 
+/// One received datagram: its kernel arrival time (CLOCK_REALTIME), its destination address
+/// (shared sockets) and the socket's count of datagrams dropped for want of room so far.
+pub struct Datagram<'a> {
+    pub data: &'a [u8],
+    pub at: Option<Duration>,
+    pub dst: Option<Ipv4Addr>,
+    pub drops: Option<u32>,
+}
+
 /// Buffers for `recvmmsg` of up to `batch` datagrams with their receive timestamps.
 pub struct RecvBatch {
     bufs: Vec<[u8; 2048]>,
-    ctrl: Vec<[u64; 8]>,
+    ctrl: Vec<[u64; 16]>,
     iov: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
 }
@@ -269,7 +392,7 @@ impl RecvBatch {
     pub fn new(batch: usize) -> RecvBatch {
         let mut b = RecvBatch {
             bufs: vec![[0u8; 2048]; batch],
-            ctrl: vec![[0u64; 8]; batch],
+            ctrl: vec![[0u64; 16]; batch],
             iov: Vec::with_capacity(batch),
             // SAFETY: mmsghdr is plain old data; zero is valid.
             hdrs: vec![unsafe { zeroed() }; batch],
@@ -292,7 +415,7 @@ impl RecvBatch {
             h.msg_iov = &mut self.iov[i];
             h.msg_iovlen = 1;
             h.msg_control = self.ctrl[i].as_mut_ptr() as *mut libc::c_void;
-            h.msg_controllen = size_of::<[u64; 8]>();
+            h.msg_controllen = size_of::<[u64; 16]>();
             h.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
@@ -318,23 +441,39 @@ impl RecvBatch {
         Ok(n as usize)
     }
 
-    /// Datagram `i` of the last `recv` and its kernel arrival time (CLOCK_REALTIME).
-    pub fn get(&self, i: usize) -> (&[u8], Option<Duration>) {
+    /// Datagram `i` of the last `recv`.
+    pub fn get(&self, i: usize) -> Datagram<'_> {
         let len = (self.hdrs[i].msg_len as usize).min(2048);
         let h = &self.hdrs[i].msg_hdr;
-        let mut at = None;
+        let mut d = Datagram {
+            data: &self.bufs[i][..len],
+            at: None,
+            dst: None,
+            drops: None,
+        };
         // SAFETY: walking the control buffer the kernel filled, with the libc macros.
         unsafe {
             let mut c = libc::CMSG_FIRSTHDR(h);
             while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                    let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                    at = Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+                let data = libc::CMSG_DATA(c);
+                match ((*c).cmsg_level, (*c).cmsg_type) {
+                    (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
+                        let ts = std::ptr::read_unaligned(data as *const libc::timespec);
+                        d.at = Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
+                    }
+                    (libc::SOL_SOCKET, libc::SO_RXQ_OVFL) => {
+                        d.drops = Some(std::ptr::read_unaligned(data as *const u32));
+                    }
+                    (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                        let p = std::ptr::read_unaligned(data as *const libc::in_pktinfo);
+                        d.dst = Some(Ipv4Addr::from(u32::from_be(p.ipi_addr.s_addr)));
+                    }
+                    _ => {}
                 }
                 c = libc::CMSG_NXTHDR(h, c);
             }
         }
-        (&self.bufs[i][..len], at)
+        d
     }
 }
 

@@ -68,7 +68,7 @@ impl Report<'_> {
             "mix": !o.decoded.is_empty() && decoded_right == o.decoded.len(),
             "clean": o.ready > 0 && o.members_clean == o.ready && o.members_silent == 0,
             "latency_measured": self.click.is_none() || !o.latency_ms.is_empty(),
-            "generator_on_time": o.late_slots == 0,
+            "generator_on_time": o.late_slots == 0 && o.generator_drops == 0,
         });
         json!({
             "server": self.server,
@@ -137,6 +137,7 @@ impl Report<'_> {
                 "cpu_s": round(o.generator_cpu_s, 3),
                 "cpu_share_of_core": round(o.generator_cpu_s / o.window_s.max(1e-9), 4),
                 "slots_late_over_10ms": o.late_slots,
+                "socket_drops": o.generator_drops,
                 "max_lateness_ms": round(o.max_lateness_ms, 2),
                 "silence_payload_bytes": o.silence_payload,
             },
