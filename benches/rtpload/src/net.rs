@@ -513,6 +513,24 @@ pub fn proc_sample(pid: u32) -> io::Result<ProcSample> {
     })
 }
 
+/// CPU time (seconds) all cores spent busy since boot (user, nice, system, irq, softirq,
+/// steal), from /proc/stat: with the server's and our own, tells what others used.
+pub fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    // SAFETY: sysconf with a constant.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    busy as f64 / tck
+}
+
 /// This process's CPU time (user + system, seconds).
 pub fn own_cpu() -> f64 {
     // SAFETY: getrusage into a local.

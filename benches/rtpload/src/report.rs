@@ -63,6 +63,8 @@ impl Report<'_> {
                 "threads": end.threads,
             })
         });
+        let server_cpu = o.server.map(|(_, a, b)| b.cpu_s - a.cpu_s).unwrap_or(0.0);
+        let others = (o.machine_busy_s - server_cpu - o.generator_cpu_s).max(0.0);
         let checks = json!({
             "all_set_up": o.ready == o.members && o.ended.is_empty(),
             "mix": !o.decoded.is_empty() && decoded_right == o.decoded.len(),
@@ -142,6 +144,12 @@ impl Report<'_> {
                 "silence_payload_bytes": o.silence_payload,
             },
             "server_process": server,
+            "machine": {
+                "busy_cores": round(o.machine_busy_s / o.window_s.max(1e-9), 3),
+                // what neither the server nor the generator used: other processes, or
+                // interrupts; a quiet machine shows a few hundredths
+                "others_cores": round(others / o.window_s.max(1e-9), 3),
+            },
             "checks": checks,
         })
     }
@@ -194,8 +202,9 @@ impl Report<'_> {
             );
         }
         s += &format!(
-            "; generator CPU {:.1} % of a core{}",
+            "; generator CPU {:.1} % of a core, others {:.1} %{}",
             j["generator"]["cpu_share_of_core"].as_f64().unwrap_or(0.0) * 100.0,
+            j["machine"]["others_cores"].as_f64().unwrap_or(0.0) * 100.0,
             if o.late_slots > 0 {
                 format!(
                     ", {} send slots > 10 ms late (the generator was starved)",
