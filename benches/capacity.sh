@@ -42,7 +42,7 @@ work, codec, sizes = sys.argv[1], sys.argv[2], sys.argv[3:]
 print(f"\nConclave, one room, {codec}, 3 talking")
 print(f"{'members':>7} {'set up':>7} {'mix':4} {'clean':5} {'lost':>6} {'ts jumps':>8} {'gaps>60ms':>9} "
       f"{'max gap ms':>10} {'silent':>6} {'server CPU %':>12} {'% / member':>10} {'RSS MiB':>8} "
-      f"{'KiB / member':>12} {'delay p50/p99 ms':>16} {'gen CPU %':>9} {'others %':>8}")
+      f"{'KiB / member':>12} {'delay p50/p99 ms':>16} {'gen CPU %':>9} {'others %':>8} {'steal %':>7}")
 for n in sizes:
     try:
         r = json.load(open(f"{work}/capacity-{n}.json"))
@@ -55,5 +55,6 @@ for n in sizes:
           f"{r['silence']['members_with_silent_frames']:>6} {100 * sp.get('cpu_share_of_core', 0):12.1f} "
           f"{sp.get('per_member_percent_of_core', 0):10.4f} {sp.get('rss_kib', 0) / 1024:8.1f} "
           f"{sp.get('rss_per_member_kib', 0):12.1f} {str(lat['p50']) + ' / ' + str(lat['p99']):>16} "
-          f"{100 * r['generator']['cpu_share_of_core']:9.1f} {100 * r['machine']['others_cores']:8.1f}")
+          f"{100 * r['generator']['cpu_share_of_core']:9.1f} {100 * r['machine']['others_cores']:8.1f} "
+              f"{100 * r['machine']['steal_cores']:7.1f}")
 PY

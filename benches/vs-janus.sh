@@ -58,7 +58,7 @@ def load(name):
 print(f"\n{n} members in one room, 3 talking; each server's CPU (utime + stime) over the "
       "generator's counting window, in % of one core")
 print(f"{'codec':6} {'server':9} {'mix':5} {'clean':5} {'CPU %':>7} {'% / member':>11} "
-      f"{'RSS MiB':>8} {'KiB / member':>13} {'delay p50/p99 ms':>17} {'gen CPU %':>9} {'others %':>8}")
+      f"{'RSS MiB':>8} {'KiB / member':>13} {'delay p50/p99 ms':>17} {'gen CPU %':>9} {'others %':>8} {'steal %':>7}")
 for codec in codecs:
     row = {}
     for server in ("janus", "conclave"):
@@ -73,7 +73,8 @@ for codec in codecs:
               f"{'yes' if c['clean'] else 'no':5} {100 * sp.get('cpu_share_of_core', 0):7.2f} "
               f"{sp.get('per_member_percent_of_core', 0):11.4f} {sp.get('rss_kib', 0) / 1024:8.1f} "
               f"{sp.get('rss_per_member_kib', 0):13.1f} {str(lat['p50']) + ' / ' + str(lat['p99']):>17} "
-              f"{100 * r['generator']['cpu_share_of_core']:9.1f} {100 * r['machine']['others_cores']:8.1f}")
+              f"{100 * r['generator']['cpu_share_of_core']:9.1f} {100 * r['machine']['others_cores']:8.1f} "
+              f"{100 * r['machine']['steal_cores']:7.1f}")
     if row.get("janus") and row.get("conclave") is not None:
         print(f"{codec:6} Conclave / Janus CPU per member: {row['conclave'] / row['janus']:.2f}")
 PY

@@ -219,6 +219,8 @@ pub struct Outcome {
     pub generator_cpu_s: f64,
     /// CPU time all cores were busy during the window, whoever used it.
     pub machine_busy_s: f64,
+    /// CPU time the hypervisor gave to other machines during the window.
+    pub steal_s: f64,
     pub server: Option<(net::ProcSample, net::ProcSample, net::ProcSample)>,
 }
 
@@ -445,7 +447,7 @@ impl Engine {
         let mut window: Option<(Duration, Duration)> = None;
         let mut at_window = None;
         let mut gen_cpu0 = 0.0;
-        let mut busy0 = 0.0;
+        let mut busy0 = (0.0, 0.0);
         let mut late_slots = 0;
         let mut max_late = Duration::ZERO;
         let mut sent = 0u64;
@@ -532,7 +534,7 @@ impl Engine {
         }
         let end = net::monotonic();
         let gen_cpu = net::own_cpu() - gen_cpu0;
-        let busy = net::machine_busy() - busy0;
+        let busy = net::machine_busy();
         let server_after = server_pid.map(net::proc_sample).transpose()?;
         let (window_start, server_start) = at_window.unwrap_or((end, None));
         let close_at = net::realtime().as_micros() as u64;
@@ -552,7 +554,8 @@ impl Engine {
         o.generator_drops = self.drops() - drops0;
         o.max_lateness_ms = max_late.as_secs_f64() * 1000.0;
         o.generator_cpu_s = gen_cpu;
-        o.machine_busy_s = busy;
+        o.machine_busy_s = busy.0 - busy0.0;
+        o.steal_s = busy.1 - busy0.1;
         o.server = match (server_before, server_start, server_after) {
             (Some(a), Some(b), Some(c)) => Some((a, b, c)),
             _ => None,

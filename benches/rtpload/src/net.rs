@@ -513,22 +513,24 @@ pub fn proc_sample(pid: u32) -> io::Result<ProcSample> {
     })
 }
 
-/// CPU time (seconds) all cores spent busy since boot (user, nice, system, irq, softirq,
-/// steal), from /proc/stat: with the server's and our own, tells what others used.
-pub fn machine_busy() -> f64 {
+/// CPU time (seconds) all cores spent busy since boot (user, nice, system, irq, softirq),
+/// and the time the hypervisor gave to other machines (steal), from /proc/stat: with the
+/// server's and our own, tells what others used.
+pub fn machine_busy() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     let v: Vec<u64> = line
         .split_whitespace()
         .skip(1)
         .map(|x| x.parse().unwrap_or(0))
         .collect();
-    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| v.get(i)).sum();
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&i| v.get(i)).sum();
+    let steal = v.get(7).copied().unwrap_or(0);
     // SAFETY: sysconf with a constant.
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    busy as f64 / tck
+    (busy as f64 / tck, steal as f64 / tck)
 }
 
 /// This process's CPU time (user + system, seconds).

@@ -149,6 +149,8 @@ impl Report<'_> {
                 // what neither the server nor the generator used: other processes, or
                 // interrupts; a quiet machine shows a few hundredths
                 "others_cores": round(others / o.window_s.max(1e-9), 3),
+                // taken by the hypervisor for other machines
+                "steal_cores": round(o.steal_s / o.window_s.max(1e-9), 3),
             },
             "checks": checks,
         })
