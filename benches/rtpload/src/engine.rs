@@ -246,6 +246,8 @@ pub struct Engine {
     tone_frames: Vec<Vec<Vec<u8>>>,
     tone_pcm: Vec<Vec<Vec<i16>>>,
     click_pcm: Vec<i16>,
+    /// A frame of silence, for the clicker's encoder between clicks.
+    zeros: Vec<i16>,
     silence: Vec<u8>,
     clicks_sent: Vec<f64>,
     codec_delay: f64,
@@ -410,6 +412,7 @@ impl Engine {
             tone_frames,
             tone_pcm,
             click_pcm,
+            zeros: vec![0; frame],
             silence,
             clicks_sent: Vec::new(),
             codec_delay,
@@ -474,6 +477,10 @@ impl Engine {
                     setup_done = Some(now);
                 }
                 if let Some(done) = setup_done {
+                    if self.members.iter().all(|m| m.ready_at.is_none()) {
+                        // nobody to measure: report the failures at once
+                        break;
+                    }
                     let begin = done + timing.warmup;
                     window = Some((begin, begin + timing.window));
                 }
@@ -533,8 +540,13 @@ impl Engine {
             net::sleep_until(next_due);
         }
         let end = net::monotonic();
-        let gen_cpu = net::own_cpu() - gen_cpu0;
-        let busy = net::machine_busy();
+        // nothing was counted when the window never began (nobody set up)
+        let (gen_cpu, busy) = if at_window.is_some() {
+            let b = net::machine_busy();
+            (net::own_cpu() - gen_cpu0, (b.0 - busy0.0, b.1 - busy0.1))
+        } else {
+            (0.0, (0.0, 0.0))
+        };
         let server_after = server_pid.map(net::proc_sample).transpose()?;
         let (window_start, server_start) = at_window.unwrap_or((end, None));
         let close_at = net::realtime().as_micros() as u64;
@@ -554,8 +566,7 @@ impl Engine {
         o.generator_drops = self.drops() - drops0;
         o.max_lateness_ms = max_late.as_secs_f64() * 1000.0;
         o.generator_cpu_s = gen_cpu;
-        o.machine_busy_s = busy.0 - busy0.0;
-        o.steal_s = busy.1 - busy0.1;
+        (o.machine_busy_s, o.steal_s) = busy;
         o.server = match (server_before, server_start, server_after) {
             (Some(a), Some(b), Some(c)) => Some((a, b, c)),
             _ => None,
@@ -633,11 +644,12 @@ impl Engine {
                     };
                     match (codec, m.encoder.as_mut()) {
                         (Codec::Opus, Some(enc)) => {
-                            if pcm_frame.is_empty() {
-                                enc.encode(&vec![0; frame], &mut self.payload)?;
+                            let pcm = if pcm_frame.is_empty() {
+                                &self.zeros
                             } else {
-                                enc.encode(pcm_frame, &mut self.payload)?;
-                            }
+                                pcm_frame
+                            };
+                            enc.encode(pcm, &mut self.payload)?;
                         }
                         _ if pcm_frame.is_empty() => self.payload.extend_from_slice(&self.silence),
                         _ => g711::encode_ulaw(pcm_frame, &mut self.payload),
@@ -946,5 +958,57 @@ impl Engine {
         lat.sort_by(f64::total_cmp);
         o.latency_ms = lat;
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generators_own_codec_delay_is_measured() {
+        // G.711 adds nothing: what is left is the finder's bias, well under a millisecond
+        let pcmu = own_codec_delay(Codec::Pcmu, 2600.0).unwrap();
+        assert!((0.0..0.001).contains(&pcmu), "{pcmu}");
+        // Opus: the encoder's look-ahead, 6.5 ms at 48 kHz
+        let opus = own_codec_delay(Codec::Opus, 2600.0).unwrap();
+        assert!((0.0055..0.0085).contains(&opus), "{opus}");
+    }
+
+    #[test]
+    fn opus_silence_is_sent_as_the_projects_encoder_makes_it() {
+        let plan = Plan {
+            codec: Codec::Opus,
+            tones: vec![400.0, 700.0, 1250.0],
+            click: Some((2600.0, Duration::from_millis(500))),
+            decode: 2,
+            local_ip: Ipv4Addr::LOCALHOST,
+            sockets: Sockets::PerMember,
+        };
+        let e = Engine::new(plan, 10, 3).unwrap();
+        // a steady encoder's silence frame, not a hand-made tiny payload
+        assert!(
+            !e.silence.is_empty() && e.silence.len() < 100,
+            "{}",
+            e.silence.len()
+        );
+        let roles: Vec<Role> = e.members.iter().map(|m| m.role).collect();
+        assert_eq!(
+            &roles[..4],
+            &[
+                Role::Talker(0),
+                Role::Talker(1),
+                Role::Talker(2),
+                Role::Clicker
+            ]
+        );
+        // talkers, the clicker and two listeners spread over the other six are decoded
+        let decoded: Vec<usize> = (0..10).filter(|&i| e.members[i].ear.is_some()).collect();
+        assert_eq!(decoded, vec![0, 1, 2, 3, 4, 7]);
+        // each member its own endpoint
+        let mut ends = e.endpoints();
+        ends.sort();
+        ends.dedup();
+        assert_eq!(ends.len(), 10);
     }
 }
