@@ -37,7 +37,7 @@ build() {
     conclave_bin="$CONCLAVE_BIN"; rtpload_bin="$RTPLOAD_BIN"
   else
     # Another build may hold cargo's lock: cargo waits for it (bounded by `timeout`).
-    timeout 3600 cargo build --release --locked -q -p conclave-server --bin conclave -p rtpload
+    timeout 3600 cargo build --release --locked -q -p conclave-server -p rtpload --bin conclave --bin rtpload
     conclave_bin="${CONCLAVE_BIN:-$CARGO_TARGET_DIR/release/conclave}"
     rtpload_bin="${RTPLOAD_BIN:-$CARGO_TARGET_DIR/release/rtpload}"
   fi
