@@ -242,6 +242,8 @@ pub struct Engine {
     /// The shared socket and its outgoing batch (`Sockets::Shared`).
     shared: Option<(RawFd, net::SendBatch)>,
     shared_drops: u32,
+    /// Datagrams of the shared socket's batches the kernel refused.
+    shared_send_errors: u64,
     /// Per-tone frames of talker audio (PCMU: µ-law bytes; Opus: PCM to encode), 1 s loop.
     tone_frames: Vec<Vec<Vec<u8>>>,
     tone_pcm: Vec<Vec<Vec<i16>>>,
@@ -409,6 +411,7 @@ impl Engine {
             batch: net::RecvBatch::new(if shared.is_some() { 256 } else { 8 }),
             shared: shared.map(|(fd, _)| (fd, net::SendBatch::new(1024))),
             shared_drops: 0,
+            shared_send_errors: 0,
             tone_frames,
             tone_pcm,
             click_pcm,
@@ -671,14 +674,14 @@ impl Engine {
                         // the click leaves with this batch: flush it now, timed
                         let (ok, failed) = batch.flush(*fd);
                         sent += ok;
-                        m.send_errors += failed;
+                        self.shared_send_errors += failed;
                         self.clicks_sent.push(net::realtime().as_secs_f64());
                     }
                     batch.push(&self.packet, *m.local.ip(), &remote);
                     if batch.is_full() || click_start {
                         let (ok, failed) = batch.flush(*fd);
                         sent += ok;
-                        m.send_errors += failed;
+                        self.shared_send_errors += failed;
                     }
                 }
                 None => {
@@ -696,8 +699,9 @@ impl Engine {
             m.frames += 1;
         }
         if let Some((fd, batch)) = self.shared.as_mut() {
-            let (ok, _failed) = batch.flush(*fd);
+            let (ok, failed) = batch.flush(*fd);
             sent += ok;
+            self.shared_send_errors += failed;
         }
         Ok(sent)
     }
@@ -902,6 +906,7 @@ impl Engine {
     fn outcome(&self, start: Duration, setup_done: Duration) -> Outcome {
         let mut o = Outcome {
             members: self.members.len(),
+            send_errors: self.shared_send_errors,
             setup_s: (setup_done - start).as_secs_f64(),
             clicks_sent: self.clicks_sent.len(),
             codec_delay_ms: self.codec_delay * 1000.0,
