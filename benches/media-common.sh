@@ -48,7 +48,11 @@ need_janus() {
   if ! command -v janus >/dev/null; then
     echo "installing Debian's janus..." >&2
     [ "$(id -u)" = 0 ] || { echo "janus is missing: apt-get install janus (as root)" >&2; exit 2; }
-    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q janus >/dev/null
+    export DEBIAN_FRONTEND=noninteractive
+    timeout 900 apt-get install -y -q janus >/dev/null 2>&1 \
+      || { timeout 600 apt-get update -q >/dev/null && timeout 900 apt-get install -y -q janus >/dev/null; }
+    # the package's service may have started with the install: we run our own
+    timeout 30 systemctl stop janus >/dev/null 2>&1 || true
   fi
   # The package's service must not be what we measure (nor hold a port).
   if pgrep -x janus >/dev/null && [ -z "$server_pid" ]; then
