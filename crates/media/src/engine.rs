@@ -21,8 +21,9 @@
 //! Nothing goes to an address that never sent anything back beyond a short start window
 //! ([`MixerConfig::unverified_send_window`]).
 
+use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -291,15 +292,17 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine whose rooms mix with `cfg`.
-    pub fn new(cfg: MixerConfig) -> Self {
+    /// An engine whose rooms mix with `cfg` (and share one loop cache).
+    pub fn new(mut cfg: MixerConfig) -> Self {
+        cfg.loops
+            .get_or_insert_with(|| Arc::new(crate::mixer::LoopCache::default()));
         Engine {
             cfg,
             rooms: Vec::new(),
             free: Vec::new(),
-            room_index: HashMap::new(),
-            members: HashMap::new(),
-            ports: HashMap::new(),
+            room_index: HashMap::default(),
+            members: HashMap::default(),
+            ports: HashMap::default(),
             heap: BinaryHeap::new(),
             generation: 0,
             transmits: Vec::new(),
@@ -380,7 +383,7 @@ impl Engine {
                 self.with_mixer(member, |m| m.set_rtp_timeout(member, timeout, now))
             }
             Command::Play { member, playback } => self.with_mixer(member, |m| {
-                m.play(
+                m.play_shared(
                     PlaybackTarget::Member(member),
                     1,
                     &playback.samples,
@@ -497,7 +500,7 @@ impl Engine {
             m.set_group(member, setup.group);
             m.set_rtp_timeout(member, setup.rtp_timeout, now);
             if let Some(p) = &setup.playback {
-                m.play(
+                m.play_shared(
                     PlaybackTarget::Member(member),
                     1,
                     &p.samples,

@@ -37,6 +37,10 @@ pub const MAX_DATAGRAM: usize = 2048;
 /// Opus payloads up to this size carry (digital) silence; they are not decoded.
 const OPUS_SILENT_MAX: usize = 8;
 const LEVEL_UNKNOWN: u8 = u8::MAX;
+/// Identical encodes of silence after which the payload is reused.
+const QUIET_SETTLED: u8 = 4;
+/// Looped sounds the loop cache keeps, resampled and encoded.
+const MAX_CACHED_LOOPS: usize = 64;
 /// Playback id of in-band DTMF sent with [`Mixer::send_dtmf`] (no event when it ends).
 const DTMF_PLAYBACK: u64 = u64::MAX;
 
@@ -83,6 +87,9 @@ pub struct MixerConfig {
     /// A member's media moves to a new source address (plain RTP) only after the current
     /// source has been silent this long, and only from an address the member is known by.
     pub relatch_after: Duration,
+    /// Looped sounds (music) resampled and encoded once for every mixer that shares the cache
+    /// (a media worker's rooms): a lone member hearing music costs a copy, not an encode.
+    pub loops: Option<Arc<LoopCache>>,
 }
 
 impl Default for MixerConfig {
@@ -100,6 +107,7 @@ impl Default for MixerConfig {
             rtp_timeout: Some(Duration::from_secs(30)),
             unverified_send_window: Duration::from_secs(10),
             relatch_after: Duration::from_millis(500),
+            loops: None,
         }
     }
 }
@@ -419,6 +427,55 @@ struct Playback {
     pos: usize,
     looped: bool,
     gain: f32,
+    /// From the loop cache: its encodings may be shared (the samples' pointer is their key).
+    cached: bool,
+    /// Encodings of this loop being recorded, a frame at a time, from its start.
+    recording: Option<Vec<Vec<u8>>>,
+}
+
+/// Looped sounds resampled to the mixing rate, and their encodings per codec, for the mixers
+/// of one media worker. A loop's frames are recorded once, as a member first hears it from the
+/// start, then copied to every member who hears it alone.
+#[derive(Default)]
+pub struct LoopCache {
+    store: std::sync::Mutex<LoopStore>,
+}
+
+impl std::fmt::Debug for LoopCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoopCache")
+    }
+}
+
+type SourceKey = (usize, usize, u32, u32);
+
+#[derive(Default)]
+struct LoopStore {
+    /// (source pointer, length, rate, mixing rate) → the source (kept, so that its pointer is
+    /// not reused while cached) and the loop at the mixing rate, a whole number of frames long.
+    resampled: HashMap<SourceKey, (Arc<[i16]>, Arc<[i16]>)>,
+    /// (loop pointer, codec) → one encoded frame per 20 ms of the loop.
+    encoded: HashMap<(usize, CodecConfig), Arc<[Vec<u8>]>>,
+}
+
+impl LoopCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LoopStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn encoded(&self, samples: &Arc<[i16]>, codec: CodecConfig) -> Option<Arc<[Vec<u8>]>> {
+        let key = (samples.as_ptr() as usize, codec);
+        self.lock().encoded.get(&key).cloned()
+    }
+
+    fn keep(&self, samples: &Arc<[i16]>, codec: CodecConfig, frames: Vec<Vec<u8>>) {
+        let mut store = self.lock();
+        if store.encoded.len() < MAX_CACHED_LOOPS * 4 {
+            store
+                .encoded
+                .insert((samples.as_ptr() as usize, codec), frames.into());
+        }
+    }
 }
 
 impl Playback {
@@ -458,6 +515,10 @@ struct StreamKey {
 
 /// An encode pipeline: limiter -> resampler -> packet accumulator -> encoder.
 struct EncodeChain {
+    /// Identical encodes of silence in a row, and the last one: once the encoder is settled,
+    /// silence is a copy of that payload, not an encode.
+    quiet_run: u8,
+    quiet_payload: Vec<u8>,
     limiter: Limiter,
     down: Resampler,
     pcm16: Vec<i16>,
@@ -470,6 +531,8 @@ struct EncodeChain {
 impl EncodeChain {
     fn new(codec: CodecConfig, frames_per_packet: u32, mix_rate: u32) -> Result<Self, CodecError> {
         Ok(EncodeChain {
+            quiet_run: 0,
+            quiet_payload: Vec::new(),
             limiter: Limiter::default(),
             down: Resampler::new(mix_rate, codec.pcm_rate),
             pcm16: Vec::new(),
@@ -480,8 +543,35 @@ impl EncodeChain {
         })
     }
 
+    /// Pushes a frame of silence (`zeros`: a frame of zeros); at packet boundaries puts the
+    /// payload in `out` and returns true. A settled encoder's silence is copied, not encoded.
+    fn push_quiet(&mut self, zeros: &[i32], boundary: bool, out: &mut Vec<u8>) -> bool {
+        if self.quiet_run >= QUIET_SETTLED {
+            if !boundary {
+                return false;
+            }
+            out.clear();
+            out.extend_from_slice(&self.quiet_payload);
+            return true;
+        }
+        let run = self.quiet_run;
+        let ok = self.push(zeros, boundary, out);
+        self.quiet_run = run;
+        if boundary && ok {
+            if *out == self.quiet_payload {
+                self.quiet_run += 1;
+            } else {
+                self.quiet_payload.clear();
+                self.quiet_payload.extend_from_slice(out);
+                self.quiet_run = 1;
+            }
+        }
+        ok
+    }
+
     /// Pushes one mix frame; at packet boundaries encodes into `out` and returns true.
     fn push(&mut self, mix: &[i32], boundary: bool, out: &mut Vec<u8>) -> bool {
+        self.quiet_run = 0;
         self.pcm16.resize(mix.len(), 0);
         self.limiter.process(mix, &mut self.pcm16);
         self.down.process(&self.pcm16, &mut self.native);
@@ -699,7 +789,7 @@ impl Member {
 pub struct Mixer {
     cfg: MixerConfig,
     members: Vec<Member>,
-    index: HashMap<MemberId, usize>,
+    index: rustc_hash::FxHashMap<MemberId, usize>,
     next_tick: Option<Duration>,
     tick_count: u64,
     shared: HashMap<StreamKey, SharedStream>,
@@ -712,6 +802,8 @@ pub struct Mixer {
     room_pb: Vec<i32>,
     groups: Vec<(GroupId, Vec<i32>)>,
     mixbuf: Vec<i32>,
+    /// A frame of silence at the mixing rate.
+    zeros: Vec<i32>,
     payload: Vec<u8>,
     speakers: Vec<(u8, usize)>,
     ticks_skipped: u64,
@@ -728,7 +820,7 @@ impl Mixer {
         Mixer {
             cfg,
             members: Vec::new(),
-            index: HashMap::new(),
+            index: rustc_hash::FxHashMap::default(),
             next_tick: None,
             tick_count: 0,
             shared: HashMap::new(),
@@ -740,6 +832,7 @@ impl Mixer {
             room_pb: vec![0; frame],
             groups: Vec::new(),
             mixbuf: vec![0; frame],
+            zeros: vec![0; frame],
             payload: Vec::with_capacity(1500),
             speakers: Vec::new(),
             ticks_skipped: 0,
@@ -969,6 +1062,8 @@ impl Mixer {
                     pos: 0,
                     looped: false,
                     gain: 1.0,
+                    cached: false,
+                    recording: None,
                 });
                 true
             }
@@ -1072,6 +1167,79 @@ impl Mixer {
             pos: 0,
             looped,
             gain: gain.clamp(0.0, 4.0),
+            cached: false,
+            recording: None,
+        };
+        match target {
+            PlaybackTarget::Room => {
+                self.room_playback = Some(pb);
+                true
+            }
+            PlaybackTarget::Member(m) => {
+                self.member_mut(m).map(|m| m.playback = Some(pb)).is_some()
+            }
+        }
+    }
+
+    /// Like [`Mixer::play`], for a sound the caller keeps in an `Arc` (music, prompts): a loop
+    /// is resampled once per loop cache and its encodings are shared (see
+    /// [`MixerConfig::loops`]).
+    pub fn play_shared(
+        &mut self,
+        target: PlaybackTarget,
+        id: u64,
+        samples: &Arc<[i16]>,
+        rate: u32,
+        looped: bool,
+        gain: f32,
+    ) -> bool {
+        let Some(cache) = self.cfg.loops.clone().filter(|_| looped) else {
+            return self.play(target, id, samples, rate, looped, gain);
+        };
+        if !(8000..=48000).contains(&rate) {
+            return false;
+        }
+        let key = (
+            samples.as_ptr() as usize,
+            samples.len(),
+            rate,
+            self.cfg.mix_rate,
+        );
+        let found = cache.lock().resampled.get(&key).map(|(_, r)| r.clone());
+        let resampled = match found {
+            Some(r) => r,
+            None => {
+                let mut r = Resampler::new(rate, self.cfg.mix_rate);
+                let mut out = Vec::with_capacity(
+                    samples.len() * self.cfg.mix_rate as usize / rate as usize + 64,
+                );
+                r.process(samples, &mut out);
+                // the second lap is the loop's steady state (see `play`), cut to whole frames
+                // so that each 20 ms frame of it has one encoding
+                let first = out.len();
+                r.process(samples, &mut out);
+                out.drain(..first);
+                let whole = out.len() - out.len() % self.frame;
+                out.truncate(whole.max(self.frame));
+                let loop_: Arc<[i16]> = out.into();
+                let mut store = cache.lock();
+                if store.resampled.len() < MAX_CACHED_LOOPS {
+                    store
+                        .resampled
+                        .insert(key, (samples.clone(), loop_.clone()));
+                }
+                loop_
+            }
+        };
+        let pb = Playback {
+            id,
+            samples: resampled,
+            pos: 0,
+            looped: true,
+            gain: gain.clamp(0.0, 4.0),
+            // encodings are shared only for the sound as it is
+            cached: gain == 1.0,
+            recording: None,
         };
         match target {
             PlaybackTarget::Room => {
@@ -1567,6 +1735,9 @@ impl Mixer {
 
         // room playback
         self.room_pb.iter_mut().for_each(|v| *v = 0);
+        // Nothing to hear in the room this frame (no talker, no sound for everyone): listeners
+        // get silence without a mix, and the loop cache may serve a member's music.
+        let hush = self.speakers.is_empty() && self.room_playback.is_none();
         if let Some(pb) = self.room_playback.as_mut()
             && pb.mix_into(&mut self.room_pb)
         {
@@ -1633,8 +1804,26 @@ impl Mixer {
             // A deaf member still hears a playback meant for them alone (a voice prompt while
             // they wait for their PIN, say), and nothing else.
             let personal = personal_pb || (!m.deaf && m.contributing);
+            // Alone with a looped sound (music) and nothing else to hear: the loop's frames
+            // are encoded once for the whole worker.
+            let only_loop = (hush || m.deaf)
+                && !m.contributing
+                && m.frames_per_packet == 1
+                && m.playback.as_ref().is_some_and(|pb| pb.cached);
+            let loop_cache = self.cfg.loops.as_ref().filter(|_| only_loop);
             let has_payload;
-            if personal {
+            if let Some(cache) = loop_cache
+                && let Some(pb) = m.playback.as_mut()
+                && let Some(frames) = cache.encoded(&pb.samples, m.codec)
+            {
+                let index = pb.pos / self.frame;
+                self.payload.clear();
+                self.payload
+                    .extend_from_slice(&frames[index % frames.len().max(1)]);
+                pb.pos = (pb.pos + self.frame) % pb.samples.len().max(1);
+                pb.recording = None;
+                has_payload = !self.payload.is_empty();
+            } else if personal {
                 if m.deaf {
                     self.mixbuf.fill(0);
                 } else {
@@ -1663,6 +1852,7 @@ impl Mixer {
                         }
                     }
                 }
+                let start_pos = m.playback.as_ref().map(|pb| pb.pos);
                 if let Some(pb) = m.playback.as_mut()
                     && pb.mix_into(&mut self.mixbuf)
                 {
@@ -1678,10 +1868,33 @@ impl Mixer {
                     m.personal =
                         EncodeChain::new(m.codec, m.frames_per_packet, self.cfg.mix_rate).ok();
                 }
+                // the loop's position before this frame, when only the loop was heard
+                let loop_frame = loop_cache.and(start_pos).map(|p| p / self.frame);
                 has_payload = match m.personal.as_mut() {
                     Some(chain) => chain.push(&self.mixbuf, boundary, &mut self.payload),
                     None => false,
                 };
+                // Record the loop's encodings from its start, then share them.
+                if let (Some(cache), Some(index), Some(pb)) =
+                    (loop_cache, loop_frame, m.playback.as_mut())
+                {
+                    let frames = pb.samples.len() / self.frame;
+                    if index == 0 {
+                        pb.recording = Some(Vec::with_capacity(frames));
+                    }
+                    if let Some(rec) = pb.recording.as_mut() {
+                        if has_payload && rec.len() == index {
+                            rec.push(self.payload.clone());
+                        } else {
+                            pb.recording = None;
+                        }
+                    }
+                    if pb.recording.as_ref().is_some_and(|r| r.len() == frames)
+                        && let Some(rec) = pb.recording.take()
+                    {
+                        cache.keep(&pb.samples, m.codec, rec);
+                    }
+                }
             } else {
                 let domain = if m.deaf { Domain::Silence } else { own_domain };
                 let key = StreamKey {
@@ -1707,7 +1920,13 @@ impl Mixer {
                     }
                 };
                 stream.last_used_tick = tick;
-                if stream.computed_tick != tick {
+                if stream.computed_tick != tick && (hush || domain == Domain::Silence) {
+                    stream.computed_tick = tick;
+                    stream.has_payload =
+                        stream
+                            .chain
+                            .push_quiet(&self.zeros, boundary, &mut stream.payload);
+                } else if stream.computed_tick != tick {
                     stream.computed_tick = tick;
                     self.mixbuf.copy_from_slice(&self.room_pb);
                     match domain {

@@ -463,3 +463,97 @@ fn an_idle_engine_has_no_deadline_and_rooms_tick_on_their_own_clock() {
         Err(DropReason::UnknownSource)
     );
 }
+
+#[test]
+fn music_for_members_alone_is_encoded_once_for_every_room() {
+    use conclave_media::codec::CodecConfig;
+    use conclave_media::engine::Playback;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    let mut engine = Engine::new(MixerConfig::default());
+    engine.add_port(SHARED, PortKind::Shared);
+    // one second of music, looped, at 16 kHz (50 frames)
+    let music: Arc<[i16]> = tone(523.0, 16000, 16000, 6000.0, 0).into();
+    let join = |engine: &mut Engine, room: u64, member: u64, now: Duration| {
+        let mut config = MemberConfig::new(CodecKind::Opus, 0x9000 + member as u32);
+        config.remote = Some(addr(&format!("192.0.2.{member}:4000")));
+        let setup = MemberSetup {
+            config,
+            ports: MemberPorts {
+                rtp: SHARED,
+                rtcp: None,
+            },
+            muted: false,
+            deaf: false,
+            group: None,
+            rtp_timeout: None,
+            playback: Some(Playback {
+                samples: music.clone(),
+                rate: 16000,
+                looped: true,
+            }),
+        };
+        engine
+            .handle_command(
+                now,
+                Command::AddMember {
+                    room,
+                    member,
+                    setup: Box::new(setup),
+                },
+            )
+            .expect("added");
+    };
+    let mut payloads: HashMap<MemberId, Vec<Vec<u8>>> = HashMap::new();
+    let mut now = Duration::ZERO;
+    join(&mut engine, 1, 1, now);
+    for tick in 0..200 {
+        if tick == 17 {
+            join(&mut engine, 2, 2, now); // mid-loop, before the loop is recorded
+        }
+        if tick == 120 {
+            join(&mut engine, 3, 3, now); // after
+        }
+        engine.handle_timeout(now);
+        for d in engine.drain_transmits() {
+            if d.kind != PacketKind::Rtp {
+                continue;
+            }
+            let member: MemberId = match d.to.ip() {
+                std::net::IpAddr::V4(ip) => u64::from(ip.octets()[3]),
+                std::net::IpAddr::V6(_) => 0,
+            };
+            let p = RtpPacket::parse(&d.data).expect("rtp");
+            payloads
+                .entry(member)
+                .or_default()
+                .push(p.payload().to_vec());
+        }
+        now += Duration::from_millis(20);
+    }
+    // the first member's second lap is the recording everyone shares
+    let shared: HashSet<&Vec<u8>> = payloads[&1][60..110].iter().collect();
+    let late = &payloads[&3];
+    assert!(late.len() > 60);
+    assert!(
+        late.iter().all(|p| shared.contains(p)),
+        "a member alone later gets the loop's shared encodings"
+    );
+    let early_tail = &payloads[&2][payloads[&2].len() - 50..];
+    assert!(
+        early_tail.iter().all(|p| shared.contains(p)),
+        "so does one that started before"
+    );
+    // and what they hear is the music
+    let codec = CodecConfig::new(CodecKind::Opus, 48000);
+    let mut dec = codec.decoder().expect("decoder");
+    let mut pcm = Vec::new();
+    for p in late {
+        dec.decode(p, &mut pcm).expect("opus");
+    }
+    let tail = &pcm[pcm.len() - 48000..];
+    assert!(
+        goertzel_power(tail, 48000, 523.0) > HEARD,
+        "the music is heard"
+    );
+}
