@@ -448,12 +448,15 @@ impl std::fmt::Debug for LoopCache {
 }
 
 type SourceKey = (usize, usize, u32, u32);
+/// A source kept alive (so that its pointer is not reused while cached) and its loop at the
+/// mixing rate.
+type KeptLoop = (Arc<[i16]>, Arc<[i16]>);
 
 #[derive(Default)]
 struct LoopStore {
     /// (source pointer, length, rate, mixing rate) → the source (kept, so that its pointer is
     /// not reused while cached) and the loop at the mixing rate, a whole number of frames long.
-    resampled: HashMap<SourceKey, (Arc<[i16]>, Arc<[i16]>)>,
+    resampled: HashMap<SourceKey, KeptLoop>,
     /// (loop pointer, codec) → one encoded frame per 20 ms of the loop.
     encoded: HashMap<(usize, CodecConfig), Arc<[Vec<u8>]>>,
 }
