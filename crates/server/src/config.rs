@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// among them) refuse a 401 that carries any challenge they do not know.
     #[arg(long, env = "CONCLAVE_SIP_DIGEST", value_name = "ALGORITHMS")]
     pub sip_digest: Option<String>,
+    /// Seconds a digest nonce of the registrar stays valid. A phone answering an older one
+    /// gets a fresh challenge marked stale (no password prompt). Default: 300
+    #[arg(
+        long,
+        env = "CONCLAVE_SIP_NONCE_LIFETIME_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub sip_nonce_lifetime_seconds: Option<u32>,
     /// Media encryption (SDES-SRTP) on calls over the UDP and TCP listeners: off, optional
     /// (when the phone offers or accepts it) or mandatory. SDES keys travel in the SIP
     /// messages, so on plain transports they are only as secret as the network. Default: optional
@@ -106,6 +114,7 @@ struct FileSettings {
     sip_tls_key: Option<PathBuf>,
     sip_realm: Option<String>,
     sip_digest: Option<String>,
+    sip_nonce_lifetime_seconds: Option<u32>,
     sip_srtp: Option<String>,
     sip_tls_srtp: Option<String>,
     access_number: Option<String>,
@@ -130,6 +139,8 @@ pub struct Settings {
     pub sip_realm: String,
     /// Digest algorithms of the registrar's challenges, in order.
     pub sip_digest: Vec<conclave_sip::auth::Algorithm>,
+    /// How long a digest nonce is good for.
+    pub sip_nonce_lifetime_seconds: u32,
     /// SRTP policy of calls over UDP and TCP, and over TLS.
     pub sip_srtp: SrtpMode,
     pub sip_tls_srtp: SrtpMode,
@@ -249,6 +260,13 @@ impl Settings {
         if !(5..=600).contains(&ring_timeout_seconds) {
             bail!("ring_timeout_seconds: {ring_timeout_seconds} is outside 5..=600");
         }
+        let sip_nonce_lifetime_seconds = args
+            .sip_nonce_lifetime_seconds
+            .or(file.sip_nonce_lifetime_seconds)
+            .unwrap_or(300);
+        if !(1..=3600).contains(&sip_nonce_lifetime_seconds) {
+            bail!("sip_nonce_lifetime_seconds: {sip_nonce_lifetime_seconds} is outside 1..=3600");
+        }
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
             data_dir,
@@ -260,6 +278,7 @@ impl Settings {
             sip_tls_identity,
             sip_realm,
             sip_digest: digest_algorithms(args.sip_digest.or(file.sip_digest))?,
+            sip_nonce_lifetime_seconds,
             sip_srtp,
             sip_tls_srtp,
             access_number,

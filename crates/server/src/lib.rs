@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod credentials;
 pub mod history;
+pub mod limiter;
 pub mod live;
 pub mod media;
 pub mod prompts;

@@ -451,9 +451,11 @@ pub mod rooms {
         let Some(room) = get(conn, room_id).await? else {
             return Ok(None);
         };
-        // The users this person is: the one named, and those of the tenant with this number.
+        // The users this person is: the one named (a registered extension, authenticated on
+        // the call's own flow), and those of the tenant with this phone number. An extension
+        // in From alone proves nothing (anyone can write it), so it is not a number here.
         let by_number = "SELECT id FROM users WHERE tenant_id = $3 AND $2 <> '' \
-                         AND (mobile = $2 OR landline = $2 OR extension = $2)";
+                         AND (mobile = $2 OR landline = $2)";
         let owners = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT 1 AS n FROM rooms r WHERE r.id = $1 AND ( \
              ($4 <> '' AND (r.owner_id = $4 OR r.creator_id = $4)) \

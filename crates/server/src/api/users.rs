@@ -343,7 +343,7 @@ async fn update_user(
     c.finish()?;
     if let (Some(new), true) = (&body.password, is_self) {
         let current = body.current_password.clone().unwrap_or_default();
-        if !credentials::verify_password_blocking(current, user.password_hash.clone()).await {
+        if !credentials::verify_password_blocking(current, user.password_hash.clone()).await? {
             return Err(ApiError::field("current_password", "is missing or wrong"));
         }
         user.password_hash = credentials::hash_password_blocking(new.clone()).await?;

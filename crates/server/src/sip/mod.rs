@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use conclave_sip::headers::Transport;
 use conclave_sip::message::{HeaderName, Message, Method, Request};
 use conclave_sip::offer_answer::SrtpPolicy;
-use conclave_sip::registrar::{AuthLimiter, AuthLimiterConfig, Registrar, RegistrarConfig};
+use conclave_sip::registrar::{Registrar, RegistrarConfig};
 use conclave_sip::registration::{Registration, RegistrationConfig, RegistrationState};
 use conclave_sip::ua::{LocalAddress, UaConfig, UaEvent, UserAgent};
 use conclave_sip::uri::Host;
@@ -381,7 +381,8 @@ pub async fn start(
             &settings.sip_realm,
             settings.sip_digest.clone(),
             Registrar::new(RegistrarConfig::default()),
-            AuthLimiter::new(AuthLimiterConfig::default()),
+            crate::limiter::Limiter::new("sip_digest", crate::limiter::LimiterConfig::sip_digest()),
+            settings.sip_nonce_lifetime_seconds.into(),
             store,
         ),
         calls: calls::Calls::new(
@@ -681,7 +682,7 @@ impl Core {
                         ip: Some(source.addr.ip()),
                         role: conclave_conference::Role::Participant,
                         registered_in: from.uri.user.as_deref().map_or_else(Vec::new, |ext| {
-                            self.registrations.tenants_of(now, ext, source.addr.ip())
+                            self.registrations.tenants_of(now, ext, source)
                         }),
                     })
                     .unwrap_or_default();

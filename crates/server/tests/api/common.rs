@@ -23,6 +23,15 @@ pub struct TestServer {
 }
 
 pub async fn start(db: Db, test: &str) -> Option<TestServer> {
+    start_with(db, test, |_| {}).await
+}
+
+/// Like [`start`], with some settings changed first (short timeouts, low limits).
+pub async fn start_with(
+    db: Db,
+    test: &str,
+    configure: impl FnOnce(&mut Settings),
+) -> Option<TestServer> {
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::with_data_dir(tmp.path());
     settings.http_listen = "127.0.0.1:0".parse().expect("addr");
@@ -34,6 +43,7 @@ pub async fn start(db: Db, test: &str) -> Option<TestServer> {
         *sip = "127.0.0.1:0".parse().expect("addr");
     }
     settings.admin_password = Some(ADMIN_PASSWORD.into());
+    configure(&mut settings);
     let pg = match db {
         Db::Sqlite => None,
         Db::Postgres => {

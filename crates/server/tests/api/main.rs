@@ -3,6 +3,7 @@
 
 mod authz;
 mod baresip;
+mod brute_force;
 mod cli;
 mod common;
 mod history;
