@@ -40,6 +40,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     }
     crate::telemetry::metrics();
+    crate::limits::raise_descriptor_limit();
     // One TLS provider for the whole process (webhooks' HTTPS client, SIP over TLS).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Store::open(&settings.database_url)
@@ -71,6 +72,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
         .await
         .with_context(|| format!("http_listen: cannot listen on {}", settings.http_listen))?;
     let http_addr = listener.local_addr()?;
+    let listener_limits = settings.listener_limits;
     let state = AppState::new(
         store.clone(),
         sip.handle.clone(),
@@ -80,16 +82,9 @@ pub async fn start(settings: Settings) -> Result<Running> {
     );
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let task = tokio::spawn(crate::http::serve(listener, app, listener_limits, async {
+        let _ = stopped.await;
+    }));
     tracing::info!(%http_addr, "HTTP API listening");
     Ok(Running {
         http_addr,

@@ -89,6 +89,41 @@ pub struct ServeArgs {
     /// Language of the access number's menu: en or zh. Default: en
     #[arg(long, env = "CONCLAVE_ACCESS_LANGUAGE", value_name = "LANG")]
     pub access_language: Option<String>,
+    /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
+    #[arg(
+        long,
+        env = "CONCLAVE_TLS_HANDSHAKE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub tls_handshake_timeout_seconds: Option<u32>,
+    /// Seconds a client has to send an HTTP request's headers (also how long a kept-alive HTTP
+    /// connection may wait for its next request), and a SIP TCP/TLS connection its first
+    /// message. Default: 10
+    #[arg(long, env = "CONCLAVE_HEADER_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub header_timeout_seconds: Option<u32>,
+    /// Seconds an HTTP connection may stay without any bytes moving. Default: 60
+    #[arg(
+        long,
+        env = "CONCLAVE_HTTP_IDLE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub http_idle_timeout_seconds: Option<u32>,
+    /// Seconds a SIP TCP/TLS connection may stay without a message or keep-alive; one that
+    /// carries a registration or a call gets at least an hour and five minutes. Default: 300
+    #[arg(
+        long,
+        env = "CONCLAVE_SIP_IDLE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub sip_idle_timeout_seconds: Option<u32>,
+    /// Open connections one address may have, on the HTTP listener and on the SIP TCP and
+    /// TLS listeners (each counted apart). Behind a reverse proxy every client has the
+    /// proxy's address: raise it there. Default: 256
+    #[arg(long, env = "CONCLAVE_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<u32>,
+    /// Open connections in all, on HTTP and on SIP TCP+TLS (each counted apart). Default: 10000
+    #[arg(long, env = "CONCLAVE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
     /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
     #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
     pub session_ttl_minutes: Option<u32>,
@@ -121,6 +156,12 @@ struct FileSettings {
     access_language: Option<String>,
     ring_timeout_seconds: Option<u32>,
     session_ttl_minutes: Option<u32>,
+    tls_handshake_timeout_seconds: Option<u32>,
+    header_timeout_seconds: Option<u32>,
+    http_idle_timeout_seconds: Option<u32>,
+    sip_idle_timeout_seconds: Option<u32>,
+    max_connections_per_address: Option<u32>,
+    max_connections: Option<u32>,
     web_dir: Option<PathBuf>,
     log: Option<String>,
 }
@@ -150,6 +191,8 @@ pub struct Settings {
     /// How long a called extension may ring.
     pub ring_timeout_seconds: u32,
     pub session_ttl_minutes: u32,
+    /// Timeouts and connection caps of the HTTP and SIP listeners.
+    pub listener_limits: crate::limits::ListenerLimits,
     pub web_dir: PathBuf,
     pub log: String,
     /// The first administrator's password (`CONCLAVE_ADMIN_PASSWORD`); random when unset.
@@ -194,6 +237,7 @@ impl Settings {
         file: FileSettings,
         admin_password: Option<String>,
     ) -> Result<Settings> {
+        let listener_limits = listener_limits(&args, &file)?;
         let data_dir = args
             .data_dir
             .or(file.data_dir)
@@ -285,6 +329,7 @@ impl Settings {
             access_language,
             ring_timeout_seconds,
             session_ttl_minutes,
+            listener_limits,
             web_dir: args
                 .web_dir
                 .or(file.web_dir)
@@ -293,6 +338,70 @@ impl Settings {
             admin_password,
         })
     }
+}
+
+/// A number setting within a range, or its default.
+fn bounded(
+    name: &str,
+    value: Option<u32>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32> {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        bail!(
+            "{name}: {value} is outside {}..={}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(value)
+}
+
+fn listener_limits(args: &ServeArgs, file: &FileSettings) -> Result<crate::limits::ListenerLimits> {
+    use std::time::Duration;
+    let secs = |name, flag: Option<u32>, key: Option<u32>, default| {
+        bounded(name, flag.or(key), default, 1..=86_400).map(|s| Duration::from_secs(s.into()))
+    };
+    Ok(crate::limits::ListenerLimits {
+        tls_handshake_timeout: secs(
+            "tls_handshake_timeout_seconds",
+            args.tls_handshake_timeout_seconds,
+            file.tls_handshake_timeout_seconds,
+            10,
+        )?,
+        header_timeout: secs(
+            "header_timeout_seconds",
+            args.header_timeout_seconds,
+            file.header_timeout_seconds,
+            10,
+        )?,
+        http_idle_timeout: secs(
+            "http_idle_timeout_seconds",
+            args.http_idle_timeout_seconds,
+            file.http_idle_timeout_seconds,
+            60,
+        )?,
+        sip_idle_timeout: secs(
+            "sip_idle_timeout_seconds",
+            args.sip_idle_timeout_seconds,
+            file.sip_idle_timeout_seconds,
+            300,
+        )?,
+        per_address: bounded(
+            "max_connections_per_address",
+            args.max_connections_per_address
+                .or(file.max_connections_per_address),
+            256,
+            1..=1_000_000,
+        )? as usize,
+        total: bounded(
+            "max_connections",
+            args.max_connections.or(file.max_connections),
+            10_000,
+            1..=10_000_000,
+        )? as usize,
+    })
 }
 
 fn digest_algorithms(value: Option<String>) -> Result<Vec<conclave_sip::auth::Algorithm>> {

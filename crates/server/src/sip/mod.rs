@@ -44,7 +44,7 @@ pub(crate) enum Input {
         id: u64,
         addr: SocketAddr,
         transport: Transport,
-        out: mpsc::UnboundedSender<Vec<u8>>,
+        out: transport::Outbox,
     },
     Closed {
         id: u64,
@@ -413,14 +413,24 @@ pub async fn start(
     for trunk in trunks {
         handle.trunk_changed(trunk.id.clone(), Some(trunk));
     }
+    // SIP over TCP and TLS share one set of caps.
+    let caps = crate::limits::ConnectionCaps::new("sip", &settings.listener_limits);
     let tasks = vec![
         tokio::spawn(core.run(inputs)),
         tokio::spawn(transport::udp_loop(udp, inputs_tx.clone())),
-        tokio::spawn(transport::tcp_accept(tcp, None, inputs_tx.clone())),
+        tokio::spawn(transport::tcp_accept(
+            tcp,
+            None,
+            inputs_tx.clone(),
+            settings.listener_limits,
+            caps.clone(),
+        )),
         tokio::spawn(transport::tcp_accept(
             tls_listener,
             Some(tokio_rustls::TlsAcceptor::from(tls_config)),
             inputs_tx,
+            settings.listener_limits,
+            caps,
         )),
     ];
     tracing::info!(%udp_addr, %tcp_addr, %tls_addr, "SIP listening");
@@ -446,7 +456,7 @@ fn describe(state: RegistrationState) -> String {
 struct Connection {
     addr: SocketAddr,
     transport: Transport,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: transport::Outbox,
 }
 
 /// The SIP task's state: the stack and what it needs to talk to the world.
@@ -603,8 +613,13 @@ impl Core {
                 let _ = reply.send(views);
             }
             Input::Looked { pending, user } => {
-                self.registrations
-                    .looked_up(now, &mut self.ua, *pending, user.map(|u| *u));
+                let bound =
+                    self.registrations
+                        .looked_up(now, &mut self.ua, *pending, user.map(|u| *u));
+                // A registration now depends on its connection: a longer idle timeout.
+                if let Some(c) = bound.and_then(|id| self.connections.get(&id)) {
+                    c.out.mark_in_use();
+                }
             }
         }
     }
@@ -666,6 +681,13 @@ impl Core {
                 request,
                 source,
             } => {
+                // Out of descriptors' reserve: no new calls (each takes media sockets).
+                if !crate::limits::accepting_new_work() {
+                    let retry = vec![(HeaderName::RetryAfter, "10".to_owned())];
+                    let _ = self.ua.reject(now, call, 503, retry);
+                    return;
+                }
+                crate::limits::note_new_work(2);
                 tracing::info!(uri = %request.uri, from = %source.addr, "incoming call");
                 let number = request.uri.user.clone().unwrap_or_default();
                 let domain = request.uri.host.to_string();
@@ -1000,7 +1022,20 @@ impl Core {
         };
         match connection {
             Some(c) => {
-                let _ = c.out.send(payload);
+                if !c.out.push(payload) {
+                    // Its peer does not read: the connection is closing; forget it now.
+                    tracing::info!(to = %peer.addr, "write queue full; closing the connection");
+                    let stale: Vec<u64> = self
+                        .connections
+                        .iter()
+                        .filter(|(_, c)| c.addr == peer.addr && c.transport == peer.transport)
+                        .map(|(id, _)| *id)
+                        .filter(|id| peer.connection.is_none_or(|p| p == *id))
+                        .collect();
+                    for id in stale {
+                        self.connections.remove(&id);
+                    }
+                }
             }
             // A flow a phone opened and closed cannot be reopened (RFC 5626); one to a
             // gateway is ours to open.
@@ -1041,8 +1076,8 @@ impl Core {
         } else {
             None
         };
-        let (out, queue) = mpsc::unbounded_channel();
-        let _ = out.send(first);
+        let (out, queue) = transport::Outbox::new();
+        out.push(first);
         self.connections.insert(
             id,
             Connection {

@@ -335,8 +335,15 @@ impl Registrations {
         Some((pending, self.store.clone()))
     }
 
-    /// The directory answered: verify, then bind.
-    pub fn looked_up(&mut self, now: Instant, ua: &mut UserAgent, p: Pending, user: Option<User>) {
+    /// The directory answered: verify, then bind. Returns the connection the binding rides
+    /// on, when it is bound over TCP or TLS.
+    pub fn looked_up(
+        &mut self,
+        now: Instant,
+        ua: &mut UserAgent,
+        p: Pending,
+        user: Option<User>,
+    ) -> Option<u64> {
         let ha1 = user.as_ref().and_then(|u| match p.credentials.algorithm {
             Algorithm::Md5 => u.sip_ha1_md5.clone(),
             Algorithm::Sha256 => u.sip_ha1_sha256.clone(),
@@ -351,7 +358,7 @@ impl Registrations {
             metrics::counter!("conclave_sip_register_total", "outcome" => "denied").increment(1);
             tracing::info!(extension = p.extension, from = %p.source.addr, "SIP authentication failed");
             self.challenge(now, ua, p.tx, &p.request, &p.source, false);
-            return;
+            return None;
         };
         p.permit.succeeded();
         // The right answer to an old nonce, or a count already used: a replay, or a phone
@@ -371,7 +378,7 @@ impl Registrations {
         if !fresh {
             metrics::counter!("conclave_sip_register_total", "outcome" => "stale").increment(1);
             self.challenge(now, ua, p.tx, &p.request, &p.source, true);
-            return;
+            return None;
         }
         if user.status == UserStatus::Frozen {
             metrics::counter!("conclave_sip_register_total", "outcome" => "frozen").increment(1);
@@ -385,18 +392,20 @@ impl Registrations {
                     reason: "Forbidden - account frozen",
                 },
             );
-            return;
+            return None;
         }
         let aor = aor(&p.extension, &user.tenant_id);
         let tag = ua.endpoint().new_tag();
-        let response = match self.registrar.register(now, &aor, &p.request, p.source) {
+        let (response, bound) = match self.registrar.register(now, &aor, &p.request, p.source) {
             Ok(_) => {
                 metrics::counter!("conclave_sip_register_total", "outcome" => "ok").increment(1);
-                self.registrar.ok_response(now, &aor, &p.request, &tag)
+                let ok = self.registrar.ok_response(now, &aor, &p.request, &tag);
+                (ok, p.source.connection)
             }
-            Err(err) => err.response(&p.request, &tag),
+            Err(err) => (err.response(&p.request, &tag), None),
         };
         let _ = ua.respond(now, p.tx, response);
+        bound
     }
 }
 

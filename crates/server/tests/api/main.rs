@@ -6,6 +6,7 @@ mod baresip;
 mod brute_force;
 mod cli;
 mod common;
+mod exhaustion;
 mod history;
 mod operations;
 mod restart;
