@@ -53,6 +53,7 @@ pub async fn start(settings: Settings) -> Result<Running> {
     tokio::spawn(conferences.clone().route_notices(noticed));
     let sealer =
         Arc::new(crate::secrets::Sealer::load_or_create(&settings.data_dir).context("data_dir")?);
+    seal_sip_digests(&store, &sealer).await?;
     tokio::spawn(crate::webhooks::deliver(
         store.clone(),
         sealer.clone(),
@@ -121,6 +122,37 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// SIP digests stored in clear (before they were sealed) are sealed now, once: an HA1
+/// registers as its user, so a copy of the database alone must not give it away.
+pub async fn seal_sip_digests(store: &Store, sealer: &crate::secrets::Sealer) -> Result<()> {
+    use crate::secrets::Sealer;
+    let mut tx = store.begin().await?;
+    let mut sealed = 0;
+    for (id, md5, sha256) in repo::users::sip_digests(&mut tx).await? {
+        let clear = |v: &Option<String>| v.as_deref().is_some_and(|v| !Sealer::is_sealed(v));
+        if !(clear(&md5) || clear(&sha256)) {
+            continue;
+        }
+        let seal = |v: Option<String>| {
+            v.map(|v| {
+                if Sealer::is_sealed(&v) {
+                    v
+                } else {
+                    sealer.seal(&v)
+                }
+            })
+        };
+        let (md5, sha256) = (seal(md5), seal(sha256));
+        repo::users::set_sip_digests(&mut tx, &id, md5.as_deref(), sha256.as_deref()).await?;
+        sealed += 1;
+    }
+    tx.commit().await?;
+    if sealed > 0 {
+        tracing::info!(users = sealed, "sealed SIP digests stored in clear");
+    }
+    Ok(())
+}
+
 /// On the very first start: a default tenant and the system administrator `admin`.
 async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
     let mut tx = store.begin().await?;
@@ -132,6 +164,7 @@ async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
         id: new_id(),
         name: "default".into(),
         sip_domain: None,
+        sip_sha256_only: false,
         branding: serde_json::json!({}),
         created_at: now,
         updated_at: now,

@@ -22,6 +22,7 @@ fn tenant() -> Tenant {
         id: new_id(),
         name: new_id(),
         sip_domain: None,
+        sip_sha256_only: false,
         branding: serde_json::json!({}),
         created_at: 1,
         updated_at: 1,

@@ -182,9 +182,17 @@ impl crate::live::CallControl for SipHandle {
 #[derive(Clone)]
 pub struct SipHandle {
     inputs: mpsc::Sender<Input>,
+    /// SIP domains whose registrations are challenged with SHA-256 only.
+    sha256_only: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl SipHandle {
+    /// The SIP domains of SHA-256-only tenants changed (the registrar challenges by domain).
+    pub fn set_sha256_only_domains(&self, domains: Vec<String>) {
+        *self.sha256_only.write().unwrap_or_else(|p| p.into_inner()) =
+            domains.into_iter().collect();
+    }
+
     /// Calls someone into a room for one of its meeting's invitations; the call id, or why
     /// it could not be placed.
     pub async fn invite(
@@ -369,21 +377,33 @@ pub async fn start(
     };
     let seed = rand::random::<u64>();
     let secret: [u8; 32] = rand::random();
+    let mut digest = conclave_sip::auth::DigestServer::new(&secret, &settings.sip_realm);
+    digest.algorithms = settings.sip_digest.clone();
+    digest.nonce_lifetime = settings.sip_nonce_lifetime_seconds.into();
     let udp = Arc::new(udp);
     let (inputs_tx, inputs) = mpsc::channel(4096);
+    let sha256_only = {
+        let mut conn = store.conn().await.context("loading tenants")?;
+        let domains = conclave_store::repo::tenants::sha256_only_domains(&mut conn)
+            .await
+            .context("loading tenants")?;
+        Arc::new(std::sync::RwLock::new(domains.into_iter().collect()))
+    };
     let handle = SipHandle {
         inputs: inputs_tx.clone(),
+        sha256_only: sha256_only.clone(),
     };
     let core = Core {
         ua: UserAgent::new(ua_config, seed),
         registrations: registrations::Registrations::new(
-            &secret,
-            &settings.sip_realm,
-            settings.sip_digest.clone(),
+            digest,
             Registrar::new(RegistrarConfig::default()),
             crate::limiter::Limiter::new("sip_digest", crate::limiter::LimiterConfig::sip_digest()),
-            settings.sip_nonce_lifetime_seconds.into(),
-            store,
+            registrations::Directory {
+                store,
+                sealer: sealer.clone(),
+            },
+            sha256_only.clone(),
         ),
         calls: calls::Calls::new(
             media,
@@ -649,10 +669,12 @@ impl Core {
                     let lookup =
                         self.registrations
                             .on_register(now, &mut self.ua, tx, request, source);
-                    if let Some((pending, store)) = lookup {
+                    if let Some((pending, directory)) = lookup {
                         let inputs = self.inputs_tx.clone();
                         tokio::spawn(async move {
-                            let user = registrations::lookup(&store, &pending).await.map(Box::new);
+                            let user = registrations::lookup(&directory, &pending)
+                                .await
+                                .map(Box::new);
                             let _ = inputs
                                 .send(Input::Looked {
                                     pending: Box::new(pending),

@@ -9,6 +9,7 @@
 //! counts against the extension and the address (`crate::limiter`).
 
 use crate::limiter::{Limiter, Permit, Target};
+use crate::secrets::Sealer;
 use conclave_sip::TxId;
 use conclave_sip::auth::{Algorithm, AuthError, DigestCredentials, DigestServer, NonceCounts};
 use conclave_sip::message::{HeaderName, Request};
@@ -17,7 +18,8 @@ use conclave_sip::transaction::Peer;
 use conclave_sip::ua::UserAgent;
 use conclave_store::model::{User, UserStatus};
 use conclave_store::{Store, repo};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A REGISTER whose credentials wait for the directory.
@@ -49,7 +51,9 @@ pub struct Registrations {
     limiter: Arc<Limiter>,
     /// The highest `nc` seen per nonce (replays are stale).
     counts: NonceCounts,
-    store: Store,
+    directory: Directory,
+    /// SIP domains of tenants that use SHA-256 digest only (kept current by the tenants API).
+    sha256_only: Arc<RwLock<HashSet<String>>>,
 }
 
 /// What a nonce is issued for: this flow and this address of record.
@@ -82,16 +86,30 @@ fn unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a REGISTER's lookup needs: the store, and the key that opens the sealed digests.
+#[derive(Clone)]
+pub struct Directory {
+    pub store: Store,
+    pub sealer: Arc<Sealer>,
+}
+
 /// The tenant's user with this extension: by the request's domain when a tenant claims it,
-/// otherwise the one user on the installation with that extension.
-pub async fn lookup(store: &Store, pending: &Pending) -> Option<User> {
-    let mut conn = store.conn().await.ok()?;
-    match repo::tenants::get_by_sip_domain(&mut conn, &pending.domain).await {
+/// otherwise the one user on the installation with that extension; its digests unsealed (an
+/// MD5 one is dropped for a SHA-256-only tenant).
+pub async fn lookup(directory: &Directory, pending: &Pending) -> Option<User> {
+    let mut conn = directory.store.conn().await.ok()?;
+    let mut user = match repo::tenants::get_by_sip_domain(&mut conn, &pending.domain).await {
         Ok(Some(tenant)) => {
-            repo::users::get_by_extension(&mut conn, &tenant.id, &pending.extension)
+            let user = repo::users::get_by_extension(&mut conn, &tenant.id, &pending.extension)
                 .await
                 .ok()
-                .flatten()
+                .flatten();
+            user.map(|mut u| {
+                if tenant.sip_sha256_only {
+                    u.sip_ha1_md5 = None;
+                }
+                u
+            })
         }
         Ok(None) => {
             let mut users = repo::users::find_by_extension(&mut conn, &pending.extension)
@@ -103,7 +121,11 @@ pub async fn lookup(store: &Store, pending: &Pending) -> Option<User> {
             tracing::warn!(%err, "directory lookup failed");
             None
         }
-    }
+    }?;
+    let open = |v: Option<String>| v.and_then(|v| directory.sealer.open(&v));
+    user.sip_ha1_md5 = open(user.sip_ha1_md5.take());
+    user.sip_ha1_sha256 = open(user.sip_ha1_sha256.take());
+    Some(user)
 }
 
 /// The address of record of an extension: extensions are unique per tenant.
@@ -149,23 +171,19 @@ impl Registrations {
     }
 
     pub fn new(
-        secret: &[u8],
-        realm: &str,
-        algorithms: Vec<Algorithm>,
+        digest: DigestServer,
         registrar: Registrar,
         limiter: Arc<Limiter>,
-        nonce_lifetime: u64,
-        store: Store,
+        directory: Directory,
+        sha256_only: Arc<RwLock<HashSet<String>>>,
     ) -> Self {
-        let mut digest = DigestServer::new(secret, realm);
-        digest.algorithms = algorithms;
-        digest.nonce_lifetime = nonce_lifetime;
         Registrations {
             digest,
             registrar,
             limiter,
             counts: NonceCounts::new(MAX_NONCES),
-            store,
+            directory,
+            sha256_only,
         }
     }
 
@@ -192,7 +210,7 @@ impl Registrations {
     ) {
         let mut response = request.response(401, "Unauthorized", Some(&ua.endpoint().new_tag()));
         let scope = nonce_scope(source, request);
-        let algorithms = self.digest.algorithms.clone();
+        let algorithms = self.algorithms_for(request);
         for value in self
             .digest
             .challenges_for(unix_secs(), stale, &scope, &algorithms)
@@ -200,6 +218,25 @@ impl Registrations {
             response.headers.push(HeaderName::WwwAuthenticate, value);
         }
         let _ = ua.respond(now, tx, response);
+    }
+
+    /// The algorithms to challenge with: SHA-256 alone for a SHA-256-only tenant's domain.
+    fn algorithms_for(&self, request: &Request) -> Vec<Algorithm> {
+        let domain = request
+            .headers
+            .to()
+            .map(|to| to.uri.host.to_string().to_ascii_lowercase())
+            .unwrap_or_default();
+        let strict = self
+            .sha256_only
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&domain);
+        if strict {
+            vec![Algorithm::Sha256]
+        } else {
+            self.digest.algorithms.clone()
+        }
     }
 
     fn refuse(&mut self, now: Instant, ua: &mut UserAgent, p: Refusal<'_>) {
@@ -231,7 +268,7 @@ impl Registrations {
         tx: TxId,
         request: Request,
         source: Peer,
-    ) -> Option<(Pending, Store)> {
+    ) -> Option<(Pending, Directory)> {
         if self.limiter.source_blocked(source.addr.ip()).is_some() {
             self.blocked(now, ua, tx, &request);
             return None;
@@ -332,7 +369,7 @@ impl Registrations {
             issued,
             expired,
         };
-        Some((pending, self.store.clone()))
+        Some((pending, self.directory.clone()))
     }
 
     /// The directory answered: verify, then bind. Returns the connection the binding rides
@@ -348,6 +385,17 @@ impl Registrations {
             Algorithm::Md5 => u.sip_ha1_md5.clone(),
             Algorithm::Sha256 => u.sip_ha1_sha256.clone(),
         });
+        // An answer in an algorithm we keep no digest for (MD5 for a SHA-256-only tenant)
+        // tests nothing: a fresh challenge in the algorithms the domain allows.
+        if ha1.is_none()
+            && user
+                .as_ref()
+                .is_some_and(|u| u.sip_ha1_md5.is_some() || u.sip_ha1_sha256.is_some())
+        {
+            p.permit.not_checked();
+            self.challenge(now, ua, p.tx, &p.request, &p.source, false);
+            return None;
+        }
         let right = ha1.as_ref().is_some_and(|ha1| {
             self.digest
                 .verify_response(&p.credentials, "REGISTER", ha1)

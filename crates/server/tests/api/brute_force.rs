@@ -102,20 +102,23 @@ async fn one_address_guessing_many_accounts_is_blocked(s: &TestServer) {
 }
 
 /// A phone's REGISTERs over raw UDP from one socket (one flow).
-struct Registrant {
+pub(crate) struct Registrant {
     sock: UdpSocket,
     server: SocketAddr,
     extension: String,
+    /// The domain in the To URI (a tenant's SIP domain, or the server's address).
+    pub(crate) domain: String,
 }
 
 impl Registrant {
-    async fn new(server: SocketAddr, from: [u8; 4], extension: &str) -> Registrant {
+    pub(crate) async fn new(server: SocketAddr, from: [u8; 4], extension: &str) -> Registrant {
         Registrant {
             sock: UdpSocket::bind(SocketAddr::from((from, 0)))
                 .await
                 .expect("bind"),
             server,
             extension: extension.into(),
+            domain: "127.0.0.1".into(),
         }
     }
 
@@ -125,11 +128,11 @@ impl Registrant {
 
     /// A REGISTER with this CSeq (its own transaction) and optional Authorization value.
     fn message(&self, cseq: u32, auth: Option<&str>) -> String {
-        let (local, ext) = (self.local(), &self.extension);
+        let (local, ext, domain) = (self.local(), &self.extension, &self.domain);
         let auth = auth.map_or_else(String::new, |a| format!("Authorization: {a}\r\n"));
         format!(
             "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKbf{cseq}x{port};rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:{ext}@127.0.0.1>;tag=r{port}\r\nTo: <sip:{ext}@127.0.0.1>\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@{domain}>;tag=r{port}\r\nTo: <sip:{ext}@{domain}>\r\n\
              Call-ID: reg-{ext}-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@{local}>\r\n\
              Expires: 300\r\n{auth}Content-Length: 0\r\n\r\n",
             port = local.port(),
@@ -160,20 +163,20 @@ impl Registrant {
         }
     }
 
-    async fn request(&self, cseq: u32, auth: Option<&str>) -> conclave_sip::Response {
+    pub(crate) async fn request(&self, cseq: u32, auth: Option<&str>) -> conclave_sip::Response {
         self.send(&self.message(cseq, auth)).await;
         self.response().await
     }
 
     /// A fresh challenge for this flow.
-    async fn challenge(&self, cseq: u32) -> AuthParams {
+    pub(crate) async fn challenge(&self, cseq: u32) -> AuthParams {
         let r = self.request(cseq, None).await;
         assert_eq!(r.status, 401);
         challenge_of(&r)
     }
 }
 
-fn challenge_of(r: &conclave_sip::Response) -> AuthParams {
+pub(crate) fn challenge_of(r: &conclave_sip::Response) -> AuthParams {
     AuthParams::parse(
         r.headers
             .get(&HeaderName::WwwAuthenticate)
@@ -182,7 +185,7 @@ fn challenge_of(r: &conclave_sip::Response) -> AuthParams {
     .expect("a parsable challenge")
 }
 
-fn answer(challenge: &AuthParams, extension: &str, password: &str, nc: u32) -> String {
+pub(crate) fn answer(challenge: &AuthParams, extension: &str, password: &str, nc: u32) -> String {
     conclave_sip::auth::client_authorization(
         challenge,
         "REGISTER",
@@ -222,7 +225,7 @@ async fn contacts(s: &TestServer, admin: &str, extension: &str) -> Vec<String> {
         .collect()
 }
 
-fn sip_udp(s: &TestServer) -> SocketAddr {
+pub(crate) fn sip_udp(s: &TestServer) -> SocketAddr {
     s.running.as_ref().expect("running").sip.udp
 }
 

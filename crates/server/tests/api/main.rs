@@ -12,6 +12,7 @@ mod operations;
 mod restart;
 mod room_call;
 mod sip_calls;
+mod sip_digests;
 mod sip_register;
 mod sip_transports;
 mod trunks;
