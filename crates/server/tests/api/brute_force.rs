@@ -103,8 +103,8 @@ async fn one_address_guessing_many_accounts_is_blocked(s: &TestServer) {
 
 /// A phone's REGISTERs over raw UDP from one socket (one flow).
 pub(crate) struct Registrant {
-    sock: UdpSocket,
-    server: SocketAddr,
+    pub(crate) sock: UdpSocket,
+    pub(crate) server: SocketAddr,
     extension: String,
     /// The domain in the To URI (a tenant's SIP domain, or the server's address).
     pub(crate) domain: String,

@@ -11,6 +11,7 @@ mod history;
 mod operations;
 mod restart;
 mod room_call;
+mod session_timers;
 mod sip_calls;
 mod sip_digests;
 mod sip_register;
