@@ -501,4 +501,36 @@ mod tests {
         };
         assert!(Settings::resolve(args, FileSettings::default(), None).is_err());
     }
+
+    #[test]
+    fn listener_limits_and_nonce_lifetime_are_checked() {
+        let s = Settings::resolve(ServeArgs::default(), FileSettings::default(), None).unwrap();
+        assert_eq!(s.listener_limits, crate::limits::ListenerLimits::default());
+        assert_eq!(s.sip_nonce_lifetime_seconds, 300);
+        let file: FileSettings =
+            toml::from_str("header_timeout_seconds = 3\nmax_connections_per_address = 5").unwrap();
+        let s = Settings::resolve(ServeArgs::default(), file, None).unwrap();
+        assert_eq!(
+            s.listener_limits.header_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(s.listener_limits.per_address, 5);
+        for args in [
+            ServeArgs {
+                sip_idle_timeout_seconds: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                max_connections: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                sip_nonce_lifetime_seconds: Some(0),
+                ..ServeArgs::default()
+            },
+        ] {
+            let err = Settings::resolve(args, FileSettings::default(), None).unwrap_err();
+            assert!(err.to_string().contains("is outside"), "{err}");
+        }
+    }
 }
