@@ -143,7 +143,7 @@ impl Server {
     }
 
     async fn admin_token(&self) -> String {
-        let r: serde_json::Value = reqwest::Client::new()
+        let r: serde_json::Value = client()
             .post(format!("{}/api/v1/auth/login", self.base()))
             .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
             .send()
@@ -161,6 +161,22 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An HTTP client that gives up after 10 s (a server that stopped answering fails the test
+/// rather than hanging it).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// A TCP connection from a given local address (given up after 10 s).
+async fn connect_from_within(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    tokio::time::timeout(Duration::from_secs(10), connect_from(from, to))
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// A TCP connection from a given local address.
@@ -501,7 +517,7 @@ async fn under_a_low_descriptor_limit_new_work_is_refused_and_the_rest_keeps_wor
     let server = Server::start(&[], Some(256)).await;
     let admin = server.admin_token().await;
     for (number, name) in [("8001", "Quiet"), ("8002", "Flooded")] {
-        let made = reqwest::Client::new()
+        let made = client()
             .post(format!("{}/api/v1/rooms", server.base()))
             .bearer_auth(&admin)
             .json(&json!({ "number": number, "name": name }))
@@ -519,7 +535,7 @@ async fn under_a_low_descriptor_limit_new_work_is_refused_and_the_rest_keeps_wor
     let mut held = Vec::new();
     for i in 0..400u32 {
         let from = IpAddr::from([127, 0, 3, (i % 4) as u8 + 1]);
-        if let Ok(c) = connect_from(from, server.sip_tcp).await {
+        if let Ok(c) = connect_from_within(from, server.sip_tcp).await {
             held.push(c);
         }
     }
@@ -535,7 +551,7 @@ async fn under_a_low_descriptor_limit_new_work_is_refused_and_the_rest_keeps_wor
     }
     assert!(refused > 0, "new calls are refused with 503 near the limit");
     // New SIP connections are closed at once; most of the flood was never taken on.
-    let mut late = connect_from(IpAddr::from([127, 0, 3, 9]), server.sip_tcp)
+    let mut late = connect_from_within(IpAddr::from([127, 0, 3, 9]), server.sip_tcp)
         .await
         .expect("connects (then is closed)");
     assert!(closed_within(&mut late, Duration::from_secs(2)).await);
@@ -574,7 +590,7 @@ async fn under_a_low_descriptor_limit_new_work_is_refused_and_the_rest_keeps_wor
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(recovered, "new calls are taken again once the load is gone");
-    let mut fresh = connect_from(IpAddr::from([127, 0, 3, 9]), server.sip_tcp)
+    let mut fresh = connect_from_within(IpAddr::from([127, 0, 3, 9]), server.sip_tcp)
         .await
         .expect("connects");
     assert!(
