@@ -4,6 +4,7 @@ import {
   type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
+import { Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 
 export function App() {
@@ -29,7 +30,7 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['live', 'rooms', 'templates', 'users', 'contacts', 'trunks', 'audit']
+    ? ['live', 'rooms', 'templates', 'users', 'contacts', 'trunks', 'tenants', 'audit']
     : ['live', 'rooms', 'templates', 'users', 'contacts'];
   return (
     <div className="app">
@@ -56,14 +57,14 @@ export function App() {
           {t('logout')}
         </button>
       </header>
-      <main>{page(tab, t, admin)}</main>
+      <main>{page(tab, t, admin, me.kind === 'system_admin')}</main>
     </div>
   );
 }
 
-type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'trunks' | 'audit';
+type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
-function page(tab: Tab, t: T, admin: boolean): ReactNode {
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean): ReactNode {
   switch (tab) {
     case 'live':
       return <Live t={t} admin={admin} />;
@@ -163,6 +164,8 @@ function page(tab: Tab, t: T, admin: boolean): ReactNode {
       );
     case 'trunks':
       return <Trunks t={t} />;
+    case 'tenants':
+      return <Tenants t={t} systemAdmin={systemAdmin} />;
     case 'audit':
       return (
         <Resource<AuditEvent>

@@ -39,6 +39,10 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return data as T;
 }
 
+export type Tenant = {
+  id: string; name: string; sip_domain: string | null; sip_sha256_only: boolean; created_at: number; updated_at: number;
+};
+
 export type User = {
   id: string; username: string; display_name: string; email: string | null; mobile: string | null;
   extension: string | null; sip_password_set: boolean; kind: string; status: string; tenant_id: string;

@@ -458,3 +458,53 @@ test('room settings are switched from the rooms list, and a meeting of the histo
   await page.screenshot({ path: join(root, 'web', 'test-results', 'console-rooms-zh.png'), fullPage: true });
   await page.close();
 });
+
+test('a system administrator makes a tenant SHA-256 only from its page, in English and Chinese', async () => {
+  const page = await browser.newPage({ locale: 'en-US' });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('tab-tenants').click();
+  await page.getByTestId('page-tenants').waitFor();
+  const row = page.getByTestId('tenant-default');
+  await row.waitFor();
+
+  // Without a SIP domain it is refused, the reason next to the box.
+  await row.getByTestId('tenant-sip-domain').fill('');
+  await row.getByTestId('tenant-sha256-only').check();
+  await row.getByTestId('tenant-save').click();
+  await row.getByTestId('error-sip_sha256_only').getByText(/needs a sip_domain/).waitFor();
+
+  // With one it is saved, and still so after a reload.
+  await row.getByTestId('tenant-sip-domain').fill('conf.example.com');
+  await row.getByTestId('tenant-save').click();
+  await row.getByTestId('tenant-saved').waitFor();
+  await page.reload();
+  await page.getByTestId('tab-tenants').click();
+  await page.getByTestId('tenant-default').waitFor();
+  assert.equal(await page.getByTestId('tenant-default').getByTestId('tenant-sip-domain').inputValue(), 'conf.example.com');
+  assert.equal(await page.getByTestId('tenant-default').getByTestId('tenant-sha256-only').isChecked(), true);
+
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const tenants = await fetch(`${base}/api/v1/tenants`, { headers: { authorization: `Bearer ${login.token}` } }).then((r) => r.json());
+  const stored = tenants.items.find((x) => x.name === 'default');
+  assert.deepEqual([stored.sip_domain, stored.sip_sha256_only], ['conf.example.com', true]);
+
+  // In Chinese; then back to MD5 allowed and no domain, as the other tests expect.
+  await page.getByTestId('language').selectOption('zh');
+  await page.getByRole('heading', { name: '租户', exact: true }).waitFor();
+  await page.getByRole('columnheader', { name: '仅 SHA-256 摘要' }).waitFor();
+  await page.getByText(/不再保存其 SIP 密码的 MD5 摘要/).waitFor();
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-tenants-zh.png'), fullPage: true });
+  const again = page.getByTestId('tenant-default');
+  await again.getByTestId('tenant-sha256-only').uncheck();
+  await again.getByTestId('tenant-sip-domain').fill('');
+  await again.getByTestId('tenant-save').click();
+  await again.getByTestId('tenant-saved').waitFor();
+  await page.close();
+});

@@ -48,6 +48,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     }
     crate::telemetry::metrics();
+    crate::limits::raise_descriptor_limit();
     // One TLS provider for the whole process (webhooks' HTTPS client, SIP over TLS).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = Store::open(&settings.database_url)
@@ -97,6 +98,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
     );
     let sealer =
         Arc::new(crate::secrets::Sealer::load_or_create(&settings.data_dir).context("data_dir")?);
+    seal_sip_digests(&store, &sealer).await?;
     tokio::spawn(crate::webhooks::deliver(
         store.clone(),
         sealer.clone(),
@@ -108,6 +110,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         .await
         .with_context(|| format!("http_listen: cannot listen on {}", settings.http_listen))?;
     let http_addr = listener.local_addr()?;
+    let listener_limits = settings.listener_limits;
     let state = AppState::new(
         store.clone(),
         sip.handle.clone(),
@@ -117,16 +120,9 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
     );
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let task = tokio::spawn(crate::http::serve(listener, app, listener_limits, async {
+        let _ = stopped.await;
+    }));
     tracing::info!(%http_addr, "HTTP API listening");
     Ok(Running {
         http_addr,
@@ -165,6 +161,37 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// SIP digests stored in clear (before they were sealed) are sealed now, once: an HA1
+/// registers as its user, so a copy of the database alone must not give it away.
+pub async fn seal_sip_digests(store: &Store, sealer: &crate::secrets::Sealer) -> Result<()> {
+    use crate::secrets::Sealer;
+    let mut tx = store.begin().await?;
+    let mut sealed = 0;
+    for (id, md5, sha256) in repo::users::sip_digests(&mut tx).await? {
+        let clear = |v: &Option<String>| v.as_deref().is_some_and(|v| !Sealer::is_sealed(v));
+        if !(clear(&md5) || clear(&sha256)) {
+            continue;
+        }
+        let seal = |v: Option<String>| {
+            v.map(|v| {
+                if Sealer::is_sealed(&v) {
+                    v
+                } else {
+                    sealer.seal(&v)
+                }
+            })
+        };
+        let (md5, sha256) = (seal(md5), seal(sha256));
+        repo::users::set_sip_digests(&mut tx, &id, md5.as_deref(), sha256.as_deref()).await?;
+        sealed += 1;
+    }
+    tx.commit().await?;
+    if sealed > 0 {
+        tracing::info!(users = sealed, "sealed SIP digests stored in clear");
+    }
+    Ok(())
+}
+
 /// On the very first start: a default tenant and the system administrator `admin`.
 async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
     let mut tx = store.begin().await?;
@@ -176,6 +203,7 @@ async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
         id: new_id(),
         name: "default".into(),
         sip_domain: None,
+        sip_sha256_only: false,
         branding: serde_json::json!({}),
         created_at: now,
         updated_at: now,

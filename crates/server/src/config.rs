@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// among them) refuse a 401 that carries any challenge they do not know.
     #[arg(long, env = "CONCLAVE_SIP_DIGEST", value_name = "ALGORITHMS")]
     pub sip_digest: Option<String>,
+    /// Seconds a digest nonce of the registrar stays valid. A phone answering an older one
+    /// gets a fresh challenge marked stale (no password prompt). Default: 300
+    #[arg(
+        long,
+        env = "CONCLAVE_SIP_NONCE_LIFETIME_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub sip_nonce_lifetime_seconds: Option<u32>,
     /// Media encryption (SDES-SRTP) on calls over the UDP and TCP listeners: off, optional
     /// (when the phone offers or accepts it) or mandatory. SDES keys travel in the SIP
     /// messages, so on plain transports they are only as secret as the network. Default: optional
@@ -116,6 +124,41 @@ pub struct ServeArgs {
     /// Callers not yet in a meeting, in all. Default: 500
     #[arg(long, env = "CONCLAVE_WAITING_TOTAL", value_name = "N")]
     pub waiting_total: Option<u32>,
+    /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
+    #[arg(
+        long,
+        env = "CONCLAVE_TLS_HANDSHAKE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub tls_handshake_timeout_seconds: Option<u32>,
+    /// Seconds a client has to send an HTTP request's headers (also how long a kept-alive HTTP
+    /// connection may wait for its next request), and a SIP TCP/TLS connection its first
+    /// message. Default: 10
+    #[arg(long, env = "CONCLAVE_HEADER_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub header_timeout_seconds: Option<u32>,
+    /// Seconds an HTTP connection may stay without any bytes moving. Default: 60
+    #[arg(
+        long,
+        env = "CONCLAVE_HTTP_IDLE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub http_idle_timeout_seconds: Option<u32>,
+    /// Seconds a SIP TCP/TLS connection may stay without a message or keep-alive; one that
+    /// carries a registration or a call gets at least an hour and five minutes. Default: 300
+    #[arg(
+        long,
+        env = "CONCLAVE_SIP_IDLE_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub sip_idle_timeout_seconds: Option<u32>,
+    /// Open connections one address may have, on the HTTP listener and on the SIP TCP and
+    /// TLS listeners (each counted apart). Behind a reverse proxy every client has the
+    /// proxy's address: raise it there. Default: 256
+    #[arg(long, env = "CONCLAVE_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<u32>,
+    /// Open connections in all, on HTTP and on SIP TCP+TLS (each counted apart). Default: 10000
+    #[arg(long, env = "CONCLAVE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
     /// Lifetime of a login session, in minutes. Default: 720 (12 hours)
     #[arg(long, env = "CONCLAVE_SESSION_TTL_MINUTES", value_name = "MINUTES")]
     pub session_ttl_minutes: Option<u32>,
@@ -141,6 +184,7 @@ struct FileSettings {
     sip_tls_key: Option<PathBuf>,
     sip_realm: Option<String>,
     sip_digest: Option<String>,
+    sip_nonce_lifetime_seconds: Option<u32>,
     sip_srtp: Option<String>,
     sip_tls_srtp: Option<String>,
     access_number: Option<String>,
@@ -157,6 +201,12 @@ struct FileSettings {
     waiting_per_address: Option<u32>,
     waiting_total: Option<u32>,
     session_ttl_minutes: Option<u32>,
+    tls_handshake_timeout_seconds: Option<u32>,
+    header_timeout_seconds: Option<u32>,
+    http_idle_timeout_seconds: Option<u32>,
+    sip_idle_timeout_seconds: Option<u32>,
+    max_connections_per_address: Option<u32>,
+    max_connections: Option<u32>,
     web_dir: Option<PathBuf>,
     log: Option<String>,
 }
@@ -175,6 +225,8 @@ pub struct Settings {
     pub sip_realm: String,
     /// Digest algorithms of the registrar's challenges, in order.
     pub sip_digest: Vec<conclave_sip::auth::Algorithm>,
+    /// How long a digest nonce is good for.
+    pub sip_nonce_lifetime_seconds: u32,
     /// SRTP policy of calls over UDP and TCP, and over TLS.
     pub sip_srtp: SrtpMode,
     pub sip_tls_srtp: SrtpMode,
@@ -196,6 +248,8 @@ pub struct Settings {
     pub waiting_per_address: u32,
     pub waiting_total: u32,
     pub session_ttl_minutes: u32,
+    /// Timeouts and connection caps of the HTTP and SIP listeners.
+    pub listener_limits: crate::limits::ListenerLimits,
     pub web_dir: PathBuf,
     pub log: String,
     /// The first administrator's password (`CONCLAVE_ADMIN_PASSWORD`); random when unset.
@@ -240,6 +294,7 @@ impl Settings {
         file: FileSettings,
         admin_password: Option<String>,
     ) -> Result<Settings> {
+        let listener_limits = listener_limits(&args, &file)?;
         let data_dir = args
             .data_dir
             .or(file.data_dir)
@@ -366,6 +421,13 @@ impl Settings {
         if media_workers > 256 {
             bail!("media_workers: {media_workers} is more than 256");
         }
+        let sip_nonce_lifetime_seconds = args
+            .sip_nonce_lifetime_seconds
+            .or(file.sip_nonce_lifetime_seconds)
+            .unwrap_or(300);
+        if !(1..=3600).contains(&sip_nonce_lifetime_seconds) {
+            bail!("sip_nonce_lifetime_seconds: {sip_nonce_lifetime_seconds} is outside 1..=3600");
+        }
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
             data_dir,
@@ -377,6 +439,7 @@ impl Settings {
             sip_tls_identity,
             sip_realm,
             sip_digest: digest_algorithms(args.sip_digest.or(file.sip_digest))?,
+            sip_nonce_lifetime_seconds,
             sip_srtp,
             sip_tls_srtp,
             access_number,
@@ -393,6 +456,7 @@ impl Settings {
             waiting_per_address,
             waiting_total,
             session_ttl_minutes,
+            listener_limits,
             web_dir: args
                 .web_dir
                 .or(file.web_dir)
@@ -401,6 +465,70 @@ impl Settings {
             admin_password,
         })
     }
+}
+
+/// A number setting within a range, or its default.
+fn bounded(
+    name: &str,
+    value: Option<u32>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32> {
+    let value = value.unwrap_or(default);
+    if !range.contains(&value) {
+        bail!(
+            "{name}: {value} is outside {}..={}",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(value)
+}
+
+fn listener_limits(args: &ServeArgs, file: &FileSettings) -> Result<crate::limits::ListenerLimits> {
+    use std::time::Duration;
+    let secs = |name, flag: Option<u32>, key: Option<u32>, default| {
+        bounded(name, flag.or(key), default, 1..=86_400).map(|s| Duration::from_secs(s.into()))
+    };
+    Ok(crate::limits::ListenerLimits {
+        tls_handshake_timeout: secs(
+            "tls_handshake_timeout_seconds",
+            args.tls_handshake_timeout_seconds,
+            file.tls_handshake_timeout_seconds,
+            10,
+        )?,
+        header_timeout: secs(
+            "header_timeout_seconds",
+            args.header_timeout_seconds,
+            file.header_timeout_seconds,
+            10,
+        )?,
+        http_idle_timeout: secs(
+            "http_idle_timeout_seconds",
+            args.http_idle_timeout_seconds,
+            file.http_idle_timeout_seconds,
+            60,
+        )?,
+        sip_idle_timeout: secs(
+            "sip_idle_timeout_seconds",
+            args.sip_idle_timeout_seconds,
+            file.sip_idle_timeout_seconds,
+            300,
+        )?,
+        per_address: bounded(
+            "max_connections_per_address",
+            args.max_connections_per_address
+                .or(file.max_connections_per_address),
+            256,
+            1..=1_000_000,
+        )? as usize,
+        total: bounded(
+            "max_connections",
+            args.max_connections.or(file.max_connections),
+            10_000,
+            1..=10_000_000,
+        )? as usize,
+    })
 }
 
 fn digest_algorithms(value: Option<String>) -> Result<Vec<conclave_sip::auth::Algorithm>> {
@@ -499,5 +627,37 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Settings::resolve(args, FileSettings::default(), None).is_err());
+    }
+
+    #[test]
+    fn listener_limits_and_nonce_lifetime_are_checked() {
+        let s = Settings::resolve(ServeArgs::default(), FileSettings::default(), None).unwrap();
+        assert_eq!(s.listener_limits, crate::limits::ListenerLimits::default());
+        assert_eq!(s.sip_nonce_lifetime_seconds, 300);
+        let file: FileSettings =
+            toml::from_str("header_timeout_seconds = 3\nmax_connections_per_address = 5").unwrap();
+        let s = Settings::resolve(ServeArgs::default(), file, None).unwrap();
+        assert_eq!(
+            s.listener_limits.header_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(s.listener_limits.per_address, 5);
+        for args in [
+            ServeArgs {
+                sip_idle_timeout_seconds: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                max_connections: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                sip_nonce_lifetime_seconds: Some(0),
+                ..ServeArgs::default()
+            },
+        ] {
+            let err = Settings::resolve(args, FileSettings::default(), None).unwrap_err();
+            assert!(err.to_string().contains("is outside"), "{err}");
+        }
     }
 }

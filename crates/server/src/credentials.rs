@@ -24,15 +24,95 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Hashing with argon2 takes tens of milliseconds: keep it off the async workers.
-pub async fn hash_password_blocking(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_password(&password)).await?
+/// Too many passwords are being hashed: the caller should answer 503 with Retry-After.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("too many password checks in progress; try again shortly")]
+pub struct HashingBusy;
+
+/// How long a request may wait for a hashing thread before it is turned away.
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A few dedicated threads hash and verify passwords. argon2 takes about 19 MiB per hash, so
+/// how many run at once bounds the memory a burst of logins can take: a fixed set of threads
+/// (rather than tokio's blocking pool of up to 512) also keeps the allocator from spreading
+/// those buffers over many arenas that each keep theirs.
+struct HashPool {
+    slots: tokio::sync::Semaphore,
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<HashJob>>,
 }
 
-pub async fn verify_password_blocking(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
+fn hash_pool() -> &'static HashPool {
+    static POOL: std::sync::OnceLock<HashPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4)
+            .clamp(2, 16);
+        let (jobs, queue) = std::sync::mpsc::channel::<HashJob>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("conclave-hash-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(%err, "cannot start a password hashing thread");
+            }
+        }
+        metrics::gauge!("conclave_password_hash_threads").set(threads as f64);
+        HashPool {
+            slots: tokio::sync::Semaphore::new(threads),
+            jobs: std::sync::Mutex::new(jobs),
+        }
+    })
+}
+
+/// Runs `work` on a hashing thread, waiting at most [`HASH_WAIT`] for one to be free.
+async fn on_hash_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, HashingBusy> {
+    let pool = hash_pool();
+    let Ok(Ok(slot)) = tokio::time::timeout(HASH_WAIT, pool.slots.acquire()).await else {
+        metrics::counter!("conclave_password_hash_busy_total").increment(1);
+        return Err(HashingBusy);
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: HashJob = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    let sent = pool
+        .jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(job)
+        .is_ok();
+    let result = if sent {
+        answer.await.map_err(|_| HashingBusy)
+    } else {
+        Err(HashingBusy)
+    };
+    drop(slot);
+    result
+}
+
+/// Hashing with argon2 takes tens of milliseconds and 19 MiB: done on the hashing threads.
+pub async fn hash_password_blocking(password: String) -> anyhow::Result<String> {
+    on_hash_thread(move || hash_password(&password)).await?
+}
+
+/// Verifies on the hashing threads; `Err` when none was free in time.
+pub async fn verify_password_blocking(password: String, hash: String) -> Result<bool, HashingBusy> {
+    on_hash_thread(move || verify_password(&password, &hash)).await
 }
 
 fn random_hex(bytes: usize) -> String {

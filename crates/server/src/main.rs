@@ -35,6 +35,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            conclave_server::limits::tune_allocator();
             conclave_server::telemetry::init_logging(&settings.log);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

@@ -1,4 +1,5 @@
-//! Secrets the server must read back (a trunk's digest password) are sealed at rest with
+//! Secrets the server must read back (a trunk's digest password, the SIP digests (HA1) of
+//! users' extensions) are sealed at rest with
 //! AES-256-GCM under a key kept in the data directory (`secret.key`, readable by the server's
 //! user only): a copy of the database alone does not give them away.
 
@@ -34,6 +35,11 @@ impl Sealer {
             Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
         };
         Sealer::from_key(&bytes).with_context(|| format!("{} is not a 32-byte key", path.display()))
+    }
+
+    /// Whether a stored value is sealed (rather than kept from before sealing existed).
+    pub fn is_sealed(stored: &str) -> bool {
+        stored.starts_with(PREFIX)
     }
 
     pub fn from_key(key: &[u8]) -> Result<Sealer> {

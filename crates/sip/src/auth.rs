@@ -2,9 +2,13 @@
 //! MD5 and SHA-256, `qop=auth`.
 //!
 //! Server side: nonces are stateless: `hex(timestamp) . hex(HMAC-SHA256(secret, timestamp
-//! | realm))[..32]`, so any node holding the secret can verify them and they expire without
-//! bookkeeping. Time is passed in (seconds since the Unix epoch). Replays inside the nonce
-//! lifetime are bounded by the lifetime (nonce counts are not tracked).
+//! | realm | scope))[..32]`, so any node holding the secret can verify them and they expire
+//! without bookkeeping. The scope binds a nonce to what it was issued for (the registrar uses
+//! the client's transport, address and connection and the address of record): an
+//! `Authorization` captured and replayed from anywhere else carries a nonce that is not valid
+//! there. Within its flow and lifetime a nonce's counts are tracked ([`NonceCounts`]): a
+//! replayed or non-increasing `nc` is refused as stale. Time is passed in (seconds since the
+//! Unix epoch).
 //!
 //! Client side (trunks): [`client_authorization`] answers a 401/407 challenge.
 
@@ -190,7 +194,7 @@ impl DigestServer {
         }
     }
 
-    fn mac(&self, ts: &str) -> String {
+    fn mac(&self, ts: &str, scope: &str) -> String {
         // new_from_slice accepts any key length for HMAC.
         let mut m = match HmacSha256::new_from_slice(&self.secret) {
             Ok(m) => m,
@@ -199,36 +203,72 @@ impl DigestServer {
         m.update(ts.as_bytes());
         m.update(b"|");
         m.update(self.realm.as_bytes());
+        if !scope.is_empty() {
+            m.update(b"|");
+            m.update(scope.as_bytes());
+        }
         hex(&m.finalize().into_bytes()[..16])
     }
 
     /// A new nonce for time `now_secs` (Unix seconds).
     pub fn nonce(&self, now_secs: u64) -> String {
+        self.nonce_for(now_secs, "")
+    }
+
+    /// A new nonce valid only for `scope` (e.g. the client's flow and address of record).
+    pub fn nonce_for(&self, now_secs: u64, scope: &str) -> String {
         let ts = format!("{now_secs:016x}");
-        let mac = self.mac(&ts);
+        let mac = self.mac(&ts, scope);
         format!("{ts}{mac}")
     }
 
     /// Checks a nonce: Ok if ours and fresh, `Stale` if ours but expired.
     pub fn check_nonce(&self, nonce: &str, now_secs: u64) -> Result<(), AuthError> {
-        if nonce.len() != 48 || !nonce.is_ascii() {
-            return Err(AuthError::BadNonce);
-        }
-        let (ts, mac) = nonce.split_at(16);
-        if !ct_eq(self.mac(ts).as_bytes(), mac.as_bytes()) {
-            return Err(AuthError::BadNonce);
-        }
-        let t = u64::from_str_radix(ts, 16).map_err(|_| AuthError::BadNonce)?;
+        self.check_nonce_for(nonce, now_secs, "")
+    }
+
+    /// Checks a nonce issued for `scope`: `BadNonce` if not ours or issued for another scope,
+    /// `Stale` if ours but expired.
+    pub fn check_nonce_for(
+        &self,
+        nonce: &str,
+        now_secs: u64,
+        scope: &str,
+    ) -> Result<(), AuthError> {
+        let t = self.nonce_time(nonce, scope)?;
         if t > now_secs.saturating_add(5) || now_secs - t.min(now_secs) > self.nonce_lifetime {
             return Err(AuthError::Stale);
         }
         Ok(())
     }
 
+    /// When a nonce issued for `scope` was issued (Unix seconds), if it is ours.
+    pub fn nonce_time(&self, nonce: &str, scope: &str) -> Result<u64, AuthError> {
+        if nonce.len() != 48 || !nonce.is_ascii() {
+            return Err(AuthError::BadNonce);
+        }
+        let (ts, mac) = nonce.split_at(16);
+        if !ct_eq(self.mac(ts, scope).as_bytes(), mac.as_bytes()) {
+            return Err(AuthError::BadNonce);
+        }
+        u64::from_str_radix(ts, 16).map_err(|_| AuthError::BadNonce)
+    }
+
     /// WWW-Authenticate (or Proxy-Authenticate) header values, one per algorithm.
     pub fn challenges(&self, now_secs: u64, stale: bool) -> Vec<String> {
-        let nonce = self.nonce(now_secs);
-        self.algorithms
+        self.challenges_for(now_secs, stale, "", &self.algorithms)
+    }
+
+    /// Challenges whose nonce is valid only for `scope`, offering `algorithms`.
+    pub fn challenges_for(
+        &self,
+        now_secs: u64,
+        stale: bool,
+        scope: &str,
+        algorithms: &[Algorithm],
+    ) -> Vec<String> {
+        let nonce = self.nonce_for(now_secs, scope);
+        algorithms
             .iter()
             .map(|a| {
                 let mut s = format!(
@@ -270,6 +310,20 @@ impl DigestServer {
             return Err(AuthError::BadNonce);
         }
         self.check_nonce(&c.nonce, now_secs)?;
+        self.verify_response(c, method, ha1)
+    }
+
+    /// Only the digest arithmetic: is `c.response` right for this HA1? (The caller checks
+    /// the nonce, its scope and its count.)
+    pub fn verify_response(
+        &self,
+        c: &DigestCredentials,
+        method: &str,
+        ha1: &str,
+    ) -> Result<(), AuthError> {
+        if c.realm != self.realm {
+            return Err(AuthError::BadNonce);
+        }
         let qop = match (&c.qop, &c.nc, &c.cnonce) {
             (Some(_), Some(nc), Some(cn)) => Some((nc.as_str(), cn.as_str())),
             (Some(_), _, _) => return Err(AuthError::Malformed),
@@ -284,6 +338,91 @@ impl DigestServer {
         } else {
             Err(AuthError::BadResponse)
         }
+    }
+}
+
+/// The highest `nc` seen per nonce, so that a captured `Authorization` cannot be sent again
+/// even from its own flow: a request must count up (RFC 7616 §3.4: the server "should" check;
+/// here it must). A response without `qop` has no count: its nonce is good for one use.
+///
+/// Bounded: entries older than the nonce lifetime are dropped, and when the table is full the
+/// oldest nonces are forgotten *and refused from then on* (a floor on issue times), so
+/// forgetting never reopens a replay.
+#[derive(Debug)]
+pub struct NonceCounts {
+    seen: std::collections::HashMap<String, (u32, u64)>,
+    max_entries: usize,
+    /// Nonces issued at or before this time that are not in `seen` are refused as stale.
+    floor: u64,
+}
+
+impl NonceCounts {
+    pub fn new(max_entries: usize) -> NonceCounts {
+        NonceCounts {
+            seen: std::collections::HashMap::new(),
+            max_entries: max_entries.max(1),
+            floor: 0,
+        }
+    }
+
+    /// Accepts this use of `nonce` (issued at `issued`) with count `nc` (`None`: no qop), or
+    /// says it is stale (a replay, a count that does not go up, or a forgotten nonce).
+    pub fn accept(
+        &mut self,
+        nonce: &str,
+        nc: Option<&str>,
+        issued: u64,
+        now_secs: u64,
+        lifetime: u64,
+    ) -> Result<(), AuthError> {
+        let count = match nc {
+            Some(nc) => u32::from_str_radix(nc, 16).map_err(|_| AuthError::Malformed)?,
+            None => 0,
+        };
+        match self.seen.get_mut(nonce) {
+            Some((last, _)) => {
+                if count <= *last || count == 0 {
+                    return Err(AuthError::Stale);
+                }
+                *last = count;
+                return Ok(());
+            }
+            None if issued <= self.floor => return Err(AuthError::Stale),
+            None => {}
+        }
+        if self.seen.len() >= self.max_entries {
+            let horizon = now_secs.saturating_sub(lifetime);
+            self.seen.retain(|_, (_, at)| *at >= horizon);
+            self.floor = self.floor.max(horizon.saturating_sub(1));
+            while self.seen.len() >= self.max_entries {
+                let Some((oldest, at)) = self
+                    .seen
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, (_, at))| (k.clone(), *at))
+                else {
+                    break;
+                };
+                self.seen.remove(&oldest);
+                self.floor = self.floor.max(at);
+            }
+            if issued <= self.floor {
+                return Err(AuthError::Stale);
+            }
+        }
+        // Without qop the nonce is used up now: any later use finds count 0 <= 0.
+        self.seen.insert(nonce.to_owned(), (count, issued));
+        Ok(())
+    }
+
+    /// Forgets nonces that have expired anyway.
+    pub fn purge(&mut self, now_secs: u64, lifetime: u64) {
+        let horizon = now_secs.saturating_sub(lifetime + 5);
+        self.seen.retain(|_, (_, at)| *at >= horizon);
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.seen.len()
     }
 }
 
@@ -493,6 +632,62 @@ mod tests {
         assert_eq!(
             srv.check_nonce(&"é".repeat(24), now),
             Err(AuthError::BadNonce)
+        );
+    }
+
+    #[test]
+    fn scoped_nonces_and_counts() {
+        let srv = DigestServer::new(b"0123456789abcdef", "conclave");
+        let now = 1_700_000_000;
+        let here = "udp|192.0.2.1:5060|-|1001@example.com";
+        let nonce = srv.nonce_for(now, here);
+        assert_eq!(srv.check_nonce_for(&nonce, now + 1, here), Ok(()));
+        // The same nonce from another address or for another AOR is not ours.
+        for elsewhere in [
+            "udp|192.0.2.2:5060|-|1001@example.com",
+            "udp|192.0.2.1:5061|-|1001@example.com",
+            "udp|192.0.2.1:5060|-|1002@example.com",
+        ] {
+            assert_eq!(
+                srv.check_nonce_for(&nonce, now + 1, elsewhere),
+                Err(AuthError::BadNonce)
+            );
+        }
+        assert_eq!(srv.check_nonce(&nonce, now), Err(AuthError::BadNonce));
+        assert_eq!(
+            srv.check_nonce_for(&nonce, now + 301, here),
+            Err(AuthError::Stale)
+        );
+        let mut counts = NonceCounts::new(3);
+        assert_eq!(
+            counts.accept(&nonce, Some("00000001"), now, now, 300),
+            Ok(())
+        );
+        assert_eq!(
+            counts.accept(&nonce, Some("00000001"), now, now, 300),
+            Err(AuthError::Stale)
+        );
+        assert_eq!(
+            counts.accept(&nonce, Some("00000002"), now, now, 300),
+            Ok(())
+        );
+        assert_eq!(
+            counts.accept(&nonce, Some("00000001"), now, now, 300),
+            Err(AuthError::Stale)
+        );
+        // Without qop a nonce is good once.
+        assert_eq!(counts.accept("n2", None, now, now, 300), Ok(()));
+        assert_eq!(
+            counts.accept("n2", None, now, now, 300),
+            Err(AuthError::Stale)
+        );
+        // Full: the oldest are forgotten and refused from then on.
+        assert_eq!(counts.accept("n3", None, now + 1, now + 1, 300), Ok(()));
+        assert_eq!(counts.accept("n4", None, now + 2, now + 2, 300), Ok(()));
+        assert!(counts.tracked() <= 3);
+        assert_eq!(
+            counts.accept("never seen", Some("00000001"), now, now + 2, 300),
+            Err(AuthError::Stale)
         );
     }
 

@@ -46,8 +46,8 @@
 //! (builds BYE/re-INVITE/UPDATE/INFO, checks CSeq, session-timer deadlines via
 //! [`dialog::SessionTimer::deadline`]) and uses [`offer_answer`] to turn SDP into a
 //! [`offer_answer::NegotiatedAudio`] for the media engine. REGISTER goes through
-//! [`auth::DigestServer`] (stateless nonces; time in Unix seconds), the
-//! [`registrar::AuthLimiter`] (per-source slow-down and block) and the
+//! [`auth::DigestServer`] (stateless nonces bound to the client's flow, with
+//! [`auth::NonceCounts`] against replays; time in Unix seconds) and the
 //! [`registrar::Registrar`]; their deadlines ([`registrar::Registrar::next_expiry`]) are
 //! the runtime's to schedule as well.
 //!

@@ -1,5 +1,5 @@
-//! Registrar core (RFC 3261 §10.3, RFC 3581 NAT data) and a limiter for failed
-//! authentications. All time is explicit.
+//! Registrar core (RFC 3261 §10.3, RFC 3581 NAT data). All time is explicit. (Failed
+//! authentications are limited by the server's one limiter for every guessable secret.)
 //!
 //! The application authenticates the REGISTER (see [`crate::auth`]), checks that the user
 //! exists and is not frozen, maps the To URI to an address of record, then calls
@@ -7,7 +7,6 @@
 //! response.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::headers::{Contacts, NameAddr};
@@ -310,10 +309,12 @@ impl Registrar {
         gone
     }
 
-    /// When the next binding expires.
-    /// The addresses of record with a live binding registered from `source`'s IP address
-    /// whose AOR starts with `prefix` (e.g. `sip:1001@`): who a request from there may be.
-    pub fn registered_from(&self, now: Instant, prefix: &str, source: IpAddr) -> Vec<String> {
+    /// The addresses of record with a live binding registered from exactly this flow (the
+    /// same transport, address and port, and for streams the same connection) whose AOR
+    /// starts with `prefix` (e.g. `sip:1001@`): who a request on that flow may be. The same IP
+    /// address alone is not enough: anyone behind the same NAT, or anyone who could replay a
+    /// registration from elsewhere, would pass.
+    pub fn registered_from(&self, now: Instant, prefix: &str, source: Peer) -> Vec<String> {
         let mut aors: Vec<String> = self
             .bindings
             .iter()
@@ -321,7 +322,7 @@ impl Registrar {
                 aor.starts_with(prefix)
                     && bindings
                         .iter()
-                        .any(|b| b.source.addr.ip() == source && b.remaining(now) > 0)
+                        .any(|b| b.source == source && b.remaining(now) > 0)
             })
             .map(|(aor, _)| aor.clone())
             .collect();
@@ -329,6 +330,7 @@ impl Registrar {
         aors
     }
 
+    /// When the next binding expires.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.bindings
             .values()
@@ -344,160 +346,6 @@ impl Registrar {
     /// Restores a binding (e.g. loaded from the store after a restart).
     pub fn restore(&mut self, aor: &str, b: Binding) {
         self.bindings.entry(aor.to_string()).or_default().push(b);
-    }
-}
-
-/// Limits for failed authentications per source address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuthLimiterConfig {
-    /// Failures allowed without slowing down.
-    pub free_failures: u32,
-    /// Delay added per failure beyond the free ones (doubling, capped by `max_delay`).
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-    /// Failures after which the source is blocked.
-    pub block_after: u32,
-    pub block_for: Duration,
-    /// Failures older than this are forgotten.
-    pub window: Duration,
-    /// Most sources tracked (oldest forgotten first beyond this).
-    pub max_entries: usize,
-}
-
-impl Default for AuthLimiterConfig {
-    fn default() -> Self {
-        AuthLimiterConfig {
-            free_failures: 3,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(8),
-            block_after: 10,
-            block_for: Duration::from_secs(15 * 60),
-            window: Duration::from_secs(10 * 60),
-            max_entries: 100_000,
-        }
-    }
-}
-
-/// What to do with a request from a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Process normally.
-    Allow,
-    /// Process, but send the (challenge or rejection) response only after this delay.
-    Delay(Duration),
-    /// Blocked until the given instant: drop (or 403) without checking credentials.
-    Blocked(Instant),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    failures: u32,
-    last: Instant,
-    blocked_until: Option<Instant>,
-}
-
-/// Failed-authentication limiter keyed by source IP.
-#[derive(Debug, Default)]
-pub struct AuthLimiter {
-    pub cfg: AuthLimiterConfig,
-    entries: HashMap<IpAddr, Entry>,
-}
-
-impl AuthLimiter {
-    pub fn new(cfg: AuthLimiterConfig) -> AuthLimiter {
-        AuthLimiter {
-            cfg,
-            entries: HashMap::new(),
-        }
-    }
-
-    /// Verdict for a new request from `ip`.
-    pub fn check(&mut self, now: Instant, ip: IpAddr) -> Verdict {
-        let Some(e) = self.entries.get_mut(&ip) else {
-            return Verdict::Allow;
-        };
-        if let Some(until) = e.blocked_until {
-            if now < until {
-                return Verdict::Blocked(until);
-            }
-            self.entries.remove(&ip);
-            return Verdict::Allow;
-        }
-        if now.saturating_duration_since(e.last) > self.cfg.window {
-            self.entries.remove(&ip);
-            return Verdict::Allow;
-        }
-        let f = e.failures;
-        self.delay_for(f)
-    }
-
-    fn delay_for(&self, failures: u32) -> Verdict {
-        if failures < self.cfg.free_failures {
-            return Verdict::Allow;
-        }
-        let extra = (failures - self.cfg.free_failures).min(16);
-        let d = self
-            .cfg
-            .base_delay
-            .saturating_mul(1u32 << extra)
-            .min(self.cfg.max_delay);
-        Verdict::Delay(d)
-    }
-
-    /// Records a failed authentication (wrong password or unknown user; not a stale
-    /// nonce). Returns the verdict for the response to this failure.
-    pub fn record_failure(&mut self, now: Instant, ip: IpAddr) -> Verdict {
-        if self.entries.len() >= self.cfg.max_entries && !self.entries.contains_key(&ip) {
-            self.purge(now);
-            if self.entries.len() >= self.cfg.max_entries {
-                // Forget the stalest entry.
-                if let Some(k) = self
-                    .entries
-                    .iter()
-                    .filter(|(_, e)| e.blocked_until.is_none())
-                    .min_by_key(|(_, e)| e.last)
-                    .map(|(k, _)| *k)
-                {
-                    self.entries.remove(&k);
-                }
-            }
-        }
-        let window = self.cfg.window;
-        let e = self.entries.entry(ip).or_insert(Entry {
-            failures: 0,
-            last: now,
-            blocked_until: None,
-        });
-        if now.saturating_duration_since(e.last) > window {
-            e.failures = 0;
-        }
-        e.failures += 1;
-        e.last = now;
-        if e.failures >= self.cfg.block_after {
-            let until = now + self.cfg.block_for;
-            e.blocked_until = Some(until);
-            return Verdict::Blocked(until);
-        }
-        let f = e.failures;
-        self.delay_for(f)
-    }
-
-    /// A successful authentication clears the source's record.
-    pub fn record_success(&mut self, ip: IpAddr) {
-        self.entries.remove(&ip);
-    }
-
-    /// Forgets expired records (call now and then).
-    pub fn purge(&mut self, now: Instant) {
-        let window = self.cfg.window;
-        self.entries.retain(|_, e| match e.blocked_until {
-            Some(u) => now < u,
-            None => now.saturating_duration_since(e.last) <= window,
-        });
-    }
-
-    pub fn tracked(&self) -> usize {
-        self.entries.len()
     }
 }
 
@@ -572,12 +420,14 @@ User-Agent: test\r\n"
         let ok = r.ok_response(t0, "1001", &q, "tt");
         assert_eq!(ok.headers.get_all(&HeaderName::Contact).count(), 2);
         // Who may a request from the registering address be?
-        let from = nat_source().addr.ip();
+        let from = nat_source();
         assert_eq!(r.registered_from(t0, "100", from), ["1001"]);
-        assert!(
-            r.registered_from(t0, "100", "198.51.100.1".parse().unwrap())
-                .is_empty()
-        );
+        // Same address, another port: another flow.
+        let mut other_port = from;
+        other_port.addr.set_port(61001);
+        assert!(r.registered_from(t0, "100", other_port).is_empty());
+        let tcp = Peer::new(Transport::Tcp, from.addr);
+        assert!(r.registered_from(t0, "100", tcp).is_empty());
         assert!(r.registered_from(t0, "2", from).is_empty());
         // Un-register one.
         let un = reg("<sip:1001@10.1.1.1>", Some(0), "c2", 2);
@@ -651,61 +501,5 @@ User-Agent: test\r\n"
             .register(t0, "a", &reg("<sip:1001@192.168.1.10>", None, "n", 1), src)
             .unwrap();
         assert!(!out.added[0].behind_nat);
-    }
-
-    #[test]
-    fn auth_limiter_slows_then_blocks() {
-        let t0 = Instant::now();
-        let ip: IpAddr = "198.51.100.66".parse().unwrap();
-        let mut l = AuthLimiter::new(AuthLimiterConfig::default());
-        assert_eq!(l.check(t0, ip), Verdict::Allow);
-        let mut verdicts = Vec::new();
-        for i in 0..10 {
-            verdicts.push(l.record_failure(t0 + Duration::from_secs(i), ip));
-        }
-        assert_eq!(verdicts[0], Verdict::Allow);
-        assert_eq!(verdicts[1], Verdict::Allow);
-        assert_eq!(verdicts[2], Verdict::Delay(Duration::from_millis(500)));
-        assert_eq!(verdicts[3], Verdict::Delay(Duration::from_secs(1)));
-        assert_eq!(verdicts[8], Verdict::Delay(Duration::from_secs(8)));
-        let until = t0 + Duration::from_secs(9) + Duration::from_secs(900);
-        assert_eq!(verdicts[9], Verdict::Blocked(until));
-        assert_eq!(
-            l.check(t0 + Duration::from_secs(60), ip),
-            Verdict::Blocked(until)
-        );
-        // Other sources unaffected.
-        assert_eq!(
-            l.check(t0, "198.51.100.67".parse().unwrap()),
-            Verdict::Allow
-        );
-        // Block lifts.
-        assert_eq!(l.check(until, ip), Verdict::Allow);
-        // Success resets; old failures are forgotten.
-        l.record_failure(t0, ip);
-        l.record_success(ip);
-        assert_eq!(l.tracked(), 0);
-        for _ in 0..5 {
-            l.record_failure(t0, ip);
-        }
-        assert!(matches!(l.check(t0, ip), Verdict::Delay(_)));
-        assert_eq!(l.check(t0 + Duration::from_secs(601), ip), Verdict::Allow);
-        l.record_failure(t0, ip);
-        l.purge(t0 + Duration::from_secs(700));
-        assert_eq!(l.tracked(), 0);
-    }
-
-    #[test]
-    fn auth_limiter_bounded_memory() {
-        let t0 = Instant::now();
-        let mut l = AuthLimiter::new(AuthLimiterConfig {
-            max_entries: 100,
-            ..AuthLimiterConfig::default()
-        });
-        for i in 0..1000u32 {
-            let ip = IpAddr::from(i.to_be_bytes());
-            l.record_failure(t0 + Duration::from_millis(u64::from(i)), ip);
-        }
-        assert!(l.tracked() <= 100);
     }
 }

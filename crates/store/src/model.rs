@@ -11,6 +11,11 @@ pub struct Tenant {
     pub name: String,
     /// The SIP domain that routes calls and registrations to this tenant.
     pub sip_domain: Option<String>,
+    /// SIP digest with SHA-256 only (RFC 8760) for this tenant's domain: the registrar never
+    /// challenges with MD5 there, and no MD5 digest of its users' SIP passwords is kept. Needs
+    /// `sip_domain` (the challenge is chosen by the domain a REGISTER names).
+    #[serde(default)]
+    pub sip_sha256_only: bool,
     /// Branding for the console (logo, colours): free-form JSON kept for later use.
     #[schema(value_type = Object)]
     pub branding: serde_json::Value,

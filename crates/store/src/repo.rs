@@ -92,6 +92,7 @@ pub mod tenants {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
             sip_domain: row.try_get("sip_domain")?,
+            sip_sha256_only: row.try_get::<i64, _>("sip_sha256_only")? != 0,
             branding: json_column(row, "branding")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -100,8 +101,8 @@ pub mod tenants {
 
     pub async fn insert(conn: &mut Conn, t: &Tenant) -> Result<()> {
         sqlx::query(
-            "INSERT INTO tenants (id, name, sip_domain, branding, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tenants (id, name, sip_domain, branding, created_at, updated_at, \
+             sip_sha256_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -109,6 +110,7 @@ pub mod tenants {
         .bind(t.branding.to_string())
         .bind(t.created_at)
         .bind(t.updated_at)
+        .bind(i64::from(t.sip_sha256_only))
         .execute(conn)
         .await?;
         Ok(())
@@ -116,14 +118,15 @@ pub mod tenants {
 
     pub async fn update(conn: &mut Conn, t: &Tenant) -> Result<()> {
         sqlx::query(
-            "UPDATE tenants SET name = $2, sip_domain = $3, branding = $4, updated_at = $5 \
-             WHERE id = $1",
+            "UPDATE tenants SET name = $2, sip_domain = $3, branding = $4, updated_at = $5, \
+             sip_sha256_only = $6 WHERE id = $1",
         )
         .bind(&t.id)
         .bind(&t.name)
         .bind(&t.sip_domain)
         .bind(t.branding.to_string())
         .bind(t.updated_at)
+        .bind(i64::from(t.sip_sha256_only))
         .execute(conn)
         .await?;
         Ok(())
@@ -151,6 +154,16 @@ pub mod tenants {
         Ok(page(items, limit, |t| t.id.clone()))
     }
 
+    /// The SIP domains of tenants that use SHA-256 digest only.
+    pub async fn sha256_only_domains(conn: &mut Conn) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT sip_domain FROM tenants WHERE sip_sha256_only <> 0 AND sip_domain IS NOT NULL",
+        )
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("sip_domain")?)).collect()
+    }
+
     pub async fn count(conn: &mut Conn) -> Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM tenants")
             .fetch_one(conn)
@@ -162,10 +175,57 @@ pub mod tenants {
 pub mod users {
     use super::*;
 
+    /// Every user's stored SIP digests (id, MD5 HA1, SHA-256 HA1), for re-sealing them.
+    pub async fn sip_digests(
+        conn: &mut Conn,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT id, sip_ha1_md5, sip_ha1_sha256 FROM users \
+             WHERE sip_ha1_md5 IS NOT NULL OR sip_ha1_sha256 IS NOT NULL",
+        )
+        .fetch_all(conn)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("sip_ha1_md5")?,
+                    r.try_get("sip_ha1_sha256")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Replaces one user's stored SIP digests (nothing else changes).
+    pub async fn set_sip_digests(
+        conn: &mut Conn,
+        id: &str,
+        md5: Option<&str>,
+        sha256: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE users SET sip_ha1_md5 = $2, sip_ha1_sha256 = $3 WHERE id = $1")
+            .bind(id)
+            .bind(md5)
+            .bind(sha256)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the MD5 digests of a tenant's users (the tenant went SHA-256 only).
+    pub async fn drop_md5_digests(conn: &mut Conn, tenant_id: &str) -> Result<u64> {
+        let done = sqlx::query("UPDATE users SET sip_ha1_md5 = NULL WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     fn from_row(row: &AnyRow) -> Result<User> {
         let kind: String = row.try_get("kind")?;
         let status: String = row.try_get("status")?;
         let sip_ha1_md5: Option<String> = row.try_get("sip_ha1_md5")?;
+        let sip_ha1_sha256: Option<String> = row.try_get("sip_ha1_sha256")?;
         Ok(User {
             id: row.try_get("id")?,
             tenant_id: row.try_get("tenant_id")?,
@@ -176,9 +236,9 @@ pub mod users {
             mobile: row.try_get("mobile")?,
             landline: row.try_get("landline")?,
             extension: row.try_get("extension")?,
-            sip_password_set: sip_ha1_md5.is_some(),
+            sip_password_set: sip_ha1_md5.is_some() || sip_ha1_sha256.is_some(),
             sip_ha1_md5,
-            sip_ha1_sha256: row.try_get("sip_ha1_sha256")?,
+            sip_ha1_sha256,
             kind: AccountKind::parse(&kind).ok_or_else(|| corrupt("account kind", &kind))?,
             status: UserStatus::parse(&status).ok_or_else(|| corrupt("user status", &status))?,
             created_at: row.try_get("created_at")?,
@@ -451,9 +511,11 @@ pub mod rooms {
         let Some(room) = get(conn, room_id).await? else {
             return Ok(None);
         };
-        // The users this person is: the one named, and those of the tenant with this number.
+        // The users this person is: the one named (a registered extension, authenticated on
+        // the call's own flow), and those of the tenant with this phone number. An extension
+        // in From alone proves nothing (anyone can write it), so it is not a number here.
         let by_number = "SELECT id FROM users WHERE tenant_id = $3 AND $2 <> '' \
-                         AND (mobile = $2 OR landline = $2 OR extension = $2)";
+                         AND (mobile = $2 OR landline = $2)";
         let owners = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT 1 AS n FROM rooms r WHERE r.id = $1 AND ( \
              ($4 <> '' AND (r.owner_id = $4 OR r.creator_id = $4)) \

@@ -45,7 +45,8 @@ pub struct AppState {
     pub sip: crate::sip::SipHandle,
     pub meetings: crate::meeting::Meetings,
     pub settings: Arc<Settings>,
-    pub login_guard: Arc<session::LoginGuard>,
+    /// Wrong passwords per account and per address (see `crate::limiter`).
+    pub login_limiter: Arc<crate::limiter::Limiter>,
     /// Seals the secrets the server must read back (trunk passwords) at rest.
     pub sealer: Arc<crate::secrets::Sealer>,
 }
@@ -63,7 +64,10 @@ impl AppState {
             sip,
             meetings,
             settings,
-            login_guard: Arc::default(),
+            login_limiter: crate::limiter::Limiter::new(
+                "login",
+                crate::limiter::LimiterConfig::login(),
+            ),
             sealer,
         }
     }

@@ -207,8 +207,20 @@ impl From<conclave_store::SqlError> for ApiError {
     }
 }
 
+impl From<crate::credentials::HashingBusy> for ApiError {
+    fn from(err: crate::credentials::HashingBusy) -> Self {
+        ApiError {
+            retry_after: Some(2),
+            ..ApiError::unavailable(err.to_string())
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
+        if let Some(busy) = err.downcast_ref::<crate::credentials::HashingBusy>() {
+            return (*busy).into();
+        }
         ApiError::internal(format!("{err:#}"))
     }
 }

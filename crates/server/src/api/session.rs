@@ -4,16 +4,13 @@ use super::extract::{ApiJson, Caller, ClientAddr, Credential};
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{AppState, Audit, audit, write_audit};
 use crate::credentials;
+use crate::limiter::Target;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use conclave_store::model::{Outcome, Session, User, UserStatus};
 use conclave_store::{new_id, now_ms, repo};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -22,48 +19,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(get_current_user))
-}
-
-/// Failed logins per client address: after `MAX_FAILURES` within `WINDOW`, the address must
-/// wait `BLOCK` before trying again.
-#[derive(Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-}
-
-const MAX_FAILURES: u32 = 10;
-const WINDOW: Duration = Duration::from_secs(600);
-const BLOCK: Duration = Duration::from_secs(300);
-const MAX_TRACKED: usize = 100_000;
-
-impl LoginGuard {
-    /// Seconds the address must still wait, if it is blocked.
-    fn blocked_for(&self, ip: IpAddr) -> Option<u64> {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let (count, last) = failures.get(&ip)?;
-        let elapsed = last.elapsed();
-        (*count >= MAX_FAILURES && elapsed < BLOCK).then(|| (BLOCK - elapsed).as_secs().max(1))
-    }
-
-    fn failed(&self, ip: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= MAX_TRACKED {
-            failures.retain(|_, (_, last)| last.elapsed() < WINDOW);
-        }
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() > WINDOW {
-            entry.0 = 0;
-        }
-        entry.0 += 1;
-        entry.1 = Instant::now();
-    }
-
-    fn succeeded(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
-    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -89,30 +44,55 @@ pub struct LoginResponse {
         (status = 200, body = LoginResponse),
         (status = 401, description = "wrong username or password", body = Problem),
         (status = 403, description = "the account is frozen", body = Problem),
-        (status = 429, description = "too many failed attempts from this address", body = Problem),
+        (status = 429, description = "too many failed attempts for this account or from this address", body = Problem),
+        (status = 503, description = "too many password checks in progress; retry after Retry-After", body = Problem),
     ))]
 async fn login(
     State(state): State<AppState>,
     ClientAddr(source): ClientAddr,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    if let Some(wait) = state.login_guard.blocked_for(source.ip()) {
-        return Err(ApiError::too_many(
-            format!("too many failed logins from this address; try again in {wait} s"),
-            wait,
-        ));
-    }
     let username = body.username.trim().to_lowercase();
-    let mut conn = state.store.conn().await?;
-    let user = repo::users::get_by_username(&mut conn, &username).await?;
+    // The attempt takes its slot before the password is checked: parallel guesses cannot all
+    // pass a check that none of them has failed yet.
+    let permit = state
+        .login_limiter
+        .attempt(Target::Account(username.clone()), source.ip())
+        .map_err(|blocked| {
+            let wait = blocked.retry_after_secs();
+            ApiError::too_many(
+                format!("too many failed logins; try again in {wait} s"),
+                wait,
+            )
+        })?;
+    let mut conn = match state.store.conn().await {
+        Ok(conn) => conn,
+        Err(err) => {
+            permit.not_checked();
+            return Err(err.into());
+        }
+    };
+    let user = match repo::users::get_by_username(&mut conn, &username).await {
+        Ok(user) => user,
+        Err(err) => {
+            permit.not_checked();
+            return Err(err.into());
+        }
+    };
     // Verify against a real hash even for unknown users, so timing does not reveal them.
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(dummy_hash);
-    let ok = credentials::verify_password_blocking(body.password, hash).await && user.is_some();
+    let ok = match credentials::verify_password_blocking(body.password, hash).await {
+        Ok(ok) => ok && user.is_some(),
+        Err(busy) => {
+            permit.not_checked();
+            return Err(busy.into());
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
-        state.login_guard.failed(source.ip());
+        permit.failed();
         let audit = Audit {
             action: "login",
             tenant_id: "",
@@ -123,7 +103,7 @@ async fn login(
         write_audit(&mut conn, None, &username, source, audit, Outcome::Failed).await?;
         return Err(ApiError::unauthorized("wrong username or password"));
     };
-    state.login_guard.succeeded(source.ip());
+    permit.succeeded();
     if user.status == UserStatus::Frozen {
         return Err(ApiError::forbidden("the account is frozen"));
     }

@@ -26,6 +26,10 @@ pub struct CreateTenant {
     pub name: String,
     #[serde(default)]
     pub sip_domain: Option<String>,
+    /// SIP digest with SHA-256 only for this tenant's domain (needs `sip_domain`). Phones that
+    /// know only MD5 cannot register then.
+    #[serde(default)]
+    pub sip_sha256_only: Option<bool>,
     #[serde(default)]
     #[schema(value_type = Object)]
     pub branding: Option<serde_json::Value>,
@@ -38,6 +42,9 @@ pub struct UpdateTenant {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub sip_domain: Option<Option<String>>,
+    /// SIP digest with SHA-256 only (needs a SIP domain). Turning it on forgets the MD5
+    /// digests of the tenant's users.
+    pub sip_sha256_only: Option<bool>,
     #[schema(value_type = Object)]
     pub branding: Option<serde_json::Value>,
 }
@@ -105,12 +112,19 @@ async fn create_tenant(
         body.sip_domain.as_deref(),
         body.branding.as_ref(),
     );
+    if body.sip_sha256_only == Some(true) && body.sip_domain.is_none() {
+        c.fail(
+            "sip_sha256_only",
+            "needs a sip_domain (registrations are challenged by the domain they name)",
+        );
+    }
     c.finish()?;
     let now = now_ms();
     let tenant = Tenant {
         id: new_id(),
         name: body.name.trim().to_owned(),
         sip_domain: body.sip_domain.as_deref().map(str::to_lowercase),
+        sip_sha256_only: body.sip_sha256_only.unwrap_or(false),
         branding: body
             .branding
             .clone()
@@ -130,6 +144,7 @@ async fn create_tenant(
     )
     .await?;
     tx.commit().await?;
+    refresh_digest_policy(&state).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -202,7 +217,8 @@ async fn update_tenant(
         target_id: Some(&id),
         detail: serde_json::json!({}),
     };
-    let branding_only = body.name.is_none() && body.sip_domain.is_none();
+    let branding_only =
+        body.name.is_none() && body.sip_domain.is_none() && body.sip_sha256_only.is_none();
     if !(caller.is_system_admin() || (branding_only && caller.administers(&id))) {
         return Err(deny(&state, &caller, entry, "only system administrators change tenants; tenant administrators may change the branding").await);
     }
@@ -223,10 +239,38 @@ async fn update_tenant(
     if let Some(branding) = body.branding {
         tenant.branding = branding;
     }
+    let went_strict = body.sip_sha256_only == Some(true) && !tenant.sip_sha256_only;
+    if let Some(strict) = body.sip_sha256_only {
+        tenant.sip_sha256_only = strict;
+    }
+    if tenant.sip_sha256_only && tenant.sip_domain.is_none() {
+        return Err(ApiError::field(
+            "sip_sha256_only",
+            "needs a sip_domain (registrations are challenged by the domain they name)",
+        ));
+    }
     tenant.updated_at = now_ms();
     let mut tx = state.store.begin().await?;
     repo::tenants::update(&mut tx, &tenant).await?;
+    if went_strict {
+        // No MD5 digest is kept for a SHA-256-only tenant: phones answer in SHA-256 now.
+        let dropped = repo::users::drop_md5_digests(&mut tx, &tenant.id).await?;
+        tracing::info!(
+            tenant = tenant.id,
+            users = dropped,
+            "dropped MD5 SIP digests"
+        );
+    }
     audit(&mut tx, &caller, entry).await?;
     tx.commit().await?;
+    refresh_digest_policy(&state).await?;
     Ok(Json(tenant))
+}
+
+/// Tells the registrar which SIP domains are SHA-256 only (after a tenant changed).
+async fn refresh_digest_policy(state: &AppState) -> ApiResult<()> {
+    let mut conn = state.store.conn().await?;
+    let domains = repo::tenants::sha256_only_domains(&mut conn).await?;
+    state.sip.set_sha256_only_domains(domains);
+    Ok(())
 }

@@ -208,10 +208,7 @@ async fn create_user(
     }
     c.finish()?;
     let (sip_ha1_md5, sip_ha1_sha256) = match (&body.extension, &body.sip_password) {
-        (Some(ext), Some(sip)) => {
-            let (md5, sha) = credentials::sip_ha1(ext, &state.settings.sip_realm, sip);
-            (Some(md5), Some(sha))
-        }
+        (Some(ext), Some(sip)) => stored_sip_digests(&state, &tenant_id, ext, sip).await?,
         _ => (None, None),
     };
     let now = now_ms();
@@ -225,7 +222,7 @@ async fn create_user(
         mobile: body.mobile,
         landline: body.landline,
         extension: body.extension,
-        sip_password_set: sip_ha1_md5.is_some(),
+        sip_password_set: sip_ha1_sha256.is_some(),
         sip_ha1_md5,
         sip_ha1_sha256,
         kind,
@@ -343,7 +340,7 @@ async fn update_user(
     c.finish()?;
     if let (Some(new), true) = (&body.password, is_self) {
         let current = body.current_password.clone().unwrap_or_default();
-        if !credentials::verify_password_blocking(current, user.password_hash.clone()).await {
+        if !credentials::verify_password_blocking(current, user.password_hash.clone()).await? {
             return Err(ApiError::field("current_password", "is missing or wrong"));
         }
         user.password_hash = credentials::hash_password_blocking(new.clone()).await?;
@@ -371,9 +368,9 @@ async fn update_user(
     user.extension = extension;
     match (&user.extension, body.sip_password) {
         (Some(ext), Some(Some(sip))) => {
-            let (md5, sha) = credentials::sip_ha1(ext, &state.settings.sip_realm, &sip);
-            user.sip_ha1_md5 = Some(md5);
-            user.sip_ha1_sha256 = Some(sha);
+            let (md5, sha) = stored_sip_digests(&state, &user.tenant_id, ext, &sip).await?;
+            user.sip_ha1_md5 = md5;
+            user.sip_ha1_sha256 = sha;
         }
         (None, _) | (_, Some(None)) => {
             user.sip_ha1_md5 = None;
@@ -381,7 +378,7 @@ async fn update_user(
         }
         _ => {}
     }
-    user.sip_password_set = user.sip_ha1_md5.is_some();
+    user.sip_password_set = user.sip_ha1_md5.is_some() || user.sip_ha1_sha256.is_some();
     user.updated_at = now_ms();
     let mut tx = state.store.begin().await?;
     check_unique(&mut tx, &user).await?;
@@ -476,4 +473,24 @@ async fn unfreeze_user(
     Path(id): Path<String>,
 ) -> ApiResult<Json<User>> {
     set_status(state, caller, id, UserStatus::Active, "unfreezeUser").await
+}
+
+/// The digests (HA1) kept for a SIP password, sealed at rest like the other secrets the server
+/// reads back (an HA1 registers as the user, like the password itself); no MD5 one for a
+/// tenant that uses SHA-256 digest only.
+async fn stored_sip_digests(
+    state: &AppState,
+    tenant_id: &str,
+    extension: &str,
+    password: &str,
+) -> ApiResult<(Option<String>, Option<String>)> {
+    let sha256_only = {
+        let mut conn = state.store.conn().await?;
+        repo::tenants::get(&mut conn, tenant_id)
+            .await?
+            .is_some_and(|t| t.sip_sha256_only)
+    };
+    let (md5, sha) = credentials::sip_ha1(extension, &state.settings.sip_realm, password);
+    let md5 = (!sha256_only).then(|| state.sealer.seal(&md5));
+    Ok((md5, Some(state.sealer.seal(&sha))))
 }

@@ -176,7 +176,9 @@ impl Menu {
             match room {
                 Some(room)
                     if room.pin.is_some()
-                        && ip.is_some_and(|ip| self.meetings.pins().blocked(ip)) =>
+                        && ip.is_some_and(|ip| {
+                            self.meetings.pins().source_blocked(ip).is_some()
+                        }) =>
                 {
                     self.say(Prompt::NotAllowed);
                     self.pause(

@@ -609,33 +609,46 @@ impl RoomActor {
         };
         match verdict {
             Verdict::Pending => {}
-            Verdict::Right => {
-                self.meetings.pins().succeeded(ip);
-                match self.enter(id) {
-                    Ok(()) => {}
-                    Err(reason @ (Refused::Locked | Refused::Full(_))) => self.refuse(id, &reason),
-                    Err(reason) => {
-                        tracing::info!(%reason, room = self.room.number, "PIN right, but the meeting refused the caller");
-                        self.drop_part(id);
+            Verdict::Complete { right } => {
+                // One slot of the room's limiter per PIN judged, taken before it counts: a
+                // blocked room or address is refused even the right PIN.
+                let target = crate::limiter::Target::Room(self.room.id.clone());
+                match self.meetings.pins().attempt(target, ip) {
+                    Err(blocked) => {
+                        tracing::info!(room = self.room.number, %ip, ?blocked, "PIN attempts blocked");
+                        self.leave_saying(id, &[Prompt::Goodbye]);
+                    }
+                    Ok(permit) if right => {
+                        permit.succeeded();
+                        self.pin_right(id);
+                    }
+                    Ok(permit) => {
+                        permit.failed();
+                        tracing::info!(room = self.room.number, %ip, "wrong PIN");
+                        let next = match self.parts.get_mut(&id).map(|p| &mut p.stage) {
+                            Some(Stage::Lobby(entry)) => entry.wrong(),
+                            _ => return,
+                        };
+                        self.lobby_verdict(id, next);
                     }
                 }
             }
-            Verdict::Wrong => {
-                self.meetings.pins().failed(ip);
-                tracing::info!(room = self.room.number, %ip, "wrong PIN");
-                if self.meetings.pins().blocked(ip) {
-                    self.leave_saying(id, &[Prompt::Goodbye]);
-                } else {
-                    self.say(id, &[Prompt::WrongPin]);
-                }
-            }
-            Verdict::TooMany => {
-                self.meetings.pins().failed(ip);
-                tracing::info!(room = self.room.number, %ip, "wrong PIN, the last try");
-                self.leave_saying(id, &[Prompt::Goodbye]);
-            }
+            Verdict::Wrong => self.say(id, &[Prompt::WrongPin]),
+            Verdict::TooMany => self.leave_saying(id, &[Prompt::Goodbye]),
             Verdict::Reprompt => self.say(id, &[Prompt::EnterPin]),
             Verdict::GiveUp => self.leave_saying(id, &[Prompt::Goodbye]),
+        }
+    }
+
+    /// The right PIN: the caller leaves the lobby for the meeting (or is turned away).
+    fn pin_right(&mut self, id: LegId) {
+        match self.enter(id) {
+            Ok(()) => {}
+            Err(reason @ (Refused::Locked | Refused::Full(_))) => self.refuse(id, &reason),
+            Err(reason) => {
+                tracing::info!(%reason, room = self.room.number, "PIN right, but the meeting refused the caller");
+                self.drop_part(id);
+            }
         }
     }
 

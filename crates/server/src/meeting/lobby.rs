@@ -1,7 +1,9 @@
-//! Keying in a room's PIN: keys and time in, a verdict out. A right PIN is taken as soon as
-//! it is complete; a wrong one on `#` or after a pause, so `1234#` and `12345#` each cost one
+//! Keying in a room's PIN: keys and time in, a verdict out. A right PIN is complete as soon as
+//! it is keyed; a wrong one on `#` or after a pause, so `1234#` and `12345#` each cost one
 //! try. A lone `#` (the access menu's, or one after a PIN that was already taken) is nothing.
 //! A caller who keys nothing is asked again, then told goodbye; nobody waits forever.
+//! A complete PIN is judged by the caller of this module under the room's limiter (one slot
+//! per attempt, per room and per address), then told back here: [`PinEntry::wrong`].
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,9 @@ const MAX_DIGITS: usize = 16;
 pub enum Verdict {
     /// Keep listening.
     Pending,
-    Right,
+    /// A PIN is complete: right or not (to be counted by the limiter, then, when wrong,
+    /// told with [`PinEntry::wrong`]).
+    Complete { right: bool },
     /// Wrong; ask again.
     Wrong,
     /// Wrong for the last time: the call ends.
@@ -70,13 +74,13 @@ impl PinEntry {
                 Verdict::Pending
             }
             '#' if self.digits.is_empty() => Verdict::Pending,
-            '#' => self.judge(pin),
+            '#' => self.complete(pin),
             d if d.is_ascii_digit() => {
                 if self.digits.len() < MAX_DIGITS {
                     self.digits.push(d);
                 }
                 if self.digits == pin {
-                    self.judge(pin)
+                    self.complete(pin)
                 } else {
                     Verdict::Pending
                 }
@@ -85,11 +89,13 @@ impl PinEntry {
         }
     }
 
-    fn judge(&mut self, pin: &str) -> Verdict {
+    fn complete(&mut self, pin: &str) -> Verdict {
         let right = std::mem::take(&mut self.digits) == pin;
-        if right {
-            return Verdict::Right;
-        }
+        Verdict::Complete { right }
+    }
+
+    /// A complete PIN was wrong: one try fewer.
+    pub fn wrong(&mut self) -> Verdict {
         self.tries += 1;
         if self.tries >= MAX_TRIES {
             Verdict::TooMany
@@ -119,7 +125,7 @@ impl PinEntry {
         }
         self.last = now;
         if !self.digits.is_empty() {
-            return self.judge(pin);
+            return self.complete(pin);
         }
         if self.reprompts >= MAX_REPROMPTS {
             return Verdict::GiveUp;
@@ -141,31 +147,38 @@ mod tests {
         for d in ['1', '2', '3'] {
             assert_eq!(p.key(t, d, "1234"), Verdict::Pending);
         }
-        assert_eq!(p.key(t, '4', "1234"), Verdict::Right);
+        assert_eq!(p.key(t, '4', "1234"), Verdict::Complete { right: true });
         assert_eq!(p.tries(), 0);
+    }
+
+    /// Keys a sequence; a complete wrong PIN is counted as the actor does.
+    fn keyed(p: &mut PinEntry, t: Instant, keys: &str, pin: &str) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        for d in keys.chars() {
+            match p.key(t, d, pin) {
+                Verdict::Complete { right: false } => out.push(p.wrong()),
+                Verdict::Pending => {}
+                other => out.push(other),
+            }
+        }
+        out
     }
 
     #[test]
     fn a_wrong_pin_costs_one_try_with_or_without_the_hash() {
         let t = Instant::now();
         let mut p = PinEntry::new(t, REPROMPT_AFTER);
-        for d in "4321#".chars() {
-            let _ = p.key(t, d, "1234");
-        }
+        assert_eq!(keyed(&mut p, t, "4321#", "1234"), [Verdict::Wrong]);
         assert_eq!(p.tries(), 1, "4321# is one try");
-        let mut v = Verdict::Pending;
-        for d in "12345#".chars() {
-            v = p.key(t, d, "9999");
-        }
-        assert_eq!((v, p.tries()), (Verdict::Wrong, 2), "12345# is one try");
-        for d in "5555".chars() {
-            let _ = p.key(t, d, "1234");
-        }
+        assert_eq!(keyed(&mut p, t, "12345#", "9999"), [Verdict::Wrong]);
+        assert_eq!(p.tries(), 2, "12345# is one try");
+        assert!(keyed(&mut p, t, "5555", "1234").is_empty());
         assert_eq!(
             p.tick(t + PAUSE_COMPLETES, "1234"),
-            Verdict::TooMany,
+            Verdict::Complete { right: false },
             "a pause completes the third"
         );
+        assert_eq!(p.wrong(), Verdict::TooMany);
     }
 
     #[test]

@@ -26,10 +26,9 @@ use conclave_conference::live::{Actor, Command, JoinedVia, Refused, Settings};
 use conclave_store::model::{Language, Meeting as MeetingRecord, Room};
 use conclave_store::{Store, new_id, now_ms};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -118,7 +117,8 @@ struct Shared {
     events: tokio::sync::broadcast::Sender<LiveEvent>,
     store: Store,
     media: MediaPlane,
-    pins: PinGuard,
+    /// Room PINs: failures per room and per address (the one limiter type).
+    pins: Arc<crate::limiter::Limiter>,
     waiting: WaitingRoom,
     settings: MeetingSettings,
     generation: AtomicU64,
@@ -138,7 +138,10 @@ impl Meetings {
                 events: tokio::sync::broadcast::channel(4096).0,
                 store,
                 media,
-                pins: PinGuard::default(),
+                pins: crate::limiter::Limiter::new(
+                    "room_pin",
+                    crate::limiter::LimiterConfig::room_pin(),
+                ),
                 waiting: WaitingRoom::new(settings.waiting_per_address, settings.waiting_total),
                 settings,
                 generation: AtomicU64::new(1),
@@ -163,8 +166,8 @@ impl Meetings {
         &self.shared.waiting
     }
 
-    /// Wrong PINs per address.
-    pub fn pins(&self) -> &PinGuard {
+    /// Room PIN attempts, per room and per address.
+    pub fn pins(&self) -> &Arc<crate::limiter::Limiter> {
         &self.shared.pins
     }
 
@@ -526,40 +529,4 @@ fn outlet(inbox: mpsc::Sender<Msg>) -> Outlet {
             }
         },
     )
-}
-
-/// Wrong PINs per source address: an address with too many lately is refused for a while.
-#[derive(Default)]
-pub struct PinGuard {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-}
-
-/// Wrong PINs from one address before it is blocked for a while (across calls).
-const MAX_PIN_FAILURES: u32 = 10;
-const PIN_BLOCK: Duration = Duration::from_secs(600);
-
-impl PinGuard {
-    /// Is this address blocked after too many wrong PINs?
-    pub fn blocked(&self, ip: IpAddr) -> bool {
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures
-            .get(&ip)
-            .is_some_and(|(count, last)| *count >= MAX_PIN_FAILURES && last.elapsed() < PIN_BLOCK)
-    }
-
-    /// Counts a wrong PIN from this address.
-    pub fn failed(&self, ip: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        failures.retain(|_, (_, last)| last.elapsed() < PIN_BLOCK);
-        let entry = failures.entry(ip).or_insert((0, Instant::now()));
-        entry.0 += 1;
-        entry.1 = Instant::now();
-    }
-
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
-    }
 }

@@ -93,19 +93,24 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
     let Some(room) = crate::rooms::find_dialled(store, &number, domain).await else {
         return Admission::NoSuchRoom;
     };
-    if room.pin.is_some() && meetings.pins().blocked(from) {
+    if room.pin.is_some() && meetings.pins().source_blocked(from).is_some() {
         return Admission::Blocked;
     }
-    // A PIN dialled with the feature code is checked now, like one keyed in later.
+    // A PIN dialled with the feature code is checked now, like one keyed in later: under the
+    // room's limiter.
     let needs_pin = match (&room.pin, keyed_pin) {
         (None, _) => false,
-        (Some(pin), Some(keyed)) if *pin == keyed => {
-            meetings.pins().succeeded(from);
+        (Some(pin), Some(keyed)) => {
+            let target = crate::limiter::Target::Room(room.id.clone());
+            let Ok(permit) = meetings.pins().attempt(target, from) else {
+                return Admission::Blocked;
+            };
+            if *pin != keyed {
+                permit.failed();
+                return Admission::Blocked;
+            }
+            permit.succeeded();
             false
-        }
-        (Some(_), Some(_)) => {
-            meetings.pins().failed(from);
-            return Admission::Blocked;
         }
         (Some(_), None) => true,
     };
@@ -289,7 +294,7 @@ async fn delete_room(
     let store = meetings.store();
     let refused = Admission::Announce(Prompt::NotAllowed);
     let from = caller.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    if meetings.pins().blocked(from) {
+    if meetings.pins().source_blocked(from).is_some() {
         return Admission::Blocked;
     }
     let Some(user) = calling_user(store, domain, caller).await else {
@@ -302,10 +307,15 @@ async fn delete_room(
     else {
         return refused;
     };
+    let target = crate::limiter::Target::Room(room.id.clone());
+    let Ok(permit) = meetings.pins().attempt(target, from) else {
+        return Admission::Blocked;
+    };
     if room.pin.as_deref() != Some(pin.as_str()) {
-        meetings.pins().failed(from);
+        permit.failed();
         return refused;
     }
+    permit.succeeded();
     if room.creator_id.as_ref().is_some_and(|c| *c != user.id) {
         crate::rooms::denied(&mut conn, &author(&user, caller), "deleteRoom", &room).await;
         return refused;

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use conclave_sip::headers::Transport;
 use conclave_sip::message::{HeaderName, Message, Method, Request};
 use conclave_sip::offer_answer::SrtpPolicy;
-use conclave_sip::registrar::{AuthLimiter, AuthLimiterConfig, Registrar, RegistrarConfig};
+use conclave_sip::registrar::{Registrar, RegistrarConfig};
 use conclave_sip::registration::{Registration, RegistrationConfig, RegistrationState};
 use conclave_sip::ua::{LocalAddress, UaConfig, UaEvent, UserAgent};
 use conclave_sip::uri::Host;
@@ -44,7 +44,7 @@ pub(crate) enum Input {
         id: u64,
         addr: SocketAddr,
         transport: Transport,
-        out: mpsc::UnboundedSender<Vec<u8>>,
+        out: transport::Outbox,
     },
     Closed {
         id: u64,
@@ -182,6 +182,8 @@ impl crate::meeting::LegControl for SipHandle {
 #[derive(Clone)]
 pub struct SipHandle {
     inputs: mpsc::Sender<Input>,
+    /// SIP domains whose registrations are challenged with SHA-256 only.
+    sha256_only: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
 }
 
 impl SipHandle {
@@ -193,6 +195,12 @@ impl SipHandle {
         if matches!(asked.await, Ok(Ok(()))) {
             let _ = tokio::time::timeout(within, done).await;
         }
+    }
+
+    /// The SIP domains of SHA-256-only tenants changed (the registrar challenges by domain).
+    pub fn set_sha256_only_domains(&self, domains: Vec<String>) {
+        *self.sha256_only.write().unwrap_or_else(|p| p.into_inner()) =
+            domains.into_iter().collect();
     }
 
     /// Calls someone into a room for one of its meeting's invitations; the call id, or why
@@ -372,20 +380,33 @@ pub async fn start(
     };
     let seed = rand::random::<u64>();
     let secret: [u8; 32] = rand::random();
+    let mut digest = conclave_sip::auth::DigestServer::new(&secret, &settings.sip_realm);
+    digest.algorithms = settings.sip_digest.clone();
+    digest.nonce_lifetime = settings.sip_nonce_lifetime_seconds.into();
     let udp = Arc::new(udp);
     let (inputs_tx, inputs) = mpsc::channel(4096);
+    let sha256_only = {
+        let mut conn = store.conn().await.context("loading tenants")?;
+        let domains = conclave_store::repo::tenants::sha256_only_domains(&mut conn)
+            .await
+            .context("loading tenants")?;
+        Arc::new(std::sync::RwLock::new(domains.into_iter().collect()))
+    };
     let handle = SipHandle {
         inputs: inputs_tx.clone(),
+        sha256_only: sha256_only.clone(),
     };
     let core = Core {
         ua: UserAgent::new(ua_config, seed),
         registrations: registrations::Registrations::new(
-            &secret,
-            &settings.sip_realm,
-            settings.sip_digest.clone(),
+            digest,
             Registrar::new(RegistrarConfig::default()),
-            AuthLimiter::new(AuthLimiterConfig::default()),
-            store,
+            crate::limiter::Limiter::new("sip_digest", crate::limiter::LimiterConfig::sip_digest()),
+            registrations::Directory {
+                store,
+                sealer: sealer.clone(),
+            },
+            sha256_only.clone(),
         ),
         calls: calls::Calls::new(meetings.clone(), Arc::new(handle.clone())),
         meetings,
@@ -407,14 +428,24 @@ pub async fn start(
     for trunk in trunks {
         handle.trunk_changed(trunk.id.clone(), Some(trunk));
     }
+    // SIP over TCP and TLS share one set of caps.
+    let caps = crate::limits::ConnectionCaps::new("sip", &settings.listener_limits);
     let tasks = vec![
         tokio::spawn(core.run(inputs)),
         tokio::spawn(transport::udp_loop(udp, inputs_tx.clone())),
-        tokio::spawn(transport::tcp_accept(tcp, None, inputs_tx.clone())),
+        tokio::spawn(transport::tcp_accept(
+            tcp,
+            None,
+            inputs_tx.clone(),
+            settings.listener_limits,
+            caps.clone(),
+        )),
         tokio::spawn(transport::tcp_accept(
             tls_listener,
             Some(tokio_rustls::TlsAcceptor::from(tls_config)),
             inputs_tx,
+            settings.listener_limits,
+            caps,
         )),
     ];
     tracing::info!(%udp_addr, %tcp_addr, %tls_addr, "SIP listening");
@@ -440,7 +471,7 @@ fn describe(state: RegistrationState) -> String {
 struct Connection {
     addr: SocketAddr,
     transport: Transport,
-    out: mpsc::UnboundedSender<Vec<u8>>,
+    out: transport::Outbox,
 }
 
 /// The SIP task's state: the stack and what it needs to talk to the world.
@@ -601,8 +632,13 @@ impl Core {
                 let _ = reply.send(views);
             }
             Input::Looked { pending, user } => {
-                self.registrations
-                    .looked_up(now, &mut self.ua, *pending, user.map(|u| *u));
+                let bound =
+                    self.registrations
+                        .looked_up(now, &mut self.ua, *pending, user.map(|u| *u));
+                // A registration now depends on its connection: a longer idle timeout.
+                if let Some(c) = bound.and_then(|id| self.connections.get(&id)) {
+                    c.out.mark_in_use();
+                }
             }
         }
     }
@@ -636,10 +672,12 @@ impl Core {
                     let lookup =
                         self.registrations
                             .on_register(now, &mut self.ua, tx, request, source);
-                    if let Some((pending, store)) = lookup {
+                    if let Some((pending, directory)) = lookup {
                         let inputs = self.inputs_tx.clone();
                         tokio::spawn(async move {
-                            let user = registrations::lookup(&store, &pending).await.map(Box::new);
+                            let user = registrations::lookup(&directory, &pending)
+                                .await
+                                .map(Box::new);
                             let _ = inputs
                                 .send(Input::Looked {
                                     pending: Box::new(pending),
@@ -668,6 +706,13 @@ impl Core {
                 request,
                 source,
             } => {
+                // Out of descriptors' reserve: no new calls (each takes media sockets).
+                if !crate::limits::accepting_new_work() {
+                    let retry = vec![(HeaderName::RetryAfter, "10".to_owned())];
+                    let _ = self.ua.reject(now, call, 503, retry);
+                    return;
+                }
+                crate::limits::note_new_work(2);
                 tracing::info!(uri = %request.uri, from = %source.addr, "incoming call");
                 let number = request.uri.user.clone().unwrap_or_default();
                 let domain = request.uri.host.to_string();
@@ -684,7 +729,7 @@ impl Core {
                         ip: Some(source.addr.ip()),
                         role: conclave_conference::Role::Participant,
                         registered_in: from.uri.user.as_deref().map_or_else(Vec::new, |ext| {
-                            self.registrations.tenants_of(now, ext, source.addr.ip())
+                            self.registrations.tenants_of(now, ext, source)
                         }),
                     })
                     .unwrap_or_default();
@@ -995,7 +1040,20 @@ impl Core {
         };
         match connection {
             Some(c) => {
-                let _ = c.out.send(payload);
+                if !c.out.push(payload) {
+                    // Its peer does not read: the connection is closing; forget it now.
+                    tracing::info!(to = %peer.addr, "write queue full; closing the connection");
+                    let stale: Vec<u64> = self
+                        .connections
+                        .iter()
+                        .filter(|(_, c)| c.addr == peer.addr && c.transport == peer.transport)
+                        .map(|(id, _)| *id)
+                        .filter(|id| peer.connection.is_none_or(|p| p == *id))
+                        .collect();
+                    for id in stale {
+                        self.connections.remove(&id);
+                    }
+                }
             }
             // A flow a phone opened and closed cannot be reopened (RFC 5626); one to a
             // gateway is ours to open.
@@ -1036,8 +1094,8 @@ impl Core {
         } else {
             None
         };
-        let (out, queue) = mpsc::unbounded_channel();
-        let _ = out.send(first);
+        let (out, queue) = transport::Outbox::new();
+        out.push(first);
         self.connections.insert(
             id,
             Connection {

@@ -78,6 +78,13 @@ fn bad_settings_stop_start_up_with_a_reason() {
         "--sip-udp",
         "--sip-tcp",
         "--sip-tls",
+        "--sip-nonce-lifetime-seconds",
+        "--tls-handshake-timeout-seconds",
+        "--header-timeout-seconds",
+        "--http-idle-timeout-seconds",
+        "--sip-idle-timeout-seconds",
+        "--max-connections-per-address",
+        "--max-connections",
         "CONCLAVE_DATA_DIR",
     ] {
         assert!(err.contains(flag), "--help does not document {flag}");

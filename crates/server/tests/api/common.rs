@@ -26,11 +26,11 @@ pub async fn start(db: Db, test: &str) -> Option<TestServer> {
     start_with(db, test, |_| {}).await
 }
 
-/// Starts a server with some settings changed from the tests' defaults.
+/// Like [`start`], with some settings changed first (short timeouts, low limits).
 pub async fn start_with(
     db: Db,
     test: &str,
-    change: impl FnOnce(&mut Settings),
+    configure: impl FnOnce(&mut Settings),
 ) -> Option<TestServer> {
     let tmp = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::with_data_dir(tmp.path());
@@ -43,6 +43,7 @@ pub async fn start_with(
         *sip = "127.0.0.1:0".parse().expect("addr");
     }
     settings.admin_password = Some(ADMIN_PASSWORD.into());
+    configure(&mut settings);
     let pg = match db {
         Db::Sqlite => None,
         Db::Postgres => {
@@ -51,7 +52,6 @@ pub async fn start_with(
             Some(scratch)
         }
     };
-    change(&mut settings);
     let running = conclave_server::start(settings)
         .await
         .expect("server starts");

@@ -3,8 +3,10 @@
 
 mod authz;
 mod baresip;
+mod brute_force;
 mod cli;
 mod common;
+mod exhaustion;
 mod history;
 mod media_plane;
 mod operations;
@@ -12,7 +14,9 @@ mod participants;
 mod phone;
 mod restart;
 mod room_call;
+mod session_timers;
 mod sip_calls;
+mod sip_digests;
 mod sip_register;
 mod sip_transports;
 mod trunks;

@@ -1305,7 +1305,9 @@ async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_s
     ] {
         extension_user(&s, &admin, name, ext).await;
     }
-    let _phones = [
+    // Each phone calls from the flow it registered from: caller ID is trusted on that flow
+    // only (the same address from another port is a stranger).
+    let [p1002, p1003, p1004, p1005] = [
         Phone::register(sip, "1002", "sip-1002").await,
         Phone::register(sip, "1003", "sip-1003").await,
         Phone::register(sip, "1004", "sip-1004").await,
@@ -1313,7 +1315,7 @@ async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_s
     ];
 
     // *401: a registered user creates a room and is its owner in the meeting…
-    let mut creator = Caller::new(sip, "1002").await;
+    let mut creator = p1002.caller;
     assert_eq!(creator.dial("*401*8100*5555*30").await, 200);
     let created = room_numbered(&s, &admin, "8100")
         .await
@@ -1402,7 +1404,7 @@ async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_s
 
     // *402: only a room's creator deletes it.
     room(&s, "8102", Some("2222")).await;
-    let mut other = Caller::new(sip, "1003").await;
+    let mut other = p1003.caller;
     assert_eq!(other.dial("*402*8102*2222").await, 200);
     other.expect_request("BYE").await;
     assert!(
@@ -1417,7 +1419,7 @@ async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_s
     )
     .await
     .expect(201);
-    let mut deleter = Caller::new(sip, "1004").await;
+    let mut deleter = p1004.caller;
     assert_eq!(deleter.dial("*402*8104*1111").await, 200);
     deleter.expect_request("BYE").await;
     assert!(
@@ -1446,7 +1448,18 @@ async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_s
     )
     .await
     .expect(201);
-    let mut chair = Caller::new(sip, "1005").await;
+    // The same extension from another port of the same address is not recognised.
+    let mut impostor = Caller::new(sip, "1005").await;
+    assert_eq!(impostor.dial("8103").await, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lobby = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    assert_ne!(
+        lobby.body["members"][0]["role"], "chairman",
+        "caller ID from another flow is not trusted: {}",
+        lobby.body
+    );
+    assert_eq!(impostor.hang_up("8103").await, 200);
+    let mut chair = p1005.caller;
     assert_eq!(chair.dial("8103").await, 200);
     let mut role = serde_json::Value::Null;
     for _ in 0..30 {

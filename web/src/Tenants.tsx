@@ -1,0 +1,86 @@
+import { useCallback, useEffect, useState } from 'react';
+import { api, ApiError, type Page, type Tenant } from './api';
+import type { T } from './i18n';
+
+/// Tenants and their SIP settings: the domain that routes registrations and calls to a tenant,
+/// and whether its phones must use SHA-256 digest (no MD5 digest of their passwords is kept).
+/// System administrators change them; tenant administrators see their own.
+export function Tenants({ t, systemAdmin }: { t: T; systemAdmin: boolean }) {
+  const [tenants, setTenants] = useState<Tenant[]>([]);
+  const reload = useCallback(() => {
+    api<Page<Tenant>>('GET', '/tenants?limit=100').then((p) => setTenants(p.items), () => setTenants([]));
+  }, []);
+  useEffect(reload, [reload]);
+  return (
+    <section data-testid="page-tenants">
+      <h2>{t('tenants')}</h2>
+      <p className="hint">{t('sha256OnlyHint')}</p>
+      <table>
+        <thead>
+          <tr>
+            <th>{t('name')}</th>
+            <th>{t('sipDomain')}</th>
+            <th>{t('sha256Only')}</th>
+            {systemAdmin && <th />}
+          </tr>
+        </thead>
+        <tbody>
+          {tenants.map((tenant) => (
+            <TenantRow key={tenant.id} t={t} tenant={tenant} editable={systemAdmin} onSaved={reload} />
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function TenantRow({ t, tenant, editable, onSaved }: { t: T; tenant: Tenant; editable: boolean; onSaved: () => void }) {
+  const [domain, setDomain] = useState(tenant.sip_domain ?? '');
+  const [strict, setStrict] = useState(tenant.sip_sha256_only);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [saved, setSaved] = useState(false);
+  const save = async () => {
+    setError(null);
+    setSaved(false);
+    try {
+      await api('PATCH', `/tenants/${tenant.id}`, {
+        sip_domain: domain.trim() === '' ? null : domain.trim(),
+        sip_sha256_only: strict,
+      });
+      setSaved(true);
+      onSaved();
+    } catch (err) {
+      setError(err instanceof ApiError ? err : new ApiError(0, String(err), []));
+    }
+  };
+  const reason = (field: string) => error?.errors.find((e) => e.field === field)?.reason;
+  return (
+    <tr data-testid={`tenant-${tenant.name}`}>
+      <td>{tenant.name}</td>
+      <td>
+        {editable ? (
+          <input data-testid="tenant-sip-domain" value={domain} placeholder="sip.example.com" onChange={(e) => setDomain(e.target.value)} />
+        ) : (
+          tenant.sip_domain ?? ''
+        )}
+        {reason('sip_domain') && <small className="error" data-testid="error-sip_domain">{reason('sip_domain')}</small>}
+      </td>
+      <td>
+        <input
+          type="checkbox" data-testid="tenant-sha256-only" checked={strict} disabled={!editable}
+          onChange={(e) => setStrict(e.target.checked)}
+        />
+        {reason('sip_sha256_only') && <small className="error" data-testid="error-sip_sha256_only">{reason('sip_sha256_only')}</small>}
+      </td>
+      {editable && (
+        <td>
+          <button data-testid="tenant-save" onClick={save}>{t('save')}</button>
+          {saved && <span className="badge good" data-testid="tenant-saved">{t('saved')}</span>}
+          {error && !reason('sip_domain') && !reason('sip_sha256_only') && (
+            <p className="error" role="alert">{error.message}</p>
+          )}
+        </td>
+      )}
+    </tr>
+  );
+}
