@@ -267,3 +267,37 @@ async fn a_call_that_sends_nothing_is_hung_up_and_one_on_hold_is_not() {
     assert_eq!(held.hang_up().await, 200);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_per_call_ports_each_call_has_its_own_and_the_room_still_mixes() {
+    let s = start_with(Db::Sqlite, "per_call_ports", |c| {
+        c.media_ports = conclave_server::media::PortMode::PerCall;
+    })
+    .await
+    .expect("server");
+    room(&s, "8001").await;
+    let mut a = Phone::on(sip(&s), "127.0.0.1", "pa").await;
+    let mut b = Phone::on(sip(&s), "127.0.0.1", "pb").await;
+    assert_eq!(a.dial("8001", None, "sendrecv").await, 200);
+    assert_eq!(b.dial("8001", None, "sendrecv").await, 200);
+    assert_ne!(a.remote_rtp, b.remote_rtp, "a port pair per call");
+    talk(&mut [&mut a, &mut b], &[Some(440.0), Some(880.0)], 60).await;
+    assert!(a.power(880.0) > HEARD && a.power(440.0) < NOT_HEARD);
+    assert!(b.power(440.0) > HEARD && b.power(880.0) < NOT_HEARD);
+    // A call's own port still admits only the first source: a stranger elsewhere with a's
+    // SSRC after a's stream is latched is not heard.
+    let mut stranger = Phone::on(sip(&s), "127.0.0.2", "pstranger").await;
+    stranger.ssrc = a.ssrc;
+    stranger.remote_rtp = a.remote_rtp;
+    b.clear();
+    talk(
+        &mut [&mut a, &mut b, &mut stranger],
+        &[Some(440.0), Some(0.0), Some(2500.0)],
+        50,
+    )
+    .await;
+    assert!(b.power(2500.0) < NOT_HEARD, "the stranger is not heard");
+    assert_eq!(a.hang_up().await, 200);
+    assert_eq!(b.hang_up().await, 200);
+    s.stop().await;
+}
