@@ -97,7 +97,9 @@ impl Resampler {
             let h = &self.coeffs[phase * self.taps..(phase + 1) * self.taps];
             let x = &self.buf[base + 1 - self.taps..=base];
             let acc = dot(h, x);
-            out.push(acc.round().clamp(-32768.0, 32767.0) as i16);
+            // Half away from zero, as f32::round, without its libm call (no SSE4.1 in the
+            // baseline x86-64 target); `as` saturates.
+            out.push((acc + 0.5f32.copysign(acc)) as i16);
             self.pos += self.m;
         }
         let keep = self.taps - 1;

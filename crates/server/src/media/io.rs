@@ -28,11 +28,32 @@ pub fn udp_socket(addr: SocketAddr, buffers: usize) -> io::Result<std::net::UdpS
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     socket.set_nonblocking(true)?;
-    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-    let _ = socket.set_recv_buffer_size(buffers);
-    let _ = socket.set_send_buffer_size(buffers);
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max, unless the process may
+    // raise them past it (CAP_NET_ADMIN: SO_RCVBUFFORCE). The worker reads its sockets every
+    // few milliseconds, not per packet, so the receive buffer holds those milliseconds.
+    if socket.set_recv_buffer_size(buffers).is_ok() && socket.recv_buffer_size()? < buffers {
+        force_buffer(&socket, libc::SO_RCVBUFFORCE, buffers);
+    }
+    if socket.set_send_buffer_size(buffers).is_ok() && socket.send_buffer_size()? < buffers {
+        force_buffer(&socket, libc::SO_SNDBUFFORCE, buffers);
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
+}
+
+fn force_buffer(socket: &socket2::Socket, option: libc::c_int, size: usize) {
+    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket and a c_int option value of the right length; failure (no
+    // privilege) leaves the capped size.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Wakes a worker blocked in [`Poller::wait`] from another thread.

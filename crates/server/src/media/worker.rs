@@ -1,5 +1,11 @@
-//! One media worker thread: its engine, its sockets, an epoll loop. It wakes for datagrams,
-//! for commands (an eventfd) and for the earliest room deadline, and never waits otherwise.
+//! One media worker thread: its engine, its sockets, an epoll loop. While rooms are mixing it
+//! wakes for commands (an eventfd), for the earliest room deadline and every
+//! [`READ_INTERVAL`] to read what the sockets hold; when nothing mixes it waits for datagrams.
+//!
+//! Why not wake for every datagram: a member's packet is mixed at its room's next 20 ms tick
+//! whenever it is read, so reading it sooner buys nothing, while one wake-up per packet (a
+//! context switch, an epoll_wait and a recvmmsg of one) was most of the server's CPU per
+//! member. Reading every few milliseconds takes dozens of packets per system call.
 
 use super::io::{Poller, RecvBatch, Waker, send_batch};
 use super::{Command, Dedicated, EventSink, MediaEvent, MemberId};
@@ -22,12 +28,44 @@ const WAKER: u64 = u64::MAX;
 const BATCHES_PER_WAKE: usize = 16;
 /// Commands applied before the loop looks at sockets and deadlines again.
 const COMMANDS_PER_WAKE: usize = 4096;
+/// How long datagrams may wait in the kernel while rooms are mixing: well below a 20 ms
+/// frame (arrival times stay precise enough for the jitter buffers and latching), long
+/// enough that each read takes many packets. The sockets' receive buffers hold this long.
+const READ_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The worker's counters, looked up once: a registry lookup per read or flush was a visible
+/// share of the media thread's time.
+struct Counters {
+    received: metrics::Counter,
+    unknown_source: metrics::Counter,
+    stranger: metrics::Counter,
+    sent: metrics::Counter,
+    send_dropped: metrics::Counter,
+    events_dropped: metrics::Counter,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        Counters {
+            received: metrics::counter!("conclave_media_packets_received_total"),
+            unknown_source: metrics::counter!("conclave_media_dropped_total", "reason" => "unknown_source"),
+            stranger: metrics::counter!("conclave_media_dropped_total", "reason" => "stranger"),
+            sent: metrics::counter!("conclave_media_packets_sent_total"),
+            send_dropped: metrics::counter!("conclave_media_send_dropped_total"),
+            events_dropped: metrics::counter!("conclave_media_events_dropped_total"),
+        }
+    }
+}
 
 pub(super) struct Worker {
+    counters: Counters,
     index: usize,
     epoch: Instant,
     engine: Engine,
+    /// The waker and every socket.
     poller: Poller,
+    /// The waker only: what the loop sleeps on between reads while rooms are mixing.
+    commands_poller: Poller,
     waker: Arc<Waker>,
     members: Arc<AtomicUsize>,
     /// Every socket the worker reads, by port id.
@@ -50,6 +88,8 @@ impl Worker {
     ) -> std::io::Result<Worker> {
         let poller = Poller::new()?;
         poller.add(waker.fd(), WAKER)?;
+        let commands_poller = Poller::new()?;
+        commands_poller.add(waker.fd(), WAKER)?;
         let mut engine = Engine::new(MixerConfig {
             unix_time_at_zero: unix_now(),
             ..MixerConfig::default()
@@ -64,10 +104,12 @@ impl Worker {
             fds.insert(SHARED_RTCP, rtcp.as_raw_fd());
         }
         Ok(Worker {
+            counters: Counters::new(),
             index,
             epoch: Instant::now(),
             engine,
             poller,
+            commands_poller,
             waker,
             members,
             fds,
@@ -86,6 +128,7 @@ impl Worker {
 
     pub(super) fn run(mut self, commands: Receiver<Command>) {
         let mut ready = Vec::new();
+        let mut last_read = self.now();
         loop {
             for _ in 0..COMMANDS_PER_WAKE {
                 match commands.try_recv() {
@@ -96,11 +139,27 @@ impl Worker {
             }
             self.engine.handle_timeout(self.now());
             self.flush();
-            let wait = self
-                .engine
-                .poll_timeout()
-                .map(|at| at.saturating_sub(self.now()));
-            if let Err(err) = self.poller.wait(wait, &mut ready) {
+            let waited = match self.engine.poll_timeout() {
+                // Rooms are mixing: sleep until the deadline or the next read, then read
+                // whatever arrived meanwhile (one zero-timeout epoll_wait says where).
+                Some(deadline) => {
+                    let until = deadline.min(last_read + READ_INTERVAL);
+                    let wait = until.saturating_sub(self.now());
+                    match self.commands_poller.wait(Some(wait), &mut ready) {
+                        Ok(()) => {
+                            last_read = self.now();
+                            self.poller.wait(Some(Duration::ZERO), &mut ready)
+                        }
+                        Err(err) => Err(err),
+                    }
+                }
+                None => {
+                    let waited = self.poller.wait(None, &mut ready);
+                    last_read = self.now();
+                    waited
+                }
+            };
+            if let Err(err) = waited {
                 tracing::error!(%err, worker = self.index, "media worker cannot wait");
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
@@ -145,14 +204,12 @@ impl Worker {
                 break;
             }
         }
-        metrics::counter!("conclave_media_packets_received_total").increment(received);
+        self.counters.received.increment(received);
         if unknown > 0 {
-            metrics::counter!("conclave_media_dropped_total", "reason" => "unknown_source")
-                .increment(unknown);
+            self.counters.unknown_source.increment(unknown);
         }
         if strangers > 0 {
-            metrics::counter!("conclave_media_dropped_total", "reason" => "stranger")
-                .increment(strangers);
+            self.counters.stranger.increment(strangers);
         }
     }
 
@@ -184,10 +241,9 @@ impl Worker {
                 start = end;
             }
             self.outbox.clear();
-            metrics::counter!("conclave_media_packets_sent_total").increment(sent as u64);
+            self.counters.sent.increment(sent as u64);
             if sent < total {
-                metrics::counter!("conclave_media_send_dropped_total")
-                    .increment((total - sent) as u64);
+                self.counters.send_dropped.increment((total - sent) as u64);
             }
         }
         let events: Vec<(RoomKey, Event)> = self.engine.drain_events().collect();
@@ -215,7 +271,7 @@ impl Worker {
             if let Some(sink) = self.sinks.get(&room)
                 && !sink(notice)
             {
-                metrics::counter!("conclave_media_events_dropped_total").increment(1);
+                self.counters.events_dropped.increment(1);
             }
         }
     }
