@@ -3,6 +3,7 @@
 # tests need), and nothing when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/env.sh
 
 lists=(scripts/debian-packages.txt crates/*/debian-packages.txt)
 [ "${1:-}" = "--test" ] && lists+=(scripts/debian-packages-test.txt)
@@ -25,8 +26,30 @@ if ! command -v cargo >/dev/null; then
 fi
 have=$(rustc --version | awk '{print $2}')
 version_at_least 1.95 "$have" || { echo "install-deps: rustc $have is too old; Conclave needs 1.95 or newer (rustup update)." >&2; exit 1; }
+# The console's tools want Node.js 20.19 or newer; Debian 12's own is 18. When the machine's is
+# older, a Node.js 20 from the npm registry (the node-linux-<arch> package: the official build)
+# goes into ~/.cache/conclave/node, and scripts/env.sh puts it first on PATH.
+node_dir="$HOME/.cache/conclave/node"
+node_version=20.19.5
 node=$(node --version 2>/dev/null | tr -d v || true)
-if [ -z "$node" ] || ! version_at_least 20.19 "$node" || ! command -v npm >/dev/null; then
-  echo "install-deps: the web console needs Node.js 20.19 or newer with npm (found '${node:-none}')." >&2
-  exit 1
+if [ -z "$node" ] || ! version_at_least 20.19 "$node"; then
+  if ! command -v npm >/dev/null; then
+    echo "install-deps: installing Debian's npm (to fetch Node.js $node_version)"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
+  fi
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;; aarch64) arch=arm64 ;;
+    *) echo "install-deps: no Node.js package for $(uname -m); install Node.js 20.19+ yourself" >&2; exit 1 ;;
+  esac
+  if [ ! -x "$node_dir/bin/node" ] || [ "$("$node_dir/bin/node" --version)" != "v$node_version" ]; then
+    echo "install-deps: Node.js ${node:-none} is too old for the console: fetching $node_version from the npm registry"
+    mkdir -p "$node_dir"
+    timeout 600 npm install --no-audit --no-fund --loglevel=error --prefix "$node_dir" \
+      "node-linux-$arch@$node_version"
+    mkdir -p "$node_dir/bin"
+    ln -sf "$node_dir/node_modules/node-linux-$arch/bin/node" "$node_dir/bin/node"
+  fi
+  "$node_dir/bin/node" --version >/dev/null
 fi

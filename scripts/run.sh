@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+source scripts/env.sh
 scripts/build-web.sh
 cargo build --release --locked -p conclave-server --bin conclave
 exec "${CARGO_TARGET_DIR:-target}/release/conclave" serve --web-dir web/dist "$@"

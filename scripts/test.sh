@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+source scripts/env.sh
 scripts/build-web.sh
 
 if [ -n "${CONCLAVE_TEST_POSTGRES_URL:-}" ]; then
