@@ -12,7 +12,7 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 const ADMIN_PASSWORD: &str = "admin-password-1";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -20,7 +20,7 @@ fn free_port() -> u16 {
 }
 
 /// Lets this test process open thousands of sockets.
-fn raise_own_descriptor_limit() {
+pub(crate) fn raise_own_descriptor_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -35,18 +35,18 @@ fn raise_own_descriptor_limit() {
 }
 
 /// The real `conclave serve` in a child process.
-struct Server {
-    child: Child,
-    http: SocketAddr,
-    sip_udp: SocketAddr,
-    sip_tcp: SocketAddr,
-    sip_tls: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) http: SocketAddr,
+    pub(crate) sip_udp: SocketAddr,
+    pub(crate) sip_tcp: SocketAddr,
+    pub(crate) sip_tls: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     /// Starts it with these extra flags, under a descriptor limit when given (soft = hard).
-    async fn start(extra: &[&str], nofile: Option<u64>) -> Server {
+    pub(crate) async fn start(extra: &[&str], nofile: Option<u64>) -> Server {
         let dir = tempfile::tempdir().expect("tmp");
         let port = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let (http, sip_udp, sip_tcp, sip_tls) = (
@@ -106,12 +106,12 @@ impl Server {
         panic!("conclave did not become ready");
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         format!("http://{}", self.http)
     }
 
     /// /healthz on a new connection (from 127.0.0.1), if it answers within 5 s.
-    async fn healthz(&self) -> Option<u16> {
+    pub(crate) async fn healthz(&self) -> Option<u16> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(0)
@@ -126,7 +126,7 @@ impl Server {
     }
 
     /// A value of /proc/<pid>/status, in KiB (VmRSS, VmHWM).
-    fn status_kib(&self, field: &str) -> u64 {
+    pub(crate) fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("the server's /proc status");
         status
@@ -136,13 +136,13 @@ impl Server {
             .unwrap_or_else(|| panic!("{field} in /proc status"))
     }
 
-    fn descriptors(&self) -> usize {
+    pub(crate) fn descriptors(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
             .map(|d| d.count())
             .expect("the server's /proc fd")
     }
 
-    async fn admin_token(&self) -> String {
+    pub(crate) async fn admin_token(&self) -> String {
         let r: serde_json::Value = client()
             .post(format!("{}/api/v1/auth/login", self.base()))
             .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
@@ -165,7 +165,7 @@ impl Drop for Server {
 
 /// An HTTP client that gives up after 10 s (a server that stopped answering fails the test
 /// rather than hanging it).
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -173,7 +173,10 @@ fn client() -> reqwest::Client {
 }
 
 /// A TCP connection from a given local address (given up after 10 s).
-async fn connect_from_within(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from_within(
+    from: IpAddr,
+    to: SocketAddr,
+) -> std::io::Result<TcpStream> {
     tokio::time::timeout(Duration::from_secs(10), connect_from(from, to))
         .await
         .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
@@ -188,7 +191,7 @@ async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream
 
 /// Whether the server closes this connection within `within` (EOF or reset), reading and
 /// discarding whatever it sends first (a 408, say).
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+pub(crate) async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     let mut buf = [0u8; 4096];
     loop {
@@ -406,7 +409,7 @@ async fn a_sip_client_that_never_reads_cannot_grow_the_servers_memory() {
 }
 
 /// A caller over UDP: INVITE + ACK, never a BYE unless told.
-struct Call {
+pub(crate) struct Call {
     sip: UdpSocket,
     rtp: UdpSocket,
     to_tag: String,
@@ -414,7 +417,7 @@ struct Call {
 }
 
 impl Call {
-    async fn place(server: SocketAddr, room: &str, n: u32) -> (Call, u16) {
+    pub(crate) async fn place(server: SocketAddr, room: &str, n: u32) -> (Call, u16) {
         let sip = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let mut call = Call {
@@ -487,7 +490,7 @@ impl Call {
         }
     }
 
-    async fn bye(&self, server: SocketAddr, room: &str, n: u32) {
+    pub(crate) async fn bye(&self, server: SocketAddr, room: &str, n: u32) {
         let local = self.sip.local_addr().expect("addr");
         let bye = format!(
             "BYE sip:{room}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKb{n};rport\r\n\

@@ -19,4 +19,5 @@ mod sip_calls;
 mod sip_digests;
 mod sip_register;
 mod sip_transports;
+mod soak;
 mod trunks;
