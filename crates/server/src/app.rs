@@ -55,6 +55,9 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         .await
         .context("database_url")?;
     bootstrap(&store, &settings).await?;
+    crate::history::close_abandoned(&store)
+        .await
+        .context("closing meetings left open by an unclean stop")?;
     tokio::task::spawn_blocking(crate::prompts::preload)
         .await
         .context("decoding the voice prompts")?;

@@ -1164,6 +1164,33 @@ pub mod meetings {
         get_by_id(conn, "meetings", id, from_row).await
     }
 
+    /// Meetings a crash left open (no end), each with the time of its last known activity:
+    /// its start, the latest join or leave of its attendance, the latest entry of its log.
+    pub async fn abandoned(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.started_at, \
+             (SELECT MAX(a.joined_at) FROM meeting_attendance a WHERE a.meeting_id = m.id) \
+               AS last_joined, \
+             (SELECT MAX(a.left_at) FROM meeting_attendance a WHERE a.meeting_id = m.id) \
+               AS last_left, \
+             (SELECT MAX(l.at) FROM meeting_log l WHERE l.meeting_id = m.id) AS last_logged \
+             FROM meetings m WHERE m.ended_at IS NULL",
+        )
+        .fetch_all(conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let mut last: i64 = row.try_get("started_at")?;
+                for column in ["last_joined", "last_left", "last_logged"] {
+                    if let Some(at) = row.try_get::<Option<i64>, _>(column)? {
+                        last = last.max(at);
+                    }
+                }
+                Ok((row.try_get("id")?, last))
+            })
+            .collect()
+    }
+
     /// A tenant's meetings, newest first, optionally within a time range and matching a room
     /// number or name; `before` is the cursor (a meeting id).
     pub async fn list(
