@@ -1434,3 +1434,36 @@ pub mod trunks {
         delete_by_id(conn, "trunks", id).await
     }
 }
+
+pub mod outbound_policies {
+    use super::*;
+
+    /// The tenant's policy; the defaults when none was set.
+    pub async fn get(conn: &mut Conn, tenant_id: &str) -> Result<OutboundPolicy> {
+        let row = sqlx::query("SELECT settings FROM outbound_policies WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(conn)
+            .await?;
+        match row {
+            Some(row) => serde_json::from_value(json_column(&row, "settings")?)
+                .map_err(|e| StoreError::Corrupt(format!("outbound policy: {e}"))),
+            None => Ok(OutboundPolicy::default()),
+        }
+    }
+
+    pub async fn set(conn: &mut Conn, tenant_id: &str, p: &OutboundPolicy, at: i64) -> Result<()> {
+        let settings = serde_json::to_string(p)
+            .map_err(|e| StoreError::Corrupt(format!("outbound policy: {e}")))?;
+        sqlx::query(
+            "INSERT INTO outbound_policies (tenant_id, settings, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id)
+        .bind(settings)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
