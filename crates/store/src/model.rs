@@ -502,3 +502,15 @@ impl Default for OutboundPolicy {
         }
     }
 }
+
+/// A webhook delivery waiting to be made (the event's JSON, signed when sent).
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub event_kind: String,
+    pub body: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+}

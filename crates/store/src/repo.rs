@@ -1467,3 +1467,88 @@ pub mod outbound_policies {
         Ok(())
     }
 }
+
+pub mod webhook_deliveries {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<WebhookDelivery> {
+        Ok(WebhookDelivery {
+            id: row.try_get("id")?,
+            webhook_id: row.try_get("webhook_id")?,
+            event_kind: row.try_get("event_kind")?,
+            body: row.try_get("body")?,
+            attempts: row.try_get("attempts")?,
+            next_attempt_at: row.try_get("next_attempt_at")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, d: &WebhookDelivery) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_kind, body, attempts, \
+             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&d.id)
+        .bind(&d.webhook_id)
+        .bind(&d.event_kind)
+        .bind(&d.body)
+        .bind(d.attempts)
+        .bind(d.next_attempt_at)
+        .bind(d.created_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Deliveries due at `now`, oldest first.
+    pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<WebhookDelivery>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// When the next delivery falls due, if any is waiting.
+    pub async fn next_due(conn: &mut Conn) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) AS next FROM webhook_deliveries")
+            .fetch_one(conn)
+            .await?;
+        Ok(row.try_get("next")?)
+    }
+
+    pub async fn retry_at(conn: &mut Conn, id: &str, attempts: i64, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET attempts = $2, next_attempt_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attempts)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Every waiting delivery falls due now (at start: the receiver may be back).
+    pub async fn all_due(conn: &mut Conn, now: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE next_attempt_at > $1",
+        )
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected())
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}

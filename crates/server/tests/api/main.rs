@@ -21,3 +21,4 @@ mod sip_digests;
 mod sip_register;
 mod sip_transports;
 mod trunks;
+mod webhooks;
