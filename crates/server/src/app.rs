@@ -19,6 +19,7 @@ pub struct Running {
     pub store: Store,
     pub meetings: crate::meeting::Meetings,
     media: crate::media::MediaPlane,
+    webhooks: crate::webhooks::Webhooks,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -30,6 +31,10 @@ impl Running {
         self.meetings.shutdown(Duration::from_secs(10)).await;
         // What the meetings asked of SIP (their BYEs) goes out before SIP stops.
         self.sip.handle.flush(Duration::from_secs(2)).await;
+        // The last events (the meetings' ends) are stored for their webhooks.
+        self.webhooks
+            .flush(&self.meetings, Duration::from_secs(5))
+            .await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -55,6 +60,9 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         .await
         .context("database_url")?;
     bootstrap(&store, &settings).await?;
+    crate::history::close_abandoned(&store)
+        .await
+        .context("closing meetings left open by an unclean stop")?;
     tokio::task::spawn_blocking(crate::prompts::preload)
         .await
         .context("decoding the voice prompts")?;
@@ -99,11 +107,12 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
     let sealer =
         Arc::new(crate::secrets::Sealer::load_or_create(&settings.data_dir).context("data_dir")?);
     seal_sip_digests(&store, &sealer).await?;
-    tokio::spawn(crate::webhooks::deliver(
+    let webhooks = crate::webhooks::Webhooks::start(
         store.clone(),
         sealer.clone(),
-        meetings.subscribe(),
-    ));
+        &meetings,
+        settings.webhooks_allow_private_targets,
+    );
     let sip = crate::sip::start(&settings, store.clone(), meetings.clone(), sealer.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
@@ -130,6 +139,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         store,
         meetings,
         media,
+        webhooks,
         stop: Some(stop),
         task,
     })

@@ -113,6 +113,14 @@ pub struct ServeArgs {
     /// The same for a call on hold (that sends nothing by design). Default: 1800
     #[arg(long, env = "CONCLAVE_HOLD_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub hold_timeout_seconds: Option<u32>,
+    /// Let webhooks post to private, loopback and link-local addresses (an installation
+    /// whose integrations run on its own network). Default: false
+    #[arg(
+        long,
+        env = "CONCLAVE_WEBHOOKS_ALLOW_PRIVATE_TARGETS",
+        value_name = "BOOL"
+    )]
+    pub webhooks_allow_private_targets: Option<bool>,
     /// Seconds of silence before the PIN prompt is said again (twice, then goodbye).
     /// Default: 10
     #[arg(long, env = "CONCLAVE_PIN_TIMEOUT_SECONDS", value_name = "SECONDS")]
@@ -197,6 +205,7 @@ struct FileSettings {
     media_port_max: Option<u16>,
     media_timeout_seconds: Option<u32>,
     hold_timeout_seconds: Option<u32>,
+    webhooks_allow_private_targets: Option<bool>,
     pin_timeout_seconds: Option<u32>,
     waiting_per_address: Option<u32>,
     waiting_total: Option<u32>,
@@ -244,6 +253,8 @@ pub struct Settings {
     pub media_port_max: u16,
     pub media_timeout_seconds: u32,
     pub hold_timeout_seconds: u32,
+    /// Webhooks may target private, loopback and link-local addresses.
+    pub webhooks_allow_private_targets: bool,
     pub pin_timeout_seconds: u32,
     pub waiting_per_address: u32,
     pub waiting_total: u32,
@@ -452,6 +463,10 @@ impl Settings {
             media_port_max,
             media_timeout_seconds,
             hold_timeout_seconds,
+            webhooks_allow_private_targets: args
+                .webhooks_allow_private_targets
+                .or(file.webhooks_allow_private_targets)
+                .unwrap_or(false),
             pin_timeout_seconds,
             waiting_per_address,
             waiting_total,

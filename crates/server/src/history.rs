@@ -87,3 +87,23 @@ async fn store_record(
         }
     }
 }
+
+/// At start, before any meeting can be live: meetings a crash (`kill -9`, power loss) left
+/// open are ended, and their attendees' stays closed, at the time of the meeting's last known
+/// activity — not "now", which would count the downtime as meeting time.
+pub async fn close_abandoned(store: &Store) -> conclave_store::Result<usize> {
+    let mut tx = store.begin().await?;
+    let abandoned = repo::meetings::abandoned(&mut tx).await?;
+    for (meeting_id, last_activity) in &abandoned {
+        repo::meetings::end(&mut tx, meeting_id, *last_activity).await?;
+    }
+    tx.commit().await?;
+    if !abandoned.is_empty() {
+        metrics::counter!("conclave_meetings_recovered_total").increment(abandoned.len() as u64);
+        tracing::warn!(
+            meetings = abandoned.len(),
+            "closed meetings left open by an unclean stop, at their last known activity"
+        );
+    }
+    Ok(abandoned.len())
+}

@@ -11,6 +11,7 @@ pub mod limiter;
 pub mod limits;
 pub mod media;
 pub mod meeting;
+pub mod outbound;
 pub mod prompts;
 pub mod rooms;
 pub mod secrets;

@@ -109,6 +109,11 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Closed by [`Store::close`]: background work on this store should stop.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
 }
 
 /// Milliseconds since the Unix epoch: the one time format in the schema.

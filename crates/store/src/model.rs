@@ -460,3 +460,57 @@ pub struct Trunk {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// Who of a tenant may call phone numbers through its trunks (toll fraud is the risk: a
+/// trunk bills the tenant), which numbers, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundPolicy {
+    /// Numbers that may be called, as regular expressions over the whole number sent to the
+    /// gateway (after the trunk's rewrite rules). Empty: no phone number at all (extensions
+    /// only).
+    #[serde(default = "any_number")]
+    pub allowed_patterns: Vec<String>,
+    /// Users who may call phone numbers besides the administrators (system and tenant).
+    #[serde(default)]
+    pub granted_users: Vec<String>,
+    /// Calls placed through the trunks in any hour (sliding), for the whole tenant.
+    #[serde(default = "default_calls_per_hour")]
+    pub calls_per_hour: u32,
+    /// Calls through the trunks up at once (ringing or answered), for the whole tenant.
+    #[serde(default = "default_concurrent_calls")]
+    pub concurrent_calls: u32,
+}
+
+fn any_number() -> Vec<String> {
+    vec![r"\+?[0-9*#]+".to_owned()]
+}
+fn default_calls_per_hour() -> u32 {
+    100
+}
+fn default_concurrent_calls() -> u32 {
+    10
+}
+
+impl Default for OutboundPolicy {
+    fn default() -> Self {
+        OutboundPolicy {
+            allowed_patterns: any_number(),
+            granted_users: Vec::new(),
+            calls_per_hour: default_calls_per_hour(),
+            concurrent_calls: default_concurrent_calls(),
+        }
+    }
+}
+
+/// A webhook delivery waiting to be made (the event's JSON, signed when sent).
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub event_kind: String,
+    pub body: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+}

@@ -1164,6 +1164,33 @@ pub mod meetings {
         get_by_id(conn, "meetings", id, from_row).await
     }
 
+    /// Meetings a crash left open (no end), each with the time of its last known activity:
+    /// its start, the latest join or leave of its attendance, the latest entry of its log.
+    pub async fn abandoned(conn: &mut Conn) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT m.id, m.started_at, \
+             (SELECT MAX(a.joined_at) FROM meeting_attendance a WHERE a.meeting_id = m.id) \
+               AS last_joined, \
+             (SELECT MAX(a.left_at) FROM meeting_attendance a WHERE a.meeting_id = m.id) \
+               AS last_left, \
+             (SELECT MAX(l.at) FROM meeting_log l WHERE l.meeting_id = m.id) AS last_logged \
+             FROM meetings m WHERE m.ended_at IS NULL",
+        )
+        .fetch_all(conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let mut last: i64 = row.try_get("started_at")?;
+                for column in ["last_joined", "last_left", "last_logged"] {
+                    if let Some(at) = row.try_get::<Option<i64>, _>(column)? {
+                        last = last.max(at);
+                    }
+                }
+                Ok((row.try_get("id")?, last))
+            })
+            .collect()
+    }
+
     /// A tenant's meetings, newest first, optionally within a time range and matching a room
     /// number or name; `before` is the cursor (a meeting id).
     pub async fn list(
@@ -1405,5 +1432,123 @@ pub mod trunks {
 
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
         delete_by_id(conn, "trunks", id).await
+    }
+}
+
+pub mod outbound_policies {
+    use super::*;
+
+    /// The tenant's policy; the defaults when none was set.
+    pub async fn get(conn: &mut Conn, tenant_id: &str) -> Result<OutboundPolicy> {
+        let row = sqlx::query("SELECT settings FROM outbound_policies WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_optional(conn)
+            .await?;
+        match row {
+            Some(row) => serde_json::from_value(json_column(&row, "settings")?)
+                .map_err(|e| StoreError::Corrupt(format!("outbound policy: {e}"))),
+            None => Ok(OutboundPolicy::default()),
+        }
+    }
+
+    pub async fn set(conn: &mut Conn, tenant_id: &str, p: &OutboundPolicy, at: i64) -> Result<()> {
+        let settings = serde_json::to_string(p)
+            .map_err(|e| StoreError::Corrupt(format!("outbound policy: {e}")))?;
+        sqlx::query(
+            "INSERT INTO outbound_policies (tenant_id, settings, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(tenant_id)
+        .bind(settings)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+pub mod webhook_deliveries {
+    use super::*;
+
+    fn from_row(row: &AnyRow) -> Result<WebhookDelivery> {
+        Ok(WebhookDelivery {
+            id: row.try_get("id")?,
+            webhook_id: row.try_get("webhook_id")?,
+            event_kind: row.try_get("event_kind")?,
+            body: row.try_get("body")?,
+            attempts: row.try_get("attempts")?,
+            next_attempt_at: row.try_get("next_attempt_at")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    pub async fn insert(conn: &mut Conn, d: &WebhookDelivery) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_kind, body, attempts, \
+             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&d.id)
+        .bind(&d.webhook_id)
+        .bind(&d.event_kind)
+        .bind(&d.body)
+        .bind(d.attempts)
+        .bind(d.next_attempt_at)
+        .bind(d.created_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Deliveries due at `now`, oldest first.
+    pub async fn due(conn: &mut Conn, now: i64, limit: i64) -> Result<Vec<WebhookDelivery>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// When the next delivery falls due, if any is waiting.
+    pub async fn next_due(conn: &mut Conn) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) AS next FROM webhook_deliveries")
+            .fetch_one(conn)
+            .await?;
+        Ok(row.try_get("next")?)
+    }
+
+    pub async fn retry_at(conn: &mut Conn, id: &str, attempts: i64, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET attempts = $2, next_attempt_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(attempts)
+        .bind(at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Every waiting delivery falls due now (at start: the receiver may be back).
+    pub async fn all_due(conn: &mut Conn, now: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE next_attempt_at > $1",
+        )
+        .bind(now)
+        .execute(conn)
+        .await?
+        .rows_affected())
+    }
+
+    pub async fn delete(conn: &mut Conn, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM webhook_deliveries WHERE id = $1")
+            .bind(id)
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 }

@@ -5,7 +5,8 @@ use super::extract::Caller;
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{AppState, Audit, audit};
 use crate::meeting::{CallState, LiveConference};
-use crate::sip::Callee;
+use crate::outbound::{Dialer, Refusal};
+use crate::sip::{Callee, InviteError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -60,7 +61,8 @@ pub struct MemberCall {
     pub display_name: String,
     #[schema(value_type = String)]
     pub role: Role,
-    /// `calling`, or `failed` with the reason.
+    /// `calling`; `failed` with the reason; or `refused` with the reason when the tenant's
+    /// outbound policy does not allow the call (who may call numbers, which, how many).
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -239,21 +241,12 @@ pub(super) async fn start(
         )
         .await);
     }
-    let live = conclave_conference::live::Settings {
-        mute_on_entry: settings.mute_on_entry,
-        locked: settings.lock_on_start,
-        ..Default::default()
-    };
-    state
-        .meetings
-        .start(&room, live, template_id.clone())
-        .map_err(refused)?;
     let mut conn = state.store.conn().await?;
     let trunks = crate::trunks::unsealed(
         repo::trunks::of_tenant(&mut conn, &room.tenant_id).await?,
         &state.sealer,
     );
-    let mut calls = Vec::new();
+    let mut callees = Vec::new();
     for m in &members {
         let reachable = match m.kind {
             MemberKind::User => match &m.user_id {
@@ -277,11 +270,45 @@ pub(super) async fn start(
                 numbers: vec![m.number.clone()],
             }),
         };
-        let callee = match reachable {
+        callees.push(match reachable {
             Some(r) => r.callee(&trunks),
             None => Err("no longer in the directory".to_owned()),
-        };
-        calls.push(call_member(state, &room, m.display_name.clone(), m.role, callee).await);
+        });
+    }
+    // Who may call which numbers is checked before anything starts (the limits, when each
+    // call is placed).
+    let dialer = Dialer::of(&caller.user);
+    let policy = repo::outbound_policies::get(&mut conn, &room.tenant_id).await?;
+    for callee in callees.iter().flatten() {
+        if let Callee::Number { number, .. } = callee
+            && let Err(refusal) = crate::outbound::permitted(&dialer, &policy, number)
+        {
+            return Err(super::deny(state, caller, entry, &refusal.to_string()).await);
+        }
+    }
+    let live = conclave_conference::live::Settings {
+        mute_on_entry: settings.mute_on_entry,
+        locked: settings.lock_on_start,
+        ..Default::default()
+    };
+    state
+        .meetings
+        .start(&room, live, template_id.clone())
+        .map_err(refused)?;
+    // No connection is held while calls are placed: placing one reads the policy again.
+    drop(conn);
+    let mut calls = Vec::new();
+    for (m, callee) in members.iter().zip(callees) {
+        let (call, _) = call_member(
+            state,
+            &dialer,
+            &room,
+            m.display_name.clone(),
+            m.role,
+            callee,
+        )
+        .await;
+        calls.push(call);
     }
     state.meetings.dispatched(&room.id);
     if calls.iter().all(|m| m.call_id.is_none()) {
@@ -296,6 +323,7 @@ pub(super) async fn start(
             )
             .await;
     }
+    let mut conn = state.store.conn().await?;
     audit(&mut conn, caller, entry).await?;
     Ok((
         StatusCode::CREATED,
@@ -306,14 +334,16 @@ pub(super) async fn start(
     ))
 }
 
-/// Lists a member among the meeting's invitations and calls them.
+/// Lists a member among the meeting's invitations and calls them; with the outbound
+/// policy's refusal, when that is why no call was placed.
 async fn call_member(
     state: &AppState,
+    dialer: &Dialer,
     room: &Room,
     name: String,
     role: Role,
     callee: Result<Callee, String>,
-) -> MemberCall {
+) -> (MemberCall, Option<Refusal>) {
     let number = match &callee {
         Ok(Callee::Extension(extension)) => extension.clone(),
         Ok(Callee::Number { number, .. }) => number.clone(),
@@ -327,12 +357,19 @@ async fn call_member(
         Ok(callee) => {
             state
                 .sip
-                .invite(room.clone(), callee, name.clone(), role, invitation)
+                .invite(room.clone(), callee, name.clone(), role, invitation, dialer)
                 .await
         }
-        Err(reason) => Err(reason),
+        Err(reason) => Err(InviteError::Failed(reason)),
     };
-    dialled(state, room, name, role, invitation, placed)
+    let refusal = match &placed {
+        Err(InviteError::Refused(refusal)) => Some(refusal.clone()),
+        _ => None,
+    };
+    (
+        dialled(state, room, name, role, invitation, placed),
+        refusal,
+    )
 }
 
 /// The outcome of placing a call, for the answer and the invitation.
@@ -342,7 +379,7 @@ fn dialled(
     name: String,
     role: Role,
     invitation: Option<u32>,
-    placed: Result<u64, String>,
+    placed: Result<u64, InviteError>,
 ) -> MemberCall {
     match placed {
         Ok(call_id) => MemberCall {
@@ -353,7 +390,12 @@ fn dialled(
             call_id: Some(call_id),
             invitation,
         },
-        Err(reason) => {
+        Err(err) => {
+            let status = match err {
+                InviteError::Refused(_) => "refused",
+                InviteError::Failed(_) => "failed",
+            };
+            let reason = err.to_string();
             if let Some(id) = invitation {
                 state
                     .meetings
@@ -362,7 +404,7 @@ fn dialled(
             MemberCall {
                 display_name: name,
                 role,
-                status: "failed".into(),
+                status: status.into(),
                 reason: Some(reason),
                 call_id: None,
                 invitation,
@@ -403,6 +445,7 @@ async fn redial_missing(
         .snapshot(&room.id)
         .await
         .ok_or_else(|| ApiError::not_found("live meeting in this room"))?;
+    let dialer = Dialer::of(&caller.user);
     let mut calls = Vec::new();
     for invitation in live.invitations {
         let Some(callee) = invitation.callee.filter(|_| invitation.state.missing()) else {
@@ -419,6 +462,7 @@ async fn redial_missing(
                 invitation.name.clone(),
                 invitation.role,
                 Some(invitation.id),
+                &dialer,
             )
             .await;
         calls.push(dialled(
@@ -507,7 +551,7 @@ pub struct Invited {
     tag = "conferences", security(("bearer" = [])), request_body = Invite,
     params(("room_id" = String, Path)),
     responses((status = 202, body = Invited), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)))]
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 async fn invite_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -590,6 +634,13 @@ async fn invite_member(
     let callee = reachable
         .callee(&trunks)
         .map_err(|reason| ApiError::field(field, reason))?;
+    let dialer = Dialer::of(&caller.user);
+    if let Callee::Number { number, .. } = &callee {
+        let policy = repo::outbound_policies::get(&mut conn, &room.tenant_id).await?;
+        if let Err(refusal) = crate::outbound::permitted(&dialer, &policy, number) {
+            return Err(super::deny(&state, &caller, entry, &refusal.to_string()).await);
+        }
+    }
     let name = match body.display_name {
         Some(given) if !given.trim().is_empty() && given.chars().count() <= 100 => given,
         _ => name,
@@ -599,8 +650,10 @@ async fn invite_member(
         .meetings
         .start(&room, conclave_conference::live::Settings::default(), None)
         .is_ok();
-    let called = call_member(
+    drop(conn);
+    let (called, refusal) = call_member(
         &state,
+        &dialer,
         &room,
         name,
         body.role.unwrap_or(Role::Participant),
@@ -609,6 +662,16 @@ async fn invite_member(
     .await;
     if fresh {
         state.meetings.dispatched(&room.id);
+    }
+    match refusal {
+        Some(Refusal::NotAllowed(reason)) => {
+            return Err(super::deny(&state, &caller, entry, &reason).await);
+        }
+        Some(Refusal::Limited {
+            reason,
+            retry_after,
+        }) => return Err(ApiError::too_many(reason, retry_after)),
+        None => {}
     }
     let call_id = match (called.call_id, called.reason) {
         (Some(call_id), _) => call_id,
@@ -619,6 +682,7 @@ async fn invite_member(
             });
         }
     };
+    let mut conn = state.store.conn().await?;
     audit(&mut conn, &caller, entry).await?;
     Ok((StatusCode::ACCEPTED, Json(Invited { call_id })))
 }

@@ -7,7 +7,7 @@ use super::{ApiQuery, AppState, Audit, List, ListParams, audit, deny, nullable};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use conclave_store::model::Tenant;
+use conclave_store::model::{OutboundPolicy, Tenant};
 use conclave_store::{new_id, now_ms, repo};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -17,6 +17,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_tenant, list_tenants))
         .routes(routes!(get_tenant, update_tenant))
+        .routes(routes!(get_outbound_policy, set_outbound_policy))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -273,4 +274,98 @@ async fn refresh_digest_policy(state: &AppState) -> ApiResult<()> {
     let domains = repo::tenants::sha256_only_domains(&mut conn).await?;
     state.sip.set_sha256_only_domains(domains);
     Ok(())
+}
+
+/// Who of the tenant may call phone numbers through its trunks, which numbers, and how many
+/// (the tenant's administrators, and system administrators).
+#[utoipa::path(get, path = "/tenants/{id}/outbound-policy", operation_id = "getOutboundPolicy",
+    tag = "tenants", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = OutboundPolicy), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn get_outbound_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OutboundPolicy>> {
+    let tenant = load(&state, &caller, &id).await?;
+    if !caller.administers(&tenant.id) {
+        return Err(ApiError::forbidden(
+            "only administrators see the tenant's outbound policy",
+        ));
+    }
+    let mut conn = state.store.conn().await?;
+    Ok(Json(
+        repo::outbound_policies::get(&mut conn, &tenant.id).await?,
+    ))
+}
+
+/// Set who of the tenant may call phone numbers, which numbers (patterns over the whole
+/// number sent to the gateway; none: extensions only) and how many (at once, per hour).
+/// Fields left out take their defaults.
+#[utoipa::path(put, path = "/tenants/{id}/outbound-policy", operation_id = "setOutboundPolicy",
+    tag = "tenants", security(("bearer" = [])), params(("id" = String, Path)),
+    request_body = OutboundPolicy,
+    responses((status = 200, body = OutboundPolicy), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn set_outbound_policy(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(policy): ApiJson<OutboundPolicy>,
+) -> ApiResult<Json<OutboundPolicy>> {
+    let tenant = load(&state, &caller, &id).await?;
+    let entry = Audit {
+        action: "setOutboundPolicy",
+        tenant_id: &tenant.id,
+        target_type: "tenant",
+        target_id: Some(&tenant.id),
+        detail: serde_json::to_value(&policy).unwrap_or_default(),
+    };
+    if !caller.administers(&tenant.id) {
+        return Err(deny(
+            &state,
+            &caller,
+            entry,
+            "only administrators set the tenant's outbound policy",
+        )
+        .await);
+    }
+    let mut c = Checks::new();
+    if policy.allowed_patterns.len() > 50 {
+        c.fail("allowed_patterns", "at most 50 patterns");
+    }
+    for (i, pattern) in policy.allowed_patterns.iter().enumerate() {
+        let field = format!("allowed_patterns[{i}]");
+        if pattern.is_empty() || pattern.len() > 200 {
+            c.fail(&field, "must be 1 to 200 characters");
+        } else if let Err(err) = crate::trunks::compile(pattern) {
+            c.fail(&field, format!("not a regular expression: {err}"));
+        }
+    }
+    if policy.granted_users.len() > 1000 {
+        c.fail("granted_users", "at most 1000 users");
+    }
+    let mut conn = state.store.conn().await?;
+    for (i, user_id) in policy.granted_users.iter().enumerate() {
+        let known = repo::users::get(&mut conn, user_id)
+            .await?
+            .is_some_and(|u| u.tenant_id == tenant.id);
+        if !known {
+            c.fail(format!("granted_users[{i}]"), "no such user in this tenant");
+        }
+    }
+    drop(conn);
+    c.range("calls_per_hour", policy.calls_per_hour.into(), 0, 100_000);
+    c.range(
+        "concurrent_calls",
+        policy.concurrent_calls.into(),
+        0,
+        10_000,
+    );
+    c.finish()?;
+    let mut tx = state.store.begin().await?;
+    repo::outbound_policies::set(&mut tx, &tenant.id, &policy, now_ms()).await?;
+    audit(&mut tx, &caller, entry).await?;
+    tx.commit().await?;
+    Ok(Json(policy))
 }

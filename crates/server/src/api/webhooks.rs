@@ -46,7 +46,9 @@ fn entry<'a>(action: &'static str, w: &'a Webhook) -> Audit<'a> {
     }
 }
 
-/// Subscribe a URL to the tenant's meeting events (administrators).
+/// Subscribe a URL to the tenant's meeting events (administrators). The URL must point to a
+/// public address unless the installation allows private targets
+/// (`webhooks_allow_private_targets`); deliveries do not follow redirects.
 #[utoipa::path(post, path = "/webhooks", operation_id = "createWebhook", tag = "conferences",
     security(("bearer" = [])), request_body = CreateWebhook,
     responses((status = 201, body = CreatedWebhook), (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -81,6 +83,10 @@ async fn create_webhook(
         || url.split("://").nth(1).is_none_or(str::is_empty)
     {
         c.fail("url", "must be an http:// or https:// URL");
+    } else if let Err(reason) =
+        crate::webhooks::check_target(url, state.settings.webhooks_allow_private_targets).await
+    {
+        c.fail("url", reason);
     }
     c.finish()?;
     let mut tx = state.store.begin().await?;

@@ -115,6 +115,10 @@ struct Shared {
     rooms: Mutex<HashMap<String, Entry>>,
     /// Every meeting event, for live subscribers (the console's WebSocket, webhooks).
     events: tokio::sync::broadcast::Sender<LiveEvent>,
+    /// Every meeting event but voice activity, for the webhooks' queue: its one consumer
+    /// writes events to the database in batches, and never skips one (a full queue is
+    /// counted and logged).
+    webhooks: std::sync::OnceLock<tokio::sync::mpsc::Sender<LiveEvent>>,
     store: Store,
     media: MediaPlane,
     /// Room PINs: failures per room and per address (the one limiter type).
@@ -136,6 +140,7 @@ impl Meetings {
             shared: Arc::new(Shared {
                 rooms: Mutex::default(),
                 events: tokio::sync::broadcast::channel(4096).0,
+                webhooks: std::sync::OnceLock::new(),
                 store,
                 media,
                 pins: crate::limiter::Limiter::new(
@@ -198,16 +203,53 @@ impl Meetings {
         self.shared.events.subscribe()
     }
 
+    /// The meeting events webhooks deliver (all but voice activity), for their one consumer.
+    pub fn webhook_events(&self) -> tokio::sync::mpsc::Receiver<LiveEvent> {
+        // Deep enough for any burst the store can absorb; a full queue is counted and logged.
+        let (tx, rx) = tokio::sync::mpsc::channel(100_000);
+        if self.shared.webhooks.set(tx).is_err() {
+            tracing::error!("webhook events were asked for twice; the second consumer gets none");
+        }
+        rx
+    }
+
+    /// Events published for the webhooks and not yet taken by their consumer.
+    pub fn webhook_backlog(&self) -> usize {
+        self.shared
+            .webhooks
+            .get()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
     pub(crate) fn publish(&self, room: &Room, actor: &str, event: LiveChange) {
-        // Nobody listening is fine.
-        let _ = self.shared.events.send(LiveEvent {
+        let event = LiveEvent {
             tenant_id: room.tenant_id.clone(),
             room_id: room.id.clone(),
             room_number: room.number.clone(),
             actor: actor.to_owned(),
             at: now_ms(),
             event,
-        });
+        };
+        // Voice activity changes many times a second: it stays on the WebSocket.
+        let talking = matches!(
+            event.event,
+            LiveChange::Meeting(conclave_conference::live::Event::Talking { .. })
+        );
+        if !talking && let Some(webhooks) = self.shared.webhooks.get() {
+            match webhooks.try_send(event.clone()) {
+                Ok(()) => {}
+                Err(tokio::sync::mpsc::error::TrySendError::Full(lost)) => {
+                    metrics::counter!("conclave_webhook_events_dropped_total").increment(1);
+                    tracing::warn!(
+                        room = lost.room_number,
+                        "webhook queue full: an event will not be delivered"
+                    );
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        // Nobody listening is fine.
+        let _ = self.shared.events.send(event);
     }
 
     /// Starts a room's meeting with these settings (one click, from a template); refused when

@@ -386,6 +386,8 @@ struct SipCall {
     /// Where its signalling comes from.
     source: Option<IpAddr>,
     pending: Option<Pending>,
+    /// A call to a number: its place under the tenant's limit, given back when it ends.
+    _outbound: Option<crate::outbound::Permit>,
 }
 
 pub struct Calls {
@@ -507,6 +509,7 @@ impl Calls {
                     greeting,
                     waiting,
                 }),
+                _outbound: None,
             },
         );
         match answered {
@@ -521,6 +524,7 @@ impl Calls {
 
     /// Calls someone into a room's meeting: the call is a leg of the meeting from now on,
     /// and joins when answered. `dial` builds the INVITE around our media description.
+    #[allow(clippy::too_many_arguments)]
     pub fn dial(
         &mut self,
         now: Instant,
@@ -528,6 +532,7 @@ impl Calls {
         room: &Room,
         callee: Party,
         invitation: Option<u32>,
+        permit: Option<crate::outbound::Permit>,
         dial: impl FnOnce(LocalMedia) -> Dial,
     ) -> Result<CallId, String> {
         let endpoint = self
@@ -563,6 +568,7 @@ impl Calls {
                 signals,
                 source,
                 pending: None,
+                _outbound: permit,
             },
         );
         self.meetings.arrive(room, leg);

@@ -75,6 +75,8 @@ pub(crate) enum Input {
         invitation: Option<u32>,
         name: String,
         role: conclave_conference::Role,
+        /// A call to a number holds its place under the tenant's limit until it ends.
+        permit: Option<crate::outbound::Permit>,
         reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
     },
     /// End a call (a chair removed the caller, the meeting ended).
@@ -184,6 +186,28 @@ pub struct SipHandle {
     inputs: mpsc::Sender<Input>,
     /// SIP domains whose registrations are challenged with SHA-256 only.
     sha256_only: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    /// The tenants' outbound policies are read from here.
+    store: Store,
+    /// Each tenant's calls to numbers, against its limits.
+    outbound: crate::outbound::OutboundCalls,
+}
+
+/// Why `SipHandle::invite` placed no call.
+#[derive(Debug, Clone)]
+pub enum InviteError {
+    /// The tenant's outbound policy refused it (who, which number, how many).
+    Refused(crate::outbound::Refusal),
+    /// It could not be placed (no registration, no gateway address, SIP stopped…).
+    Failed(String),
+}
+
+impl std::fmt::Display for InviteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InviteError::Refused(refusal) => refusal.fmt(f),
+            InviteError::Failed(reason) => f.write_str(reason),
+        }
+    }
 }
 
 impl SipHandle {
@@ -203,8 +227,9 @@ impl SipHandle {
             domains.into_iter().collect();
     }
 
-    /// Calls someone into a room for one of its meeting's invitations; the call id, or why
-    /// it could not be placed.
+    /// Calls someone into a room for one of its meeting's invitations, as `dialer` asks; the
+    /// call id, or why it could not be placed. Every call to a phone number goes through
+    /// here, so this is where the tenant's outbound policy holds (`outbound.rs`).
     pub async fn invite(
         &self,
         room: conclave_store::model::Room,
@@ -212,10 +237,28 @@ impl SipHandle {
         name: String,
         role: conclave_conference::Role,
         invitation: Option<u32>,
-    ) -> Result<u64, String> {
-        let dest = match &callee {
-            Callee::Number { trunk, .. } => Some(resolve(trunk).await?),
-            Callee::Extension(_) => None,
+        dialer: &crate::outbound::Dialer,
+    ) -> Result<u64, InviteError> {
+        let (dest, permit) = match &callee {
+            Callee::Number { trunk, number } => {
+                let mut conn = self.store.conn().await.map_err(|e| {
+                    InviteError::Failed(format!("reading the outbound policy: {e}"))
+                })?;
+                let policy =
+                    conclave_store::repo::outbound_policies::get(&mut conn, &room.tenant_id)
+                        .await
+                        .map_err(|e| {
+                            InviteError::Failed(format!("reading the outbound policy: {e}"))
+                        })?;
+                drop(conn);
+                let permit = self
+                    .outbound
+                    .admit(&room.tenant_id, dialer, &policy, number, Instant::now())
+                    .map_err(InviteError::Refused)?;
+                let dest = resolve(trunk).await.map_err(InviteError::Failed)?;
+                (Some(dest), Some(permit))
+            }
+            Callee::Extension(_) => (None, None),
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let input = Input::Invite {
@@ -225,15 +268,15 @@ impl SipHandle {
             invitation,
             name,
             role,
+            permit,
             reply,
         };
-        self.inputs
-            .send(input)
-            .await
-            .map_err(|_| "the SIP service has stopped".to_owned())?;
+        let stopped = || InviteError::Failed("the SIP service has stopped".to_owned());
+        self.inputs.send(input).await.map_err(|_| stopped())?;
         answer
             .await
-            .map_err(|_| "the SIP service has stopped".to_owned())?
+            .map_err(|_| stopped())?
+            .map_err(InviteError::Failed)
     }
 
     /// A trunk was saved (`Some`) or deleted (`None`): (re-)register with its gateway as it
@@ -395,6 +438,8 @@ pub async fn start(
     let handle = SipHandle {
         inputs: inputs_tx.clone(),
         sha256_only: sha256_only.clone(),
+        store: store.clone(),
+        outbound: crate::outbound::OutboundCalls::default(),
     };
     let core = Core {
         ua: UserAgent::new(ua_config, seed),
@@ -591,6 +636,7 @@ impl Core {
                 invitation,
                 name,
                 role,
+                permit,
                 reply,
             } => {
                 let placed = match callee {
@@ -598,8 +644,9 @@ impl Core {
                         self.invite(now, *room, extension, name, role, invitation)
                     }
                     Callee::Number { trunk, number } => match dest {
-                        Some(dest) => self
-                            .dial_trunk(now, *room, &trunk, dest, number, name, role, invitation),
+                        Some(dest) => self.dial_trunk(
+                            now, *room, &trunk, dest, number, name, role, invitation, permit,
+                        ),
                         None => Err("the gateway's address is unknown".to_owned()),
                     },
                 };
@@ -840,7 +887,7 @@ impl Core {
             }
         };
         self.calls
-            .dial(now, &mut self.ua, &room, callee, invitation, dial)
+            .dial(now, &mut self.ua, &room, callee, invitation, None, dial)
             .map(|call| call.0)
     }
 
@@ -857,6 +904,7 @@ impl Core {
         name: String,
         role: conclave_conference::Role,
         invitation: Option<u32>,
+        permit: Option<crate::outbound::Permit>,
     ) -> Result<u64, String> {
         let s = &trunk.settings;
         let transport = sip_transport(s.transport);
@@ -908,7 +956,7 @@ impl Core {
         let connection = peer.connection;
         let call = self
             .calls
-            .dial(now, &mut self.ua, &room, callee, invitation, dial)?;
+            .dial(now, &mut self.ua, &room, callee, invitation, permit, dial)?;
         if let Some(id) = connection {
             self.trunk_calls.insert(call, id);
         }

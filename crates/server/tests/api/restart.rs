@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Process {
-    child: Child,
-    base: String,
+pub(crate) struct Process {
+    pub(crate) child: Child,
+    pub(crate) base: String,
     stdout: std::sync::mpsc::Receiver<String>,
 }
 
@@ -24,6 +24,16 @@ fn spawn(
     database_url: Option<&str>,
     admin_password: Option<&str>,
 ) -> Process {
+    spawn_on(data_dir, database_url, admin_password, 0)
+}
+
+/// Starts `conclave serve` with SIP over UDP on this loopback port (0: any).
+pub(crate) fn spawn_on(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    admin_password: Option<&str>,
+    sip_udp_port: u16,
+) -> Process {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conclave"));
     cmd.args(["serve", "--data-dir"])
@@ -36,7 +46,7 @@ fn spawn(
         ])
         .args([
             "--sip-udp",
-            "127.0.0.1:0",
+            &format!("127.0.0.1:{sip_udp_port}"),
             "--sip-tcp",
             "127.0.0.1:0",
             "--sip-tls",
@@ -70,8 +80,16 @@ fn spawn(
     }
 }
 
+/// A test that fails must not leave the server running.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Process {
-    async fn ready(&mut self) {
+    pub(crate) async fn ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await
@@ -92,7 +110,7 @@ impl Process {
     }
 
     /// SIGTERM, as systemd or an operator would stop it; it must exit cleanly.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -112,7 +130,7 @@ impl Process {
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -131,7 +149,7 @@ impl Process {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    async fn login(&self, username: &str, password: &str) -> String {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> String {
         let (status, body) = self
             .send(
                 reqwest::Method::POST,

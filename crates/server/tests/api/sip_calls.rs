@@ -58,7 +58,7 @@ fn may_match(var: &str, regexp: &str, header: &str) -> String {
 }
 
 /// A scenario of sipp dialling `[service]` (the room number given with `-s`) from `user`.
-struct Scenario {
+pub(crate) struct Scenario {
     user: String,
     steps: Vec<String>,
     /// Files the scenario reads (pcap audio), written next to it.
@@ -66,7 +66,7 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn new(user: &str) -> Scenario {
+    pub(crate) fn new(user: &str) -> Scenario {
         Scenario {
             user: user.to_owned(),
             steps: Vec::new(),
@@ -74,7 +74,7 @@ impl Scenario {
         }
     }
 
-    fn raw(mut self, step: &str) -> Self {
+    pub(crate) fn raw(mut self, step: &str) -> Self {
         self.steps.push(step.to_owned());
         self
     }
@@ -171,7 +171,7 @@ impl Scenario {
     }
 
     /// INVITE with PCMU, 200 with a PCMU answer, ACK.
-    fn connect(self) -> Self {
+    pub(crate) fn connect(self) -> Self {
         self.invite(Some(&pcmu(1, "sendrecv")))
             .provisional()
             .expect(200, &answer_has(0, "PCMU"))
@@ -186,7 +186,7 @@ impl Scenario {
         self.raw(&step)
     }
 
-    fn pause(self, ms: u64) -> Self {
+    pub(crate) fn pause(self, ms: u64) -> Self {
         self.raw(&format!("<pause milliseconds=\"{ms}\"/>"))
     }
 
@@ -197,7 +197,7 @@ impl Scenario {
     }
 
     /// Answer a request from the server (e.g. its BYE) with 200.
-    fn answer_request(self, method: &str) -> Self {
+    pub(crate) fn answer_request(self, method: &str) -> Self {
         self.raw(&format!(
             "<recv request=\"{method}\"/>\
              <send><![CDATA[\n\
@@ -213,7 +213,7 @@ impl Scenario {
         ))
     }
 
-    fn xml(&self, name: &str) -> String {
+    pub(crate) fn xml(&self, name: &str) -> String {
         let mut steps = self.steps.join("\n");
         if steps.contains("assign_to=\"chk\"") {
             steps.push_str("\n<nop test=\"chk\"/>");

@@ -734,3 +734,206 @@ async fn an_operator_starts_an_ad_hoc_meeting_for_a_caller() {
     assert!(out.status.success(), "answering gateway: {}", explain(&out));
     s.stop().await;
 }
+
+// ------------------------------------------------------------------ toll fraud
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_numbers_is_a_permission_with_limits_sqlite() {
+    calling_numbers_is_a_permission_with_limits(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_numbers_is_a_permission_with_limits_postgres() {
+    calling_numbers_is_a_permission_with_limits(Db::Postgres).await;
+}
+
+/// Who may call numbers through the trunks (administrators, and users the tenant grants it),
+/// which numbers (the tenant's patterns), and how many at once: a plain user is refused, a
+/// number outside the patterns is refused, and of a parallel burst exactly the limit is
+/// placed (sipp is the gateway and counts what reaches it).
+async fn calling_numbers_is_a_permission_with_limits(db: Db) {
+    if !sipp_installed() {
+        return;
+    }
+    let Some(s) = start(db, "toll_fraud").await else {
+        return;
+    };
+    let admin = s.admin().await;
+    let tenant = s.get("/me", &admin).await.body["tenant_id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let policy_path = format!("/tenants/{tenant}/outbound-policy");
+    let port = free_udp_port();
+    s.post(
+        "/trunks",
+        &admin,
+        json!({ "name": "Carrier", "host": "127.0.0.1", "port": port }),
+    )
+    .await
+    .expect(201);
+
+    // A plain user runs their own room, but may not call numbers through the trunks.
+    let plain_id = s.user(&admin, "plain", "user", None).await;
+    let plain = s.token("plain", "plain-password").await;
+    let own_room = s
+        .post(
+            "/rooms",
+            &plain,
+            json!({ "number": "8101", "name": "Mine" }),
+        )
+        .await;
+    own_room.expect(201);
+    let own_room = own_room.id();
+    s.post(
+        "/conferences",
+        &plain,
+        json!({ "room_id": own_room, "members": [{ "kind": "number", "number": "+882345678901", "role": "member" }] }),
+    )
+    .await
+    .expect_problem(403, None);
+    s.post(
+        &format!("/conferences/{own_room}/invite"),
+        &plain,
+        json!({ "number": "+882345678901" }),
+    )
+    .await
+    .expect_problem(403, None);
+    assert_eq!(
+        s.get(&format!("/conferences/{own_room}"), &plain)
+            .await
+            .status,
+        404,
+        "no meeting was started for a refused call"
+    );
+    let denied = s.get("/audit-events?action=inviteMember", &admin).await;
+    assert!(
+        denied.body["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["outcome"] == "denied")),
+        "the refusal is audited: {}",
+        denied.body
+    );
+    // Only administrators see or set the policy; what they set is checked.
+    s.get(&policy_path, &plain).await.expect_problem(403, None);
+    s.call(
+        Method::PUT,
+        &policy_path,
+        &plain,
+        Some(json!({ "granted_users": [plain_id] })),
+    )
+    .await
+    .expect_problem(403, None);
+    let mut fields = s
+        .call(
+            Method::PUT,
+            &policy_path,
+            &admin,
+            Some(json!({ "allowed_patterns": ["("], "granted_users": ["nobody"] })),
+        )
+        .await
+        .fields();
+    fields.sort();
+    assert_eq!(fields, ["allowed_patterns[0]", "granted_users[0]"]);
+    let defaults = s.get(&policy_path, &admin).await;
+    defaults.expect(200);
+    assert_eq!(defaults.body["concurrent_calls"], 10, "{}", defaults.body);
+
+    // Granted, and only Beijing numbers: another number is still refused.
+    s.call(
+        Method::PUT,
+        &policy_path,
+        &admin,
+        Some(json!({ "granted_users": [plain_id], "allowed_patterns": ["\\+8610\\d{8}"], "concurrent_calls": 3 })),
+    )
+    .await
+    .expect(200);
+    s.post(
+        &format!("/conferences/{own_room}/invite"),
+        &plain,
+        json!({ "number": "+882345678901" }),
+    )
+    .await
+    .expect_problem(403, None);
+    // The patterns hold for administrators too.
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8001", "name": "Flood response" }),
+        )
+        .await
+        .id();
+    s.post(
+        &format!("/conferences/{room}/invite"),
+        &admin,
+        json!({ "number": "+882345678901" }),
+    )
+    .await
+    .expect_problem(403, None);
+
+    // Eight calls at once, three allowed up at once: exactly three reach the gateway.
+    let answering = gateway(ANSWERING_GATEWAY, port, "u1", 3);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let invite = |i: usize| {
+        let path = format!("/conferences/{room}/invite");
+        let (s, admin) = (&s, &admin);
+        async move {
+            s.post(
+                &path,
+                admin,
+                json!({ "number": format!("+861065529{i:03}"), "display_name": format!("Desk {i}") }),
+            )
+            .await
+        }
+    };
+    let replies = futures::future::join_all((0..8).map(invite)).await;
+    let mut statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [202, 202, 202, 429, 429, 429, 429, 429],
+        "{:?}",
+        replies.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    for refused in replies.iter().filter(|r| r.status == 429) {
+        refused.expect_problem(429, None);
+    }
+    let path = format!("/conferences/{room}");
+    let roster = wait_for(&s, &admin, &path, |r| {
+        r["members"].as_array().map(Vec::len) == Some(3)
+    })
+    .await;
+    assert_eq!(
+        roster["members"].as_array().map(Vec::len),
+        Some(3),
+        "{roster}"
+    );
+    let ended = s
+        .post(&format!("/conferences/{room}/end"), &admin, json!({}))
+        .await;
+    assert!(ended.status.is_success(), "{}", ended.body);
+    let out = answering.await.expect("sipp");
+    assert!(out.status.success(), "answering gateway: {}", explain(&out));
+
+    // The calls ended: their places are free again.
+    let busy = gateway(BUSY_GATEWAY, port, "u1", 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.post(
+        &format!("/conferences/{room}/invite"),
+        &plain,
+        json!({ "number": "+861065529988" }),
+    )
+    .await
+    .expect_problem(403, None); // plain does not run the admin's room
+    s.post(
+        &format!("/conferences/{own_room}/invite"),
+        &plain,
+        json!({ "number": "+861065529988" }),
+    )
+    .await
+    .expect(202);
+    let out = busy.await.expect("sipp");
+    assert!(out.status.success(), "busy gateway: {}", explain(&out));
+    s.stop().await;
+}
