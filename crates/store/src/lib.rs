@@ -11,9 +11,10 @@ pub mod repo;
 pub mod testing;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use error::StoreError;
 pub use sqlx::AnyConnection as Conn;
@@ -35,7 +36,14 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// When the write probe last ran, and what it found.
+    last_probe: Arc<Mutex<Option<(Instant, Result<(), String>)>>>,
 }
+
+/// How long a write probe's answer is reused: /healthz may be polled often, by anyone.
+const PROBE_REUSE: Duration = Duration::from_secs(1);
+/// How much the write probe writes: a few pages, like a request that creates an object.
+const PROBE_BYTES: usize = 32 * 1024;
 
 impl Store {
     /// Connects (creating an SQLite file when needed) and brings the schema up to date.
@@ -72,6 +80,24 @@ impl Store {
                     Ok(())
                 })
             })
+            // A transaction whose COMMIT or ROLLBACK failed leaves sqlx's transaction depth
+            // above zero: SQLite rolls back by itself on a full disk or an I/O error and then
+            // refuses our ROLLBACK ("no transaction is active"). Pooled again, that connection
+            // would refuse every later `BEGIN IMMEDIATE` ("begin_with at non-zero transaction
+            // depth") for good. Such a connection is closed instead; the pool opens a new one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // The rollback of a dropped transaction is queued: let it run first.
+                    conn.ping().await?;
+                    let clean = !conn.is_in_transaction();
+                    if !clean {
+                        tracing::warn!(
+                            "closing a database connection left inside a failed transaction"
+                        );
+                    }
+                    Ok(clean)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(e.to_string()))?;
@@ -79,7 +105,11 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            last_probe: Arc::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -103,6 +133,39 @@ impl Store {
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Commits a one-row write, to prove the store can still write (a full disk, a read-only
+    /// file or a lost primary fail it, where a read would still work). The answer is reused
+    /// for a second, so polling this often costs at most one small write a second.
+    pub async fn probe_write(&self) -> Result<(), String> {
+        if let Ok(last) = self.last_probe.lock()
+            && let Some((at, result)) = last.as_ref()
+            && at.elapsed() < PROBE_REUSE
+        {
+            return result.clone();
+        }
+        let result = self.write_probe_row().await.map_err(|e| e.to_string());
+        if let Err(err) = &result {
+            tracing::warn!(%err, "the database cannot commit a write");
+        }
+        if let Ok(mut last) = self.last_probe.lock() {
+            *last = Some((Instant::now(), result.clone()));
+        }
+        result
+    }
+
+    async fn write_probe_row(&self) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE health_probe SET checked_at = $1, padding = $2 WHERE id = 1")
+            .bind(now)
+            // Changes every time, so every page of it is written again.
+            .bind(format!("{now:016}").repeat(PROBE_BYTES / 16))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -269,11 +269,23 @@ async fn api_not_found() -> ApiError {
     ApiError::not_found("resource at this path")
 }
 
+/// How long /healthz waits for the store's write probe.
+const HEALTH_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Ready when the store can commit a write (a store that answers reads but cannot write — a
+/// full disk — is not healthy), within a few seconds.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(err) => ApiError::unavailable(format!("database: {err}")).into_response(),
-    }
+    let failure = match tokio::time::timeout(HEALTH_PROBE_TIMEOUT, state.store.probe_write()).await
+    {
+        Ok(Ok(())) => return (StatusCode::OK, "ok").into_response(),
+        Ok(Err(err)) => format!("the database cannot write: {err}"),
+        Err(_) => format!(
+            "the database did not commit a write within {} s",
+            HEALTH_PROBE_TIMEOUT.as_secs()
+        ),
+    };
+    metrics::counter!("conclave_health_store_failures_total").increment(1);
+    ApiError::unavailable(failure).into_response()
 }
 
 /// Errors raised outside our handlers (405, 413, …) still answer problem+json.

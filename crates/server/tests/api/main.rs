@@ -7,6 +7,7 @@ mod brute_force;
 mod cli;
 mod common;
 mod exhaustion;
+mod hardening;
 mod history;
 mod media_plane;
 mod operations;

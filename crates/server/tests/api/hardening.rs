@@ -1,0 +1,144 @@
+//! What must hold when the server is exposed on the internet (issue 10, the HTTP/API/store
+//! side): a full disk does not break the store for good, a frozen account does not tell,
+//! text fields refuse NUL and bidi controls, and so on. docs/security.md says which test
+//! proves what.
+
+use crate::common::{Db, TestServer, start_with};
+use reqwest::Method;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A 2 MiB tmpfs, unmounted on drop. None (and the test says SKIPPED) when this process may
+/// not mount (not root, or no mount namespace privileges).
+struct SmallDisk {
+    dir: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Option<SmallDisk> {
+        let parent = tempfile::tempdir().expect("temp dir");
+        let dir = parent.path().join("disk");
+        std::fs::create_dir(&dir).expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+            return None;
+        }
+        Some(SmallDisk {
+            dir,
+            _parent: parent,
+        })
+    }
+
+    /// Fills what is left of the disk with a ballast file.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.dir.join("ballast");
+        let mut file = std::fs::File::create(&path).expect("ballast");
+        let chunk = vec![0u8; 16 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        // Whatever is left is smaller than a chunk: take it byte by byte.
+        while file.write_all(&[0]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+async fn health(s: &TestServer) -> u16 {
+    s.raw(Method::GET, "/healthz", None, None)
+        .await
+        .status
+        .as_u16()
+}
+
+/// Polls /healthz until it answers `status` (true) or 10 s have passed (false).
+async fn health_becomes(s: &TestServer, status: u16) -> bool {
+    for _ in 0..100 {
+        if health(s).await == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn create_room(s: &TestServer, token: &str, n: usize) -> u16 {
+    s.post(
+        "/rooms",
+        token,
+        json!({ "number": format!("{}", 70000 + n), "name": format!("Room {n} {}", "x".repeat(90)) }),
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+/// Disk full on SQLite: writes fail with 5xx and /healthz says 503 while it lasts; once space
+/// is freed every write succeeds again, on every pooled connection, and /healthz is 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_does_not_poison_the_store() {
+    let Some(disk) = SmallDisk::mount() else {
+        return;
+    };
+    let db = disk.dir.join("conclave.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let s = start_with(Db::Sqlite, "disk_full", |settings| {
+        settings.database_url = url;
+    })
+    .await
+    .expect("server");
+    let admin = s.admin().await;
+    assert_eq!(health(&s).await, 200);
+    assert_eq!(create_room(&s, &admin, 0).await, 201);
+
+    let ballast = disk.fill();
+    let mut refused = None;
+    for n in 1..2000 {
+        let status = create_room(&s, &admin, n).await;
+        if status != 201 {
+            refused = Some((n, status));
+            break;
+        }
+    }
+    let (next, status) = refused.expect("a full disk refuses a write");
+    assert!(status >= 500, "a full disk answers 5xx, got {status}");
+    // A few more failed writes, so that every pooled connection has seen the error.
+    for n in next + 1..next + 8 {
+        assert_ne!(create_room(&s, &admin, n).await, 201);
+    }
+    // /healthz reuses its probe's answer for a second: wait for a fresh one.
+    assert!(
+        health_becomes(&s, 503).await,
+        "/healthz must report a store that cannot write"
+    );
+
+    std::fs::remove_file(&ballast).expect("free the space");
+    // More writes than pooled connections: each must work again.
+    for n in next + 8..next + 24 {
+        assert_eq!(
+            create_room(&s, &admin, n).await,
+            201,
+            "write {n} after space was freed"
+        );
+    }
+    assert!(
+        health_becomes(&s, 200).await,
+        "/healthz after space was freed"
+    );
+    s.stop().await;
+    drop(disk);
+}
