@@ -3,11 +3,42 @@
 //! text fields refuse NUL and bidi controls, and so on. docs/security.md says which test
 //! proves what.
 
+use crate::both_backends;
 use crate::common::{Db, TestServer, start_with};
 use reqwest::Method;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
+
+both_backends!(a_frozen_account_does_not_tell_a_right_password,);
+
+/// A frozen account answers a right password exactly as a wrong one, and the limiter counts
+/// it as a failure (a right guess does not clear the account's count, which would tell too).
+async fn a_frozen_account_does_not_tell_a_right_password(s: &TestServer) {
+    let admin = s.admin().await;
+    let id = s.user(&admin, "frozen.user", "user", None).await;
+    s.post(&format!("/users/{id}/freeze"), &admin, json!({}))
+        .await
+        .expect(200);
+    let right = s.login("frozen.user", "frozen.user-password").await;
+    let wrong = s.login("frozen.user", "not-the-password").await;
+    right.expect_problem(401, None);
+    wrong.expect_problem(401, None);
+    assert_eq!(right.body, wrong.body, "the answers must not differ");
+    for i in 0..7 {
+        s.login("frozen.user", &format!("guess-{i}"))
+            .await
+            .expect(401);
+    }
+    // Nine failures so far, the right password among them: the tenth attempt is the last
+    // one checked, whatever it is, and then the account is blocked.
+    s.login("frozen.user", "frozen.user-password")
+        .await
+        .expect(401);
+    s.login("frozen.user", "frozen.user-password")
+        .await
+        .expect_problem(429, None);
+}
 
 /// A 2 MiB tmpfs, unmounted on drop. None (and the test says SKIPPED) when this process may
 /// not mount (not root, or no mount namespace privileges).

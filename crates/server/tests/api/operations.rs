@@ -376,7 +376,7 @@ async fn freezing_a_user_locks_them_out(s: &TestServer) {
     s.get("/me", &token).await.expect_problem(401, None);
     s.login("li.na", "li.na-password")
         .await
-        .expect_problem(403, None);
+        .expect_problem(401, None);
     s.post(&format!("/users/{id}/unfreeze"), &admin, json!({}))
         .await
         .expect(200);
