@@ -255,6 +255,7 @@ pub fn router(state: AppState) -> Router {
             .put(api_not_found),
     )
     .merge(console)
+    .layer(axum::middleware::from_fn(refuse_nul_in_path))
     .layer(axum::middleware::map_response(problem_for_bare_errors))
     .layer(axum::middleware::from_fn(count_requests))
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -263,6 +264,19 @@ pub fn router(state: AppState) -> Router {
     .layer(DefaultBodyLimit::max(1024 * 1024))
     .layer(tower_http::trace::TraceLayer::new_for_http())
     .with_state(state)
+}
+
+/// No object's id or path holds a NUL (`%00`), and PostgreSQL cannot compare TEXT with one:
+/// such a path is not found, before any handler sees it.
+async fn refuse_nul_in_path(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().as_bytes();
+    let nul = path
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0');
+    if nul {
+        return ApiError::not_found("resource at this path").into_response();
+    }
+    next.run(req).await
 }
 
 async fn api_not_found() -> ApiError {
@@ -324,6 +338,15 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Api
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        // PostgreSQL cannot compare TEXT with a NUL: refuse it here, naming the parameter.
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(ApiError::field(
+                name.replace('\0', "\\u0000"),
+                "must not contain NUL (U+0000)",
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)

@@ -7,6 +7,23 @@ pub struct Checks {
     errors: Vec<FieldError>,
 }
 
+/// Characters no name or text field may hold: C0 and C1 controls (NUL included, which
+/// PostgreSQL cannot store), the bidirectional embeddings, overrides, isolates and marks that
+/// make a name display as something else ("Trojan Source"), the line and paragraph separators,
+/// and the byte-order mark. Joiners (U+200C, U+200D) stay: scripts and emoji need them.
+pub fn is_forbidden_in_text(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'                 // ARABIC LETTER MARK
+            | '\u{200E}' | '\u{200F}'  // LEFT-TO-RIGHT / RIGHT-TO-LEFT MARK
+            | '\u{202A}'..='\u{202E}'  // embeddings, pop, overrides
+            | '\u{2066}'..='\u{2069}'  // isolates
+            | '\u{2028}' | '\u{2029}'  // line / paragraph separator
+            | '\u{FEFF}' // byte-order mark
+        )
+}
+
 fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -23,13 +40,27 @@ impl Checks {
         });
     }
 
-    /// Text of `min..=max` characters, not blank, without control characters.
+    /// Text of `min..=max` characters, not blank, without control or bidirectional
+    /// formatting characters (see [`is_forbidden_in_text`]).
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
         let n = value.chars().count();
         if n < min || n > max || (min > 0 && value.trim().is_empty()) {
             self.fail(field, format!("must be {min} to {max} characters"));
-        } else if value.chars().any(char::is_control) {
-            self.fail(field, "must not contain control characters");
+        } else {
+            self.plain(field, value);
+        }
+    }
+
+    /// No control or bidirectional formatting characters (see [`is_forbidden_in_text`]).
+    pub fn plain(&mut self, field: &str, value: &str) {
+        if let Some(c) = value.chars().find(|&c| is_forbidden_in_text(c)) {
+            self.fail(
+                field,
+                format!(
+                    "must not contain control or bidirectional formatting characters (found U+{:04X})",
+                    u32::from(c)
+                ),
+            );
         }
     }
 
@@ -61,6 +92,8 @@ impl Checks {
             });
         if !ok {
             self.fail(field, "must be an email address such as name@example.com");
+        } else {
+            self.plain(field, value);
         }
     }
 
@@ -117,5 +150,36 @@ mod tests {
         let err = c.finish().unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["pin", "landline", "email", "username", "name"]);
+    }
+
+    #[test]
+    fn refuses_controls_and_bidi_formatting_in_text() {
+        for bad in [
+            "nul\u{0}",
+            "tab\t",
+            "nel\u{85}",
+            "rlo\u{202E}gnp.exe",
+            "lre\u{202A}",
+            "pdf\u{202C}",
+            "rli\u{2067}",
+            "pdi\u{2069}",
+            "rlm\u{200F}",
+            "alm\u{061C}",
+            "ls\u{2028}",
+            "bom\u{FEFF}",
+        ] {
+            let mut c = Checks::new();
+            c.text("name", bad, 1, 100);
+            assert!(c.finish().is_err(), "{bad:?} must be refused");
+        }
+        for good in ["王芳", "José Ñúñez", "مريم", "שלום", "می‌خواهم", "👩‍💻 team"]
+        {
+            let mut c = Checks::new();
+            c.text("name", good, 1, 100);
+            assert!(c.finish().is_ok(), "{good:?} must be accepted");
+        }
+        let mut c = Checks::new();
+        c.email("email", "a\u{202E}b@example.com");
+        assert!(c.finish().is_err());
     }
 }

@@ -10,7 +10,95 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
-both_backends!(a_frozen_account_does_not_tell_a_right_password,);
+both_backends!(
+    a_frozen_account_does_not_tell_a_right_password,
+    nul_bytes_are_refused_naming_the_field,
+    bidi_controls_are_refused_in_names,
+);
+
+/// Bidirectional overrides, isolates and marks make a name display as another ("Trojan
+/// Source"): refused in every name, with the field named; C1 controls too.
+async fn bidi_controls_are_refused_in_names(s: &TestServer) {
+    let admin = s.admin().await;
+    let user = s.user(&admin, "bidi.user", "user", None).await;
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8123", "name": "Board \u{202E}gnp.exe" }),
+    )
+    .await
+    .expect_problem(422, Some("name"));
+    s.patch(
+        &format!("/users/{user}"),
+        &admin,
+        json!({ "display_name": "Ali \u{2067}ce" }),
+    )
+    .await
+    .expect_problem(422, Some("display_name"));
+    s.post("/contacts", &admin, json!({ "name": "Bob\u{200F}" }))
+        .await
+        .expect_problem(422, Some("name"));
+    s.post("/tenants", &admin, json!({ "name": "Acme\u{2066}" }))
+        .await
+        .expect_problem(422, Some("name"));
+    s.post("/tenants", &admin, json!({ "name": "Acme\u{85}" }))
+        .await
+        .expect_problem(422, Some("name"));
+    s.patch(
+        &format!("/users/{user}"),
+        &admin,
+        json!({ "email": "a\u{202E}b@example.com" }),
+    )
+    .await
+    .expect_problem(422, Some("email"));
+    // Names in any script, with the joiners they need, are kept.
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8124", "name": "جلسة می‌خواهم 👩‍💻" }),
+    )
+    .await
+    .expect(201);
+}
+
+/// A NUL (U+0000) anywhere in a body, a query parameter or a path answers 422 naming the
+/// field (404 for a path): PostgreSQL cannot store it in TEXT and used to answer 500.
+async fn nul_bytes_are_refused_naming_the_field(s: &TestServer) {
+    let admin = s.admin().await;
+    let user = s.user(&admin, "nul.user", "user", None).await;
+    let login =
+        serde_json::to_vec(&json!({ "username": "ad\u{0}min", "password": "whatever-pass" }))
+            .expect("json");
+    s.raw(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(("application/json", login)),
+    )
+    .await
+    .expect_problem(422, Some("username"));
+    s.patch(
+        &format!("/users/{user}"),
+        &admin,
+        json!({ "email": "a\u{0}b@example.com" }),
+    )
+    .await
+    .expect_problem(422, Some("email"));
+    s.post(
+        "/contacts",
+        &admin,
+        json!({ "name": "Contact", "email": "x@exam\u{0}ple.com" }),
+    )
+    .await
+    .expect_problem(422, Some("email"));
+    s.get("/users?cursor=%00", &admin)
+        .await
+        .expect_problem(422, Some("cursor"));
+    s.get("/users/abc%00def", &admin)
+        .await
+        .expect_problem(404, None);
+    s.get("/rooms/%00", &admin).await.expect_problem(404, None);
+}
 
 /// A frozen account answers a right password exactly as a wrong one, and the limiter counts
 /// it as a failure (a right guess does not clear the account's count, which would tell too).
