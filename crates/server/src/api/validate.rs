@@ -24,6 +24,147 @@ pub fn is_forbidden_in_text(c: char) -> bool {
         )
 }
 
+/// Base words of the most common passwords: a password that is one of these with only digits
+/// and symbols around it ("Password123!", "qwerty-2024") is among the first guesses.
+const COMMON_PASSWORD_WORDS: &[&str] = &[
+    "password",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "pass",
+    "qwerty",
+    "qwertyuiop",
+    "qwertz",
+    "azerty",
+    "asdf",
+    "asdfgh",
+    "asdfghjkl",
+    "zxcvbnm",
+    "qazwsx",
+    "qazwsxedc",
+    "1qaz2wsx",
+    "1q2w3e4r",
+    "1q2w3e4r5t",
+    "q1w2e3r4",
+    "abc",
+    "abcd",
+    "abcdef",
+    "abcdefg",
+    "abcdefgh",
+    "abcdefghij",
+    "iloveyou",
+    "letmein",
+    "welcome",
+    "admin",
+    "administrator",
+    "root",
+    "login",
+    "changeme",
+    "secret",
+    "default",
+    "guest",
+    "user",
+    "test",
+    "monkey",
+    "dragon",
+    "master",
+    "football",
+    "baseball",
+    "soccer",
+    "superman",
+    "batman",
+    "sunshine",
+    "princess",
+    "shadow",
+    "michael",
+    "jennifer",
+    "hello",
+    "freedom",
+    "whatever",
+    "trustno",
+    "starwars",
+    "pokemon",
+    "computer",
+    "internet",
+    "samsung",
+    "google",
+    "conclave",
+    "conference",
+    "meeting",
+    "phone",
+    "woaini",
+    "aini",
+    "zhang",
+    "wang",
+    "li",
+    "liu",
+    "chen",
+];
+
+/// Why a password is too weak, or None. At least 10 characters (at most 256); at least two
+/// of lower-case, upper-case, digits and other characters unless it is a passphrase of 16 or
+/// more; at least 5 different characters; not a common password (a common word with only
+/// digits and symbols around it, or digits and symbols alone); not the login name, e-mail,
+/// or extension (again with only digits and symbols around it).
+pub fn password_weakness(value: &str, identity: &[&str]) -> Option<String> {
+    let n = value.chars().count();
+    if !(10..=256).contains(&n) {
+        return Some("must be 10 to 256 characters".into());
+    }
+    if value.chars().any(is_forbidden_in_text) {
+        return Some("must not contain control characters".into());
+    }
+    let classes = [
+        value.chars().any(|c| c.is_lowercase()),
+        value.chars().any(|c| c.is_uppercase()),
+        value.chars().any(|c| c.is_ascii_digit()),
+        value.chars().any(|c| {
+            !c.is_alphanumeric() || (c.is_alphabetic() && !c.is_lowercase() && !c.is_uppercase())
+        }),
+    ]
+    .iter()
+    .filter(|&&present| present)
+    .count();
+    if classes < 2 && n < 16 {
+        return Some(
+            "must mix at least two of lower-case, upper-case, digits and other characters \
+             (or be a passphrase of 16 characters or more)"
+                .into(),
+        );
+    }
+    let mut distinct: Vec<char> = value.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 5 {
+        return Some("must have at least 5 different characters".into());
+    }
+    let lower = value.to_lowercase();
+    // What is left when the digits and symbols around the first and last letter are removed.
+    let core = lower.trim_matches(|c: char| !c.is_alphabetic());
+    if core.is_empty() || COMMON_PASSWORD_WORDS.contains(&core) || is_sequence(&lower) {
+        return Some("is too common: it is among the first passwords a guesser tries".into());
+    }
+    for id in identity.iter().map(|id| id.trim().to_lowercase()) {
+        let local = id.split('@').next().unwrap_or(&id).to_owned();
+        if id.is_empty() {
+            continue;
+        }
+        let same =
+            |candidate: &str| candidate == id || (local.chars().count() >= 3 && candidate == local);
+        if same(&lower) || same(core) {
+            return Some("must not be the login name, e-mail address or extension".into());
+        }
+    }
+    None
+}
+
+/// Runs of neighbouring characters ("1234567890", "abcdefghijk", "9876543210").
+fn is_sequence(value: &str) -> bool {
+    let codes: Vec<i64> = value.chars().map(|c| i64::from(u32::from(c))).collect();
+    let steps: Vec<i64> = codes.windows(2).map(|w| w[1] - w[0]).collect();
+    !steps.is_empty() && steps.iter().all(|&d| d == steps[0] && d.abs() <= 1)
+}
+
 fn is_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -111,10 +252,11 @@ impl Checks {
         }
     }
 
-    pub fn password(&mut self, field: &str, value: &str) {
-        let n = value.chars().count();
-        if !(8..=256).contains(&n) {
-            self.fail(field, "must be 8 to 256 characters");
+    /// A password (web or SIP) of minimum strength: see [`password_weakness`]. `identity` holds
+    /// what a guesser tries first for this account (login name, e-mail, extension).
+    pub fn password(&mut self, field: &str, value: &str, identity: &[&str]) {
+        if let Some(reason) = password_weakness(value, identity) {
+            self.fail(field, reason);
         }
     }
 
@@ -150,6 +292,44 @@ mod tests {
         let err = c.finish().unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["pin", "landline", "email", "username", "name"]);
+    }
+
+    #[test]
+    fn passwords_of_minimum_strength() {
+        let id = ["zhang.wei", "zhang.wei@example.com", "1001"];
+        for weak in [
+            "short1!",            // too short
+            "abcdefghijkl",       // one class, a sequence
+            "correcthorse",       // one class, under 16
+            "1234567890",         // digits only, a sequence
+            "aaaaaaaaaaaaaaaaaa", // one character
+            "a1a1a1a1a1a1",       // few different characters
+            "Password123!",       // a common word with digits and symbols
+            "qwerty-2024!",
+            "P@ssw0rd2024",
+            "Zhang.Wei2024", // the login name
+            "zhang.wei@example.com",
+            "!!1001!!1001", // digits and symbols only, no word
+        ] {
+            assert!(
+                password_weakness(weak, &id).is_some(),
+                "{weak:?} must be refused"
+            );
+        }
+        for strong in [
+            "desk-password",
+            "Tr0ub4dor&3x",
+            "correct horse battery staple",
+            "我的密码是一段很长的句子吧对吧呢",
+            "zhang-password",
+            "sip-secret-3001",
+        ] {
+            assert_eq!(
+                password_weakness(strong, &id),
+                None,
+                "{strong:?} must be accepted"
+            );
+        }
     }
 
     #[test]

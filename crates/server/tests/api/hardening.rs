@@ -14,7 +14,53 @@ both_backends!(
     a_frozen_account_does_not_tell_a_right_password,
     nul_bytes_are_refused_naming_the_field,
     bidi_controls_are_refused_in_names,
+    trivial_passwords_are_refused,
 );
+
+/// Web and SIP passwords have a minimum strength, on creation and on change.
+async fn trivial_passwords_are_refused(s: &TestServer) {
+    let admin = s.admin().await;
+    let create = |username: &str, password: &str| json!({ "username": username, "display_name": "Weak", "password": password });
+    for weak in [
+        "password1",
+        "Password123!",
+        "1234567890",
+        "qwertyuiop",
+        "aaaaaaaaaaaa",
+    ] {
+        s.post("/users", &admin, create("weak.user", weak))
+            .await
+            .expect_problem(422, Some("password"));
+    }
+    s.post("/users", &admin, create("weak.user", "Weak.User2024"))
+        .await
+        .expect_problem(422, Some("password"));
+    let id = s.user(&admin, "strong.user", "user", None).await;
+    let token = s.token("strong.user", "strong.user-password").await;
+    // Changing one's own password: the same rule.
+    s.patch(
+        &format!("/users/{id}"),
+        &token,
+        json!({ "password": "letmein123", "current_password": "strong.user-password" }),
+    )
+    .await
+    .expect_problem(422, Some("password"));
+    s.patch(
+        &format!("/users/{id}"),
+        &admin,
+        json!({ "extension": "4321", "sip_password": "4321432143" }),
+    )
+    .await
+    .expect_problem(422, Some("sip_password"));
+    s.patch(
+        &format!("/users/{id}"),
+        &token,
+        json!({ "password": "Lantern-river-42", "current_password": "strong.user-password" }),
+    )
+    .await
+    .expect(200);
+    s.token("strong.user", "Lantern-river-42").await;
+}
 
 /// Bidirectional overrides, isolates and marks make a name display as another ("Trojan
 /// Source"): refused in every name, with the field named; C1 controls too.

@@ -303,10 +303,10 @@ async fn users_and_extensions(s: &TestServer) {
             bad.body
         );
     }
-    s.post("/users", &admin, json!({ "username": "nosip", "display_name": "n", "password": "password-1", "sip_password": "sip-secret" }))
+    s.post("/users", &admin, json!({ "username": "nosip", "display_name": "n", "password": "staff-password-1", "sip_password": "sip-secret" }))
         .await
         .expect_problem(422, Some("extension"));
-    s.post("/users", &admin, json!({ "username": "k", "display_name": "k", "password": "password-1", "kind": "emperor" }))
+    s.post("/users", &admin, json!({ "username": "k", "display_name": "k", "password": "staff-password-1", "kind": "emperor" }))
         .await
         .expect_problem(422, Some("kind"));
     // Read, list, update.
