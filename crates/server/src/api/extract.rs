@@ -249,6 +249,25 @@ pub async fn authenticate(
     token: &str,
     source: SocketAddr,
 ) -> Result<Caller, ApiError> {
+    lookup(state, token, source, true).await
+}
+
+/// Like [`authenticate`], without noting the API key's use: for checking again that a
+/// credential still holds (an open event stream), which is not a new use.
+pub async fn recheck(
+    state: &AppState,
+    token: &str,
+    source: SocketAddr,
+) -> Result<Caller, ApiError> {
+    lookup(state, token, source, false).await
+}
+
+async fn lookup(
+    state: &AppState,
+    token: &str,
+    source: SocketAddr,
+    note_use: bool,
+) -> Result<Caller, ApiError> {
     let hash = crate::credentials::token_hash(token);
     let now = now_ms();
     let mut conn = state.store.conn().await?;
@@ -256,7 +275,9 @@ pub async fn authenticate(
         let key = repo::api_keys::find_live(&mut conn, &hash, now)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the API key is unknown, revoked or expired"))?;
-        repo::api_keys::touch(&mut conn, &key.id, now).await?;
+        if note_use {
+            repo::api_keys::touch(&mut conn, &key.id, now).await?;
+        }
         (key.user_id, Credential::ApiKey { id: key.id })
     } else {
         let session = repo::sessions::find_live(&mut conn, &hash, now)

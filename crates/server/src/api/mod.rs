@@ -49,6 +49,9 @@ pub struct AppState {
     pub login_limiter: Arc<crate::limiter::Limiter>,
     /// Seals the secrets the server must read back (trunk passwords) at rest.
     pub sealer: Arc<crate::secrets::Sealer>,
+    /// Bumped when sessions or API keys are revoked (logout, freeze, deletion, password
+    /// change): open event streams check their credential again at once.
+    pub credentials_revoked: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl AppState {
@@ -69,7 +72,14 @@ impl AppState {
                 crate::limiter::LimiterConfig::login(),
             ),
             sealer,
+            credentials_revoked: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Tells open event streams that some credential was revoked.
+    pub fn note_credentials_revoked(&self) {
+        self.credentials_revoked
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -262,7 +272,7 @@ pub fn router(state: AppState) -> Router {
         ApiError::internal("a request handler panicked").into_response()
     }))
     .layer(DefaultBodyLimit::max(1024 * 1024))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
     .with_state(state)
 }
 
@@ -277,6 +287,45 @@ async fn refuse_nul_in_path(req: axum::extract::Request, next: axum::middleware:
         return ApiError::not_found("resource at this path").into_response();
     }
     next.run(req).await
+}
+
+/// The span every HTTP log line carries: the request's method and URI, with the values of
+/// secret query parameters (`access_token`, the events WebSocket's credential) replaced, so
+/// no log holds a credential. Headers (Authorization) are not logged at all.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %redacted_uri(req.uri()),
+        version = ?req.version(),
+    )
+}
+
+/// A URI for the logs: secret query values replaced by `REDACTED`.
+pub fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_owned();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|part| {
+            let raw_name = part.split('=').next().unwrap_or("");
+            let name: String = form_urlencoded::parse(raw_name.as_bytes())
+                .next()
+                .map(|(n, _)| n.to_lowercase())
+                .unwrap_or_default();
+            let secret = ["token", "key", "password", "secret"]
+                .iter()
+                .any(|s| name.contains(s));
+            if secret {
+                format!("{raw_name}=REDACTED")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
 }
 
 async fn api_not_found() -> ApiError {
@@ -505,4 +554,23 @@ where
     D: serde::Deserializer<'de>,
 {
     Option::<T>::deserialize(de).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_uri;
+
+    #[test]
+    fn secrets_in_query_strings_are_redacted() {
+        let uri = "/api/v1/events?access_token=cs_secret123&x=1&api%5Fkey=ck_abc"
+            .parse()
+            .expect("uri");
+        let shown = redacted_uri(&uri);
+        assert_eq!(
+            shown,
+            "/api/v1/events?access_token=REDACTED&x=1&api%5Fkey=REDACTED"
+        );
+        let plain = "/api/v1/users?limit=5".parse().expect("uri");
+        assert_eq!(redacted_uri(&plain), "/api/v1/users?limit=5");
+    }
 }

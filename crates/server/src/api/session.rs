@@ -179,6 +179,7 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Stat
     };
     audit(&mut tx, &caller, entry).await?;
     tx.commit().await?;
+    state.note_credentials_revoked();
     Ok(StatusCode::NO_CONTENT)
 }
 

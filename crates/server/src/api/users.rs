@@ -407,6 +407,9 @@ async fn update_user(
     }
     audit(&mut tx, &caller, entry("updateUser", &user)).await?;
     tx.commit().await?;
+    if body.password.is_some() && !is_self {
+        state.note_credentials_revoked();
+    }
     Ok(Json(user))
 }
 
@@ -435,6 +438,7 @@ async fn delete_user(
     repo::users::delete(&mut tx, &user.id).await?;
     audit(&mut tx, &caller, entry("deleteUser", &user)).await?;
     tx.commit().await?;
+    state.note_credentials_revoked();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -466,6 +470,9 @@ async fn set_status(
     }
     audit(&mut tx, &caller, entry(action, &user)).await?;
     tx.commit().await?;
+    if status == UserStatus::Frozen {
+        state.note_credentials_revoked();
+    }
     Ok(Json(user))
 }
 

@@ -15,7 +15,113 @@ both_backends!(
     nul_bytes_are_refused_naming_the_field,
     bidi_controls_are_refused_in_names,
     trivial_passwords_are_refused,
+    event_streams_end_with_their_session,
 );
+
+/// Opens the events WebSocket with the token in the query string, as the console does.
+async fn event_stream(
+    s: &TestServer,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!(
+        "{}/api/v1/events?access_token={token}",
+        s.base.replace("http://", "ws://")
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket")
+        .0
+}
+
+/// Waits (at most `within`) for the stream to be closed by the server; the close code.
+async fn closed_by_server(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    within: Duration,
+) -> Option<u16> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+            }
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_))) | Ok(None) => return Some(1006),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// An open events WebSocket ends with its credential: logout, expiry, a frozen or deleted
+/// account each close it (code 4401); another user's stream stays open.
+async fn event_streams_end_with_their_session(s: &TestServer) {
+    let admin = s.admin().await;
+    let mut bystander = event_stream(s, &admin).await;
+    let id = s.user(&admin, "stream.user", "user", None).await;
+    let login = || s.token("stream.user", "stream.user-password");
+
+    // Logout: pushed at once.
+    let token = login().await;
+    let mut socket = event_stream(s, &token).await;
+    s.call(Method::POST, "/auth/logout", &token, None)
+        .await
+        .expect(204);
+    assert_eq!(
+        closed_by_server(&mut socket, Duration::from_secs(10)).await,
+        Some(4401),
+        "logout closes the stream"
+    );
+
+    // Expiry: found by the periodic check (every 5 s).
+    let token = login().await;
+    let mut socket = event_stream(s, &token).await;
+    let store = &s.running.as_ref().expect("running").store;
+    let mut conn = store.conn().await.expect("conn");
+    sqlx::query("UPDATE sessions SET expires_at = 1 WHERE token_hash = $1")
+        .bind(conclave_server::credentials::token_hash(&token))
+        .execute(&mut *conn)
+        .await
+        .expect("expire the session");
+    drop(conn);
+    assert_eq!(
+        closed_by_server(&mut socket, Duration::from_secs(20)).await,
+        Some(4401),
+        "an expired session closes the stream"
+    );
+
+    // Frozen, then deleted.
+    let token = login().await;
+    let mut socket = event_stream(s, &token).await;
+    s.post(&format!("/users/{id}/freeze"), &admin, json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        closed_by_server(&mut socket, Duration::from_secs(10)).await,
+        Some(4401),
+        "freezing closes the stream"
+    );
+    s.post(&format!("/users/{id}/unfreeze"), &admin, json!({}))
+        .await
+        .expect(200);
+    let token = login().await;
+    let mut socket = event_stream(s, &token).await;
+    s.delete(&format!("/users/{id}"), &admin).await.expect(204);
+    assert_eq!(
+        closed_by_server(&mut socket, Duration::from_secs(10)).await,
+        Some(4401),
+        "deleting the account closes the stream"
+    );
+
+    // The administrator's stream saw all that and is still open.
+    assert_eq!(
+        closed_by_server(&mut bystander, Duration::from_millis(500)).await,
+        None,
+        "another user's stream stays open"
+    );
+}
 
 /// Web and SIP passwords have a minimum strength, on creation and on change.
 async fn trivial_passwords_are_refused(s: &TestServer) {
@@ -306,4 +412,128 @@ async fn disk_full_does_not_poison_the_store() {
     );
     s.stop().await;
     drop(disk);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The real `conclave serve` in a child process, its log (stdout and stderr) in a file.
+struct RealServer {
+    child: std::process::Child,
+    base: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RealServer {
+    async fn start(extra: &[&str]) -> RealServer {
+        let dir = tempfile::tempdir().expect("tmp");
+        let http = format!("127.0.0.1:{}", free_port());
+        let log = dir.path().join("server.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+            .args(["serve", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--http-listen", &http])
+            .args(["--sip-udp", &format!("127.0.0.1:{}", free_port())])
+            .args(["--sip-tcp", &format!("127.0.0.1:{}", free_port())])
+            .args(["--sip-tls", &format!("127.0.0.1:{}", free_port())])
+            .args(extra)
+            .env("CONCLAVE_ADMIN_PASSWORD", crate::common::ADMIN_PASSWORD)
+            .env_remove("CONCLAVE_DATABASE_URL")
+            .current_dir(dir.path())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("conclave starts");
+        let mut server = RealServer {
+            child,
+            base: format!("http://{http}"),
+            log,
+            _dir: dir,
+        };
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            let health = client.get(format!("{}/healthz", server.base)).send().await;
+            if health.is_ok_and(|r| r.status() == 200) {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("conclave exited early: {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("conclave did not become ready");
+    }
+
+    async fn admin_token(&self) -> String {
+        let reply: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({ "username": "admin", "password": crate::common::ADMIN_PASSWORD }))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        reply["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Stops it and returns everything it logged.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).expect("the log")
+    }
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// At `--log debug` every request is logged with its URI: the events WebSocket's token (in
+/// the query string, as browsers send it) is replaced by REDACTED in every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_in_query_strings_are_not_logged() {
+    let server = RealServer::start(&["--log", "debug"]).await;
+    let token = server.admin_token().await;
+    let ws = format!(
+        "{}/api/v1/events?access_token={token}",
+        server.base.replace("http://", "ws://")
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(ws)
+        .await
+        .expect("websocket");
+    drop(socket);
+    // The same URL without the upgrade (an error answer is logged too).
+    let plain = reqwest::get(format!(
+        "{}/api/v1/events?access_token={token}&limit=1",
+        server.base
+    ))
+    .await
+    .expect("request");
+    assert_eq!(plain.status(), 422, "an unknown parameter is refused");
+    let log = server.stop();
+    assert!(
+        log.contains("access_token=REDACTED"),
+        "the request lines are logged, redacted:\n{log}"
+    );
+    let secret = token.trim_start_matches("cs_");
+    assert!(
+        !log.contains(secret),
+        "the token appears in the log:\n{}",
+        log.lines()
+            .filter(|l| l.contains(secret))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
