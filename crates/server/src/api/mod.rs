@@ -251,10 +251,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/healthz", get(healthz))
-    .route(
-        "/metrics",
-        get(|| async { crate::telemetry::metrics().render() }),
-    )
+    .route("/metrics", get(metrics))
     .route("/api", get(api_not_found))
     .route(
         "/api/{*rest}",
@@ -349,6 +346,50 @@ async fn healthz(State(state): State<AppState>) -> Response {
     };
     metrics::counter!("conclave_health_store_failures_total").increment(1);
     ApiError::unavailable(failure).into_response()
+}
+
+/// Prometheus metrics, for the scraper only: with `metrics_token` set, to a request bearing
+/// it; without, to a loopback client that came through no proxy (a reverse proxy on the same
+/// host would make every client look local).
+async fn metrics(
+    State(state): State<AppState>,
+    extract::ClientAddr(source): extract::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let allowed = match &state.settings.metrics_token {
+        Some(expected) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            // Digests compared, so the comparison's time tells nothing about the token.
+            let digest = |t: &str| <sha2::Sha256 as sha2::Digest>::digest(t.as_bytes());
+            if digest(given) != digest(expected) {
+                let mut refused =
+                    ApiError::unauthorized("/metrics needs the metrics token").into_response();
+                refused.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                return refused;
+            }
+            true
+        }
+        None => {
+            let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+                .iter()
+                .any(|h| headers.contains_key(*h));
+            source.ip().is_loopback() && !proxied
+        }
+    };
+    if !allowed {
+        return ApiError::forbidden(
+            "/metrics is served only to loopback clients; set metrics_token to scrape from elsewhere",
+        )
+        .into_response();
+    }
+    crate::telemetry::metrics().render().into_response()
 }
 
 /// Errors raised outside our handlers (405, 413, …) still answer problem+json.

@@ -537,3 +537,62 @@ async fn tokens_in_query_strings_are_not_logged() {
             .join("\n")
     );
 }
+
+async fn metrics_status(s: &TestServer, headers: &[(&str, &str)]) -> u16 {
+    let mut req = s.http.get(format!("{}/metrics", s.base));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.expect("metrics").status().as_u16()
+}
+
+/// Without `metrics_token`, /metrics answers loopback clients only, and not through a proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_only_to_loopback_by_default() {
+    let s = start_with(Db::Sqlite, "metrics_default", |_| {})
+        .await
+        .expect("server");
+    assert_eq!(metrics_status(&s, &[]).await, 200);
+    for proxied in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        assert_eq!(
+            metrics_status(&s, &[(proxied, "203.0.113.7")]).await,
+            403,
+            "a request through a proxy ({proxied}) is not a local one"
+        );
+    }
+    s.stop().await;
+}
+
+/// With `metrics_token`, /metrics needs it, from anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_the_token_when_one_is_set() {
+    let s = start_with(Db::Sqlite, "metrics_token", |settings| {
+        settings.metrics_token = Some("scrape-token-0123456789".into());
+    })
+    .await
+    .expect("server");
+    let no_token = s.raw(Method::GET, "/metrics", None, None).await;
+    no_token.expect_problem(401, None);
+    s.raw(
+        Method::GET,
+        "/metrics",
+        Some("wrong-token-0123456789"),
+        None,
+    )
+    .await
+    .expect_problem(401, None);
+    let scraped = s
+        .raw(
+            Method::GET,
+            "/metrics",
+            Some("scrape-token-0123456789"),
+            None,
+        )
+        .await;
+    scraped.expect(200);
+    assert!(
+        scraped.body.as_str().unwrap_or("").contains("conclave_"),
+        "the metrics themselves"
+    );
+    s.stop().await;
+}
