@@ -269,6 +269,7 @@ pub fn router(state: AppState) -> Router {
         ApiError::internal("a request handler panicked").into_response()
     }))
     .layer(DefaultBodyLimit::max(1024 * 1024))
+    .layer(axum::middleware::map_response(security_headers))
     .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
     .with_state(state)
 }
@@ -390,6 +391,28 @@ async fn metrics(
         .into_response();
     }
     crate::telemetry::metrics().render().into_response()
+}
+
+/// The console's Content-Security-Policy: the Vite build loads only its own module scripts
+/// and style sheets (no inline script or style element), talks to its own origin (fetch and
+/// the events WebSocket), and may not be framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every answer, console and API alike. No HSTS: the HTTP listener has
+/// no TLS of its own (a TLS-terminating proxy in front sets it).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Errors raised outside our handlers (405, 413, …) still answer problem+json.

@@ -596,3 +596,54 @@ async fn metrics_need_the_token_when_one_is_set() {
     );
     s.stop().await;
 }
+
+/// Every answer — console, API (success and error), health, metrics, the OpenAPI document —
+/// carries the security headers; no HSTS over plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_security_headers() {
+    let s = start_with(Db::Sqlite, "security_headers", |_| {})
+        .await
+        .expect("server");
+    let admin = s.admin().await;
+    for (path, token) in [
+        ("/", None),
+        ("/rooms/some/console/route", None),
+        ("/healthz", None),
+        ("/metrics", None),
+        ("/api/openapi.json", None),
+        ("/api/v1/me", None),
+        ("/api/v1/me", Some(admin.as_str())),
+        ("/api/v1/nothing-here", Some(admin.as_str())),
+        ("/api/v1/users/%00", Some(admin.as_str())),
+    ] {
+        let mut req = s.http.get(format!("{}{path}", s.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let reply = req.send().await.expect("answer");
+        let headers = reply.headers();
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let csp = header("content-security-policy");
+        assert!(
+            csp.contains("default-src 'self'")
+                && csp.contains("script-src 'self'")
+                && csp.contains("frame-ancestors 'none'")
+                && !csp.contains("unsafe-inline"),
+            "{path}: CSP {csp:?}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert!(
+            headers.get("strict-transport-security").is_none(),
+            "{path}: no HSTS over plain HTTP"
+        );
+    }
+    s.stop().await;
+}
