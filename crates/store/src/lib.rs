@@ -58,6 +58,9 @@ impl Store {
                 "unsupported database URL scheme in {url:?}: expected sqlite:// or postgres://"
             )));
         };
+        if backend == Backend::Sqlite {
+            private_sqlite_files(url)?;
+        }
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
         let pool = AnyPoolOptions::new()
@@ -172,6 +175,52 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Takes group and other permissions away from an existing file or directory (`mode`: 0o600
+/// or 0o700), logging when it had any. A missing path is left alone.
+pub fn make_private(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let current = meta.permissions().mode() & 0o777;
+    if current & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+            StoreError::Config(format!("cannot make {} private: {e}", path.display()))
+        })?;
+        tracing::info!(path = %path.display(), was = format!("{current:o}"), now = format!("{mode:o}"), "made private");
+    }
+    Ok(())
+}
+
+/// The SQLite database and its -wal and -shm files are readable by the server's user only.
+/// SQLite gives the -wal and -shm files the database file's permissions, so the database file
+/// is created 0600 before SQLite opens it.
+fn private_sqlite_files(url: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let path = std::path::Path::new(path);
+    if !path.exists() && url.contains("mode=rwc") {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", path.display())))?;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        make_private(std::path::Path::new(&file), 0o600)?;
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch: the one time format in the schema.

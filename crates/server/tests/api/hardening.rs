@@ -647,3 +647,60 @@ async fn every_answer_carries_the_security_headers() {
     }
     s.stop().await;
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The data directory is 0700 and the SQLite database with its -wal and -shm files 0600, even
+/// under a permissive umask (the server embedded in this test does not set one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_is_readable_by_the_server_only() {
+    // SAFETY: sets this test process's file creation mask (one test per process).
+    unsafe {
+        libc::umask(0o022);
+    }
+    let parent = tempfile::tempdir().expect("tmp");
+    let data = parent.path().join("data");
+    let db = data.join("conclave.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let s = start_with(Db::Sqlite, "private_files", |settings| {
+        settings.data_dir = data.clone();
+        settings.database_url = url;
+    })
+    .await
+    .expect("server");
+    let admin = s.admin().await;
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8555", "name": "Private" }),
+    )
+    .await
+    .expect(201);
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    for file in ["conclave.db", "conclave.db-wal", "conclave.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    s.stop().await;
+
+    // An existing world-readable database is made private at the next start.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let s = start_with(Db::Sqlite, "private_files_again", |settings| {
+        settings.data_dir = data.clone();
+        settings.database_url = url;
+    })
+    .await
+    .expect("server");
+    assert_eq!(mode(&data), 0o700, "the data directory, tightened");
+    assert_eq!(mode(&db), 0o600, "the database, tightened");
+    s.stop().await;
+}
