@@ -37,8 +37,11 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     /// When the write probe last ran, and what it found.
-    last_probe: Arc<Mutex<Option<(Instant, Result<(), String>)>>>,
+    last_probe: Arc<Mutex<Option<ProbeResult>>>,
 }
+
+/// When a write probe ran, and what it found.
+type ProbeResult = (Instant, Result<(), String>);
 
 /// How long a write probe's answer is reused: /healthz may be polled often, by anyone.
 const PROBE_REUSE: Duration = Duration::from_secs(1);
