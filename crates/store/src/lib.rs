@@ -93,7 +93,10 @@ impl Store {
             // depth") for good. Such a connection is closed instead; the pool opens a new one.
             .after_release(|conn, _| {
                 Box::pin(async move {
-                    // The rollback of a dropped transaction is queued: let it run first.
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    // The rollback of a dropped transaction may still be queued: let it run.
                     conn.ping().await?;
                     let clean = !conn.is_in_transaction();
                     if !clean {
