@@ -93,7 +93,7 @@ if [ "$mode" = register ]; then
     echo "creating $n users through the API (cached for the next run)..." >&2
     seq $((100001)) $((100000 + n)) | timeout 3600 xargs -P 4 -I{} curl -fsS -o /dev/null -X POST "$api/users" \
       -H "authorization: Bearer $token" -H 'content-type: application/json' \
-      -d '{"username":"sip{}","display_name":"Load {}","password":"password-{}","extension":"{}","sip_password":"sip-pass-{}"}'
+      -d '{"username":"sip{}","display_name":"Load {}","password":"load-user-{}-pw","extension":"{}","sip_password":"sip-pass-{}"}'
     stop_server
     rm -rf "$cache"; mkdir -p "$(dirname "$cache")"; cp -a "$data" "$cache"; rm -f "$cache/server.log"
   fi

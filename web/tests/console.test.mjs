@@ -34,6 +34,8 @@ const freeUdpPort = () =>
   });
 
 let server, browser, base, dataDir, sipPort;
+// What the browser reports the Content-Security-Policy refused, on every page of every test.
+const cspViolations = [];
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'conclave-console-'));
@@ -56,6 +58,14 @@ before(async () => {
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+  const newPage = browser.newPage.bind(browser);
+  browser.newPage = async (...options) => {
+    const page = await newPage(...options);
+    page.on('console', (message) => {
+      if (/Content.Security.Policy/i.test(message.text())) cspViolations.push(message.text());
+    });
+    return page;
+  };
 });
 
 after(async () => {
@@ -507,4 +517,11 @@ test('a system administrator makes a tenant SHA-256 only from its page, in Engli
   await again.getByTestId('tenant-save').click();
   await again.getByTestId('tenant-saved').waitFor();
   await page.close();
+});
+
+test('the console runs under its Content-Security-Policy, which refused nothing', async () => {
+  const index = await fetch(`${base}/`);
+  assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+  assert.equal(index.headers.get('x-frame-options'), 'DENY');
+  assert.deepEqual(cspViolations, []);
 });

@@ -52,6 +52,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     }
+    conclave_store::make_private(&settings.data_dir, 0o700).context("data_dir")?;
     crate::telemetry::metrics();
     crate::limits::raise_descriptor_limit();
     // One TLS provider for the whole process (webhooks' HTTPS client, SIP over TLS).

@@ -176,6 +176,15 @@ pub struct ServeArgs {
     /// Log filter, e.g. info or conclave=debug,sqlx=warn. Default: info
     #[arg(long, env = "CONCLAVE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Bearer token that /metrics requires (16 characters or more). Default: none, and then
+    /// /metrics answers only loopback clients that came through no proxy
+    #[arg(
+        long,
+        env = "CONCLAVE_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 /// The same settings as read from the configuration file.
@@ -218,6 +227,7 @@ struct FileSettings {
     max_connections: Option<u32>,
     web_dir: Option<PathBuf>,
     log: Option<String>,
+    metrics_token: Option<String>,
 }
 
 /// The settings in force, after merging and checking.
@@ -265,6 +275,8 @@ pub struct Settings {
     pub log: String,
     /// The first administrator's password (`CONCLAVE_ADMIN_PASSWORD`); random when unset.
     pub admin_password: Option<String>,
+    /// The bearer token /metrics requires; `None`: loopback clients only.
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -306,6 +318,16 @@ impl Settings {
         admin_password: Option<String>,
     ) -> Result<Settings> {
         let listener_limits = listener_limits(&args, &file)?;
+        let metrics_token = args
+            .metrics_token
+            .clone()
+            .or(file.metrics_token)
+            .filter(|t| !t.is_empty());
+        if let Some(token) = &metrics_token
+            && (token.chars().count() < 16 || token.chars().any(char::is_whitespace))
+        {
+            bail!("metrics_token: must be 16 characters or more, without spaces");
+        }
         let data_dir = args
             .data_dir
             .or(file.data_dir)
@@ -478,6 +500,7 @@ impl Settings {
                 .unwrap_or_else(|| "web/dist".into()),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             admin_password,
+            metrics_token,
         })
     }
 }

@@ -35,6 +35,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // Whatever the server creates (database, keys, recordings) is its user's alone.
+            // SAFETY: umask only sets the process's file creation mask.
+            unsafe {
+                libc::umask(0o077);
+            }
             conclave_server::limits::tune_allocator();
             conclave_server::telemetry::init_logging(&settings.log);
             let runtime = match tokio::runtime::Runtime::new() {

@@ -11,9 +11,10 @@ pub mod repo;
 pub mod testing;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub use error::StoreError;
 pub use sqlx::AnyConnection as Conn;
@@ -35,7 +36,17 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// When the write probe last ran, and what it found.
+    last_probe: Arc<Mutex<Option<ProbeResult>>>,
 }
+
+/// When a write probe ran, and what it found.
+type ProbeResult = (Instant, Result<(), String>);
+
+/// How long a write probe's answer is reused: /healthz may be polled often, by anyone.
+const PROBE_REUSE: Duration = Duration::from_secs(1);
+/// How much the write probe writes: a few pages, like a request that creates an object.
+const PROBE_BYTES: usize = 32 * 1024;
 
 impl Store {
     /// Connects (creating an SQLite file when needed) and brings the schema up to date.
@@ -50,6 +61,9 @@ impl Store {
                 "unsupported database URL scheme in {url:?}: expected sqlite:// or postgres://"
             )));
         };
+        if backend == Backend::Sqlite {
+            private_sqlite_files(url)?;
+        }
         let options = AnyConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?;
         let pool = AnyPoolOptions::new()
@@ -72,6 +86,27 @@ impl Store {
                     Ok(())
                 })
             })
+            // A transaction whose COMMIT or ROLLBACK failed leaves sqlx's transaction depth
+            // above zero: SQLite rolls back by itself on a full disk or an I/O error and then
+            // refuses our ROLLBACK ("no transaction is active"). Pooled again, that connection
+            // would refuse every later `BEGIN IMMEDIATE` ("begin_with at non-zero transaction
+            // depth") for good. Such a connection is closed instead; the pool opens a new one.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    // The rollback of a dropped transaction may still be queued: let it run.
+                    conn.ping().await?;
+                    let clean = !conn.is_in_transaction();
+                    if !clean {
+                        tracing::warn!(
+                            "closing a database connection left inside a failed transaction"
+                        );
+                    }
+                    Ok(clean)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(e.to_string()))?;
@@ -79,7 +114,11 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            last_probe: Arc::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -106,6 +145,39 @@ impl Store {
         Ok(())
     }
 
+    /// Commits a one-row write, to prove the store can still write (a full disk, a read-only
+    /// file or a lost primary fail it, where a read would still work). The answer is reused
+    /// for a second, so polling this often costs at most one small write a second.
+    pub async fn probe_write(&self) -> Result<(), String> {
+        if let Ok(last) = self.last_probe.lock()
+            && let Some((at, result)) = last.as_ref()
+            && at.elapsed() < PROBE_REUSE
+        {
+            return result.clone();
+        }
+        let result = self.write_probe_row().await.map_err(|e| e.to_string());
+        if let Err(err) = &result {
+            tracing::warn!(%err, "the database cannot commit a write");
+        }
+        if let Ok(mut last) = self.last_probe.lock() {
+            *last = Some((Instant::now(), result.clone()));
+        }
+        result
+    }
+
+    async fn write_probe_row(&self) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE health_probe SET checked_at = $1, padding = $2 WHERE id = 1")
+            .bind(now)
+            // Changes every time, so every page of it is written again.
+            .bind(format!("{now:016}").repeat(PROBE_BYTES / 16))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -114,6 +186,52 @@ impl Store {
     pub fn is_closed(&self) -> bool {
         self.pool.is_closed()
     }
+}
+
+/// Takes group and other permissions away from an existing file or directory (`mode`: 0o600
+/// or 0o700), logging when it had any. A missing path is left alone.
+pub fn make_private(path: &std::path::Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let current = meta.permissions().mode() & 0o777;
+    if current & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+            StoreError::Config(format!("cannot make {} private: {e}", path.display()))
+        })?;
+        tracing::info!(path = %path.display(), was = format!("{current:o}"), now = format!("{mode:o}"), "made private");
+    }
+    Ok(())
+}
+
+/// The SQLite database and its -wal and -shm files are readable by the server's user only.
+/// SQLite gives the -wal and -shm files the database file's permissions, so the database file
+/// is created 0600 before SQLite opens it.
+fn private_sqlite_files(url: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let path = std::path::Path::new(path);
+    if !path.exists() && url.contains("mode=rwc") {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", path.display())))?;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        make_private(std::path::Path::new(&file), 0o600)?;
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch: the one time format in the schema.

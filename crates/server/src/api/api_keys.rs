@@ -154,5 +154,6 @@ async fn revoke_api_key(
     repo::api_keys::revoke(&mut tx, &key.id, now_ms()).await?;
     audit(&mut tx, &caller, entry).await?;
     tx.commit().await?;
+    state.note_credentials_revoked();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,16 +1,17 @@
 //! Live events over a WebSocket: every meeting event of the caller's tenant as it happens
 //! (joined, left, muted, talking, locked, …), as JSON text messages.
 
-use super::extract::{ClientAddr, authenticate};
+use super::extract::{ClientAddr, authenticate, recheck};
 use super::problem::{ApiError, Problem};
 use super::{ApiQuery, AppState};
 use crate::meeting::LiveEvent;
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::http::header;
 use axum::response::Response;
 use serde::Deserialize;
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -55,16 +56,76 @@ async fn subscribe_events(
     })?;
     let events = state.meetings.subscribe();
     let tenant = caller.tenant_id().to_owned();
-    Ok(upgrade.on_upgrade(move |socket| forward(socket, events, tenant)))
+    let credential = Credential {
+        state,
+        token: token.trim().to_owned(),
+        source,
+    };
+    Ok(upgrade.on_upgrade(move |socket| forward(socket, events, tenant, credential)))
+}
+
+/// How often an open stream checks that its credential still holds: a session that expires
+/// ends its stream within this time. Revocations (logout, freeze, deletion) are pushed at once.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// WebSocket close code for "the credential ended" (4000–4999 are the application's).
+const CLOSE_CREDENTIAL_ENDED: u16 = 4401;
+
+/// What an open stream was authenticated with, to check it again.
+struct Credential {
+    state: AppState,
+    token: String,
+    source: std::net::SocketAddr,
+}
+
+impl Credential {
+    /// Why the credential no longer holds (expired, revoked, account frozen or deleted), or
+    /// None while it does. A store that cannot answer is not a reason to drop the stream.
+    async fn ended(&self) -> Option<String> {
+        match recheck(&self.state, &self.token, self.source).await {
+            Ok(_) => None,
+            Err(err) if matches!(err.status.as_u16(), 401 | 403) => Some(err.detail),
+            Err(err) => {
+                tracing::debug!(?err, "could not check an event stream's credential");
+                None
+            }
+        }
+    }
+}
+
+async fn close_ended(mut socket: WebSocket, reason: String) {
+    metrics::counter!("conclave_event_streams_closed_total", "reason" => "credential").increment(1);
+    let frame = CloseFrame {
+        code: CLOSE_CREDENTIAL_ENDED,
+        reason: reason.into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 async fn forward(
     mut socket: WebSocket,
     mut events: tokio::sync::broadcast::Receiver<LiveEvent>,
     tenant: String,
+    credential: Credential,
 ) {
+    let mut revoked = credential.state.credentials_revoked.subscribe();
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + RECHECK, RECHECK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = every.tick() => {
+                if let Some(reason) = credential.ended().await {
+                    return close_ended(socket, reason).await;
+                }
+            }
+            changed = revoked.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if let Some(reason) = credential.ended().await {
+                    return close_ended(socket, reason).await;
+                }
+            }
             event = events.recv() => match event {
                 Ok(event) if event.tenant_id == tenant => {
                     let Ok(text) = serde_json::to_string(&event) else { continue };

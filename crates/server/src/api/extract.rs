@@ -90,7 +90,59 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end()
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
+    refuse_nul(bytes)?;
     Ok(value)
+}
+
+/// A NUL (`\u0000`) anywhere in a body is refused, naming where: PostgreSQL cannot store it
+/// in TEXT, and no field has a use for it.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    // Cheap test first: a NUL can only arrive escaped in JSON.
+    let escaped = bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && w[2..].iter().all(|&b| b == b'0'));
+    if !escaped {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(());
+    };
+    match nul_path(&value, String::new()) {
+        Some(field) => Err(ApiError::invalid(vec![FieldError {
+            field,
+            reason: "must not contain NUL (U+0000)".into(),
+        }])),
+        None => Ok(()),
+    }
+}
+
+/// The path (as serde_path_to_error writes it: `members[2].name`) of the first string or key
+/// holding a NUL.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => {
+            Some(if at.is_empty() { ".".into() } else { at })
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{at}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                Some(join(&key.replace('\0', "\\u0000")))
+            } else {
+                nul_path(item, join(key))
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// The client's address, for the audit log and rate limits.
@@ -197,6 +249,25 @@ pub async fn authenticate(
     token: &str,
     source: SocketAddr,
 ) -> Result<Caller, ApiError> {
+    lookup(state, token, source, true).await
+}
+
+/// Like [`authenticate`], without noting the API key's use: for checking again that a
+/// credential still holds (an open event stream), which is not a new use.
+pub async fn recheck(
+    state: &AppState,
+    token: &str,
+    source: SocketAddr,
+) -> Result<Caller, ApiError> {
+    lookup(state, token, source, false).await
+}
+
+async fn lookup(
+    state: &AppState,
+    token: &str,
+    source: SocketAddr,
+    note_use: bool,
+) -> Result<Caller, ApiError> {
     let hash = crate::credentials::token_hash(token);
     let now = now_ms();
     let mut conn = state.store.conn().await?;
@@ -204,7 +275,9 @@ pub async fn authenticate(
         let key = repo::api_keys::find_live(&mut conn, &hash, now)
             .await?
             .ok_or_else(|| ApiError::unauthorized("the API key is unknown, revoked or expired"))?;
-        repo::api_keys::touch(&mut conn, &key.id, now).await?;
+        if note_use {
+            repo::api_keys::touch(&mut conn, &key.id, now).await?;
+        }
         (key.user_id, Credential::ApiKey { id: key.id })
     } else {
         let session = repo::sessions::find_live(&mut conn, &hash, now)

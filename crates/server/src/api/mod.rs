@@ -49,6 +49,9 @@ pub struct AppState {
     pub login_limiter: Arc<crate::limiter::Limiter>,
     /// Seals the secrets the server must read back (trunk passwords) at rest.
     pub sealer: Arc<crate::secrets::Sealer>,
+    /// Bumped when sessions or API keys are revoked (logout, freeze, deletion, password
+    /// change): open event streams check their credential again at once.
+    pub credentials_revoked: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl AppState {
@@ -69,7 +72,14 @@ impl AppState {
                 crate::limiter::LimiterConfig::login(),
             ),
             sealer,
+            credentials_revoked: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Tells open event streams that some credential was revoked.
+    pub fn note_credentials_revoked(&self) {
+        self.credentials_revoked
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -241,10 +251,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/healthz", get(healthz))
-    .route(
-        "/metrics",
-        get(|| async { crate::telemetry::metrics().render() }),
-    )
+    .route("/metrics", get(metrics))
     .route("/api", get(api_not_found))
     .route(
         "/api/{*rest}",
@@ -255,25 +262,157 @@ pub fn router(state: AppState) -> Router {
             .put(api_not_found),
     )
     .merge(console)
+    .layer(axum::middleware::from_fn(refuse_nul_in_path))
     .layer(axum::middleware::map_response(problem_for_bare_errors))
     .layer(axum::middleware::from_fn(count_requests))
     .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
         ApiError::internal("a request handler panicked").into_response()
     }))
     .layer(DefaultBodyLimit::max(1024 * 1024))
-    .layer(tower_http::trace::TraceLayer::new_for_http())
+    .layer(axum::middleware::map_response(security_headers))
+    .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
     .with_state(state)
+}
+
+/// No object's id or path holds a NUL (`%00`), and PostgreSQL cannot compare TEXT with one:
+/// such a path is not found, before any handler sees it.
+async fn refuse_nul_in_path(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path().as_bytes();
+    let nul = path
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0');
+    if nul {
+        return ApiError::not_found("resource at this path").into_response();
+    }
+    next.run(req).await
+}
+
+/// The span every HTTP log line carries: the request's method and URI, with the values of
+/// secret query parameters (`access_token`, the events WebSocket's credential) replaced, so
+/// no log holds a credential. Headers (Authorization) are not logged at all.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %redacted_uri(req.uri()),
+        version = ?req.version(),
+    )
+}
+
+/// A URI for the logs: secret query values replaced by `REDACTED`.
+pub fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_owned();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|part| {
+            let raw_name = part.split('=').next().unwrap_or("");
+            let name: String = form_urlencoded::parse(raw_name.as_bytes())
+                .next()
+                .map(|(n, _)| n.to_lowercase())
+                .unwrap_or_default();
+            let secret = ["token", "key", "password", "secret"]
+                .iter()
+                .any(|s| name.contains(s));
+            if secret {
+                format!("{raw_name}=REDACTED")
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
 }
 
 async fn api_not_found() -> ApiError {
     ApiError::not_found("resource at this path")
 }
 
+/// How long /healthz waits for the store's write probe.
+const HEALTH_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Ready when the store can commit a write (a store that answers reads but cannot write — a
+/// full disk — is not healthy), within a few seconds.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(err) => ApiError::unavailable(format!("database: {err}")).into_response(),
+    let failure = match tokio::time::timeout(HEALTH_PROBE_TIMEOUT, state.store.probe_write()).await
+    {
+        Ok(Ok(())) => return (StatusCode::OK, "ok").into_response(),
+        Ok(Err(err)) => format!("the database cannot write: {err}"),
+        Err(_) => format!(
+            "the database did not commit a write within {} s",
+            HEALTH_PROBE_TIMEOUT.as_secs()
+        ),
+    };
+    metrics::counter!("conclave_health_store_failures_total").increment(1);
+    ApiError::unavailable(failure).into_response()
+}
+
+/// Prometheus metrics, for the scraper only: with `metrics_token` set, to a request bearing
+/// it; without, to a loopback client that came through no proxy (a reverse proxy on the same
+/// host would make every client look local).
+async fn metrics(
+    State(state): State<AppState>,
+    extract::ClientAddr(source): extract::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let allowed = match &state.settings.metrics_token {
+        Some(expected) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            // Digests compared, so the comparison's time tells nothing about the token.
+            let digest = |t: &str| <sha2::Sha256 as sha2::Digest>::digest(t.as_bytes());
+            if digest(given) != digest(expected) {
+                let mut refused =
+                    ApiError::unauthorized("/metrics needs the metrics token").into_response();
+                refused.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                return refused;
+            }
+            true
+        }
+        None => {
+            let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+                .iter()
+                .any(|h| headers.contains_key(*h));
+            source.ip().is_loopback() && !proxied
+        }
+    };
+    if !allowed {
+        return ApiError::forbidden(
+            "/metrics is served only to loopback clients; set metrics_token to scrape from elsewhere",
+        )
+        .into_response();
     }
+    crate::telemetry::metrics().render().into_response()
+}
+
+/// The console's Content-Security-Policy: the Vite build loads only its own module scripts
+/// and style sheets (no inline script or style element), talks to its own origin (fetch and
+/// the events WebSocket), and may not be framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers on every answer, console and API alike. No HSTS: the HTTP listener has
+/// no TLS of its own (a TLS-terminating proxy in front sets it).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Errors raised outside our handlers (405, 413, …) still answer problem+json.
@@ -312,6 +451,15 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Api
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        // PostgreSQL cannot compare TEXT with a NUL: refuse it here, naming the parameter.
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(ApiError::field(
+                name.replace('\0', "\\u0000"),
+                "must not contain NUL (U+0000)",
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(ApiQuery)
@@ -470,4 +618,23 @@ where
     D: serde::Deserializer<'de>,
 {
     Option::<T>::deserialize(de).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_uri;
+
+    #[test]
+    fn secrets_in_query_strings_are_redacted() {
+        let uri = "/api/v1/events?access_token=cs_secret123&x=1&api%5Fkey=ck_abc"
+            .parse()
+            .expect("uri");
+        let shown = redacted_uri(&uri);
+        assert_eq!(
+            shown,
+            "/api/v1/events?access_token=REDACTED&x=1&api%5Fkey=REDACTED"
+        );
+        let plain = "/api/v1/users?limit=5".parse().expect("uri");
+        assert_eq!(redacted_uri(&plain), "/api/v1/users?limit=5");
+    }
 }

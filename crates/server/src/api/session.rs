@@ -42,8 +42,7 @@ pub struct LoginResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 401, description = "wrong username or password", body = Problem),
-        (status = 403, description = "the account is frozen", body = Problem),
+        (status = 401, description = "wrong username or password, or the account is frozen (not told apart)", body = Problem),
         (status = 429, description = "too many failed attempts for this account or from this address", body = Problem),
         (status = 503, description = "too many password checks in progress; retry after Retry-After", body = Problem),
     ))]
@@ -91,22 +90,28 @@ async fn login(
             return Err(busy.into());
         }
     };
-    let Some(user) = user.filter(|_| ok) else {
+    // A frozen account is refused exactly like a wrong password — same answer, and counted
+    // as a failure by the limiter — so a guesser cannot tell that a password was right.
+    let frozen = user
+        .as_ref()
+        .is_some_and(|u| u.status == UserStatus::Frozen);
+    let Some(user) = user.filter(|_| ok && !frozen) else {
         permit.failed();
+        let mut detail = serde_json::json!({ "username": username });
+        if ok && frozen {
+            detail["reason"] = "frozen".into();
+        }
         let audit = Audit {
             action: "login",
             tenant_id: "",
             target_type: "session",
             target_id: None,
-            detail: serde_json::json!({ "username": username }),
+            detail,
         };
         write_audit(&mut conn, None, &username, source, audit, Outcome::Failed).await?;
         return Err(ApiError::unauthorized("wrong username or password"));
     };
     permit.succeeded();
-    if user.status == UserStatus::Frozen {
-        return Err(ApiError::forbidden("the account is frozen"));
-    }
     let token = credentials::new_session_token();
     let now = now_ms();
     let session = Session {
@@ -174,6 +179,7 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Stat
     };
     audit(&mut tx, &caller, entry).await?;
     tx.commit().await?;
+    state.note_credentials_revoked();
     Ok(StatusCode::NO_CONTENT)
 }
 

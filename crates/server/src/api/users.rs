@@ -190,7 +190,12 @@ async fn create_user(
     let mut c = Checks::new();
     c.username("username", &username);
     c.text("display_name", &body.display_name, 1, 100);
-    c.password("password", &body.password);
+    let identity = [
+        username.as_str(),
+        body.email.as_deref().unwrap_or_default(),
+        body.extension.as_deref().unwrap_or_default(),
+    ];
+    c.password("password", &body.password, &identity);
     check_contact(
         &mut c,
         body.email.as_deref(),
@@ -201,7 +206,7 @@ async fn create_user(
         c.digits("extension", ext, 2, 15);
     }
     if let Some(sip) = &body.sip_password {
-        c.password("sip_password", sip);
+        c.password("sip_password", sip, &identity);
         if body.extension.is_none() {
             c.fail("extension", "is required to set a SIP password");
         }
@@ -306,8 +311,21 @@ async fn update_user(
     if let Some(n) = &body.display_name {
         c.text("display_name", n, 1, 100);
     }
+    let identity_email = match &body.email {
+        Some(email) => email.clone(),
+        None => user.email.clone(),
+    };
+    let identity_extension = match &body.extension {
+        Some(extension) => extension.clone(),
+        None => user.extension.clone(),
+    };
+    let identity = [
+        username.as_deref().unwrap_or(&user.username),
+        identity_email.as_deref().unwrap_or_default(),
+        identity_extension.as_deref().unwrap_or_default(),
+    ];
     if let Some(p) = &body.password {
-        c.password("password", p);
+        c.password("password", p, &identity);
     }
     check_contact(
         &mut c,
@@ -320,7 +338,7 @@ async fn update_user(
         c.digits("extension", ext, 2, 15);
     }
     if let Some(Some(sip)) = &body.sip_password {
-        c.password("sip_password", sip);
+        c.password("sip_password", sip, &identity);
         if extension.is_none() {
             c.fail("extension", "is required to set a SIP password");
         }
@@ -389,6 +407,9 @@ async fn update_user(
     }
     audit(&mut tx, &caller, entry("updateUser", &user)).await?;
     tx.commit().await?;
+    if body.password.is_some() && !is_self {
+        state.note_credentials_revoked();
+    }
     Ok(Json(user))
 }
 
@@ -417,6 +438,7 @@ async fn delete_user(
     repo::users::delete(&mut tx, &user.id).await?;
     audit(&mut tx, &caller, entry("deleteUser", &user)).await?;
     tx.commit().await?;
+    state.note_credentials_revoked();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -448,6 +470,9 @@ async fn set_status(
     }
     audit(&mut tx, &caller, entry(action, &user)).await?;
     tx.commit().await?;
+    if status == UserStatus::Frozen {
+        state.note_credentials_revoked();
+    }
     Ok(Json(user))
 }
 

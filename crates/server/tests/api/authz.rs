@@ -204,7 +204,7 @@ async fn authorization_matrix(s: &TestServer) {
                 }
                 "createUser" => {
                     n += 1;
-                    s.post("/users", t, json!({ "username": format!("new{n}"), "display_name": "N", "password": "password-1", "tenant_id": a })).await
+                    s.post("/users", t, json!({ "username": format!("new{n}"), "display_name": "N", "password": "staff-password-1", "tenant_id": a })).await
                 }
                 "listUsers" => s.get(&format!("/users?tenant_id={a}"), t).await,
                 "getUser" => s.get(&format!("/users/{}", fx.bob_id), t).await,
@@ -438,7 +438,7 @@ async fn authorization_matrix(s: &TestServer) {
     .await
     .expect_problem(422, Some("members[0].user_id"));
     // Tenant administrators cannot make or touch system administrators.
-    s.post("/users", fx.token(Ta), json!({ "username": "evil", "display_name": "E", "password": "password-1", "kind": "system_admin" }))
+    s.post("/users", fx.token(Ta), json!({ "username": "evil", "display_name": "E", "password": "staff-password-1", "kind": "system_admin" }))
         .await
         .expect_problem(403, None);
     let sa_id = s.get("/me", fx.token(Sa)).await.id();

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod exhaustion;
 mod faults;
+mod hardening;
 mod history;
 mod media_plane;
 mod operations;

@@ -1274,7 +1274,7 @@ async fn the_access_number_asks_for_the_room_then_its_pin() {
     s.stop().await;
 }
 
-/// A user with a SIP extension (password `{username}-password`, SIP password `sip-{ext}`).
+/// A user with a SIP extension (password `{username}-password`, SIP password `sip-secret-{ext}`).
 async fn extension_user(s: &TestServer, admin: &str, username: &str, ext: &str) -> String {
     s.post(
         "/users",
@@ -1282,7 +1282,7 @@ async fn extension_user(s: &TestServer, admin: &str, username: &str, ext: &str) 
         json!({
             "username": username, "display_name": format!("User {username}"),
             "password": format!("{username}-password"),
-            "extension": ext, "sip_password": format!("sip-{ext}"),
+            "extension": ext, "sip_password": format!("sip-secret-{ext}"),
         }),
     )
     .await
@@ -1313,10 +1313,10 @@ async fn registered_phones_create_and_delete_rooms_from_the_keypad_and_members_s
     // Each phone calls from the flow it registered from: caller ID is trusted on that flow
     // only (the same address from another port is a stranger).
     let [p1002, p1003, p1004, p1005] = [
-        Phone::register(sip, "1002", "sip-1002").await,
-        Phone::register(sip, "1003", "sip-1003").await,
-        Phone::register(sip, "1004", "sip-1004").await,
-        Phone::register(sip, "1005", "sip-1005").await,
+        Phone::register(sip, "1002", "sip-secret-1002").await,
+        Phone::register(sip, "1003", "sip-secret-1003").await,
+        Phone::register(sip, "1004", "sip-secret-1004").await,
+        Phone::register(sip, "1005", "sip-secret-1005").await,
     ];
 
     // *401: a registered user creates a room and is its owner in the meeting…
