@@ -77,7 +77,7 @@ impl Junk {
 /// `until`. Anything but a clean cycle is a failure.
 async fn member(server: SocketAddr, index: usize, until: Instant, tally: Arc<Tally>) {
     let room = (FIRST_ROOM + index % ROOMS).to_string();
-    let talker = index % 5 == 0;
+    let talker = index.is_multiple_of(5);
     let mut cycle = 0u64;
     while Instant::now() < until {
         cycle += 1;
@@ -168,7 +168,7 @@ async fn junk_datagrams(sip: SocketAddr, media: SocketAddr, until: Instant, tall
             let _ = sock.send_to(&data, to).await;
             tally.junk_datagrams.fetch_add(1, Ordering::Relaxed);
         }
-        if junk.next() % 50 == 0 {
+        if junk.next().is_multiple_of(50) {
             // a SIP request with an oversized header
             let big = format!(
                 "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK{}\r\nX-Big: {}\r\n\r\n",
@@ -265,7 +265,7 @@ async fn http_abuse(server: &Server, until: Instant, tally: Arc<Tally>) {
                     .await
             }
         };
-        if n % 20 == 0 && server.healthz().await != Some(200) {
+        if n.is_multiple_of(20) && server.healthz().await != Some(200) {
             tally.healthz_failures.fetch_add(1, Ordering::Relaxed);
         }
     }
