@@ -116,9 +116,23 @@ pub struct JitterBuffer {
     high_run: u32,
     played_until: Option<i64>,
     stats: JitterStats,
+    /// Payload buffers given back with [`JitterBuffer::recycle`]: a packet in, a packet out
+    /// every 20 ms would otherwise be an allocation and a free per packet.
+    spare: Vec<Vec<u8>>,
 }
 
+/// Spare payload buffers kept per stream.
+const SPARE_BUFFERS: usize = 4;
+
 impl JitterBuffer {
+    /// Gives back a payload buffer from [`Playout::Packet`] for a later packet.
+    pub fn recycle(&mut self, mut payload: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && payload.capacity() <= 2048 {
+            payload.clear();
+            self.spare.push(payload);
+        }
+    }
+
     /// Creates a buffer for a stream with the given RTP clock rate.
     pub fn new(clock_rate: u32, cfg: JitterConfig) -> Self {
         JitterBuffer {
@@ -133,6 +147,7 @@ impl JitterBuffer {
             high_run: 0,
             played_until: None,
             stats: JitterStats::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -304,7 +319,11 @@ impl JitterBuffer {
                 ts,
                 tag,
                 duration,
-                payload: payload.to_vec(),
+                payload: {
+                    let mut buf = self.spare.pop().unwrap_or_default();
+                    buf.extend_from_slice(payload);
+                    buf
+                },
                 arrival,
             },
         );

@@ -470,6 +470,43 @@ fn silent_members_with_audio_level_are_not_decoded() {
 }
 
 #[test]
+fn opus_members_without_levels_skip_decoding_only_while_silent() {
+    // No RFC 6464 levels: SILK's voice flags let the mixer skip a silent member's decode, but
+    // a steady tone (which SILK comes to flag "no voice" as well once its noise estimate has
+    // adapted) is heard from its start to its end.
+    let mut s = three([CodecKind::Opus; 3]);
+    s.peer(A).freq = Some(0.0);
+    s.peer(C).freq = Some(0.0);
+    s.run(100);
+    let skipped = s.conf.member_stats(A).unwrap().decodes_skipped;
+    assert!(
+        skipped >= 70,
+        "a silent member is mostly not decoded: {skipped} of 100 skipped"
+    );
+    for freq in [400.0, 700.0, 1250.0] {
+        let before = s.conf.member_stats(A).unwrap().decodes_skipped;
+        s.peer(A).freq = Some(freq);
+        for round in 0..15 {
+            s.clear();
+            s.run(20);
+            assert!(
+                s.hears(B, freq),
+                "{freq} Hz heard in every 400 ms of 6 s (round {round})"
+            );
+        }
+        let during = s.conf.member_stats(A).unwrap().decodes_skipped - before;
+        assert!(
+            during <= 2,
+            "{freq} Hz: {during} frames of the tone not decoded"
+        );
+        s.peer(A).freq = Some(0.0);
+        s.run(60);
+    }
+    let after = s.conf.member_stats(A).unwrap().decodes_skipped;
+    assert!(after > skipped, "silence after the tone is skipped again");
+}
+
+#[test]
 fn packet_loss_is_concealed() {
     for kind in [CodecKind::Pcmu, CodecKind::Opus, CodecKind::G722] {
         let mut s = three([kind; 3]);

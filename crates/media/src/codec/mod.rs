@@ -3,6 +3,7 @@
 
 pub mod g711;
 pub mod g722;
+pub mod opus_vad;
 
 use thiserror::Error;
 

@@ -37,6 +37,23 @@ pub fn udp_socket(addr: SocketAddr, buffers: usize) -> io::Result<std::net::UdpS
     if socket.set_send_buffer_size(buffers).is_ok() && socket.send_buffer_size()? < buffers {
         force_buffer(&socket, libc::SO_SNDBUFFORCE, buffers);
     }
+    if addr.is_ipv4() {
+        // Don't-fragment on every datagram (media is far below any MTU): the kernel then
+        // leaves the IP ID at 0 instead of drawing one from its shared, hashed generator for
+        // every packet of an unconnected socket — a visible share of the send path.
+        let probe: libc::c_int = libc::IP_PMTUDISC_PROBE;
+        // SAFETY: a valid socket and a c_int option value of the right length; failure keeps
+        // the default.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&probe as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }

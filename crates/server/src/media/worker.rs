@@ -1,6 +1,6 @@
 //! One media worker thread: its engine, its sockets, an epoll loop. While rooms are mixing it
 //! wakes for commands (an eventfd), for the earliest room deadline and every
-//! [`READ_INTERVAL`] to read what the sockets hold; when nothing mixes it waits for datagrams.
+//! [`READ_INTERVAL`] (10 ms) to read what the sockets hold; when nothing mixes it waits for datagrams.
 //!
 //! Why not wake for every datagram: a member's packet is mixed at its room's next 20 ms tick
 //! whenever it is read, so reading it sooner buys nothing, while one wake-up per packet (a
@@ -31,7 +31,7 @@ const COMMANDS_PER_WAKE: usize = 4096;
 /// How long datagrams may wait in the kernel while rooms are mixing: well below a 20 ms
 /// frame (arrival times stay precise enough for the jitter buffers and latching), long
 /// enough that each read takes many packets. The sockets' receive buffers hold this long.
-const READ_INTERVAL: Duration = Duration::from_millis(5);
+const READ_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The worker's counters, looked up once: a registry lookup per read or flush was a visible
 /// share of the media thread's time.
