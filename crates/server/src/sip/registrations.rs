@@ -401,7 +401,13 @@ impl Registrations {
                 .verify_response(&p.credentials, "REGISTER", ha1)
                 .is_ok()
         });
-        let Some(user) = user.filter(|_| right) else {
+        // A frozen account is answered as a wrong password (and counted as one): a 403 for
+        // the right one would confirm a guess.
+        let Some(user) = user.filter(|u| right && u.status != UserStatus::Frozen) else {
+            if right {
+                metrics::counter!("conclave_sip_register_total", "outcome" => "frozen")
+                    .increment(1);
+            }
             p.permit.failed();
             metrics::counter!("conclave_sip_register_total", "outcome" => "denied").increment(1);
             tracing::info!(extension = p.extension, from = %p.source.addr, "SIP authentication failed");
@@ -426,20 +432,6 @@ impl Registrations {
         if !fresh {
             metrics::counter!("conclave_sip_register_total", "outcome" => "stale").increment(1);
             self.challenge(now, ua, p.tx, &p.request, &p.source, true);
-            return None;
-        }
-        if user.status == UserStatus::Frozen {
-            metrics::counter!("conclave_sip_register_total", "outcome" => "frozen").increment(1);
-            self.refuse(
-                now,
-                ua,
-                Refusal {
-                    tx: p.tx,
-                    request: &p.request,
-                    status: 403,
-                    reason: "Forbidden - account frozen",
-                },
-            );
             return None;
         }
         let aor = aor(&p.extension, &user.tenant_id);

@@ -1,5 +1,5 @@
 //! SIP registration end to end: a real peer (sipp) registers an extension created through the
-//! API, with the right password, a wrong one, and as a frozen user.
+//! API, with the right password, a wrong one, and as a frozen user (answered as a wrong one).
 
 use crate::common::{Db, TestServer, free_udp_port, start};
 use serde_json::json;
@@ -112,16 +112,24 @@ async fn sipp_registers_an_extension_with_digest_auth() {
     assert!(!results.2, "a wrong password never registers");
     assert!(results.3, "an unknown extension is challenged again");
 
-    // A frozen user cannot register.
+    // A frozen user cannot register, and is told no more than for a wrong password.
     server
         .post(&format!("/users/{}/freeze", user.id()), &admin, json!({}))
         .await
         .expect(200);
     let s = server.clone();
-    let frozen = tokio::task::spawn_blocking(move || sipp(&s, "1001", "sip-secret-1", 403))
+    let frozen = tokio::task::spawn_blocking(move || sipp(&s, "1001", "sip-secret-1", 401))
         .await
         .expect("sipp thread");
-    assert!(frozen, "a frozen user is refused with 403");
+    assert!(
+        frozen,
+        "a frozen user is challenged again, as for a wrong password"
+    );
+    let s = server.clone();
+    let registered = tokio::task::spawn_blocking(move || sipp(&s, "1001", "sip-secret-1", 200))
+        .await
+        .expect("sipp thread");
+    assert!(!registered, "a frozen user never registers");
     if let Ok(server) = std::sync::Arc::try_unwrap(server) {
         server.stop().await;
     }
