@@ -57,14 +57,14 @@ export function App() {
           {t('logout')}
         </button>
       </header>
-      <main>{page(tab, t, admin, me.kind === 'system_admin')}</main>
+      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id)}</main>
     </div>
   );
 }
 
 type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean): ReactNode {
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string): ReactNode {
   switch (tab) {
     case 'live':
       return <Live t={t} admin={admin} />;
@@ -165,7 +165,7 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean): ReactNode {
     case 'trunks':
       return <Trunks t={t} />;
     case 'tenants':
-      return <Tenants t={t} systemAdmin={systemAdmin} />;
+      return <Tenants t={t} systemAdmin={systemAdmin} ownTenant={ownTenant} />;
     case 'audit':
       return (
         <Resource<AuditEvent>

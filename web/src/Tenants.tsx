@@ -1,11 +1,13 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api, ApiError, type Page, type Tenant } from './api';
 import type { T } from './i18n';
+import { OutboundPolicyForm } from './OutboundPolicy';
 
 /// Tenants and their SIP settings: the domain that routes registrations and calls to a tenant,
 /// and whether its phones must use SHA-256 digest (no MD5 digest of their passwords is kept).
-/// System administrators change them; tenant administrators see their own.
-export function Tenants({ t, systemAdmin }: { t: T; systemAdmin: boolean }) {
+/// System administrators change them; tenant administrators see their own. Below, the
+/// tenant's outbound-calling policy, which its administrators set.
+export function Tenants({ t, systemAdmin, ownTenant }: { t: T; systemAdmin: boolean; ownTenant: string }) {
   const [tenants, setTenants] = useState<Tenant[]>([]);
   const reload = useCallback(() => {
     api<Page<Tenant>>('GET', '/tenants?limit=100').then((p) => setTenants(p.items), () => setTenants([]));
@@ -30,6 +32,7 @@ export function Tenants({ t, systemAdmin }: { t: T; systemAdmin: boolean }) {
           ))}
         </tbody>
       </table>
+      <OutboundPolicyForm t={t} tenants={tenants} ownTenant={ownTenant} />
     </section>
   );
 }

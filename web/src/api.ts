@@ -102,3 +102,13 @@ export type AuditEvent = {
   id: string; actor_name: string; action: string; target_type: string; target_id: string | null;
   outcome: string; source: string; at: number;
 };
+/// Who of a tenant may call phone numbers through its trunks, which numbers, and how many
+/// (`getOutboundPolicy` / `setOutboundPolicy`).
+export type OutboundPolicy = {
+  /// Regular expressions over the whole number sent to the gateway; none: extensions only.
+  allowed_patterns: string[];
+  /// Users who may call numbers besides the administrators.
+  granted_users: string[];
+  calls_per_hour: number;
+  concurrent_calls: number;
+};

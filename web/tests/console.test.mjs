@@ -519,6 +519,103 @@ test('a system administrator makes a tenant SHA-256 only from its page, in Engli
   await page.close();
 });
 
+test('a tenant administrator sets who may call phone numbers, which numbers and how many, by clicking', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const tenantId = login.user.tenant_id;
+  // A tenant administrator, and a plain user to grant the right to.
+  for (const [username, display_name, kind] of [['tenant.boss', 'Tenant Boss', 'tenant_admin'], ['li.lei', 'Li Lei', 'user']]) {
+    const created = await fetch(`${base}/api/v1/users`, {
+      method: 'POST', headers: auth,
+      body: JSON.stringify({ username, display_name, password: `${username}-password`, kind }),
+    });
+    assert.equal(created.status, 201, await created.text());
+  }
+  const liLei = (await fetch(`${base}/api/v1/users?limit=200`, { headers: auth }).then((r) => r.json())).items.find((u) => u.username === 'li.lei');
+
+  const page = await browser.newPage({ locale: 'en-US' });
+  await page.goto(base);
+  await page.getByTestId('username').fill('tenant.boss');
+  await page.getByTestId('password').fill('tenant.boss-password');
+  await page.getByTestId('login').click();
+  await page.getByTestId('tab-tenants').click();
+  const policy = page.getByTestId('outbound-policy');
+  await policy.getByTestId('policy-form').waitFor();
+
+  // The defaults: any number, nobody granted, 10 at once, 100 an hour.
+  assert.equal(await policy.getByTestId('policy-pattern-0-input').inputValue(), '\\+?[0-9*#]+');
+  assert.equal(await policy.getByTestId('policy-concurrent_calls').inputValue(), '10');
+  assert.equal(await policy.getByTestId('policy-calls_per_hour').inputValue(), '100');
+  const li = policy.getByTestId('policy-user-li.lei');
+  assert.equal(await li.getByRole('checkbox').isChecked(), false);
+  await policy.getByTestId('policy-admins').getByText(/Tenant Boss/).waitFor();
+
+  // A pattern that is no regular expression and a limit too high: refused, each next to its field.
+  await policy.getByTestId('policy-pattern-0-input').fill('(');
+  await policy.getByTestId('policy-concurrent_calls').fill('20000');
+  await policy.getByTestId('policy-save').click();
+  await policy.getByTestId('error-allowed_patterns[0]').getByText(/not a regular expression/).waitFor();
+  await policy.getByTestId('error-concurrent_calls').waitFor();
+  await policy.getByTestId('policy-error').getByText('Not saved: see the notes next to the fields.').waitFor();
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-outbound-refused.png'), fullPage: true });
+  let stored = await fetch(`${base}/api/v1/tenants/${tenantId}/outbound-policy`, { headers: auth }).then((r) => r.json());
+  assert.deepEqual(stored.allowed_patterns, ['\\+?[0-9*#]+']);
+
+  // Corrected: national numbers and +86 numbers, 3 at once, 40 an hour, Li Lei granted.
+  await policy.getByTestId('policy-pattern-0-input').fill('0\\d{10,11}');
+  await policy.getByTestId('add-pattern').click();
+  await policy.getByTestId('policy-pattern-1-input').fill('\\+86\\d{11}');
+  await policy.getByTestId('policy-concurrent_calls').fill('3');
+  await policy.getByTestId('policy-calls_per_hour').fill('40');
+  await li.getByRole('checkbox').check();
+  await policy.getByTestId('policy-save').click();
+  await policy.getByTestId('policy-saved').waitFor();
+  assert.equal(await policy.getByTestId('policy-error').count(), 0);
+  assert.equal(await policy.getByTestId('error-concurrent_calls').count(), 0);
+
+  // Still so after a reload.
+  await page.reload();
+  await page.getByTestId('tab-tenants').click();
+  await policy.getByTestId('policy-form').waitFor();
+  assert.equal(await policy.getByTestId('policy-pattern-0-input').inputValue(), '0\\d{10,11}');
+  assert.equal(await policy.getByTestId('policy-pattern-1-input').inputValue(), '\\+86\\d{11}');
+  assert.equal(await policy.getByTestId('policy-concurrent_calls').inputValue(), '3');
+  assert.equal(await policy.getByTestId('policy-calls_per_hour').inputValue(), '40');
+  assert.equal(await policy.getByTestId('policy-user-li.lei').getByRole('checkbox').isChecked(), true);
+
+  // What the page saved is what the API holds.
+  stored = await fetch(`${base}/api/v1/tenants/${tenantId}/outbound-policy`, { headers: auth }).then((r) => r.json());
+  assert.deepEqual(stored, {
+    allowed_patterns: ['0\\d{10,11}', '\\+86\\d{11}'], granted_users: [liLei.id], concurrent_calls: 3, calls_per_hour: 40,
+  });
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-outbound-en.png'), fullPage: true });
+
+  // In Chinese.
+  await page.getByTestId('language').selectOption('zh');
+  await policy.getByRole('heading', { name: '外呼电话号码' }).waitFor();
+  await policy.getByText('可外呼电话号码的用户').waitFor();
+  await policy.getByRole('button', { name: '添加规则' }).waitFor();
+  await policy.getByText('同时呼叫数').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-outbound-zh.png'), fullPage: true });
+
+  // No pattern left: extensions only, said so; then the defaults again, as the other tests expect.
+  await policy.getByTestId('policy-pattern-1').getByRole('button', { name: '删除' }).click();
+  await policy.getByTestId('policy-pattern-0').getByRole('button', { name: '删除' }).click();
+  await policy.getByText('无规则：不能呼叫任何电话号码，只能呼叫分机。').waitFor();
+  await policy.getByTestId('policy-save').click();
+  await policy.getByTestId('policy-saved').waitFor();
+  stored = await fetch(`${base}/api/v1/tenants/${tenantId}/outbound-policy`, { headers: auth }).then((r) => r.json());
+  assert.deepEqual(stored.allowed_patterns, []);
+  await page.close();
+  const reset = await fetch(`${base}/api/v1/tenants/${tenantId}/outbound-policy`, { method: 'PUT', headers: auth, body: '{}' });
+  assert.equal(reset.status, 200);
+});
+
 test('the console runs under its Content-Security-Policy, which refused nothing', async () => {
   const index = await fetch(`${base}/`);
   assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/);
