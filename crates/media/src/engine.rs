@@ -266,6 +266,31 @@ struct Demux {
     by_ssrc: HashMap<u32, Vec<MemberId>>,
     /// Members who have not sent yet, in the order they came.
     waiting: Vec<MemberId>,
+    /// Where members that left were latched, until when: their last packets (still in flight
+    /// or in the socket when they hang up) must not become a newly joined member's first ones
+    /// by the address rule (same IP, another port), which would latch the newcomer to a
+    /// dead address — it would hear nothing and never be heard.
+    departed: HashMap<SocketAddr, Duration>,
+}
+
+/// How long a departed member's address is not taken for a newcomer's (by IP alone).
+const DEPARTED_HOLD: Duration = Duration::from_secs(2);
+/// Departed addresses remembered per port, at most (a flood of leaving calls cannot grow it).
+const MAX_DEPARTED: usize = 16_384;
+
+impl Demux {
+    fn depart(&mut self, now: Duration, addr: SocketAddr) {
+        if self.departed.len() >= MAX_DEPARTED {
+            self.departed.retain(|_, until| *until > now);
+        }
+        if self.departed.len() < MAX_DEPARTED {
+            self.departed.insert(addr, now + DEPARTED_HOLD);
+        }
+    }
+
+    fn recently_departed(&self, now: Duration, addr: SocketAddr) -> bool {
+        self.departed.get(&addr).is_some_and(|until| now < *until)
+    }
 }
 
 struct Port {
@@ -369,7 +394,7 @@ impl Engine {
                 setup,
             } => self.add_member(now, room, member, *setup),
             Command::UpdateMember { member, config } => self.update_member(now, member, *config),
-            Command::RemoveMember { member } => self.remove_member(member),
+            Command::RemoveMember { member } => self.remove_member(now, member),
             Command::SetMuted { member, muted } => {
                 self.with_mixer(member, |m| m.set_muted(member, muted))
             }
@@ -561,10 +586,20 @@ impl Engine {
         Ok(())
     }
 
-    fn remove_member(&mut self, member: MemberId) -> Result<(), CommandError> {
+    fn remove_member(&mut self, now: Duration, member: MemberId) -> Result<(), CommandError> {
         let Some(entry) = self.members.remove(&member) else {
             return Err(CommandError::NoSuchMember(member));
         };
+        for port in [Some(entry.ports.rtp), entry.ports.rtcp]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(port) = self.ports.get_mut(&port) {
+                for addr in [entry.source.rtp, entry.source.rtcp].into_iter().flatten() {
+                    port.demux.depart(now, addr);
+                }
+            }
+        }
         self.leave_demux(member, &entry);
         let Some(room) = self.rooms[entry.slot].as_mut() else {
             return Ok(());
@@ -736,7 +771,7 @@ impl Engine {
         }
         // 3. A member's first packets: by the address its SDP named, then by the addresses it
         //    is known by; on its own port, from anywhere; SRTP members by authenticating.
-        let candidates = self.waiting_candidates(port_id, kind, from);
+        let candidates = self.waiting_candidates(now, port_id, kind, from);
         for member in candidates {
             match self.deliver(now, kind, member, from, data, Arrival::Candidate) {
                 Ok(()) => return Ok(()),
@@ -751,6 +786,7 @@ impl Engine {
 
     fn waiting_candidates(
         &self,
+        now: Duration,
         port_id: PortId,
         kind: PortKind,
         from: SocketAddr,
@@ -759,6 +795,8 @@ impl Engine {
             return Vec::new();
         };
         let rtcp = kind.rtcp_only();
+        // A departed member's address is taken only by a member whose SDP names it exactly.
+        let departed = port.demux.recently_departed(now, from);
         let mut exact = Vec::new();
         let mut known = Vec::new();
         let mut proven = Vec::new();
@@ -777,6 +815,8 @@ impl Engine {
             };
             if expected == Some(from) {
                 exact.push(member);
+            } else if departed {
+                continue;
             } else if kind.dedicated()
                 || entry.known_ips.contains(&from.ip())
                 || entry.expect.is_some_and(|a| a.ip() == from.ip())

@@ -557,3 +557,50 @@ fn music_for_members_alone_is_encoded_once_for_every_room() {
         "the music is heard"
     );
 }
+
+#[test]
+fn a_departed_members_last_packets_do_not_latch_a_newcomer_from_the_same_ip() {
+    // Two phones behind one IP (an office NAT, or loopback): 1 hangs up, and its last packets
+    // arrive after it was removed, just as 3 joins from another port of the same IP. They
+    // must not become 3's first packets (3 would be latched to a dead address: it would hear
+    // nothing, and its own stream would be dropped).
+    let mut net = Net::new();
+    net.join(7, 1, "192.0.2.1:4000", "192.0.2.1:4000", Some(440.0));
+    net.join(7, 2, "192.0.2.2:4000", "192.0.2.2:4000", Some(1000.0));
+    net.run(20);
+    net.engine
+        .handle_command(net.now, Command::RemoveMember { member: 1 })
+        .expect("removed");
+    let at = net
+        .phones
+        .iter()
+        .position(|p| p.member == 1)
+        .expect("phone 1");
+    let mut late = net.phones.remove(at);
+    net.join(7, 3, "192.0.2.1:4010", "192.0.2.1:4010", None);
+    for _ in 0..3 {
+        let pkt = late.packet().expect("packet");
+        assert!(
+            net.inject(late.addr, &pkt).is_err(),
+            "a departed member's packet is nobody's"
+        );
+    }
+    net.phone(3).freq = Some(700.0);
+    net.run(30);
+    assert_eq!(
+        net.engine.member_report(3).expect("report").source.rtp,
+        Some(addr("192.0.2.1:4010")),
+        "the newcomer is latched where it sends from"
+    );
+    assert!(net.hears(2, 700.0), "and heard");
+    assert!(net.hears(3, 1000.0), "and hears");
+    // After the hold, the address is an ordinary one again: a phone named by IP only (NAT)
+    // may latch there.
+    net.run(110);
+    net.join(7, 4, "192.0.2.1:4000", "192.0.2.1:5555", Some(300.0));
+    net.run(30);
+    assert_eq!(
+        net.engine.member_report(4).expect("report").source.rtp,
+        Some(addr("192.0.2.1:4000"))
+    );
+}

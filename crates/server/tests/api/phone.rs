@@ -90,7 +90,11 @@ impl Phone {
         )
     }
 
+    /// Sends a request and waits for its final response: only one of this call and this
+    /// CSeq counts (a socket reused from an earlier call may still receive that call's
+    /// retransmitted answers).
     async fn transact(&mut self, request: String) -> conclave_sip::Response {
+        let (call_id, cseq) = (format!("{}@phone", self.tag), request_cseq(&request));
         self.sip
             .send_to(request.as_bytes(), self.server)
             .await
@@ -103,6 +107,8 @@ impl Phone {
                 .expect("recv");
             if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default())
                 && r.status >= 200
+                && r.headers.call_id() == Some(call_id.as_str())
+                && r.headers.cseq().is_ok_and(|c| Some(c.seq) == cseq)
             {
                 return r;
             }
@@ -209,6 +215,15 @@ impl Phone {
         }
         goertzel_power(tail, 8000, freq)
     }
+}
+
+/// The sequence number of a request's CSeq header.
+fn request_cseq(request: &str) -> Option<u32> {
+    request
+        .lines()
+        .find_map(|l| l.strip_prefix("CSeq: "))
+        .and_then(|v| v.split(' ').next())
+        .and_then(|n| n.parse().ok())
 }
 
 /// Decodes a PCMU RTP packet into its sender's stream.
