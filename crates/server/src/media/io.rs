@@ -31,43 +31,43 @@ pub fn udp_socket(addr: SocketAddr, buffers: usize) -> io::Result<std::net::UdpS
     // Best effort: the kernel caps these at net.core.{r,w}mem_max, unless the process may
     // raise them past it (CAP_NET_ADMIN: SO_RCVBUFFORCE). The worker reads its sockets every
     // few milliseconds, not per packet, so the receive buffer holds those milliseconds.
+    let forced = libc::c_int::try_from(buffers).unwrap_or(libc::c_int::MAX);
     if socket.set_recv_buffer_size(buffers).is_ok() && socket.recv_buffer_size()? < buffers {
-        force_buffer(&socket, libc::SO_RCVBUFFORCE, buffers);
+        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, forced);
     }
     if socket.set_send_buffer_size(buffers).is_ok() && socket.send_buffer_size()? < buffers {
-        force_buffer(&socket, libc::SO_SNDBUFFORCE, buffers);
+        set_int_option(&socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, forced);
     }
     if addr.is_ipv4() {
         // Don't-fragment on every datagram (media is far below any MTU): the kernel then
         // leaves the IP ID at 0 instead of drawing one from its shared, hashed generator for
         // every packet of an unconnected socket — a visible share of the send path.
-        let probe: libc::c_int = libc::IP_PMTUDISC_PROBE;
-        // SAFETY: a valid socket and a c_int option value of the right length; failure keeps
-        // the default.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_MTU_DISCOVER,
-                (&probe as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        set_int_option(
+            &socket,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_PROBE,
+        );
     }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
 
-fn force_buffer(socket: &socket2::Socket, option: libc::c_int, size: usize) {
-    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
-    // SAFETY: a valid socket and a c_int option value of the right length; failure (no
-    // privilege) leaves the capped size.
+/// Best effort: an option the socket works without (no privilege, an old kernel) is left
+/// at its default.
+fn set_int_option(
+    socket: &socket2::Socket,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) {
+    // SAFETY: a valid socket and a c_int option value of the right length.
     unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             option,
-            (&size as *const libc::c_int).cast(),
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         );
     }

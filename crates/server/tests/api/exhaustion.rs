@@ -36,7 +36,7 @@ pub(crate) fn raise_own_descriptor_limit() {
 
 /// The real `conclave serve` in a child process.
 pub(crate) struct Server {
-    pub(crate) child: Child,
+    child: Child,
     pub(crate) http: SocketAddr,
     pub(crate) sip_udp: SocketAddr,
     pub(crate) sip_tcp: SocketAddr,

@@ -373,22 +373,18 @@ async fn soak_members_churn_under_floods_and_resources_return_to_baseline() {
 
     let until = Instant::now() + Duration::from_secs(seconds);
     let tally = Arc::new(Tally::default());
-    let mid_rss = Arc::new(AtomicU64::new(0));
-    let watch = {
-        let (mid_rss, pid) = (mid_rss.clone(), server.child.id());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
-            mid_rss.store(rss_of(pid), Ordering::Relaxed);
-        })
+    let halfway = async {
+        tokio::time::sleep(Duration::from_secs(seconds / 2)).await;
+        server.status_kib("VmRSS")
     };
-    tokio::join!(
+    let (.., mid_rss) = tokio::join!(
         members(&server, until, &tally),
         junk_datagrams(server.sip_udp, media, until, tally.clone()),
         silent_calls(server.sip_udp, until, tally.clone()),
         stalled_connections(&server, until, tally.clone()),
         http_abuse(&server, until, tally.clone()),
+        halfway,
     );
-    let _ = watch.await;
 
     let cycles = tally.cycles.load(Ordering::Relaxed);
     eprintln!(
@@ -397,7 +393,7 @@ async fn soak_members_churn_under_floods_and_resources_return_to_baseline() {
         tally.flood_calls.load(Ordering::Relaxed),
         tally.junk_datagrams.load(Ordering::Relaxed),
         tally.stalled.load(Ordering::Relaxed),
-        mid_rss.load(Ordering::Relaxed),
+        mid_rss,
     );
     let failures = tally.failures.load(Ordering::Relaxed);
     eprintln!(
@@ -452,15 +448,4 @@ async fn soak_members_churn_under_floods_and_resources_return_to_baseline() {
         "memory back near the baseline: {end_rss} KiB after, {base_rss} KiB before"
     );
     assert_eq!(server.healthz().await, Some(200));
-}
-
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
