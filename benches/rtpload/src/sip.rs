@@ -23,6 +23,8 @@ use crate::frontend::SetupTimes;
 pub struct Options {
     pub server: SocketAddr,
     pub room: String,
+    /// Members spread over this many rooms, numbered from `room` up.
+    pub rooms: u32,
     pub local_ip: Ipv4Addr,
     pub codec: Codec,
     /// Calls placed per second.
@@ -79,9 +81,16 @@ fn run(
     };
     let mut ua = UserAgent::new(cfg, 0x5eed ^ local.port() as u64);
     let dest = Peer::new(Transport::Udp, opts.server);
-    let target = Uri::parse(&format!("sip:{}@{}", opts.room, opts.server))
-        .map_err(|e| anyhow::anyhow!("room URI: {e:?}"))?;
-    let to = NameAddr::new(target.clone());
+    let targets = (0..opts.rooms.max(1))
+        .map(|i| {
+            let room = match opts.room.parse::<u64>() {
+                Ok(first) if opts.rooms > 1 => (first + u64::from(i)).to_string(),
+                _ => opts.room.clone(),
+            };
+            Uri::parse(&format!("sip:{room}@{}", opts.server))
+                .map_err(|e| anyhow::anyhow!("room URI: {e:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
     let deadline = started + opts.setup_timeout;
     let interval = Duration::from_secs_f64(1.0 / opts.rate.max(0.1));
@@ -113,11 +122,12 @@ fn run(
                     srtp_policy: None,
                     direction: Direction::SendRecv,
                 };
+                let target = &targets[next % targets.len()];
                 let d = Dial {
                     target: target.clone(),
                     dest,
                     from,
-                    to: to.clone(),
+                    to: NameAddr::new(target.clone()),
                     media,
                     credentials: None,
                     headers: vec![],

@@ -29,7 +29,9 @@ pub struct JitterConfig {
 impl Default for JitterConfig {
     fn default() -> Self {
         JitterConfig {
-            min_delay: Duration::from_millis(40),
+            // One frame: with a steady stream a packet plays at the first tick after it
+            // arrives; jitter raises the target from there.
+            min_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(300),
             max_packets: 100,
             max_conceal: 5,
@@ -342,12 +344,15 @@ impl JitterBuffer {
     pub fn pop(&mut self, now: Duration) -> Playout {
         let target = self.target_delay();
         let State::Playing { next, conceal_run } = self.state else {
-            // buffering: start once the oldest packet has waited the target delay,
-            // or enough audio is queued
+            // buffering: start once the oldest packet has waited the target delay, or
+            // enough audio is queued. The frame it starts is heard over the next tick, so
+            // that tick counts towards the wait: a steady stream (target one frame) plays
+            // at the first tick after its packet arrived, not a whole frame later.
             let Some((&first, e)) = self.packets.first_key_value() else {
                 return Playout::Silence;
             };
-            if now.saturating_sub(e.arrival) + Duration::from_micros(1) >= target
+            let frame = self.to_duration(e.duration as i64);
+            if now.saturating_sub(e.arrival) + frame + Duration::from_micros(1) >= target
                 || self.to_duration(self.depth_units()) >= target
             {
                 self.state = State::Playing {
@@ -519,8 +524,31 @@ mod tests {
         arr.push((11, 230));
         let (out, jb) = run(&arr, 1000, 70);
         let ids: Vec<u32> = out.iter().filter_map(id).collect();
-        assert_eq!(ids, (0..50).collect::<Vec<_>>());
+        // The buffer starts at one frame: the first reorderings come too late, then the
+        // target has grown past them and every packet plays, in order.
+        let settled = ids.iter().position(|&i| i == 9).expect("packet 9 plays");
+        assert_eq!(ids[settled..], (9..50).collect::<Vec<_>>());
+        assert!(ids[..settled].windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        assert!(settled >= 6, "at most three lost while adapting: {ids:?}");
         assert_eq!(jb.stats().duplicate, 2);
+    }
+
+    #[test]
+    fn a_steady_stream_plays_at_the_first_tick_after_it_arrives() {
+        // Packets arrive 5 ms after each 20 ms tick, without jitter: each plays at the next
+        // tick, 15 ms after it arrived (before, the buffer held a whole frame more).
+        let mut jb = JitterBuffer::new(8000, JitterConfig::default());
+        let mut waits = Vec::new();
+        for t in 1..100u64 {
+            let i = (t - 1) as u32;
+            jb.insert(i * 160, 160, &payload(i), MS(t * 20 - 15));
+            if let Playout::Packet { payload: p, .. } = jb.pop(MS(t * 20)) {
+                let played = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+                waits.push(t * 20 - (played as u64 * 20 + 5));
+            }
+        }
+        assert_eq!(waits.len(), 99);
+        assert!(waits.iter().all(|&w| w == 15), "{waits:?}");
     }
 
     #[test]

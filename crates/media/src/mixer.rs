@@ -830,6 +830,10 @@ pub struct Mixer {
     // scratch
     main_voice: Vec<i32>,
     room_pb: Vec<i32>,
+    /// Whether the voice sums (main and groups) or the room playback buffer hold anything
+    /// from the last tick: a quiet room does not clear zeros 50 times a second.
+    voice_dirty: bool,
+    room_pb_dirty: bool,
     groups: Vec<(GroupId, Vec<i32>)>,
     mixbuf: Vec<i32>,
     /// A frame of silence at the mixing rate.
@@ -860,6 +864,8 @@ impl Mixer {
             frame,
             main_voice: vec![0; frame],
             room_pb: vec![0; frame],
+            voice_dirty: false,
+            room_pb_dirty: false,
             groups: Vec::new(),
             mixbuf: vec![0; frame],
             zeros: vec![0; frame],
@@ -964,7 +970,13 @@ impl Mixer {
         self.index.insert(id, self.members.len());
         self.members.push(member);
         if self.next_tick.is_none() {
-            self.next_tick = Some(now);
+            // Rooms tick on one 20 ms grid of the engine's clock: a worker with many small
+            // rooms wakes once per frame for all of them, not once per room.
+            let frame = FRAME.as_nanos();
+            let aligned = now.as_nanos().div_ceil(frame) * frame;
+            self.next_tick = Some(Duration::from_nanos(
+                u64::try_from(aligned).unwrap_or(u64::MAX),
+            ));
         }
         Ok(())
     }
@@ -1419,6 +1431,10 @@ impl Mixer {
         let Some(&i) = self.index.get(&member) else {
             return Err(DropReason::UnknownMember);
         };
+        // Alone and not recorded: nobody hears this member, so its audio is counted and
+        // dropped here rather than buffered, played out and thrown away (RFC 4733 digits
+        // still count; in-band ones need the audio).
+        let unheard = self.members.len() == 1 && !self.taps;
         let m = &mut self.members[i];
         if data.len() > MAX_DATAGRAM {
             m.stats.malformed += 1;
@@ -1520,6 +1536,9 @@ impl Mixer {
         let payload = p.payload();
         if payload.is_empty() {
             return Err(DropReason::NoAudio);
+        }
+        if unheard && m.inband.is_none() {
+            return Ok(m.source());
         }
         // the level travels with the packet through the jitter buffer: RFC 6464 when sent;
         // for Opus without it, a tiny payload is digital silence (or a muted handset)
@@ -1668,11 +1687,13 @@ impl Mixer {
         self.tick_count += 1;
         let on_level = self.cfg.vad.on_level;
 
-        // 1. pull, decode who may be heard, voice activity, DTMF
+        // 1. pull, decode who may be heard, voice activity, DTMF. A member alone (and not
+        // recorded) has nobody to be heard by: its packets are played out undecoded.
         self.speakers.clear();
+        let audience = self.members.len() > 1 || self.taps;
         for (i, m) in self.members.iter_mut().enumerate() {
             m.contributing = false;
-            let heard = m.may_be_heard();
+            let heard = audience && m.may_be_heard();
             let policy = if m.inband.is_some() || (self.taps && heard) {
                 DecodePolicy::Always
             } else if heard {
@@ -1729,12 +1750,13 @@ impl Mixer {
         // 2. choose the loudest speakers and bring them to the mixing rate
         self.speakers.sort_unstable();
         self.speakers.truncate(self.cfg.max_speakers);
-        for v in self.main_voice.iter_mut() {
-            *v = 0;
+        if self.voice_dirty {
+            self.main_voice.fill(0);
+            for (_, g) in self.groups.iter_mut() {
+                g.fill(0);
+            }
         }
-        for (_, g) in self.groups.iter_mut() {
-            g.iter_mut().for_each(|v| *v = 0);
-        }
+        self.voice_dirty = !self.speakers.is_empty();
         for &(_, i) in &self.speakers {
             let m = &mut self.members[i];
             m.contributing = true;
@@ -1774,7 +1796,10 @@ impl Mixer {
         }
 
         // room playback
-        self.room_pb.iter_mut().for_each(|v| *v = 0);
+        if self.room_pb_dirty {
+            self.room_pb.fill(0);
+        }
+        self.room_pb_dirty = self.room_playback.is_some();
         // Nothing to hear in the room this frame (no talker, no sound for everyone): listeners
         // get silence without a mix, and the loop cache may serve a member's music.
         let hush = self.speakers.is_empty() && self.room_playback.is_none();

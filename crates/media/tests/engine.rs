@@ -439,7 +439,7 @@ fn a_member_in_the_lobby_neither_hears_nor_is_heard_from_the_first_packet() {
 }
 
 #[test]
-fn an_idle_engine_has_no_deadline_and_rooms_tick_on_their_own_clock() {
+fn an_idle_engine_has_no_deadline_and_rooms_tick_together_on_one_grid() {
     let mut net = Net::new();
     assert_eq!(net.engine.poll_timeout(), None);
     net.join(7, 1, "192.0.2.1:4000", "192.0.2.1:4000", None);
@@ -447,10 +447,16 @@ fn an_idle_engine_has_no_deadline_and_rooms_tick_on_their_own_clock() {
     net.now = Duration::from_millis(7);
     net.join(8, 2, "192.0.2.2:4000", "192.0.2.2:4000", None);
     net.engine.handle_timeout(Duration::from_millis(7));
-    // room 7 next at 20 ms, room 8 at 27 ms
+    // Room 8, started at 7 ms, first ticks at 20 ms with room 7: one wake-up for both.
     assert_eq!(net.engine.poll_timeout(), Some(Duration::from_millis(20)));
+    let ticks = net.engine.stats().ticks;
     net.engine.handle_timeout(Duration::from_millis(20));
-    assert_eq!(net.engine.poll_timeout(), Some(Duration::from_millis(27)));
+    assert_eq!(
+        net.engine.stats().ticks,
+        ticks + 2,
+        "both rooms tick at 20 ms"
+    );
+    assert_eq!(net.engine.poll_timeout(), Some(Duration::from_millis(40)));
     for member in [1, 2] {
         net.engine
             .handle_command(net.now, Command::RemoveMember { member })

@@ -470,6 +470,36 @@ fn silent_members_with_audio_level_are_not_decoded() {
 }
 
 #[test]
+fn a_member_alone_is_not_buffered_until_someone_can_hear_them() {
+    // A talks, B only listens. With B gone nobody hears A: A's packets are counted, not
+    // buffered or decoded; with B back A is heard again.
+    let mut s = Sim::new(
+        MixerConfig::default(),
+        &[
+            (A, CodecKind::Pcmu, Some(440.0)),
+            (B, CodecKind::Pcmu, None),
+        ],
+    );
+    s.run(30);
+    assert!(s.hears(B, 440.0));
+    s.conf.remove_member(B);
+    let before = s.conf.member_stats(A).unwrap();
+    s.run(50);
+    let alone = s.conf.member_stats(A).unwrap();
+    assert_eq!(alone.rx_packets, before.rx_packets + 50, "still counted");
+    assert_eq!(
+        alone.jitter_buffer.received, before.jitter_buffer.received,
+        "not buffered while alone"
+    );
+    let mut cfg = MemberConfig::new(CodecKind::Pcmu, 0x1000 + B as u32);
+    cfg.remote = Some(s.peer(B).addr);
+    s.conf.add_member(B, cfg, s.now).unwrap();
+    s.clear();
+    s.run(30);
+    assert!(s.hears(B, 440.0), "heard again once someone listens");
+}
+
+#[test]
 fn opus_members_without_levels_skip_decoding_only_while_silent() {
     // No RFC 6464 levels: SILK's voice flags let the mixer skip a silent member's decode, but
     // a steady tone (which SILK comes to flag "no voice" as well once its noise estimate has

@@ -38,6 +38,9 @@ pub fn udp_socket(addr: SocketAddr, buffers: usize) -> io::Result<std::net::UdpS
     if socket.set_send_buffer_size(buffers).is_ok() && socket.send_buffer_size()? < buffers {
         set_int_option(&socket, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, forced);
     }
+    // The kernel stamps each datagram as it arrives: the worker reads once per 20 ms tick,
+    // and the jitter buffers need the arrival time, not the read time.
+    set_int_option(&socket, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
     if addr.is_ipv4() {
         // Don't-fragment on every datagram (media is far below any MTU): the kernel then
         // leaves the IP ID at 0 instead of drawing one from its shared, hashed generator for
@@ -238,7 +241,13 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovecs: Vec<libc::iovec>,
     headers: Vec<libc::mmsghdr>,
+    /// Ancillary data per datagram (the kernel's receive timestamp); u64s keep the cmsg
+    /// headers aligned.
+    controls: Vec<[u64; CONTROL_WORDS]>,
 }
+
+/// Room for one `SCM_TIMESTAMPNS` message (a cmsghdr and a timespec: 32 bytes) and spare.
+const CONTROL_WORDS: usize = 8;
 
 // SAFETY: the raw pointers inside point into the batch's own vectors and are rebuilt before
 // every call; the batch moves with its worker thread.
@@ -258,15 +267,17 @@ impl RecvBatch {
             addrs: vec![unsafe { MaybeUninit::zeroed().assume_init() }; RECV_BATCH],
             iovecs: Vec::with_capacity(RECV_BATCH),
             headers: Vec::with_capacity(RECV_BATCH),
+            controls: vec![[0; CONTROL_WORDS]; RECV_BATCH],
         }
     }
 
     /// Reads what is waiting on `fd` (up to a batch), without blocking; calls `each` with the
-    /// source and bytes of every datagram. Returns how many were read.
+    /// source, bytes and kernel arrival time (`CLOCK_REALTIME` since the Unix epoch, when the
+    /// socket has `SO_TIMESTAMPNS`) of every datagram. Returns how many were read.
     pub fn recv(
         &mut self,
         fd: RawFd,
-        mut each: impl FnMut(SocketAddr, &[u8]),
+        mut each: impl FnMut(SocketAddr, &[u8], Option<Duration>),
     ) -> io::Result<usize> {
         self.iovecs.clear();
         self.headers.clear();
@@ -276,7 +287,7 @@ impl RecvBatch {
                 iov_len: MAX_DATAGRAM,
             });
         }
-        for (i, addr) in self.addrs.iter_mut().enumerate() {
+        for (i, (addr, control)) in self.addrs.iter_mut().zip(&mut self.controls).enumerate() {
             // SAFETY: all-zero is a valid msghdr; the pointers set below stay valid for the
             // call (they point into this batch's vectors, which are not resized meanwhile).
             let mut hdr: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -284,6 +295,8 @@ impl RecvBatch {
             hdr.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             hdr.msg_hdr.msg_iov = &mut self.iovecs[i];
             hdr.msg_hdr.msg_iovlen = 1;
+            hdr.msg_hdr.msg_control = control.as_mut_ptr().cast();
+            hdr.msg_hdr.msg_controllen = std::mem::size_of_val(control) as _;
             self.headers.push(hdr);
         }
         // SAFETY: `headers` holds RECV_BATCH valid entries pointing at valid buffers.
@@ -313,11 +326,36 @@ impl RecvBatch {
                 continue;
             }
             if let Some(from) = to_socket_addr(&self.addrs[i]) {
-                each(from, &self.bufs[i][..len.min(MAX_DATAGRAM)]);
+                let stamp = arrival_stamp(&self.headers[i].msg_hdr);
+                each(from, &self.bufs[i][..len.min(MAX_DATAGRAM)], stamp);
             }
         }
         Ok(n)
     }
+}
+
+/// The `SCM_TIMESTAMPNS` of a received message, if the kernel gave one.
+fn arrival_stamp(hdr: &libc::msghdr) -> Option<Duration> {
+    if hdr.msg_controllen == 0 || hdr.msg_flags & libc::MSG_CTRUNC != 0 {
+        return None;
+    }
+    // SAFETY: the kernel filled `msg_control` (a buffer of this batch) with `msg_controllen`
+    // bytes of well-formed cmsgs; CMSG_FIRSTHDR/CMSG_NXTHDR stay within it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts: libc::timespec =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                let secs = u64::try_from(ts.tv_sec).ok()?;
+                let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                return Some(Duration::new(secs, nanos));
+            }
+            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+        }
+    }
+    None
 }
 
 /// Sends datagrams from `fd` in batches, without blocking. Returns how many the kernel took;
@@ -418,19 +456,33 @@ mod tests {
         assert_eq!(ready, vec![7]);
         let mut batch = RecvBatch::new();
         let mut got = Vec::new();
+        let mut stamps = Vec::new();
+        let sent_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
         while got.len() < 100 {
             let n = batch
-                .recv(b.as_raw_fd(), |from, data| got.push((from, data.to_vec())))
+                .recv(b.as_raw_fd(), |from, data, stamp| {
+                    stamps.push(stamp);
+                    got.push((from, data.to_vec()))
+                })
                 .unwrap();
             assert!(n > 0, "all 100 arrive on loopback");
         }
         assert!(got.iter().all(|(from, _)| *from == a.local_addr().unwrap()));
+        // Each datagram carries the kernel's arrival time: within a second of the send.
+        assert!(
+            stamps
+                .iter()
+                .all(|s| s.is_some_and(|s| s.abs_diff(sent_at) < Duration::from_secs(1))),
+            "{stamps:?}"
+        );
         assert_eq!(
             got.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
             payloads
         );
         assert_eq!(
-            batch.recv(b.as_raw_fd(), |_, _| {}).unwrap(),
+            batch.recv(b.as_raw_fd(), |_, _, _| {}).unwrap(),
             0,
             "nothing blocks"
         );

@@ -180,7 +180,7 @@ impl MediaPlane {
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {
             let shared = match settings.ports {
-                PortMode::Shared => Some(bind_pair(&settings, 8 << 20)?),
+                PortMode::Shared => Some(bind_pair(&settings, 16 << 20)?),
                 PortMode::PerCall => None,
             };
             let announced = shared

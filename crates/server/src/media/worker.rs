@@ -28,10 +28,15 @@ const WAKER: u64 = u64::MAX;
 const BATCHES_PER_WAKE: usize = 16;
 /// Commands applied before the loop looks at sockets and deadlines again.
 const COMMANDS_PER_WAKE: usize = 4096;
-/// How long datagrams may wait in the kernel while rooms are mixing: well below a 20 ms
-/// frame (arrival times stay precise enough for the jitter buffers and latching), long
-/// enough that each read takes many packets. The sockets' receive buffers hold this long.
-const READ_INTERVAL: Duration = Duration::from_millis(10);
+/// How long datagrams may wait in the kernel while rooms are mixing: one frame. Rooms tick
+/// together on a 20 ms grid and the sockets are read just before each tick; the kernel's
+/// receive timestamp gives the jitter buffers the arrival time, so waiting costs no
+/// precision, and a worker wakes once per frame for all its rooms. The sockets' receive
+/// buffers hold this long.
+const READ_INTERVAL: Duration = Duration::from_millis(20);
+/// The longest wait in the kernel an arrival time is corrected by (a larger gap between the
+/// kernel's stamp and the wall clock read after it is a clock step, not a wait).
+const MAX_KERNEL_WAIT: Duration = Duration::from_millis(500);
 
 /// The worker's counters, looked up once: a registry lookup per read or flush was a visible
 /// share of the media thread's time.
@@ -77,6 +82,10 @@ pub(super) struct Worker {
     sinks: HashMap<RoomKey, EventSink>,
     batch: RecvBatch,
     outbox: Vec<Datagram>,
+    /// A read stopped with datagrams still waiting (more than [`BATCHES_PER_WAKE`] batches):
+    /// the next read comes at once instead of after [`READ_INTERVAL`], or a large room's
+    /// packets would queue in the kernel and their wait count as jitter.
+    backlog: bool,
 }
 
 impl Worker {
@@ -119,6 +128,7 @@ impl Worker {
             sinks: HashMap::new(),
             batch: RecvBatch::new(),
             outbox: Vec::new(),
+            backlog: false,
         })
     }
 
@@ -144,7 +154,11 @@ impl Worker {
                 // whatever arrived meanwhile (one zero-timeout epoll_wait says where).
                 Some(deadline) => {
                     let until = deadline.min(last_read + READ_INTERVAL);
-                    let wait = until.saturating_sub(self.now());
+                    let wait = if std::mem::take(&mut self.backlog) {
+                        Duration::ZERO
+                    } else {
+                        until.saturating_sub(self.now())
+                    };
                     match self.commands_poller.wait(Some(wait), &mut ready) {
                         Ok(()) => {
                             last_read = self.now();
@@ -182,11 +196,18 @@ impl Worker {
         let mut received = 0u64;
         let mut unknown = 0u64;
         let mut strangers = 0u64;
+        let mut drained = false;
         for _ in 0..BATCHES_PER_WAKE {
             let now = self.epoch.elapsed();
+            let wall = unix_now();
             let engine = &mut self.engine;
-            let n = match self.batch.recv(fd, |from, data| {
-                match engine.handle_datagram(now, port, from, data) {
+            let n = match self.batch.recv(fd, |from, data, stamp| {
+                // On the engine's clock: now, less how long the datagram waited in the
+                // kernel (bounded: a step of the wall clock must not throw it far off).
+                let arrival = stamp.map_or(now, |stamp| {
+                    now.saturating_sub(wall.saturating_sub(stamp).min(MAX_KERNEL_WAIT))
+                });
+                match engine.handle_datagram(arrival, port, from, data) {
                     Ok(()) => {}
                     Err(DropReason::UnknownSource) => unknown += 1,
                     Err(DropReason::Stranger) => strangers += 1,
@@ -196,14 +217,17 @@ impl Worker {
                 Ok(n) => n,
                 Err(err) => {
                     tracing::debug!(%err, port, "media receive error");
+                    drained = true;
                     break;
                 }
             };
             received += n as u64;
             if n < super::io::RECV_BATCH {
+                drained = true;
                 break;
             }
         }
+        self.backlog |= !drained;
         self.counters.received.increment(received);
         if unknown > 0 {
             self.counters.unknown_source.increment(unknown);
