@@ -304,10 +304,37 @@ fn run_sipp(
         dir.join(format!("{name}_messages.log")),
         dir.join(format!("{name}_errors.log")),
     );
-    let out = Command::new("sipp")
+    // The ports are picked free, then released for sipp: a parallel test may take one in
+    // between, and sipp then exits at once ("Unable to bind"). Try again with others.
+    let mut attempts = 0;
+    let out = loop {
+        attempts += 1;
+        let out = sipp_once(server, local_ip, service, &xml, &messages, &errors, dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !stderr.contains("Unable to bind") || attempts == 3 {
+            break out;
+        }
+    };
+    SippRun {
+        out,
+        messages: std::fs::read_to_string(&messages).unwrap_or_default(),
+        errors: std::fs::read_to_string(&errors).unwrap_or_default(),
+    }
+}
+
+fn sipp_once(
+    server: SocketAddr,
+    local_ip: &str,
+    service: &str,
+    xml: &Path,
+    messages: &Path,
+    errors: &Path,
+    dir: &Path,
+) -> std::process::Output {
+    Command::new("sipp")
         .arg(server.to_string())
         .arg("-sf")
-        .arg(&xml)
+        .arg(xml)
         .args(["-s", service, "-i", local_ip, "-m", "1", "-l", "1"])
         .args([
             "-timeout",
@@ -318,19 +345,14 @@ fn run_sipp(
         ])
         .args(["-nostdin", "-trace_msg", "-trace_err"])
         .arg("-message_file")
-        .arg(&messages)
+        .arg(messages)
         .arg("-error_file")
-        .arg(&errors)
+        .arg(errors)
         .args(["-p", &free_port_on(local_ip).to_string()])
         .args(["-mp", &(free_port_on(local_ip) & !1).to_string()])
         .current_dir(dir)
         .output()
-        .expect("sipp runs");
-    SippRun {
-        out,
-        messages: std::fs::read_to_string(&messages).unwrap_or_default(),
-        errors: std::fs::read_to_string(&errors).unwrap_or_default(),
-    }
+        .expect("sipp runs")
 }
 
 /// A running server with a PIN-less room, and sipp runs against it.
@@ -486,7 +508,19 @@ async fn the_chair_removes_the_caller_and_the_server_sends_bye() {
     };
     let scenario = Scenario::new("bob").connect().answer_request("BYE");
     let sipp = b.spawn("8001", "kicked", scenario);
-    let member = b.wait_joined("bob").await;
+    let member = match b.poll_member("bob", 10, |_| true).await {
+        Ok(member) => member,
+        Err(roster) => {
+            // Say why: what sipp saw and printed.
+            let run = sipp.await.expect("sipp thread");
+            panic!(
+                "bob never joined: {roster}\nsipp: {}\n{}\n{}",
+                String::from_utf8_lossy(&run.out.stderr),
+                run.messages,
+                run.errors
+            );
+        }
+    };
     let id = member["id"].as_u64().expect("member id");
     b.s.delete(
         &format!("/conferences/{}/members/{id}", b.room_id),
