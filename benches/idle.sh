@@ -27,10 +27,6 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 build
 start_conclave "$server_cpus" 1
-api="http://127.0.0.1:$http_port/api/v1"
-token=$(curl -fs -X POST "$api/auth/login" -H 'content-type: application/json' \
-  -d '{"username":"admin","password":"bench-admin-password"}' \
-  | python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
 echo "== creating $rooms rooms" >&2
 # Room 8001 exists (start_conclave); the rest are numbered on from it.
 python3 - "$api" "$token" "$rooms" <<'PY'

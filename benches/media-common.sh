@@ -61,7 +61,8 @@ need_janus() {
 }
 
 # start_conclave CPUS MEMBERS: a release server with an empty SQLite data dir, pinned to
-# CPUS, with room 8001 made for MEMBERS callers. Sets server_pid, sip_addr, http_port.
+# CPUS, with room 8001 made for MEMBERS callers. Sets server_pid, sip_addr, and api and
+# token (the API's base URL and an administrator's token) for more set-up.
 start_conclave() {
   local cpus="$1" members="$2" data="$work/conclave" http sip
   rm -rf "$data"; mkdir -p "$data"
@@ -72,8 +73,8 @@ start_conclave() {
   server_pid=$!
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "http://127.0.0.1:$http/healthz" >/dev/null || { tail "$work/conclave.log" >&2; exit 1; }
-  http_port="$http"
-  local api="http://127.0.0.1:$http/api/v1" token capacity=$((members + 10))
+  api="http://127.0.0.1:$http/api/v1"
+  local capacity=$((members + 10))
   [ "$capacity" -le 10000 ] || capacity=10000
   token=$(curl -fs -X POST "$api/auth/login" -H 'content-type: application/json' \
     -d '{"username":"admin","password":"bench-admin-password"}' \

@@ -1350,6 +1350,12 @@ impl Mixer {
         self.ticks_skipped
     }
 
+    /// Whether anyone may hear a member: someone else is in the room, or it is recorded. A
+    /// member alone is neither buffered nor decoded.
+    fn has_audience(&self) -> bool {
+        self.members.len() > 1 || self.taps
+    }
+
     /// When [`Mixer::tick`] should next be called; `None` for an empty conference.
     pub fn next_deadline(&self) -> Option<Duration> {
         self.next_tick
@@ -1431,10 +1437,9 @@ impl Mixer {
         let Some(&i) = self.index.get(&member) else {
             return Err(DropReason::UnknownMember);
         };
-        // Alone and not recorded: nobody hears this member, so its audio is counted and
-        // dropped here rather than buffered, played out and thrown away (RFC 4733 digits
-        // still count; in-band ones need the audio).
-        let unheard = self.members.len() == 1 && !self.taps;
+        // Without an audience its audio is counted and dropped here rather than buffered,
+        // played out and thrown away (RFC 4733 digits still count; in-band ones need audio).
+        let unheard = !self.has_audience();
         let m = &mut self.members[i];
         if data.len() > MAX_DATAGRAM {
             m.stats.malformed += 1;
@@ -1687,10 +1692,9 @@ impl Mixer {
         self.tick_count += 1;
         let on_level = self.cfg.vad.on_level;
 
-        // 1. pull, decode who may be heard, voice activity, DTMF. A member alone (and not
-        // recorded) has nobody to be heard by: its packets are played out undecoded.
+        // 1. pull, decode who may be heard, voice activity, DTMF
         self.speakers.clear();
-        let audience = self.members.len() > 1 || self.taps;
+        let audience = self.has_audience();
         for (i, m) in self.members.iter_mut().enumerate() {
             m.contributing = false;
             let heard = audience && m.may_be_heard();

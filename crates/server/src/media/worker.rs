@@ -1,11 +1,11 @@
 //! One media worker thread: its engine, its sockets, an epoll loop. While rooms are mixing it
-//! wakes for commands (an eventfd), for the earliest room deadline and every
-//! [`READ_INTERVAL`] (10 ms) to read what the sockets hold; when nothing mixes it waits for datagrams.
+//! wakes for commands (an eventfd) and once per 20 ms tick (its rooms tick together), reading
+//! what the sockets hold just before the tick; when nothing mixes it waits for datagrams.
 //!
 //! Why not wake for every datagram: a member's packet is mixed at its room's next 20 ms tick
 //! whenever it is read, so reading it sooner buys nothing, while one wake-up per packet (a
 //! context switch, an epoll_wait and a recvmmsg of one) was most of the server's CPU per
-//! member. Reading every few milliseconds takes dozens of packets per system call.
+//! member. Reading once per tick takes many packets per system call.
 
 use super::io::{Poller, RecvBatch, Waker, send_batch};
 use super::{Command, Dedicated, EventSink, MediaEvent, MemberId};
@@ -28,12 +28,6 @@ const WAKER: u64 = u64::MAX;
 const BATCHES_PER_WAKE: usize = 16;
 /// Commands applied before the loop looks at sockets and deadlines again.
 const COMMANDS_PER_WAKE: usize = 4096;
-/// How long datagrams may wait in the kernel while rooms are mixing: one frame. Rooms tick
-/// together on a 20 ms grid and the sockets are read just before each tick; the kernel's
-/// receive timestamp gives the jitter buffers the arrival time, so waiting costs no
-/// precision, and a worker wakes once per frame for all its rooms. The sockets' receive
-/// buffers hold this long.
-const READ_INTERVAL: Duration = Duration::from_millis(20);
 /// The longest wait in the kernel an arrival time is corrected by (a larger gap between the
 /// kernel's stamp and the wall clock read after it is a clock step, not a wait).
 const MAX_KERNEL_WAIT: Duration = Duration::from_millis(500);
@@ -83,8 +77,8 @@ pub(super) struct Worker {
     batch: RecvBatch,
     outbox: Vec<Datagram>,
     /// A read stopped with datagrams still waiting (more than [`BATCHES_PER_WAKE`] batches):
-    /// the next read comes at once instead of after [`READ_INTERVAL`], or a large room's
-    /// packets would queue in the kernel and their wait count as jitter.
+    /// the next read comes at once instead of at the next tick, or a large room's packets
+    /// would queue in the kernel and reach their tick ever later.
     backlog: bool,
 }
 
@@ -138,7 +132,6 @@ impl Worker {
 
     pub(super) fn run(mut self, commands: Receiver<Command>) {
         let mut ready = Vec::new();
-        let mut last_read = self.now();
         loop {
             for _ in 0..COMMANDS_PER_WAKE {
                 match commands.try_recv() {
@@ -150,28 +143,22 @@ impl Worker {
             self.engine.handle_timeout(self.now());
             self.flush();
             let waited = match self.engine.poll_timeout() {
-                // Rooms are mixing: sleep until the deadline or the next read, then read
-                // whatever arrived meanwhile (one zero-timeout epoll_wait says where).
+                // Rooms are mixing: sleep (woken only by commands) until the next tick, then
+                // read what arrived meanwhile (one zero-timeout epoll_wait says where) just
+                // before it. Datagrams wait in the kernel for up to a frame — the receive
+                // buffers hold that — and keep their arrival time in the kernel's stamp, so
+                // a worker wakes once per frame for all its rooms (they tick on one grid).
                 Some(deadline) => {
-                    let until = deadline.min(last_read + READ_INTERVAL);
                     let wait = if std::mem::take(&mut self.backlog) {
                         Duration::ZERO
                     } else {
-                        until.saturating_sub(self.now())
+                        deadline.saturating_sub(self.now())
                     };
-                    match self.commands_poller.wait(Some(wait), &mut ready) {
-                        Ok(()) => {
-                            last_read = self.now();
-                            self.poller.wait(Some(Duration::ZERO), &mut ready)
-                        }
-                        Err(err) => Err(err),
-                    }
+                    self.commands_poller
+                        .wait(Some(wait), &mut ready)
+                        .and_then(|()| self.poller.wait(Some(Duration::ZERO), &mut ready))
                 }
-                None => {
-                    let waited = self.poller.wait(None, &mut ready);
-                    last_read = self.now();
-                    waited
-                }
+                None => self.poller.wait(None, &mut ready),
             };
             if let Err(err) = waited {
                 tracing::error!(%err, worker = self.index, "media worker cannot wait");

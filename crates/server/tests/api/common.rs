@@ -229,6 +229,26 @@ impl TestServer {
         reply.id()
     }
 
+    /// Creates a room (as `token`) with only a number and a name; returns its id.
+    pub async fn room(&self, token: &str, number: &str, name: &str) -> String {
+        let reply = self
+            .post("/rooms", token, json!({ "number": number, "name": name }))
+            .await;
+        reply.expect(201);
+        reply.id()
+    }
+
+    /// Creates a trunk (as `token`) to a gateway on 127.0.0.1:`port`.
+    pub async fn trunk_to(&self, token: &str, name: &str, port: u16) {
+        self.post(
+            "/trunks",
+            token,
+            json!({ "name": name, "host": "127.0.0.1", "port": port }),
+        )
+        .await
+        .expect(201);
+    }
+
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await.expect("clean stop");

@@ -204,13 +204,7 @@ async fn bidi_controls_are_refused_in_names(s: &TestServer) {
     .await
     .expect_problem(422, Some("email"));
     // Names in any script, with the joiners they need, are kept.
-    s.post(
-        "/rooms",
-        &admin,
-        json!({ "number": "8124", "name": "جلسة می‌خواهم 👩‍💻" }),
-    )
-    .await
-    .expect(201);
+    s.room(&admin, "8124", "جلسة می‌خواهم 👩‍💻").await;
 }
 
 /// A NUL (U+0000) anywhere in a body, a query parameter or a path answers 422 naming the
@@ -676,13 +670,7 @@ async fn the_database_is_readable_by_the_server_only() {
     .await
     .expect("server");
     let admin = s.admin().await;
-    s.post(
-        "/rooms",
-        &admin,
-        json!({ "number": "8555", "name": "Private" }),
-    )
-    .await
-    .expect(201);
+    s.room(&admin, "8555", "Private").await;
     assert_eq!(mode(&data), 0o700, "the data directory");
     for file in ["conclave.db", "conclave.db-wal", "conclave.db-shm"] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");

@@ -201,13 +201,7 @@ async fn a_template_meeting_starts_again_from_history(s: &TestServer) {
     // so the meeting) going.
     let gateway = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     let port = gateway.local_addr().expect("addr").port();
-    s.post(
-        "/trunks",
-        &admin,
-        json!({ "name": "Silent", "host": "127.0.0.1", "port": port }),
-    )
-    .await
-    .expect(201);
+    s.trunk_to(&admin, "Silent", port).await;
     let live = s
         .post(
             "/conferences",

@@ -86,13 +86,7 @@ async fn a_call_whose_refreshes_stop_is_ended_with_bye() {
     .await
     .expect("server");
     let admin = s.admin().await;
-    s.post(
-        "/rooms",
-        &admin,
-        json!({ "number": "8001", "name": "Timed" }),
-    )
-    .await
-    .expect(201);
+    s.room(&admin, "8001", "Timed").await;
     let sip = sip_udp(&s);
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || {

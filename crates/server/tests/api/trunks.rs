@@ -587,13 +587,7 @@ async fn redial_missing_calls_the_busy_again() {
     let s = start(Db::Sqlite, "trunk_redial").await.expect("server");
     let admin = s.admin().await;
     let port = free_udp_port();
-    s.post(
-        "/trunks",
-        &admin,
-        json!({ "name": "Carrier", "host": "127.0.0.1", "port": port }),
-    )
-    .await
-    .expect(201);
+    s.trunk_to(&admin, "Carrier", port).await;
     let room = s
         .post(
             "/rooms",
@@ -669,13 +663,7 @@ async fn an_operator_starts_an_ad_hoc_meeting_for_a_caller() {
     let s = start(Db::Sqlite, "trunk_ad_hoc").await.expect("server");
     let admin = s.admin().await;
     let port = free_udp_port();
-    s.post(
-        "/trunks",
-        &admin,
-        json!({ "name": "Carrier", "host": "127.0.0.1", "port": port }),
-    )
-    .await
-    .expect(201);
+    s.trunk_to(&admin, "Carrier", port).await;
     let room = s
         .post(
             "/rooms",
@@ -765,13 +753,7 @@ async fn calling_numbers_is_a_permission_with_limits(db: Db) {
         .unwrap_or_default();
     let policy_path = format!("/tenants/{tenant}/outbound-policy");
     let port = free_udp_port();
-    s.post(
-        "/trunks",
-        &admin,
-        json!({ "name": "Carrier", "host": "127.0.0.1", "port": port }),
-    )
-    .await
-    .expect(201);
+    s.trunk_to(&admin, "Carrier", port).await;
 
     // A plain user runs their own room, but may not call numbers through the trunks.
     let plain_id = s.user(&admin, "plain", "user", None).await;
