@@ -10,7 +10,8 @@
 #   benches/idle.sh                 # 1000 rooms, 100 live, PCMU
 #   CODEC=opus LIVE=200 benches/idle.sh
 #
-# The server may use SERVER_CPUS (default "0,1"), the generator GEN_CPUS (default "0,1").
+# The server may use SERVER_CPUS (default "0,1"), the generator GEN_CPUS (default "0,1");
+# CONCLAVE_ARGS are added to the server's command line (e.g. "--media-workers 1").
 # Also CONCLAVE_BIN, RTPLOAD_BIN, CARGO_TARGET_DIR, KEEP (see benches/media-common.sh).
 # Bounded: ROOMS <= 5000, LIVE <= ROOMS and <= 2000, WINDOW <= 600 s.
 source "$(dirname "$0")/media-common.sh"
@@ -23,7 +24,9 @@ server_cpus="${SERVER_CPUS:-0,1}"; gen_cpus="${GEN_CPUS:-0,1}"
   || { echo "ROOMS 1..5000, LIVE 2..min(ROOMS, 2000), WINDOW 5..600" >&2; exit 2; }
 case "$codec" in pcmu | opus) ;; *) echo "CODEC: pcmu or opus" >&2; exit 2 ;; esac
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# The scheduler's on-CPU time of each thread ("tid ns" lines): exact, where stat's ticks are
+# sampled. A window's figure sums the threads that lived through it.
+cpu_ns() { for f in /proc/"$1"/task/*/schedstat; do t=${f%/schedstat}; echo "${t##*/} $(cut -d' ' -f1 "$f" 2>/dev/null)"; done; }
 
 build
 start_conclave "$server_cpus" 1
@@ -41,10 +44,15 @@ for i in range(1, rooms):
         assert r.status == 201, r.status
 PY
 
-hz=$(getconf CLK_TCK)
 sleep 2
-before=$(cpu_ticks "$server_pid"); sleep "$window"; after=$(cpu_ticks "$server_pid")
-idle=$(python3 -c "print(f'{100 * ($after - $before) / $hz / $window:.2f}')")
+cpu_ns "$server_pid" >"$work/before"; sleep "$window"; cpu_ns "$server_pid" >"$work/after"
+idle=$(python3 - "$work/before" "$work/after" "$window" <<'PY'
+import sys
+read = lambda p: dict(l.split() for l in open(p) if len(l.split()) == 2)
+a, b = read(sys.argv[1]), read(sys.argv[2])
+print(f"{100 * sum(int(b[t]) - int(a[t]) for t in a if t in b) / 1e9 / float(sys.argv[3]):.2f}")
+PY
+)
 echo "== $live single-member rooms ($codec)" >&2
 rc=0
 rtpload_run "$gen_cpus" "$work/idle.json" conclave --sip "$sip_addr" --room 8001 --rooms "$live" \

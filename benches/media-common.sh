@@ -69,7 +69,8 @@ start_conclave() {
   http=$(free_port); sip=$(free_port)
   CONCLAVE_ADMIN_PASSWORD=bench-admin-password taskset -c "$cpus" "$conclave_bin" serve \
     --data-dir "$data" --http-listen "127.0.0.1:$http" --sip-udp "127.0.0.1:$sip" \
-    --sip-tcp 127.0.0.1:0 --sip-tls 127.0.0.1:0 --log "${LOG:-warn}" >"$work/conclave.log" 2>&1 &
+    --sip-tcp 127.0.0.1:0 --sip-tls 127.0.0.1:0 --log "${LOG:-warn}" ${CONCLAVE_ARGS:-} \
+    >"$work/conclave.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$http/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "http://127.0.0.1:$http/healthz" >/dev/null || { tail "$work/conclave.log" >&2; exit 1; }

@@ -480,9 +480,46 @@ impl RecvBatch {
 /// A process's CPU time (user + system, seconds) and resident memory (KiB), from /proc.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcSample {
+    /// From `stat`: counted in clock ticks (10 ms), by sampling on many kernels — a small
+    /// load over a short window is only known to ± several percent.
     pub cpu_s: f64,
+    /// The scheduler's exact on-CPU time of the threads alive now (`task/*/schedstat`, ns),
+    /// and which threads they were: exact when both samples saw the same threads.
+    pub run_ns: Option<u64>,
+    pub tasks_hash: u64,
     pub rss_kib: u64,
     pub threads: u64,
+}
+
+impl ProcSample {
+    /// CPU seconds from `self` to `end`: the scheduler's count when the same threads lived
+    /// through the window (one that ended would take its time with it), else the ticks.
+    pub fn cpu_until(&self, end: &ProcSample) -> f64 {
+        match (self.run_ns, end.run_ns) {
+            (Some(a), Some(b)) if self.tasks_hash == end.tasks_hash && b >= a => {
+                (b - a) as f64 / 1e9
+            }
+            _ => end.cpu_s - self.cpu_s,
+        }
+    }
+}
+
+/// Sums the threads' `schedstat` run times, and a hash of their ids.
+fn run_time(pid: u32) -> Option<(u64, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    let mut total = 0u64;
+    for tid in &tids {
+        let line = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+        total += line.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tids.hash(&mut h);
+    Some((total, h.finish()))
 }
 
 pub fn proc_sample(pid: u32) -> io::Result<ProcSample> {
@@ -506,8 +543,11 @@ pub fn proc_sample(pid: u32) -> io::Result<ProcSample> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
+    let run = run_time(pid);
     Ok(ProcSample {
         cpu_s: (field(14) + field(15)) as f64 / tck,
+        run_ns: run.map(|(ns, _)| ns),
+        tasks_hash: run.map_or(0, |(_, h)| h),
         rss_kib: kib("VmRSS:"),
         threads: kib("Threads:"),
     })

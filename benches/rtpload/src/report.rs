@@ -50,7 +50,7 @@ impl Report<'_> {
         let decoded_right = o.decoded.iter().filter(|d| d.right).count();
         let frames_expected = (o.window_s / PTIME.as_secs_f64()) as u64 * o.ready as u64;
         let server = o.server.map(|(before, start, end)| {
-            let cpu = end.cpu_s - start.cpu_s;
+            let cpu = start.cpu_until(&end);
             let share = cpu / o.window_s.max(1e-9);
             let delta_rss = end.rss_kib as f64 - before.rss_kib as f64;
             json!({
@@ -63,7 +63,7 @@ impl Report<'_> {
                 "threads": end.threads,
             })
         });
-        let server_cpu = o.server.map(|(_, a, b)| b.cpu_s - a.cpu_s).unwrap_or(0.0);
+        let server_cpu = o.server.map(|(_, a, b)| a.cpu_until(&b)).unwrap_or(0.0);
         let others = (o.machine_busy_s - server_cpu - o.generator_cpu_s).max(0.0);
         let checks = json!({
             "all_set_up": o.ready == o.members && o.ended.is_empty(),

@@ -86,6 +86,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
     };
     let media = crate::media::MediaPlane::start(crate::media::MediaSettings {
         workers,
+        pack_members: settings.media_pack_members,
         bind_ip,
         public_ip,
         ports: settings.media_ports,

@@ -152,16 +152,31 @@ pub fn raise_descriptor_limit() -> usize {
     sample();
     metrics::gauge!("conclave_descriptors_limit").set(limit as f64);
     if tokio::runtime::Handle::try_current().is_ok() {
-        tokio::spawn(async {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tokio::spawn(async move {
             loop {
-                tick.tick().await;
+                // Idle (nothing opened since the last sample, far from the watermark): wait
+                // for new work or a slow timer, not a 100 ms tick — an idle server should
+                // not wake ten times a second. Openings count at once in the estimate, so
+                // sampling only corrects for descriptors closed meanwhile.
+                let near =
+                    limit > 0 && FD_SAMPLED.load(Ordering::Relaxed) >= work_watermark(limit) / 2;
+                if FD_SINCE.load(Ordering::Relaxed) == 0 && !near {
+                    let _ = tokio::time::timeout(IDLE_SAMPLE, NEW_WORK.notified()).await;
+                }
+                tokio::time::sleep(BUSY_SAMPLE).await;
                 sample();
             }
         });
     }
     limit
 }
+
+/// How often descriptors are counted while work comes in (and near the watermark).
+const BUSY_SAMPLE: Duration = Duration::from_millis(100);
+/// How often they are counted on an idle server.
+const IDLE_SAMPLE: Duration = Duration::from_secs(5);
+/// Wakes the sampler when descriptors are taken on after a quiet spell.
+static NEW_WORK: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 #[cfg(target_os = "linux")]
 fn raise_nofile() -> usize {
@@ -235,7 +250,9 @@ fn estimate() -> usize {
 /// Counts descriptors about to be opened (a call's media sockets, a connection) until the
 /// next sample sees them.
 pub fn note_new_work(descriptors: usize) {
-    FD_SINCE.fetch_add(descriptors, Ordering::Relaxed);
+    if FD_SINCE.fetch_add(descriptors, Ordering::Relaxed) == 0 {
+        NEW_WORK.notify_one();
+    }
 }
 
 /// Whether new calls and new SIP connections may be taken on: false when descriptors run

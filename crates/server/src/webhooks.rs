@@ -35,6 +35,8 @@ const GIVE_UP_AFTER_MS: i64 = 24 * 3600 * 1000;
 const MAX_BACKOFF_MS: i64 = 300_000;
 /// Deliveries in flight at once.
 const PARALLEL: usize = 16;
+/// The longest sleep of the delivery loop when nothing is due (new events wake it at once).
+const IDLE_POLL_MS: i64 = 30_000;
 /// Events stored in one transaction at most.
 const BATCH: usize = 500;
 
@@ -356,13 +358,14 @@ async fn send(
             continue;
         }
         // Nothing new to start: sleep until the next is due, new ones are queued or one in
-        // flight finishes (at most a second, so the store closing is noticed).
+        // flight finishes. With nothing due, a slow poll only notices the store closing (an
+        // idle server should not query its database every second).
         let wait = match store.conn().await {
             Ok(mut conn) => repo::webhook_deliveries::next_due(&mut conn)
                 .await
                 .ok()
                 .flatten()
-                .map_or(1000, |at| (at - now_ms()).clamp(0, 1000)),
+                .map_or(IDLE_POLL_MS, |at| (at - now_ms()).clamp(0, IDLE_POLL_MS)),
             Err(_) => 1000,
         };
         tokio::select! {

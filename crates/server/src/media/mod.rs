@@ -72,6 +72,8 @@ pub enum PortMode {
 pub struct MediaSettings {
     /// Worker threads (at least one).
     pub workers: usize,
+    /// New rooms go to the busiest worker still under this many members (0: never).
+    pub pack_members: usize,
     /// The address the sockets bind to.
     pub bind_ip: IpAddr,
     /// The address SDP announces.
@@ -221,7 +223,9 @@ impl MediaPlane {
         })
     }
 
-    /// The room's media: on the worker that already has it, else on the least loaded one.
+    /// The room's media: on the worker that already has it, else on the busiest worker still
+    /// under `pack_members` (a light load on one thread: the others sleep — every wake-up is a
+    /// timer and a context switch, dear under virtualisation), else on the least loaded one.
     /// The room stays there while any handle to it lives.
     pub fn room(&self, name: &str) -> RoomMedia {
         let mut placements = self
@@ -242,14 +246,24 @@ impl MediaPlane {
         for p in placements.values() {
             rooms[p.worker] += 1;
         }
-        let worker = (0..self.inner.workers.len())
-            .min_by_key(|&w| {
-                // members weigh most; rooms break ties (a new room brings its members)
-                (
-                    self.inner.workers[w].members.load(Ordering::Relaxed),
-                    rooms[w],
-                )
-            })
+        // members weigh most; rooms break ties (a new room brings its members, and a burst
+        // of new rooms counts before their members arrive)
+        let load = |w: usize| {
+            (
+                self.inner.workers[w]
+                    .members
+                    .load(Ordering::Relaxed)
+                    .max(rooms[w]),
+                rooms[w],
+            )
+        };
+        let pack = self.inner.settings.pack_members;
+        let workers = 0..self.inner.workers.len();
+        let worker = workers
+            .clone()
+            .filter(|&w| load(w).0 < pack)
+            .max_by_key(|&w| (load(w), std::cmp::Reverse(w)))
+            .or_else(|| workers.min_by_key(|&w| load(w)))
             .unwrap_or(0);
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
         let name: Arc<str> = name.into();

@@ -1,5 +1,5 @@
-//! The media plane seen from outside: members of a room share their worker's port while other
-//! rooms go to the other worker; members are told apart by address and SSRC; a stranger never
+//! The media plane seen from outside: members of a room share their worker's port; new rooms
+//! fill a lightly loaded worker, then go to the other; members are told apart by address and SSRC; a stranger never
 //! takes over a member's stream while a member that moves is followed; nothing streams for long
 //! to an address that never answers; a call that sends nothing is hung up (one on hold is not).
 
@@ -27,48 +27,61 @@ fn sip(s: &TestServer) -> std::net::SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rooms_members_share_a_worker_and_other_rooms_go_to_the_other() {
-    let s = start_with(Db::Sqlite, "workers", |c| c.media_workers = 2)
-        .await
-        .expect("server");
-    room(&s, "8001").await;
-    room(&s, "8002").await;
-    let (mut a1, mut a2) = (
-        Phone::on(sip(&s), "127.0.0.1", "a1").await,
-        Phone::on(sip(&s), "127.0.0.1", "a2").await,
-    );
-    assert_eq!(a1.dial("8001", None, "sendrecv").await, 200);
-    assert_eq!(a2.dial("8001", None, "sendrecv").await, 200);
-    talk(&mut [&mut a1, &mut a2], &[Some(440.0), Some(880.0)], 10).await;
-    let (mut b1, mut b2) = (
-        Phone::on(sip(&s), "127.0.0.1", "b1").await,
-        Phone::on(sip(&s), "127.0.0.1", "b2").await,
-    );
-    assert_eq!(b1.dial("8002", None, "sendrecv").await, 200);
-    assert_eq!(b2.dial("8002", None, "sendrecv").await, 200);
-    assert_eq!(a1.remote_rtp, a2.remote_rtp, "one room, one port");
-    assert_eq!(b1.remote_rtp, b2.remote_rtp, "one room, one port");
+    // Rooms fill one worker up to 3 members (a light load wakes one thread), then spread.
+    let s = start_with(Db::Sqlite, "workers", |c| {
+        c.media_workers = 2;
+        c.media_pack_members = 3;
+    })
+    .await
+    .expect("server");
+    for number in ["8001", "8002", "8003"] {
+        room(&s, number).await;
+    }
+    let mut phones = Vec::new();
+    for (i, number) in ["8001", "8001", "8002", "8002", "8003", "8003"]
+        .iter()
+        .enumerate()
+    {
+        let mut p = Phone::on(sip(&s), "127.0.0.1", &format!("p{i}")).await;
+        assert_eq!(p.dial(number, None, "sendrecv").await, 200);
+        phones.push(p);
+        if i % 2 == 1 {
+            // the room's members count before the next room is placed
+            let pair = &mut phones[i - 1..=i];
+            let (x, y) = pair.split_at_mut(1);
+            talk(&mut [&mut x[0], &mut y[0]], &[Some(440.0), Some(880.0)], 10).await;
+        }
+    }
+    let port = |i: usize| phones[i].remote_rtp;
+    assert_eq!(port(0), port(1), "one room, one port");
+    assert_eq!(port(2), port(3), "one room, one port");
+    assert_eq!(port(4), port(5), "one room, one port");
+    assert_eq!(port(0), port(2), "a light worker takes the second room too");
     assert_ne!(
-        a1.remote_rtp, b1.remote_rtp,
-        "the second room goes to the idle worker"
+        port(0),
+        port(4),
+        "the third room goes to the idle worker once the first carries 3 members"
     );
-    // Both rooms mix, each on its own.
-    talk(
-        &mut [&mut a1, &mut a2, &mut b1, &mut b2],
-        &[Some(440.0), Some(880.0), Some(1320.0), Some(1760.0)],
-        60,
-    )
-    .await;
-    assert!(a1.power(880.0) > HEARD && a1.power(1320.0) < NOT_HEARD);
-    assert!(b1.power(1760.0) > HEARD && b1.power(440.0) < NOT_HEARD);
+    // Every room mixes, each on its own.
+    let tones = [440.0, 880.0, 1320.0, 1760.0, 2200.0, 2640.0];
+    {
+        let mut all: Vec<&mut Phone> = phones.iter_mut().collect();
+        talk(&mut all, &tones.map(Some), 60).await;
+    }
+    assert!(phones[0].power(880.0) > HEARD && phones[0].power(1320.0) < NOT_HEARD);
+    assert!(phones[2].power(1760.0) > HEARD && phones[2].power(440.0) < NOT_HEARD);
+    assert!(phones[4].power(2640.0) > HEARD && phones[4].power(1760.0) < NOT_HEARD);
     let metrics = s.raw(reqwest::Method::GET, "/metrics", None, None).await;
     let text = metrics.body.as_str().unwrap_or_default().to_owned();
-    for worker in ["0", "1"] {
+    for (worker, members) in [("0", 4), ("1", 2)] {
         assert!(
-            text.contains(&format!("conclave_media_members{{worker=\"{worker}\"}} 2")),
-            "two members on worker {worker}: {text}"
+            text.contains(&format!(
+                "conclave_media_members{{worker=\"{worker}\"}} {members}"
+            )),
+            "{members} members on worker {worker}: {text}"
         );
     }
-    for p in [&mut a1, &mut a2, &mut b1, &mut b2] {
+    for p in &mut phones {
         assert_eq!(p.hang_up().await, 200);
     }
     s.stop().await;
