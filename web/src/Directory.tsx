@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { api, ApiError, type Department, type DirectoryEntry, type Group, type GroupMember, type Page } from './api';
 import type { T } from './i18n';
 
@@ -34,15 +34,23 @@ export function Directory({ t, admin }: { t: T; admin: boolean }) {
   }, []);
   useEffect(reloadTree, [reloadTree]);
 
+  // Answers can come back out of order (a search typed while a change is saved): only the
+  // latest request's answer is shown, and a change reloads with the current search.
+  const latest = useRef(0);
   const reloadPeople = useCallback(() => {
+    const request = ++latest.current;
     const params = new URLSearchParams({ limit: '200' });
     if (query.trim()) params.set('q', query.trim());
     if (selected) {
       params.set('department_id', selected);
       if (subtree) params.set('subtree', 'true');
     }
-    api<Page<DirectoryEntry>>('GET', `/directory?${params}`).then((p) => setPeople(p.items), (e) => setError(asError(e)));
+    api<Page<DirectoryEntry>>('GET', `/directory?${params}`).then((p) => {
+      if (request === latest.current) setPeople(p.items);
+    }, (e) => setError(asError(e)));
   }, [query, selected, subtree]);
+  const reloadRef = useRef(reloadPeople);
+  reloadRef.current = reloadPeople;
   useEffect(() => {
     const timer = setTimeout(reloadPeople, 200);
     return () => clearTimeout(timer);
@@ -135,7 +143,20 @@ export function Directory({ t, admin }: { t: T; admin: boolean }) {
                     </td>
                     <td>{p.name}</td>
                     <td>{p.title}</td>
-                    <td>{path(p.department_id)}</td>
+                    <td>
+                      {admin && p.book !== 'personal' ? (
+                        <select
+                          data-testid="person-department" aria-label={t('department')} value={p.department_id ?? ''}
+                          onChange={(e) => act(
+                            api('PATCH', `/${p.kind === 'user' ? 'users' : 'contacts'}/${p.id}`, { department_id: e.target.value || null }),
+                            () => reloadRef.current(),
+                          )}
+                        >
+                          <option value="">{t('noDepartment')}</option>
+                          {departments.map((d) => <option key={d.id} value={d.id}>{path(d.id)}</option>)}
+                        </select>
+                      ) : path(p.department_id)}
+                    </td>
                     <td>{p.extension ?? ''}</td>
                     <td>{p.mobile ?? ''}</td>
                     <td>{p.landline ?? ''}</td>
