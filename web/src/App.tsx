@@ -4,6 +4,7 @@ import {
   type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
+import { AddGroupToTemplate, Directory } from './Directory';
 import { Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 
@@ -30,8 +31,8 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['live', 'rooms', 'templates', 'users', 'contacts', 'trunks', 'tenants', 'audit']
-    : ['live', 'rooms', 'templates', 'users', 'contacts'];
+    ? ['live', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
+    : ['live', 'rooms', 'templates', 'directory', 'users', 'contacts'];
   return (
     <div className="app">
       <header>
@@ -62,7 +63,7 @@ export function App() {
   );
 }
 
-type Tab = 'live' | 'rooms' | 'templates' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Tab = 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
 function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string): ReactNode {
   switch (tab) {
@@ -105,11 +106,16 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
             { name: 'description', label: 'description' },
           ]}
           extra={(x, reload) => (
-            <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
+            <>
+              <AddGroupToTemplate t={t} templateId={x.id} onAdded={reload} />
+              <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
+            </>
           )}
           canDelete={() => true}
         />
       );
+    case 'directory':
+      return <Directory t={t} admin={admin} />;
     case 'users':
       return (
         <Resource<User>

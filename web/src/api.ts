@@ -112,3 +112,15 @@ export type OutboundPolicy = {
   calls_per_hour: number;
   concurrent_calls: number;
 };
+/// A department of the organisation tree (`listDepartments`).
+export type Department = {
+  id: string; tenant_id: string; parent_id: string | null; name: string; sort_order: number;
+};
+/// A person the directory found (`searchDirectory`).
+export type DirectoryEntry = {
+  kind: 'user' | 'contact'; id: string; name: string; title: string; department_id: string | null;
+  book?: 'enterprise' | 'personal'; extension: string | null; mobile: string | null; landline: string | null; email: string | null;
+};
+export type GroupMember = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string };
+/// A group: the enterprise's (`owner_id` null) or the caller's own.
+export type Group = { id: string; name: string; description: string; owner_id: string | null; members: GroupMember[] };

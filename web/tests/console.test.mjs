@@ -616,6 +616,123 @@ test('a tenant administrator sets who may call phone numbers, which numbers and 
   assert.equal(reset.status, 200);
 });
 
+test('the directory: a department tree, a person in it found by pinyin initials and number, a group added to a template', async () => {
+  const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 900 } });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('tab-directory').click();
+  await page.getByTestId('page-directory').waitFor();
+
+  // A department, a sub-department under it (the new one is selected), another renamed.
+  await page.getByTestId('dept-name').fill('Research');
+  await page.getByTestId('dept-create').click();
+  await page.getByTestId('dept-Research').waitFor();
+  await page.getByTestId('dept-name').fill('Backend');
+  await page.getByTestId('dept-create').click();
+  await page.getByTestId('dept-Backend').waitFor();
+  await page.getByRole('heading', { name: 'Research / Backend' }).waitFor();
+  // The same name again under the same parent is refused, with the reason.
+  await page.getByTestId('dept-Research').click();
+  await page.getByTestId('dept-name').fill('Backend');
+  await page.getByTestId('dept-create').click();
+  await page.getByText('already exists at this place in the tree').waitFor();
+  await page.getByTestId('dept-name').fill('');
+  await page.getByTestId('dept-all').click();
+  await page.getByTestId('dept-name').fill('Sales');
+  await page.getByTestId('dept-create').click();
+  await page.getByTestId('dept-Sales').waitFor();
+  await page.getByTestId('dept-rename').fill('Sales & Marketing');
+  await page.getByTestId('dept-rename-save').click();
+  await page.getByTestId('dept-Sales & Marketing').waitFor();
+  // A department cannot move below itself.
+  await page.getByTestId('dept-Research').click();
+  await page.getByTestId('dept-parent').selectOption({ label: 'Research / Backend' });
+  await page.getByTestId('dept-move').click();
+  await page.getByRole('alert').getByText('cannot move below itself').waitFor();
+
+  // A person in Backend, found by pinyin initials and by number from the whole directory.
+  await page.getByTestId('dept-Backend').click();
+  await page.getByTestId('person-name').fill('张三');
+  await page.getByTestId('person-title').fill('Engineer');
+  await page.getByTestId('person-mobile').fill('13800138000');
+  await page.getByTestId('person-create').click();
+  await page.getByTestId('person-张三').waitFor();
+  await page.getByTestId('dept-Sales & Marketing').click();
+  await page.getByTestId('no-people').waitFor();
+  await page.getByTestId('dept-all').click();
+  await page.getByTestId('directory-search').fill('zs');
+  const zhang = page.getByTestId('person-张三');
+  await zhang.waitFor();
+  assert.equal(await page.getByTestId('people').locator('tbody tr').count(), 1);
+  assert.equal(await zhang.getByTestId('person-department').inputValue(), await page.getByTestId('person-department').locator('option', { hasText: 'Research / Backend' }).getAttribute('value'));
+  await page.getByTestId('directory-search').fill('138 0013');
+  await zhang.waitFor();
+  await page.getByTestId('directory-search').fill('nobody-here');
+  await page.getByTestId('no-people').waitFor();
+
+  // A group made of people picked from the directory.
+  await page.getByTestId('directory-search').fill('zhangsan');
+  await zhang.getByTestId('pick').check();
+  await page.getByTestId('group-name').fill('On call');
+  await page.getByTestId('group-book').selectOption('enterprise');
+  await page.getByTestId('group-create').click();
+  await page.getByTestId('group-On call').getByText('张三').waitFor();
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-directory-en.png'), fullPage: true });
+
+  // Deleting a department that still has people is refused, and says why.
+  await page.getByTestId('dept-Backend').click();
+  await page.getByTestId('dept-delete').click();
+  await page.getByRole('alert').getByText(/still has 0 sub-department\(s\), 0 user\(s\) and 1 contact/).waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-directory-department-en.png'), fullPage: true });
+
+  // The group into a template in one step.
+  await page.getByTestId('tab-templates').click();
+  await page.getByTestId('field-name').fill('Incident review');
+  await page.getByTestId('create').click();
+  const row = page.getByRole('row', { name: /Incident review/ });
+  await row.waitFor();
+  await row.getByTestId('template-group').selectOption({ label: 'On call' });
+  await row.getByTestId('template-group-role').selectOption('chairman');
+  await row.getByTestId('template-add-group').click();
+  await row.getByRole('cell', { name: '1', exact: true }).waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-templates-group-en.png'), fullPage: true });
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const templates = await fetch(`${base}/api/v1/templates`, { headers: { authorization: `Bearer ${login.token}` } }).then((r) => r.json());
+  const review = templates.items.find((x) => x.name === 'Incident review');
+  assert.deepEqual(review.members.map((m) => [m.kind, m.display_name, m.role]), [['contact', '张三', 'chairman']]);
+
+  // An administrator moves someone to another department from the list.
+  await page.getByTestId('tab-directory').click();
+  await page.getByTestId('directory-search').fill('zs');
+  await page.getByTestId('person-张三').getByTestId('person-department').selectOption({ label: 'Sales & Marketing' });
+  await page.getByTestId('directory-search').fill('');
+  await page.getByTestId('dept-Sales & Marketing').click();
+  await page.getByTestId('person-张三').waitFor();
+  await page.getByTestId('dept-Backend').click();
+  await page.getByTestId('no-people').waitFor();
+  await page.getByTestId('dept-all').click();
+  const moved = await fetch(`${base}/api/v1/directory?q=zs`, { headers: { authorization: `Bearer ${login.token}` } }).then((r) => r.json());
+  const sales = await fetch(`${base}/api/v1/departments`, { headers: { authorization: `Bearer ${login.token}` } }).then((r) => r.json());
+  assert.equal(moved.items[0].department_id, sales.items.find((d) => d.name === 'Sales & Marketing').id);
+
+  // In Chinese.
+  await page.getByTestId('language').selectOption('zh');
+  await page.getByTestId('tab-directory').click();
+  await page.getByRole('heading', { name: '部门', exact: true }).waitFor();
+  await page.getByPlaceholder('姓名、拼音首字母或号码').fill('zs');
+  await page.getByTestId('person-张三').getByText('企业联系人').waitFor();
+  await page.getByTestId('group-On call').getByText('企业').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-directory-zh.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('en');
+  await page.close();
+});
+
 test('the console runs under its Content-Security-Policy, which refused nothing', async () => {
   const index = await fetch(`${base}/`);
   assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/);

@@ -235,6 +235,8 @@ async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
         mobile: None,
         landline: None,
         extension: None,
+        department_id: None,
+        title: String::new(),
         sip_ha1_md5: None,
         sip_ha1_sha256: None,
         sip_password_set: false,

@@ -29,6 +29,8 @@ const UNIQUE_FIELDS: &[(&str, &str, &str)] = &[
     ("tenants_name", "tenants.name", "name"),
     ("tenants_sip_domain", "tenants.sip_domain", "sip_domain"),
     ("trunks_name", "trunks.name", "name"),
+    ("departments_name", "departments_name", "name"),
+    ("directory_groups_name", "directory_groups_name", "name"),
 ];
 
 impl From<sqlx::Error> for StoreError {

@@ -7,6 +7,7 @@
 mod error;
 pub mod model;
 pub mod repo;
+pub mod search;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -114,6 +115,9 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        repo::directory::upgrade(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(format!("directory upgrade: {e}")))?;
         Ok(Store {
             pool,
             backend,

@@ -90,6 +90,10 @@ pub struct User {
     pub landline: Option<String>,
     /// The SIP extension (short number) this user registers and is called on.
     pub extension: Option<String>,
+    /// The department of the organisation tree this user belongs to.
+    pub department_id: Option<String>,
+    /// Job title, as the directory shows it.
+    pub title: String,
     /// HA1 digests of the SIP password (MD5 and SHA-256, RFC 8760): never the password itself.
     #[serde(skip)]
     pub sip_ha1_md5: Option<String>,
@@ -171,7 +175,7 @@ pub struct TemplateSettings {
     pub whisper_allowed: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberKind {
     /// A user of the tenant: called on their extension (or numbers).
@@ -300,7 +304,13 @@ pub struct Contact {
     /// The user whose personal book holds it; absent for the enterprise book.
     pub owner_id: Option<String>,
     pub name: String,
+    /// A free-text department label: the only one a personal contact has. Enterprise contacts
+    /// belong to the organisation tree through `department_id`.
     pub department: String,
+    /// The department of the organisation tree (enterprise contacts only).
+    pub department_id: Option<String>,
+    /// Job title.
+    pub title: String,
     pub mobile: Option<String>,
     pub landline: Option<String>,
     /// A SIP extension (short number) to call.
@@ -513,4 +523,75 @@ pub struct WebhookDelivery {
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub created_at: i64,
+}
+
+/// A department of the organisation tree; `parent_id` absent for a top-level one.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Department {
+    pub id: String,
+    pub tenant_id: String,
+    pub parent_id: Option<String>,
+    /// Unique among its siblings.
+    pub name: String,
+    /// Siblings are shown by this, lowest first, then by name.
+    pub sort_order: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A member of a group: a user, a contact or a raw number (like a template's members, without
+/// a role: the role is given when the group is added to a meeting).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMember {
+    pub kind: MemberKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// Filled from the user or contact when left empty.
+    #[serde(default)]
+    pub display_name: String,
+}
+
+/// A group of people: the enterprise's (`owner_id` absent, kept by administrators, seen by the
+/// tenant) or one user's own (seen by that user only).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Group {
+    pub id: String,
+    pub tenant_id: String,
+    pub owner_id: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub members: Vec<GroupMember>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    User,
+    Contact,
+}
+
+/// A person the directory found: a user, an enterprise contact or one of the caller's own.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DirectoryEntry {
+    pub kind: EntryKind,
+    /// The user's or the contact's id.
+    pub id: String,
+    pub name: String,
+    pub title: String,
+    pub department_id: Option<String>,
+    /// For contacts: `enterprise` or `personal`; absent for users.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub book: Option<String>,
+    pub extension: Option<String>,
+    pub mobile: Option<String>,
+    pub landline: Option<String>,
+    pub email: Option<String>,
 }

@@ -21,6 +21,10 @@ fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
+pub mod departments;
+pub mod directory;
+pub mod groups;
+
 /// A page of results and the cursor for the next one.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -236,6 +240,8 @@ pub mod users {
             mobile: row.try_get("mobile")?,
             landline: row.try_get("landline")?,
             extension: row.try_get("extension")?,
+            department_id: row.try_get("department_id")?,
+            title: row.try_get("title")?,
             sip_password_set: sip_ha1_md5.is_some() || sip_ha1_sha256.is_some(),
             sip_ha1_md5,
             sip_ha1_sha256,
@@ -250,7 +256,8 @@ pub mod users {
         sqlx::query(
             "INSERT INTO users (id, tenant_id, username, display_name, password_hash, email, \
              mobile, landline, extension, sip_ha1_md5, sip_ha1_sha256, kind, status, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             updated_at, department_id, title, search_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&u.id)
         .bind(&u.tenant_id)
@@ -267,9 +274,26 @@ pub mod users {
         .bind(u.status.as_str())
         .bind(u.created_at)
         .bind(u.updated_at)
+        .bind(&u.department_id)
+        .bind(&u.title)
+        .bind(search_key(u))
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    /// What the directory search matches for a user.
+    pub fn search_key(u: &User) -> String {
+        crate::search::search_key(
+            &u.display_name,
+            &[
+                Some(&u.username),
+                u.extension.as_deref(),
+                u.mobile.as_deref(),
+                u.landline.as_deref(),
+                u.email.as_deref(),
+            ],
+        )
     }
 
     /// Writes every mutable field of the user.
@@ -277,7 +301,8 @@ pub mod users {
         sqlx::query(
             "UPDATE users SET username = $2, display_name = $3, password_hash = $4, email = $5, \
              mobile = $6, landline = $7, extension = $8, sip_ha1_md5 = $9, sip_ha1_sha256 = $10, \
-             kind = $11, status = $12, updated_at = $13 WHERE id = $1",
+             kind = $11, status = $12, updated_at = $13, department_id = $14, title = $15, \
+             search_key = $16 WHERE id = $1",
         )
         .bind(&u.id)
         .bind(&u.username)
@@ -292,6 +317,9 @@ pub mod users {
         .bind(u.kind.as_str())
         .bind(u.status.as_str())
         .bind(u.updated_at)
+        .bind(&u.department_id)
+        .bind(&u.title)
+        .bind(search_key(u))
         .execute(conn)
         .await?;
         Ok(())
@@ -1013,6 +1041,8 @@ pub mod contacts {
             owner_id: row.try_get("owner_id")?,
             name: row.try_get("name")?,
             department: row.try_get("department")?,
+            department_id: row.try_get("department_id")?,
+            title: row.try_get("title")?,
             mobile: row.try_get("mobile")?,
             landline: row.try_get("landline")?,
             extension: row.try_get("extension")?,
@@ -1025,8 +1055,8 @@ pub mod contacts {
     pub async fn insert(conn: &mut Conn, c: &Contact) -> Result<()> {
         sqlx::query(
             "INSERT INTO contacts (id, tenant_id, owner_id, name, department, mobile, landline, \
-             extension, email, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             extension, email, created_at, updated_at, department_id, title, search_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&c.id)
         .bind(&c.tenant_id)
@@ -1039,15 +1069,32 @@ pub mod contacts {
         .bind(&c.email)
         .bind(c.created_at)
         .bind(c.updated_at)
+        .bind(&c.department_id)
+        .bind(&c.title)
+        .bind(search_key(c))
         .execute(conn)
         .await?;
         Ok(())
     }
 
+    /// What the directory search matches for a contact.
+    pub fn search_key(c: &Contact) -> String {
+        crate::search::search_key(
+            &c.name,
+            &[
+                c.extension.as_deref(),
+                c.mobile.as_deref(),
+                c.landline.as_deref(),
+                c.email.as_deref(),
+            ],
+        )
+    }
+
     pub async fn update(conn: &mut Conn, c: &Contact) -> Result<()> {
         sqlx::query(
             "UPDATE contacts SET name = $2, department = $3, mobile = $4, landline = $5, \
-             extension = $6, email = $7, updated_at = $8 WHERE id = $1",
+             extension = $6, email = $7, updated_at = $8, department_id = $9, title = $10, \
+             search_key = $11 WHERE id = $1",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -1057,6 +1104,9 @@ pub mod contacts {
         .bind(&c.extension)
         .bind(&c.email)
         .bind(c.updated_at)
+        .bind(&c.department_id)
+        .bind(&c.title)
+        .bind(search_key(c))
         .execute(conn)
         .await?;
         Ok(())

@@ -39,8 +39,16 @@ pub struct CreateContact {
     pub book: Book,
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    /// A free-text department label (personal contacts); enterprise contacts use
+    /// `department_id`.
     #[serde(default)]
     pub department: String,
+    /// The department of the organisation tree (enterprise contacts only).
+    pub department_id: Option<String>,
+    /// Job title.
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub title: String,
     #[schema(pattern = "^\\+?[0-9]{3,20}$")]
     pub mobile: Option<String>,
     #[schema(pattern = "^\\+?[0-9]{3,20}$")]
@@ -56,6 +64,11 @@ pub struct CreateContact {
 pub struct UpdateContact {
     pub name: Option<String>,
     pub department: Option<String>,
+    /// The department of the organisation tree (enterprise contacts only); null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub department_id: Option<Option<String>>,
+    pub title: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub mobile: Option<Option<String>>,
@@ -97,9 +110,25 @@ fn writes(caller: &Caller, c: &Contact) -> bool {
     }
 }
 
-fn check(c: &mut Checks, contact: &Contact) {
+async fn check(conn: &mut Conn, c: &mut Checks, contact: &Contact) -> ApiResult<()> {
     c.text("name", &contact.name, 1, 100);
     c.text("department", &contact.department, 0, 100);
+    c.text("title", &contact.title, 0, 100);
+    if contact.department_id.is_some() && contact.owner_id.is_some() {
+        c.fail(
+            "department_id",
+            "only enterprise contacts belong to the organisation tree (use department, a label)",
+        );
+    } else {
+        super::departments::check_reference(
+            conn,
+            c,
+            "department_id",
+            &contact.tenant_id,
+            contact.department_id.as_deref(),
+        )
+        .await?;
+    }
     if let Some(v) = &contact.mobile {
         c.phone("mobile", v);
     }
@@ -118,6 +147,7 @@ fn check(c: &mut Checks, contact: &Contact) {
             "a contact needs a mobile, landline or extension number to be called on",
         );
     }
+    Ok(())
 }
 
 async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Contact> {
@@ -153,6 +183,8 @@ async fn create_contact(
         owner_id: (body.book == Book::Personal).then(|| caller.user.id.clone()),
         name: body.name.trim().to_owned(),
         department: body.department.trim().to_owned(),
+        department_id: body.department_id,
+        title: body.title.trim().to_owned(),
         mobile: body.mobile,
         landline: body.landline,
         extension: body.extension,
@@ -169,10 +201,10 @@ async fn create_contact(
         )
         .await);
     }
-    let mut c = Checks::new();
-    check(&mut c, &contact);
-    c.finish()?;
     let mut tx = state.store.begin().await?;
+    let mut c = Checks::new();
+    check(&mut tx, &mut c, &contact).await?;
+    c.finish()?;
     repo::contacts::insert(&mut tx, &contact).await?;
     audit(&mut tx, &caller, entry("createContact", &contact)).await?;
     tx.commit().await?;
@@ -252,6 +284,12 @@ async fn update_contact(
     if let Some(v) = body.department {
         contact.department = v.trim().to_owned();
     }
+    if let Some(v) = body.department_id {
+        contact.department_id = v;
+    }
+    if let Some(v) = body.title {
+        contact.title = v.trim().to_owned();
+    }
     if let Some(v) = body.mobile {
         contact.mobile = v;
     }
@@ -265,7 +303,7 @@ async fn update_contact(
         contact.email = v;
     }
     let mut c = Checks::new();
-    check(&mut c, &contact);
+    check(&mut tx, &mut c, &contact).await?;
     c.finish()?;
     contact.updated_at = now_ms();
     repo::contacts::update(&mut tx, &contact).await?;

@@ -5,8 +5,11 @@ mod api_keys;
 mod audit;
 mod conferences;
 mod contacts;
+mod departments;
+mod directory;
 mod events;
 pub mod extract;
+mod groups;
 mod history;
 pub mod problem;
 mod registrations;
@@ -98,6 +101,7 @@ impl AppState {
         (name = "rooms", description = "Persistent meeting rooms"),
         (name = "templates", description = "Reusable meeting schemes"),
         (name = "contacts", description = "Enterprise and personal address books"),
+        (name = "directory", description = "The organisation tree, finding people, groups"),
         (name = "api-keys", description = "Keys for integrations"),
         (name = "audit", description = "Who did what, when, from where"),
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
@@ -133,6 +137,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(rooms::routes())
             .merge(templates::routes())
             .merge(contacts::routes())
+            .merge(departments::routes())
+            .merge(directory::routes())
+            .merge(groups::routes())
             .merge(api_keys::routes())
             .merge(audit::routes())
             .merge(registrations::routes())

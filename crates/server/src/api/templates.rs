@@ -73,18 +73,18 @@ fn sees(caller: &Caller, t: &Template) -> bool {
         || (caller.sees_tenant(&t.tenant_id) && t.shared_with.contains(&caller.user.id))
 }
 
-fn manages(caller: &Caller, t: &Template) -> bool {
+pub(super) fn manages(caller: &Caller, t: &Template) -> bool {
     caller.administers(&t.tenant_id) || t.owner_id == caller.user.id
 }
 
-async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Template> {
+pub(super) async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Template> {
     repo::templates::get(conn, id)
         .await?
         .filter(|t| sees(caller, t))
         .ok_or_else(|| ApiError::not_found("template"))
 }
 
-fn entry<'a>(action: &'static str, t: &'a Template) -> Audit<'a> {
+pub(super) fn entry<'a>(action: &'static str, t: &'a Template) -> Audit<'a> {
     Audit {
         action,
         tenant_id: &t.tenant_id,

@@ -44,6 +44,12 @@ pub struct CreateUser {
     /// The password the SIP phone registers with; needs `extension`.
     #[schema(min_length = 8, max_length = 256)]
     pub sip_password: Option<String>,
+    /// The department of the organisation tree.
+    pub department_id: Option<String>,
+    /// Job title.
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub title: String,
     /// Default `user`. Tenant administrators may create users and tenant administrators.
     pub kind: Option<AccountKind>,
     /// System administrators only: create the user in another tenant.
@@ -74,6 +80,12 @@ pub struct UpdateUser {
     #[schema(value_type = Option<String>)]
     pub sip_password: Option<Option<String>>,
     pub kind: Option<AccountKind>,
+    /// The department (administrators); null: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub department_id: Option<Option<String>>,
+    /// Job title (administrators).
+    pub title: Option<String>,
 }
 
 fn check_contact(
@@ -211,6 +223,18 @@ async fn create_user(
             c.fail("extension", "is required to set a SIP password");
         }
     }
+    c.text("title", &body.title, 0, 100);
+    {
+        let mut conn = state.store.conn().await?;
+        super::departments::check_reference(
+            &mut conn,
+            &mut c,
+            "department_id",
+            &tenant_id,
+            body.department_id.as_deref(),
+        )
+        .await?;
+    }
     c.finish()?;
     let (sip_ha1_md5, sip_ha1_sha256) = match (&body.extension, &body.sip_password) {
         (Some(ext), Some(sip)) => stored_sip_digests(&state, &tenant_id, ext, sip).await?,
@@ -227,6 +251,8 @@ async fn create_user(
         mobile: body.mobile,
         landline: body.landline,
         extension: body.extension,
+        department_id: body.department_id,
+        title: body.title.trim().to_owned(),
         sip_password_set: sip_ha1_sha256.is_some(),
         sip_ha1_md5,
         sip_ha1_sha256,
@@ -292,14 +318,19 @@ async fn update_user(
     drop(conn);
     let is_self = user.id == caller.user.id;
     let as_admin = administers(&caller, &user);
-    let admin_fields = body.username.is_some() || body.extension.is_some() || body.kind.is_some();
+    let admin_fields = body.username.is_some()
+        || body.extension.is_some()
+        || body.kind.is_some()
+        || body.department_id.is_some()
+        || body.title.is_some();
     let kind_ok = body.kind.is_none_or(|k| may_grant(&caller, k) && !is_self);
     let allowed = (as_admin || (is_self && !admin_fields)) && kind_ok;
     if !allowed {
         let reason = if is_self && body.kind.is_some() {
             "nobody may change their own account kind"
         } else {
-            "only administrators change other accounts, login names, extensions and kinds"
+            "only administrators change other accounts, login names, extensions, kinds, \
+             departments and titles"
         };
         return Err(deny(&state, &caller, entry("updateUser", &user), reason).await);
     }
@@ -355,6 +386,20 @@ async fn update_user(
             "is required when the extension changes (the stored digest hashes the extension)",
         );
     }
+    if let Some(title) = &body.title {
+        c.text("title", title, 0, 100);
+    }
+    if let Some(Some(department)) = &body.department_id {
+        let mut conn = state.store.conn().await?;
+        super::departments::check_reference(
+            &mut conn,
+            &mut c,
+            "department_id",
+            &user.tenant_id,
+            Some(department),
+        )
+        .await?;
+    }
     c.finish()?;
     if let (Some(new), true) = (&body.password, is_self) {
         let current = body.current_password.clone().unwrap_or_default();
@@ -382,6 +427,12 @@ async fn update_user(
     }
     if let Some(kind) = body.kind {
         user.kind = kind;
+    }
+    if let Some(v) = body.department_id {
+        user.department_id = v;
+    }
+    if let Some(v) = body.title {
+        user.title = v.trim().to_owned();
     }
     user.extension = extension;
     match (&user.extension, body.sip_password) {

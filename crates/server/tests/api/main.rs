@@ -6,6 +6,7 @@ mod baresip;
 mod brute_force;
 mod cli;
 mod common;
+mod directory;
 mod exhaustion;
 mod faults;
 mod hardening;

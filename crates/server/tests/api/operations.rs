@@ -93,6 +93,17 @@ async fn health_and_openapi(s: &TestServer) {
         "getTrunk",
         "updateTrunk",
         "deleteTrunk",
+        // The directory.
+        "listDepartments",
+        "createDepartment",
+        "updateDepartment",
+        "deleteDepartment",
+        "listGroups",
+        "createGroup",
+        "updateGroup",
+        "deleteGroup",
+        "searchDirectory",
+        "addGroupToTemplate",
     ] {
         assert!(
             ids.iter().any(|id| id == required),
