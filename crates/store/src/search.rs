@@ -38,14 +38,10 @@ pub fn search_key(name: &str, others: &[Option<&str>]) -> String {
         parts.push(initials);
     }
     for other in others.iter().flatten() {
-        let other = other.trim().to_lowercase();
-        if other.is_empty() {
-            continue;
-        }
-        // Numbers are found with or without their leading `+`.
-        if let Some(digits) = other.strip_prefix('+') {
-            parts.push(digits.to_owned());
-        } else {
+        // As a query is read: a number written `+86 138-0013 8000` is kept as its digits, so
+        // it is found however either was typed.
+        let other = normalize_query(other);
+        if !other.is_empty() {
             parts.push(other);
         }
     }
@@ -96,6 +92,10 @@ mod tests {
     fn latin_names_have_initials() {
         assert_eq!(search_key(" John Smith ", &[]), "john smith js");
         assert_eq!(search_key("Alice", &[Some("")]), "alice");
+        assert_eq!(
+            search_key("Bob", &[Some("+86 138-0013 8000"), Some("Bob@Example.com")]),
+            "bob 8613800138000 bob@example.com"
+        );
     }
 
     #[test]
