@@ -1,10 +1,11 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import {
-  api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
+  all, api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
   type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
 import { AddGroupToTemplate, Directory } from './Directory';
+import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 
@@ -58,14 +59,61 @@ export function App() {
           {t('logout')}
         </button>
       </header>
-      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id)}</main>
+      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab)}</main>
     </div>
   );
 }
 
 type Tab = 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string): ReactNode {
+/// The stored meetings: each can be edited whole and started with one click (the meeting
+/// then shows on the live page).
+function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
+  const [editing, setEditing] = useState<Template | null>(null);
+  const [generation, setGeneration] = useState(0);
+  const [rooms, setRooms] = useState<Map<string, Room>>(new Map());
+  useEffect(() => {
+    all<Room>('/rooms').then((list) => setRooms(new Map(list.map((r) => [r.id, r]))), () => setRooms(new Map()));
+  }, [generation]);
+  return (
+    <>
+      {editing && (
+        <TemplateEditor
+          t={t} template={editing}
+          onClose={(saved) => {
+            setEditing(null);
+            if (saved) setGeneration((g) => g + 1);
+          }}
+        />
+      )}
+      <Resource<Template>
+        key={`templates-${generation}`} t={t} path="/templates" title="templates" createTitle="newTemplate"
+        columns={[
+          ['name', (x) => x.name],
+          ['description', (x) => x.description],
+          ['room', (x) => (x.room_id ? rooms.get(x.room_id)?.number ?? '' : t('noRoom'))],
+          ['members', (x) => x.members.length],
+          ['sharedWith', (x) => x.shared_with.length],
+        ]}
+        fields={[
+          { name: 'name', label: 'name', required: true },
+          { name: 'description', label: 'description' },
+        ]}
+        extra={(x, reload) => (
+          <>
+            <StartTemplate t={t} template={x} onStarted={() => setTimeout(() => go('live'), 1200)} />
+            <button data-testid={`edit-${x.name}`} onClick={() => setEditing(x)}>{t('edit')}</button>
+            <AddGroupToTemplate t={t} templateId={x.id} onAdded={reload} />
+            <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
+          </>
+        )}
+        canDelete={() => true}
+      />
+    </>
+  );
+}
+
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void): ReactNode {
   switch (tab) {
     case 'live':
       return <Live t={t} admin={admin} />;
@@ -92,28 +140,7 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
         />
       );
     case 'templates':
-      return (
-        <Resource<Template>
-          key="templates" t={t} path="/templates" title="templates" createTitle="newTemplate"
-          columns={[
-            ['name', (x) => x.name],
-            ['description', (x) => x.description],
-            ['members', (x) => x.members.length],
-            ['sharedWith', (x) => x.shared_with.length],
-          ]}
-          fields={[
-            { name: 'name', label: 'name', required: true },
-            { name: 'description', label: 'description' },
-          ]}
-          extra={(x, reload) => (
-            <>
-              <AddGroupToTemplate t={t} templateId={x.id} onAdded={reload} />
-              <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
-            </>
-          )}
-          canDelete={() => true}
-        />
-      );
+      return <Templates t={t} go={go} />;
     case 'directory':
       return <Directory t={t} admin={admin} />;
     case 'users':
