@@ -238,6 +238,14 @@ const en = {
   addFromDirectory: 'Add from the directory',
   addNumber: 'Add number',
   removeFromList: 'Remove',
+  editRoom: 'Edit room',
+  maxDuration: 'Longest meeting (minutes)',
+  unlimited: 'no limit',
+  owner: 'Owner',
+  noOwner: '(nobody)',
+  startNow: 'Start now…',
+  startNowIn: 'A meeting now in',
+  close: 'Close',
 };
 
 const zh: typeof en = {
@@ -476,6 +484,14 @@ const zh: typeof en = {
   addFromDirectory: '从组织架构添加',
   addNumber: '添加号码',
   removeFromList: '移除',
+  editRoom: '编辑会议室',
+  maxDuration: '会议最长时长（分钟）',
+  unlimited: '不限',
+  owner: '负责人',
+  noOwner: '（无）',
+  startNow: '立即召开…',
+  startNowIn: '立即召开会议：',
+  close: '关闭',
 };
 
 export type Key = keyof typeof en;

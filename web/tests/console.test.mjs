@@ -826,6 +826,88 @@ test('a template is edited whole (room, settings, members from the directory and
   }
 });
 
+test('a room is edited whole (a wrong value refused next to its field) and a meeting started in it now with people picked on the spot', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const post = (path, body) => fetch(`${base}/api/v1${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) }).then((r) => r.json());
+  const room = await post('/rooms', { number: '8400', name: 'Crisis room' });
+  assert.ok(room.id, JSON.stringify(room));
+  const grace = await post('/users', { username: 'grace', display_name: 'Grace Hopper', password: 'cobol-compiler-1959', extension: '2401' });
+  assert.ok(grace.id, JSON.stringify(grace));
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-sipp-'));
+  const gatewayPort = await freeUdpPort();
+  const gateway = spawn('sipp', ['-sn', 'uas', '-i', '127.0.0.1', '-p', String(gatewayPort), '-m', '1', '-nostdin', '-timeout', '60s'],
+    { cwd: dir, stdio: 'ignore' });
+  const trunk = await post('/trunks', { name: 'Answering gateway 2', host: '127.0.0.1', port: gatewayPort, priority: -10 });
+  assert.ok(trunk.id, JSON.stringify(trunk));
+  try {
+    const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
+    await page.goto(base);
+    await page.getByTestId('username').fill('admin');
+    await page.getByTestId('password').fill(password);
+    await page.getByTestId('login').click();
+    await page.getByTestId('page-rooms').waitFor();
+    await page.getByTestId('edit-room-8400').click();
+    const editor = page.getByTestId('room-editor');
+    await editor.getByTestId('room-edit-name').fill('Crisis room (24/7)');
+    await editor.getByTestId('room-edit-pin').fill('2468');
+    await editor.getByTestId('room-edit-capacity').fill('0');
+    await editor.getByTestId('room-edit-max_duration_minutes').fill('90');
+    await editor.getByTestId('room-edit-language').selectOption('zh');
+    await editor.getByTestId('room-edit-owner').selectOption({ label: 'Grace Hopper' });
+    await editor.getByTestId('room-edit-alone_music').uncheck();
+    await editor.getByTestId('room-edit-save').click();
+    // Refused, with the reason next to the capacity; nothing saved.
+    await editor.getByTestId('editor-error').waitFor();
+    assert.ok(await editor.locator('small.error').count() >= 1);
+    let stored = await fetch(`${base}/api/v1/rooms/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.equal(stored.name, 'Crisis room');
+    await editor.getByTestId('room-edit-capacity').fill('25');
+    await editor.getByTestId('room-edit-save').click();
+    await editor.waitFor({ state: 'detached' });
+    stored = await fetch(`${base}/api/v1/rooms/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.deepEqual(
+      [stored.name, stored.pin, stored.capacity, stored.max_duration_minutes, stored.language, stored.owner_id, stored.alone_music],
+      ['Crisis room (24/7)', '2468', 25, 90, 'zh', grace.id, false],
+    );
+
+    // A meeting now: Grace from the directory (her phone is not registered: said so) and a
+    // number behind the trunk, which answers and is in the meeting.
+    await page.getByTestId('start-now-8400').click();
+    const start = page.getByTestId('adhoc-start');
+    assert.equal(await start.getByTestId('adhoc-start-button').isDisabled(), true, 'nobody to call yet');
+    await start.getByTestId('tpl-search').fill('hopper');
+    await start.getByTestId('tpl-add-Grace Hopper').click();
+    await start.getByTestId('tpl-member-Grace Hopper').getByTestId('tpl-member-role').selectOption('chairman');
+    await start.getByTestId('tpl-number').fill('5550188');
+    await start.getByTestId('tpl-number-name').fill('Duty officer');
+    await start.getByTestId('tpl-add-number').click();
+    await start.getByTestId('adhoc-lock_on_start').check();
+    await page.screenshot({ path: join(dataDir, 'adhoc-start-en.png'), fullPage: true });
+    await start.getByTestId('adhoc-start-button').click();
+    const note = start.getByTestId('adhoc-note');
+    await note.waitFor();
+    assert.match(await note.innerText(), /Started, calling: .*Grace Hopper.*Duty officer/);
+    const meeting = page.getByTestId('conference-8400');
+    await meeting.waitFor({ timeout: 10000 });
+    await meeting.getByText('Duty officer').first().waitFor({ timeout: 10000 });
+    const live = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.equal(live.locked, true, JSON.stringify(live));
+    if (process.env.CONCLAVE_SCREENSHOTS) {
+      writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, 'adhoc-start-en.png'), readFileSync(join(dataDir, 'adhoc-start-en.png')));
+    }
+    await page.close();
+    await fetch(`${base}/api/v1/conferences/${room.id}/end`, { method: 'POST', headers: auth });
+  } finally {
+    gateway.kill();
+    await fetch(`${base}/api/v1/trunks/${trunk.id}`, { method: 'DELETE', headers: auth });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the console runs under its Content-Security-Policy, which refused nothing', async () => {
   const index = await fetch(`${base}/`);
   assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/);
