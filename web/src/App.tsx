@@ -237,11 +237,11 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
         <Resource<AuditEvent>
           key="audit" t={t} path="/audit-events" title="audit"
           columns={[
-            ['time', (e) => new Date(e.at).toLocaleString()],
+            ['time', (e) => t.time(e.at)],
             ['actor', (e) => e.actor_name],
-            ['action', (e) => e.action],
-            ['target', (e) => `${e.target_type} ${e.target_id ?? ''}`],
-            ['outcome', (e) => e.outcome],
+            ['action', (e) => <span title={e.action}>{t.action(e.action)}</span>],
+            ['target', (e) => <span title={e.target_id ?? ''}>{auditTarget(t, e)}</span>],
+            ['outcome', (e) => t(`outcome_${e.outcome}`)],
             ['source', (e) => e.source],
           ]}
           fields={[]}
@@ -249,6 +249,16 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
         />
       );
   }
+}
+
+/// What an audit event acted on, by name where its detail says it (the id is the tooltip).
+function auditTarget(t: T, e: AuditEvent): string {
+  const d = (e.detail ?? {}) as Record<string, unknown>;
+  const label = [d.number ?? d.room ?? d.room_number, d.name ?? d.display_name ?? d.username]
+    .filter((v) => typeof v === 'string' && v !== '').join(' · ');
+  const kind = t(`target_${e.target_type}`);
+  // Ids begin with their creation time: the end tells them apart.
+  return label ? `${kind} ${label}` : e.target_id && e.target_type !== 'session' ? `${kind} …${e.target_id.slice(-6)}` : kind;
 }
 
 function Login({ t, onLogin, switcher }: { t: T; onLogin: (u: User) => void; switcher: ReactNode }) {
@@ -502,7 +512,7 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
                       {[m.talking && t('talking'), m.muted && t('muted'), !m.may_speak && t('mayNotSpeak')].filter(Boolean).join(' · ')}
                     </td>
                     <td>
-                      {m.quality && `${m.quality.codec} · ${m.quality.packets_lost} lost · ${m.quality.jitter_ms.toFixed(1)} ms jitter`}
+                      {m.quality && `${m.quality.codec} · ${m.quality.packets_lost} ${t('lostPackets')} · ${t('jitter')} ${m.quality.jitter_ms.toFixed(1)} ms`}
                     </td>
                     <td className="actions">
                       <button onClick={() => act('POST', `${base}/members/${m.id}/${m.muted ? 'unmute' : 'mute'}`)}>{t(m.muted ? 'unmute' : 'mute')}</button>
@@ -555,7 +565,7 @@ function History({ t, live, onStarted }: { t: T; live: string; onStarted: () => 
   const notice = started && (started.answer.members.length === 0
     ? t('startedAgainNobody')
     : t('startedAgain') + started.answer.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator')));
-  const time = (at: number) => new Date(at).toLocaleString();
+  const time = t.time;
   return (
     <div className="history" data-testid="history">
       <h3>{t('history')}</h3>
@@ -578,7 +588,7 @@ function History({ t, live, onStarted }: { t: T; live: string; onStarted: () => 
                 <td>{m.ended_at ? time(m.ended_at) : t('inProgress')}</td>
                 <td>{t(m.template_id ? 'fromTemplate' : 'adHoc')}</td>
                 <td className="actions">
-                  <button data-testid="restart" onClick={() => again(m)}>{t('startAgain')}</button>
+                  {m.ended_at && <button data-testid="restart" onClick={() => again(m)}>{t('startAgain')}</button>}
                 </td>
               </tr>
             ))}

@@ -102,7 +102,7 @@ export type Trunk = {
 };
 export type AuditEvent = {
   id: string; actor_name: string; action: string; target_type: string; target_id: string | null;
-  outcome: string; source: string; at: number;
+  outcome: string; source: string; at: number; detail?: Record<string, unknown>;
 };
 /// Who of a tenant may call phone numbers through its trunks, which numbers, and how many
 /// (`getOutboundPolicy` / `setOutboundPolicy`).

@@ -896,8 +896,23 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
     await meeting.getByText('Duty officer').first().waitFor({ timeout: 10000 });
     const live = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
     assert.equal(live.locked, true, JSON.stringify(live));
+    // The audit log says what was done to what, in words, with dates in the chosen language.
+    await page.getByTestId('tab-audit').click();
+    const edited = page.getByTestId('page-audit').locator('tr', { hasText: 'Crisis room (24/7)' }).first();
+    await edited.getByText('Changed room').waitFor();
+    await edited.getByText('room 8400 · Crisis room (24/7)').waitFor();
+    await edited.getByText('done').waitFor();
+    await page.getByTestId('language').selectOption('zh');
+    const editedZh = page.getByTestId('page-audit').locator('tr', { hasText: 'Crisis room (24/7)' }).first();
+    await editedZh.getByText('修改会议室', { exact: true }).waitFor();
+    await editedZh.getByText('成功').waitFor();
+    assert.match(await editedZh.locator('td').first().innerText(), /\d{4}年\d{1,2}月\d{1,2}日/);
+    await page.screenshot({ path: join(dataDir, 'audit-zh.png'), fullPage: true });
+    await page.getByTestId('language').selectOption('en');
     if (process.env.CONCLAVE_SCREENSHOTS) {
-      writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, 'adhoc-start-en.png'), readFileSync(join(dataDir, 'adhoc-start-en.png')));
+      for (const name of ['adhoc-start-en.png', 'audit-zh.png']) {
+        writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(join(dataDir, name)));
+      }
     }
     await page.close();
     await fetch(`${base}/api/v1/conferences/${room.id}/end`, { method: 'POST', headers: auth });
