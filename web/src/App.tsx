@@ -4,6 +4,7 @@ import {
   type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
+import { Dashboard } from './Dashboard';
 import { AddGroupToTemplate, Directory } from './Directory';
 import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
@@ -33,7 +34,7 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['live', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
+    ? ['dashboard', 'live', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
     : ['live', 'rooms', 'templates', 'directory', 'users', 'contacts'];
   return (
     <div className="app">
@@ -65,7 +66,7 @@ export function App() {
   );
 }
 
-type Tab = 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Tab = 'dashboard' | 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
 /// The rooms: created, switched and edited whole; a meeting started now in one of them, with
 /// people picked on the spot.
@@ -168,6 +169,8 @@ function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
 
 function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void): ReactNode {
   switch (tab) {
+    case 'dashboard':
+      return <Dashboard t={t} onOpenLive={() => go('live')} />;
     case 'live':
       return <Live t={t} admin={admin} />;
     case 'rooms':

@@ -896,6 +896,16 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
     await meeting.getByText('Duty officer').first().waitFor({ timeout: 10000 });
     const live = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
     assert.equal(live.locked, true, JSON.stringify(live));
+    // The dashboard shows it: the meeting, the member the meeting called, the server's load.
+    await page.getByTestId('tab-dashboard').click();
+    const dashboard = page.getByTestId('page-dashboard');
+    await dashboard.getByTestId('now-8400').waitFor();
+    assert.match(await dashboard.getByTestId('stat-people').innerText(), /called by the meeting 1/);
+    await dashboard.getByTestId('stat-worker-0').waitFor();
+    await page.getByTestId('language').selectOption('zh');
+    await dashboard.getByText('当前会议').waitFor();
+    await page.screenshot({ path: join(dataDir, 'dashboard-zh.png'), fullPage: true });
+    await page.getByTestId('language').selectOption('en');
     // The audit log says what was done to what, in words, with dates in the chosen language.
     await page.getByTestId('tab-audit').click();
     const edited = page.getByTestId('page-audit').locator('tr', { hasText: 'Crisis room (24/7)' }).first();
@@ -910,7 +920,7 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
     await page.screenshot({ path: join(dataDir, 'audit-zh.png'), fullPage: true });
     await page.getByTestId('language').selectOption('en');
     if (process.env.CONCLAVE_SCREENSHOTS) {
-      for (const name of ['adhoc-start-en.png', 'audit-zh.png']) {
+      for (const name of ['adhoc-start-en.png', 'audit-zh.png', 'dashboard-zh.png']) {
         writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(join(dataDir, name)));
       }
     }

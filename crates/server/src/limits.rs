@@ -243,6 +243,14 @@ fn sample() {
     }
 }
 
+/// Descriptors open at the last sample, and the limit in force (0: unknown).
+pub fn descriptors() -> (usize, usize) {
+    (
+        FD_SAMPLED.load(Ordering::Relaxed),
+        FD_LIMIT.load(Ordering::Relaxed),
+    )
+}
+
 fn estimate() -> usize {
     FD_SAMPLED.load(Ordering::Relaxed) + FD_SINCE.load(Ordering::Relaxed)
 }

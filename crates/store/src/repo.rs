@@ -517,6 +517,15 @@ pub mod rooms {
         delete_by_id(conn, "rooms", id).await
     }
 
+    /// How many rooms a tenant has.
+    pub async fn count_of_tenant(conn: &mut Conn, tenant_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM rooms WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(conn)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// The role a person has in a room, or `None` when they are no member of it. The person is
     /// a user (`user_id`) and/or a caller's number (`number`, matched exactly). Members are
     /// those of the templates that meet in the room — a user member by their user id (or a

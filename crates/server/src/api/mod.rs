@@ -15,6 +15,7 @@ pub mod problem;
 mod registrations;
 mod rooms;
 mod session;
+mod status;
 mod templates;
 mod tenants;
 mod trunks;
@@ -106,6 +107,7 @@ impl AppState {
         (name = "audit", description = "Who did what, when, from where"),
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
+        (name = "status", description = "What is happening now: meetings, calls, phones, load"),
     )
 )]
 struct ApiDoc;
@@ -143,6 +145,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(api_keys::routes())
             .merge(audit::routes())
             .merge(registrations::routes())
+            .merge(status::routes())
             .merge(conferences::routes())
             .merge(history::routes())
             .merge(events::routes())

@@ -84,6 +84,13 @@ pub struct MediaSettings {
     pub port_max: u16,
 }
 
+/// What a media worker carries now.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct WorkerLoad {
+    pub members: usize,
+    pub rooms: usize,
+}
+
 /// A member's media and the state it joins with (nobody hears or is heard before this says).
 #[derive(Debug, Clone)]
 pub struct MemberJoin {
@@ -281,6 +288,29 @@ impl MediaPlane {
             worker,
             key,
         }
+    }
+
+    /// Each worker's load now: members in its mix and rooms placed on it.
+    pub fn load(&self) -> Vec<WorkerLoad> {
+        let mut rooms = vec![0usize; self.inner.workers.len()];
+        for p in self
+            .inner
+            .placements
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            rooms[p.worker] += 1;
+        }
+        self.inner
+            .workers
+            .iter()
+            .zip(rooms)
+            .map(|(w, rooms)| WorkerLoad {
+                members: w.members.load(Ordering::Relaxed),
+                rooms,
+            })
+            .collect()
     }
 
     /// How many workers there are.

@@ -23,5 +23,6 @@ mod sip_digests;
 mod sip_register;
 mod sip_transports;
 mod soak;
+mod status;
 mod trunks;
 mod webhooks;

@@ -1,0 +1,95 @@
+import { useEffect, useState } from 'react';
+import { api, asError } from './api';
+import type { T } from './i18n';
+
+type WorkerLoad = { members: number; rooms: number };
+type Status = {
+  live_meetings: number; members_in_meetings: number; rooms: number; rooms_in_use: number;
+  extensions: number; extensions_registered: number;
+  calls: { dial_in: number; dial_out: number; browser: number; ringing: number };
+  meetings: { room_id: string; room_number: string; room_name: string; members: number; talking: number; locked: boolean }[];
+  server?: { live_meetings: number; media_workers: WorkerLoad[]; descriptors_open: number; descriptors_limit: number };
+};
+
+/// Live resource status: what the tenant has going on now (and, for a system administrator,
+/// what the server carries), refreshed every few seconds while the page is open.
+export function Dashboard({ t, onOpenLive }: { t: T; onOpenLive: () => void }) {
+  const [status, setStatus] = useState<Status | null>(null);
+  const [error, setError] = useState('');
+  const [at, setAt] = useState(0);
+  useEffect(() => {
+    let alive = true;
+    const load = () =>
+      api<Status>('GET', '/status').then(
+        (s) => {
+          if (!alive) return;
+          setStatus(s);
+          setError('');
+          setAt(Date.now());
+        },
+        (e) => alive && setError(asError(e).message),
+      );
+    load();
+    const timer = setInterval(load, 3000);
+    return () => {
+      alive = false;
+      clearInterval(timer);
+    };
+  }, []);
+  if (!status) return <section data-testid="page-dashboard">{error ? <p className="error" role="alert">{error}</p> : <p>{t('loading')}</p>}</section>;
+  const card = (id: string, label: string, value: string | number, detail?: string) => (
+    <div className="card" data-testid={`stat-${id}`}>
+      <span className="value">{value}</span>
+      <span className="label">{label}</span>
+      {detail && <small>{detail}</small>}
+    </div>
+  );
+  const c = status.calls;
+  return (
+    <section data-testid="page-dashboard">
+      <h2>{t('dashboard')}</h2>
+      {error && <p className="error" role="alert">{error}</p>}
+      <div className="cards">
+        {card('meetings', t('liveMeetings'), status.live_meetings)}
+        {card('people', t('peopleInMeetings'), status.members_in_meetings,
+          `${t('dialIn')} ${c.dial_in} · ${t('dialOut')} ${c.dial_out} · ${t('browser')} ${c.browser}`)}
+        {card('ringing', t('ringingNow'), c.ringing)}
+        {card('rooms', t('roomsInUse'), `${status.rooms_in_use} / ${status.rooms}`)}
+        {card('phones', t('phonesRegistered'), `${status.extensions_registered} / ${status.extensions}`)}
+      </div>
+      {status.server && (
+        <>
+          <h3>{t('serverLoad')}</h3>
+          <div className="cards">
+            {status.server.media_workers.map((w, i) => card(`worker-${i}`, `${t('mediaWorker')} ${i + 1} · ${t('members')}`, w.members, `${t('rooms')}: ${w.rooms}`))}
+            {card('descriptors', t('descriptors'), `${status.server.descriptors_open} / ${status.server.descriptors_limit}`,
+              t('descriptorsHint'))}
+            {card('all-meetings', t('allLiveMeetings'), status.server.live_meetings)}
+          </div>
+        </>
+      )}
+      <h3>{t('meetingsNow')}</h3>
+      {status.meetings.length === 0 ? (
+        <p className="empty">{t('noLiveMeetings')}</p>
+      ) : (
+        <table data-testid="meetings-now">
+          <thead>
+            <tr><th>{t('room')}</th><th>{t('members')}</th><th>{t('talkingNow')}</th><th>{t('locked')}</th><th /></tr>
+          </thead>
+          <tbody>
+            {status.meetings.map((m) => (
+              <tr key={m.room_id} data-testid={`now-${m.room_number}`}>
+                <td>{m.room_number} · {m.room_name}</td>
+                <td>{m.members}</td>
+                <td>{m.talking}</td>
+                <td>{m.locked ? t('yes') : t('no')}</td>
+                <td className="actions"><button onClick={onOpenLive}>{t('open')}</button></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p className="updated"><small>{t('updatedAt')} {t.time(at)}</small></p>
+    </section>
+  );
+}
