@@ -2,7 +2,7 @@
 //! the phone came; rooms, extensions and registrations of the tenant; the server's own load
 //! only for system administrators; nothing of another tenant, nothing for a plain user.
 
-use crate::common::{Db, TestServer, start};
+use crate::common::{Db, start};
 use crate::phone::{Phone, talk};
 use serde_json::json;
 
