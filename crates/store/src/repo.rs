@@ -1252,19 +1252,28 @@ pub mod meetings {
 
     /// A tenant's meetings, newest first, optionally within a time range and matching a room
     /// number or name; `before` is the cursor (a meeting id).
+    /// A tenant's meetings, newest first: started between `since` and `until`, in a room
+    /// whose number is `text` or whose name holds it, attended by someone whose name or
+    /// number holds `participant` (empty: anyone).
+    #[allow(clippy::too_many_arguments)]
     pub async fn list(
         conn: &mut Conn,
         tenant_id: &str,
         since: i64,
         until: i64,
         text: &str,
+        participant: &str,
         before: &str,
         limit: i64,
     ) -> Result<Page<Meeting>> {
         let rows = sqlx::query(
             "SELECT * FROM meetings WHERE tenant_id = $1 AND started_at >= $2 AND started_at <= $3 \
              AND ($4 = '' OR room_number = $4 OR LOWER(room_name) LIKE '%' || LOWER($4) || '%') \
-             AND ($5 = '' OR id < $5) ORDER BY id DESC LIMIT $6",
+             AND ($5 = '' OR id < $5) \
+             AND ($7 = '' OR EXISTS (SELECT 1 FROM meeting_attendance a WHERE \
+               a.meeting_id = meetings.id AND (LOWER(a.name) LIKE '%' || LOWER($7) || '%' \
+               OR a.number LIKE '%' || $7 || '%'))) \
+             ORDER BY id DESC LIMIT $6",
         )
         .bind(tenant_id)
         .bind(since)
@@ -1272,6 +1281,7 @@ pub mod meetings {
         .bind(text)
         .bind(before)
         .bind(limit + 1)
+        .bind(participant)
         .fetch_all(conn)
         .await?;
         let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;

@@ -277,13 +277,13 @@ async fn scenario(store: &Store) {
         .await
         .expect("log");
     for q in ["8001", "weekly", "SYNC", ""] {
-        let found = repo::meetings::list(&mut conn, &t.id, 0, i64::MAX, q, "", 10)
+        let found = repo::meetings::list(&mut conn, &t.id, 0, i64::MAX, q, "", "", 10)
             .await
             .expect("list");
         assert_eq!(found.items.len(), 1, "{q}");
     }
     assert!(
-        repo::meetings::list(&mut conn, &t.id, 0, i64::MAX, "nothing", "", 10)
+        repo::meetings::list(&mut conn, &t.id, 0, i64::MAX, "nothing", "", "", 10)
             .await
             .expect("list")
             .items

@@ -34,6 +34,11 @@ pub struct HistoryParams {
     pub until: Option<i64>,
     /// A room number, or part of a room name.
     pub q: Option<String>,
+    /// Part of an attendee's name or number.
+    pub participant: Option<String>,
+    /// `json` (default) or `csv` (the page as a spreadsheet: room, start, end, minutes,
+    /// attendees).
+    pub format: Option<String>,
     /// How many at most (1–200, default 50), newest first.
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
@@ -85,17 +90,23 @@ async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Meeting> 
 /// Past and current meetings of the tenant, newest first (administrators).
 #[utoipa::path(get, path = "/conference-history", operation_id = "listConferenceHistory", tag = "conferences",
     security(("bearer" = [])), params(HistoryParams),
-    responses((status = 200, body = List<Meeting>), (status = 403, body = Problem)))]
+    responses((status = 200, description = "the meetings", content((List<Meeting> = "application/json"), (String = "text/csv"))),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn list_conference_history(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(p): ApiQuery<HistoryParams>,
-) -> ApiResult<Json<List<Meeting>>> {
+) -> ApiResult<Response> {
     if !caller.is_admin() {
         return Err(ApiError::forbidden(
             "only administrators list the history; room owners open their meetings by id",
         ));
     }
+    let csv = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::field("format", "must be json or csv")),
+    };
     let limit = page_limit(p.limit)?;
     let mut conn = state.store.conn().await?;
     let page = repo::meetings::list(
@@ -104,11 +115,49 @@ async fn list_conference_history(
         p.since.unwrap_or(0),
         p.until.unwrap_or(i64::MAX),
         p.q.as_deref().unwrap_or("").trim(),
+        p.participant.as_deref().unwrap_or("").trim(),
         p.cursor.as_deref().unwrap_or(""),
         limit,
     )
     .await?;
-    Ok(Json(page.into()))
+    if !csv {
+        return Ok(Json(List::from(page)).into_response());
+    }
+    let mut out = String::from("room_number,room_name,started_at,ended_at,minutes,attendees\n");
+    for m in &page.items {
+        let attendees = repo::meetings::attendance(&mut conn, &m.id).await?;
+        // Each person once, in the order they first joined.
+        let mut names: Vec<&str> = Vec::new();
+        for a in &attendees {
+            if !names.contains(&a.name.as_str()) {
+                names.push(&a.name);
+            }
+        }
+        let minutes = m
+            .ended_at
+            .map(|end| ((end - m.started_at).max(0) / 60_000).to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            csv_field(&m.room_number),
+            csv_field(&m.room_name),
+            m.started_at,
+            m.ended_at.map(|e| e.to_string()).unwrap_or_default(),
+            minutes,
+            csv_field(&names.join("; "))
+        ));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"meetings.csv\"".to_owned(),
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }
 
 /// One meeting: when, where, and who attended (joined, left, how).

@@ -13,7 +13,59 @@ use tokio::net::UdpSocket;
 both_backends!(
     a_template_meeting_starts_again_from_history,
     an_ad_hoc_meeting_calls_back_who_was_called,
+    the_history_is_found_by_attendee_and_exported,
 );
+
+/// Two meetings with different callers: the history finds each by who attended (name or
+/// number), and the page exports as CSV with its attendees.
+async fn the_history_is_found_by_attendee_and_exported(s: &TestServer) {
+    let admin = s.admin().await;
+    s.room(&admin, "8601", "North office").await;
+    s.room(&admin, "8602", "South office").await;
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    for (room, who) in [("8601", "amelia"), ("8602", "bertrand")] {
+        let mut phone = crate::phone::Phone::on(sip, "127.0.0.1", who).await;
+        assert_eq!(phone.dial(room, None, "sendrecv").await, 200);
+        crate::phone::talk(&mut [&mut phone], &[Some(440.0)], 10).await;
+        assert_eq!(phone.hang_up().await, 200);
+        ended_meetings(s, &admin, room, 1).await;
+    }
+    let found = s.get("/conference-history?participant=BERT", &admin).await;
+    found.expect(200);
+    let rooms: Vec<&str> = found.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|m| m["room_number"].as_str())
+        .collect();
+    assert_eq!(rooms, ["8602"], "{}", found.body);
+    let none = s
+        .get("/conference-history?participant=nobody-here", &admin)
+        .await;
+    assert_eq!(none.body["items"].as_array().map(Vec::len), Some(0));
+    let csv = s
+        .get("/conference-history?format=csv&q=office", &admin)
+        .await;
+    csv.expect(200);
+    let text = csv.body.as_str().unwrap_or_default().to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "room_number,room_name,started_at,ended_at,minutes,attendees"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].starts_with("8602,South office,") && lines[1].contains("bertrand"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("8601,North office,") && lines[2].contains("amelia"),
+        "{text}"
+    );
+    s.get("/conference-history?format=xml", &admin)
+        .await
+        .expect_problem(422, Some("format"));
+}
 
 /// The history's meetings in this room, newest first, once `count` of them have ended (the
 /// history is written off the meeting, a moment later).
