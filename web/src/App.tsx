@@ -1,10 +1,11 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import {
   all, api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
-  type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
+  type LiveEvent, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
 import { Dashboard } from './Dashboard';
+import { History } from './History';
 import { AddGroupToTemplate, Directory } from './Directory';
 import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
@@ -34,7 +35,7 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['dashboard', 'live', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
+    ? ['dashboard', 'live', 'historyTab', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
     : ['live', 'rooms', 'templates', 'directory', 'users', 'contacts'];
   return (
     <div className="app">
@@ -66,7 +67,7 @@ export function App() {
   );
 }
 
-type Tab = 'dashboard' | 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Tab = 'dashboard' | 'live' | 'historyTab' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
 /// The rooms: created, switched and edited whole; a meeting started now in one of them, with
 /// people picked on the spot.
@@ -173,6 +174,8 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
       return <Dashboard t={t} onOpenLive={() => go('live')} />;
     case 'live':
       return <Live t={t} admin={admin} />;
+    case 'historyTab':
+      return <History t={t} live="" onStarted={() => go('live')} full />;
     case 'rooms':
       return <Rooms t={t} go={go} />;
     case 'templates':
@@ -536,71 +539,6 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
   );
 }
 
-/// Recent meetings of the tenant (administrators list the history), each of which can be
-/// started again in one click: the same template, or the same room calling back whoever was
-/// called into it. `live` changes when a meeting starts or ends, which is when to look again.
-function History({ t, live, onStarted }: { t: T; live: string; onStarted: () => void }) {
-  const [meetings, setMeetings] = useState<Meeting[]>([]);
-  const [started, setStarted] = useState<{ meeting: string; answer: Redialled } | null>(null);
-  const [error, setError] = useState('');
-  const reload = useCallback(() => {
-    api<Page<Meeting>>('GET', '/conference-history?limit=20').then((p) => setMeetings(p.items), (e) => setError(String(e.message ?? e)));
-  }, []);
-  useEffect(() => {
-    reload();
-    const timer = setInterval(reload, 10000);
-    return () => clearInterval(timer);
-  }, [reload, live]);
-  const again = (m: Meeting) =>
-    api<Redialled>('POST', `/conference-history/${m.id}/restart`).then(
-      (answer) => {
-        setError('');
-        setStarted({ meeting: m.id, answer });
-        onStarted();
-        // The new meeting's record is written a moment later.
-        setTimeout(reload, 500);
-      },
-      (e) => {
-        setStarted(null);
-        setError(String(e.message ?? e));
-      },
-    );
-  const notice = started && (started.answer.members.length === 0
-    ? t('startedAgainNobody')
-    : t('startedAgain') + started.answer.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator')));
-  const time = t.time;
-  return (
-    <div className="history" data-testid="history">
-      <h3>{t('history')}</h3>
-      {notice && <p className="notice" data-testid="restart-notice">{notice}</p>}
-      {error && <p className="error" role="alert" data-testid="restart-error">{error}</p>}
-      {meetings.length === 0 ? (
-        <p className="empty">{t('noHistory')}</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th>{t('room')}</th><th>{t('started')}</th><th>{t('ended')}</th><th>{t('origin')}</th><th />
-            </tr>
-          </thead>
-          <tbody>
-            {meetings.map((m) => (
-              <tr key={m.id} data-testid={`meeting-${m.id}`} data-room={m.room_number}>
-                <td>{m.room_number} · {m.room_name}</td>
-                <td>{time(m.started_at)}</td>
-                <td>{m.ended_at ? time(m.ended_at) : t('inProgress')}</td>
-                <td>{t(m.template_id ? 'fromTemplate' : 'adHoc')}</td>
-                <td className="actions">
-                  {m.ended_at && <button data-testid="restart" onClick={() => again(m)}>{t('startAgain')}</button>}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-    </div>
-  );
-}
 
 /// The conference with one invitation replaced (or added, when new).
 function withInvitation(c: LiveConference, invitation: Invitation): LiveConference {

@@ -933,6 +933,85 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
   }
 });
 
+test('the history page finds meetings by dates, room and attendee, shows who attended and what happened, and exports CSV', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  await fetch(`${base}/api/v1/rooms`, { method: 'POST', headers: auth, body: JSON.stringify({ number: '8700', name: 'Harbour watch' }) });
+  // A real caller (sipp plays its recording for a few seconds, then hangs up).
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-sipp-'));
+  const scenario = spawnSync('sipp', ['-sd', 'uac_pcap'], { encoding: 'utf8' }).stdout
+    .replace('pcap/g711a.pcap', '/usr/share/sip-tester/g711a.pcap')
+    .replace('pcap/dtmf_2833_1.pcap', '/usr/share/sip-tester/dtmf_2833_1.pcap');
+  writeFileSync(join(dir, 'uac_pcap.xml'), scenario);
+  const sipp = spawnSync('sipp', [`127.0.0.1:${sipPort}`, '-sf', 'uac_pcap.xml', '-s', '8700', '-m', '1', '-l', '1',
+    '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mp', String((await freeUdpPort()) & ~1), '-nostdin', '-timeout', '30s'],
+  { cwd: dir, encoding: 'utf8', timeout: 40000 });
+  rmSync(dir, { recursive: true, force: true });
+  assert.equal(sipp.status, 0, sipp.stdout + sipp.stderr);
+  for (let i = 0; i < 100; i++) {
+    const list = await fetch(`${base}/api/v1/conference-history?q=8700`, { headers: auth }).then((r) => r.json());
+    if (list.items.length === 1 && list.items[0].ended_at) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('tab-historyTab').click();
+  const history = page.getByTestId('page-history');
+  // By attendee: sipp's caller is "sipp".
+  await history.getByTestId('history-participant').fill('sipp');
+  await history.getByTestId('history-search').click();
+  const row = history.locator('[data-room="8700"]');
+  await row.waitFor();
+  // Nobody by that name: nothing.
+  await history.getByTestId('history-participant').fill('nobody-by-that-name');
+  await history.getByTestId('history-search').click();
+  await history.getByText('No meetings yet.').or(history.locator('.empty')).first().waitFor();
+  assert.equal(await history.locator('[data-room="8700"]').count(), 0);
+  // Dates: today finds it, a day long past does not.
+  const today = new Date();
+  const day = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, '0')}-${String(today.getDate()).padStart(2, '0')}`;
+  await history.getByTestId('history-participant').fill('');
+  await history.getByTestId('history-from').fill(day);
+  await history.getByTestId('history-room').fill('harbour');
+  await history.getByTestId('history-search').click();
+  await row.waitFor();
+  await history.getByTestId('history-to').fill('2020-01-01');
+  await history.getByTestId('history-from').fill('2020-01-01');
+  await history.getByTestId('history-search').click();
+  await history.locator('.empty').first().waitFor();
+  await history.getByTestId('history-from').fill(day);
+  await history.getByTestId('history-to').fill(day);
+  await history.getByTestId('history-search').click();
+  await row.waitFor();
+
+  // The meeting's attendance and log.
+  await row.getByTestId('history-details').click();
+  const details = history.getByTestId('meeting-details');
+  await details.getByTestId('attendance').getByRole('cell', { name: 'sipp', exact: true }).first().waitFor();
+  await details.getByTestId('attendance').getByText('called in').waitFor();
+  await details.getByTestId('meeting-log').getByText(/joined — sipp/).waitFor();
+  // Exports: the list and the log, as files.
+  const [list] = await Promise.all([page.waitForEvent('download'), history.getByTestId('history-export').click()]);
+  const csv = readFileSync(await list.path(), 'utf8');
+  assert.match(csv, /^room_number,room_name,started_at,ended_at,minutes,attendees\n8700,Harbour watch,\d+,\d+,\d*,sipp\n$/);
+  const [log] = await Promise.all([page.waitForEvent('download'), details.getByTestId('log-export').click()]);
+  assert.match(readFileSync(await log.path(), 'utf8'), /^at,actor,kind,detail\n.*joined/s);
+  await page.getByTestId('language').selectOption('zh');
+  await details.getByText('呼入').first().waitFor();
+  await page.screenshot({ path: join(dataDir, 'history-zh.png'), fullPage: true });
+  if (process.env.CONCLAVE_SCREENSHOTS) {
+    writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, 'history-zh.png'), readFileSync(join(dataDir, 'history-zh.png')));
+  }
+  await page.close();
+});
+
 test('the console runs under its Content-Security-Policy, which refused nothing', async () => {
   const index = await fetch(`${base}/`);
   assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/);
