@@ -1,9 +1,10 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import {
   all, api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
-  type LiveEvent, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
+  type LiveEvent, type Page, type Redialled, type Room, type RoomFlag, type Template, type Tenant, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
+import { BrandingEditor, BrandMark, useBranding, type Branding } from './Branding';
 import { Dashboard } from './Dashboard';
 import { History } from './History';
 import { AddGroupToTemplate, Directory } from './Directory';
@@ -17,6 +18,7 @@ export function App() {
   const [me, setMe] = useState<User | null>(null);
   const [tab, setTab] = useState<Tab>('rooms');
   const t = translator(lang);
+  const [branding, setBranding] = useBranding(me?.tenant_id ?? null);
 
   useEffect(() => {
     localStorage.setItem('conclave.lang', lang);
@@ -32,7 +34,7 @@ export function App() {
       <option value="zh">中文</option>
     </select>
   );
-  if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
+  if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} branding={branding} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
     ? ['dashboard', 'live', 'historyTab', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
@@ -40,7 +42,7 @@ export function App() {
   return (
     <div className="app">
       <header>
-        <strong>{t('appName')}</strong>
+        <BrandMark t={t} branding={branding} />
         <nav>
           {tabs.map((name) => (
             <button key={name} data-testid={`tab-${name}`} className={tab === name ? 'active' : ''} onClick={() => setTab(name)}>
@@ -62,7 +64,10 @@ export function App() {
           {t('logout')}
         </button>
       </header>
-      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab)}</main>
+      <main>
+        {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab)}
+        {tab === 'tenants' && admin && <OwnBranding t={t} tenantId={me.tenant_id} onSaved={setBranding} />}
+      </main>
     </div>
   );
 }
@@ -267,7 +272,16 @@ function auditTarget(t: T, e: AuditEvent): string {
   return label ? `${kind} ${label}` : e.target_id && e.target_type !== 'session' ? `${kind} …${e.target_id.slice(-6)}` : kind;
 }
 
-function Login({ t, onLogin, switcher }: { t: T; onLogin: (u: User) => void; switcher: ReactNode }) {
+/// The tenant's look, edited by its administrators (under the tenants page).
+function OwnBranding({ t, tenantId, onSaved }: { t: T; tenantId: string; onSaved: (b: Branding) => void }) {
+  const [tenant, setTenant] = useState<Tenant | null>(null);
+  useEffect(() => {
+    api<Tenant>('GET', `/tenants/${tenantId}`).then(setTenant, () => setTenant(null));
+  }, [tenantId]);
+  return tenant ? <BrandingEditor t={t} tenant={tenant} onSaved={onSaved} /> : null;
+}
+
+function Login({ t, onLogin, switcher, branding }: { t: T; onLogin: (u: User) => void; switcher: ReactNode; branding: Branding }) {
   const [error, setError] = useState('');
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
@@ -285,8 +299,9 @@ function Login({ t, onLogin, switcher }: { t: T; onLogin: (u: User) => void; swi
   };
   return (
     <div className="login">
-      <h1>{t('appName')}</h1>
-      <p>{t('tagline')}</p>
+      <h1><BrandMark t={t} branding={branding} /></h1>
+      {branding.slogan && <p className="slogan" data-testid="slogan">{branding.slogan}</p>}
+      {!branding.slogan && <p>{t('tagline')}</p>}
       <form onSubmit={submit}>
         <label>{t('username')}<input name="username" data-testid="username" autoComplete="username" required /></label>
         <label>{t('password')}<input name="password" data-testid="password" type="password" autoComplete="current-password" required /></label>

@@ -41,6 +41,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 
 export type Tenant = {
   id: string; name: string; sip_domain: string | null; sip_sha256_only: boolean; created_at: number; updated_at: number;
+  branding: Record<string, unknown>;
 };
 
 export type User = {

@@ -55,7 +55,9 @@ before(async () => {
   }
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    // harbour.test: a tenant's own domain name, for its branding (see the branding test).
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--host-resolver-rules=MAP harbour.test 127.0.0.1',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const newPage = browser.newPage.bind(browser);
@@ -1008,6 +1010,59 @@ test('the history page finds meetings by dates, room and attendee, shows who att
   await page.screenshot({ path: join(dataDir, 'history-zh.png'), fullPage: true });
   if (process.env.CONCLAVE_SCREENSHOTS) {
     writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, 'history-zh.png'), readFileSync(join(dataDir, 'history-zh.png')));
+  }
+  await page.close();
+});
+
+test("a tenant's branding: its administrator sets name, slogan, colour and logo; whoever reaches the server by the tenant's domain sees them on the login page", async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const tenant = await fetch(`${base}/api/v1/tenants`, {
+    method: 'POST', headers: auth, body: JSON.stringify({ name: 'Harbour Authority', sip_domain: 'harbour.test' }),
+  }).then((r) => r.json());
+  assert.ok(tenant.id, JSON.stringify(tenant));
+  const created = await fetch(`${base}/api/v1/users`, {
+    method: 'POST', headers: auth,
+    body: JSON.stringify({ username: 'harbourmaster', display_name: 'Harbour Master', password: 'lighthouse-keeper-1', kind: 'tenant_admin', tenant_id: tenant.id }),
+  });
+  assert.equal(created.status, 201);
+  const harbour = base.replace('127.0.0.1', 'harbour.test');
+  const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1300, height: 900 } });
+  await page.goto(harbour);
+  await page.getByTestId('username').fill('harbourmaster');
+  await page.getByTestId('password').fill('lighthouse-keeper-1');
+  await page.getByTestId('login').click();
+  await page.getByTestId('tab-tenants').click();
+  const editor = page.getByTestId('branding-editor');
+  await editor.getByTestId('brand-product').fill('Harbour Meet');
+  await editor.getByTestId('brand-slogan').fill('Every ship, every voice');
+  await editor.getByTestId('brand-color').fill('#1f6b3a');
+  // Not a picture the server takes (an SVG): refused next to the field.
+  await editor.getByTestId('brand-logo').setInputFiles({ name: 'logo.svg', mimeType: 'image/svg+xml', buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>') });
+  await editor.getByTestId('brand-save').click();
+  await editor.getByTestId('brand-logo-error').waitFor();
+  const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+  await editor.getByTestId('brand-logo').setInputFiles({ name: 'logo.png', mimeType: 'image/png', buffer: png });
+  await editor.getByTestId('brand-preview').locator('img.logo').waitFor();
+  await editor.getByTestId('brand-save').click();
+  await editor.getByTestId('branding-saved').waitFor();
+  await page.getByTestId('brand').getByText('Harbour Meet').waitFor();
+  assert.equal(await page.evaluate(() => document.title), 'Harbour Meet');
+  const header = await page.locator('header').first().evaluate((h) => getComputedStyle(h).backgroundColor);
+  assert.equal(header, 'rgb(31, 107, 58)');
+  await page.getByTestId('logout').click();
+  // The login page by the tenant's name shows its brand; by another name, the server's own.
+  await page.getByTestId('slogan').getByText('Every ship, every voice').waitFor();
+  await page.getByTestId('brand').locator('img.logo').waitFor();
+  await page.screenshot({ path: join(dataDir, 'branding-login.png'), fullPage: true });
+  await page.goto(base);
+  await page.getByTestId('brand').getByText('Conclave').waitFor();
+  assert.equal(await page.getByTestId('slogan').count(), 0);
+  if (process.env.CONCLAVE_SCREENSHOTS) {
+    writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, 'branding-login.png'), readFileSync(join(dataDir, 'branding-login.png')));
   }
   await page.close();
 });

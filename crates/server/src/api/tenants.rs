@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_store::model::{OutboundPolicy, Tenant};
 use conclave_store::{new_id, now_ms, repo};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -18,6 +18,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_tenant, list_tenants))
         .routes(routes!(get_tenant, update_tenant))
         .routes(routes!(get_outbound_policy, set_outbound_policy))
+        .routes(routes!(get_branding))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -72,12 +73,138 @@ fn check_fields(
         }
     }
     if let Some(branding) = branding {
-        if !branding.is_object() {
-            c.fail("branding", "must be a JSON object");
-        } else if branding.to_string().len() > 16 * 1024 {
-            c.fail("branding", "must be at most 16 KiB");
+        check_branding(c, branding);
+    }
+}
+
+/// What a tenant's branding may hold (see [`Branding`]): each field checked, anything else
+/// refused by name — the console, the login and join pages show it to anonymous visitors.
+fn check_branding(c: &mut Checks, branding: &serde_json::Value) {
+    let Some(fields) = branding.as_object() else {
+        c.fail("branding", "must be a JSON object");
+        return;
+    };
+    for (key, value) in fields {
+        let field = format!("branding.{key}");
+        let text = value.as_str();
+        match (key.as_str(), text) {
+            ("product_name", Some(v)) => c.text(&field, v, 0, 60),
+            ("slogan", Some(v)) => c.text(&field, v, 0, 160),
+            ("color", Some(v)) => {
+                let hex = v.strip_prefix('#').unwrap_or("");
+                if !(matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit())) {
+                    c.fail(&field, "must be a colour like #1f4e79");
+                }
+            }
+            ("logo", Some(v)) => {
+                if let Err(why) = check_logo(v) {
+                    c.fail(&field, why);
+                }
+            }
+            ("product_name" | "slogan" | "color" | "logo", None) => {
+                c.fail(&field, "must be a string")
+            }
+            _ => c.fail(
+                &field,
+                "unknown: branding has product_name, slogan, color and logo",
+            ),
         }
     }
+}
+
+/// The largest logo, as its data URL.
+const LOGO_MAX: usize = 96 * 1024;
+
+/// A logo is a PNG, JPEG or WebP picture as a base64 data URL, small enough to send with
+/// every login page (no SVG: a picture that can carry script is not taken from tenants).
+fn check_logo(url: &str) -> Result<(), &'static str> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    if url.len() > LOGO_MAX {
+        return Err("must be at most 96 KiB");
+    }
+    let data = ["image/png", "image/jpeg", "image/webp"]
+        .iter()
+        .find_map(|mime| url.strip_prefix(&format!("data:{mime};base64,")))
+        .ok_or("must be a data:image/png, image/jpeg or image/webp;base64 URL")?;
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| "is not valid base64")?;
+    let known = bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        || bytes.starts_with(&[0xff, 0xd8, 0xff])
+        || (bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP");
+    if known {
+        Ok(())
+    } else {
+        Err("is not a PNG, JPEG or WebP picture")
+    }
+}
+
+/// A tenant's look on the console, the login page and the join page.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Branding {
+    /// The tenant it belongs to (absent: the server's own look).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slogan: Option<String>,
+    /// The header's colour, `#rgb` or `#rrggbb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
+    /// A PNG, JPEG or WebP as a data URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo: Option<String>,
+}
+
+impl Branding {
+    fn of(tenant: &Tenant) -> Branding {
+        let field = |k: &str| {
+            tenant.branding[k]
+                .as_str()
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Branding {
+            tenant_name: Some(tenant.name.clone()),
+            product_name: field("product_name"),
+            slogan: field("slogan"),
+            color: field("color"),
+            logo: field("logo"),
+        }
+    }
+}
+
+/// The look of the console and the join page before anyone logs in: the tenant whose SIP
+/// domain is the name this server was reached by (the `Host` header), else the server's own.
+/// No authentication.
+#[utoipa::path(get, path = "/branding", operation_id = "getBranding", tag = "tenants",
+    responses((status = 200, body = Branding)))]
+async fn get_branding(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<Branding>> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    // The name without the port (and an IPv6 literal's brackets never match a domain).
+    let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    if name.is_empty() || name.len() > 253 {
+        return Ok(Json(Branding::default()));
+    }
+    let mut conn = state.store.conn().await?;
+    let tenant = repo::tenants::get_by_sip_domain(&mut conn, name).await?;
+    Ok(Json(tenant.as_ref().map(Branding::of).unwrap_or_default()))
 }
 
 /// Create a tenant (system administrators only).

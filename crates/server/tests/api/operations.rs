@@ -10,6 +10,7 @@ both_backends!(
     login_logout_and_bad_credentials,
     bad_bodies_get_problem_details,
     tenants,
+    branding_is_checked_and_shown_by_the_name_the_server_is_reached_by,
     users_and_extensions,
     freezing_a_user_locks_them_out,
     rooms,
@@ -1009,4 +1010,78 @@ async fn address_books_and_contact_members(s: &TestServer) {
         .await;
     assert_eq!(after.body["members"].as_array().map(Vec::len), Some(1));
     assert_eq!(after.body["members"][0]["kind"], "contact");
+}
+
+/// A tenant's branding: each field checked (a colour, a small PNG/JPEG/WebP logo — no SVG —,
+/// nothing unknown), changed by its own administrator, and shown before login to whoever
+/// reaches the server by the tenant's domain (the Host header); others see the server's look.
+async fn branding_is_checked_and_shown_by_the_name_the_server_is_reached_by(s: &TestServer) {
+    let admin = s.admin().await;
+    let id = s
+        .post(
+            "/tenants",
+            &admin,
+            json!({ "name": "Harbour Authority", "sip_domain": "harbour.example" }),
+        )
+        .await
+        .id();
+    s.user(&admin, "hadmin", "tenant_admin", Some(&id)).await;
+    let ta = s.token("hadmin", "hadmin-password").await;
+    let patch = |branding: serde_json::Value| {
+        let (s, ta, id) = (s, ta.clone(), id.clone());
+        async move {
+            s.patch(
+                &format!("/tenants/{id}"),
+                &ta,
+                json!({ "branding": branding }),
+            )
+            .await
+        }
+    };
+    patch(json!({ "color": "blue" }))
+        .await
+        .expect_problem(422, Some("branding.color"));
+    patch(json!({ "logo": "data:image/svg+xml;base64,PHN2Zy8+" }))
+        .await
+        .expect_problem(422, Some("branding.logo"));
+    // Says PNG, is not one.
+    patch(json!({ "logo": "data:image/png;base64,aGVsbG8=" }))
+        .await
+        .expect_problem(422, Some("branding.logo"));
+    patch(json!({ "script": "<script>" }))
+        .await
+        .expect_problem(422, Some("branding.script"));
+    patch(json!({ "logo": format!("data:image/png;base64,{}", "A".repeat(100_000)) }))
+        .await
+        .expect_problem(422, Some("branding.logo"));
+    // A 1x1 PNG.
+    let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    patch(json!({ "product_name": "Harbour Meet", "slogan": "Every ship, every voice", "color": "#1f4e79", "logo": png }))
+        .await
+        .expect(200);
+    let by_host = |host: &'static str| async move {
+        let resp = s
+            .http
+            .get(format!("{}/api/v1/branding", s.base))
+            .header("host", host)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json::<serde_json::Value>().await.expect("json")
+    };
+    let theirs = by_host("harbour.example:8080").await;
+    assert_eq!(theirs["product_name"], "Harbour Meet", "{theirs}");
+    assert_eq!(theirs["tenant_name"], "Harbour Authority");
+    assert_eq!(theirs["logo"], png);
+    let ours = by_host("conference.example").await;
+    assert_eq!(ours, json!({}), "another name: the server's own look");
+    // Only the tenant's own administrator (or a system administrator) changes it.
+    s.patch(
+        &format!("/tenants/{id}"),
+        &admin,
+        json!({ "branding": { "color": "#000" } }),
+    )
+    .await
+    .expect(200);
 }
