@@ -70,6 +70,25 @@ before(async () => {
   };
 });
 
+/// An administrator's session for API calls: the login answer and the headers to send.
+async function adminApi() {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  return { login, auth: { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' } };
+}
+
+/// A page with the administrator logged in through the login form.
+async function loggedIn(options) {
+  const page = await browser.newPage(options);
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  return page;
+}
+
 after(async () => {
   await browser?.close();
   server?.kill('SIGTERM');
@@ -156,11 +175,7 @@ Content-Length: 0
 `;
 
 test('a chair runs a live meeting from the console: a real SIP caller, muted, someone invited through a trunk (busy) and called again, then the meeting ended', async () => {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  }).then((r) => r.json());
-  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const { login, auth } = await adminApi();
   const room = await fetch(`${base}/api/v1/rooms`, {
     method: 'POST', headers: auth, body: JSON.stringify({ number: '8100', name: 'Console call' }),
   }).then((r) => r.json());
@@ -184,11 +199,7 @@ test('a chair runs a live meeting from the console: a real SIP caller, muted, so
     '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mp', String((await freeUdpPort()) & ~1), '-nostdin', '-timeout', '30s'],
     { cwd: dir, stdio: 'ignore' });
   try {
-    const page = await browser.newPage({ locale: 'en-US' });
-    await page.goto(base);
-    await page.getByTestId('username').fill('admin');
-    await page.getByTestId('password').fill(password);
-    await page.getByTestId('login').click();
+    const page = await loggedIn({ locale: 'en-US' });
     await page.getByTestId('tab-live').click();
     const caller = page.getByTestId('member-sipp');
     await caller.waitFor({ timeout: 10000 });
@@ -303,11 +314,7 @@ test('a chair runs a live meeting from the console: a real SIP caller, muted, so
 });
 
 test('an administrator manages SIP trunks: refused fields shown next to them, edited, in Chinese', async () => {
-  const page = await browser.newPage({ locale: 'en-US' });
-  await page.goto(base);
-  await page.getByTestId('username').fill('admin');
-  await page.getByTestId('password').fill(password);
-  await page.getByTestId('login').click();
+  const page = await loggedIn({ locale: 'en-US' });
   await page.getByTestId('tab-trunks').click();
   await page.getByTestId('page-trunks').waitFor();
 
@@ -386,11 +393,7 @@ test('an administrator manages SIP trunks: refused fields shown next to them, ed
 });
 
 test('room settings are switched from the rooms list, and a meeting of the history starts again in one click', async () => {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  }).then((r) => r.json());
-  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const { login, auth } = await adminApi();
   const roomOf = async (number) =>
     (await fetch(`${base}/api/v1/rooms?limit=200`, { headers: auth }).then((r) => r.json())).items.find((r) => r.number === number);
   const until = async (what, check) => {
@@ -403,11 +406,7 @@ test('room settings are switched from the rooms list, and a meeting of the histo
   const meetingsOf = async (number) =>
     (await fetch(`${base}/api/v1/conference-history?q=${number}`, { headers: auth }).then((r) => r.json())).items;
 
-  const page = await browser.newPage({ locale: 'en-US' });
-  await page.goto(base);
-  await page.getByTestId('username').fill('admin');
-  await page.getByTestId('password').fill(password);
-  await page.getByTestId('login').click();
+  const page = await loggedIn({ locale: 'en-US' });
   await page.getByTestId('page-rooms').waitFor();
 
   // A new room: chimes and music on, the PIN for everyone, unless changed in the form.
@@ -472,11 +471,7 @@ test('room settings are switched from the rooms list, and a meeting of the histo
 });
 
 test('a system administrator makes a tenant SHA-256 only from its page, in English and Chinese', async () => {
-  const page = await browser.newPage({ locale: 'en-US' });
-  await page.goto(base);
-  await page.getByTestId('username').fill('admin');
-  await page.getByTestId('password').fill(password);
-  await page.getByTestId('login').click();
+  const page = await loggedIn({ locale: 'en-US' });
   await page.getByTestId('tab-tenants').click();
   await page.getByTestId('page-tenants').waitFor();
   const row = page.getByTestId('tenant-default');
@@ -522,11 +517,7 @@ test('a system administrator makes a tenant SHA-256 only from its page, in Engli
 });
 
 test('a tenant administrator sets who may call phone numbers, which numbers and how many, by clicking', async () => {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  }).then((r) => r.json());
-  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const { login, auth } = await adminApi();
   const tenantId = login.user.tenant_id;
   // A tenant administrator, and a plain user to grant the right to.
   for (const [username, display_name, kind] of [['tenant.boss', 'Tenant Boss', 'tenant_admin'], ['li.lei', 'Li Lei', 'user']]) {
@@ -619,11 +610,7 @@ test('a tenant administrator sets who may call phone numbers, which numbers and 
 });
 
 test('the directory: a department tree, a person in it found by pinyin initials and number, a group added to a template', async () => {
-  const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 900 } });
-  await page.goto(base);
-  await page.getByTestId('username').fill('admin');
-  await page.getByTestId('password').fill(password);
-  await page.getByTestId('login').click();
+  const page = await loggedIn({ locale: 'en-US', viewport: { width: 1400, height: 900 } });
   await page.getByTestId('tab-directory').click();
   await page.getByTestId('page-directory').waitFor();
 
@@ -736,11 +723,7 @@ test('the directory: a department tree, a person in it found by pinyin initials 
 });
 
 test('a template is edited whole (room, settings, members from the directory and by number, roles) and started with one click: the server calls the members', async () => {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  }).then((r) => r.json());
-  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const { login, auth } = await adminApi();
   const post = (path, body) => fetch(`${base}/api/v1${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) }).then((r) => r.json());
   const room = await post('/rooms', { number: '8300', name: 'Weekly sync room' });
   assert.ok(room.id, JSON.stringify(room));
@@ -754,11 +737,7 @@ test('a template is edited whole (room, settings, members from the directory and
   const trunk = await post('/trunks', { name: 'Answering gateway', host: '127.0.0.1', port: gatewayPort, priority: -10 });
   assert.ok(trunk.id, JSON.stringify(trunk));
   try {
-    const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
-    await page.goto(base);
-    await page.getByTestId('username').fill('admin');
-    await page.getByTestId('password').fill(password);
-    await page.getByTestId('login').click();
+    const page = await loggedIn({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
     await page.getByTestId('tab-templates').click();
     const form = page.getByTestId('create-form');
     await form.getByTestId('field-name').fill('Weekly sync');
@@ -829,11 +808,7 @@ test('a template is edited whole (room, settings, members from the directory and
 });
 
 test('a room is edited whole (a wrong value refused next to its field) and a meeting started in it now with people picked on the spot', async () => {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  }).then((r) => r.json());
-  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const { login, auth } = await adminApi();
   const post = (path, body) => fetch(`${base}/api/v1${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) }).then((r) => r.json());
   const room = await post('/rooms', { number: '8400', name: 'Crisis room' });
   assert.ok(room.id, JSON.stringify(room));
@@ -846,11 +821,7 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
   const trunk = await post('/trunks', { name: 'Answering gateway 2', host: '127.0.0.1', port: gatewayPort, priority: -10 });
   assert.ok(trunk.id, JSON.stringify(trunk));
   try {
-    const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
-    await page.goto(base);
-    await page.getByTestId('username').fill('admin');
-    await page.getByTestId('password').fill(password);
-    await page.getByTestId('login').click();
+    const page = await loggedIn({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
     await page.getByTestId('page-rooms').waitFor();
     await page.getByTestId('edit-room-8400').click();
     const editor = page.getByTestId('room-editor');
@@ -936,11 +907,7 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
 });
 
 test('the history page finds meetings by dates, room and attendee, shows who attended and what happened, and exports CSV', async () => {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  }).then((r) => r.json());
-  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const { login, auth } = await adminApi();
   await fetch(`${base}/api/v1/rooms`, { method: 'POST', headers: auth, body: JSON.stringify({ number: '8700', name: 'Harbour watch' }) });
   // A real caller (sipp plays its recording for a few seconds, then hangs up).
   const dir = mkdtempSync(join(tmpdir(), 'conclave-sipp-'));
@@ -959,11 +926,7 @@ test('the history page finds meetings by dates, room and attendee, shows who att
     await new Promise((r) => setTimeout(r, 100));
   }
 
-  const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
-  await page.goto(base);
-  await page.getByTestId('username').fill('admin');
-  await page.getByTestId('password').fill(password);
-  await page.getByTestId('login').click();
+  const page = await loggedIn({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
   await page.getByTestId('tab-historyTab').click();
   const history = page.getByTestId('page-history');
   // By attendee: sipp's caller is "sipp".
@@ -1015,11 +978,7 @@ test('the history page finds meetings by dates, room and attendee, shows who att
 });
 
 test("a tenant's branding: its administrator sets name, slogan, colour and logo; whoever reaches the server by the tenant's domain sees them on the login page", async () => {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password }),
-  }).then((r) => r.json());
-  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const { login, auth } = await adminApi();
   const tenant = await fetch(`${base}/api/v1/tenants`, {
     method: 'POST', headers: auth, body: JSON.stringify({ name: 'Harbour Authority', sip_domain: 'harbour.test' }),
   }).then((r) => r.json());
