@@ -362,10 +362,19 @@ function Resource<R extends { id: string }>(props: {
 }) {
   const { t, path } = props;
   const [rows, setRows] = useState<R[]>([]);
+  const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const reload = useCallback(() => {
-    api<Page<R>>('GET', `${path}?limit=200`).then((p) => setRows(p.items), (e) => setError(e));
+    api<Page<R>>('GET', `${path}?limit=${PAGE}`).then((p) => {
+      setRows(p.items);
+      setNext(p.next_cursor);
+    }, (e) => setError(e));
   }, [path]);
+  const more = () =>
+    next && api<Page<R>>('GET', `${path}?limit=${PAGE}&cursor=${encodeURIComponent(next)}`).then((p) => {
+      setRows((r) => [...r, ...p.items]);
+      setNext(p.next_cursor);
+    }, (e) => setError(e));
   useEffect(reload, [reload]);
 
   const create = async (e: FormEvent<HTMLFormElement>) => {
@@ -454,9 +463,13 @@ function Resource<R extends { id: string }>(props: {
           </tbody>
         </table>
       )}
+      {next && <button data-testid="more" onClick={more}>{t('more')}</button>}
     </section>
   );
 }
+
+/// Rows a list shows at first and adds per "More" (the API's cursor pages).
+const PAGE = 100;
 
 /// Live meetings: the roster and the calls the meeting placed, kept current by the event
 /// WebSocket, and the chair's controls.

@@ -1026,6 +1026,27 @@ test("a tenant's branding: its administrator sets name, slogan, colour and logo;
   await page.close();
 });
 
+test('long lists come a page at a time: More brings the rest', async () => {
+  const { auth } = await adminApi();
+  for (let i = 0; i < 105; i++) {
+    const r = await fetch(`${base}/api/v1/contacts`, {
+      method: 'POST', headers: auth, body: JSON.stringify({ name: `Pager ${String(i).padStart(3, '0')}`, mobile: `1390000${String(i).padStart(4, '0')}`, book: 'personal' }),
+    });
+    assert.equal(r.status, 201);
+  }
+  const page = await loggedIn({ locale: 'en-US' });
+  await page.getByTestId('tab-contacts').click();
+  const list = page.getByTestId('page-contacts');
+  await list.getByText('Pager 000').waitFor();
+  const rows = () => list.locator('tbody tr', { hasText: 'Pager' }).count();
+  assert.equal(await rows(), 100);
+  await list.getByTestId('more').click();
+  await list.getByText('Pager 104').waitFor();
+  assert.equal(await rows(), 105);
+  assert.equal(await list.getByTestId('more').count(), 0, 'no more pages');
+  await page.close();
+});
+
 test('the console runs under its Content-Security-Policy, which refused nothing', async () => {
   const index = await fetch(`${base}/`);
   assert.match(index.headers.get('content-security-policy') ?? '', /script-src 'self'/);
