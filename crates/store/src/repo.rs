@@ -21,6 +21,7 @@ fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
+pub mod bookings;
 pub mod departments;
 pub mod directory;
 pub mod groups;

@@ -3,7 +3,8 @@
 
 mod api_keys;
 mod audit;
-mod conferences;
+mod bookings;
+pub(crate) mod conferences;
 mod contacts;
 mod departments;
 mod directory;
@@ -55,6 +56,9 @@ pub struct AppState {
     /// Bumped when sessions or API keys are revoked (logout, freeze, deletion, password
     /// change): open event streams check their credential again at once.
     pub credentials_revoked: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Woken when a scheduled meeting is booked, changed or cancelled: the starter looks
+    /// again at what is due next.
+    pub schedule_changed: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -76,6 +80,7 @@ impl AppState {
             ),
             sealer,
             credentials_revoked: Arc::new(tokio::sync::watch::Sender::new(0)),
+            schedule_changed: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -106,6 +111,7 @@ impl AppState {
         (name = "audit", description = "Who did what, when, from where"),
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
+        (name = "scheduling", description = "Meetings booked ahead, once or repeating; my meetings and their calendar feed"),
     )
 )]
 struct ApiDoc;
@@ -147,7 +153,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(history::routes())
             .merge(events::routes())
             .merge(webhooks::routes())
-            .merge(trunks::routes()),
+            .merge(trunks::routes())
+            .merge(bookings::routes()),
     )
 }
 
