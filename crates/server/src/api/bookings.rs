@@ -551,8 +551,12 @@ async fn check_conflicts(
     ApiJson(body): ApiJson<CreateBooking>,
 ) -> ApiResult<Json<Conflicts>> {
     let mut conn = state.store.conn().await?;
-    if let Some(id) = &params.booking_id {
-        load(&mut conn, &caller, id).await?;
+    if let Some(id) = &params.booking_id
+        && repo::bookings::get(&mut conn, id)
+            .await?
+            .is_none_or(|b| !sees(&caller, &b))
+    {
+        return Err(ApiError::field("booking_id", "no such scheduled meeting"));
     }
     let (b, _) = from_request(&mut conn, &caller, body).await?;
     let conflicts = conflicts_of(&state, &mut conn, &b, params.booking_id.as_deref()).await?;
