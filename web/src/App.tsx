@@ -1,10 +1,12 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import {
-  api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
+  all, api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
   type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
 import { AddGroupToTemplate, Directory } from './Directory';
+import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
+import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 
@@ -58,62 +60,120 @@ export function App() {
           {t('logout')}
         </button>
       </header>
-      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id)}</main>
+      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab)}</main>
     </div>
   );
 }
 
 type Tab = 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string): ReactNode {
+/// The rooms: created, switched and edited whole; a meeting started now in one of them, with
+/// people picked on the spot.
+function Rooms({ t, go }: { t: T; go: (tab: Tab) => void }) {
+  const [panel, setPanel] = useState<{ kind: 'edit' | 'start'; room: Room } | null>(null);
+  const [generation, setGeneration] = useState(0);
+  const [users, setUsers] = useState<User[]>([]);
+  useEffect(() => {
+    all<User>('/users').then(setUsers, () => setUsers([]));
+  }, []);
+  return (
+    <>
+      {panel?.kind === 'edit' && (
+        <RoomEditor
+          key={panel.room.id} t={t} room={panel.room} users={users}
+          onClose={(saved) => {
+            setPanel(null);
+            if (saved) setGeneration((g) => g + 1);
+          }}
+        />
+      )}
+      {panel?.kind === 'start' && (
+        <AdHocStart key={panel.room.id} t={t} room={panel.room} onClose={() => setPanel(null)} onStarted={() => setTimeout(() => go('live'), 1500)} />
+      )}
+      <Resource<Room>
+        key={`rooms-${generation}`} t={t} path="/rooms" title="rooms" createTitle="newRoom"
+        columns={[
+          ['number', (r) => r.number],
+          ['name', (r) => r.name],
+          ['pin', (r) => r.pin ?? (r.has_pin ? '••••' : t('noPin'))],
+          ['capacity', (r) => r.capacity],
+          ['language', (r) => t(`lang_${r.language}`)],
+          ['roomSettings', (r, act) => <RoomSettings t={t} room={r} act={act} />],
+        ]}
+        fields={[
+          { name: 'number', label: 'number', required: true },
+          { name: 'name', label: 'name', required: true },
+          { name: 'pin', label: 'pin' },
+          { name: 'language', label: 'language', options: [['en', 'lang_en'], ['zh', 'lang_zh']] },
+          ...roomFlags.map(([name, label]) => ({ name, label, checkbox: true, checked: roomFlagDefaults[name] })),
+        ]}
+        extra={(r) => (
+          <>
+            <button className="primary" data-testid={`start-now-${r.number}`} onClick={() => setPanel({ kind: 'start', room: r })}>{t('startNow')}</button>
+            <button data-testid={`edit-room-${r.number}`} onClick={() => setPanel({ kind: 'edit', room: r })}>{t('edit')}</button>
+          </>
+        )}
+        canDelete={() => true}
+      />
+    </>
+  );
+}
+
+/// The stored meetings: each can be edited whole and started with one click (the meeting
+/// then shows on the live page).
+function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
+  const [editing, setEditing] = useState<Template | null>(null);
+  const [generation, setGeneration] = useState(0);
+  const [rooms, setRooms] = useState<Map<string, Room>>(new Map());
+  useEffect(() => {
+    all<Room>('/rooms').then((list) => setRooms(new Map(list.map((r) => [r.id, r]))), () => setRooms(new Map()));
+  }, [generation]);
+  return (
+    <>
+      {editing && (
+        <TemplateEditor
+          t={t} template={editing}
+          onClose={(saved) => {
+            setEditing(null);
+            if (saved) setGeneration((g) => g + 1);
+          }}
+        />
+      )}
+      <Resource<Template>
+        key={`templates-${generation}`} t={t} path="/templates" title="templates" createTitle="newTemplate"
+        columns={[
+          ['name', (x) => x.name],
+          ['description', (x) => x.description],
+          ['room', (x) => (x.room_id ? rooms.get(x.room_id)?.number ?? '' : t('noRoom'))],
+          ['members', (x) => x.members.length],
+          ['sharedWith', (x) => x.shared_with.length],
+        ]}
+        fields={[
+          { name: 'name', label: 'name', required: true },
+          { name: 'description', label: 'description' },
+        ]}
+        extra={(x, reload) => (
+          <>
+            <StartTemplate t={t} template={x} onStarted={() => setTimeout(() => go('live'), 1200)} />
+            <button data-testid={`edit-${x.name}`} onClick={() => setEditing(x)}>{t('edit')}</button>
+            <AddGroupToTemplate t={t} templateId={x.id} onAdded={reload} />
+            <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
+          </>
+        )}
+        canDelete={() => true}
+      />
+    </>
+  );
+}
+
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void): ReactNode {
   switch (tab) {
     case 'live':
       return <Live t={t} admin={admin} />;
     case 'rooms':
-      return (
-        <Resource<Room>
-          key="rooms" t={t} path="/rooms" title="rooms" createTitle="newRoom"
-          columns={[
-            ['number', (r) => r.number],
-            ['name', (r) => r.name],
-            ['pin', (r) => r.pin ?? (r.has_pin ? '••••' : t('noPin'))],
-            ['capacity', (r) => r.capacity],
-            ['language', (r) => t(`lang_${r.language}`)],
-            ['roomSettings', (r, act) => <RoomSettings t={t} room={r} act={act} />],
-          ]}
-          fields={[
-            { name: 'number', label: 'number', required: true },
-            { name: 'name', label: 'name', required: true },
-            { name: 'pin', label: 'pin' },
-            { name: 'language', label: 'language', options: [['en', 'lang_en'], ['zh', 'lang_zh']] },
-            ...roomFlags.map(([name, label]) => ({ name, label, checkbox: true, checked: roomFlagDefaults[name] })),
-          ]}
-          canDelete={() => true}
-        />
-      );
+      return <Rooms t={t} go={go} />;
     case 'templates':
-      return (
-        <Resource<Template>
-          key="templates" t={t} path="/templates" title="templates" createTitle="newTemplate"
-          columns={[
-            ['name', (x) => x.name],
-            ['description', (x) => x.description],
-            ['members', (x) => x.members.length],
-            ['sharedWith', (x) => x.shared_with.length],
-          ]}
-          fields={[
-            { name: 'name', label: 'name', required: true },
-            { name: 'description', label: 'description' },
-          ]}
-          extra={(x, reload) => (
-            <>
-              <AddGroupToTemplate t={t} templateId={x.id} onAdded={reload} />
-              <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
-            </>
-          )}
-          canDelete={() => true}
-        />
-      );
+      return <Templates t={t} go={go} />;
     case 'directory':
       return <Directory t={t} admin={admin} />;
     case 'users':
@@ -177,11 +237,11 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
         <Resource<AuditEvent>
           key="audit" t={t} path="/audit-events" title="audit"
           columns={[
-            ['time', (e) => new Date(e.at).toLocaleString()],
+            ['time', (e) => t.time(e.at)],
             ['actor', (e) => e.actor_name],
-            ['action', (e) => e.action],
-            ['target', (e) => `${e.target_type} ${e.target_id ?? ''}`],
-            ['outcome', (e) => e.outcome],
+            ['action', (e) => <span title={e.action}>{t.action(e.action)}</span>],
+            ['target', (e) => <span title={e.target_id ?? ''}>{auditTarget(t, e)}</span>],
+            ['outcome', (e) => t(`outcome_${e.outcome}`)],
             ['source', (e) => e.source],
           ]}
           fields={[]}
@@ -189,6 +249,16 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
         />
       );
   }
+}
+
+/// What an audit event acted on, by name where its detail says it (the id is the tooltip).
+function auditTarget(t: T, e: AuditEvent): string {
+  const d = (e.detail ?? {}) as Record<string, unknown>;
+  const label = [d.number ?? d.room ?? d.room_number, d.name ?? d.display_name ?? d.username]
+    .filter((v) => typeof v === 'string' && v !== '').join(' · ');
+  const kind = t(`target_${e.target_type}`);
+  // Ids begin with their creation time: the end tells them apart.
+  return label ? `${kind} ${label}` : e.target_id && e.target_type !== 'session' ? `${kind} …${e.target_id.slice(-6)}` : kind;
 }
 
 function Login({ t, onLogin, switcher }: { t: T; onLogin: (u: User) => void; switcher: ReactNode }) {
@@ -232,11 +302,6 @@ type Field = {
 type Act = (request: Promise<unknown>) => void;
 
 /// The room settings the console switches, and their defaults for a new room.
-const roomFlags: [RoomFlag, Key][] = [
-  ['entry_chime', 'entryChime'],
-  ['alone_music', 'aloneMusic'],
-  ['members_skip_pin', 'membersSkipPin'],
-];
 const roomFlagDefaults: Record<RoomFlag, boolean> = { entry_chime: true, alone_music: true, members_skip_pin: false };
 
 /// A room's settings, each switched on or off in place (shown switched at once; the room as
@@ -447,7 +512,7 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
                       {[m.talking && t('talking'), m.muted && t('muted'), !m.may_speak && t('mayNotSpeak')].filter(Boolean).join(' · ')}
                     </td>
                     <td>
-                      {m.quality && `${m.quality.codec} · ${m.quality.packets_lost} lost · ${m.quality.jitter_ms.toFixed(1)} ms jitter`}
+                      {m.quality && `${m.quality.codec} · ${m.quality.packets_lost} ${t('lostPackets')} · ${t('jitter')} ${m.quality.jitter_ms.toFixed(1)} ms`}
                     </td>
                     <td className="actions">
                       <button onClick={() => act('POST', `${base}/members/${m.id}/${m.muted ? 'unmute' : 'mute'}`)}>{t(m.muted ? 'unmute' : 'mute')}</button>
@@ -500,7 +565,7 @@ function History({ t, live, onStarted }: { t: T; live: string; onStarted: () => 
   const notice = started && (started.answer.members.length === 0
     ? t('startedAgainNobody')
     : t('startedAgain') + started.answer.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator')));
-  const time = (at: number) => new Date(at).toLocaleString();
+  const time = t.time;
   return (
     <div className="history" data-testid="history">
       <h3>{t('history')}</h3>
@@ -523,7 +588,7 @@ function History({ t, live, onStarted }: { t: T; live: string; onStarted: () => 
                 <td>{m.ended_at ? time(m.ended_at) : t('inProgress')}</td>
                 <td>{t(m.template_id ? 'fromTemplate' : 'adHoc')}</td>
                 <td className="actions">
-                  <button data-testid="restart" onClick={() => again(m)}>{t('startAgain')}</button>
+                  {m.ended_at && <button data-testid="restart" onClick={() => again(m)}>{t('startAgain')}</button>}
                 </td>
               </tr>
             ))}

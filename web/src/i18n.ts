@@ -222,6 +222,41 @@ const en = {
   callsPerHourHint: 'Placed in any hour, for the whole tenant; 0: none.',
   fieldsRefused: 'Not saved: see the notes next to the fields.',
   discardChanges: 'Discard changes',
+  startMeeting: 'Start',
+  startedNobody: 'Started; nobody to call.',
+  startedCalling: 'Started, calling: ',
+  templateNeedsRoom: 'Choose a room for this template first (Edit).',
+  editTemplate: 'Edit template',
+  noRoom: '(no room)',
+  meetingSettings: 'The meeting starts with',
+  muteOnEntry: 'Everyone muted on entry',
+  lockOnStart: 'Locked once started',
+  whisperAllowed: 'Whisper groups allowed',
+  recordMeeting: 'Recorded',
+  noMembersYet: 'No members yet: add people from the directory or by number.',
+  contact: 'Contact',
+  addFromDirectory: 'Add from the directory',
+  addNumber: 'Add number',
+  removeFromList: 'Remove',
+  verb_create: 'Created', verb_update: 'Changed', verb_delete: 'Deleted', verb_copy: 'Copied', verb_share: 'Shared',
+  verb_unshare: 'Stopped sharing', verb_revoke: 'Revoked', verb_invite: 'Invited', verb_redial: 'Called again',
+  verb_set: 'Set', verb_add: 'Added', verb_restart: 'Started again', verb_start: 'Started', verb_end: 'Ended', verb_import: 'Imported', verb_export: 'Exported',
+  action_login: 'Logged in', action_logout: 'Logged out', action_addGroupToTemplate: 'Added a group to a template',
+  action_redialMissing: 'Called the missing again', action_setOutboundPolicy: 'Set who may call numbers',
+  target_room: 'room', target_template: 'template', target_user: 'user', target_contact: 'contact', target_trunk: 'trunk',
+  target_tenant: 'tenant', target_webhook: 'webhook', target_api_key: 'API key', target_department: 'department',
+  target_group: 'group', target_conference: 'meeting', target_session: 'session', target_member: 'member',
+  target_directory: 'directory',
+  outcome_ok: 'done', outcome_denied: 'refused', outcome_failed: 'failed',
+  lostPackets: 'lost', jitter: 'jitter',
+  editRoom: 'Edit room',
+  maxDuration: 'Longest meeting (minutes)',
+  unlimited: 'no limit',
+  owner: 'Owner',
+  noOwner: '(nobody)',
+  startNow: 'Start now…',
+  startNowIn: 'A meeting now in',
+  close: 'Close',
 };
 
 const zh: typeof en = {
@@ -444,6 +479,41 @@ const zh: typeof en = {
   callsPerHourHint: '任意一小时内发起的呼叫，整个租户合计；0 表示不允许。',
   fieldsRefused: '未保存：请查看各字段旁的说明。',
   discardChanges: '放弃修改',
+  startMeeting: '召开',
+  startedNobody: '已召开；没有需要呼叫的人。',
+  startedCalling: '已召开，正在呼叫：',
+  templateNeedsRoom: '请先为该方案选择会议室（编辑）。',
+  editTemplate: '编辑会议方案',
+  noRoom: '（未选择会议室）',
+  meetingSettings: '会议开始时',
+  muteOnEntry: '入会时全员静音',
+  lockOnStart: '开始后锁定会议',
+  whisperAllowed: '允许私聊小组',
+  recordMeeting: '录音',
+  noMembersYet: '尚无成员：从组织架构中添加人员或输入号码。',
+  contact: '联系人',
+  addFromDirectory: '从组织架构添加',
+  addNumber: '添加号码',
+  removeFromList: '移除',
+  verb_create: '新建', verb_update: '修改', verb_delete: '删除', verb_copy: '复制', verb_share: '共享',
+  verb_unshare: '取消共享', verb_revoke: '吊销', verb_invite: '邀请', verb_redial: '重呼',
+  verb_set: '设置', verb_add: '添加', verb_restart: '再次召开', verb_start: '召开', verb_end: '结束', verb_import: '导入', verb_export: '导出',
+  action_login: '登录', action_logout: '退出登录', action_addGroupToTemplate: '向会议方案添加群组',
+  action_redialMissing: '重呼未入会者', action_setOutboundPolicy: '设置外呼权限',
+  target_room: '会议室', target_template: '会议方案', target_user: '用户', target_contact: '联系人', target_trunk: '中继',
+  target_tenant: '租户', target_webhook: 'Webhook', target_api_key: 'API 密钥', target_department: '部门',
+  target_group: '群组', target_conference: '会议', target_session: '会话', target_member: '成员',
+  target_directory: '组织架构',
+  outcome_ok: '成功', outcome_denied: '被拒绝', outcome_failed: '失败',
+  lostPackets: '丢包', jitter: '抖动',
+  editRoom: '编辑会议室',
+  maxDuration: '会议最长时长（分钟）',
+  unlimited: '不限',
+  owner: '负责人',
+  noOwner: '（无）',
+  startNow: '立即召开…',
+  startNowIn: '立即召开会议：',
+  close: '关闭',
 };
 
 export type Key = keyof typeof en;
@@ -457,5 +527,21 @@ export function initialLang(): Lang {
 }
 
 export function translator(lang: Lang) {
-  return (key: Key | string): string => (dictionaries[lang] as Record<string, string>)[key] ?? key;
+  const t = (key: Key | string): string => (dictionaries[lang] as Record<string, string>)[key] ?? key;
+  const locale = lang === 'zh' ? 'zh-CN' : 'en-GB';
+  return Object.assign(t, {
+    lang,
+    /// A moment in the chosen language (not the browser's): 2 Dec 2026, 17:05 / 2026年12月2日 17:05.
+    time: (at: number) => new Date(at).toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short' }),
+    /// What an audit event did, in words: `createRoom` → "Created room" / "新建 会议室".
+    action: (action: string): string => {
+      const known = (dictionaries[lang] as Record<string, string>)[`action_${action}`];
+      if (known) return known;
+      const words = action.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase().split(' ');
+      const verb = (dictionaries[lang] as Record<string, string>)[`verb_${words[0]}`] ?? words[0];
+      const object = words.slice(1).join('_');
+      const noun = (dictionaries[lang] as Record<string, string>)[`target_${object}`] ?? words.slice(1).join(' ');
+      return lang === 'zh' ? `${verb}${noun}` : `${verb} ${noun}`.trim();
+    },
+  });
 }
