@@ -5,6 +5,7 @@ import {
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
 import { AddGroupToTemplate, Directory } from './Directory';
+import { Meetings } from './Meetings';
 import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { Tenants } from './Tenants';
@@ -33,8 +34,8 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['live', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
-    : ['live', 'rooms', 'templates', 'directory', 'users', 'contacts'];
+    ? ['live', 'meetings', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
+    : ['live', 'meetings', 'rooms', 'templates', 'directory', 'users', 'contacts'];
   return (
     <div className="app">
       <header>
@@ -60,12 +61,12 @@ export function App() {
           {t('logout')}
         </button>
       </header>
-      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab)}</main>
+      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab, me.id)}</main>
     </div>
   );
 }
 
-type Tab = 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Tab = 'live' | 'meetings' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
 /// The rooms: created, switched and edited whole; a meeting started now in one of them, with
 /// people picked on the spot.
@@ -166,8 +167,10 @@ function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
   );
 }
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void): ReactNode {
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void, meId: string): ReactNode {
   switch (tab) {
+    case 'meetings':
+      return <Meetings t={t} admin={admin} me={meId} />;
     case 'live':
       return <Live t={t} admin={admin} />;
     case 'rooms':
