@@ -343,6 +343,16 @@ pub(crate) async fn start_booked(
     booking: &conclave_store::model::Booking,
     room: Room,
 ) -> ApiResult<Vec<MemberCall>> {
+    // The live meeting asks for the booking's PIN (the one in the invitation) when the booking
+    // has one; otherwise the room's own. The room itself is not changed.
+    let room = match &booking.pin {
+        Some(pin) if !pin.is_empty() => Room {
+            pin: Some(pin.clone()),
+            has_pin: true,
+            ..room
+        },
+        _ => room,
+    };
     let caller = Caller {
         user: organiser,
         credential: super::extract::Credential::Schedule {

@@ -5,6 +5,7 @@
 use crate::both_backends;
 use crate::common::{Db, TestServer, free_udp_port, sipp_installed, start};
 use crate::restart::spawn_on;
+use crate::room_call::Caller;
 use crate::trunks::{ANSWERING_GATEWAY, explain, gateway, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -392,6 +393,62 @@ fn utc_in(secs: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A meeting started from a booking asks callers for the booking's PIN (the one in the
+/// invitation), in the lobby and with the feature code; the room's own PIN does not let them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_meeting_asks_for_the_bookings_pin() {
+    let s = start(Db::Sqlite, "scheduled_pin").await.expect("server");
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8402", "name": "Board", "pin": "1234" }),
+        )
+        .await
+        .id();
+    s.post(
+        "/bookings",
+        &admin,
+        json!({
+            "room_id": room, "time_zone": "UTC", "start_local": utc_in(1), "duration_minutes": 30,
+            "pin": "5678", "settings": { "dial_out": false },
+        }),
+    )
+    .await
+    .expect(201);
+    let live = wait_for(&s, &admin, &format!("/conferences/{room}"), |r| {
+        r["room_id"] == json!(room)
+    })
+    .await;
+    assert_eq!(live["room_id"], json!(room), "{live}");
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let roster = async || {
+        s.get(&format!("/conferences/{room}"), &admin).await.body["members"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let mut a = Caller::new(sip, "alice").await;
+    assert_eq!(a.dial("8402").await, 200, "answered, to key in the PIN");
+    a.press("1234#").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(roster().await, 0, "the room's own PIN does not let her in");
+    a.press("5678#").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(roster().await, 1, "the booking's PIN does");
+    let mut wrong = Caller::new(sip, "eve").await;
+    assert_eq!(wrong.dial("*400*8402*1234").await, 403);
+    let mut direct = Caller::new(sip, "dave").await;
+    assert_eq!(direct.dial("*400*8402*5678").await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(roster().await, 2);
+    assert_eq!(a.hang_up("8402").await, 200);
+    assert_eq!(direct.hang_up("*400*8402*5678").await, 200);
+    s.post(&format!("/conferences/{room}/end"), &admin, json!({}))
+        .await;
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
