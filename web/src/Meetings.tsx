@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import {
-  all, api, asError, type ApiError, type Booking, type BookingMember, type Conflict, type Group, type Member,
+  all, api, asError, type ApiError, type Booking, type BookingMember, type Conflict, type Group, type MailMessage, type Member,
   type MyOccurrence, type Occurrence, type Room,
 } from './api';
 import type { Key, T } from './i18n';
@@ -446,7 +446,54 @@ function OccurrencePanel({ t, occ, canEdit, onEditSeries, onClose }: {
         {canEdit && <button data-testid="occ-cancel-series" onClick={cancelSeries}>{t('cancelSeries')}</button>}
         <button data-testid="occ-close" onClick={() => onClose(false)}>{t('close')}</button>
       </div>
+      {canEdit && <MailStatus t={t} bookingId={occ.booking_id} />}
     </section>
+  );
+}
+
+// ---------------------------------------------------------------- invitations
+
+/// The e-mail invitations of a booking and what became of each (its organiser and administrators).
+function MailStatus({ t, bookingId }: { t: T; bookingId: string }) {
+  const [items, setItems] = useState<MailMessage[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api<{ items: MailMessage[] }>('GET', `/bookings/${bookingId}/mail`).then(
+      (r) => setItems(r.items),
+      (e) => setError(asError(e).message),
+    );
+  }, [bookingId]);
+  if (error) return <p className="error" role="alert">{error}</p>;
+  if (!items) return null;
+  return (
+    <>
+      <h4>{t('invitationsByMail')}</h4>
+      {items.length === 0 ? (
+        <p className="empty">{t('noMail')}</p>
+      ) : (
+        <table data-testid="mail-status">
+          <thead><tr><th>{t('recipient')}</th><th>{t('mailKind')}</th><th>{t('status')}</th></tr></thead>
+          <tbody>
+            {items.map((m) => (
+              <tr key={m.id}>
+                <td>{m.recipient_name} &lt;{m.recipient}&gt;</td>
+                <td>{t(m.method === 'CANCEL' ? 'mail_cancel' : m.sequence === 0 ? 'mail_invite' : 'mail_update')}</td>
+                <td>
+                  {m.sent_at !== null
+                    ? `${t('mailSent')} ${t.time(m.sent_at)}`
+                    : (
+                      <span className={m.last_error ? 'error' : ''}>
+                        {t('mailWaiting').replace('{n}', String(m.attempts)).replace('{at}', t.time(m.next_attempt_at))}
+                        {m.last_error && <small className="error"> {m.last_error}</small>}
+                      </span>
+                    )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
   );
 }
 

@@ -153,6 +153,13 @@ export type MyOccurrence = Occurrence & {
   name: string; room_id: string; room_number: string; organiser_id: string; role: string; time_zone: string;
 };
 
+/// An e-mail invitation and what became of it (`listMeetingMail`).
+export type MailMessage = {
+  id: string; booking_id: string; recipient: string; recipient_name: string; language: string;
+  method: 'REQUEST' | 'CANCEL' | string; sequence: number; subject: string; attempts: number;
+  next_attempt_at: number; sent_at: number | null; last_error: string | null; created_at: number;
+};
+
 /// Every page of a list.
 export async function all<R>(path: string): Promise<R[]> {
   const items: R[] = [];

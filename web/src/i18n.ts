@@ -3,6 +3,15 @@
 export type Lang = 'en' | 'zh';
 
 const en = {
+  invitationsByMail: 'Invitations by e-mail',
+  noMail: 'No e-mail sent (nobody invited has an address, or no mail server is configured).',
+  recipient: 'To',
+  mailKind: 'What',
+  mail_invite: 'Invitation',
+  mail_update: 'Update',
+  mail_cancel: 'Cancellation',
+  mailSent: 'Sent',
+  mailWaiting: 'Not sent yet ({n} attempts); next try {at}.',
   meetings: 'Meetings',
   bookMeeting: 'Book a meeting',
   bookIt: 'Book',
@@ -318,6 +327,15 @@ const en = {
 };
 
 const zh: typeof en = {
+  invitationsByMail: '邮件邀请',
+  noMail: '未发送邮件（受邀者都没有邮箱，或未配置邮件服务器）。',
+  recipient: '收件人',
+  mailKind: '类型',
+  mail_invite: '邀请',
+  mail_update: '变更通知',
+  mail_cancel: '取消通知',
+  mailSent: '已发送',
+  mailWaiting: '尚未发送（已尝试 {n} 次）；下次重试：{at}。',
   meetings: '会议预约',
   bookMeeting: '预约会议',
   bookIt: '预约',

@@ -22,6 +22,7 @@ pub struct Running {
     webhooks: crate::webhooks::Webhooks,
     /// Starts scheduled meetings at their time.
     starter: JoinHandle<()>,
+    mailer: JoinHandle<()>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -32,6 +33,7 @@ impl Running {
     pub async fn stop(mut self) -> Result<()> {
         // No scheduled meeting starts while the server stops.
         self.starter.abort();
+        self.mailer.abort();
         self.meetings.shutdown(Duration::from_secs(10)).await;
         // What the meetings asked of SIP (their BYEs) goes out before SIP stops.
         self.sip.handle.flush(Duration::from_secs(2)).await;
@@ -134,6 +136,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         sealer,
     );
     let starter = tokio::spawn(crate::scheduling::starter::run(state.clone()));
+    let mailer = tokio::spawn(crate::scheduling::mail::run(state.clone()));
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve(listener, app, listener_limits, async {
@@ -148,6 +151,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         media,
         webhooks,
         starter,
+        mailer,
         stop: Some(stop),
         task,
     })

@@ -513,6 +513,39 @@ impl Default for OutboundPolicy {
     }
 }
 
+/// An e-mail invitation of a scheduled meeting: queued in the transaction of the change, sent
+/// with retries (`listMeetingMail` shows the organiser what became of each).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MailMessage {
+    pub id: String,
+    #[serde(skip)]
+    pub tenant_id: String,
+    pub booking_id: String,
+    /// The address it goes to.
+    pub recipient: String,
+    pub recipient_name: String,
+    /// `en` or `zh`.
+    pub language: String,
+    /// iCalendar METHOD: `REQUEST` (an invitation or an update) or `CANCEL`.
+    pub method: String,
+    /// iCalendar SEQUENCE (the booking's, when the message was queued).
+    pub sequence: i64,
+    pub subject: String,
+    #[serde(skip)]
+    pub body: String,
+    #[serde(skip)]
+    pub ics: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When the next attempt is due (epoch ms; meaningless once sent).
+    pub next_attempt_at: i64,
+    /// When the mail server took it (absent: not yet).
+    pub sent_at: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
 /// A webhook delivery waiting to be made (the event's JSON, signed when sent).
 #[derive(Debug, Clone)]
 pub struct WebhookDelivery {

@@ -25,6 +25,7 @@ pub mod bookings;
 pub mod departments;
 pub mod directory;
 pub mod groups;
+pub mod mail;
 
 /// A page of results and the cursor for the next one.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use super::problem::{ApiError, ApiResult, Problem};
 use super::validate::Checks;
 use super::{ApiQuery, AppState, Audit, List, ListParams, audit, deny};
 use crate::scheduling::conflicts::{self, Conflict, Slot};
-use crate::scheduling::{Occurrence, occurrences, recurrence};
+use crate::scheduling::{Occurrence, mail, occurrences, recurrence};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_meeting, update_meeting, cancel_meeting))
         .routes(routes!(list_occurrences))
         .routes(routes!(update_occurrence))
+        .routes(routes!(list_meeting_mail))
         .routes(routes!(list_my_meetings))
         .routes(routes!(create_calendar_feed, revoke_calendar_feed))
         .routes(routes!(calendar_feed))
@@ -534,8 +535,10 @@ async fn create_meeting(
     }
     repo::bookings::insert(&mut tx, &b).await?;
     audit(&mut tx, &caller, entry("createMeeting", &b)).await?;
+    mail::enqueue(&state, &mut tx, &b, false).await?;
     tx.commit().await?;
     state.schedule_changed.notify_one();
+    state.mail_queued.notify_one();
     Ok((StatusCode::CREATED, Json(b)))
 }
 
@@ -720,8 +723,10 @@ async fn update_meeting(
     b.updated_at = now_ms();
     repo::bookings::update(&mut tx, &b).await?;
     audit(&mut tx, &caller, entry("updateMeeting", &b)).await?;
+    mail::enqueue(&state, &mut tx, &b, false).await?;
     tx.commit().await?;
     state.schedule_changed.notify_one();
+    state.mail_queued.notify_one();
     Ok(Json(b))
 }
 
@@ -744,9 +749,11 @@ async fn cancel_meeting(
         b.updated_at = now_ms();
         repo::bookings::update(&mut tx, &b).await?;
         audit(&mut tx, &caller, entry("cancelMeeting", &b)).await?;
+        mail::enqueue(&state, &mut tx, &b, true).await?;
     }
     tx.commit().await?;
     state.schedule_changed.notify_one();
+    state.mail_queued.notify_one();
     Ok(Json(b))
 }
 
@@ -824,8 +831,10 @@ async fn update_occurrence(
         e.detail["original_start"] = original_start.into();
         e.detail["cancelled"] = body.cancelled.into();
         audit(&mut tx, &caller, e).await?;
+        mail::enqueue(&state, &mut tx, &b, false).await?;
         tx.commit().await?;
         state.schedule_changed.notify_one();
+        state.mail_queued.notify_one();
         return Ok(Json(b));
     }
     // This and the following: the series ends before it; the rest becomes a new series.
@@ -891,9 +900,11 @@ async fn update_occurrence(
     e.detail["original_start"] = original_start.into();
     e.detail["scope"] = "following".into();
     audit(&mut tx, &caller, e).await?;
+    mail::enqueue(&state, &mut tx, &b, b.cancelled).await?;
     if body.cancelled {
         tx.commit().await?;
         state.schedule_changed.notify_one();
+        state.mail_queued.notify_one();
         return Ok(Json(b));
     }
     check(&mut tx, &caller, &mut next, &[]).await?;
@@ -905,12 +916,42 @@ async fn update_occurrence(
     }
     repo::bookings::insert(&mut tx, &next).await?;
     audit(&mut tx, &caller, entry("createMeeting", &next)).await?;
+    mail::enqueue(&state, &mut tx, &next, false).await?;
     tx.commit().await?;
     state.schedule_changed.notify_one();
+    state.mail_queued.notify_one();
     Ok(Json(next))
 }
 
 /// Every occurrence, in a time range, of the meetings the caller organises or is invited to.
+#[derive(Serialize, ToSchema)]
+pub struct MailList {
+    /// Newest first (at most 500).
+    pub items: Vec<conclave_store::model::MailMessage>,
+}
+
+/// The invitations mailed for a scheduled meeting and what became of each (sent, or waiting
+/// with the last failure): its organiser and administrators.
+#[utoipa::path(get, path = "/bookings/{id}/mail", operation_id = "listMeetingMail", tag = "scheduling",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = MailList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list_meeting_mail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MailList>> {
+    let mut conn = state.store.conn().await?;
+    let b = load(&mut conn, &caller, &id).await?;
+    if b.organiser_id != caller.user.id && !caller.administers(&b.tenant_id) {
+        return Err(ApiError::forbidden(
+            "only the organiser and administrators see the meeting's mail",
+        ));
+    }
+    Ok(Json(MailList {
+        items: repo::mail::of_booking(&mut conn, &b.id, 500).await?,
+    }))
+}
+
 #[utoipa::path(get, path = "/my/meetings", operation_id = "listMyMeetings", tag = "scheduling",
     security(("bearer" = [])), params(Range),
     responses((status = 200, body = MyOccurrences), (status = 422, body = Problem)))]

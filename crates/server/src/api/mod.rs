@@ -59,6 +59,8 @@ pub struct AppState {
     /// Woken when a scheduled meeting is booked, changed or cancelled: the starter looks
     /// again at what is due next.
     pub schedule_changed: Arc<tokio::sync::Notify>,
+    /// Woken when invitations are queued: the mailer sends them.
+    pub mail_queued: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -81,6 +83,7 @@ impl AppState {
             sealer,
             credentials_revoked: Arc::new(tokio::sync::watch::Sender::new(0)),
             schedule_changed: Arc::new(tokio::sync::Notify::new()),
+            mail_queued: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

@@ -3,6 +3,7 @@
 //! `api/bookings.rs`; the tables are the store's `bookings` and `booking_*`.
 
 pub mod conflicts;
+pub mod mail;
 pub mod recurrence;
 pub mod starter;
 

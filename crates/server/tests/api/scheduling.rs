@@ -628,3 +628,315 @@ async fn a_restart_around_the_start_starts_it_once() {
     assert_eq!(live, 404, "the killed meeting is not started again");
     p.stop();
 }
+
+/// The Python with `aiosmtpd` (scripts/install-deps.sh --test puts it in the venv).
+fn smtp_python() -> Option<String> {
+    let python = std::env::var("CONCLAVE_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/conclave/venv/bin/python",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: no {python} with aiosmtpd (scripts/install-deps.sh --test)");
+    }
+    ok.then_some(python)
+}
+
+/// A real SMTP server (aiosmtpd) that stores what it receives in a Maildir.
+fn smtp_server(python: &str, port: u16, maildir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(python)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(maildir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("aiosmtpd")
+}
+
+/// What arrived: each message's To, Subject, the calendar part's METHOD and text, and the
+/// plain text (decoded by Python's email package).
+fn received(python: &str, maildir: &std::path::Path) -> Vec<Value> {
+    let script = r#"
+import email, email.policy, json, os, sys
+out = []
+for sub in ("new", "cur"):
+    d = os.path.join(sys.argv[1], sub)
+    for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        with open(os.path.join(d, f), "rb") as fh:
+            m = email.message_from_binary_file(fh, policy=email.policy.default)
+        item = {"to": str(m["To"]), "subject": str(m["Subject"])}
+        for part in m.walk():
+            if part.get_content_type() == "text/calendar":
+                item["method"] = part.get_param("method")
+                item["ics"] = part.get_content()
+            elif part.get_content_type() == "text/plain" and "text" not in item:
+                item["text"] = part.get_content()
+        out.append(item)
+print(json.dumps(out))
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(maildir)
+        .output()
+        .expect("python");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// A property of the first VEVENT of an iCalendar text, parsed back with the `icalendar` parser.
+fn vevent_property(ics: &str, name: &str) -> Option<String> {
+    let text = icalendar::parser::unfold(ics);
+    let cal = icalendar::parser::read_calendar(&text).ok()?;
+    let event = cal.components.iter().find(|c| c.name == "VEVENT")?;
+    event
+        .properties
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.val.to_string())
+}
+
+fn calendar_method(ics: &str) -> Option<String> {
+    let text = icalendar::parser::unfold(ics);
+    let cal = icalendar::parser::read_calendar(&text).ok()?;
+    cal.properties
+        .iter()
+        .find(|p| p.name == "METHOD")
+        .map(|p| p.val.to_string())
+}
+
+async fn mail_of(s: &TestServer, token: &str, booking: &str) -> Vec<Value> {
+    s.get(&format!("/bookings/{booking}/mail"), token)
+        .await
+        .body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Waits (up to 40 s) until `ok` holds for the booking's mail.
+async fn mail_until(
+    s: &TestServer,
+    token: &str,
+    booking: &str,
+    ok: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..400 {
+        last = mail_of(s, token, booking).await;
+        if ok(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// Invitations by e-mail through a real SMTP server (aiosmtpd) that is down at first: the
+/// failure is shown to the organiser, the mail is retried and arrives once the server is up;
+/// an update (same UID, higher SEQUENCE) while the server is stopped again arrives when it is
+/// started again; the cancellation is METHOD:CANCEL. Chinese, as the room speaks it.
+async fn invitations_by_mail(db: Db) {
+    let Some(python) = smtp_python() else {
+        return;
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let Some(s) = crate::common::start_with(db, "invitations_by_mail", |settings| {
+        settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        settings.mail_from = "conclave@example.org".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let mailtmp = tempfile::tempdir().expect("maildir");
+    // Created by aiosmtpd's Mailbox (with its tmp, new and cur).
+    let maildir = mailtmp.path().join("box");
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8403", "name": "Mail", "language": "zh" }),
+        )
+        .await
+        .id();
+    let grace = s
+        .post(
+            "/users",
+            &admin,
+            json!({ "username": "grace", "display_name": "Grace Hopper", "password": "cobol-compiler-1959",
+                    "email": "grace@example.org" }),
+        )
+        .await
+        .id();
+    let b = s
+        .post(
+            "/bookings",
+            &admin,
+            weekly(
+                &room,
+                "2027-06-07T09:00",
+                json!({ "pin": "4321", "members": [
+                    { "kind": "user", "user_id": grace, "role": "member" },
+                    { "kind": "number", "number": "+8613900000009", "display_name": "No mail", "role": "member" },
+                ] }),
+            ),
+        )
+        .await;
+    b.expect(201);
+    let id = b.id();
+    // The mail server is down: the organiser sees the failure, and the mail waits.
+    let mail = mail_until(&s, &admin, &id, |m| {
+        m.len() == 1 && m[0]["attempts"].as_i64() >= Some(1) && m[0]["last_error"].is_string()
+    })
+    .await;
+    assert_eq!(
+        mail.len(),
+        1,
+        "one invitation (the number has no address): {mail:?}"
+    );
+    assert_eq!(mail[0]["recipient"], json!("grace@example.org"));
+    assert!(
+        mail[0]["sent_at"].is_null() && mail[0]["last_error"].is_string(),
+        "{mail:?}"
+    );
+    let mut smtp = smtp_server(&python, port, &maildir);
+    let mail = mail_until(&s, &admin, &id, |m| m[0]["sent_at"].is_i64()).await;
+    assert!(
+        mail[0]["sent_at"].is_i64(),
+        "sent once the server is up: {mail:?}"
+    );
+    let got = received(&python, &maildir);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0]["to"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("grace@example.org")
+    );
+    assert!(
+        got[0]["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("会议邀请"),
+        "{got:?}"
+    );
+    assert!(
+        got[0]["text"].as_str().unwrap_or_default().contains("4321"),
+        "{got:?}"
+    );
+    assert_eq!(got[0]["method"], json!("REQUEST"));
+    let ics = got[0]["ics"].as_str().unwrap_or_default().to_owned();
+    let uid = format!("{id}@conclave");
+    assert_eq!(calendar_method(&ics).as_deref(), Some("REQUEST"), "{ics}");
+    assert_eq!(
+        vevent_property(&ics, "UID").as_deref(),
+        Some(uid.as_str()),
+        "{ics}"
+    );
+    assert_eq!(
+        vevent_property(&ics, "SEQUENCE").as_deref(),
+        Some("0"),
+        "{ics}"
+    );
+    assert!(
+        vevent_property(&ics, "RRULE").is_some_and(|r| r.contains("FREQ=WEEKLY")),
+        "{ics}"
+    );
+    assert_eq!(
+        vevent_property(&ics, "DTSTART").as_deref(),
+        Some("20270607T090000"),
+        "{ics}"
+    );
+
+    // Stopped again: an update waits, then arrives when the server is started again.
+    smtp.kill().expect("kill aiosmtpd");
+    let _ = smtp.wait();
+    s.patch(
+        &format!("/bookings/{id}"),
+        &admin,
+        json!({ "name": "Weekly (moved)", "start_local": "2027-06-07T10:00" }),
+    )
+    .await
+    .expect(200);
+    let mail = mail_until(&s, &admin, &id, |m| {
+        m.len() == 2 && m[0]["last_error"].is_string()
+    })
+    .await;
+    assert_eq!(mail.len(), 2, "{mail:?}");
+    assert!(mail[0]["sent_at"].is_null(), "{mail:?}");
+    let mut smtp = smtp_server(&python, port, &maildir);
+    let mail = mail_until(&s, &admin, &id, |m| m[0]["sent_at"].is_i64()).await;
+    assert!(mail[0]["sent_at"].is_i64(), "{mail:?}");
+    // Cancelled: METHOD:CANCEL, the same UID, a higher SEQUENCE.
+    s.delete(&format!("/bookings/{id}"), &admin)
+        .await
+        .expect(200);
+    let mail = mail_until(&s, &admin, &id, |m| {
+        m.len() == 3 && m[0]["sent_at"].is_i64()
+    })
+    .await;
+    assert_eq!(mail[0]["method"], json!("CANCEL"), "{mail:?}");
+    let got = received(&python, &maildir);
+    assert_eq!(got.len(), 3, "{got:?}");
+    let by_sequence = |n: &str| {
+        got.iter()
+            .find(|g| {
+                vevent_property(g["ics"].as_str().unwrap_or_default(), "SEQUENCE").as_deref()
+                    == Some(n)
+            })
+            .cloned()
+            .unwrap_or_default()
+    };
+    let update = by_sequence("1");
+    let ics = update["ics"].as_str().unwrap_or_default();
+    assert_eq!(calendar_method(ics).as_deref(), Some("REQUEST"), "{ics}");
+    assert_eq!(vevent_property(ics, "UID").as_deref(), Some(uid.as_str()));
+    assert_eq!(
+        vevent_property(ics, "SUMMARY").as_deref(),
+        Some("Weekly (moved)")
+    );
+    assert_eq!(
+        vevent_property(ics, "DTSTART").as_deref(),
+        Some("20270607T100000"),
+        "{ics}"
+    );
+    let cancel = by_sequence("2");
+    let ics = cancel["ics"].as_str().unwrap_or_default();
+    assert_eq!(cancel["method"], json!("CANCEL"));
+    assert_eq!(calendar_method(ics).as_deref(), Some("CANCEL"), "{ics}");
+    assert_eq!(vevent_property(ics, "UID").as_deref(), Some(uid.as_str()));
+    assert_eq!(vevent_property(ics, "STATUS").as_deref(), Some("CANCELLED"));
+    assert!(
+        cancel["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("会议已取消"),
+        "{cancel:?}"
+    );
+    // Someone invited does not see the mail list; an unknown meeting is 404.
+    s.get("/bookings/nope/mail", &admin)
+        .await
+        .expect_problem(404, None);
+    smtp.kill().expect("kill aiosmtpd");
+    let _ = smtp.wait();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_by_mail_sqlite() {
+    invitations_by_mail(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_by_mail_postgres() {
+    invitations_by_mail(Db::Postgres).await;
+}
