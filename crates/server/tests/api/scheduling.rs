@@ -922,7 +922,7 @@ async fn invitations_by_mail(db: Db) {
             .contains("会议已取消"),
         "{cancel:?}"
     );
-    // Someone invited does not see the mail list; an unknown meeting is 404.
+    // An unknown meeting has no mail list.
     s.get("/bookings/nope/mail", &admin)
         .await
         .expect_problem(404, None);
