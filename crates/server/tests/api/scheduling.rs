@@ -940,3 +940,95 @@ async fn invitations_by_mail_sqlite() {
 async fn invitations_by_mail_postgres() {
     invitations_by_mail(Db::Postgres).await;
 }
+
+/// Mail waiting for a mail server that is down survives the server being killed: after a
+/// restart it is sent as soon as the mail server is up (the real binary, SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_waiting_survives_a_restart() {
+    let Some(python) = smtp_python() else {
+        return;
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    // The binary reads conclave.toml from its working directory (the data directory here).
+    std::fs::write(
+        dir.path().join("conclave.toml"),
+        format!("smtp_url = \"smtp://127.0.0.1:{port}\"\nmail_from = \"conclave@example.org\"\n"),
+    )
+    .expect("conclave.toml");
+    let mut p = spawn_on(dir.path(), None, Some("admin-password-2"), 0);
+    p.ready().await;
+    let admin = p.login("admin", "admin-password-2").await;
+    let (_, room) = send(
+        &p,
+        reqwest::Method::POST,
+        "/rooms",
+        &admin,
+        Some(json!({ "number": "8502", "name": "R" })),
+    )
+    .await;
+    let room = room["id"].as_str().expect("room").to_owned();
+    let (_, ada) = send(
+        &p,
+        reqwest::Method::POST,
+        "/users",
+        &admin,
+        Some(
+            json!({ "username": "ada", "display_name": "Ada", "password": "analytical-engine-1843",
+                     "email": "ada@example.org" }),
+        ),
+    )
+    .await;
+    let ada = ada["id"].as_str().expect("user").to_owned();
+    let (status, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/bookings",
+        &admin,
+        Some(weekly(
+            &room,
+            "2027-06-07T09:00",
+            json!({ "members": [{ "kind": "user", "user_id": ada, "role": "member" }] }),
+        )),
+    )
+    .await;
+    assert_eq!(status, 201, "{b}");
+    let id = b["id"].as_str().expect("booking").to_owned();
+    let path = format!("/bookings/{id}/mail");
+    until("a failed attempt", async || {
+        let (_, m) = send(&p, reqwest::Method::GET, &path, &admin, None).await;
+        m["items"][0]["last_error"].is_string()
+    })
+    .await;
+    // Killed while the mail waits; started again.
+    p.child.kill().expect("kill");
+    let _ = p.child.wait();
+    drop(p);
+    let mut p = spawn_on(dir.path(), None, None, 0);
+    p.ready().await;
+    let admin = p.login("admin", "admin-password-2").await;
+    let maildir = dir.path().join("box");
+    let mut smtp = smtp_server(&python, port, &maildir);
+    for _ in 0..300 {
+        if received(&python, &maildir).len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = received(&python, &maildir);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let ics = got[0]["ics"].as_str().unwrap_or_default();
+    assert_eq!(
+        vevent_property(ics, "UID"),
+        Some(format!("{id}@conclave")),
+        "{ics}"
+    );
+    let (_, m) = send(&p, reqwest::Method::GET, &path, &admin, None).await;
+    assert!(m["items"][0]["sent_at"].is_i64(), "{m}");
+    smtp.kill().expect("kill aiosmtpd");
+    let _ = smtp.wait();
+    p.stop();
+}
