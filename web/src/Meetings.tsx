@@ -258,7 +258,17 @@ export function BookingForm({ t, booking, onClose }: { t: T; booking: Booking | 
       ignore_conflicts: ignore,
     };
     try {
-      if (booking) await api('PATCH', `/bookings/${booking.id}`, body);
+      if (booking) {
+        // Only what changed of the timing is sent: changing it drops the series' moved and
+        // cancelled occurrences, which editing only the name must not do.
+        const before = draftOf(booking);
+        const patch: Record<string, unknown> = { ...body };
+        if (draft.time_zone === before.time_zone) delete patch.time_zone;
+        if (draft.date === before.date && draft.time === before.time) delete patch.start_local;
+        if (Number(draft.duration) === before.duration) delete patch.duration_minutes;
+        if (JSON.stringify(draft.rule) === JSON.stringify(before.rule)) delete patch.rrule;
+        await api('PATCH', `/bookings/${booking.id}`, patch);
+      }
       else await api('POST', '/bookings', body);
       setError(null);
       setConflicts(null);

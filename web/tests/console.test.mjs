@@ -1017,6 +1017,15 @@ test('meetings are booked ahead: a weekly series, a conflict shown in words and 
   await page.getByTestId(`day-${monday}`).locator('button.occ.cancelled').getByText('Weekly sync').waitFor();
   await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-week-en.png'), fullPage: true });
 
+  // The whole series renamed: the moved and the cancelled occurrences stay as they are.
+  await page.getByTestId(`day-${wednesday}`).getByText('Weekly sync').click();
+  await occ.getByTestId('occ-edit-series').click();
+  await form.getByTestId('bk-name').fill('Weekly sync (team)');
+  await form.getByTestId('bk-save').click();
+  await form.waitFor({ state: 'detached' });
+  await page.getByTestId(`day-${wednesday}`).locator('button.occ.moved').getByText('Weekly sync (team)').waitFor();
+  await page.getByTestId(`day-${monday}`).locator('button.occ.cancelled').getByText('Weekly sync (team)').waitFor();
+
   // The month view shows the series' occurrences of the month.
   await page.getByTestId('view-month').click();
   await page.getByTestId('calendar-month').waitFor();
@@ -1043,7 +1052,7 @@ test('meetings are booked ahead: a weekly series, a conflict shown in words and 
   await form.getByTestId('bk-freq').selectOption('monthly_weekday');
   await form.getByTestId('bk-save').click();
   await conflicts.waitFor();
-  assert.match(await conflicts.innerText(), /会议室已被“Weekly sync”/);
+  assert.match(await conflicts.innerText(), /会议室已被“Weekly sync \(team\)”/);
   await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-conflict-zh.png'), fullPage: true });
   await form.getByTestId('bk-cancel').click();
 
@@ -1059,7 +1068,7 @@ test('meetings are booked ahead: a weekly series, a conflict shown in words and 
 
   // What the console did is what the API holds.
   const bookings = (await get('/bookings')).items;
-  const series = bookings.find((b) => b.name === 'Weekly sync');
+  const series = bookings.find((b) => b.name === 'Weekly sync (team)');
   assert.equal(series.rrule, 'FREQ=WEEKLY;BYDAY=MO,WE;COUNT=6');
   assert.equal(series.time_zone, 'Europe/Berlin');
   assert.equal(series.start_local.slice(0, 16), `${monday}T10:00`);
