@@ -53,3 +53,11 @@ if [ -z "$node" ] || ! version_at_least 20.19 "$node"; then
   fi
   "$node_dir/bin/node" --version >/dev/null
 fi
+# The tests' Python tools live in one venv (~/.cache/conclave/venv, shared with
+# scripts/api-fuzz.sh): aiosmtpd is the real SMTP server the invitation tests mail to
+# (crates/server/tests/api/scheduling.rs, invitations_by_mail_*).
+if [ "${1:-}" = "--test" ]; then
+  venv="$HOME/.cache/conclave/venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null || "$venv/bin/pip" install -q "aiosmtpd==1.4.6"
+fi

@@ -8,6 +8,7 @@ import { BrandingEditor, BrandMark, useBranding, type Branding } from './Brandin
 import { Dashboard } from './Dashboard';
 import { History } from './History';
 import { AddGroupToTemplate, Directory } from './Directory';
+import { Meetings } from './Meetings';
 import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { Tenants } from './Tenants';
@@ -37,8 +38,8 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} branding={branding} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['dashboard', 'live', 'historyTab', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
-    : ['live', 'rooms', 'templates', 'directory', 'users', 'contacts'];
+    ? ['dashboard', 'live', 'meetings', 'historyTab', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
+    : ['live', 'meetings', 'rooms', 'templates', 'directory', 'users', 'contacts'];
   return (
     <div className="app">
       <header>
@@ -65,14 +66,14 @@ export function App() {
         </button>
       </header>
       <main>
-        {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab)}
+        {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab, me.id)}
         {tab === 'tenants' && admin && <OwnBranding t={t} tenantId={me.tenant_id} onSaved={setBranding} />}
       </main>
     </div>
   );
 }
 
-type Tab = 'dashboard' | 'live' | 'historyTab' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Tab = 'dashboard' | 'live' | 'meetings' | 'historyTab' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
 /// The rooms: created, switched and edited whole; a meeting started now in one of them, with
 /// people picked on the spot.
@@ -173,10 +174,12 @@ function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
   );
 }
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void): ReactNode {
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void, meId: string): ReactNode {
   switch (tab) {
     case 'dashboard':
       return <Dashboard t={t} onOpenLive={() => go('live')} />;
+    case 'meetings':
+      return <Meetings t={t} admin={admin} me={meId} />;
     case 'live':
       return <Live t={t} admin={admin} />;
     case 'historyTab':

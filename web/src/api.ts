@@ -4,10 +4,13 @@ export type FieldError = { field: string; reason: string };
 export class ApiError extends Error {
   status: number;
   errors: FieldError[];
-  constructor(status: number, detail: string, errors: FieldError[]) {
+  /// A booking's conflicts (409 from createMeeting, updateMeeting, updateOccurrence).
+  conflicts: Conflict[];
+  constructor(status: number, detail: string, errors: FieldError[], conflicts: Conflict[] = []) {
     super(detail);
     this.status = status;
     this.errors = errors;
+    this.conflicts = conflicts;
   }
 }
 
@@ -34,7 +37,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     if (response.status === 401) session.clear();
-    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
+    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? [], data.conflicts ?? []);
   }
   return data as T;
 }
@@ -127,6 +130,36 @@ export type DirectoryEntry = {
 export type GroupMember = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string };
 /// A group: the enterprise's (`owner_id` null) or the caller's own.
 export type Group = { id: string; name: string; description: string; owner_id: string | null; members: GroupMember[] };
+
+/// A conflict of a booking's occurrence: the room taken, someone double-booked, or the capacity.
+export type Conflict = {
+  occurrence_start: number; kind: 'room' | 'member' | 'capacity' | string; booking_id?: string; booking_name?: string;
+  other_start?: number; members?: string[]; detail: string;
+};
+export type BookingMember = Member & { presenter?: boolean };
+export type BookingSettings = { mute_on_entry: boolean; dial_out: boolean; record: boolean };
+/// A scheduled meeting (`getMeeting`): once, or repeating by an RRULE in the organiser's time zone.
+export type Booking = {
+  id: string; tenant_id: string; organiser_id: string; room_id: string; name: string; pin: string | null;
+  description: string; expected_participants: number; time_zone: string; start_local: string; duration_minutes: number;
+  rrule: string | null; exdates: number[]; first_start: number; last_end: number | null; settings: BookingSettings;
+  members: BookingMember[]; cancelled: boolean; sequence: number; split_from: string | null; created_at: number; updated_at: number;
+};
+export type Occurrence = {
+  booking_id: string; original_start: number; start_at: number; end_at: number; start_local: string;
+  moved: boolean; cancelled: boolean; started_at: number | null;
+};
+/// An occurrence of a meeting the user organises or is invited to (`listMyMeetings`).
+export type MyOccurrence = Occurrence & {
+  name: string; room_id: string; room_number: string; organiser_id: string; role: string; time_zone: string;
+};
+
+/// An e-mail invitation and what became of it (`listMeetingMail`).
+export type MailMessage = {
+  id: string; booking_id: string; recipient: string; recipient_name: string; language: string;
+  method: 'REQUEST' | 'CANCEL' | string; sequence: number; subject: string; attempts: number;
+  next_attempt_at: number; sent_at: number | null; last_error: string | null; created_at: number;
+};
 
 /// Every page of a list.
 export async function all<R>(path: string): Promise<R[]> {

@@ -1053,3 +1053,158 @@ test('the console runs under its Content-Security-Policy, which refused nothing'
   assert.equal(index.headers.get('x-frame-options'), 'DENY');
   assert.deepEqual(cspViolations, []);
 });
+
+test('meetings are booked ahead: a weekly series, a conflict shown in words and booked anyway, one occurrence moved, another cancelled, week and month views, in English and Chinese', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const get = (path) => fetch(`${base}/api/v1${path}`, { headers: auth }).then((r) => r.json());
+  const post = (path, body) => fetch(`${base}/api/v1${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) }).then((r) => r.json());
+  const room = await post('/rooms', { number: '8600', name: 'Board room' });
+  assert.ok(room.id, JSON.stringify(room));
+  const margaret = await post('/users', { username: 'margaret', display_name: 'Margaret Hamilton', password: 'apollo-guidance-1969', extension: '2601' });
+  assert.ok(margaret.id, JSON.stringify(margaret));
+
+  // The Monday at least a week ahead, and that week's Wednesday (dates in Europe/Berlin, the browser's zone here).
+  const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+  const now = Date.now() + 8 * 86_400_000;
+  const monday = day(now + ((8 - new Date(now).getUTCDay()) % 7) * 86_400_000);
+  const wednesday = day(Date.parse(monday) + 2 * 86_400_000);
+
+  const page = await browser.newPage({ locale: 'en-US', timezoneId: 'Europe/Berlin', viewport: { width: 1400, height: 1000 } });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('page-rooms').waitFor();
+  await page.getByTestId('tab-meetings').click();
+  await page.getByTestId('page-meetings').waitFor();
+
+  // A weekly series on Mondays and Wednesdays, six times, with Margaret from the directory.
+  await page.getByTestId('book-new').click();
+  const form = page.getByTestId('booking-form');
+  await form.waitFor();
+  // The name and PIN are proposed.
+  await page.waitForFunction(() => document.querySelector('[data-testid=bk-pin]')?.value.length >= 4);
+  assert.equal(await form.getByTestId('bk-zone').inputValue(), 'Europe/Berlin');
+  await form.getByTestId('bk-name').fill('Weekly sync');
+  await form.getByTestId('bk-room').selectOption({ label: '8600 · Board room' });
+  await form.getByTestId('bk-date').fill(monday);
+  await form.getByTestId('bk-time').fill('10:00');
+  await form.getByTestId('bk-duration').fill('60');
+  await form.getByTestId('bk-freq').selectOption('weekly');
+  await form.getByTestId('bk-day-MO').check();
+  await form.getByTestId('bk-day-WE').check();
+  await form.getByTestId('bk-end').selectOption('count');
+  await form.getByTestId('bk-count').fill('6');
+  await form.getByTestId('tpl-search').fill('Margaret');
+  await form.getByTestId('tpl-add-Margaret Hamilton').click();
+  await form.getByTestId('bk-presenter').selectOption({ label: 'Margaret Hamilton' });
+  await form.getByTestId('bk-save').click();
+  await form.waitFor({ state: 'detached' });
+
+  for (let i = 0; i < 3 && (await page.getByTestId(`day-${monday}`).count()) === 0; i++) await page.getByTestId('cal-next').click();
+  await page.getByTestId(`day-${monday}`).getByText('Weekly sync').waitFor();
+  await page.getByTestId(`day-${wednesday}`).getByText('Weekly sync').waitFor();
+
+  // A second meeting in the same room at the same time: the conflict, in words; booked anyway.
+  await page.getByTestId('book-new').click();
+  await form.getByTestId('bk-name').fill('Design review');
+  await form.getByTestId('bk-room').selectOption({ label: '8600 · Board room' });
+  await form.getByTestId('bk-date').fill(monday);
+  await form.getByTestId('bk-time').fill('10:30');
+  await form.getByTestId('bk-duration').fill('30');
+  await form.getByTestId('bk-save').click();
+  const conflicts = form.getByTestId('conflicts');
+  await conflicts.waitFor();
+  assert.match(await conflicts.innerText(), /the room is already booked for “Weekly sync”/);
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-conflict-en.png'), fullPage: true });
+  await conflicts.getByTestId('book-anyway').click();
+  await form.waitFor({ state: 'detached' });
+  await page.getByTestId(`day-${monday}`).getByText('Design review').waitFor();
+
+  // Wednesday's occurrence moved to 14:00, only that one.
+  await page.getByTestId(`day-${wednesday}`).getByText('Weekly sync').click();
+  const occ = page.getByTestId('occurrence');
+  await occ.getByTestId('occ-time').fill('14:00');
+  await occ.getByTestId('occ-scope').selectOption('this');
+  await occ.getByTestId('occ-move').click();
+  await occ.waitFor({ state: 'detached' });
+  await page.getByTestId(`day-${wednesday}`).locator('button.occ.moved').getByText('14:00').waitFor();
+
+  // Monday's occurrence cancelled.
+  await page.getByTestId(`day-${monday}`).getByText('Weekly sync').click();
+  await occ.getByTestId('occ-cancel-one').click();
+  await occ.waitFor({ state: 'detached' });
+  await page.getByTestId(`day-${monday}`).locator('button.occ.cancelled').getByText('Weekly sync').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-week-en.png'), fullPage: true });
+
+  // The whole series renamed: the moved and the cancelled occurrences stay as they are.
+  await page.getByTestId(`day-${wednesday}`).getByText('Weekly sync').click();
+  await occ.getByTestId('occ-edit-series').click();
+  await form.getByTestId('bk-name').fill('Weekly sync (team)');
+  await form.getByTestId('bk-save').click();
+  await form.waitFor({ state: 'detached' });
+  await page.getByTestId(`day-${wednesday}`).locator('button.occ.moved').getByText('Weekly sync (team)').waitFor();
+  await page.getByTestId(`day-${monday}`).locator('button.occ.cancelled').getByText('Weekly sync (team)').waitFor();
+
+  // The month view shows the series' occurrences of the month.
+  await page.getByTestId('view-month').click();
+  await page.getByTestId('calendar-month').waitFor();
+  await page.getByTestId(`day-${wednesday}`).getByText('Weekly sync').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-month-en.png'), fullPage: true });
+
+  // In Chinese.
+  await page.getByTestId('language').selectOption('zh');
+  await page.getByTestId('tab-meetings').getByText('会议预约').waitFor();
+  await page.getByTestId('view-month').getByText('月').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-month-zh.png'), fullPage: true });
+  await page.getByTestId('view-week').click();
+  await page.getByTestId(`day-${wednesday}`).getByText('Weekly sync').click();
+  await page.getByTestId('occurrence').getByText('调整时间或时长').waitFor();
+  // No mail server is configured here: the organiser is told no invitation was mailed.
+  await page.getByTestId('occurrence').getByText('未发送邮件').waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-week-zh.png'), fullPage: true });
+  await page.getByTestId('occ-close').click();
+  await page.getByTestId('book-new').click();
+  await form.getByTestId('bk-name').fill('设计评审');
+  await form.getByTestId('bk-room').selectOption({ label: '8600 · Board room' });
+  await form.getByTestId('bk-date').fill(wednesday);
+  await form.getByTestId('bk-time').fill('14:15');
+  await form.getByTestId('bk-freq').selectOption('monthly_weekday');
+  await form.getByTestId('bk-save').click();
+  await conflicts.waitFor();
+  assert.match(await conflicts.innerText(), /会议室已被“Weekly sync \(team\)”/);
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-meetings-conflict-zh.png'), fullPage: true });
+  await form.getByTestId('bk-cancel').click();
+
+  // The calendar feed: an address that serves iCalendar, revoked.
+  await page.getByTestId('feed-create').click();
+  const url = await page.getByTestId('feed-url').inputValue();
+  const ics = await fetch(url).then((r) => r.text());
+  assert.match(ics, /BEGIN:VCALENDAR/);
+  assert.match(ics, /SUMMARY:Weekly sync/);
+  await page.getByTestId('feed-revoke').click();
+  await page.getByText('该订阅地址已失效。').waitFor();
+  assert.equal((await fetch(url)).status, 404);
+
+  // What the console did is what the API holds.
+  const bookings = (await get('/bookings')).items;
+  const series = bookings.find((b) => b.name === 'Weekly sync (team)');
+  assert.equal(series.rrule, 'FREQ=WEEKLY;BYDAY=MO,WE;COUNT=6');
+  assert.equal(series.time_zone, 'Europe/Berlin');
+  assert.equal(series.start_local.slice(0, 16), `${monday}T10:00`);
+  assert.deepEqual(series.members.map((m) => [m.display_name, m.presenter]), [['Margaret Hamilton', true]]);
+  assert.ok(bookings.find((b) => b.name === 'Design review'));
+  assert.ok(!bookings.find((b) => b.name === '设计评审'));
+  const from = Date.parse(monday) - 86_400_000;
+  const occurrences = (await get(`/bookings/${series.id}/occurrences?from=${from}&to=${from + 30 * 86_400_000}`)).items;
+  assert.equal(occurrences.length, 6);
+  assert.equal(occurrences[0].cancelled, true);
+  assert.equal(occurrences[1].moved, true);
+  assert.equal(occurrences[1].start_local.slice(0, 16), `${wednesday}T14:00`);
+  assert.equal(occurrences.filter((o) => o.moved || o.cancelled).length, 2);
+  await page.close();
+});

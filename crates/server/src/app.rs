@@ -20,6 +20,9 @@ pub struct Running {
     pub meetings: crate::meeting::Meetings,
     media: crate::media::MediaPlane,
     webhooks: crate::webhooks::Webhooks,
+    /// Starts scheduled meetings at their time.
+    starter: JoinHandle<()>,
+    mailer: JoinHandle<()>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -28,6 +31,9 @@ impl Running {
     /// Ends every meeting (callers get a BYE, history is closed), stops accepting, lets
     /// requests in flight finish, and closes the database.
     pub async fn stop(mut self) -> Result<()> {
+        // No scheduled meeting starts while the server stops.
+        self.starter.abort();
+        self.mailer.abort();
         self.meetings.shutdown(Duration::from_secs(10)).await;
         // What the meetings asked of SIP (their BYEs) goes out before SIP stops.
         self.sip.handle.flush(Duration::from_secs(2)).await;
@@ -129,6 +135,8 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         Arc::new(settings),
         sealer,
     );
+    let starter = tokio::spawn(crate::scheduling::starter::run(state.clone()));
+    let mailer = tokio::spawn(crate::scheduling::mail::run(state.clone()));
     let app = api::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve(listener, app, listener_limits, async {
@@ -142,6 +150,8 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         meetings,
         media,
         webhooks,
+        starter,
+        mailer,
         stop: Some(stop),
         task,
     })

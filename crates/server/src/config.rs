@@ -137,6 +137,18 @@ pub struct ServeArgs {
     /// Callers not yet in a meeting, in all. Default: 500
     #[arg(long, env = "CONCLAVE_WAITING_TOTAL", value_name = "N")]
     pub waiting_total: Option<u32>,
+    /// Members the system carries at once, for the scheduled meetings' conflict check.
+    /// Default: 1000
+    #[arg(long, env = "CONCLAVE_SCHEDULING_CAPACITY", value_name = "N")]
+    pub scheduling_capacity: Option<u32>,
+    /// The mail server scheduled meetings' invitations go through:
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://user:pass@host:465`
+    /// (TLS), `smtp://host:25` (plain, a local relay). Unset: no invitations are mailed.
+    #[arg(long, env = "CONCLAVE_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of invitations. Default: conclave@<the host name>
+    #[arg(long, env = "CONCLAVE_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
     /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
     #[arg(
         long,
@@ -224,6 +236,9 @@ struct FileSettings {
     pin_timeout_seconds: Option<u32>,
     waiting_per_address: Option<u32>,
     waiting_total: Option<u32>,
+    scheduling_capacity: Option<u32>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
     session_ttl_minutes: Option<u32>,
     tls_handshake_timeout_seconds: Option<u32>,
     header_timeout_seconds: Option<u32>,
@@ -276,6 +291,11 @@ pub struct Settings {
     pub pin_timeout_seconds: u32,
     pub waiting_per_address: u32,
     pub waiting_total: u32,
+    /// Members at once that scheduled meetings may expect in all (the conflict check).
+    pub scheduling_capacity: u32,
+    /// Where invitations are mailed (see the flag); absent: not mailed.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
     pub session_ttl_minutes: u32,
     /// Timeouts and connection caps of the HTTP and SIP listeners.
     pub listener_limits: crate::limits::ListenerLimits,
@@ -508,6 +528,16 @@ impl Settings {
             pin_timeout_seconds,
             waiting_per_address,
             waiting_total,
+            scheduling_capacity: args
+                .scheduling_capacity
+                .or(file.scheduling_capacity)
+                .unwrap_or(1000),
+            smtp_url: args.smtp_url.clone().or(file.smtp_url),
+            mail_from: args
+                .mail_from
+                .clone()
+                .or(file.mail_from)
+                .unwrap_or_else(|| "conclave@localhost".to_owned()),
             session_ttl_minutes,
             listener_limits,
             web_dir: args

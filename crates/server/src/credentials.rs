@@ -135,6 +135,11 @@ pub fn new_api_key() -> (String, String) {
     )
 }
 
+/// A calendar feed's secret token (the credential in its URL); only its hash is stored.
+pub fn new_feed_token() -> String {
+    format!("cf_{}", random_hex(32))
+}
+
 /// A webhook's signing secret.
 pub fn new_webhook_secret() -> String {
     format!("whsec_{}", random_hex(24))

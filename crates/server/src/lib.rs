@@ -14,6 +14,7 @@ pub mod meeting;
 pub mod outbound;
 pub mod prompts;
 pub mod rooms;
+pub mod scheduling;
 pub mod secrets;
 pub mod sip;
 pub mod telemetry;

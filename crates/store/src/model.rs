@@ -513,6 +513,39 @@ impl Default for OutboundPolicy {
     }
 }
 
+/// An e-mail invitation of a scheduled meeting: queued in the transaction of the change, sent
+/// with retries (`listMeetingMail` shows the organiser what became of each).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MailMessage {
+    pub id: String,
+    #[serde(skip)]
+    pub tenant_id: String,
+    pub booking_id: String,
+    /// The address it goes to.
+    pub recipient: String,
+    pub recipient_name: String,
+    /// `en` or `zh`.
+    pub language: String,
+    /// iCalendar METHOD: `REQUEST` (an invitation or an update) or `CANCEL`.
+    pub method: String,
+    /// iCalendar SEQUENCE (the booking's, when the message was queued).
+    pub sequence: i64,
+    pub subject: String,
+    #[serde(skip)]
+    pub body: String,
+    #[serde(skip)]
+    pub ics: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// When the next attempt is due (epoch ms; meaningless once sent).
+    pub next_attempt_at: i64,
+    /// When the mail server took it (absent: not yet).
+    pub sent_at: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
 /// A webhook delivery waiting to be made (the event's JSON, signed when sent).
 #[derive(Debug, Clone)]
 pub struct WebhookDelivery {
@@ -594,4 +627,82 @@ pub struct DirectoryEntry {
     pub mobile: Option<String>,
     pub landline: Option<String>,
     pub email: Option<String>,
+}
+
+/// How a scheduled meeting runs when it starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct BookingSettings {
+    /// Members join muted.
+    pub mute_on_entry: bool,
+    /// The server calls every member at the start; otherwise they dial the room's number.
+    pub dial_out: bool,
+    /// Record the meeting (kept for when recording lands).
+    pub record: bool,
+}
+
+/// Someone invited to a scheduled meeting: a user, a contact or a raw number, with a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BookingMember {
+    pub kind: MemberKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    #[serde(default)]
+    pub display_name: String,
+    #[schema(value_type = String)]
+    pub role: conclave_conference::Role,
+    /// The meeting's presenter (at most one).
+    #[serde(default)]
+    pub presenter: bool,
+}
+
+/// A scheduled meeting (a booking): a meeting booked ahead in a room, once or repeating by
+/// an RFC 5545 rule in the organiser's time zone. The history of meetings that took place is
+/// `Meeting`; a booking's occurrences start meetings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Booking {
+    pub id: String,
+    pub tenant_id: String,
+    pub organiser_id: String,
+    pub room_id: String,
+    pub name: String,
+    /// Digits the organiser shares with the invitation; absent: none.
+    pub pin: Option<String>,
+    pub description: String,
+    pub expected_participants: i64,
+    /// IANA time zone of `start_local` and of the rule (`Europe/Berlin`).
+    pub time_zone: String,
+    /// Wall-clock start of the first occurrence, `YYYY-MM-DDTHH:MM`.
+    pub start_local: String,
+    pub duration_minutes: i64,
+    /// RFC 5545 RRULE value (`FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10`); absent: once.
+    pub rrule: Option<String>,
+    /// Occurrences taken out of the series, by the start the rule gives them (epoch ms).
+    pub exdates: Vec<i64>,
+    /// First occurrence's start and last one's end (epoch ms; absent: no end).
+    pub first_start: i64,
+    pub last_end: Option<i64>,
+    pub settings: BookingSettings,
+    pub members: Vec<BookingMember>,
+    pub cancelled: bool,
+    /// Rises with every change (iCalendar SEQUENCE).
+    pub sequence: i64,
+    /// The series this one was split from ("this and following").
+    pub split_from: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// An occurrence that differs from its rule, or that started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct OccurrenceOverride {
+    pub original_start: i64,
+    pub start_at: i64,
+    pub end_at: i64,
+    pub cancelled: bool,
+    pub started_at: Option<i64>,
 }

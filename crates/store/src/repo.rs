@@ -21,9 +21,11 @@ fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
+pub mod bookings;
 pub mod departments;
 pub mod directory;
 pub mod groups;
+pub mod mail;
 
 /// A page of results and the cursor for the next one.
 #[derive(Debug, Clone)]

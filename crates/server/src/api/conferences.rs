@@ -334,6 +334,91 @@ pub(super) async fn start(
     ))
 }
 
+/// A scheduled meeting's occurrence starts (`scheduling::starter`), as its organiser would
+/// start it: the room opens and, with `dial_out`, every member is called exactly as
+/// `startConference` calls them.
+pub(crate) async fn start_booked(
+    state: &AppState,
+    organiser: conclave_store::model::User,
+    booking: &conclave_store::model::Booking,
+    room: Room,
+) -> ApiResult<Vec<MemberCall>> {
+    // The live meeting asks for the booking's PIN (the one in the invitation) when the booking
+    // has one; otherwise the room's own. The room itself is not changed.
+    let room = match &booking.pin {
+        Some(pin) if !pin.is_empty() => Room {
+            pin: Some(pin.clone()),
+            has_pin: true,
+            ..room
+        },
+        _ => room,
+    };
+    let caller = Caller {
+        user: organiser,
+        credential: super::extract::Credential::Schedule {
+            booking_id: booking.id.clone(),
+        },
+        source: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let allowed = operator_role(&caller, &room).is_some();
+    let settings = TemplateSettings {
+        mute_on_entry: booking.settings.mute_on_entry,
+        record: booking.settings.record,
+        ..Default::default()
+    };
+    if !booking.settings.dial_out {
+        let entry = Audit {
+            action: "startConference",
+            tenant_id: &room.tenant_id,
+            target_type: "conference",
+            target_id: Some(&room.id),
+            detail: serde_json::json!({ "room": room.number, "booking_id": booking.id }),
+        };
+        if !allowed {
+            return Err(super::deny(
+                state,
+                &caller,
+                entry,
+                "the organiser no longer runs the room",
+            )
+            .await);
+        }
+        let live = conclave_conference::live::Settings {
+            mute_on_entry: settings.mute_on_entry,
+            ..Default::default()
+        };
+        // Nobody is called: the room waits for its members to dial in.
+        state.meetings.start(&room, live, None).map_err(refused)?;
+        let mut conn = state.store.conn().await?;
+        audit(&mut conn, &caller, entry).await?;
+        return Ok(Vec::new());
+    }
+    let members = booking
+        .members
+        .iter()
+        .map(|m| TemplateMember {
+            kind: m.kind,
+            user_id: m.user_id.clone(),
+            contact_id: m.contact_id.clone(),
+            number: m.number.clone(),
+            display_name: m.display_name.clone(),
+            role: m.role,
+        })
+        .collect();
+    let (_, Json(started)) = start(
+        state,
+        &caller,
+        Origin::Start,
+        room,
+        members,
+        settings,
+        None,
+        allowed,
+    )
+    .await?;
+    Ok(started.members)
+}
+
 /// Lists a member among the meeting's invitations and calls them; with the outbound
 /// policy's refusal, when that is why no call was placed.
 async fn call_member(

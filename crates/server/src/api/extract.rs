@@ -164,8 +164,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    Session { id: String },
-    ApiKey { id: String },
+    Session {
+        id: String,
+    },
+    ApiKey {
+        id: String,
+    },
+    /// No request: the server starting a scheduled meeting for its organiser.
+    Schedule {
+        booking_id: String,
+    },
 }
 
 /// The authenticated caller of a request.

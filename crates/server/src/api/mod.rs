@@ -3,7 +3,8 @@
 
 mod api_keys;
 mod audit;
-mod conferences;
+mod bookings;
+pub(crate) mod conferences;
 mod contacts;
 mod departments;
 mod directory;
@@ -56,6 +57,11 @@ pub struct AppState {
     /// Bumped when sessions or API keys are revoked (logout, freeze, deletion, password
     /// change): open event streams check their credential again at once.
     pub credentials_revoked: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Woken when a scheduled meeting is booked, changed or cancelled: the starter looks
+    /// again at what is due next.
+    pub schedule_changed: Arc<tokio::sync::Notify>,
+    /// Woken when invitations are queued: the mailer sends them.
+    pub mail_queued: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -77,6 +83,8 @@ impl AppState {
             ),
             sealer,
             credentials_revoked: Arc::new(tokio::sync::watch::Sender::new(0)),
+            schedule_changed: Arc::new(tokio::sync::Notify::new()),
+            mail_queued: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -108,6 +116,7 @@ impl AppState {
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
         (name = "status", description = "What is happening now: meetings, calls, phones, load"),
+        (name = "scheduling", description = "Meetings booked ahead, once or repeating; my meetings and their calendar feed"),
     )
 )]
 struct ApiDoc;
@@ -150,7 +159,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(history::routes())
             .merge(events::routes())
             .merge(webhooks::routes())
-            .merge(trunks::routes()),
+            .merge(trunks::routes())
+            .merge(bookings::routes()),
     )
 }
 

@@ -26,6 +26,10 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For a scheduled meeting refused with 409: each conflict found (book anyway with
+    /// `ignore_conflicts: true`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<crate::scheduling::Conflict>,
 }
 
 #[derive(Debug)]
@@ -37,6 +41,8 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// Seconds to wait, for 429.
     pub retry_after: Option<u64>,
+    /// A scheduled meeting's conflicts, for 409 (boxed: errors stay small).
+    pub conflicts: Option<Box<crate::scheduling::ConflictList>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -50,6 +56,7 @@ impl ApiError {
             detail,
             errors: Vec::new(),
             retry_after: None,
+            conflicts: None,
         }
     }
 
@@ -183,6 +190,11 @@ impl ApiError {
             status: self.status.as_u16(),
             detail: self.detail.clone(),
             errors: self.errors.clone(),
+            conflicts: self
+                .conflicts
+                .as_ref()
+                .map(|c| c.0.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -93,6 +93,16 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
     let Some(room) = crate::rooms::find_dialled(store, &number, domain).await else {
         return Admission::NoSuchRoom;
     };
+    // A live meeting asks for the PIN it started with (a scheduled meeting's own PIN, or the
+    // room's as it was then): the lobby checks that one too.
+    let room = match meetings.live_room(&room.id) {
+        Some(live) => conclave_store::model::Room {
+            pin: live.pin,
+            has_pin: live.has_pin,
+            ..room
+        },
+        None => room,
+    };
     if room.pin.is_some() && meetings.pins().source_blocked(from).is_some() {
         return Admission::Blocked;
     }

@@ -17,6 +17,7 @@ mod participants;
 mod phone;
 mod restart;
 mod room_call;
+mod scheduling;
 mod session_timers;
 mod sip_calls;
 mod sip_digests;

@@ -123,7 +123,7 @@ impl Caller {
     }
 
     /// Presses keys: RFC 4733 telephone-events on the RTP stream (payload type 101).
-    async fn press(&self, keys: &str) {
+    pub(crate) async fn press(&self, keys: &str) {
         let to = self.remote_rtp.expect("answered");
         let ssrc = rand_u32(&self.tag);
         for key in keys.chars() {

@@ -328,7 +328,7 @@ Content-Length: 0
 "#;
 
 /// A gateway whose callee answers at once, and stays until we hang up.
-const ANSWERING_GATEWAY: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+pub(crate) const ANSWERING_GATEWAY: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="answering gateway">
   <recv request="INVITE"/>
   <send retrans="500"><![CDATA[
@@ -366,7 +366,7 @@ Content-Length: 0
 "#;
 
 /// Starts a sipp UAS gateway on `port`, handling `calls` calls, in the background.
-fn gateway(
+pub(crate) fn gateway(
     scenario: &'static str,
     port: u16,
     transport: &'static str,
@@ -395,7 +395,7 @@ fn gateway(
     })
 }
 
-fn explain(out: &Output) -> String {
+pub(crate) fn explain(out: &Output) -> String {
     let tail: Vec<&str> = std::str::from_utf8(&out.stdout)
         .unwrap_or("")
         .lines()
@@ -410,7 +410,12 @@ fn explain(out: &Output) -> String {
 }
 
 /// Polls `path` until `ok` holds (at most ~10 s); the last answer.
-async fn wait_for(s: &TestServer, token: &str, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(
+    s: &TestServer,
+    token: &str,
+    path: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let mut last = Value::Null;
     for _ in 0..100 {
         last = s.get(path, token).await.body;
