@@ -8,6 +8,7 @@ type Status = {
   extensions: number; extensions_registered: number;
   calls: { dial_in: number; dial_out: number; browser: number; ringing: number };
   meetings: { room_id: string; room_number: string; room_name: string; members: number; talking: number; locked: boolean }[];
+  next: { booking_id: string; name: string; room_id: string; start_at: number; end_at: number }[];
   server?: { live_meetings: number; media_workers: WorkerLoad[]; descriptors_open: number; descriptors_limit: number };
 };
 
@@ -84,6 +85,21 @@ export function Dashboard({ t, onOpenLive }: { t: T; onOpenLive: () => void }) {
                 <td>{m.talking}</td>
                 <td>{m.locked ? t('yes') : t('no')}</td>
                 <td className="actions"><button onClick={onOpenLive}>{t('open')}</button></td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h3>{t('meetingsNext')}</h3>
+      {status.next.length === 0 ? (
+        <p className="empty">{t('noMeetingsNext')}</p>
+      ) : (
+        <table data-testid="meetings-next">
+          <thead><tr><th>{t('name')}</th><th>{t('started')}</th><th>{t('ended')}</th></tr></thead>
+          <tbody>
+            {status.next.map((n) => (
+              <tr key={`${n.booking_id}-${n.start_at}`} data-testid={`next-${n.name}`}>
+                <td>{n.name}</td><td>{t.time(n.start_at)}</td><td>{t.time(n.end_at)}</td>
               </tr>
             ))}
           </tbody>

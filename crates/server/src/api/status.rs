@@ -49,6 +49,20 @@ pub struct MeetingNow {
     pub locked: bool,
 }
 
+/// A booked meeting about to happen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeetingNext {
+    pub booking_id: String,
+    pub name: String,
+    pub room_id: String,
+    pub start_at: i64,
+    pub end_at: i64,
+}
+
+/// How far ahead the dashboard looks for booked meetings, and how many it lists.
+const NEXT_WINDOW_MS: i64 = 24 * 3600 * 1000;
+const NEXT_MAX: usize = 10;
+
 /// The server's own load (system administrators).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServerStatus {
@@ -74,6 +88,8 @@ pub struct Status {
     pub extensions: usize,
     pub extensions_registered: usize,
     pub meetings: Vec<MeetingNow>,
+    /// Booked meetings starting in the next 24 hours (at most ten), soonest first.
+    pub next: Vec<MeetingNext>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerStatus>,
 }
@@ -99,6 +115,7 @@ async fn get_status(
     let mut conn = state.store.conn().await?;
     let rooms = repo::rooms::count_of_tenant(&mut conn, &tenant_id).await?;
     let users = repo::users::with_extension(&mut conn, &tenant_id).await?;
+    let next = next_meetings(&mut conn, &tenant_id).await?;
     drop(conn);
     let extensions: Vec<String> = users.iter().filter_map(|u| u.extension.clone()).collect();
     let registered = state
@@ -157,6 +174,43 @@ async fn get_status(
         extensions: extensions.len(),
         extensions_registered: registered,
         meetings,
+        next,
         server,
     }))
+}
+
+/// The tenant's booked occurrences starting from now to a day ahead (not cancelled).
+async fn next_meetings(
+    conn: &mut conclave_store::Conn,
+    tenant_id: &str,
+) -> ApiResult<Vec<MeetingNext>> {
+    let now = conclave_store::now_ms();
+    let mut next = Vec::new();
+    for b in repo::bookings::active_between(conn, now, now + NEXT_WINDOW_MS).await? {
+        if b.tenant_id != tenant_id {
+            continue;
+        }
+        let overrides = repo::bookings::overrides(conn, &b.id).await?;
+        // A booking whose rule no longer expands is skipped, not an error of the dashboard.
+        let Ok(occurrences) =
+            crate::scheduling::occurrences(&b, &overrides, now, now + NEXT_WINDOW_MS)
+        else {
+            continue;
+        };
+        next.extend(
+            occurrences
+                .into_iter()
+                .filter(|o| !o.cancelled && o.start_at >= now)
+                .map(|o| MeetingNext {
+                    booking_id: b.id.clone(),
+                    name: b.name.clone(),
+                    room_id: b.room_id.clone(),
+                    start_at: o.start_at,
+                    end_at: o.end_at,
+                }),
+        );
+    }
+    next.sort_by_key(|n| n.start_at);
+    next.truncate(NEXT_MAX);
+    Ok(next)
 }

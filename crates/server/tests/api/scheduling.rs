@@ -369,7 +369,7 @@ async fn permissions_and_tenancy(s: &TestServer) {
 }
 
 /// Now plus `secs`, as UTC wall-clock time with seconds.
-fn utc_in(secs: i64) -> String {
+pub(crate) fn utc_in(secs: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

@@ -1,5 +1,6 @@
 //! The dashboard's figures (`getStatus`): a live meeting with a phone in it is counted by how
-//! the phone came; rooms, extensions and registrations of the tenant; the server's own load
+//! the phone came; rooms, extensions and registrations of the tenant; booked meetings of the
+//! next day; the server's own load
 //! only for system administrators; nothing of another tenant, nothing for a plain user.
 
 use crate::common::{Db, start};
@@ -21,12 +22,34 @@ async fn status_counts_what_is_live(db: Db) {
     .await
     .expect(201);
 
+    // A meeting booked for two hours from now is among the next ones; one in three days is not.
+    let idle = s.get("/rooms?limit=200", &sa).await.body["items"]
+        .as_array()
+        .and_then(|rooms| rooms.iter().find(|r| r["number"] == "8501").cloned())
+        .expect("room 8501");
+    for (name, secs) in [("Soon", 7200), ("Later", 3 * 86_400)] {
+        s.post(
+            "/bookings",
+            &sa,
+            json!({ "name": name, "room_id": idle["id"], "time_zone": "UTC",
+                    "start_local": crate::scheduling::utc_in(secs), "duration_minutes": 30 }),
+        )
+        .await
+        .expect(201);
+    }
     let before = s.get("/status", &sa).await;
     before.expect(200);
     assert_eq!(before.body["live_meetings"], 0, "{}", before.body);
     assert_eq!(before.body["rooms"], 2);
     assert_eq!(before.body["extensions"], 1);
     assert_eq!(before.body["extensions_registered"], 0);
+    let next: Vec<&str> = before.body["next"]
+        .as_array()
+        .expect("next")
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(next, ["Soon"], "{}", before.body);
 
     let sip = s.running.as_ref().expect("running").sip.udp;
     let mut phone = Phone::on(sip, "127.0.0.1", "status-caller").await;
