@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod credentials;
+pub mod directory_io;
 pub mod history;
 pub mod http;
 pub mod limiter;

@@ -7,6 +7,7 @@ mod conferences;
 mod contacts;
 mod departments;
 mod directory;
+mod directory_io;
 mod events;
 pub mod extract;
 mod groups;
@@ -139,6 +140,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(contacts::routes())
             .merge(departments::routes())
             .merge(directory::routes())
+            .merge(directory_io::routes())
             .merge(groups::routes())
             .merge(api_keys::routes())
             .merge(audit::routes())

@@ -7,6 +7,7 @@ mod brute_force;
 mod cli;
 mod common;
 mod directory;
+mod directory_io;
 mod exhaustion;
 mod faults;
 mod hardening;
