@@ -40,6 +40,65 @@ const IDLE_POLL_MS: i64 = 30_000;
 /// Events stored in one transaction at most.
 const BATCH: usize = 500;
 
+/// Wakes every delivery loop of the process: directory changes are queued inside their own
+/// transaction (not through the meetings' channel), and the loops learn of them here.
+static DIRECTORY_QUEUED: Notify = Notify::const_new();
+
+/// What `audit` targets count as directory changes.
+pub const DIRECTORY_TARGETS: [&str; 5] = ["department", "user", "contact", "group", "directory"];
+
+/// Queues a directory change (`type`: `directory.<action>`, e.g. `directory.createDepartment`,
+/// `directory.importDirectory`, `directory.scimPatchUser`) for each webhook of the tenant, in
+/// the caller's transaction: the change and its deliveries commit together, or neither.
+pub async fn queue_directory_change(
+    conn: &mut conclave_store::Conn,
+    tenant_id: &str,
+    actor: &str,
+    action: &str,
+    target_type: &str,
+    target_id: Option<&str>,
+    detail: &serde_json::Value,
+) -> conclave_store::Result<()> {
+    let hooks = repo::webhooks::of_tenant(conn, tenant_id).await?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let kind = format!("directory.{action}");
+    let body = serde_json::json!({
+        "actor": actor,
+        "at": now,
+        "event": {
+            "type": kind,
+            "target_type": target_type,
+            "id": target_id,
+            "detail": detail,
+        },
+    })
+    .to_string();
+    for hook in hooks {
+        let delivery = WebhookDelivery {
+            id: new_id(),
+            webhook_id: hook.id,
+            event_kind: kind.clone(),
+            body: body.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        };
+        repo::webhook_deliveries::insert(conn, &delivery).await?;
+    }
+    // The rows are visible once the caller commits: wake the senders shortly after (and
+    // again, in case the transaction took longer); a missed wake costs at most the idle poll.
+    tokio::spawn(async {
+        for ms in [20, 250, 2000] {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            DIRECTORY_QUEUED.notify_waiters();
+        }
+    });
+    Ok(())
+}
+
 /// The signature header's value for a body.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
@@ -370,6 +429,7 @@ async fn send(
         };
         tokio::select! {
             _ = queued.notified() => {}
+            _ = DIRECTORY_QUEUED.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(wait.max(10) as u64)) => {}
         }
     }

@@ -555,7 +555,25 @@ pub struct Audit<'a> {
 }
 
 /// Records an action in the audit log, in the caller's transaction.
+/// A directory change (department, person, enterprise group, import, SCIM) also queues its
+/// webhook deliveries here, in the same transaction; personal contacts and groups are
+/// nobody else's business and queue nothing.
 pub async fn audit(conn: &mut Conn, caller: &Caller, a: Audit<'_>) -> ApiResult<()> {
+    if crate::webhooks::DIRECTORY_TARGETS.contains(&a.target_type)
+        && a.detail["book"] != "personal"
+        && !a.tenant_id.is_empty()
+    {
+        crate::webhooks::queue_directory_change(
+            conn,
+            a.tenant_id,
+            &caller.user.username,
+            a.action,
+            a.target_type,
+            a.target_id,
+            &a.detail,
+        )
+        .await?;
+    }
     write_audit(
         conn,
         Some(caller),
