@@ -15,6 +15,7 @@ pub mod meeting;
 pub mod outbound;
 pub mod prompts;
 pub mod rooms;
+pub mod scim;
 pub mod secrets;
 pub mod sip;
 pub mod telemetry;

@@ -259,6 +259,7 @@ pub fn router(state: AppState) -> Router {
             async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
         }),
     )
+    .nest("/scim/v2", crate::scim::routes())
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics))
     .route("/api", get(api_not_found))

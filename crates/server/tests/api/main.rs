@@ -18,6 +18,7 @@ mod participants;
 mod phone;
 mod restart;
 mod room_call;
+mod scim;
 mod session_timers;
 mod sip_calls;
 mod sip_digests;
