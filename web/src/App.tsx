@@ -1,10 +1,12 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import {
-  api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
+  all, api, ApiError, session, type AuditEvent, type CallState, type Contact, type Invitation, type LiveConference,
   type LiveEvent, type Meeting, type Page, type Redialled, type Room, type RoomFlag, type Template, type User,
 } from './api';
 import { initialLang, translator, type Key, type Lang, type T } from './i18n';
 import { AddGroupToTemplate, Directory } from './Directory';
+import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
+import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 
@@ -58,62 +60,120 @@ export function App() {
           {t('logout')}
         </button>
       </header>
-      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id)}</main>
+      <main>{page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab)}</main>
     </div>
   );
 }
 
 type Tab = 'live' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string): ReactNode {
+/// The rooms: created, switched and edited whole; a meeting started now in one of them, with
+/// people picked on the spot.
+function Rooms({ t, go }: { t: T; go: (tab: Tab) => void }) {
+  const [panel, setPanel] = useState<{ kind: 'edit' | 'start'; room: Room } | null>(null);
+  const [generation, setGeneration] = useState(0);
+  const [users, setUsers] = useState<User[]>([]);
+  useEffect(() => {
+    all<User>('/users').then(setUsers, () => setUsers([]));
+  }, []);
+  return (
+    <>
+      {panel?.kind === 'edit' && (
+        <RoomEditor
+          key={panel.room.id} t={t} room={panel.room} users={users}
+          onClose={(saved) => {
+            setPanel(null);
+            if (saved) setGeneration((g) => g + 1);
+          }}
+        />
+      )}
+      {panel?.kind === 'start' && (
+        <AdHocStart key={panel.room.id} t={t} room={panel.room} onClose={() => setPanel(null)} onStarted={() => setTimeout(() => go('live'), 1500)} />
+      )}
+      <Resource<Room>
+        key={`rooms-${generation}`} t={t} path="/rooms" title="rooms" createTitle="newRoom"
+        columns={[
+          ['number', (r) => r.number],
+          ['name', (r) => r.name],
+          ['pin', (r) => r.pin ?? (r.has_pin ? '••••' : t('noPin'))],
+          ['capacity', (r) => r.capacity],
+          ['language', (r) => t(`lang_${r.language}`)],
+          ['roomSettings', (r, act) => <RoomSettings t={t} room={r} act={act} />],
+        ]}
+        fields={[
+          { name: 'number', label: 'number', required: true },
+          { name: 'name', label: 'name', required: true },
+          { name: 'pin', label: 'pin' },
+          { name: 'language', label: 'language', options: [['en', 'lang_en'], ['zh', 'lang_zh']] },
+          ...roomFlags.map(([name, label]) => ({ name, label, checkbox: true, checked: roomFlagDefaults[name] })),
+        ]}
+        extra={(r) => (
+          <>
+            <button className="primary" data-testid={`start-now-${r.number}`} onClick={() => setPanel({ kind: 'start', room: r })}>{t('startNow')}</button>
+            <button data-testid={`edit-room-${r.number}`} onClick={() => setPanel({ kind: 'edit', room: r })}>{t('edit')}</button>
+          </>
+        )}
+        canDelete={() => true}
+      />
+    </>
+  );
+}
+
+/// The stored meetings: each can be edited whole and started with one click (the meeting
+/// then shows on the live page).
+function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
+  const [editing, setEditing] = useState<Template | null>(null);
+  const [generation, setGeneration] = useState(0);
+  const [rooms, setRooms] = useState<Map<string, Room>>(new Map());
+  useEffect(() => {
+    all<Room>('/rooms').then((list) => setRooms(new Map(list.map((r) => [r.id, r]))), () => setRooms(new Map()));
+  }, [generation]);
+  return (
+    <>
+      {editing && (
+        <TemplateEditor
+          t={t} template={editing}
+          onClose={(saved) => {
+            setEditing(null);
+            if (saved) setGeneration((g) => g + 1);
+          }}
+        />
+      )}
+      <Resource<Template>
+        key={`templates-${generation}`} t={t} path="/templates" title="templates" createTitle="newTemplate"
+        columns={[
+          ['name', (x) => x.name],
+          ['description', (x) => x.description],
+          ['room', (x) => (x.room_id ? rooms.get(x.room_id)?.number ?? '' : t('noRoom'))],
+          ['members', (x) => x.members.length],
+          ['sharedWith', (x) => x.shared_with.length],
+        ]}
+        fields={[
+          { name: 'name', label: 'name', required: true },
+          { name: 'description', label: 'description' },
+        ]}
+        extra={(x, reload) => (
+          <>
+            <StartTemplate t={t} template={x} onStarted={() => setTimeout(() => go('live'), 1200)} />
+            <button data-testid={`edit-${x.name}`} onClick={() => setEditing(x)}>{t('edit')}</button>
+            <AddGroupToTemplate t={t} templateId={x.id} onAdded={reload} />
+            <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
+          </>
+        )}
+        canDelete={() => true}
+      />
+    </>
+  );
+}
+
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void): ReactNode {
   switch (tab) {
     case 'live':
       return <Live t={t} admin={admin} />;
     case 'rooms':
-      return (
-        <Resource<Room>
-          key="rooms" t={t} path="/rooms" title="rooms" createTitle="newRoom"
-          columns={[
-            ['number', (r) => r.number],
-            ['name', (r) => r.name],
-            ['pin', (r) => r.pin ?? (r.has_pin ? '••••' : t('noPin'))],
-            ['capacity', (r) => r.capacity],
-            ['language', (r) => t(`lang_${r.language}`)],
-            ['roomSettings', (r, act) => <RoomSettings t={t} room={r} act={act} />],
-          ]}
-          fields={[
-            { name: 'number', label: 'number', required: true },
-            { name: 'name', label: 'name', required: true },
-            { name: 'pin', label: 'pin' },
-            { name: 'language', label: 'language', options: [['en', 'lang_en'], ['zh', 'lang_zh']] },
-            ...roomFlags.map(([name, label]) => ({ name, label, checkbox: true, checked: roomFlagDefaults[name] })),
-          ]}
-          canDelete={() => true}
-        />
-      );
+      return <Rooms t={t} go={go} />;
     case 'templates':
-      return (
-        <Resource<Template>
-          key="templates" t={t} path="/templates" title="templates" createTitle="newTemplate"
-          columns={[
-            ['name', (x) => x.name],
-            ['description', (x) => x.description],
-            ['members', (x) => x.members.length],
-            ['sharedWith', (x) => x.shared_with.length],
-          ]}
-          fields={[
-            { name: 'name', label: 'name', required: true },
-            { name: 'description', label: 'description' },
-          ]}
-          extra={(x, reload) => (
-            <>
-              <AddGroupToTemplate t={t} templateId={x.id} onAdded={reload} />
-              <button onClick={() => api('POST', `/templates/${x.id}/copy`).then(reload)}>{t('copy')}</button>
-            </>
-          )}
-          canDelete={() => true}
-        />
-      );
+      return <Templates t={t} go={go} />;
     case 'directory':
       return <Directory t={t} admin={admin} />;
     case 'users':
@@ -232,11 +292,6 @@ type Field = {
 type Act = (request: Promise<unknown>) => void;
 
 /// The room settings the console switches, and their defaults for a new room.
-const roomFlags: [RoomFlag, Key][] = [
-  ['entry_chime', 'entryChime'],
-  ['alone_music', 'aloneMusic'],
-  ['members_skip_pin', 'membersSkipPin'],
-];
 const roomFlagDefaults: Record<RoomFlag, boolean> = { entry_chime: true, alone_music: true, members_skip_pin: false };
 
 /// A room's settings, each switched on or off in place (shown switched at once; the room as

@@ -1,21 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
-import { api, ApiError, type Department, type DirectoryEntry, type Group, type GroupMember, type Page } from './api';
+import { all, api, ApiError, asError, type Department, type DirectoryEntry, type Group, type GroupMember, type Page } from './api';
 import type { T } from './i18n';
 
-/// Every page of a list (the tree is fetched whole).
-async function all<R>(path: string): Promise<R[]> {
-  const items: R[] = [];
-  let cursor: string | null = null;
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page: Page<R> = await api<Page<R>>('GET', `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    items.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return items;
-}
-
-const asError = (err: unknown) => (err instanceof ApiError ? err : new ApiError(0, String(err), []));
 
 /// The directory: the organisation tree (administrators add, rename, move and delete
 /// departments), the people of the chosen department, a search by name, pinyin initials or

@@ -57,8 +57,10 @@ export type Room = {
 /// The settings of a room the console switches on and off.
 export type RoomFlag = 'entry_chime' | 'alone_music' | 'members_skip_pin';
 export type Member = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string; role: string };
+export type TemplateSettings = { mute_on_entry: boolean; record: boolean; lock_on_start: boolean; whisper_allowed: boolean };
 export type Template = {
-  id: string; name: string; description: string; owner_id: string; members: Member[]; shared_with: string[];
+  id: string; name: string; description: string; owner_id: string; room_id: string | null; settings: TemplateSettings;
+  members: Member[]; shared_with: string[];
 };
 export type Contact = {
   id: string; name: string; department: string; mobile: string | null; landline: string | null;
@@ -124,3 +126,18 @@ export type DirectoryEntry = {
 export type GroupMember = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string };
 /// A group: the enterprise's (`owner_id` null) or the caller's own.
 export type Group = { id: string; name: string; description: string; owner_id: string | null; members: GroupMember[] };
+
+/// Every page of a list.
+export async function all<R>(path: string): Promise<R[]> {
+  const items: R[] = [];
+  let cursor: string | null = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page: Page<R> = await api<Page<R>>('GET', `${path}${sep}limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+export const asError = (err: unknown) => (err instanceof ApiError ? err : new ApiError(0, String(err), []));

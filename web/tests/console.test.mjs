@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -731,6 +731,181 @@ test('the directory: a department tree, a person in it found by pinyin initials 
   await page.screenshot({ path: join(root, 'web', 'test-results', 'console-directory-zh.png'), fullPage: true });
   await page.getByTestId('language').selectOption('en');
   await page.close();
+});
+
+test('a template is edited whole (room, settings, members from the directory and by number, roles) and started with one click: the server calls the members', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const post = (path, body) => fetch(`${base}/api/v1${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) }).then((r) => r.json());
+  const room = await post('/rooms', { number: '8300', name: 'Weekly sync room' });
+  assert.ok(room.id, JSON.stringify(room));
+  const ada = await post('/users', { username: 'ada', display_name: 'Ada Lovelace', password: 'analytical-engine-1843', extension: '2301' });
+  assert.ok(ada.id, JSON.stringify(ada));
+  // A gateway that answers (sipp's built-in UAS) behind a trunk: the number member is called there.
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-sipp-'));
+  const gatewayPort = await freeUdpPort();
+  const gateway = spawn('sipp', ['-sn', 'uas', '-i', '127.0.0.1', '-p', String(gatewayPort), '-m', '1', '-nostdin', '-timeout', '60s'],
+    { cwd: dir, stdio: 'ignore' });
+  const trunk = await post('/trunks', { name: 'Answering gateway', host: '127.0.0.1', port: gatewayPort, priority: -10 });
+  assert.ok(trunk.id, JSON.stringify(trunk));
+  try {
+    const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
+    await page.goto(base);
+    await page.getByTestId('username').fill('admin');
+    await page.getByTestId('password').fill(password);
+    await page.getByTestId('login').click();
+    await page.getByTestId('tab-templates').click();
+    const form = page.getByTestId('create-form');
+    await form.getByTestId('field-name').fill('Weekly sync');
+    await form.getByTestId('create').click();
+    // Without a room it cannot start: the button says why.
+    const start = page.getByTestId('start-Weekly sync');
+    await start.waitFor();
+    assert.equal(await start.isDisabled(), true);
+
+    await page.getByTestId('edit-Weekly sync').click();
+    const editor = page.getByTestId('template-editor');
+    await editor.getByTestId('tpl-room').selectOption({ label: '8300 · Weekly sync room' });
+    await editor.getByTestId('tpl-mute_on_entry').check();
+    await editor.getByTestId('tpl-search').fill('ada');
+    await editor.getByTestId('tpl-add-Ada Lovelace').click();
+    await editor.getByTestId('tpl-member-Ada Lovelace').getByTestId('tpl-member-role').selectOption('chairman');
+    await editor.getByTestId('tpl-number').fill('5550123');
+    await editor.getByTestId('tpl-number-name').fill('Field office');
+    await editor.getByTestId('tpl-add-number').click();
+    // A member added by mistake is removed again.
+    await editor.getByTestId('tpl-number').fill('5550999');
+    await editor.getByTestId('tpl-add-number').click();
+    await editor.getByTestId('tpl-member-5550999').getByTestId('tpl-member-remove').click();
+    await page.screenshot({ path: join(dataDir, 'template-editor-en.png'), fullPage: true });
+    await editor.getByTestId('tpl-save').click();
+    await editor.waitFor({ state: 'detached' });
+
+    const templates = await fetch(`${base}/api/v1/templates`, { headers: auth }).then((r) => r.json());
+    const saved = templates.items.find((x) => x.name === 'Weekly sync');
+    assert.equal(saved.room_id, room.id);
+    assert.equal(saved.settings.mute_on_entry, true);
+    assert.deepEqual(
+      saved.members.map((m) => [m.kind, m.display_name, m.role, m.user_id ?? m.number]),
+      [['user', 'Ada Lovelace', 'chairman', ada.id], ['number', 'Field office', 'member', '5550123']],
+    );
+
+    // One click: the meeting starts, the server calls everyone (Ada's phone is not
+    // registered: said so), and the live page shows the gateway joined.
+    await page.getByTestId('start-Weekly sync').click();
+    const note = page.getByTestId('start-note');
+    await note.waitFor();
+    assert.match(await note.innerText(), /Started, calling: .*Ada Lovelace.*Field office/);
+    const meeting = page.getByTestId('conference-8300');
+    await meeting.waitFor({ timeout: 10000 });
+    await meeting.getByText('Field office').first().waitFor({ timeout: 10000 });
+    const live = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.equal(live.members.length, 1, JSON.stringify(live));
+    assert.equal(live.members[0].muted, true, 'the template says everyone is muted on entry');
+
+    // The editor in Chinese, for a look.
+    await page.getByTestId('language').selectOption('zh');
+    await page.getByTestId('tab-templates').click();
+    await page.getByTestId('edit-Weekly sync').click();
+    await page.getByTestId('template-editor').getByText('会议开始时').waitFor();
+    await page.screenshot({ path: join(dataDir, 'template-editor-zh.png'), fullPage: true });
+    if (process.env.CONCLAVE_SCREENSHOTS) {
+      for (const name of ['template-editor-en.png', 'template-editor-zh.png']) {
+        writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(join(dataDir, name)));
+      }
+    }
+    await page.close();
+    await fetch(`${base}/api/v1/conferences/${room.id}/end`, { method: 'POST', headers: auth });
+  } finally {
+    gateway.kill();
+    await fetch(`${base}/api/v1/trunks/${trunk.id}`, { method: 'DELETE', headers: auth });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a room is edited whole (a wrong value refused next to its field) and a meeting started in it now with people picked on the spot', async () => {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  }).then((r) => r.json());
+  const auth = { authorization: `Bearer ${login.token}`, 'content-type': 'application/json' };
+  const post = (path, body) => fetch(`${base}/api/v1${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) }).then((r) => r.json());
+  const room = await post('/rooms', { number: '8400', name: 'Crisis room' });
+  assert.ok(room.id, JSON.stringify(room));
+  const grace = await post('/users', { username: 'grace', display_name: 'Grace Hopper', password: 'cobol-compiler-1959', extension: '2401' });
+  assert.ok(grace.id, JSON.stringify(grace));
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-sipp-'));
+  const gatewayPort = await freeUdpPort();
+  const gateway = spawn('sipp', ['-sn', 'uas', '-i', '127.0.0.1', '-p', String(gatewayPort), '-m', '1', '-nostdin', '-timeout', '60s'],
+    { cwd: dir, stdio: 'ignore' });
+  const trunk = await post('/trunks', { name: 'Answering gateway 2', host: '127.0.0.1', port: gatewayPort, priority: -10 });
+  assert.ok(trunk.id, JSON.stringify(trunk));
+  try {
+    const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 } });
+    await page.goto(base);
+    await page.getByTestId('username').fill('admin');
+    await page.getByTestId('password').fill(password);
+    await page.getByTestId('login').click();
+    await page.getByTestId('page-rooms').waitFor();
+    await page.getByTestId('edit-room-8400').click();
+    const editor = page.getByTestId('room-editor');
+    await editor.getByTestId('room-edit-name').fill('Crisis room (24/7)');
+    await editor.getByTestId('room-edit-pin').fill('2468');
+    await editor.getByTestId('room-edit-capacity').fill('0');
+    await editor.getByTestId('room-edit-max_duration_minutes').fill('90');
+    await editor.getByTestId('room-edit-language').selectOption('zh');
+    await editor.getByTestId('room-edit-owner').selectOption({ label: 'Grace Hopper' });
+    await editor.getByTestId('room-edit-alone_music').uncheck();
+    await editor.getByTestId('room-edit-save').click();
+    // Refused, with the reason next to the capacity; nothing saved.
+    await editor.getByTestId('editor-error').waitFor();
+    assert.ok(await editor.locator('small.error').count() >= 1);
+    let stored = await fetch(`${base}/api/v1/rooms/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.equal(stored.name, 'Crisis room');
+    await editor.getByTestId('room-edit-capacity').fill('25');
+    await editor.getByTestId('room-edit-save').click();
+    await editor.waitFor({ state: 'detached' });
+    stored = await fetch(`${base}/api/v1/rooms/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.deepEqual(
+      [stored.name, stored.pin, stored.capacity, stored.max_duration_minutes, stored.language, stored.owner_id, stored.alone_music],
+      ['Crisis room (24/7)', '2468', 25, 90, 'zh', grace.id, false],
+    );
+
+    // A meeting now: Grace from the directory (her phone is not registered: said so) and a
+    // number behind the trunk, which answers and is in the meeting.
+    await page.getByTestId('start-now-8400').click();
+    const start = page.getByTestId('adhoc-start');
+    assert.equal(await start.getByTestId('adhoc-start-button').isDisabled(), true, 'nobody to call yet');
+    await start.getByTestId('tpl-search').fill('hopper');
+    await start.getByTestId('tpl-add-Grace Hopper').click();
+    await start.getByTestId('tpl-member-Grace Hopper').getByTestId('tpl-member-role').selectOption('chairman');
+    await start.getByTestId('tpl-number').fill('5550188');
+    await start.getByTestId('tpl-number-name').fill('Duty officer');
+    await start.getByTestId('tpl-add-number').click();
+    await start.getByTestId('adhoc-lock_on_start').check();
+    await page.screenshot({ path: join(dataDir, 'adhoc-start-en.png'), fullPage: true });
+    await start.getByTestId('adhoc-start-button').click();
+    const note = start.getByTestId('adhoc-note');
+    await note.waitFor();
+    assert.match(await note.innerText(), /Started, calling: .*Grace Hopper.*Duty officer/);
+    const meeting = page.getByTestId('conference-8400');
+    await meeting.waitFor({ timeout: 10000 });
+    await meeting.getByText('Duty officer').first().waitFor({ timeout: 10000 });
+    const live = await fetch(`${base}/api/v1/conferences/${room.id}`, { headers: auth }).then((r) => r.json());
+    assert.equal(live.locked, true, JSON.stringify(live));
+    if (process.env.CONCLAVE_SCREENSHOTS) {
+      writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, 'adhoc-start-en.png'), readFileSync(join(dataDir, 'adhoc-start-en.png')));
+    }
+    await page.close();
+    await fetch(`${base}/api/v1/conferences/${room.id}/end`, { method: 'POST', headers: auth });
+  } finally {
+    gateway.kill();
+    await fetch(`${base}/api/v1/trunks/${trunk.id}`, { method: 'DELETE', headers: auth });
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('the console runs under its Content-Security-Policy, which refused nothing', async () => {

@@ -92,25 +92,48 @@ impl Phone {
 
     /// Sends a request and waits for its final response: only one of this call and this
     /// CSeq counts (a socket reused from an earlier call may still receive that call's
-    /// retransmitted answers).
+    /// retransmitted answers). Over UDP a request can be lost (a flooded socket drops), so
+    /// it is sent again as RFC 3261's timers A/E say — 0.5 s, doubling up to 4 s — until
+    /// any answer to it arrives.
     async fn transact(&mut self, request: String) -> conclave_sip::Response {
         let (call_id, cseq) = (format!("{}@phone", self.tag), request_cseq(&request));
-        self.sip
-            .send_to(request.as_bytes(), self.server)
-            .await
-            .expect("send");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut interval = Duration::from_millis(500);
+        let mut resend_at = tokio::time::Instant::now();
+        let mut answered = false;
         let mut buf = vec![0u8; 65_536];
         loop {
-            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
-                .await
-                .expect("an answer within 5 s")
-                .expect("recv");
+            let now = tokio::time::Instant::now();
+            if !answered && now >= resend_at {
+                self.sip
+                    .send_to(request.as_bytes(), self.server)
+                    .await
+                    .expect("send");
+                resend_at = now + interval;
+                interval = (interval * 2).min(Duration::from_secs(4));
+            }
+            let wake = if answered {
+                deadline
+            } else {
+                resend_at.min(deadline)
+            };
+            let received = tokio::time::timeout_at(wake, self.sip.recv_from(&mut buf)).await;
+            let Ok(received) = received else {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "an answer within 10 s"
+                );
+                continue;
+            };
+            let (n, _) = received.expect("recv");
             if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default())
-                && r.status >= 200
                 && r.headers.call_id() == Some(call_id.as_str())
                 && r.headers.cseq().is_ok_and(|c| Some(c.seq) == cseq)
             {
-                return r;
+                if r.status >= 200 {
+                    return r;
+                }
+                answered = true;
             }
         }
     }
