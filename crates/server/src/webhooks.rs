@@ -40,9 +40,13 @@ const IDLE_POLL_MS: i64 = 30_000;
 /// Events stored in one transaction at most.
 const BATCH: usize = 500;
 
-/// Wakes every delivery loop of the process: directory changes are queued inside their own
-/// transaction (not through the meetings' channel), and the loops learn of them here.
-static DIRECTORY_QUEUED: Notify = Notify::const_new();
+/// The delivery loops of the process, each with its store: directory changes are queued
+/// inside their own transaction (not through the meetings' channel), and the loop of the store
+/// that holds them learns of them once they are committed (`wake_when_committed`).
+static LOOPS: Mutex<Vec<(Store, Arc<Notify>)>> = Mutex::new(Vec::new());
+/// How often, and for how long at most, a queued directory change is looked for.
+const COMMIT_CHECK_EVERY: Duration = Duration::from_millis(20);
+const COMMIT_CHECK_FOR: Duration = Duration::from_secs(5);
 
 /// What `audit` targets count as directory changes.
 pub const DIRECTORY_TARGETS: [&str; 5] = ["department", "user", "contact", "group", "directory"];
@@ -76,6 +80,7 @@ pub async fn queue_directory_change(
         },
     })
     .to_string();
+    let mut last = None;
     for hook in hooks {
         let delivery = WebhookDelivery {
             id: new_id(),
@@ -87,16 +92,40 @@ pub async fn queue_directory_change(
             created_at: now,
         };
         repo::webhook_deliveries::insert(conn, &delivery).await?;
+        last = Some(delivery.id);
     }
-    // The rows are visible once the caller commits: wake the senders shortly after (and
-    // again, in case the transaction took longer); a missed wake costs at most the idle poll.
-    tokio::spawn(async {
-        for ms in [20, 250, 2000] {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            DIRECTORY_QUEUED.notify_waiters();
-        }
-    });
+    if let Some(id) = last {
+        tokio::spawn(wake_when_committed(id));
+    }
     Ok(())
+}
+
+/// The rows of a directory change are visible once the caller commits: looks for one of them
+/// (every 20 ms, for 5 s at most) and wakes the delivery loop of the store that has it. A
+/// transaction that rolled back leaves nothing to find, and this gives up; one that takes
+/// longer than 5 s is delivered by the loop's idle poll (30 s), the safety net.
+async fn wake_when_committed(id: String) {
+    let deadline = tokio::time::Instant::now() + COMMIT_CHECK_FOR;
+    loop {
+        tokio::time::sleep(COMMIT_CHECK_EVERY).await;
+        let loops: Vec<(Store, Arc<Notify>)> = {
+            let mut loops = LOOPS.lock().unwrap_or_else(|p| p.into_inner());
+            loops.retain(|(store, _)| !store.is_closed());
+            loops.clone()
+        };
+        for (store, queued) in loops {
+            let Ok(mut conn) = store.conn().await else {
+                continue;
+            };
+            if let Ok(true) = repo::webhook_deliveries::exists(&mut conn, &id).await {
+                queued.notify_one();
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+    }
 }
 
 /// The signature header's value for a body.
@@ -242,6 +271,10 @@ impl Webhooks {
         }
         match client.build() {
             Ok(client) => {
+                LOOPS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((store.clone(), queued.clone()));
                 tokio::spawn(send(store, sealer, client, queued, allow_private));
             }
             Err(err) => tracing::error!(%err, "webhooks disabled: cannot build an HTTP client"),
@@ -429,7 +462,6 @@ async fn send(
         };
         tokio::select! {
             _ = queued.notified() => {}
-            _ = DIRECTORY_QUEUED.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(wait.max(10) as u64)) => {}
         }
     }

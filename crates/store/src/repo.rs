@@ -1594,6 +1594,17 @@ pub mod webhook_deliveries {
         .rows_affected())
     }
 
+    /// Whether a delivery is visible to this connection (its transaction committed).
+    pub async fn exists(conn: &mut Conn, id: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM webhook_deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await?
+                .is_some(),
+        )
+    }
+
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM webhook_deliveries WHERE id = $1")
             .bind(id)
