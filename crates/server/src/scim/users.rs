@@ -310,6 +310,9 @@ async fn save(
     tx.commit().await?;
     if u.status == UserStatus::Frozen {
         state.note_credentials_revoked();
+        if let Some(extension) = &u.extension {
+            state.sip.unregister(&u.tenant_id, extension).await;
+        }
     }
     Ok(())
 }
@@ -445,5 +448,8 @@ pub async fn delete(
         .map_err(ScimError::from)?;
     tx.commit().await?;
     state.note_credentials_revoked();
+    if let Some(extension) = &u.extension {
+        state.sip.unregister(&u.tenant_id, extension).await;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

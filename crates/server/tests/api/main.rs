@@ -10,6 +10,7 @@ mod directory;
 mod directory_io;
 mod exhaustion;
 mod faults;
+mod frozen;
 mod hardening;
 mod history;
 mod media_plane;
