@@ -425,13 +425,18 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Errors raised outside our handlers (405, 413, …) still answer problem+json.
+/// Errors raised outside our handlers (405, 413, …) still answer problem+json. SCIM's own
+/// errors (`application/scim+json`, RFC 7644's error schema) are left as they are: identity
+/// providers read `scimType` (e.g. `uniqueness` on a 409).
 async fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"application/scim+json")
+        });
     if status.as_u16() < 400 || is_problem {
         return response;
     }

@@ -5,7 +5,11 @@ use crate::common::TestServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-both_backends!(scim_users_and_groups);
+both_backends!(
+    scim_users_and_groups,
+    scim_identity_providers_replayed,
+    scim_keys_tenants_and_sessions,
+);
 
 async fn scim(
     s: &TestServer,
@@ -174,4 +178,157 @@ async fn scim_users_and_groups(s: &TestServer) {
             .0,
         404
     );
+}
+
+async fn api_key(s: &TestServer, token: &str) -> String {
+    s.post("/api-keys", token, json!({ "name": "scim" }))
+        .await
+        .expect(201)
+        .body["key"]
+        .as_str()
+        .expect("key")
+        .to_owned()
+}
+
+/// An independent client (Python's standard library, `tests/scim/idp_conformance.py`)
+/// replays what Okta and Microsoft Entra ID send, as their provisioning documentation shows.
+async fn scim_identity_providers_replayed(s: &TestServer) {
+    let admin = s.admin().await;
+    let key = api_key(s, &admin).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scim/idp_conformance.py");
+    let base = format!("{}/scim/v2", s.base);
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .args(["--base", &base, "--token", &key])
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+}
+
+/// Only an administrator's API key, of the tenant whose resources it names.
+async fn scim_keys_tenants_and_sessions(s: &TestServer) {
+    let sa = s.admin().await;
+    let tenant_b = s
+        .post("/tenants", &sa, json!({ "name": "Tenant B" }))
+        .await
+        .expect(201)
+        .id();
+    s.user(&sa, "ta", "tenant_admin", None).await;
+    s.user(&sa, "tb", "tenant_admin", Some(&tenant_b)).await;
+    // Only administrators create API keys: a user's key is one made while its creator was
+    // an administrator, who is one no more.
+    let plain = s.user(&sa, "plain", "tenant_admin", None).await;
+    let key_a = api_key(s, &s.token("ta", "ta-password").await).await;
+    let key_b = api_key(s, &s.token("tb", "tb-password").await).await;
+    let key_plain = api_key(s, &s.token("plain", "plain-password").await).await;
+    s.patch(&format!("/users/{plain}"), &sa, json!({ "kind": "user" }))
+        .await
+        .expect(200);
+    let plain_session = s.token("plain", "plain-password").await;
+
+    let (st, user, _) = scim(
+        s,
+        Method::POST,
+        "/Users",
+        &key_a,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "tenant-a-person", "displayName": "Tenant A person",
+        })),
+    )
+    .await;
+    assert_eq!(st, 201, "{user}");
+    let id = user["id"].as_str().expect("id").to_owned();
+    let (st, group, _) = scim(
+        s,
+        Method::POST,
+        "/Groups",
+        &key_a,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "A team",
+        })),
+    )
+    .await;
+    assert_eq!(st, 201, "{group}");
+    let gid = group["id"].as_str().expect("id").to_owned();
+
+    // A user's key, a session token (an administrator's too), no key, a wrong one: refused,
+    // with SCIM's error schema.
+    let (st, body, _) = scim(s, Method::GET, "/Users", &key_plain, None).await;
+    assert!(st == 401 || st == 403, "{st} {body}");
+    assert_eq!(
+        body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{body}"
+    );
+    for token in [plain_session.as_str(), sa.as_str(), "", "ck_not_a_key"] {
+        let (st, body, _) = scim(s, Method::GET, "/Users", token, None).await;
+        assert_eq!(st, 401, "{token}: {body}");
+        assert_eq!(
+            body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+            "{body}"
+        );
+    }
+    let (st, _, _) = scim(s, Method::GET, &format!("/Users/{id}"), &key_plain, None).await;
+    assert!(st == 401 || st == 403);
+
+    // Another tenant's administrator: the ids are unknown there, lists do not show them.
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{ "op": "replace", "path": "active", "value": false }],
+    });
+    for (m, path, body) in [
+        (Method::GET, format!("/Users/{id}"), None),
+        (Method::PATCH, format!("/Users/{id}"), Some(patch.clone())),
+        (
+            Method::PUT,
+            format!("/Users/{id}"),
+            Some(
+                json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x" }),
+            ),
+        ),
+        (Method::DELETE, format!("/Users/{id}"), None),
+        (Method::GET, format!("/Groups/{gid}"), None),
+        (Method::PATCH, format!("/Groups/{gid}"), Some(patch.clone())),
+        (Method::DELETE, format!("/Groups/{gid}"), None),
+    ] {
+        let (st, body, _) = scim(s, m.clone(), &path, &key_b, body).await;
+        assert_eq!(st, 404, "{m} {path}: {body}");
+        assert_eq!(body["status"], "404", "{body}");
+    }
+    let (st, list, _) = scim(
+        s,
+        Method::GET,
+        "/Users?filter=userName%20eq%20%22tenant-a-person%22",
+        &key_b,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, list["totalResults"].clone()),
+        (200, json!(0)),
+        "{list}"
+    );
+    // A group of tenant B cannot take tenant A's user.
+    let (st, gb, _) = scim(
+        s,
+        Method::POST,
+        "/Groups",
+        &key_b,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "B team",
+            "members": [{ "value": id }],
+        })),
+    )
+    .await;
+    assert!(st == 400 || st == 404, "{st} {gb}");
+    // Untouched in tenant A.
+    let (st, got, _) = scim(s, Method::GET, &format!("/Users/{id}"), &key_a, None).await;
+    assert_eq!((st, got["active"].clone()), (200, json!(true)), "{got}");
 }
