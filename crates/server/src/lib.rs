@@ -5,7 +5,8 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod credentials;
-pub mod directory_io;
+/// Directory files (CSV, XLSX): in `conclave-directory-formats`, so they can be fuzzed alone.
+pub use conclave_directory_formats as directory_io;
 pub mod history;
 pub mod http;
 pub mod limiter;

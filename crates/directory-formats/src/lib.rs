@@ -1,9 +1,10 @@
 //! Directory files: the people of a tenant as a table (CSV or XLSX), read for an import and
 //! written for an export or as the blank template. Only the table lives here — columns,
 //! limits, decoding — so the parsers can be fuzzed without a server; what a row means for
-//! the directory (add, update, refuse) is decided in `api::directory_io`.
+//! the directory (add, update, refuse) is decided in the server (`conclave-server`: `api::directory_io`).
 
 pub mod csv;
+pub mod scim_filter;
 pub mod xlsx;
 
 /// The largest file accepted (bytes).
