@@ -152,11 +152,12 @@ pub async fn get(
     State(state): State<AppState>,
     ScimCaller(caller): ScimCaller,
     UrlPath(id): UrlPath<String>,
+    Query(q): ScimQuery,
 ) -> ScimResult<Response> {
     let mut conn = state.store.conn().await?;
     Ok(resource(
         StatusCode::OK,
-        &to_json(&load(&mut conn, &caller, &id).await?),
+        &super::project(to_json(&load(&mut conn, &caller, &id).await?), &q),
     ))
 }
 

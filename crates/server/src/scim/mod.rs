@@ -302,7 +302,12 @@ pub fn list_response(query: &ListQuery, resources: Vec<Value>) -> ScimResult<Res
         .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r)))
         .collect();
     let total = matching.len();
-    let page: Vec<Value> = matching.into_iter().skip(start - 1).take(count).collect();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(start - 1)
+        .take(count)
+        .map(|r| project(r, query))
+        .collect();
     Ok(scim_json(
         StatusCode::OK,
         &json!({
@@ -313,6 +318,96 @@ pub fn list_response(query: &ListQuery, resources: Vec<Value>) -> ScimResult<Res
             "Resources": page,
         }),
     ))
+}
+
+/// One name of `attributes`/`excludedAttributes`: a top-level key of the resource's JSON
+/// (an extension's attributes sit under its schema URN) and, maybe, a sub-attribute.
+fn attribute_path(name: &str) -> Option<(String, Option<String>)> {
+    let name = name.trim();
+    if name.is_empty() {
+        return None;
+    }
+    let lower = name.to_ascii_lowercase();
+    // `urn:…:User:attr[.sub]`: the core schemas' attributes are top-level, an extension's
+    // are under its URN.
+    let (schema, rest) = if lower.starts_with("urn:") {
+        let i = name.rfind(':')?;
+        (Some(&name[..i]), &name[i + 1..])
+    } else {
+        (None, name)
+    };
+    let (attr, sub) = match rest.split_once('.') {
+        Some((a, s)) => (a, Some(s.to_owned())),
+        None => (rest, None),
+    };
+    match schema {
+        Some(s) if !s.to_ascii_lowercase().contains(":core:") => {
+            Some((s.to_owned(), Some(attr.to_owned())))
+        }
+        _ => Some((attr.to_owned(), sub)),
+    }
+}
+
+/// Applies `attributes` (only these, besides what is always returned: `id`, `schemas`,
+/// `meta`) or `excludedAttributes` (all but these) to a resource, case-insensitively
+/// (RFC 7644 §3.9). Unknown names are ignored.
+pub fn project(mut resource: Value, query: &ListQuery) -> Value {
+    const ALWAYS: [&str; 3] = ["id", "schemas", "meta"];
+    let names = |list: &Option<String>| -> Vec<(String, Option<String>)> {
+        list.as_deref()
+            .map(|l| l.split(',').filter_map(attribute_path).collect())
+            .unwrap_or_default()
+    };
+    let Some(map) = resource.as_object_mut() else {
+        return resource;
+    };
+    let wanted = names(&query.attributes);
+    if !wanted.is_empty() {
+        let keys: Vec<String> = map.keys().cloned().collect();
+        for key in keys {
+            if ALWAYS.iter().any(|a| a.eq_ignore_ascii_case(&key)) {
+                continue;
+            }
+            let picks: Vec<&Option<String>> = wanted
+                .iter()
+                .filter(|(a, _)| a.eq_ignore_ascii_case(&key))
+                .map(|(_, sub)| sub)
+                .collect();
+            if picks.is_empty() {
+                map.remove(&key);
+            } else if picks.iter().all(|s| s.is_some())
+                && let Some(Value::Object(inner)) = map.get_mut(&key)
+            {
+                inner.retain(|k, _| {
+                    picks
+                        .iter()
+                        .any(|s| s.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(k)))
+                });
+            }
+        }
+        return resource;
+    }
+    for (attr, sub) in names(&query.excluded_attributes) {
+        if ALWAYS.iter().any(|a| a.eq_ignore_ascii_case(&attr)) {
+            continue;
+        }
+        let Some(key) = map.keys().find(|k| k.eq_ignore_ascii_case(&attr)).cloned() else {
+            continue;
+        };
+        match sub {
+            None => {
+                map.remove(&key);
+            }
+            Some(sub) => {
+                if let Some(Value::Object(inner)) = map.get_mut(&key)
+                    && let Some(k) = inner.keys().find(|k| k.eq_ignore_ascii_case(&sub)).cloned()
+                {
+                    inner.remove(&k);
+                }
+            }
+        }
+    }
+    resource
 }
 
 fn base(_state: &AppState) -> String {

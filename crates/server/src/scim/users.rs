@@ -342,10 +342,14 @@ pub async fn get(
     State(state): State<AppState>,
     ScimCaller(caller): ScimCaller,
     UrlPath(id): UrlPath<String>,
+    Query(q): ScimQuery,
 ) -> ScimResult<Response> {
     let mut conn = state.store.conn().await?;
     let u = load(&mut conn, &caller, &id).await?;
-    Ok(resource(StatusCode::OK, &to_json(&mut conn, &u).await?))
+    Ok(resource(
+        StatusCode::OK,
+        &super::project(to_json(&mut conn, &u).await?, &q),
+    ))
 }
 
 pub async fn create(

@@ -196,6 +196,17 @@ def entra(c):
                         f"/Users?filter={eq('userName', login)}")
     c.check("entra: one result", found and found.get("totalResults") == 1
             and found["Resources"][0].get("id") == uid, found)
+    _, found = c.expect("attributes=userName", "GET",
+                        f"/Users?filter={eq('userName', login)}&attributes=userName")
+    c.check("attributes=userName: id, schemas, meta and userName only", found
+            and found.get("totalResults") == 1
+            and set(found["Resources"][0]) == {"id", "schemas", "meta", "userName"}, found)
+    dept = ENTERPRISE + ":department"
+    _, got = c.expect("excludedAttributes of an extension", "GET",
+                      f"/Users/{uid}?excludedAttributes={urllib.parse.quote(dept)},emails")
+    c.check("excludedAttributes: department and emails left out, the rest kept", got
+            and "department" not in got.get(ENTERPRISE, {}) and "emails" not in got
+            and got.get("userName") == login.lower(), got)
     c.expect("entra: get user by a made-up id", "GET", "/Users/5171a35d82074e068ce2",
              statuses=(404,))
     _, patched = c.expect("entra: update multi-valued and sub-attributes", "PATCH", f"/Users/{uid}", {
@@ -262,6 +273,10 @@ def entra(c):
         "schemas": [PATCH],
         "Operations": [{"op": "Add", "path": "members", "value": [{"$ref": None, "value": uid}]}],
     }, (200, 204))
+    _, got = c.expect("entra: group without members", "GET",
+                      f"/Groups/{gid}?excludedAttributes=members")
+    c.check("entra: excludedAttributes=members leaves them out", got and "members" not in got
+            and got.get("id") == gid and "displayName" in got, got)
     _, got = c.expect("entra: group read back", "GET", f"/Groups/{gid}")
     c.check("entra: renamed, with the member", got
             and got.get("displayName") == name + "updatedDisplayName"
