@@ -114,6 +114,9 @@ pub(super) async fn to_json(conn: &mut Conn, u: &User) -> ScimResult<Value> {
         ENTERPRISE: { "department": department_path(conn, u.department_id.as_deref()).await? },
         CONCLAVE: { "extension": u.extension },
     });
+    if let Some(external) = repo::scim_external_ids::get(conn, &u.id).await? {
+        v["externalId"] = json!(external);
+    }
     v["meta"] = meta("User", &u.id, u.created_at, u.updated_at, &v);
     Ok(v)
 }
@@ -266,11 +269,26 @@ async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ScimResult<User> {
 }
 
 /// Writes `u` (new or changed) with its audit event; freezing ends the user's sessions.
+/// The `externalId` a request (or a patched resource) gives: kept as sent, at most 256
+/// characters; absent or empty clears it.
+fn external_id(v: &Value) -> ScimResult<Option<String>> {
+    match filter::get_ci(v, "externalId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= 256 => Ok(Some(s.clone())),
+        Some(_) => Err(ScimError::invalid(
+            "externalId must be a string of at most 256 characters",
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn save(
     state: &AppState,
     caller: &Caller,
     u: &mut User,
     password: Option<String>,
+    external: Option<String>,
     new: bool,
     action: &'static str,
 ) -> ScimResult<()> {
@@ -301,6 +319,7 @@ async fn save(
     } else {
         repo::users::update(&mut tx, u).await?;
     }
+    repo::scim_external_ids::set(&mut tx, &u.tenant_id, &u.id, external.as_deref()).await?;
     if u.status == UserStatus::Frozen {
         repo::sessions::revoke_all_of_user(&mut tx, &u.id, u.updated_at).await?;
     }
@@ -382,7 +401,17 @@ pub async fn create(
     let mut conn = state.store.conn().await?;
     let password = read_user(&mut conn, &v, &mut u).await?;
     drop(conn);
-    save(&state, &caller, &mut u, password, true, "scimCreateUser").await?;
+    let external = external_id(&v)?;
+    save(
+        &state,
+        &caller,
+        &mut u,
+        password,
+        external,
+        true,
+        "scimCreateUser",
+    )
+    .await?;
     let mut conn = state.store.conn().await?;
     Ok(resource(
         StatusCode::CREATED,
@@ -403,7 +432,17 @@ pub async fn replace(
     check_if_match(&headers, &version(&to_json(&mut conn, &u).await?))?;
     let password = read_user(&mut conn, &v, &mut u).await?;
     drop(conn);
-    save(&state, &caller, &mut u, password, false, "scimReplaceUser").await?;
+    let external = external_id(&v)?;
+    save(
+        &state,
+        &caller,
+        &mut u,
+        password,
+        external,
+        false,
+        "scimReplaceUser",
+    )
+    .await?;
     let mut conn = state.store.conn().await?;
     Ok(resource(StatusCode::OK, &to_json(&mut conn, &u).await?))
 }
@@ -423,7 +462,17 @@ pub async fn patch(
     apply_patch(&mut current, &request)?;
     let password = read_user(&mut conn, &current, &mut u).await?;
     drop(conn);
-    save(&state, &caller, &mut u, password, false, "scimPatchUser").await?;
+    let external = external_id(&current)?;
+    save(
+        &state,
+        &caller,
+        &mut u,
+        password,
+        external,
+        false,
+        "scimPatchUser",
+    )
+    .await?;
     let mut conn = state.store.conn().await?;
     Ok(resource(StatusCode::OK, &to_json(&mut conn, &u).await?))
 }

@@ -174,12 +174,13 @@ def entra(c):
     """Microsoft Entra ID: the request/response examples of the SCIM provisioning tutorial
     ("Develop and plan provisioning for a SCIM endpoint")."""
     login = f"Test_User_{uuid.uuid4()}@testuser.com"
+    external = str(uuid.uuid4())
     _, found = c.expect("entra: get user by query (none yet)", "GET",
                         f"/Users?filter={eq('userName', login)}")
     c.check("entra: zero results", found and found.get("totalResults") == 0, found)
     status, user = c.expect("entra: create user", "POST", "/Users", {
         "schemas": [USER, ENTERPRISE],
-        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "externalId": external,
         "userName": login,
         "active": True,
         "emails": [{"primary": True, "type": "work", "value": login}],
@@ -191,7 +192,12 @@ def entra(c):
     if status != 201:
         return
     uid = user.get("id")
-    c.check("entra: created, active", bool(uid) and user.get("active") is True, user)
+    c.check("entra: created, active, externalId kept", bool(uid) and user.get("active") is True
+            and user.get("externalId") == external, user)
+    _, found = c.expect("entra: get user by externalId", "GET",
+                        f"/Users?filter={eq('externalId', external)}")
+    c.check("entra: found by externalId", found and found.get("totalResults") == 1
+            and found["Resources"][0].get("id") == uid, found)
     _, found = c.expect("entra: get user by query", "GET",
                         f"/Users?filter={eq('userName', login)}")
     c.check("entra: one result", found and found.get("totalResults") == 1
