@@ -845,7 +845,7 @@ fn english(lang: &Option<String>) -> ApiResult<bool> {
 /// changes nothing.
 #[utoipa::path(get, path = "/directory/export", operation_id = "exportDirectory", tag = "directory",
     security(("bearer" = [])), params(FileParams),
-    responses((status = 200, description = "The file", content_type = "text/csv"),
+    responses((status = 200, description = "The file: CSV or XLSX as `format` says", content((String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn export_directory(
     State(state): State<AppState>,
@@ -915,7 +915,7 @@ async fn export_directory(
 /// Chinese headers (both are read back). Anybody of a tenant may fetch it.
 #[utoipa::path(get, path = "/directory/template", operation_id = "directoryTemplate", tag = "directory",
     security(("bearer" = [])), params(FileParams),
-    responses((status = 200, description = "The template", content_type = "text/csv"),
+    responses((status = 200, description = "The template: CSV or XLSX as `format` says", content((String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
         (status = 422, body = Problem)))]
 async fn directory_template(
     _caller: Caller,
