@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { all, api, ApiError, asError, type Department, type DirectoryEntry, type Group, type GroupMember, type Page } from './api';
+import { DirectoryImportExport, Integrations } from './DirectoryIo';
 import type { T } from './i18n';
 
 
@@ -156,6 +157,13 @@ export function Directory({ t, admin }: { t: T; admin: boolean }) {
           <Groups t={t} admin={admin} picked={picked} onUsed={() => setPicked([])} />
         </div>
       </div>
+      {admin && (
+        <DirectoryImportExport t={t} onImported={() => {
+          reloadTree();
+          reloadRef.current();
+        }} />
+      )}
+      {admin && <Integrations t={t} />}
     </section>
   );
 }

@@ -175,3 +175,47 @@ export async function all<R>(path: string): Promise<R[]> {
 }
 
 export const asError = (err: unknown) => (err instanceof ApiError ? err : new ApiError(0, String(err), []));
+
+/// One row of an import and what it does (or would do) with it (`importDirectory`).
+export type ImportRow = {
+  line: number; kind: string; name: string; matched_by: string | null;
+  action: 'add' | 'update' | 'unchanged' | 'refuse'; id: string | null; changes: string[]; errors: FieldError[];
+};
+export type ImportReport = {
+  dry_run: boolean; applied: boolean; format: string; added: number; updated: number; unchanged: number;
+  refused: number; departments_created: string[]; rows: ImportRow[];
+};
+
+/// A file the API answers (a template, an export), saved by the browser under `filename`.
+export async function download(path: string, filename: string): Promise<void> {
+  const headers: Record<string, string> = {};
+  const token = session.get();
+  if (token) headers['Authorization'] = `Bearer ${token}`;
+  const response = await fetch(`/api/v1${path}`, { headers });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/// Sends a file as the request body (an import); answers like `api`.
+export async function upload<T>(path: string, file: Blob): Promise<T> {
+  const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream' };
+  const token = session.get();
+  if (token) headers['Authorization'] = `Bearer ${token}`;
+  const response = await fetch(`/api/v1${path}`, { method: 'POST', headers, body: file });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    if (response.status === 401) session.clear();
+    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
+  }
+  return data as T;
+}

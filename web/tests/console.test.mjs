@@ -722,6 +722,85 @@ test('the directory: a department tree, a person in it found by pinyin initials 
   await page.close();
 });
 
+test('the directory is imported from a CSV through the console: a dry run row by row, a refused row fixed, applied; exported; SCIM shown', async () => {
+  const page = await browser.newPage({ locale: 'en-US', viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  await page.goto(base);
+  await page.getByTestId('username').fill('admin');
+  await page.getByTestId('password').fill(password);
+  await page.getByTestId('login').click();
+  await page.getByTestId('tab-directory').click();
+  await page.getByTestId('page-directory').waitFor();
+
+  // The template, downloaded as the browser saves it.
+  const [template] = await Promise.all([page.waitForEvent('download'), page.getByTestId('template-csv').click()]);
+  assert.equal(template.suggestedFilename(), 'directory-template.csv');
+  const templateText = readFileSync(await template.path(), 'utf8');
+  assert.match(templateText, /kind,name,login_name,department,title,extension,mobile,landline,email/);
+
+  const header = 'kind,name,login_name,department,title,extension,mobile,landline,email\n';
+  const broken = header
+    + 'user,Ada Import,ada.import,Imports/Team A,Engineer,2701,,,ada@example.com\n'
+    + 'contact,Bob Import,,Imports/Team A,Driver,,+8613900002702,,\n'
+    + 'contact,Carl Import,,Imports,Porter,,,,\n';
+  await page.getByTestId('import-file').setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(broken) });
+  await page.getByTestId('import-report').waitFor();
+  await page.getByTestId('import-summary').getByText('2 to add, 0 to update, 0 unchanged, 1 refused.').waitFor();
+  assert.equal(await page.getByTestId('import-row-2').locator('.badge').innerText(), 'add');
+  assert.equal(await page.getByTestId('import-row-4').locator('.badge').innerText(), 'refuse');
+  await page.getByTestId('import-row-4').getByText(/no extension|number/i).waitFor();
+  assert.equal(await page.getByTestId('import-apply').isDisabled(), true, 'a file with a refused row cannot be applied');
+  await page.getByTestId('import-fix').waitFor();
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-import-dry-run-en.png'), fullPage: true });
+  // Nothing was written by the dry run.
+  await page.getByTestId('directory-search').fill('Ada Import');
+  await page.getByTestId('no-people').waitFor();
+
+  // The file fixed: everything is added, then applied.
+  const fixed = broken.replace('contact,Carl Import,,Imports,Porter,,,,', 'contact,Carl Import,,Imports,Porter,,13900002703,,');
+  await page.getByTestId('import-file').setInputFiles({ name: 'people.csv', mimeType: 'text/csv', buffer: Buffer.from(fixed) });
+  await page.getByTestId('import-summary').getByText('3 to add, 0 to update, 0 unchanged, 0 refused.').waitFor();
+  await page.getByTestId('import-summary').getByText('New departments: Imports, Imports/Team A').waitFor();
+  await page.getByTestId('import-apply').click();
+  await page.getByTestId('import-summary').getByText('Imported.').waitFor();
+  await page.getByTestId('directory-search').fill('Import');
+  await page.getByTestId('person-Ada Import').waitFor();
+  await page.getByTestId('person-Bob Import').waitFor();
+  await page.getByTestId('person-Carl Import').waitFor();
+  await page.getByTestId('directory-search').fill('');
+  await page.getByTestId('dept-Team A').click();
+  await page.getByTestId('person-Bob Import').waitFor();
+  await page.getByTestId('dept-all').click();
+
+  // The export has them.
+  const [exported] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
+  assert.equal(exported.suggestedFilename(), 'directory.csv');
+  assert.match(readFileSync(await exported.path(), 'utf8'), /contact,Bob Import,,Imports\/Team A,Driver,,\+8613900002702/);
+
+  // SCIM: where to connect and a key for it.
+  assert.equal(await page.getByTestId('scim-base-url').innerText(), `${base}/scim/v2`);
+  await page.getByTestId('scim-key-create').click();
+  const key = (await page.getByTestId('scim-key').locator('code').innerText()).trim();
+  const scim = await fetch(`${base}/scim/v2/Users?filter=${encodeURIComponent('userName eq "ada.import"')}`, { headers: { authorization: `Bearer ${key}` } });
+  assert.equal(scim.status, 200);
+  assert.equal((await scim.json()).totalResults, 1);
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-import-applied-en.png'), fullPage: true });
+
+  // In Chinese: the dry run of the broken file again (Chinese headers are read too).
+  await page.getByTestId('language').selectOption('zh');
+  await page.getByTestId('tab-directory').click();
+  await page.getByRole('heading', { name: '导入与导出' }).waitFor();
+  const zhFile = '类型,姓名,登录名,部门,职务,分机,手机,座机,邮箱\n'
+    + 'user,Ada Import,ada.import,Imports/Team A,Engineer,2701,,,ada@example.com\n'
+    + 'contact,Dan Import,,Imports,,,,,\n';
+  await page.getByTestId('import-file').setInputFiles({ name: '人员.csv', mimeType: 'text/csv', buffer: Buffer.from(zhFile) });
+  await page.getByTestId('import-summary').getByText('新增 0，更新 0，不变 1，拒绝 1。').waitFor();
+  await page.getByRole('heading', { name: '集成' }).waitFor();
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'console-import-zh.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('en');
+  await page.close();
+});
+
 test('a template is edited whole (room, settings, members from the directory and by number, roles) and started with one click: the server calls the members', async () => {
   const { login, auth } = await adminApi();
   const post = (path, body) => fetch(`${base}/api/v1${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) }).then((r) => r.json());

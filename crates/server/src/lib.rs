@@ -5,6 +5,8 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod credentials;
+/// Directory files (CSV, XLSX): in `conclave-directory-formats`, so they can be fuzzed alone.
+pub use conclave_directory_formats as directory_io;
 pub mod history;
 pub mod http;
 pub mod limiter;
@@ -15,6 +17,7 @@ pub mod outbound;
 pub mod prompts;
 pub mod rooms;
 pub mod scheduling;
+pub mod scim;
 pub mod secrets;
 pub mod sip;
 pub mod telemetry;

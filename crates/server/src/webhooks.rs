@@ -40,6 +40,94 @@ const IDLE_POLL_MS: i64 = 30_000;
 /// Events stored in one transaction at most.
 const BATCH: usize = 500;
 
+/// The delivery loops of the process, each with its store: directory changes are queued
+/// inside their own transaction (not through the meetings' channel), and the loop of the store
+/// that holds them learns of them once they are committed (`wake_when_committed`).
+static LOOPS: Mutex<Vec<(Store, Arc<Notify>)>> = Mutex::new(Vec::new());
+/// How often, and for how long at most, a queued directory change is looked for.
+const COMMIT_CHECK_EVERY: Duration = Duration::from_millis(20);
+const COMMIT_CHECK_FOR: Duration = Duration::from_secs(5);
+
+/// What `audit` targets count as directory changes.
+pub const DIRECTORY_TARGETS: [&str; 5] = ["department", "user", "contact", "group", "directory"];
+
+/// Queues a directory change (`type`: `directory.<action>`, e.g. `directory.createDepartment`,
+/// `directory.importDirectory`, `directory.scimPatchUser`) for each webhook of the tenant, in
+/// the caller's transaction: the change and its deliveries commit together, or neither.
+pub async fn queue_directory_change(
+    conn: &mut conclave_store::Conn,
+    tenant_id: &str,
+    actor: &str,
+    action: &str,
+    target_type: &str,
+    target_id: Option<&str>,
+    detail: &serde_json::Value,
+) -> conclave_store::Result<()> {
+    let hooks = repo::webhooks::of_tenant(conn, tenant_id).await?;
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let kind = format!("directory.{action}");
+    let body = serde_json::json!({
+        "actor": actor,
+        "at": now,
+        "event": {
+            "type": kind,
+            "target_type": target_type,
+            "id": target_id,
+            "detail": detail,
+        },
+    })
+    .to_string();
+    let mut last = None;
+    for hook in hooks {
+        let delivery = WebhookDelivery {
+            id: new_id(),
+            webhook_id: hook.id,
+            event_kind: kind.clone(),
+            body: body.clone(),
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        };
+        repo::webhook_deliveries::insert(conn, &delivery).await?;
+        last = Some(delivery.id);
+    }
+    if let Some(id) = last {
+        tokio::spawn(wake_when_committed(id));
+    }
+    Ok(())
+}
+
+/// The rows of a directory change are visible once the caller commits: looks for one of them
+/// (every 20 ms, for 5 s at most) and wakes the delivery loop of the store that has it. A
+/// transaction that rolled back leaves nothing to find, and this gives up; one that takes
+/// longer than 5 s is delivered by the loop's idle poll (30 s), the safety net.
+async fn wake_when_committed(id: String) {
+    let deadline = tokio::time::Instant::now() + COMMIT_CHECK_FOR;
+    loop {
+        tokio::time::sleep(COMMIT_CHECK_EVERY).await;
+        let loops: Vec<(Store, Arc<Notify>)> = {
+            let mut loops = LOOPS.lock().unwrap_or_else(|p| p.into_inner());
+            loops.retain(|(store, _)| !store.is_closed());
+            loops.clone()
+        };
+        for (store, queued) in loops {
+            let Ok(mut conn) = store.conn().await else {
+                continue;
+            };
+            if let Ok(true) = repo::webhook_deliveries::exists(&mut conn, &id).await {
+                queued.notify_one();
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
 /// The signature header's value for a body.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
@@ -183,6 +271,10 @@ impl Webhooks {
         }
         match client.build() {
             Ok(client) => {
+                LOOPS
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((store.clone(), queued.clone()));
                 tokio::spawn(send(store, sealer, client, queued, allow_private));
             }
             Err(err) => tracing::error!(%err, "webhooks disabled: cannot build an HTTP client"),

@@ -343,6 +343,12 @@ impl Registrar {
         self.bindings.len()
     }
 
+    /// Removes every binding of an address of record (its account was frozen or deleted);
+    /// how many there were.
+    pub fn remove(&mut self, aor: &str) -> usize {
+        self.bindings.remove(aor).map_or(0, |v| v.len())
+    }
+
     /// Restores a binding (e.g. loaded from the store after a restart).
     pub fn restore(&mut self, aor: &str, b: Binding) {
         self.bindings.entry(aor.to_string()).or_default().push(b);

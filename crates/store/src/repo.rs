@@ -1615,11 +1615,63 @@ pub mod webhook_deliveries {
         .rows_affected())
     }
 
+    /// Whether a delivery is visible to this connection (its transaction committed).
+    pub async fn exists(conn: &mut Conn, id: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT 1 AS one FROM webhook_deliveries WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await?
+                .is_some(),
+        )
+    }
+
     pub async fn delete(conn: &mut Conn, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM webhook_deliveries WHERE id = $1")
             .bind(id)
             .execute(conn)
             .await?;
+        Ok(())
+    }
+}
+
+/// SCIM's `externalId` of users (migration 0015).
+pub mod scim_external_ids {
+    use super::*;
+
+    pub async fn get(conn: &mut Conn, resource_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT external_id FROM scim_external_ids WHERE resource_id = $1")
+            .bind(resource_id)
+            .fetch_optional(conn)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("external_id")?),
+            None => None,
+        })
+    }
+
+    /// Sets (or, with `None`, removes) a resource's external id.
+    pub async fn set(
+        conn: &mut Conn,
+        tenant_id: &str,
+        resource_id: &str,
+        external_id: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM scim_external_ids WHERE resource_id = $1")
+            .bind(resource_id)
+            .execute(&mut *conn)
+            .await?;
+        if let Some(external_id) = external_id {
+            sqlx::query(
+                "INSERT INTO scim_external_ids (resource_id, tenant_id, external_id) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(resource_id)
+            .bind(tenant_id)
+            .bind(external_id)
+            .execute(conn)
+            .await?;
+        }
         Ok(())
     }
 }

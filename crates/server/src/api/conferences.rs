@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_conference::Role;
 use conclave_conference::live::{Actor, Command, Refused};
-use conclave_store::model::{MemberKind, Room, TemplateMember, TemplateSettings};
+use conclave_store::model::{MemberKind, Room, TemplateMember, TemplateSettings, UserStatus};
 use conclave_store::{Conn, repo};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -251,6 +251,7 @@ pub(super) async fn start(
         let reachable = match m.kind {
             MemberKind::User => match &m.user_id {
                 Some(id) => repo::users::get(&mut conn, id).await?.map(|u| Reachable {
+                    frozen: u.status == UserStatus::Frozen,
                     extension: u.extension,
                     numbers: vec![u.mobile, u.landline],
                 }),
@@ -260,12 +261,14 @@ pub(super) async fn start(
                 Some(id) => repo::contacts::get(&mut conn, id)
                     .await?
                     .map(|c| Reachable {
+                        frozen: false,
                         extension: c.extension,
                         numbers: vec![c.mobile, c.landline],
                     }),
                 None => None,
             },
             MemberKind::Number => Some(Reachable {
+                frozen: false,
                 extension: None,
                 numbers: vec![m.number.clone()],
             }),
@@ -570,12 +573,17 @@ async fn redial_missing(
 /// Where a member can be called: their extension, else their numbers (in order) through the
 /// tenant's trunks.
 struct Reachable {
+    /// A frozen user is called neither at their extension nor at their numbers.
+    frozen: bool,
     extension: Option<String>,
     numbers: Vec<Option<String>>,
 }
 
 impl Reachable {
     fn callee(self, trunks: &[conclave_store::model::Trunk]) -> Result<Callee, String> {
+        if self.frozen {
+            return Err("the account is frozen".to_owned());
+        }
         if let Some(extension) = self.extension {
             return Ok(Callee::Extension(extension));
         }
@@ -673,6 +681,7 @@ async fn invite_member(
                 .filter(|u| u.tenant_id == room.tenant_id)
                 .ok_or_else(|| ApiError::field("user_id", "no such user in this tenant"))?;
             let reachable = Reachable {
+                frozen: user.status == UserStatus::Frozen,
                 extension: user.extension,
                 numbers: vec![user.mobile, user.landline],
             };
@@ -687,6 +696,7 @@ async fn invite_member(
                 })
                 .ok_or_else(|| ApiError::field("contact_id", "no such contact"))?;
             let reachable = Reachable {
+                frozen: false,
                 extension: contact.extension,
                 numbers: vec![contact.mobile, contact.landline],
             };
@@ -700,6 +710,7 @@ async fn invite_member(
                 ));
             }
             let reachable = Reachable {
+                frozen: false,
                 extension: None,
                 numbers: vec![Some(number.clone())],
             };

@@ -8,6 +8,7 @@ pub(crate) mod conferences;
 mod contacts;
 mod departments;
 mod directory;
+mod directory_io;
 mod events;
 pub mod extract;
 mod groups;
@@ -150,6 +151,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(contacts::routes())
             .merge(departments::routes())
             .merge(directory::routes())
+            .merge(directory_io::routes())
             .merge(groups::routes())
             .merge(api_keys::routes())
             .merge(audit::routes())
@@ -270,6 +272,7 @@ pub fn router(state: AppState) -> Router {
             async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
         }),
     )
+    .nest("/scim/v2", crate::scim::routes())
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics))
     .route("/api", get(api_not_found))
@@ -435,13 +438,18 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Errors raised outside our handlers (405, 413, …) still answer problem+json.
+/// Errors raised outside our handlers (405, 413, …) still answer problem+json. SCIM's own
+/// errors (`application/scim+json`, RFC 7644's error schema) are left as they are: identity
+/// providers read `scimType` (e.g. `uniqueness` on a 409).
 async fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"application/scim+json")
+        });
     if status.as_u16() < 400 || is_problem {
         return response;
     }
@@ -566,7 +574,25 @@ pub struct Audit<'a> {
 }
 
 /// Records an action in the audit log, in the caller's transaction.
+/// A directory change (department, person, enterprise group, import, SCIM) also queues its
+/// webhook deliveries here, in the same transaction; personal contacts and groups are
+/// nobody else's business and queue nothing.
 pub async fn audit(conn: &mut Conn, caller: &Caller, a: Audit<'_>) -> ApiResult<()> {
+    if crate::webhooks::DIRECTORY_TARGETS.contains(&a.target_type)
+        && a.detail["book"] != "personal"
+        && !a.tenant_id.is_empty()
+    {
+        crate::webhooks::queue_directory_change(
+            conn,
+            a.tenant_id,
+            &caller.user.username,
+            a.action,
+            a.target_type,
+            a.target_id,
+            &a.detail,
+        )
+        .await?;
+    }
     write_audit(
         conn,
         Some(caller),

@@ -490,6 +490,9 @@ async fn delete_user(
     audit(&mut tx, &caller, entry("deleteUser", &user)).await?;
     tx.commit().await?;
     state.note_credentials_revoked();
+    if let Some(extension) = &user.extension {
+        state.sip.unregister(&user.tenant_id, extension).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -523,6 +526,9 @@ async fn set_status(
     tx.commit().await?;
     if status == UserStatus::Frozen {
         state.note_credentials_revoked();
+        if let Some(extension) = &user.extension {
+            state.sip.unregister(&user.tenant_id, extension).await;
+        }
     }
     Ok(Json(user))
 }

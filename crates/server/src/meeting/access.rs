@@ -189,7 +189,26 @@ impl Menu {
                     .await?;
                     return Err(Stop::TimeUp);
                 }
-                Some(room) => return Ok(room),
+                Some(room) => {
+                    // A frozen account's extension calling through the access number is
+                    // refused like a direct call to the room.
+                    let caller = self.leg.as_ref().map(|l| l.who.number.clone());
+                    let store = self.meetings.store();
+                    if let Some(caller) = caller
+                        && crate::sip::calls::frozen_extension(store, &room.tenant_id, &caller)
+                            .await
+                    {
+                        self.say(Prompt::NotAllowed);
+                        self.pause(
+                            inbox,
+                            prompt_length(self.language, Prompt::NotAllowed),
+                            deadline,
+                        )
+                        .await?;
+                        return Err(Stop::TimeUp);
+                    }
+                    return Ok(room);
+                }
                 None => {
                     self.say(Prompt::NoSuchRoom);
                     self.pause(

@@ -19,7 +19,7 @@ use conclave_media::mixer::MemberConfig;
 use conclave_media::srtp::{SrtpKey, SrtpSuite};
 use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
 use conclave_sip::ua::{CallId, Dial, EndReason, UserAgent};
-use conclave_store::model::{Room, User};
+use conclave_store::model::{Room, User, UserStatus};
 use conclave_store::{Store, now_ms, repo};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,6 +33,8 @@ pub enum Admission {
         domain: String,
     },
     NoSuchRoom,
+    /// The From extension is a frozen account's: refused.
+    Frozen,
     /// Too many wrong PINs from this address lately.
     Blocked,
     /// Answer, say this, hang up (a feature code's outcome).
@@ -93,6 +95,9 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
     let Some(room) = crate::rooms::find_dialled(store, &number, domain).await else {
         return Admission::NoSuchRoom;
     };
+    if frozen_extension(store, &room.tenant_id, &caller.number).await {
+        return Admission::Frozen;
+    }
     // A live meeting asks for the PIN it started with (a scheduled meeting's own PIN, or the
     // room's as it was then): the lobby checks that one too.
     let room = match meetings.live_room(&room.id) {
@@ -209,6 +214,21 @@ pub fn feature_code(dialled: &str) -> Option<Feature> {
     }
 }
 
+/// Whether the From extension is that of a frozen account of the tenant: such a call is
+/// refused even from an unregistered flow (a frozen account has no registrations).
+pub(crate) async fn frozen_extension(store: &Store, tenant_id: &str, number: &str) -> bool {
+    if number.is_empty() {
+        return false;
+    }
+    let Ok(mut conn) = store.conn().await else {
+        return false;
+    };
+    matches!(
+        repo::users::get_by_extension(&mut conn, tenant_id, number).await,
+        Ok(Some(u)) if u.status == UserStatus::Frozen
+    )
+}
+
 /// The registered user calling: the From extension registered from the call's flow, in the
 /// tenant of the dialled domain (or the only tenant where it is registered).
 async fn calling_user(store: &Store, domain: &str, caller: &Caller) -> Option<User> {
@@ -228,6 +248,7 @@ async fn calling_user(store: &Store, domain: &str, caller: &Caller) -> Option<Us
         .await
         .ok()
         .flatten()
+        .filter(|u| u.status != UserStatus::Frozen)
 }
 
 fn author<'a>(user: &'a User, caller: &Caller) -> crate::rooms::Author<'a> {
@@ -444,7 +465,7 @@ impl Calls {
                 let _ = ua.reject(now, call, 404, Vec::new());
                 return;
             }
-            Admission::Blocked => {
+            Admission::Blocked | Admission::Frozen => {
                 let _ = ua.reject(now, call, 403, Vec::new());
                 return;
             }

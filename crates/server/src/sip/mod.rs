@@ -2,7 +2,7 @@
 //! sans-IO stack (`conclave-sip`): it feeds it bytes and time, sends what it emits, and acts
 //! on its events — registrations against the users' extensions, OPTIONS keep-alives, calls.
 
-mod calls;
+pub(crate) mod calls;
 
 pub use calls::{Feature, feature_code, member_spec};
 mod registrations;
@@ -52,6 +52,10 @@ pub(crate) enum Input {
     /// A connection we opened never came up: what waits to go on it fails now.
     ConnectFailed {
         id: u64,
+    },
+    /// An account was frozen or deleted: its extension's bindings go now.
+    Unregister {
+        aor: String,
     },
     /// The directory's answer for a REGISTER waiting on it.
     Looked {
@@ -315,6 +319,15 @@ impl SipHandle {
             return Vec::new();
         }
         answer.await.unwrap_or_default()
+    }
+
+    /// Removes the registrations of a tenant's extension at once (its account was frozen or
+    /// deleted). Frozen accounts cannot register again (`registrations::looked_up`).
+    pub async fn unregister(&self, tenant_id: &str, extension: &str) {
+        let aor = registrations::aor(extension, tenant_id);
+        if self.inputs.send(Input::Unregister { aor }).await.is_err() {
+            tracing::debug!("the SIP service has stopped: nothing to unregister");
+        }
     }
 
     /// The live bindings of each extension's address of record, in the same order.
@@ -677,6 +690,16 @@ impl Core {
                     .map(|aor| self.registrations.bindings(now, aor))
                     .collect();
                 let _ = reply.send(views);
+            }
+            Input::Unregister { aor } => {
+                let removed = self.registrations.remove(&aor);
+                if removed > 0 {
+                    tracing::info!(
+                        aor,
+                        removed,
+                        "registrations removed: the account is frozen or gone"
+                    );
+                }
             }
             Input::Looked { pending, user } => {
                 let bound =

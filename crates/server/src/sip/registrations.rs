@@ -155,6 +155,12 @@ impl Registrations {
             .collect()
     }
 
+    /// Drops every binding of an address of record at once (a frozen or deleted account):
+    /// calls to it find nobody, and calls on its flows are nobody's. How many there were.
+    pub fn remove(&mut self, aor: &str) -> usize {
+        self.registrar.remove(aor)
+    }
+
     /// The live bindings of an address of record.
     pub fn bindings(&self, now: Instant, aor: &str) -> Vec<super::BindingView> {
         self.registrar

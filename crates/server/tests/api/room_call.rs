@@ -20,6 +20,8 @@ pub(crate) struct Caller {
     remote_rtp: Option<SocketAddr>,
     /// RTP frames sent so far.
     sent: std::sync::atomic::AtomicUsize,
+    /// REGISTERs sent so far (each takes two CSeqs).
+    registers: u32,
 }
 
 impl Caller {
@@ -49,6 +51,7 @@ impl Caller {
             to_tag: String::new(),
             remote_rtp: None,
             sent: Default::default(),
+            registers: 0,
         }
     }
 
@@ -65,12 +68,13 @@ impl Caller {
             "Content-Type: application/sdp\r\n"
         };
         format!(
-            "{method} sip:{room}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{tag}{method}{cseq};rport\r\n\
+            "{method} sip:{room}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{tag}{port}{method}{cseq};rport\r\n\
              Max-Forwards: 70\r\nFrom: <sip:{tag}@127.0.0.1>;tag={tag}\r\nTo: <sip:{room}@127.0.0.1>{to_tag}\r\n\
-             Call-ID: {tag}@test\r\nCSeq: {cseq} {method}\r\nContact: <sip:{tag}@{sip}>\r\n{content_type}\
+             Call-ID: {tag}-{port}@test\r\nCSeq: {cseq} {method}\r\nContact: <sip:{tag}@{sip}>\r\n{content_type}\
              Content-Length: {len}\r\n\r\n{body}",
             server = self.server,
             tag = self.tag,
+            port = sip.port(),
             len = body.len(),
         )
     }
@@ -120,6 +124,43 @@ impl Caller {
                 .expect("ack");
         }
         response.status
+    }
+
+    /// REGISTERs `extension` from this caller's socket, answering the digest challenge with
+    /// `password`: the final status of the authenticated attempt (401 again when refused).
+    pub(crate) async fn register(&mut self, extension: &str, password: &str) -> u16 {
+        let local = self.sip.local_addr().expect("addr");
+        let register = |cseq: u32, auth: &str| {
+            format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq};rport\r\nMax-Forwards: 70\r\n\
+                 From: <sip:{extension}@127.0.0.1>;tag=r\r\nTo: <sip:{extension}@127.0.0.1>\r\nCall-ID: reg-{extension}\r\n\
+                 CSeq: {cseq} REGISTER\r\nContact: <sip:{extension}@{local}>\r\nExpires: 300\r\n{auth}\r\n"
+            )
+        };
+        let cseq = self.registers * 2 + 1;
+        self.registers += 1;
+        let challenge = self.send(register(cseq, "")).await;
+        assert_eq!(challenge.status, 401);
+        let params = conclave_sip::headers::AuthParams::parse(
+            challenge
+                .headers
+                .get(&conclave_sip::HeaderName::WwwAuthenticate)
+                .expect("challenge"),
+        )
+        .expect("challenge");
+        let auth = conclave_sip::auth::client_authorization(
+            &params,
+            "REGISTER",
+            "sip:127.0.0.1",
+            extension,
+            password,
+            "cn",
+            1,
+        )
+        .expect("answerable");
+        self.send(register(cseq + 1, &format!("Authorization: {auth}\r\n")))
+            .await
+            .status
     }
 
     /// Presses keys: RFC 4733 telephone-events on the RTP stream (payload type 101).
@@ -788,47 +829,12 @@ struct Phone {
 
 impl Phone {
     async fn register(sip: SocketAddr, extension: &str, password: &str) -> Phone {
-        let caller = Caller::new(sip, extension).await;
-        let local = caller.sip.local_addr().expect("addr");
-        let register = |cseq: u32, auth: &str| {
-            format!(
-                "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKreg{cseq};rport\r\nMax-Forwards: 70\r\n\
-                 From: <sip:{extension}@127.0.0.1>;tag=r\r\nTo: <sip:{extension}@127.0.0.1>\r\nCall-ID: reg-{extension}\r\n\
-                 CSeq: {cseq} REGISTER\r\nContact: <sip:{extension}@{local}>\r\nExpires: 300\r\n{auth}\r\n"
-            )
-        };
-        let mut phone = Phone {
+        let mut caller = Caller::new(sip, extension).await;
+        assert_eq!(caller.register(extension, password).await, 200);
+        Phone {
             caller,
             extension: extension.into(),
-        };
-        let challenge = phone.caller.send(register(1, "")).await;
-        assert_eq!(challenge.status, 401);
-        let params = conclave_sip::headers::AuthParams::parse(
-            challenge
-                .headers
-                .get(&conclave_sip::HeaderName::WwwAuthenticate)
-                .expect("challenge"),
-        )
-        .expect("challenge");
-        let auth = conclave_sip::auth::client_authorization(
-            &params,
-            "REGISTER",
-            "sip:127.0.0.1",
-            extension,
-            password,
-            "cn",
-            1,
-        )
-        .expect("answerable");
-        assert_eq!(
-            phone
-                .caller
-                .send(register(2, &format!("Authorization: {auth}\r\n")))
-                .await
-                .status,
-            200
-        );
-        phone
+        }
     }
 
     /// Waits for the INVITE, answers it, and waits for the ACK.

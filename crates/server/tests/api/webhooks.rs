@@ -273,3 +273,68 @@ async fn redirects_are_not_followed_sqlite() {
 async fn redirects_are_not_followed_postgres() {
     redirects_are_not_followed(Db::Postgres).await;
 }
+
+/// Every directory change reaches the tenant's webhooks (departments, people, enterprise
+/// groups, imports); a personal contact does not.
+async fn directory_changes_reach_webhooks(db: Db) {
+    let receiver = Receiver::default();
+    receiver.accepting.store(true, Ordering::SeqCst);
+    let hook = receiver.serve().await;
+    let Some(s) = start_allowing(db, "webhook_directory").await else {
+        return;
+    };
+    let admin = s.admin().await;
+    s.post("/webhooks", &admin, json!({ "url": hook }))
+        .await
+        .expect(201);
+    let dept = s
+        .post("/departments", &admin, json!({ "name": "Sales" }))
+        .await
+        .expect(201)
+        .id();
+    s.patch(
+        &format!("/departments/{dept}"),
+        &admin,
+        json!({ "name": "Sales & Marketing" }),
+    )
+    .await
+    .expect(200);
+    s.post(
+        "/contacts",
+        &admin,
+        json!({ "name": "Mine", "mobile": "13800000000", "book": "personal" }),
+    )
+    .await
+    .expect(201);
+    let csv = "kind,name,mobile\ncontact,Imported,13900000000\n";
+    s.raw(
+        reqwest::Method::POST,
+        "/api/v1/directory/import?dry_run=false",
+        Some(&admin),
+        Some(("text/csv", csv.as_bytes().to_vec())),
+    )
+    .await
+    .expect(200);
+    let kinds = [
+        "directory.createDepartment",
+        "directory.updateDepartment",
+        "directory.importDirectory",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.accepted_of(&kinds) < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(receiver.accepted_of(&kinds), 3);
+    assert_eq!(receiver.accepted_of(&["directory.createContact"]), 0);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_changes_reach_webhooks_sqlite() {
+    directory_changes_reach_webhooks(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_changes_reach_webhooks_postgres() {
+    directory_changes_reach_webhooks(Db::Postgres).await;
+}
