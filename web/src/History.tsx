@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
-import { api, asError, session, type Meeting, type Page, type Redialled } from './api';
+import { api, asError, download, type Meeting, type Page, type Redialled } from './api';
 import type { T } from './i18n';
+import { startedText } from './TemplateEditor';
 
 type Attendance = { member_id: number; name: string; number: string; via: string; joined_at: number; left_at: number | null };
 type LogEntry = { at: number; actor: string; kind: string; detail: unknown };
@@ -16,18 +17,6 @@ function query(f: Filters, cursor: string | null, limit: number): string {
   if (f.participant.trim()) q.set('participant', f.participant.trim());
   if (cursor) q.set('cursor', cursor);
   return q.toString();
-}
-
-/// Downloads what an authenticated GET answers (a link cannot carry the bearer token).
-async function download(path: string, name: string) {
-  const response = await fetch(`/api/v1${path}`, { headers: { Authorization: `Bearer ${session.get() ?? ''}` } });
-  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
-  const url = URL.createObjectURL(await response.blob());
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 /// The tenant's meetings (administrators), newest first, each of which can be started again in
@@ -74,9 +63,7 @@ export function History({ t, live, onStarted, full = false }: { t: T; live: stri
         setError(asError(e).message);
       },
     );
-  const notice = started && (started.answer.members.length === 0
-    ? t('startedAgainNobody')
-    : t('startedAgain') + started.answer.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator')));
+  const notice = started && startedText(t, started.answer, true);
   const field = (name: keyof Filters, label: Parameters<T>[0], type = 'text') => (
     <label>
       {t(label)}

@@ -12,11 +12,12 @@ export const settingFlags: [keyof TemplateSettings, Key][] = [
   ['record', 'recordMeeting'],
 ];
 
-/// What a start said: who the server is calling (and why someone cannot be called).
-export function startedText(t: T, answer: Redialled): string {
-  return answer.members.length === 0
-    ? t('startedNobody')
-    : t('startedCalling') + answer.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator'));
+/// What a start (or, `again`, a start of a past meeting) said: who the server is calling, and
+/// why someone cannot be called.
+export function startedText(t: T, answer: Redialled, again = false): string {
+  if (answer.members.length === 0) return t(again ? 'startedAgainNobody' : 'startedNobody');
+  return t(again ? 'startedAgain' : 'startedCalling')
+    + answer.members.map((m) => (m.reason ? `${m.display_name} (${m.reason})` : m.display_name)).join(t('listSeparator'));
 }
 
 /// One click: starts the template's meeting, and the server calls every member in parallel.

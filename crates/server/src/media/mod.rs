@@ -249,20 +249,12 @@ impl MediaPlane {
                 key: p.key,
             };
         }
-        let mut rooms = vec![0usize; self.inner.workers.len()];
-        for p in placements.values() {
-            rooms[p.worker] += 1;
-        }
         // members weigh most; rooms break ties (a new room brings its members, and a burst
         // of new rooms counts before their members arrive)
+        let loads = self.loads(&placements);
         let load = |w: usize| {
-            (
-                self.inner.workers[w]
-                    .members
-                    .load(Ordering::Relaxed)
-                    .max(rooms[w]),
-                rooms[w],
-            )
+            let l = loads[w];
+            (l.members.max(l.rooms), l.rooms)
         };
         let pack = self.inner.settings.pack_members;
         let workers = 0..self.inner.workers.len();
@@ -292,25 +284,28 @@ impl MediaPlane {
 
     /// Each worker's load now: members in its mix and rooms placed on it.
     pub fn load(&self) -> Vec<WorkerLoad> {
-        let mut rooms = vec![0usize; self.inner.workers.len()];
-        for p in self
+        let placements = self
             .inner
             .placements
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            rooms[p.worker] += 1;
-        }
-        self.inner
+            .unwrap_or_else(|p| p.into_inner());
+        self.loads(&placements)
+    }
+
+    fn loads(&self, placements: &HashMap<Arc<str>, Placement>) -> Vec<WorkerLoad> {
+        let mut loads: Vec<WorkerLoad> = self
+            .inner
             .workers
             .iter()
-            .zip(rooms)
-            .map(|(w, rooms)| WorkerLoad {
+            .map(|w| WorkerLoad {
                 members: w.members.load(Ordering::Relaxed),
-                rooms,
+                rooms: 0,
             })
-            .collect()
+            .collect();
+        for p in placements.values() {
+            loads[p.worker].rooms += 1;
+        }
+        loads
     }
 
     /// How many workers there are.
