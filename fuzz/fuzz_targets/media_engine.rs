@@ -16,6 +16,7 @@ fn setup(member: u64, remote: SocketAddr) -> Box<MemberSetup> {
     config.source_ips = vec![remote.ip()];
     config.rtcp_mux = member % 2 == 0;
     Box::new(MemberSetup {
+        webrtc: None,
         config,
         ports: MemberPorts { rtp: 1, rtcp: Some(2) },
         muted: member % 3 == 0,

@@ -311,6 +311,7 @@ function Login({ t, onLogin, switcher, branding }: { t: T; onLogin: (u: User) =>
         <button type="submit" data-testid="login">{t('login')}</button>
         {error && <p className="error" role="alert">{error}</p>}
       </form>
+      <p><a href="/join" data-testid="join-link">{t('joinInBrowser')}</a></p>
       {switcher}
     </div>
   );

@@ -6,11 +6,14 @@ export class ApiError extends Error {
   errors: FieldError[];
   /// A booking's conflicts (409 from createMeeting, updateMeeting, updateOccurrence).
   conflicts: Conflict[];
-  constructor(status: number, detail: string, errors: FieldError[], conflicts: Conflict[] = []) {
+  /// The problem's type (`/problems/locked`): what kind of refusal, for the page to word.
+  problemType: string | undefined;
+  constructor(status: number, detail: string, errors: FieldError[], conflicts: Conflict[] = [], problemType?: string) {
     super(detail);
     this.status = status;
     this.errors = errors;
     this.conflicts = conflicts;
+    this.problemType = problemType;
   }
 }
 
@@ -37,7 +40,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     if (response.status === 401) session.clear();
-    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? [], data.conflicts ?? []);
+    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? [], data.conflicts ?? [], data.type);
   }
   return data as T;
 }

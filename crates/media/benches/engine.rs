@@ -63,6 +63,7 @@ fn setup(kind: CodecKind, rooms: usize, per_room: usize, speakers: usize, send: 
             config.remote = Some(addr(id));
             let alone = per_room == 1;
             let setup = MemberSetup {
+                webrtc: None,
                 config: config.clone(),
                 ports: MemberPorts { rtp: 0, rtcp: None },
                 muted: false,

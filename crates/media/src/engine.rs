@@ -20,18 +20,23 @@
 //!
 //! Nothing goes to an address that never sent anything back beyond a short start window
 //! ([`MixerConfig::unverified_send_window`]).
+//!
+//! A browser member ([`MemberSetup::webrtc`]) is found first by the ICE username of its STUN
+//! checks, then by the addresses its peer has accepted: everything from there goes through
+//! its [`WebRtcPeer`] (DTLS, SRTP), and only the plain RTP that comes out reaches the mixer.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::mixer::{
     Arrival, DropReason, Event, GroupId, MemberConfig, MemberId, MemberStats, Mixer, MixerConfig,
     PacketKind, PlaybackTarget, Source,
 };
+use crate::webrtc::{PeerOutput, WebRtcPeer};
 
 /// Identifies a room on this engine; chosen by the caller.
 pub type RoomKey = u64;
@@ -81,7 +86,7 @@ pub struct Playback {
 }
 
 /// Everything a member joins with: nobody hears or is heard before the state says so.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MemberSetup {
     /// The negotiated media.
     pub config: MemberConfig,
@@ -97,10 +102,12 @@ pub struct MemberSetup {
     pub rtp_timeout: Option<Duration>,
     /// Played to it alone from the start (a PIN prompt, say).
     pub playback: Option<Playback>,
+    /// A browser: its media goes through this WebRTC peer (the config is then plain RTP).
+    pub webrtc: Option<Box<WebRtcPeer>>,
 }
 
 /// What the owner of a room asks of the engine.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Command {
     /// A member joins a room (the room exists from its first member to its last).
     AddMember {
@@ -256,7 +263,17 @@ struct MemberEntry {
     known_ips: Vec<IpAddr>,
     srtp: bool,
     rtcp_mux: bool,
+    /// A browser's WebRTC session, when the member is one.
+    webrtc: Option<Box<WebRtcPeer>>,
+    /// Where its peer has accepted datagrams from (at most [`MAX_PEER_ADDRS`]).
+    peer_addrs: Vec<SocketAddr>,
+    /// The peer's timeout as it stands on the heap.
+    peer_due: Option<Duration>,
 }
+
+/// Addresses a browser's peer is known at, at most (ICE may try several; a flood of checks
+/// from made-up addresses cannot grow it).
+const MAX_PEER_ADDRS: usize = 8;
 
 #[derive(Default)]
 struct Demux {
@@ -271,6 +288,9 @@ struct Demux {
     /// by the address rule (same IP, another port), which would latch the newcomer to a
     /// dead address — it would hear nothing and never be heard.
     departed: HashMap<SocketAddr, Duration>,
+    /// Browsers by our ICE username fragment, and by the addresses their peers accepted.
+    peers_by_ufrag: HashMap<String, MemberId>,
+    peers_by_addr: HashMap<SocketAddr, MemberId>,
 }
 
 /// How long a departed member's address is not taken for a newcomer's (by IP alone).
@@ -314,6 +334,10 @@ pub struct Engine {
     transmits: Vec<Datagram>,
     events: Vec<(RoomKey, Event)>,
     stats: EngineStats,
+    /// What `now` counts from (WebRTC peers keep time as instants).
+    epoch: Instant,
+    /// Browsers' next timeouts: (when, member), checked against the peer when popped.
+    peer_heap: BinaryHeap<Reverse<(Duration, MemberId)>>,
 }
 
 impl Engine {
@@ -333,7 +357,19 @@ impl Engine {
             transmits: Vec::new(),
             events: Vec::new(),
             stats: EngineStats::default(),
+            epoch: Instant::now(),
+            peer_heap: BinaryHeap::new(),
         }
+    }
+
+    /// What the `now` given to this engine counts from (by default, when it was made):
+    /// browsers' sessions keep time as instants.
+    pub fn set_epoch(&mut self, epoch: Instant) {
+        self.epoch = epoch;
+    }
+
+    fn instant(&self, now: Duration) -> Instant {
+        self.epoch + now
     }
 
     /// Registers a port (a socket the caller reads and sends on).
@@ -514,6 +550,9 @@ impl Engine {
             known_ips: setup.config.source_ips.clone(),
             srtp: setup.config.srtp.is_some(),
             rtcp_mux: setup.config.rtcp_mux,
+            webrtc: setup.webrtc,
+            peer_addrs: Vec::new(),
+            peer_due: None,
         };
         let Some(room) = self.rooms[slot].as_mut() else {
             return Err(CommandError::NoSuchMember(member));
@@ -544,6 +583,7 @@ impl Engine {
         self.enter_demux(member, &entry);
         self.members.insert(member, entry);
         self.schedule(slot);
+        self.schedule_peer(member);
         Ok(())
     }
 
@@ -601,10 +641,27 @@ impl Engine {
             }
         }
         self.leave_demux(member, &entry);
+        let mut entry = entry;
+        if let Some(peer) = entry.webrtc.as_mut() {
+            let port = entry.ports.rtp;
+            let transmits = &mut self.transmits;
+            peer.close(&mut |out| {
+                if let PeerOutput::Transmit { to, data } = out {
+                    transmits.push(Datagram {
+                        port,
+                        to,
+                        kind: PacketKind::Rtp,
+                        data,
+                    });
+                }
+            });
+        }
         let Some(room) = self.rooms[entry.slot].as_mut() else {
             return Ok(());
         };
-        if let Some(bye) = room.mixer.remove_member(member) {
+        if let Some(bye) = room.mixer.remove_member(member)
+            && entry.webrtc.is_none()
+        {
             let port = match (bye.kind, entry.ports.rtcp, entry.rtcp_mux) {
                 (PacketKind::Rtcp, Some(rtcp), false) => rtcp,
                 _ => entry.ports.rtp,
@@ -653,13 +710,152 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] should next run; `None` with no rooms.
     pub fn poll_timeout(&mut self) -> Option<Duration> {
+        let mut next = None;
         while let Some(&Reverse((at, slot, generation))) = self.heap.peek() {
             if self.is_live(at, slot, generation) {
-                return Some(at);
+                next = Some(at);
+                break;
             }
             self.heap.pop();
         }
-        None
+        while let Some(&Reverse((at, member))) = self.peer_heap.peek() {
+            if self.peer_is_due(at, member) {
+                return Some(next.map_or(at, |n: Duration| n.min(at)));
+            }
+            self.peer_heap.pop();
+        }
+        next
+    }
+
+    fn peer_is_due(&self, at: Duration, member: MemberId) -> bool {
+        self.members
+            .get(&member)
+            .is_some_and(|e| e.peer_due == Some(at))
+    }
+
+    /// Puts a browser's next timeout on the heap (when it is sooner than the one there).
+    fn schedule_peer(&mut self, member: MemberId) {
+        let epoch = self.epoch;
+        let Some(entry) = self.members.get_mut(&member) else {
+            return;
+        };
+        let Some(at) = entry.webrtc.as_ref().and_then(|p| p.poll_timeout()) else {
+            return;
+        };
+        let at = at.saturating_duration_since(epoch);
+        if entry.peer_due.is_none_or(|due| at < due) {
+            entry.peer_due = Some(at);
+            self.peer_heap.push(Reverse((at, member)));
+        }
+    }
+
+    /// Runs browsers' timeouts that have come.
+    fn handle_peer_timeouts(&mut self, now: Duration) {
+        while let Some(&Reverse((at, member))) = self.peer_heap.peek() {
+            if at > now {
+                break;
+            }
+            self.peer_heap.pop();
+            if !self.peer_is_due(at, member) {
+                continue;
+            }
+            let instant = self.instant(now);
+            let mut outs = Vec::new();
+            if let Some(entry) = self.members.get_mut(&member) {
+                entry.peer_due = None;
+                if let Some(peer) = entry.webrtc.as_mut() {
+                    peer.handle_timeout(instant, &mut |o| outs.push(o));
+                }
+            }
+            self.peer_outputs(now, member, outs);
+            self.schedule_peer(member);
+        }
+    }
+
+    /// A datagram for a browser's peer (STUN, DTLS, SRTP).
+    fn deliver_to_peer(
+        &mut self,
+        now: Duration,
+        port_id: PortId,
+        member: MemberId,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let instant = self.instant(now);
+        let Some(entry) = self.members.get_mut(&member) else {
+            return Err(DropReason::UnknownMember);
+        };
+        let Some(peer) = entry.webrtc.as_mut() else {
+            return Err(DropReason::UnknownMember);
+        };
+        if !peer.accepts(instant, from, data) {
+            return Err(DropReason::Stranger);
+        }
+        let mut outs = Vec::new();
+        peer.handle_datagram(instant, from, data, &mut |o| outs.push(o));
+        // an address is learnt once ICE has seen a check from it succeed (a forged check
+        // with our username but not our password teaches nothing)
+        if !entry.peer_addrs.contains(&from)
+            && entry.peer_addrs.len() < MAX_PEER_ADDRS
+            && peer.knows(instant, from)
+        {
+            entry.peer_addrs.push(from);
+            if let Some(port) = self.ports.get_mut(&port_id) {
+                port.demux.peers_by_addr.insert(from, member);
+            }
+        }
+        self.peer_outputs(now, member, outs);
+        self.schedule_peer(member);
+        Ok(())
+    }
+
+    /// What a browser's peer gave back: datagrams to send, RTP for the mix, its end.
+    fn peer_outputs(&mut self, now: Duration, member: MemberId, outs: Vec<PeerOutput>) {
+        let Some(entry) = self.members.get(&member) else {
+            return;
+        };
+        let (port, slot) = (entry.ports.rtp, entry.slot);
+        // The mixer knows a browser by one fixed address (the peer's own): the peer has
+        // authenticated what it hands over, and it alone knows where the browser is now
+        // (ICE may move it), so the mixer's latching has nothing to decide.
+        let Some(anchor) = entry.webrtc.as_ref().map(|p| p.local()) else {
+            return;
+        };
+        for out in outs {
+            match out {
+                PeerOutput::Transmit { to, data } => self.transmits.push(Datagram {
+                    port,
+                    to,
+                    kind: PacketKind::Rtp,
+                    data,
+                }),
+                PeerOutput::Rtp { from, data } => {
+                    let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    match room
+                        .mixer
+                        .receive(now, member, Some(anchor), &data, Arrival::Candidate)
+                    {
+                        Ok(source) => {
+                            if let Some(entry) = self.members.get_mut(&member) {
+                                entry.source = Source {
+                                    rtp: Some(from),
+                                    ..source
+                                };
+                            }
+                        }
+                        Err(_) => self.stats.dropped += 1,
+                    }
+                }
+                // the browser is gone: its owner hangs it up as it does a silent call
+                PeerOutput::Closed => {
+                    if let Some(room) = self.rooms.get(slot).and_then(Option::as_ref) {
+                        self.events.push((room.key, Event::MediaTimeout { member }));
+                    }
+                }
+            }
+        }
     }
 
     /// Ticks every room whose deadline has come.
@@ -678,11 +874,30 @@ impl Engine {
             let out = room.mixer.tick(now);
             self.stats.ticks += 1;
             let key = room.key;
+            let instant = self.epoch + now;
             for t in out.transmits {
                 let Some(to) = t.to else { continue };
-                let Some(entry) = self.members.get(&t.member) else {
+                let Some(entry) = self.members.get_mut(&t.member) else {
                     continue;
                 };
+                if let Some(peer) = entry.webrtc.as_mut() {
+                    // a browser's media goes through its peer; RTCP is the peer's own
+                    if t.kind == PacketKind::Rtp {
+                        let port = entry.ports.rtp;
+                        let transmits = &mut self.transmits;
+                        peer.send_rtp(instant, &t.data, &mut |o| {
+                            if let PeerOutput::Transmit { to, data } = o {
+                                transmits.push(Datagram {
+                                    port,
+                                    to,
+                                    kind: PacketKind::Rtp,
+                                    data,
+                                });
+                            }
+                        });
+                    }
+                    continue;
+                }
                 let port = match (t.kind, entry.ports.rtcp, entry.rtcp_mux) {
                     (PacketKind::Rtcp, Some(rtcp), false) => rtcp,
                     _ => entry.ports.rtp,
@@ -698,6 +913,7 @@ impl Engine {
                 .extend(out.events.into_iter().map(|event| (key, event)));
             self.schedule(slot);
         }
+        self.handle_peer_timeouts(now);
     }
 
     /// Datagrams to send, in order; the caller sends them (batched) and may keep the vector.
@@ -740,6 +956,25 @@ impl Engine {
             return Err(DropReason::UnknownSource);
         };
         let kind = port.kind;
+        if !kind.rtcp_only() {
+            // browsers: by the addresses their peers accepted, then STUN by ICE username;
+            // RFC 7983: a first byte below 4 is STUN, 20–63 DTLS (nobody else's)
+            if let Some(&member) = port.demux.peers_by_addr.get(&from) {
+                return self.deliver_to_peer(now, port_id, member, from, data);
+            }
+            match data.first() {
+                Some(0..=3) => {
+                    let member = crate::webrtc::stun_local_ufrag(data)
+                        .and_then(|u| port.demux.peers_by_ufrag.get(u).copied());
+                    return match member {
+                        Some(member) => self.deliver_to_peer(now, port_id, member, from, data),
+                        None => Err(DropReason::UnknownSource),
+                    };
+                }
+                Some(20..=63) => return Err(DropReason::UnknownSource),
+                _ => {}
+            }
+        }
         let Some(ssrc) = packet_ssrc(data, kind.rtcp_only()) else {
             return Err(DropReason::Malformed);
         };
@@ -874,6 +1109,16 @@ impl Engine {
     }
 
     fn enter_demux(&mut self, member: MemberId, entry: &MemberEntry) {
+        if let Some(peer) = &entry.webrtc {
+            if let Some(port) = self.ports.get_mut(&entry.ports.rtp) {
+                let d = &mut port.demux;
+                d.peers_by_ufrag.insert(peer.ufrag().to_owned(), member);
+                for addr in &entry.peer_addrs {
+                    d.peers_by_addr.insert(*addr, member);
+                }
+            }
+            return;
+        }
         let separate_rtcp = entry.ports.rtcp.filter(|_| !entry.rtcp_mux);
         let Some(port) = self.ports.get_mut(&entry.ports.rtp) else {
             return;
@@ -902,6 +1147,16 @@ impl Engine {
     }
 
     fn leave_demux(&mut self, member: MemberId, entry: &MemberEntry) {
+        if let Some(peer) = &entry.webrtc {
+            if let Some(port) = self.ports.get_mut(&entry.ports.rtp) {
+                let d = &mut port.demux;
+                if d.peers_by_ufrag.get(peer.ufrag()) == Some(&member) {
+                    d.peers_by_ufrag.remove(peer.ufrag());
+                }
+                d.peers_by_addr.retain(|_, m| *m != member);
+            }
+            return;
+        }
         for port in [Some(entry.ports.rtp), entry.ports.rtcp]
             .into_iter()
             .flatten()

@@ -91,3 +91,4 @@ pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
 pub mod vad;
+pub mod webrtc;

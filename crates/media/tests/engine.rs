@@ -114,6 +114,7 @@ impl Net {
             phone_srtp = Some(SrtpSession::new(&theirs, &ours).expect("srtp"));
         }
         let setup = MemberSetup {
+            webrtc: None,
             config,
             ports: MemberPorts {
                 rtp: SHARED,
@@ -484,6 +485,7 @@ fn music_for_members_alone_is_encoded_once_for_every_room() {
         let mut config = MemberConfig::new(CodecKind::Opus, 0x9000 + member as u32);
         config.remote = Some(addr(&format!("192.0.2.{member}:4000")));
         let setup = MemberSetup {
+            webrtc: None,
             config,
             ports: MemberPorts {
                 rtp: SHARED,

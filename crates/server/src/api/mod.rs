@@ -13,6 +13,7 @@ mod events;
 pub mod extract;
 mod groups;
 mod history;
+mod join;
 pub mod problem;
 mod registrations;
 mod rooms;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub schedule_changed: Arc<tokio::sync::Notify>,
     /// Woken when invitations are queued: the mailer sends them.
     pub mail_queued: Arc<tokio::sync::Notify>,
+    /// Browsers in meetings (their tokens, bounded per address and in all).
+    pub browsers: crate::browser::Sessions,
 }
 
 impl AppState {
@@ -86,6 +89,9 @@ impl AppState {
             credentials_revoked: Arc::new(tokio::sync::watch::Sender::new(0)),
             schedule_changed: Arc::new(tokio::sync::Notify::new()),
             mail_queued: Arc::new(tokio::sync::Notify::new()),
+            // an office behind one address may bring many browsers; an anonymous flood
+            // stops at the total
+            browsers: crate::browser::Sessions::new(200, 5_000),
         }
     }
 
@@ -118,6 +124,7 @@ impl AppState {
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
         (name = "status", description = "What is happening now: meetings, calls, phones, load"),
         (name = "scheduling", description = "Meetings booked ahead, once or repeating; my meetings and their calendar feed"),
+        (name = "join", description = "Browsers in meetings: join by number over WebRTC, then the roster and the member's own controls"),
     )
 )]
 struct ApiDoc;
@@ -162,7 +169,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(events::routes())
             .merge(webhooks::routes())
             .merge(trunks::routes())
-            .merge(bookings::routes()),
+            .merge(bookings::routes())
+            .merge(join::routes()),
     )
 }
 
@@ -241,6 +249,24 @@ fn openapi() -> utoipa::openapi::OpenApi {
 /// The OpenAPI document, as served at `/api/openapi.json`.
 pub fn openapi_json() -> String {
     openapi().to_pretty_json().unwrap_or_default()
+}
+
+/// The name a request reached this server by (its `Host` without the port): it picks the
+/// tenant whose SIP domain it is, for branding and for meeting numbers.
+pub fn host_name(headers: &axum::http::HeaderMap) -> &str {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    // An IPv6 literal's brackets never match a domain.
+    let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    if name.len() > 253 { "" } else { name }
 }
 
 /// The web console: the built single-page app, with `index.html` for every path it routes.

@@ -187,19 +187,8 @@ async fn get_branding(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Branding>> {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    // The name without the port (and an IPv6 literal's brackets never match a domain).
-    let name = host.rsplit_once(':').map_or(host, |(name, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
-            name
-        } else {
-            host
-        }
-    });
-    if name.is_empty() || name.len() > 253 {
+    let name = super::host_name(&headers);
+    if name.is_empty() {
         return Ok(Json(Branding::default()));
     }
     let mut conn = state.store.conn().await?;

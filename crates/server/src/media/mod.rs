@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use conclave_media::engine::Playback;
+use conclave_media::webrtc::{WebRtcIdentity, WebRtcPeer};
 
 /// A member of a room on the media plane: the leg that carries it.
 pub type MemberId = u64;
@@ -92,7 +93,7 @@ pub struct WorkerLoad {
 }
 
 /// A member's media and the state it joins with (nobody hears or is heard before this says).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MemberJoin {
     pub config: MemberConfig,
     pub muted: bool,
@@ -100,6 +101,8 @@ pub struct MemberJoin {
     pub group: Option<GroupId>,
     pub rtp_timeout: Option<Duration>,
     pub playback: Option<Playback>,
+    /// A browser's WebRTC session: its media goes through it.
+    pub webrtc: Option<Box<WebRtcPeer>>,
 }
 
 /// The sockets of a call that has its own ports.
@@ -173,6 +176,8 @@ struct Inner {
     placements: Mutex<HashMap<Arc<str>, Placement>>,
     next_key: AtomicU64,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The DTLS certificate every browser's session shows (made once: see `webrtc`).
+    identity: WebRtcIdentity,
 }
 
 /// The media plane; cheap to clone.
@@ -226,6 +231,7 @@ impl MediaPlane {
                 placements: Mutex::new(HashMap::new()),
                 next_key: AtomicU64::new(1),
                 threads: Mutex::new(threads),
+                identity: WebRtcIdentity::generate().map_err(std::io::Error::other)?,
             }),
         })
     }
@@ -280,6 +286,11 @@ impl MediaPlane {
             worker,
             key,
         }
+    }
+
+    /// The DTLS identity browsers' sessions use.
+    pub fn webrtc_identity(&self) -> &WebRtcIdentity {
+        &self.inner.identity
     }
 
     /// Each worker's load now: members in its mix and rooms placed on it.

@@ -93,10 +93,12 @@ impl Worker {
         poller.add(waker.fd(), WAKER)?;
         let commands_poller = Poller::new()?;
         commands_poller.add(waker.fd(), WAKER)?;
+        let epoch = Instant::now();
         let mut engine = Engine::new(MixerConfig {
             unix_time_at_zero: unix_now(),
             ..MixerConfig::default()
         });
+        engine.set_epoch(epoch);
         let mut fds = HashMap::new();
         if let Some((rtp, rtcp)) = &shared {
             engine.add_port(SHARED_RTP, PortKind::Shared);
@@ -109,7 +111,7 @@ impl Worker {
         Ok(Worker {
             counters: Counters::new(),
             index,
-            epoch: Instant::now(),
+            epoch,
             engine,
             poller,
             commands_poller,
@@ -324,6 +326,7 @@ impl Worker {
                     group: join.group,
                     rtp_timeout: join.rtp_timeout,
                     playback: join.playback,
+                    webrtc: join.webrtc,
                 };
                 let added = self.engine.handle_command(
                     now,

@@ -139,6 +139,7 @@ impl Menu {
         leg.endpoint = endpoint;
         let spec = leg.media.as_ref()?;
         let join = MemberJoin {
+            webrtc: None,
             config: spec.config.clone(),
             muted: true,
             deaf: false,

@@ -345,6 +345,9 @@ impl RoomActor {
             }
             Err(reason) => {
                 tracing::info!(%reason, room = self.room.number, "the meeting refused a caller");
+                if let Some(part) = self.parts.get(&id) {
+                    part.leg.control.refused(&part.leg.kind, &reason);
+                }
                 self.drop_part(id);
             }
         }
@@ -375,6 +378,7 @@ impl RoomActor {
             group: None,
             rtp_timeout: Some(if spec.on_hold { timeouts.1 } else { timeouts.0 }),
             playback,
+            webrtc: part.leg.webrtc.take(),
         };
         part.in_media = self.media.add(id, &part.leg.endpoint, join);
     }
@@ -420,6 +424,7 @@ impl RoomActor {
             part.due = None;
             // no longer waiting: its place among the waiting callers is free
             part.leg.waiting = None;
+            part.leg.control.admitted(&part.leg.kind, member.id);
         }
         if was_in_media {
             self.media.send(engine::Command::SetDeaf {
@@ -442,6 +447,9 @@ impl RoomActor {
     /// Turns a participant away with a prompt (the meeting is locked or full), then hangs up.
     fn refuse(&mut self, id: LegId, reason: &Refused) {
         tracing::info!(%reason, room = self.room.number, "a caller is turned away");
+        if let Some(part) = self.parts.get(&id) {
+            part.leg.control.refused(&part.leg.kind, reason);
+        }
         let prompt = if matches!(reason, Refused::Locked) {
             Prompt::RoomLocked
         } else {

@@ -27,13 +27,16 @@ pub fn next_leg_id() -> LegId {
 pub enum LegKind {
     /// A SIP dialog, by the SIP task's call id.
     Sip { call: u64 },
+    /// A browser over WebRTC, by its session's id.
+    Browser { session: u64 },
 }
 
 impl LegKind {
-    /// The call id the console and the API show (the SIP call's).
+    /// The call id the console and the API show (the SIP call's, the browser session's).
     pub fn call_id(&self) -> u64 {
         match self {
             LegKind::Sip { call } => *call,
+            LegKind::Browser { session } => *session,
         }
     }
 }
@@ -84,6 +87,10 @@ pub enum LegEvent {
 /// How an owner acts on the signalling of a leg.
 pub trait LegControl: Send + Sync {
     fn hang_up(&self, kind: &LegKind);
+    /// The meeting took the leg in as this member (a browser's page is told).
+    fn admitted(&self, _kind: &LegKind, _member: conclave_conference::live::MemberId) {}
+    /// The meeting turned the leg away, for this reason (before hanging up).
+    fn refused(&self, _kind: &LegKind, _reason: &conclave_conference::live::Refused) {}
 }
 
 /// Where a leg's events go: its owner's inbox.
@@ -130,6 +137,8 @@ pub struct Leg {
     pub greeting: Option<crate::prompts::Prompt>,
     pub signals: LegSignals,
     pub control: Arc<dyn LegControl>,
+    /// A browser's WebRTC session, until its media joins the mix.
+    pub webrtc: Option<Box<conclave_media::webrtc::WebRtcPeer>>,
     /// Its place among the callers waiting in a lobby or a menu (released when it leaves).
     pub waiting: Option<WaitingTicket>,
 }

@@ -591,6 +591,7 @@ impl Calls {
             signals: signals.clone(),
             control: self.control.clone(),
             waiting: None,
+            webrtc: None,
         };
         self.calls.insert(
             call,
@@ -633,6 +634,7 @@ impl Calls {
             signals: c.signals.clone(),
             control: self.control.clone(),
             waiting: p.waiting,
+            webrtc: None,
         };
         match p.destination {
             Destination::Room(room) => {

@@ -167,7 +167,9 @@ pub struct BindingView {
 
 impl crate::meeting::LegControl for SipHandle {
     fn hang_up(&self, kind: &crate::meeting::LegKind) {
-        let crate::meeting::LegKind::Sip { call } = *kind;
+        let crate::meeting::LegKind::Sip { call } = *kind else {
+            return;
+        };
         if let Err(err) = self.inputs.try_send(Input::HangUp { call }) {
             // A full queue must not lose a hang-up: it waits for room.
             if let tokio::sync::mpsc::error::TrySendError::Full(input) = err

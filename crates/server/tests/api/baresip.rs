@@ -319,7 +319,7 @@ impl Baresip {
 }
 
 /// Writes `seconds` of a sine at `freq` as a 16-bit PCM WAV file.
-fn write_tone(path: &Path, freq: f64, rate: u32, channels: u16, seconds: u32) {
+pub(crate) fn write_tone(path: &Path, freq: f64, rate: u32, channels: u16, seconds: u32) {
     let samples = tone(freq, rate, (rate * seconds) as usize, 8000.0, 0);
     let mut data = Vec::with_capacity(samples.len() * 2 * usize::from(channels));
     for s in samples {

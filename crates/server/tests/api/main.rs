@@ -3,6 +3,7 @@
 
 mod authz;
 mod baresip;
+mod browser;
 mod brute_force;
 mod cli;
 mod common;

@@ -1,0 +1,439 @@
+//! A browser member's transport: WebRTC in front of the mixer. Sans-IO, over str0m.
+//!
+//! The server is ICE-lite on the media plane's own ports: the browser sends its connectivity
+//! checks to the worker's shared port, the engine finds the peer by the ICE username in the
+//! STUN request (then by the address the checks came from), and everything from that address
+//! goes through the peer: DTLS, then SRTP. What comes out is plain RTP, which the mixer takes
+//! like any member's; what the mixer sends the member goes back through the peer, encrypted.
+//! str0m answers RTCP (receiver reports, NACK) itself; the mixer's own RTCP is not sent.
+//!
+//! One DTLS certificate serves every peer ([`WebRtcIdentity`]): generating one per browser
+//! would cost a key generation for every join, which an anonymous client could repeat.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::rtp::{RtpHeader, RtpPacket};
+use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
+use str0m::media::Mid;
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+/// The header extension id the peer writes the browser's audio level with, in the RTP it
+/// hands the mixer (the mixer skips decoding members who are quiet).
+pub const AUDIO_LEVEL_EXT: u8 = 1;
+
+/// Why a browser's offer cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    /// Not SDP.
+    #[error("the offer is not valid SDP: {0}")]
+    Sdp(String),
+    /// SDP that cannot be answered.
+    #[error("the offer cannot be answered: {0}")]
+    Offer(String),
+    /// No Opus audio in it.
+    #[error("the offer has no audio this server can take (Opus)")]
+    NoAudio,
+    /// Our address cannot be a candidate.
+    #[error("the media address cannot be announced: {0}")]
+    Candidate(String),
+}
+
+/// The server's DTLS identity, made once and shared by every peer.
+#[derive(Clone)]
+pub struct WebRtcIdentity {
+    cert: Arc<DtlsCert>,
+}
+
+impl std::fmt::Debug for WebRtcIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebRtcIdentity")
+    }
+}
+
+impl WebRtcIdentity {
+    /// A new self-signed certificate (browsers check it against the fingerprint in our SDP).
+    pub fn generate() -> Result<WebRtcIdentity, WebRtcError> {
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| WebRtcError::Offer("no DTLS certificate could be made".into()))?;
+        Ok(WebRtcIdentity {
+            cert: Arc::new(cert),
+        })
+    }
+}
+
+/// What a peer gives back: bytes for the network, RTP for the mixer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PeerOutput {
+    /// A datagram to send to the browser.
+    Transmit {
+        /// Where.
+        to: SocketAddr,
+        /// What.
+        data: Vec<u8>,
+    },
+    /// A plain RTP packet from the browser (with its audio level as a header extension).
+    Rtp {
+        /// The address ICE chose.
+        from: SocketAddr,
+        /// The packet.
+        data: Vec<u8>,
+    },
+    /// The browser is gone (ICE lost it, or DTLS closed).
+    Closed,
+}
+
+/// One browser's WebRTC session. See the module documentation.
+pub struct WebRtcPeer {
+    rtc: Rtc,
+    /// Our candidate: where the browser sends (what arrives is addressed to it).
+    local: SocketAddr,
+    ufrag: String,
+    mid: Option<Mid>,
+    opus_pt: u8,
+    next_seq: u64,
+    /// Where the last datagram that got through came from.
+    last_from: Option<SocketAddr>,
+    timeout: Option<Instant>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for WebRtcPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcPeer")
+            .field("local", &self.local)
+            .field("ufrag", &self.ufrag)
+            .field("opus_pt", &self.opus_pt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebRtcPeer {
+    /// Answers a browser's offer: audio only, Opus, ICE-lite with one host candidate at
+    /// `local` (the worker's port as the browser must reach it). Returns the peer and the
+    /// SDP answer.
+    pub fn accept(
+        offer: &str,
+        local: SocketAddr,
+        identity: &WebRtcIdentity,
+        now: Instant,
+    ) -> Result<(WebRtcPeer, String), WebRtcError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .set_dtls_cert((*identity.cert).clone())
+            .build(now);
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Offer(e.to_string()))?;
+        let answer = answer.to_sdp_string();
+        let ufrag = answer_ufrag(&answer)
+            .ok_or_else(|| WebRtcError::Offer("the answer has no ICE username".into()))?;
+        let mid = audio_mid(&answer).ok_or(WebRtcError::NoAudio)?;
+        let opus_pt = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+            .map(|p| *p.pt())
+            .ok_or(WebRtcError::NoAudio)?;
+        let mut peer = WebRtcPeer {
+            rtc,
+            local,
+            ufrag,
+            mid: Some(mid),
+            opus_pt,
+            next_seq: 1 + u64::from(rand_u16()),
+            last_from: None,
+            timeout: None,
+            closed: false,
+        };
+        peer.drain(&mut |_| {});
+        Ok((peer, answer))
+    }
+
+    /// Our ICE username fragment: a STUN request for this peer names it first.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// Our candidate's address (where the browser sends).
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The Opus payload type the browser and we agreed on.
+    pub fn opus_payload_type(&self) -> u8 {
+        self.opus_pt
+    }
+
+    /// When [`WebRtcPeer::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed { None } else { self.timeout }
+    }
+
+    /// It takes this datagram: a STUN request with our credentials, or anything from an
+    /// address ICE has seen succeed.
+    pub fn accepts(&self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
+        match self.input(now, from, data) {
+            Some(input) => self.rtc.accepts(&input),
+            None => false,
+        }
+    }
+
+    /// ICE has accepted `from`: media from there is this peer's.
+    pub fn knows(&self, now: Instant, from: SocketAddr) -> bool {
+        // what an RTP packet from there would be taken for
+        const PROBE: [u8; 12] = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        self.accepts(now, from, &PROBE)
+    }
+
+    fn input<'a>(&self, now: Instant, from: SocketAddr, data: &'a [u8]) -> Option<Input<'a>> {
+        let contents = data.try_into().ok()?;
+        Some(Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: self.local,
+                contents,
+            },
+        ))
+    }
+
+    /// A datagram from the browser.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        out: &mut dyn FnMut(PeerOutput),
+    ) {
+        if self.closed {
+            return;
+        }
+        let Some(input) = self.input(now, from, data) else {
+            return;
+        };
+        if let Err(err) = self.rtc.handle_input(input) {
+            tracing::debug!(%from, %err, "a WebRTC datagram refused");
+            return;
+        }
+        self.last_from = Some(from);
+        self.drain(out);
+    }
+
+    /// Time passes (ICE consent, DTLS retransmissions, RTCP reports).
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut dyn FnMut(PeerOutput)) {
+        if self.closed {
+            return;
+        }
+        if let Err(err) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(%err, "a WebRTC peer's timeout failed");
+        }
+        self.drain(out);
+    }
+
+    /// A packet the mixer sends the member (plain RTP from the mixer); RTCP is str0m's own.
+    pub fn send_rtp(&mut self, now: Instant, packet: &[u8], out: &mut dyn FnMut(PeerOutput)) {
+        if self.closed {
+            return;
+        }
+        let Some(mid) = self.mid else { return };
+        let Some((marker, timestamp, payload)) = rtp_parts(packet) else {
+            return;
+        };
+        let seq = SeqNo::from(self.next_seq);
+        self.next_seq += 1;
+        let write = RtpWrite::new(self.opus_pt.into(), seq, timestamp, now, payload).marker(marker);
+        match self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            Some(tx) => tx.write_rtp(write),
+            None => return,
+        }
+        self.drain(out);
+    }
+
+    /// Ends the session (DTLS close); what it sends last comes out.
+    pub fn close(&mut self, out: &mut dyn FnMut(PeerOutput)) {
+        if self.closed {
+            return;
+        }
+        let _ = self.rtc.close();
+        self.drain(out);
+        self.closed = true;
+    }
+
+    fn drain(&mut self, out: &mut dyn FnMut(PeerOutput)) {
+        // bounded: str0m ends every poll with a timeout; a runaway is cut off
+        for _ in 0..10_000 {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(at)) => {
+                    self.timeout = Some(at);
+                    return;
+                }
+                Ok(Output::Transmit(t)) => out(PeerOutput::Transmit {
+                    to: t.destination,
+                    data: t.contents.to_vec(),
+                }),
+                Ok(Output::Event(event)) => self.event(event, out),
+                Err(err) => {
+                    tracing::debug!(%err, "a WebRTC peer failed");
+                    self.closed = true;
+                    out(PeerOutput::Closed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event, out: &mut dyn FnMut(PeerOutput)) {
+        match event {
+            Event::RtpPacket(p) => {
+                if let Some(from) = self.last_from {
+                    out(PeerOutput::Rtp {
+                        from,
+                        data: rebuild_rtp(&p),
+                    });
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.closed = true;
+                out(PeerOutput::Closed);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Our ICE username fragment, from our answer.
+fn answer_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
+}
+
+/// The media id of the answer's first audio section that is not refused (port 0).
+fn audio_mid(sdp: &str) -> Option<Mid> {
+    let mut in_audio = false;
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            in_audio = m.starts_with("audio ") && !m.starts_with("audio 0 ");
+        } else if in_audio && let Some(mid) = line.strip_prefix("a=mid:") {
+            return Some(Mid::from(mid.trim()));
+        }
+    }
+    None
+}
+
+/// The ICE username a STUN binding request carries ("ours:theirs"), or `None`.
+pub fn stun_username(data: &[u8]) -> Option<&str> {
+    // RFC 5389: type 0x0001 (binding request), length, magic cookie, transaction id
+    if data.len() < 20 || data[0] > 3 || data[4..8] != [0x21, 0x12, 0xA4, 0x42] {
+        return None;
+    }
+    let length = usize::from(u16::from_be_bytes([data[2], data[3]]));
+    let body = data.get(20..20 + length)?;
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let kind = u16::from_be_bytes([body[at], body[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([body[at + 2], body[at + 3]]));
+        let value = body.get(at + 4..at + 4 + len)?;
+        if kind == 0x0006 {
+            return std::str::from_utf8(value).ok();
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    None
+}
+
+/// The local part of a STUN username ("ours:theirs" names ours first).
+pub fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
+    stun_username(data).and_then(|u| u.split(':').next())
+}
+
+/// Marker, timestamp and payload of a plain RTP packet.
+fn rtp_parts(packet: &[u8]) -> Option<(bool, u32, Vec<u8>)> {
+    let p = RtpPacket::parse(packet).ok()?;
+    Some((p.marker(), p.timestamp(), p.payload().to_vec()))
+}
+
+/// A received packet as RTP bytes for the mixer, its audio level (RFC 6464) kept.
+fn rebuild_rtp(p: &str0m::rtp::RtpPacket) -> Vec<u8> {
+    let h = &p.header;
+    let extensions = h
+        .ext_vals
+        .audio_level
+        .map(|level| {
+            let voice = h.ext_vals.voice_activity.unwrap_or(false);
+            let magnitude = level.unsigned_abs().min(127);
+            vec![(AUDIO_LEVEL_EXT, vec![magnitude | (u8::from(voice) << 7)])]
+        })
+        .unwrap_or_default();
+    RtpHeader {
+        marker: h.marker,
+        payload_type: *h.payload_type & 0x7f,
+        sequence: h.sequence_number,
+        timestamp: h.timestamp,
+        ssrc: *h.ssrc,
+        csrcs: Vec::new(),
+        extensions,
+    }
+    .to_vec(&p.payload)
+}
+
+/// A random start for what we number (not secret: SRTP protects the stream).
+fn rand_u16() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    (nanos ^ (nanos >> 16)) as u16 & 0x7fff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stun_username_is_found_and_garbage_is_not() {
+        // a binding request with USERNAME "abcd:efgh"
+        let mut m = vec![0x00, 0x01, 0x00, 0x10, 0x21, 0x12, 0xA4, 0x42];
+        m.extend_from_slice(&[7; 12]);
+        m.extend_from_slice(&[0x00, 0x06, 0x00, 0x09]);
+        m.extend_from_slice(b"abcd:efgh\0\0\0");
+        assert_eq!(stun_username(&m), Some("abcd:efgh"));
+        assert_eq!(stun_local_ufrag(&m), Some("abcd"));
+        assert_eq!(stun_username(&m[..30]), None, "cut short");
+        assert_eq!(stun_username(&[0x80; 40]), None, "RTP is not STUN");
+        let mut long = m.clone();
+        long[3] = 0xff;
+        assert_eq!(stun_username(&long), None, "a length past the end");
+    }
+
+    #[test]
+    fn rtp_parts_skip_csrcs_and_extensions() {
+        let mut p = vec![0x91, 0xef, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4];
+        p.extend_from_slice(&[0, 0, 0, 5]); // one CSRC
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, 0x7f, 0, 0]);
+        p.extend_from_slice(b"opus");
+        let (marker, ts, payload) = rtp_parts(&p).expect("parts");
+        assert!(marker);
+        assert_eq!(ts, 9);
+        assert_eq!(payload, b"opus");
+        assert!(rtp_parts(&p[..14]).is_none());
+    }
+}

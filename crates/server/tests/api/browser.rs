@@ -1,0 +1,290 @@
+//! Browsers in a meeting, end to end: Debian's Chromium (Playwright, `web/tests/browser-member.mjs`)
+//! opens the join page, its fake microphone plays a tone from a WAV file, and it joins over
+//! WebRTC (ICE-lite on the media plane's shared port, DTLS-SRTP, Opus) with a phone caller
+//! (plain RTP, PCMU) in the same room.
+//!
+//! - Each of two browsers and the phone hears the others' tones and not its own.
+//! - The chair mutes a browser member from the API (as the console does): the phone stops
+//!   hearing its tone; the browser's own mute button does the same.
+//! - A wrong PIN is refused with the page's words; a locked meeting refuses the browser too.
+//! - The member leaves with its Leave button: it is gone from the roster, its token is
+//!   worth nothing.
+
+use crate::baresip::write_tone;
+use crate::common::{Db, TestServer, start_with};
+use crate::room_call::{Caller, talk_and_listen};
+use base64::Engine as _;
+use conclave_media::dsp::goertzel_power;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Chromium, Node and the built console are here (the test command installs and builds them).
+fn browser_ready() -> bool {
+    let ready = Path::new("/usr/bin/chromium").exists()
+        && repo().join("web/dist/index.html").exists()
+        && repo().join("web/node_modules/playwright-core").exists();
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have Chromium, web/node_modules and web/dist (scripts/install-deps.sh --test, scripts/build-web.sh)"
+        );
+        eprintln!("skipped: Chromium, web/node_modules or web/dist is missing");
+    }
+    ready
+}
+
+/// One Chromium with the join page open, driven over its stdin.
+struct BrowserMember {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl BrowserMember {
+    fn start(base: &str, wav: &Path) -> BrowserMember {
+        let mut child = Command::new("node")
+            .arg(repo().join("web/tests/browser-member.mjs"))
+            .arg(base)
+            .arg(wav)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs the browser member");
+        let stdin = child.stdin.take().expect("stdin");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        BrowserMember {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    async fn ask(&mut self, command: &str) -> String {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .expect("write to the browser member");
+        let line = tokio::time::timeout(Duration::from_secs(40), self.lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the browser member answers {command:?} within 40 s"))
+            .expect("read")
+            .unwrap_or_else(|| panic!("the browser member ended before answering {command:?}"));
+        assert!(!line.starts_with("error"), "{command}: {line}");
+        line
+    }
+
+    /// Joins; the member id, or the page's refusal.
+    async fn join(&mut self, number: &str, name: &str, pin: Option<&str>) -> Result<u32, String> {
+        let line = self
+            .ask(&format!("join {number} {name} {}", pin.unwrap_or("")))
+            .await;
+        match line.split_once(' ') {
+            Some(("joined", id)) => Ok(id.trim().parse().expect("a member id")),
+            Some(("refused", why)) => Err(why.to_owned()),
+            _ => panic!("join: {line}"),
+        }
+    }
+
+    /// What it heard since the last mark (mono, at its rate).
+    async fn heard(&mut self) -> (Vec<i16>, u32) {
+        let line = self.ask("heard").await;
+        let mut parts = line.split(' ').skip(1);
+        let rate: u32 = parts.next().and_then(|r| r.parse().ok()).expect("rate");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(parts.next().unwrap_or(""))
+            .expect("base64");
+        let pcm = bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        (pcm, rate)
+    }
+
+    async fn quit(mut self) {
+        let _ = self.stdin.write_all(b"quit\n").await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// The last `seconds` of what was heard.
+fn tail(pcm: &[i16], rate: u32, seconds: f64) -> Vec<i16> {
+    let n = (f64::from(rate) * seconds) as usize;
+    pcm[pcm.len().saturating_sub(n)..].to_vec()
+}
+
+/// `freq` stands out of `pcm` at least `times` over `other` (a tone it must not hold).
+fn hears(pcm: &[i16], rate: u32, freq: f64, other: f64, times: f64) -> (bool, f64, f64) {
+    let wanted = goertzel_power(pcm, rate, freq);
+    let unwanted = goertzel_power(pcm, rate, other);
+    (wanted > times * unwanted.max(1e-9), wanted, unwanted)
+}
+
+async fn roster(s: &TestServer, admin: &str, room_id: &str) -> Vec<Value> {
+    s.get(&format!("/conferences/{room_id}"), admin).await.body["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
+    if !browser_ready() {
+        return;
+    }
+    let s = start_with(Db::Sqlite, "browser_join", |settings| {
+        settings.web_dir = repo().join("web/dist");
+    })
+    .await
+    .expect("server");
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8300", "name": "Harbour crisis room", "pin": "2468" }),
+        )
+        .await;
+    room.expect(201);
+    let room_id = room.id();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (wav_a, wav_b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    write_tone(&wav_a, 500.0, 48_000, 1, 60);
+    write_tone(&wav_b, 1_100.0, 48_000, 1, 60);
+
+    // a wrong PIN is refused in words; then both browsers join with the right one
+    let mut a = BrowserMember::start(&s.base, &wav_a);
+    let refused = a.join("8300", "Ada", Some("1111")).await;
+    assert_eq!(refused, Err("Wrong PIN.".into()));
+    let member_a = a
+        .join("8300", "Ada", Some("2468"))
+        .await
+        .expect("Ada joins");
+    let mut b = BrowserMember::start(&s.base, &wav_b);
+    let member_b = b.join("8300", "Bo", Some("2468")).await.expect("Bo joins");
+
+    // a phone dials in and keys the PIN
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut phone = Caller::new(sip, "phone").await;
+    assert_eq!(phone.dial("8300").await, 200);
+    phone.press("2468#").await;
+    let mut in_roster = false;
+    for _ in 0..50 {
+        let members = roster(&s, &admin, &room_id).await;
+        if members.len() == 3 {
+            let vias: Vec<&str> = members.iter().filter_map(|m| m["via"].as_str()).collect();
+            assert_eq!(
+                vias.iter().filter(|v| **v == "browser").count(),
+                2,
+                "{members:?}"
+            );
+            in_roster = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(in_roster, "two browsers and the phone in the roster");
+    // what plays to the phone alone after its PIN (the welcome) is over before we judge
+    talk_and_listen(&phone, 2_000.0, 150).await;
+
+    a.ask("mark").await;
+    b.ask("mark").await;
+    let heard_by_phone = talk_and_listen(&phone, 2_000.0, 200).await;
+    let (heard_a, rate_a) = a.heard().await;
+    let (heard_b, rate_b) = b.heard().await;
+    let phone_tail = tail(&heard_by_phone, 8_000, 2.0);
+    let (a_tail, b_tail) = (tail(&heard_a, rate_a, 2.0), tail(&heard_b, rate_b, 2.0));
+    assert!(
+        a_tail.len() > rate_a as usize && b_tail.len() > rate_b as usize,
+        "the browsers receive audio: {} / {}",
+        heard_a.len(),
+        heard_b.len()
+    );
+    for (who, pcm, rate, own, others) in [
+        ("Ada", &a_tail, rate_a, 500.0, [1_100.0, 2_000.0]),
+        ("Bo", &b_tail, rate_b, 1_100.0, [500.0, 2_000.0]),
+        ("the phone", &phone_tail, 8_000, 2_000.0, [500.0, 1_100.0]),
+    ] {
+        for other in others {
+            let (ok, wanted, unwanted) = hears(pcm, rate, other, own, 20.0);
+            assert!(
+                ok,
+                "{who} hears {other} Hz ({wanted:.1}) and not its own {own} Hz ({unwanted:.1})"
+            );
+        }
+    }
+
+    // the chair mutes Ada from the API, as the console does: the phone no longer hears 500 Hz
+    s.post(
+        &format!("/conferences/{room_id}/members/{member_a}/mute"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    talk_and_listen(&phone, 2_000.0, 25).await;
+    let heard_by_phone = talk_and_listen(&phone, 2_000.0, 100).await;
+    let muted = tail(&heard_by_phone, 8_000, 1.5);
+    let (still_bo, bo, _) = hears(&muted, 8_000, 1_100.0, 2_000.0, 20.0);
+    let ada = goertzel_power(&muted, 8_000, 500.0);
+    assert!(still_bo, "Bo is still heard ({bo:.1})");
+    assert!(
+        bo > 100.0 * ada.max(1e-9),
+        "muted, Ada is not heard ({ada:.1} against Bo's {bo:.1})"
+    );
+    // Bo mutes himself with his button: the page says so, the roster too
+    b.ask("click join-mute").await;
+    let mut bo_muted = false;
+    for _ in 0..25 {
+        let members = roster(&s, &admin, &room_id).await;
+        if members
+            .iter()
+            .any(|m| m["id"] == json!(member_b) && m["muted"] == json!(true))
+        {
+            bo_muted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(bo_muted, "Bo muted himself");
+
+    // locked: a third browser is turned away
+    s.post(&format!("/conferences/{room_id}/lock"), &admin, json!({}))
+        .await
+        .expect(200);
+    let mut c = BrowserMember::start(&s.base, &wav_a);
+    let refused = c.join("8300", "Cy", Some("2468")).await;
+    assert_eq!(refused, Err("The meeting is locked.".into()));
+    c.quit().await;
+
+    // Ada leaves with her button: gone from the roster
+    a.ask("click join-leave").await;
+    let mut gone = false;
+    for _ in 0..25 {
+        let members = roster(&s, &admin, &room_id).await;
+        if !members.iter().any(|m| m["id"] == json!(member_a)) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(gone, "Ada left");
+    assert!(
+        a.ask("text join-left").await.contains("left the meeting"),
+        "her page says she left"
+    );
+
+    a.quit().await;
+    b.quit().await;
+    assert_eq!(phone.hang_up("8300").await, 200);
+    s.stop().await;
+}

@@ -1,0 +1,357 @@
+// Joining a meeting from a browser: /join, or /join/<number> as a link to share. The page
+// asks for the number, the PIN when the room has one and a name, lets the user pick a
+// microphone and a speaker, and is then in the meeting: the roster with who is talking, the
+// member's own controls, and a chair's controls when the member's role allows them (the
+// server's one permission check decides either way).
+
+import { useEffect, useRef, useState } from 'react';
+import { api, ApiError, session, type LiveMember, type User } from './api';
+import { BrandMark, useBranding } from './Branding';
+import { initialLang, translator, type Lang, type T } from './i18n';
+
+type Joined = { token: string; sdp: string; member_id: number; role: string; room_number: string; room_name: string };
+type MyMeeting = { member_id: number; room_number: string; room_name: string; locked: boolean; members: LiveMember[] };
+type Quality = 'good' | 'fair' | 'poor' | 'unknown';
+
+/// Requests as the member (the token the join gave, not a console login).
+async function asMember<R>(token: string, method: string, path: string, body?: unknown): Promise<R> {
+  const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const response = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 204) return undefined as R;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
+  return data as R;
+}
+
+/// The last word of a problem's type: why the meeting refused (locked, full, wrong-pin...).
+function refusalOf(err: unknown): string | null {
+  return err instanceof ApiError && err.problemType ? err.problemType.split('/').pop() ?? null : null;
+}
+
+const CHAIR_ROLES = ['owner', 'manager', 'chairman'];
+
+/// The number in /join/<number>.
+function numberInPath(): string {
+  const m = window.location.pathname.match(/^\/join\/(\d{1,32})\/?$/);
+  return m ? m[1] : '';
+}
+
+export function JoinPage() {
+  const [lang, setLang] = useState<Lang>(initialLang);
+  const t = translator(lang);
+  const [branding] = useBranding(null);
+  const [me, setMe] = useState<User | null>(null);
+  const [joined, setJoined] = useState<{ joined: Joined; pc: RTCPeerConnection; mic: MediaStream } | null>(null);
+  const [left, setLeft] = useState<string | null>(null);
+
+  useEffect(() => {
+    localStorage.setItem('conclave.lang', lang);
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  }, [lang]);
+  useEffect(() => {
+    if (session.get()) api<User>('GET', '/me').then(setMe, () => setMe(null));
+  }, []);
+
+  const switcher = (
+    <select data-testid="language" value={lang} onChange={(e) => setLang(e.target.value as Lang)}>
+      <option value="en">English</option>
+      <option value="zh">中文</option>
+    </select>
+  );
+  return (
+    <div className="join-page">
+      <header className="join-header">
+        <BrandMark t={t} branding={branding} />
+        {switcher}
+      </header>
+      {branding.slogan && <p className="slogan">{branding.slogan}</p>}
+      {joined ? (
+        <InMeeting
+          t={t}
+          joined={joined.joined}
+          pc={joined.pc}
+          mic={joined.mic}
+          onLeft={(why) => {
+            joined.pc.close();
+            joined.mic.getTracks().forEach((track) => track.stop());
+            setJoined(null);
+            setLeft(why);
+          }}
+        />
+      ) : (
+        <JoinForm t={t} me={me} left={left} onJoined={(j) => { setLeft(null); setJoined(j); }} />
+      )}
+    </div>
+  );
+}
+
+function JoinForm({ t, me, left, onJoined }: {
+  t: T; me: User | null; left: string | null;
+  onJoined: (j: { joined: Joined; pc: RTCPeerConnection; mic: MediaStream }) => void;
+}) {
+  const [number, setNumber] = useState(numberInPath);
+  const [pin, setPin] = useState('');
+  const [name, setName] = useState('');
+  const [mics, setMics] = useState<MediaDeviceInfo[]>([]);
+  const [mic, setMic] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [invalid, setInvalid] = useState<Record<string, string>>({});
+
+  useEffect(() => {
+    navigator.mediaDevices?.enumerateDevices().then(
+      (devices) => setMics(devices.filter((d) => d.kind === 'audioinput' && d.deviceId)),
+      () => setMics([]),
+    );
+  }, []);
+
+  const join = async () => {
+    const problems: Record<string, string> = {};
+    if (!/^\d{1,32}$/.test(number.trim())) problems.number = t('joinNumberInvalid');
+    if (!me && !name.trim()) problems.name = t('joinNameRequired');
+    setInvalid(problems);
+    if (Object.keys(problems).length) return;
+    setBusy(true);
+    setError(null);
+    let stream: MediaStream | null = null;
+    let pc: RTCPeerConnection | null = null;
+    try {
+      if (!navigator.mediaDevices) throw new Error(t('joinNeedsSecureContext'));
+      stream = await navigator.mediaDevices.getUserMedia({ audio: mic ? { deviceId: { exact: mic } } : true });
+      pc = new RTCPeerConnection();
+      for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const joined = await api<Joined>('POST', '/join', {
+        number: number.trim(), pin: pin.trim() || undefined, name: name.trim() || undefined, sdp: offer.sdp,
+      });
+      await pc.setRemoteDescription({ type: 'answer', sdp: joined.sdp });
+      onJoined({ joined, pc, mic: stream });
+    } catch (err) {
+      pc?.close();
+      stream?.getTracks().forEach((track) => track.stop());
+      const why = refusalOf(err);
+      if (err instanceof DOMException && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) setError(t('joinMicDenied'));
+      else if (why && t(`joinRefused_${why}`) !== `joinRefused_${why}`) setError(t(`joinRefused_${why}`));
+      else if (err instanceof ApiError && err.status === 404) setError(t('joinNoSuchMeeting'));
+      else setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form
+      className="join-form card"
+      data-testid="join-form"
+      onSubmit={(e) => { e.preventDefault(); void join(); }}
+    >
+      <h1>{t('joinTitle')}</h1>
+      {left !== null && <p className="notice" data-testid="join-left">{left || t('joinYouLeft')}</p>}
+      <label>
+        {t('joinNumber')}
+        <input data-testid="join-number" inputMode="numeric" autoComplete="off" value={number} onChange={(e) => setNumber(e.target.value)} />
+        {invalid.number && <span className="field-error">{invalid.number}</span>}
+      </label>
+      <label>
+        {t('joinPin')}
+        <input data-testid="join-pin" inputMode="numeric" type="password" autoComplete="off" value={pin} onChange={(e) => setPin(e.target.value)} placeholder={t('joinPinHint')} />
+      </label>
+      <label>
+        {t('joinName')}
+        <input data-testid="join-name" value={name} maxLength={64} onChange={(e) => setName(e.target.value)} placeholder={me ? me.display_name : ''} />
+        {invalid.name && <span className="field-error">{invalid.name}</span>}
+      </label>
+      {mics.length > 1 && (
+        <label>
+          {t('joinMicrophone')}
+          <select data-testid="join-mic" value={mic} onChange={(e) => setMic(e.target.value)}>
+            <option value="">{t('joinDefaultDevice')}</option>
+            {mics.map((d, i) => <option key={d.deviceId} value={d.deviceId}>{d.label || `${t('joinMicrophone')} ${i + 1}`}</option>)}
+          </select>
+        </label>
+      )}
+      {error && <p className="error" data-testid="join-error">{error}</p>}
+      <button type="submit" className="primary big" data-testid="join-submit" disabled={busy}>
+        {busy ? t('joinJoining') : t('joinButton')}
+      </button>
+      {me && <p className="hint">{t('joinAs')} {me.display_name}</p>}
+    </form>
+  );
+}
+
+function InMeeting({ t, joined, pc, mic, onLeft }: {
+  t: T; joined: Joined; pc: RTCPeerConnection; mic: MediaStream; onLeft: (why: string) => void;
+}) {
+  const audio = useRef<HTMLAudioElement>(null);
+  const [meeting, setMeeting] = useState<MyMeeting | null>(null);
+  const [level, setLevel] = useState(0);
+  const [quality, setQuality] = useState<Quality>('unknown');
+  const [error, setError] = useState<string | null>(null);
+  const [speakers, setSpeakers] = useState<MediaDeviceInfo[]>([]);
+  const [speaker, setSpeaker] = useState('');
+  const token = joined.token;
+
+  // what the others say: the remote track plays in the page
+  useEffect(() => {
+    const remote = new MediaStream();
+    const play = () => {
+      if (audio.current) {
+        audio.current.srcObject = remote;
+        void audio.current.play().catch(() => undefined);
+      }
+    };
+    pc.ontrack = (e) => { remote.addTrack(e.track); play(); };
+    for (const r of pc.getReceivers()) if (r.track) remote.addTrack(r.track);
+    play();
+    // for tests and troubleshooting: the connection and what it receives
+    (window as unknown as { conclaveJoin: unknown }).conclaveJoin = { pc, remote, mic, member: joined.member_id };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed') setQuality('poor');
+    };
+  }, [pc, mic, joined.member_id]);
+
+  // the roster, live; a 401 means the meeting let us go (removed, ended)
+  useEffect(() => {
+    let stopped = false;
+    const poll = async () => {
+      try {
+        const m = await asMember<MyMeeting>(token, 'GET', '/join/me');
+        if (!stopped) setMeeting(m);
+      } catch (err) {
+        if (!stopped && err instanceof ApiError && err.status === 401) onLeft(t('joinMeetingOver'));
+      }
+    };
+    void poll();
+    const timer = window.setInterval(poll, 1000);
+    return () => { stopped = true; window.clearInterval(timer); };
+  }, [token]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  // the microphone's level
+  useEffect(() => {
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 512;
+    context.createMediaStreamSource(mic).connect(analyser);
+    const data = new Float32Array(analyser.fftSize);
+    const timer = window.setInterval(() => {
+      analyser.getFloatTimeDomainData(data);
+      let sum = 0;
+      for (const v of data) sum += v * v;
+      setLevel(Math.min(1, Math.sqrt(sum / data.length) * 4));
+    }, 100);
+    return () => { window.clearInterval(timer); void context.close(); };
+  }, [mic]);
+
+  // network quality, from what the browser measures of our stream to it
+  useEffect(() => {
+    const timer = window.setInterval(async () => {
+      const stats = await pc.getStats();
+      let lost = 0, received = 0, jitter = 0, rtt: number | null = null;
+      stats.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') { lost += s.packetsLost ?? 0; received += s.packetsReceived ?? 0; jitter = s.jitter ?? 0; }
+        if (s.type === 'candidate-pair' && s.nominated && s.currentRoundTripTime !== undefined) rtt = s.currentRoundTripTime;
+      });
+      if (received === 0) { setQuality('unknown'); return; }
+      const loss = lost / (lost + received);
+      const bad = loss > 0.05 || jitter > 0.06 || (rtt ?? 0) > 0.4;
+      const fair = loss > 0.01 || jitter > 0.03 || (rtt ?? 0) > 0.2;
+      setQuality(bad ? 'poor' : fair ? 'fair' : 'good');
+    }, 2000);
+    return () => window.clearInterval(timer);
+  }, [pc]);
+
+  useEffect(() => {
+    navigator.mediaDevices?.enumerateDevices().then(
+      (devices) => setSpeakers(devices.filter((d) => d.kind === 'audiooutput' && d.deviceId)),
+      () => setSpeakers([]),
+    );
+  }, []);
+
+  const act = async (action: string, member?: number) => {
+    setError(null);
+    try {
+      await asMember(token, 'POST', '/join/me/actions', member === undefined ? { action } : { action, member });
+      setMeeting(await asMember<MyMeeting>(token, 'GET', '/join/me'));
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  const leave = async () => {
+    await asMember(token, 'DELETE', '/join/me').catch(() => undefined);
+    onLeft(t('joinYouLeft'));
+  };
+  const pickSpeaker = (id: string) => {
+    setSpeaker(id);
+    const el = audio.current as (HTMLAudioElement & { setSinkId?: (id: string) => Promise<void> }) | null;
+    void el?.setSinkId?.(id).catch(() => undefined);
+  };
+
+  const self = meeting?.members.find((m) => m.id === meeting.member_id);
+  const chair = !!self && CHAIR_ROLES.includes(self.role);
+  return (
+    <section className="in-meeting" data-testid="in-meeting">
+      <audio ref={audio} autoPlay data-testid="join-audio" />
+      <h1>
+        {joined.room_name} <small>{joined.room_number}</small>
+        {meeting?.locked && <span className="badge" data-testid="join-locked">{t('locked')}</span>}
+      </h1>
+      <div className="self-bar">
+        <div className="meter" title={t('joinLevel')}><div className="meter-fill" data-testid="join-level" data-level={level.toFixed(2)} style={{ width: `${Math.round(level * 100)}%` }} /></div>
+        <span className={`quality quality-${quality}`} data-testid="join-quality">{t(`joinQuality_${quality}`)}</span>
+        {self && (
+          <>
+            <button
+              className="big"
+              data-testid="join-mute"
+              disabled={self.muted && !self.may_speak}
+              onClick={() => act(self.muted ? 'unmute' : 'mute')}
+            >
+              {self.muted ? t('joinUnmute') : t('joinMute')}
+            </button>
+            <button className="big" data-testid="join-hand" onClick={() => act(self.hand_raised ? 'lower_hand' : 'raise_hand')}>
+              {self.hand_raised ? t('joinLowerHand') : t('joinRaiseHand')}
+            </button>
+          </>
+        )}
+        <button className="big danger" data-testid="join-leave" onClick={leave}>{t('joinLeave')}</button>
+      </div>
+      {self && !self.may_speak && <p className="notice">{t('joinForbidden')}</p>}
+      {speakers.length > 1 && (
+        <label>
+          {t('joinSpeaker')}
+          <select value={speaker} onChange={(e) => pickSpeaker(e.target.value)}>
+            <option value="">{t('joinDefaultDevice')}</option>
+            {speakers.map((d, i) => <option key={d.deviceId} value={d.deviceId}>{d.label || `${t('joinSpeaker')} ${i + 1}`}</option>)}
+          </select>
+        </label>
+      )}
+      {error && <p className="error" data-testid="join-action-error">{error}</p>}
+      {chair && meeting && (
+        <div className="chair-bar">
+          <button onClick={() => act(meeting.locked ? 'unlock' : 'lock')} data-testid="join-lock">{meeting.locked ? t('unlock') : t('lock')}</button>
+          <button onClick={() => act('mute_all')}>{t('muteAll')}</button>
+        </div>
+      )}
+      <ul className="roster" data-testid="join-roster">
+        {meeting?.members.map((m) => (
+          <li key={m.id} data-testid={`join-member-${m.id}`} className={m.talking ? 'talking' : ''}>
+            <span className="name">{m.name || m.number}</span>
+            {m.id === meeting.member_id && <small> ({t('joinYou')})</small>}
+            <small className="role"> {t(`role_${m.role}`)}</small>
+            {m.talking && <span className="badge talking-badge">{t('talking')}</span>}
+            {m.muted && <span className="badge">{t('muted')}</span>}
+            {m.hand_raised && <span className="badge" data-testid={`join-hand-${m.id}`}>✋</span>}
+            {chair && m.id !== meeting.member_id && (
+              <span className="actions">
+                <button onClick={() => act(m.muted ? 'unmute_member' : 'mute_member', m.id)}>{m.muted ? t('unmute') : t('mute')}</button>
+                <button className="danger" onClick={() => act('remove_member', m.id)}>{t('remove')}</button>
+              </span>
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,87 @@
+// A browser member for the server's end-to-end tests: Debian's Chromium (Playwright) opens the
+// join page, its fake microphone plays a WAV file, and it records what it hears from the
+// meeting. Driven line by line on stdin; answers one line per command on stdout:
+//
+//   join <number> <name> [pin]   fill the join form and join → "joined <member id>" or
+//                                "refused <text the page shows>"
+//   mark                         forget what was heard so far → "marked"
+//   heard                        what was heard since the mark → "heard <rate> <base64 s16le>"
+//   click <test id>              click a control on the page → "clicked"
+//   text <test id>               a control's text → "text <json string>"
+//   shot <file>                  a screenshot of the page → "shot"
+//   quit                         close the browser and exit
+//
+// Usage: node browser-member.mjs <base url> <wav file> [lang]
+import { chromium } from 'playwright-core';
+import { createInterface } from 'node:readline';
+
+const [base, wav, lang = 'en'] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-quic',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ locale: lang === 'zh' ? 'zh-CN' : 'en-US', permissions: ['microphone'] });
+const page = await context.newPage();
+await page.addInitScript((l) => localStorage.setItem('conclave.lang', l), lang);
+
+const say = (line) => process.stdout.write(`${line}\n`);
+
+async function join(number, name, pin) {
+  await page.goto(`${base}/join/${number}`);
+  await page.getByTestId('join-name').fill(name);
+  if (pin) await page.getByTestId('join-pin').fill(pin);
+  await page.getByTestId('join-submit').click();
+  const outcome = await Promise.race([
+    page.getByTestId('in-meeting').waitFor({ timeout: 15000 }).then(() => 'in'),
+    page.getByTestId('join-error').waitFor({ timeout: 15000 }).then(() => 'refused'),
+  ]);
+  if (outcome === 'refused') return `refused ${await page.getByTestId('join-error').innerText()}`;
+  // record what the meeting sends, from the start (a ScriptProcessor: simple, and enough here)
+  const member = await page.evaluate(() => {
+    const j = window.conclaveJoin;
+    const context = new AudioContext({ sampleRate: 16000 });
+    const source = context.createMediaStreamSource(j.remote);
+    const tap = context.createScriptProcessor(4096, 1, 1);
+    window.heard = [];
+    tap.onaudioprocess = (e) => window.heard.push(Float32Array.from(e.inputBuffer.getChannelData(0)));
+    source.connect(tap);
+    tap.connect(context.destination);
+    window.heardRate = context.sampleRate;
+    return j.member;
+  });
+  return `joined ${member}`;
+}
+
+async function heard() {
+  const { rate, pcm } = await page.evaluate(() => {
+    const all = window.heard.flatMap((b) => Array.from(b));
+    const pcm = new Int16Array(all.length);
+    all.forEach((v, i) => { pcm[i] = Math.max(-32768, Math.min(32767, Math.round(v * 32767))); });
+    let bin = '';
+    const bytes = new Uint8Array(pcm.buffer);
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return { rate: window.heardRate, pcm: btoa(bin) };
+  });
+  return `heard ${rate} ${pcm}`;
+}
+
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  const [command, ...args] = line.trim().split(/\s+/);
+  try {
+    if (command === 'join') say(await join(args[0], args[1], args[2]));
+    else if (command === 'mark') { await page.evaluate(() => { window.heard = []; }); say('marked'); }
+    else if (command === 'heard') say(await heard());
+    else if (command === 'click') { await page.getByTestId(args[0]).click(); say('clicked'); }
+    else if (command === 'text') say(`text ${JSON.stringify(await page.getByTestId(args[0]).innerText())}`);
+    else if (command === 'shot') { await page.screenshot({ path: args[0], fullPage: true }); say('shot'); }
+    else if (command === 'quit') break;
+    else say(`error unknown command ${command}`);
+  } catch (err) {
+    say(`error ${String(err.message ?? err).split('\n')[0]}`);
+  }
+}
+await browser.close();
