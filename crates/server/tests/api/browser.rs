@@ -4,6 +4,7 @@
 //! (plain RTP, PCMU) in the same room.
 //!
 //! - Each of two browsers and the phone hears the others' tones and not its own.
+//! - A browser restarts ICE (as after a network change) without leaving: it still hears.
 //! - The chair mutes a browser member from the API (as the console does): the phone stops
 //!   hearing its tone; the browser's own mute button does the same.
 //! - A wrong PIN is refused with the page's words; a locked meeting refuses the browser too.
@@ -222,6 +223,22 @@ async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
             );
         }
     }
+
+    // Bo's network changes: an ICE restart on the same session, and the audio goes on
+    let restarted = b.ask("restart").await;
+    assert!(
+        restarted == "restarted connected" || restarted == "restarted completed",
+        "{restarted}"
+    );
+    b.ask("mark").await;
+    talk_and_listen(&phone, 2_000.0, 100).await;
+    let (heard_b, rate_b) = b.heard().await;
+    let (ok, wanted, unwanted) =
+        hears(&tail(&heard_b, rate_b, 1.5), rate_b, 2_000.0, 1_100.0, 20.0);
+    assert!(
+        ok,
+        "after the restart Bo still hears the phone ({wanted:.1}, own {unwanted:.1})"
+    );
 
     // the chair mutes Ada from the API, as the console does: the phone no longer hears 500 Hz
     s.post(
