@@ -10,6 +10,8 @@
 //   text <test id>               a control's text → "text <json string>"
 //   shot <file>                  a screenshot of the page → "shot"
 //   restart                      an ICE restart, as after a network change → "restarted <ICE state>"
+//   login <token>                join as this console user from now on → "logged-in"
+//   token                        the member's own token → "token <token>"
 //   quit                         close the browser and exit
 //
 // Usage: node browser-member.mjs <base url> <wav file> [lang]
@@ -92,7 +94,11 @@ for await (const line of lines) {
         return j.pc.iceConnectionState;
       });
       say(`restarted ${state}`);
-    } else if (command === 'quit') break;
+    } else if (command === 'login') {
+      await page.addInitScript((token) => sessionStorage.setItem('conclave.token', token), args[0]);
+      say('logged-in');
+    } else if (command === 'token') say(`token ${await page.evaluate(() => window.conclaveJoin.token)}`);
+    else if (command === 'quit') break;
     else say(`error unknown command ${command}`);
   } catch (err) {
     say(`error ${String(err.message ?? err).split('\n')[0]}`);

@@ -81,7 +81,7 @@ fn refusal(status: StatusCode, reason: &'static str, detail: impl Into<String>) 
 /// Join a meeting from a browser (WebRTC).
 #[utoipa::path(post, path = "/join", operation_id = "joinMeeting", tag = "join",
     request_body = JoinRequest,
-    responses((status = 201, body = Joined), (status = 403, body = Problem),
+    responses((status = 201, body = Joined), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
         (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn join_meeting(
