@@ -119,6 +119,8 @@ function Rooms({ t, go }: { t: T; go: (tab: Tab) => void }) {
           <>
             <button className="primary" data-testid={`start-now-${r.number}`} onClick={() => setPanel({ kind: 'start', room: r })}>{t('startNow')}</button>
             <button data-testid={`edit-room-${r.number}`} onClick={() => setPanel({ kind: 'edit', room: r })}>{t('edit')}</button>
+            {/* the link to share: anyone with it (and the PIN) joins from a browser */}
+            <a className="button-link" data-testid={`join-room-${r.number}`} href={`/join/${r.number}`} target="_blank" rel="noopener">{t('joinRoomLink')}</a>
           </>
         )}
         canDelete={() => true}

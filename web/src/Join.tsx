@@ -205,12 +205,36 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
     pc.ontrack = (e) => { remote.addTrack(e.track); play(); };
     for (const r of pc.getReceivers()) if (r.track) remote.addTrack(r.track);
     play();
-    // for tests and troubleshooting: the connection and what it receives
-    (window as unknown as { conclaveJoin: unknown }).conclaveJoin = { pc, remote, mic, member: joined.member_id };
-    pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed') setQuality('poor');
+    // After a network change (Wi-Fi to mobile, a VPN): an ICE restart on the same session,
+    // without leaving the meeting. Once at a time; tried again while the link stays down.
+    let restarting = false;
+    let lostTimer: number | undefined;
+    const restart = async () => {
+      if (restarting || pc.signalingState === 'closed') return;
+      restarting = true;
+      try {
+        const offer = await pc.createOffer({ iceRestart: true });
+        await pc.setLocalDescription(offer);
+        const answer = await asMember<{ sdp: string }>(token, 'POST', '/join/me/offer', { sdp: offer.sdp });
+        await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+      } catch {
+        // the roster's poll tells when the meeting has let us go; otherwise the next loss retries
+      } finally {
+        restarting = false;
+      }
     };
-  }, [pc, mic, joined.member_id]);
+    pc.oniceconnectionstatechange = () => {
+      window.clearTimeout(lostTimer);
+      if (pc.iceConnectionState === 'failed') void restart();
+      if (pc.iceConnectionState === 'disconnected') lostTimer = window.setTimeout(() => void restart(), 2000);
+      if (pc.iceConnectionState === 'failed' || pc.iceConnectionState === 'disconnected') setQuality('poor');
+    };
+    const online = () => void restart();
+    window.addEventListener('online', online);
+    // for tests and troubleshooting: the connection, what it receives, and a restart
+    (window as unknown as { conclaveJoin: unknown }).conclaveJoin = { pc, remote, mic, member: joined.member_id, token, restart };
+    return () => { window.removeEventListener('online', online); window.clearTimeout(lostTimer); };
+  }, [pc, mic, joined.member_id, token]);
 
   // the roster, live; a 401 means the meeting let us go (removed, ended)
   useEffect(() => {
@@ -345,8 +369,8 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
             {m.hand_raised && <span className="badge" data-testid={`join-hand-${m.id}`}>✋</span>}
             {chair && m.id !== meeting.member_id && (
               <span className="actions">
-                <button onClick={() => act(m.muted ? 'unmute_member' : 'mute_member', m.id)}>{m.muted ? t('unmute') : t('mute')}</button>
-                <button className="danger" onClick={() => act('remove_member', m.id)}>{t('remove')}</button>
+                <button data-testid={`join-mute-${m.id}`} onClick={() => act(m.muted ? 'unmute_member' : 'mute_member', m.id)}>{m.muted ? t('unmute') : t('mute')}</button>
+                <button className="danger" data-testid={`join-remove-${m.id}`} onClick={() => act('remove_member', m.id)}>{t('remove')}</button>
               </span>
             )}
           </li>

@@ -449,6 +449,7 @@ const en = {
   joinYou: 'you',
   joinForbidden: 'A chair has not allowed you to speak.',
   joinInBrowser: 'Join a meeting in the browser',
+  joinRoomLink: 'Join in browser',
 };
 
 const zh: typeof en = {
@@ -898,6 +899,7 @@ const zh: typeof en = {
   joinYou: '我',
   joinForbidden: '主席尚未允许您发言。',
   joinInBrowser: '在浏览器中加入会议',
+  joinRoomLink: '浏览器入会',
 };
 
 export type Key = keyof typeof en;

@@ -9,6 +9,9 @@
 //   click <test id>              click a control on the page → "clicked"
 //   text <test id>               a control's text → "text <json string>"
 //   shot <file>                  a screenshot of the page → "shot"
+//   restart                      an ICE restart, as after a network change → "restarted <ICE state>"
+//   login <token>                join as this console user from now on → "logged-in"
+//   token                        the member's own token → "token <token>"
 //   quit                         close the browser and exit
 //
 // Usage: node browser-member.mjs <base url> <wav file> [lang]
@@ -78,6 +81,23 @@ for await (const line of lines) {
     else if (command === 'click') { await page.getByTestId(args[0]).click(); say('clicked'); }
     else if (command === 'text') say(`text ${JSON.stringify(await page.getByTestId(args[0]).innerText())}`);
     else if (command === 'shot') { await page.screenshot({ path: args[0], fullPage: true }); say('shot'); }
+    else if (command === 'restart') {
+      const state = await page.evaluate(async () => {
+        const j = window.conclaveJoin;
+        const before = j.pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1];
+        await j.restart();
+        const after = j.pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1];
+        if (before === after) return 'not-restarted';
+        for (let i = 0; i < 100 && !['connected', 'completed'].includes(j.pc.iceConnectionState); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return j.pc.iceConnectionState;
+      });
+      say(`restarted ${state}`);
+    } else if (command === 'login') {
+      await page.addInitScript((token) => sessionStorage.setItem('conclave.token', token), args[0]);
+      say('logged-in');
+    } else if (command === 'token') say(`token ${await page.evaluate(() => window.conclaveJoin.token)}`);
     else if (command === 'quit') break;
     else say(`error unknown command ${command}`);
   } catch (err) {

@@ -58,6 +58,8 @@ before(async () => {
     // harbour.test: a tenant's own domain name, for its branding (see the branding test).
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--host-resolver-rules=MAP harbour.test 127.0.0.1',
+      // the join page's microphone: Chromium's fake one, allowed without asking
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const newPage = browser.newPage.bind(browser);
@@ -1287,4 +1289,70 @@ test('meetings are booked ahead: a weekly series, a conflict shown in words and 
   assert.equal(occurrences[1].start_local.slice(0, 16), `${wednesday}T14:00`);
   assert.equal(occurrences.filter((o) => o.moved || o.cancelled).length, 2);
   await page.close();
+});
+
+test('a guest joins a meeting from the join page, in Chinese and English, on a phone-sized screen', async () => {
+  const { auth } = await adminApi();
+  const room = await fetch(`${base}/api/v1/rooms`, {
+    method: 'POST', headers: auth, body: JSON.stringify({ number: '8450', name: 'Flood response', pin: '5150' }),
+  }).then((r) => r.json());
+  assert.ok(room.id, JSON.stringify(room));
+  const shots = [];
+  const shot = async (page, name) => {
+    const path = join(dataDir, name);
+    await page.screenshot({ path, fullPage: true });
+    shots.push(name);
+  };
+
+  // The console links each room to its join page.
+  const admin = await loggedIn({ locale: 'en-US' });
+  await admin.getByTestId('join-room-8450').waitFor();
+  assert.equal(await admin.getByTestId('join-room-8450').getAttribute('href'), '/join/8450');
+  await admin.close();
+
+  // A phone-sized screen, in Chinese: the number comes from the link; the form checks first.
+  const page = await browser.newPage({ locale: 'zh-CN', viewport: { width: 390, height: 780 }, isMobile: true, hasTouch: true });
+  await page.goto(`${base}/join/8450`);
+  await page.getByTestId('language').selectOption('zh');
+  assert.equal(await page.getByTestId('join-number').inputValue(), '8450');
+  await page.getByTestId('join-submit').click();
+  await page.getByText('请填写姓名。').waitFor();
+  await shot(page, 'join-zh.png');
+  await page.getByTestId('join-name').fill('李娜');
+  await page.getByTestId('join-pin').fill('0000');
+  await page.getByTestId('join-submit').click();
+  await page.getByTestId('join-error').getByText('密码错误。').waitFor();
+  await page.getByTestId('join-pin').fill('5150');
+  await page.getByTestId('join-submit').click();
+  await page.getByTestId('in-meeting').waitFor();
+  await page.getByTestId('join-roster').getByText('李娜').waitFor();
+  await page.getByTestId('join-mute').getByText('静音').waitFor();
+  // touch-sized controls
+  const box = await page.getByTestId('join-leave').boundingBox();
+  assert.ok(box.height >= 44, `the Leave button is ${box.height}px high`);
+  await page.getByTestId('join-mute').click();
+  await page.getByTestId('join-mute').getByText('取消静音').waitFor();
+  await shot(page, 'meeting-zh.png');
+
+  // The same meeting in English, on a desktop: the guest is there, talking or not.
+  const desk = await browser.newPage({ locale: 'en-US' });
+  await desk.goto(`${base}/join/8450`);
+  await desk.getByTestId('language').selectOption('en');
+  await desk.getByTestId('join-name').fill('Sam');
+  await desk.getByTestId('join-pin').fill('5150');
+  await desk.getByTestId('join-submit').click();
+  await desk.getByTestId('join-roster').getByText('李娜').waitFor();
+  await desk.getByTestId('join-roster').getByText('Sam').waitFor();
+  await shot(desk, 'meeting-en.png');
+  await desk.getByTestId('join-leave').click();
+  await desk.getByTestId('join-left').getByText('You have left the meeting.').waitFor();
+  await shot(desk, 'join-en.png');
+  await page.getByTestId('join-leave').click();
+  await page.getByTestId('join-left').waitFor();
+  await page.close();
+  await desk.close();
+  if (process.env.CONCLAVE_SCREENSHOTS) {
+    for (const name of shots) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(join(dataDir, name)));
+  }
+  assert.deepEqual(cspViolations, [], 'the join page keeps to the Content-Security-Policy');
 });

@@ -749,6 +749,29 @@ impl Engine {
         }
     }
 
+    /// A browser's new offer (an ICE restart): our answer. Its new ICE username finds it from
+    /// now on; the addresses ICE accepted stay until it accepts others.
+    pub fn renegotiate_webrtc(
+        &mut self,
+        member: MemberId,
+        offer: &str,
+    ) -> Result<String, CommandError> {
+        let Some(mut entry) = self.members.remove(&member) else {
+            return Err(CommandError::NoSuchMember(member));
+        };
+        self.leave_demux(member, &entry);
+        let answer = match entry.webrtc.as_mut() {
+            Some(peer) => peer
+                .renegotiate(offer)
+                .map_err(|e| CommandError::Media(e.to_string())),
+            None => Err(CommandError::Media("not a browser".into())),
+        };
+        self.enter_demux(member, &entry);
+        self.members.insert(member, entry);
+        self.schedule_peer(member);
+        answer
+    }
+
     /// Runs browsers' timeouts that have come.
     fn handle_peer_timeouts(&mut self, now: Duration) {
         while let Some(&Reverse((at, member))) = self.peer_heap.peek() {

@@ -20,7 +20,7 @@ use str0m::config::DtlsCert;
 use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// The header extension id the peer writes the browser's audio level with, in the RTP it
 /// hands the mixer (the mixer skips decoding members who are quiet).
@@ -86,7 +86,8 @@ pub enum PeerOutput {
         /// The packet.
         data: Vec<u8>,
     },
-    /// The browser is gone (ICE lost it, or DTLS closed).
+    /// The session failed (DTLS closed or broke). A browser ICE lost is not this: it may
+    /// come back with an ICE restart; its media timeout ends it if it does not.
     Closed,
 }
 
@@ -165,6 +166,24 @@ impl WebRtcPeer {
         };
         peer.drain(&mut |_| {});
         Ok((peer, answer))
+    }
+
+    /// A new offer from the same browser: an ICE restart after its network changed (new
+    /// credentials, the same DTLS session and streams). Returns our answer.
+    pub fn renegotiate(&mut self, offer: &str) -> Result<String, WebRtcError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WebRtcError::Offer(e.to_string()))?
+            .to_sdp_string();
+        if let Some(ufrag) = answer_ufrag(&answer) {
+            self.ufrag = ufrag;
+        }
+        self.drain(&mut |_| {});
+        Ok(answer)
     }
 
     /// Our ICE username fragment: a STUN request for this peer names it first.
@@ -302,20 +321,15 @@ impl WebRtcPeer {
     }
 
     fn event(&mut self, event: Event, out: &mut dyn FnMut(PeerOutput)) {
-        match event {
-            Event::RtpPacket(p) => {
-                if let Some(from) = self.last_from {
-                    out(PeerOutput::Rtp {
-                        from,
-                        data: rebuild_rtp(&p),
-                    });
-                }
-            }
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.closed = true;
-                out(PeerOutput::Closed);
-            }
-            _ => {}
+        // str0m's other events (ICE states, stats) change nothing here: a browser ICE has
+        // lost may come back with an ICE restart, and its media timeout ends it otherwise
+        if let Event::RtpPacket(p) = event
+            && let Some(from) = self.last_from
+        {
+            out(PeerOutput::Rtp {
+                from,
+                data: rebuild_rtp(&p),
+            });
         }
     }
 }

@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(join_meeting))
         .routes(routes!(my_meeting, leave_meeting))
         .routes(routes!(act_in_meeting))
+        .routes(routes!(renegotiate))
 }
 
 /// The longest SDP offer taken (a browser's audio offer is 2–6 KiB).
@@ -80,7 +81,7 @@ fn refusal(status: StatusCode, reason: &'static str, detail: impl Into<String>) 
 /// Join a meeting from a browser (WebRTC).
 #[utoipa::path(post, path = "/join", operation_id = "joinMeeting", tag = "join",
     request_body = JoinRequest,
-    responses((status = 201, body = Joined), (status = 403, body = Problem),
+    responses((status = 201, body = Joined), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
         (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn join_meeting(
@@ -385,4 +386,41 @@ async fn act_in_meeting(
         Some(Err(refused)) => Err(ApiError::conflict("action", refused.to_string())),
         None => Err(ApiError::unauthorized("the meeting has ended")),
     }
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOffer {
+    /// The browser's new SDP offer (an ICE restart).
+    pub sdp: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct NewAnswer {
+    pub sdp: String,
+}
+
+/// After a network change the browser restarts ICE without leaving the meeting: its new
+/// offer on the same session, answered by the same media worker.
+#[utoipa::path(post, path = "/join/me/offer", operation_id = "renegotiateMyMedia", tag = "join",
+    security(("bearer" = [])), request_body = NewOffer,
+    responses((status = 200, body = NewAnswer), (status = 401, body = Problem),
+        (status = 422, body = Problem)))]
+async fn renegotiate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewOffer>,
+) -> ApiResult<Json<NewAnswer>> {
+    let session = session_of(&state, &headers)?;
+    member_of(&session)?;
+    if body.sdp.len() > MAX_OFFER {
+        return Err(ApiError::field("sdp", "the offer is too long"));
+    }
+    let media = state.meetings.media().room(&session.room_id);
+    let answer = media
+        .renegotiate_webrtc(session.leg, body.sdp)
+        .await
+        .map_err(|why| ApiError::field("sdp", why))?;
+    metrics::counter!("conclave_browser_ice_restarts_total").increment(1);
+    Ok(Json(NewAnswer { sdp: answer }))
 }

@@ -133,6 +133,12 @@ enum Command {
         members: Vec<MemberId>,
         reply: tokio::sync::oneshot::Sender<Vec<(MemberId, MemberReport)>>,
     },
+    /// A browser's new offer (ICE restart): the answer, or why not.
+    WebRtcOffer {
+        member: MemberId,
+        offer: String,
+        reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+    },
     Stop,
 }
 
@@ -495,6 +501,26 @@ impl RoomMedia {
             samples,
             rate,
         });
+    }
+
+    /// A browser member's new offer (an ICE restart after a network change): the answer.
+    pub async fn renegotiate_webrtc(
+        &self,
+        member: MemberId,
+        offer: String,
+    ) -> Result<String, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if !self.link().send(Command::WebRtcOffer {
+            member,
+            offer,
+            reply,
+        }) {
+            return Err("the media worker is busy".into());
+        }
+        match tokio::time::timeout(Duration::from_secs(2), answer).await {
+            Ok(Ok(answer)) => answer,
+            _ => Err("the media worker did not answer".into()),
+        }
     }
 
     /// How each member's media fares (members not on the worker are left out).

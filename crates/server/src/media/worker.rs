@@ -361,6 +361,17 @@ impl Worker {
                     .collect();
                 let _ = reply.send(reports);
             }
+            Command::WebRtcOffer {
+                member,
+                offer,
+                reply,
+            } => {
+                let _ = reply.send(
+                    self.engine
+                        .renegotiate_webrtc(member, &offer)
+                        .map_err(|e| e.to_string()),
+                );
+            }
             Command::Stop => {}
         }
         self.members

@@ -4,9 +4,12 @@
 //! (plain RTP, PCMU) in the same room.
 //!
 //! - Each of two browsers and the phone hears the others' tones and not its own.
+//! - A browser restarts ICE (as after a network change) without leaving: it still hears.
 //! - The chair mutes a browser member from the API (as the console does): the phone stops
 //!   hearing its tone; the browser's own mute button does the same.
 //! - A wrong PIN is refused with the page's words; a locked meeting refuses the browser too.
+//! - A guest's token cannot act as a chair; the room's owner, logged in, joins with a chair's
+//!   controls and removes a member from the page, whose page says so.
 //! - The member leaves with its Leave button: it is gone from the roster, its token is
 //!   worth nothing.
 
@@ -223,6 +226,22 @@ async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
         }
     }
 
+    // Bo's network changes: an ICE restart on the same session, and the audio goes on
+    let restarted = b.ask("restart").await;
+    assert!(
+        restarted == "restarted connected" || restarted == "restarted completed",
+        "{restarted}"
+    );
+    b.ask("mark").await;
+    talk_and_listen(&phone, 2_000.0, 100).await;
+    let (heard_b, rate_b) = b.heard().await;
+    let (ok, wanted, unwanted) =
+        hears(&tail(&heard_b, rate_b, 1.5), rate_b, 2_000.0, 1_100.0, 20.0);
+    assert!(
+        ok,
+        "after the restart Bo still hears the phone ({wanted:.1}, own {unwanted:.1})"
+    );
+
     // the chair mutes Ada from the API, as the console does: the phone no longer hears 500 Hz
     s.post(
         &format!("/conferences/{room_id}/members/{member_a}/mute"),
@@ -265,6 +284,51 @@ async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
     let refused = c.join("8300", "Cy", Some("2468")).await;
     assert_eq!(refused, Err("The meeting is locked.".into()));
     c.quit().await;
+    s.post(&format!("/conferences/{room_id}/unlock"), &admin, json!({}))
+        .await
+        .expect(200);
+
+    // a guest may not act as a chair: the meeting's permission check, as for everyone
+    let guest = a.ask("token").await;
+    let guest = guest.trim_start_matches("token ");
+    s.post("/join/me/actions", guest, json!({ "action": "lock" }))
+        .await
+        .expect(403);
+    s.post(
+        "/join/me/actions",
+        guest,
+        json!({ "action": "remove_member", "member": member_b }),
+    )
+    .await
+    .expect(403);
+    // the room's creator joins logged in: as its owner, with a chair's controls on the page;
+    // they remove Bo, whose page says he is no longer in the meeting
+    let mut chair = BrowserMember::start(&s.base, &wav_a);
+    chair.ask(&format!("login {admin}")).await;
+    chair
+        .join("8300", "Chair", Some("2468"))
+        .await
+        .expect("the owner joins");
+    chair.ask(&format!("click join-remove-{member_b}")).await;
+    let mut removed = false;
+    for _ in 0..25 {
+        if !roster(&s, &admin, &room_id)
+            .await
+            .iter()
+            .any(|m| m["id"] == json!(member_b))
+        {
+            removed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(removed, "the owner removed Bo from the page");
+    let told = b.ask("text join-left").await;
+    assert!(
+        told.contains("no longer in the meeting"),
+        "Bo's page says so: {told}"
+    );
+    chair.quit().await;
 
     // Ada leaves with her button: gone from the roster
     a.ask("click join-leave").await;
