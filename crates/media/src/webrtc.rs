@@ -19,7 +19,7 @@ use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::Mid;
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::rtp::{Extension, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// The header extension id the peer writes the browser's audio level with, in the RTP it
@@ -138,6 +138,12 @@ impl WebRtcPeer {
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
+            // the audio level (quiet members are not decoded) and the media id; not the
+            // transport-wide sequence numbers: their feedback (dozens of packets a second
+            // each way) serves a bandwidth estimate the mixer does not make
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(4, Extension::RtpMid)
             .set_dtls_cert((*identity.cert).clone())
             .build(now);
         let candidate =
