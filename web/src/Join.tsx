@@ -123,8 +123,11 @@ function JoinForm({ t, me, left, onJoined }: {
       for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      const joined = await api<Joined>('POST', '/join', {
-        number: number.trim(), pin: pin.trim() || undefined, name: name.trim() || undefined, sdp: offer.sdp,
+      const body = { number: number.trim(), pin: pin.trim() || undefined, name: name.trim() || undefined, sdp: offer.sdp };
+      // a console login that has expired meanwhile is dropped (api() forgets it): join as a guest
+      const joined = await api<Joined>('POST', '/join', body).catch((err) => {
+        if (err instanceof ApiError && err.status === 401 && body.name) return api<Joined>('POST', '/join', body);
+        throw err;
       });
       await pc.setRemoteDescription({ type: 'answer', sdp: joined.sdp });
       onJoined({ joined, pc, mic: stream });
