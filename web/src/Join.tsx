@@ -92,7 +92,8 @@ function JoinForm({ t, me, left, onJoined }: {
 }) {
   const [number, setNumber] = useState(numberInPath);
   const [pin, setPin] = useState('');
-  const [name, setName] = useState('');
+  // the name given last time on this device (a guest should not type it at every meeting)
+  const [name, setName] = useState(() => localStorage.getItem('conclave.joinName') ?? '');
   const [mics, setMics] = useState<MediaDeviceInfo[]>([]);
   const [mic, setMic] = useState('');
   const [busy, setBusy] = useState(false);
@@ -130,6 +131,7 @@ function JoinForm({ t, me, left, onJoined }: {
         throw err;
       });
       await pc.setRemoteDescription({ type: 'answer', sdp: joined.sdp });
+      if (name.trim()) localStorage.setItem('conclave.joinName', name.trim());
       onJoined({ joined, pc, mic: stream });
     } catch (err) {
       pc?.close();
