@@ -377,6 +377,51 @@ pub async fn create(
     body: Bytes,
 ) -> ScimResult<Response> {
     let v = body_json(&body)?;
+    Ok(resource(
+        StatusCode::CREATED,
+        &create_user(&state, &caller, &v).await?,
+    ))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult<Response> {
+    let v = body_json(&body)?;
+    let u = replace_user(&state, &caller, &id, if_match(&headers), &v).await?;
+    Ok(resource(StatusCode::OK, &u))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult<Response> {
+    let request = body_json(&body)?;
+    let u = patch_user(&state, &caller, &id, if_match(&headers), &request).await?;
+    Ok(resource(StatusCode::OK, &u))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    delete_user(&state, &caller, &id, if_match(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// The operations themselves, shared by the single routes and `/Bulk` (`bulk.rs`). Each
+// answers the resource as it is afterwards; `wanted` is the `If-Match` (or a bulk
+// operation's `version`).
+
+pub(super) async fn create_user(state: &AppState, caller: &Caller, v: &Value) -> ScimResult<Value> {
     let now = now_ms();
     let mut u = User {
         id: new_id(),
@@ -399,12 +444,12 @@ pub async fn create(
         updated_at: now,
     };
     let mut conn = state.store.conn().await?;
-    let password = read_user(&mut conn, &v, &mut u).await?;
+    let password = read_user(&mut conn, v, &mut u).await?;
     drop(conn);
-    let external = external_id(&v)?;
+    let external = external_id(v)?;
     save(
-        &state,
-        &caller,
+        state,
+        caller,
         &mut u,
         password,
         external,
@@ -413,29 +458,25 @@ pub async fn create(
     )
     .await?;
     let mut conn = state.store.conn().await?;
-    Ok(resource(
-        StatusCode::CREATED,
-        &to_json(&mut conn, &u).await?,
-    ))
+    to_json(&mut conn, &u).await
 }
 
-pub async fn replace(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult<Response> {
-    let v = body_json(&body)?;
+pub(super) async fn replace_user(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+    v: &Value,
+) -> ScimResult<Value> {
     let mut conn = state.store.conn().await?;
-    let mut u = load(&mut conn, &caller, &id).await?;
-    check_if_match(&headers, &version(&to_json(&mut conn, &u).await?))?;
-    let password = read_user(&mut conn, &v, &mut u).await?;
+    let mut u = load(&mut conn, caller, id).await?;
+    check_version(wanted, &version(&to_json(&mut conn, &u).await?))?;
+    let password = read_user(&mut conn, v, &mut u).await?;
     drop(conn);
-    let external = external_id(&v)?;
+    let external = external_id(v)?;
     save(
-        &state,
-        &caller,
+        state,
+        caller,
         &mut u,
         password,
         external,
@@ -444,28 +485,27 @@ pub async fn replace(
     )
     .await?;
     let mut conn = state.store.conn().await?;
-    Ok(resource(StatusCode::OK, &to_json(&mut conn, &u).await?))
+    to_json(&mut conn, &u).await
 }
 
-pub async fn patch(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult<Response> {
-    let request = body_json(&body)?;
+pub(super) async fn patch_user(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+    request: &Value,
+) -> ScimResult<Value> {
     let mut conn = state.store.conn().await?;
-    let mut u = load(&mut conn, &caller, &id).await?;
+    let mut u = load(&mut conn, caller, id).await?;
     let mut current = to_json(&mut conn, &u).await?;
-    check_if_match(&headers, &version(&current))?;
-    apply_patch(&mut current, &request)?;
+    check_version(wanted, &version(&current))?;
+    apply_patch(&mut current, request)?;
     let password = read_user(&mut conn, &current, &mut u).await?;
     drop(conn);
     let external = external_id(&current)?;
     save(
-        &state,
-        &caller,
+        state,
+        caller,
         &mut u,
         password,
         external,
@@ -474,18 +514,18 @@ pub async fn patch(
     )
     .await?;
     let mut conn = state.store.conn().await?;
-    Ok(resource(StatusCode::OK, &to_json(&mut conn, &u).await?))
+    to_json(&mut conn, &u).await
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-) -> ScimResult<Response> {
+pub(super) async fn delete_user(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+) -> ScimResult<()> {
     let mut conn = state.store.conn().await?;
-    let u = load(&mut conn, &caller, &id).await?;
-    check_if_match(&headers, &version(&to_json(&mut conn, &u).await?))?;
+    let u = load(&mut conn, caller, id).await?;
+    check_version(wanted, &version(&to_json(&mut conn, &u).await?))?;
     drop(conn);
     if u.id == caller.user.id || (u.kind == AccountKind::SystemAdmin && !caller.is_system_admin()) {
         return Err(ScimError::new(
@@ -496,7 +536,7 @@ pub async fn delete(
     }
     let mut tx = state.store.begin().await?;
     repo::users::delete(&mut tx, &u.id).await?;
-    audit(&mut tx, &caller, entry("scimDeleteUser", &u))
+    audit(&mut tx, caller, entry("scimDeleteUser", &u))
         .await
         .map_err(ScimError::from)?;
     tx.commit().await?;
@@ -504,5 +544,5 @@ pub async fn delete(
     if let Some(extension) = &u.extension {
         state.sip.unregister(&u.tenant_id, extension).await;
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
