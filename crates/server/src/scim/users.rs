@@ -438,6 +438,7 @@ pub(super) async fn create_user(state: &AppState, caller: &Caller, v: &Value) ->
         sip_ha1_md5: None,
         sip_ha1_sha256: None,
         sip_password_set: false,
+        language: None,
         kind: AccountKind::User,
         status: UserStatus::Active,
         created_at: now,
