@@ -514,6 +514,7 @@ async fn schemas(_c: ScimCaller) -> Response {
             attribute("displayName", "string", false, false, "none"),
             attribute("title", "string", false, false, "none"),
             attribute("active", "boolean", false, false, "none"),
+            attribute("preferredLanguage", "string", false, false, "none"),
             attribute("password", "string", false, false, "none"),
             emails, phones,
         ]},

@@ -5,7 +5,7 @@ use crate::api::validate::Checks;
 use crate::api::{Audit, audit};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use conclave_store::model::{AccountKind, Department, User, UserStatus};
+use conclave_store::model::{AccountKind, Department, Language, User, UserStatus};
 use conclave_store::{Conn, new_id, now_ms, repo};
 
 fn ms_to_rfc3339(ms: i64) -> String {
@@ -114,6 +114,9 @@ pub(super) async fn to_json(conn: &mut Conn, u: &User) -> ScimResult<Value> {
         ENTERPRISE: { "department": department_path(conn, u.department_id.as_deref()).await? },
         CONCLAVE: { "extension": u.extension },
     });
+    if let Some(lang) = u.language {
+        v["preferredLanguage"] = json!(lang.as_str());
+    }
     if let Some(external) = repo::scim_external_ids::get(conn, &u.id).await? {
         v["externalId"] = json!(external);
     }
@@ -205,6 +208,18 @@ async fn read_user(conn: &mut Conn, v: &Value, u: &mut User) -> ScimResult<Optio
         .and_then(|x| text(x, "department"))
         .unwrap_or("")
         .to_owned();
+    // RFC 7643's `preferredLanguage` (`zh-CN`, `en-US`, …) is the language the user is
+    // mailed in; one Conclave does not write (or none) leaves the room's.
+    let language = text(v, "preferredLanguage").and_then(|l| {
+        let l = l.trim().to_ascii_lowercase();
+        if l.starts_with("zh") {
+            Some(Language::Chinese)
+        } else if l.starts_with("en") {
+            Some(Language::English)
+        } else {
+            None
+        }
+    });
     let password = text(v, "password").map(str::to_owned);
     if let Some(p) = &password {
         c.password("password", p, &[&user_name]);
@@ -227,6 +242,7 @@ async fn read_user(conn: &mut Conn, v: &Value, u: &mut User) -> ScimResult<Optio
     u.mobile = mobile;
     u.landline = landline;
     u.extension = ext;
+    u.language = language;
     u.department_id = department_of(conn, &u.tenant_id, &department).await?;
     Ok(password)
 }

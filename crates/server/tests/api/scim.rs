@@ -359,7 +359,7 @@ async fn scim_bulk(s: &TestServer) {
                 "displayName": "Bulk team", "members": [{ "type": "User", "value": "bulkId:u1" }] } },
             { "method": "POST", "path": "/Users", "bulkId": "u1", "data": {
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": "bulk.one", "displayName": "Bulk One",
+                "userName": "bulk.one", "displayName": "Bulk One", "preferredLanguage": "zh-CN",
                 "emails": [{ "value": "bulk.one@example.com", "primary": true }] } },
             { "method": "PATCH", "path": "/Users/bulkId:u1", "data": {
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
@@ -400,6 +400,12 @@ async fn scim_bulk(s: &TestServer) {
     assert_eq!(group["members"][0]["value"], json!(uid), "{group}");
     let (_, user, _) = scim(s, Method::GET, &format!("/Users/{uid}"), &key, None).await;
     assert_eq!(user["title"], "Bulk lead", "{user}");
+    // `preferredLanguage` is the language the user is mailed in.
+    assert_eq!(user["preferredLanguage"], "zh", "{user}");
+    assert_eq!(
+        s.get(&format!("/users/{uid}"), &admin).await.body["language"],
+        json!("zh")
+    );
     let patched = ops.iter().find(|o| o["method"] == "PATCH").expect("PATCH");
     assert_eq!(patched["version"], user["meta"]["version"], "{out}");
     assert_eq!(patched["location"].as_str(), Some(user_location.as_str()));
