@@ -123,8 +123,11 @@ function JoinForm({ t, me, left, onJoined }: {
       for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      const joined = await api<Joined>('POST', '/join', {
-        number: number.trim(), pin: pin.trim() || undefined, name: name.trim() || undefined, sdp: offer.sdp,
+      const body = { number: number.trim(), pin: pin.trim() || undefined, name: name.trim() || undefined, sdp: offer.sdp };
+      // a console login that has expired meanwhile is dropped (api() forgets it): join as a guest
+      const joined = await api<Joined>('POST', '/join', body).catch((err) => {
+        if (err instanceof ApiError && err.status === 401 && body.name) return api<Joined>('POST', '/join', body);
+        throw err;
       });
       await pc.setRemoteDescription({ type: 'answer', sdp: joined.sdp });
       onJoined({ joined, pc, mic: stream });
@@ -232,7 +235,7 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
     const online = () => void restart();
     window.addEventListener('online', online);
     // for tests and troubleshooting: the connection, what it receives, and a restart
-    (window as unknown as { conclaveJoin: unknown }).conclaveJoin = { pc, remote, mic, member: joined.member_id, restart };
+    (window as unknown as { conclaveJoin: unknown }).conclaveJoin = { pc, remote, mic, member: joined.member_id, token, restart };
     return () => { window.removeEventListener('online', online); window.clearTimeout(lostTimer); };
   }, [pc, mic, joined.member_id, token]);
 
@@ -369,8 +372,8 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
             {m.hand_raised && <span className="badge" data-testid={`join-hand-${m.id}`}>✋</span>}
             {chair && m.id !== meeting.member_id && (
               <span className="actions">
-                <button onClick={() => act(m.muted ? 'unmute_member' : 'mute_member', m.id)}>{m.muted ? t('unmute') : t('mute')}</button>
-                <button className="danger" onClick={() => act('remove_member', m.id)}>{t('remove')}</button>
+                <button data-testid={`join-mute-${m.id}`} onClick={() => act(m.muted ? 'unmute_member' : 'mute_member', m.id)}>{m.muted ? t('unmute') : t('mute')}</button>
+                <button className="danger" data-testid={`join-remove-${m.id}`} onClick={() => act('remove_member', m.id)}>{t('remove')}</button>
               </span>
             )}
           </li>

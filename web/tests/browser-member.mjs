@@ -10,9 +10,14 @@
 //   text <test id>               a control's text → "text <json string>"
 //   shot <file>                  a screenshot of the page → "shot"
 //   restart                      an ICE restart, as after a network change → "restarted <ICE state>"
+//   login <token>                join as this console user from now on → "logged-in"
+//   token                        the member's own token → "token <token>"
+//   transport                    the protocol of the connection in use → "transport udp|tcp"
 //   quit                         close the browser and exit
 //
 // Usage: node browser-member.mjs <base url> <wav file> [lang]
+// With CONCLAVE_BROWSER_TCP_ONLY=1, Chromium uses no UDP for WebRTC (as behind a firewall
+// that blocks it): only ICE over TCP can connect.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 
@@ -22,6 +27,7 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-quic',
     '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
     `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
+    ...(process.env.CONCLAVE_BROWSER_TCP_ONLY ? ['--webrtc-ip-handling-policy=disable_non_proxied_udp'] : []),
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const context = await browser.newContext({ locale: lang === 'zh' ? 'zh-CN' : 'en-US', permissions: ['microphone'] });
@@ -92,7 +98,23 @@ for await (const line of lines) {
         return j.pc.iceConnectionState;
       });
       say(`restarted ${state}`);
-    } else if (command === 'quit') break;
+    } else if (command === 'login') {
+      await page.addInitScript((token) => sessionStorage.setItem('conclave.token', token), args[0]);
+      say('logged-in');
+    } else if (command === 'transport') {
+      const protocol = await page.evaluate(async () => {
+        for (let i = 0; i < 100; i++) {
+          const stats = await window.conclaveJoin.pc.getStats();
+          let pair = null;
+          stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+          if (pair) return stats.get(pair.localCandidateId)?.protocol ?? 'unknown';
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return `none (ICE ${window.conclaveJoin.pc.iceConnectionState})`;
+      });
+      say(`transport ${protocol}`);
+    } else if (command === 'token') say(`token ${await page.evaluate(() => window.conclaveJoin.token)}`);
+    else if (command === 'quit') break;
     else say(`error unknown command ${command}`);
   } catch (err) {
     say(`error ${String(err.message ?? err).split('\n')[0]}`);

@@ -39,6 +39,7 @@ use conclave_media::rtp::{RtpPacket, looks_like_rtcp};
 
 use crate::analysis::{ClickFinder, GapCounts, GapTracker, Heard, ToneMeter, click_before};
 use crate::net;
+use crate::webrtc::Peer;
 
 /// Packet time.
 pub const PTIME: Duration = Duration::from_millis(20);
@@ -126,6 +127,9 @@ pub enum Setup {
         remote: SocketAddrV4,
         payload_type: u8,
     },
+    /// A browser member has joined: its WebRTC peer, to connect (ICE, DTLS) and then send
+    /// and receive through; the member is ready once it has connected.
+    Browser { member: usize, peer: Box<Peer> },
     /// The member could not join.
     Failed { member: usize, reason: String },
     /// A member's call ended without our asking.
@@ -188,6 +192,8 @@ struct Member {
     ended: Option<String>,
     failed: Option<String>,
     send_errors: u64,
+    /// A browser member's WebRTC peer (its packets go through it).
+    peer: Option<Box<Peer>>,
 }
 
 /// What a run measured.
@@ -257,6 +263,12 @@ pub struct Engine {
     counting: bool,
     packet: Vec<u8>,
     payload: Vec<u8>,
+    /// Browser members handed over but not connected yet.
+    connecting: usize,
+    /// Plain RTP a peer gave back, for the analysis.
+    peer_rtp: Vec<Vec<u8>>,
+    /// Datagrams peers sent outside `send_slot` (answers, RTCP, timers' sends).
+    peer_sent: u64,
 }
 
 impl Engine {
@@ -360,6 +372,7 @@ impl Engine {
                 ended: None,
                 failed: None,
                 send_errors: 0,
+                peer: None,
             });
         }
         let rate = codec.rate();
@@ -423,6 +436,9 @@ impl Engine {
             counting: false,
             packet: Vec::with_capacity(1500),
             payload: Vec::with_capacity(1500),
+            connecting: 0,
+            peer_rtp: Vec::new(),
+            peer_sent: 0,
         })
     }
 
@@ -458,6 +474,7 @@ impl Engine {
         let mut max_late = Duration::ZERO;
         let mut sent = 0u64;
         let mut drops0 = 0;
+        let mut front_done = false;
         loop {
             let now = net::monotonic();
             // phases
@@ -466,18 +483,23 @@ impl Engine {
                     match setup.try_recv() {
                         Ok(ev) => {
                             if self.on_setup(ev, now)? {
-                                setup_done = Some(now);
+                                front_done = true;
                             }
                         }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
-                            setup_done = Some(now);
+                            front_done = true;
                             break;
                         }
                     }
                 }
+                // browsers are set up once connected (ICE, DTLS), after their join
+                if front_done && self.connecting == 0 {
+                    setup_done = Some(now);
+                }
                 if setup_done.is_none() && now >= setup_deadline {
                     setup_done = Some(now);
+                    self.give_up_connecting();
                 }
                 if let Some(done) = setup_done {
                     if self.members.iter().all(|m| m.ready_at.is_none()) {
@@ -527,7 +549,9 @@ impl Engine {
             };
             // input
             if self.shared.is_some() {
-                self.receive_shared()?;
+                self.receive_shared(now)?;
+                self.peer_timeouts(now);
+                sent += std::mem::take(&mut self.peer_sent);
             } else {
                 // bounded: every socket at most once or twice
                 for _ in 0..self.members.len() / 1024 + 2 {
@@ -593,6 +617,19 @@ impl Engine {
                 m.expected_pt = payload_type;
                 m.ready_at = Some(now);
             }
+            Setup::Browser { member, peer } => {
+                if self.shared.is_none() {
+                    bail!("browser members need --sockets shared");
+                }
+                let m = self
+                    .members
+                    .get_mut(member)
+                    .with_context(|| format!("front end named member {member}"))?;
+                m.expected_pt = peer.payload_type();
+                // m.remote stays unset (no media) until the peer has connected
+                m.peer = Some(peer);
+                self.connecting += 1;
+            }
             Setup::Failed { member, reason } => {
                 if let Some(m) = self.members.get_mut(member) {
                     m.failed = Some(reason);
@@ -625,6 +662,7 @@ impl Engine {
             let Some(remote) = m.remote else { continue };
             self.payload.clear();
             let mut click_start = false;
+            let mut clicking = false;
             match (m.role, codec) {
                 (Role::Talker(k), Codec::Pcmu) => {
                     let f = &self.tone_frames[k];
@@ -640,6 +678,7 @@ impl Engine {
                 (Role::Clicker, _) => {
                     let phase = m.frames % click_every.unwrap_or(u64::MAX);
                     click_start = phase == 0;
+                    clicking = phase < CLICK_FRAMES;
                     let pcm_frame: &[i16] = if phase < CLICK_FRAMES {
                         &self.click_pcm[phase as usize * frame..(phase as usize + 1) * frame]
                     } else {
@@ -659,6 +698,51 @@ impl Engine {
                     }
                 }
                 (Role::Listener, _) => self.payload.extend_from_slice(&self.silence),
+            }
+            if let Some(peer) = m.peer.as_mut() {
+                // a browser: the frame goes through its peer (SRTP), with its audio level
+                let Some((fd, batch)) = self.shared.as_mut() else {
+                    continue;
+                };
+                if click_start {
+                    let (ok, failed) = batch.flush(*fd);
+                    sent += ok;
+                    self.shared_send_errors += failed;
+                    self.clicks_sent.push(net::realtime().as_secs_f64());
+                }
+                let level = match m.role {
+                    // a 6000-amplitude tone: -18 dBov; the click (8000): -15
+                    Role::Talker(_) => (-18, true),
+                    Role::Clicker if clicking => (-15, true),
+                    _ => (-127, false),
+                };
+                let src = *m.local.ip();
+                let errors = &mut self.shared_send_errors;
+                peer.send(
+                    std::time::Instant::now(),
+                    m.seq,
+                    m.ts,
+                    m.frames == 0,
+                    &self.payload,
+                    level,
+                    &mut |to, data| {
+                        if batch.is_full() {
+                            let (ok, failed) = batch.flush(*fd);
+                            sent += ok;
+                            *errors += failed;
+                        }
+                        batch.push(data, src, &net::sockaddr(to));
+                    },
+                );
+                if click_start {
+                    let (ok, failed) = batch.flush(*fd);
+                    sent += ok;
+                    self.shared_send_errors += failed;
+                }
+                m.seq = m.seq.wrapping_add(1);
+                m.ts = m.ts.wrapping_add(codec.units());
+                m.frames += 1;
+                continue;
             }
             let pt = m.expected_pt;
             self.packet.clear();
@@ -743,7 +827,7 @@ impl Engine {
     }
 
     /// Drains the shared socket; the destination address says whose each datagram is.
-    fn receive_shared(&mut self) -> Result<()> {
+    fn receive_shared(&mut self, now: Duration) -> Result<()> {
         let Engine {
             members,
             batch,
@@ -754,11 +838,16 @@ impl Engine {
             counting,
             shared,
             shared_drops,
+            shared_send_errors,
+            connecting,
+            peer_rtp,
+            peer_sent,
             ..
         } = self;
-        let Some((fd, _)) = shared else {
+        let Some((fd, send)) = shared else {
             return Ok(());
         };
+        let instant = std::time::Instant::now();
         let mut rx = Rx {
             codec: plan.codec,
             click: plan.click.map(|(f, p)| (f, p.as_secs_f64())),
@@ -779,15 +868,114 @@ impl Engine {
                 let Some(i) = d.dst.and_then(|ip| u32::from(ip).checked_sub(base)) else {
                     continue;
                 };
-                if let Some(m) = members.get_mut(i as usize) {
-                    rx.datagram(m, d.data, d.at.unwrap_or_else(net::realtime));
+                let Some(m) = members.get_mut(i as usize) else {
+                    continue;
+                };
+                let at = d.at.unwrap_or_else(net::realtime);
+                let Some(peer) = m.peer.as_mut() else {
+                    rx.datagram(m, d.data, at);
+                    continue;
+                };
+                let Some(from) = d.src else { continue };
+                let src = *m.local.ip();
+                peer.receive(
+                    instant,
+                    from,
+                    d.data,
+                    &mut |to, data| {
+                        if send.is_full() {
+                            let (ok, failed) = send.flush(*fd);
+                            *peer_sent += ok;
+                            *shared_send_errors += failed;
+                        }
+                        send.push(data, src, &net::sockaddr(to));
+                    },
+                    peer_rtp,
+                );
+                for p in peer_rtp.drain(..) {
+                    rx.datagram(m, &p, at);
                 }
+                peer_state(m, now, connecting);
             }
             if n < 256 {
                 break;
             }
         }
+        // answers (STUN, DTLS, RTCP) leave now, not with the next slot's sends
+        let (ok, failed) = send.flush(*fd);
+        *peer_sent += ok;
+        *shared_send_errors += failed;
         Ok(())
+    }
+
+    /// Runs the browser peers' timeouts that have come (ICE checks, DTLS retransmissions,
+    /// RTCP); bounded: each peer once.
+    fn peer_timeouts(&mut self, now: Duration) {
+        let Some((fd, send)) = self.shared.as_mut() else {
+            return;
+        };
+        let instant = std::time::Instant::now();
+        let errors = &mut self.shared_send_errors;
+        let peer_sent = &mut self.peer_sent;
+        for m in &mut self.members {
+            let Some(peer) = m.peer.as_mut().filter(|p| p.due(instant)) else {
+                continue;
+            };
+            let src = *m.local.ip();
+            peer.handle_timeout(
+                instant,
+                &mut |to, data| {
+                    if send.is_full() {
+                        let (ok, failed) = send.flush(*fd);
+                        *peer_sent += ok;
+                        *errors += failed;
+                    }
+                    send.push(data, src, &net::sockaddr(to));
+                },
+                &mut self.peer_rtp,
+            );
+            // RTP comes out of received datagrams only; nothing to analyse here
+            self.peer_rtp.clear();
+            peer_state(m, now, &mut self.connecting);
+        }
+        let (ok, failed) = send.flush(*fd);
+        *peer_sent += ok;
+        *errors += failed;
+    }
+
+    /// Browsers still connecting when set-up time is over have failed.
+    fn give_up_connecting(&mut self) {
+        for m in &mut self.members {
+            if m.peer.is_some() && m.ready_at.is_none() && m.failed.is_none() {
+                m.failed = Some("ICE and DTLS did not connect within the set-up timeout".into());
+                m.peer = None;
+            }
+        }
+        self.connecting = 0;
+    }
+}
+
+/// A browser's peer after it ran: connected (the member is ready, its media starts) or
+/// ended (by the server, or broken).
+fn peer_state(m: &mut Member, now: Duration, connecting: &mut usize) {
+    let Some(peer) = m.peer.as_mut() else { return };
+    if let Some(remote) = peer.take_connected()
+        && m.ready_at.is_none()
+    {
+        m.remote = Some(net::sockaddr(remote));
+        m.ready_at = Some(now);
+        *connecting = connecting.saturating_sub(1);
+    }
+    if let Some(why) = peer.closed() {
+        let why = format!("webrtc: {why}");
+        if m.ready_at.is_none() {
+            *connecting = connecting.saturating_sub(1);
+            m.failed = Some(why);
+        } else if m.remote.is_some() {
+            m.ended = Some(why);
+        }
+        m.remote = None;
+        m.peer = None;
     }
 }
 

@@ -4,8 +4,9 @@
 //! send distinct tones, one member sends a click now and then, the others send silence as
 //! a phone does. It checks what every member hears (gaps in sequence, timestamps and
 //! arrival; tones of a decoded sample: each talker hears the others and not itself) and
-//! how long a click takes through the server. Two front ends share the media engine:
-//! `conclave` (SIP calls into a room) and `janus` (Janus AudioBridge over its HTTP API).
+//! how long a click takes through the server. Three front ends share the media engine:
+//! `conclave` (SIP calls into a room), `webrtc` (Conclave's browser join: WebRTC through
+//! str0m) and `janus` (Janus AudioBridge over its HTTP API).
 //! See docs/performance.md for how the figures are used.
 
 mod analysis;
@@ -15,6 +16,7 @@ mod janus;
 mod net;
 mod report;
 mod sip;
+mod webrtc;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
@@ -48,6 +50,18 @@ enum Server {
         /// --require-clean, receives without gaps: the idle server's cost.
         #[arg(long, default_value_t = 1)]
         rooms: u32,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Members join a Conclave room as browsers: WebRTC (ICE, DTLS-SRTP, Opus) through
+    /// `POST /api/v1/join`. Opus only; needs `--sockets shared`.
+    Webrtc {
+        /// The server's HTTP address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// The room's number.
+        #[arg(long, default_value = "8001")]
+        room: String,
         #[command(flatten)]
         common: Common,
     },
@@ -148,6 +162,7 @@ fn run() -> Result<bool> {
     let (name, common) = match &cli.server {
         Server::Conclave { common, .. } => ("conclave", common),
         Server::Janus { common, .. } => ("janus", common),
+        Server::Webrtc { common, .. } => ("conclave-webrtc", common),
     };
     let c = common;
     let rooms = match &cli.server {
@@ -161,6 +176,16 @@ fn run() -> Result<bool> {
             *rooms
         }
         Server::Janus { .. } => 1,
+        Server::Webrtc { .. } => {
+            if !matches!(common.codec, CodecArg::Opus)
+                || !matches!(common.sockets, SocketsArg::Shared)
+            {
+                bail!(
+                    "webrtc: browsers send Opus (--codec opus) from their own addresses (--sockets shared)"
+                );
+            }
+            1
+        }
     };
     if c.members == 0 || c.members > 60_000 {
         bail!("--members must be 1..60000");
@@ -235,6 +260,17 @@ fn run() -> Result<bool> {
                 sampling_rate: *sampling_rate,
                 rate: c.rate,
                 in_flight: c.in_flight.max(1),
+                setup_timeout,
+            },
+            engine.endpoints(),
+            setup_tx,
+            cmd_rx,
+        ),
+        Server::Webrtc { http, room, .. } => webrtc::spawn(
+            webrtc::Options {
+                http: *http,
+                room: room.clone(),
+                rate: c.rate,
                 setup_timeout,
             },
             engine.endpoints(),

@@ -375,6 +375,8 @@ pub fn realtime() -> Duration {
 /// (shared sockets) and the socket's count of datagrams dropped for want of room so far.
 pub struct Datagram<'a> {
     pub data: &'a [u8],
+    /// Where it came from.
+    pub src: Option<SocketAddrV4>,
     pub at: Option<Duration>,
     pub dst: Option<Ipv4Addr>,
     pub drops: Option<u32>,
@@ -384,6 +386,7 @@ pub struct Datagram<'a> {
 pub struct RecvBatch {
     bufs: Vec<[u8; 2048]>,
     ctrl: Vec<[u64; 16]>,
+    names: Vec<libc::sockaddr_in>,
     iov: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
 }
@@ -393,6 +396,8 @@ impl RecvBatch {
         let mut b = RecvBatch {
             bufs: vec![[0u8; 2048]; batch],
             ctrl: vec![[0u64; 16]; batch],
+            // SAFETY: plain old data; zero is valid.
+            names: vec![unsafe { zeroed() }; batch],
             iov: Vec::with_capacity(batch),
             // SAFETY: mmsghdr is plain old data; zero is valid.
             hdrs: vec![unsafe { zeroed() }; batch],
@@ -410,8 +415,8 @@ impl RecvBatch {
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         for i in 0..self.hdrs.len() {
             let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = std::ptr::null_mut();
-            h.msg_namelen = 0;
+            h.msg_name = &mut self.names[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
             h.msg_iov = &mut self.iov[i];
             h.msg_iovlen = 1;
             h.msg_control = self.ctrl[i].as_mut_ptr() as *mut libc::c_void;
@@ -445,8 +450,18 @@ impl RecvBatch {
     pub fn get(&self, i: usize) -> Datagram<'_> {
         let len = (self.hdrs[i].msg_len as usize).min(2048);
         let h = &self.hdrs[i].msg_hdr;
+        let name = &self.names[i];
+        let src = (h.msg_namelen as usize >= size_of::<libc::sockaddr_in>()
+            && name.sin_family == libc::AF_INET as libc::sa_family_t)
+            .then(|| {
+                SocketAddrV4::new(
+                    Ipv4Addr::from(u32::from_be(name.sin_addr.s_addr)),
+                    u16::from_be(name.sin_port),
+                )
+            });
         let mut d = Datagram {
             data: &self.bufs[i][..len],
+            src,
             at: None,
             dst: None,
             drops: None,

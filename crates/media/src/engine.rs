@@ -54,6 +54,9 @@ pub enum PortKind {
     Dedicated,
     /// One member's RTCP.
     DedicatedRtcp,
+    /// A browser's ICE-TCP connection (RFC 4571 frames, unframed by the caller): bound to
+    /// the member whose ICE username its first check names.
+    Tcp,
 }
 
 impl PortKind {
@@ -267,6 +270,9 @@ struct MemberEntry {
     webrtc: Option<Box<WebRtcPeer>>,
     /// Where its peer has accepted datagrams from (at most [`MAX_PEER_ADDRS`]).
     peer_addrs: Vec<SocketAddr>,
+    /// Its ICE-TCP connections ICE has accepted, by the browser's address (at most
+    /// [`MAX_PEER_ADDRS`]).
+    tcp_ports: Vec<(SocketAddr, PortId)>,
     /// The peer's timeout as it stands on the heap.
     peer_due: Option<Duration>,
 }
@@ -288,8 +294,7 @@ struct Demux {
     /// by the address rule (same IP, another port), which would latch the newcomer to a
     /// dead address — it would hear nothing and never be heard.
     departed: HashMap<SocketAddr, Duration>,
-    /// Browsers by our ICE username fragment, and by the addresses their peers accepted.
-    peers_by_ufrag: HashMap<String, MemberId>,
+    /// Browsers by the addresses their peers accepted.
     peers_by_addr: HashMap<SocketAddr, MemberId>,
 }
 
@@ -316,6 +321,8 @@ impl Demux {
 struct Port {
     kind: PortKind,
     demux: Demux,
+    /// A TCP port's browser, once its first check named it.
+    tcp_member: Option<MemberId>,
 }
 
 /// SRTP members tried by authentication for one datagram from an unknown address.
@@ -336,6 +343,8 @@ pub struct Engine {
     stats: EngineStats,
     /// What `now` counts from (WebRTC peers keep time as instants).
     epoch: Instant,
+    /// Browsers by our ICE username fragment (their checks name it first).
+    peer_ufrags: HashMap<String, MemberId>,
     /// Browsers' next timeouts: (when, member), checked against the peer when popped.
     peer_heap: BinaryHeap<Reverse<(Duration, MemberId)>>,
 }
@@ -358,6 +367,7 @@ impl Engine {
             events: Vec::new(),
             stats: EngineStats::default(),
             epoch: Instant::now(),
+            peer_ufrags: HashMap::default(),
             peer_heap: BinaryHeap::new(),
         }
     }
@@ -379,13 +389,20 @@ impl Engine {
             Port {
                 kind,
                 demux: Demux::default(),
+                tcp_member: None,
             },
         );
     }
 
-    /// Forgets a port (its members must have left).
+    /// Forgets a port (its members must have left; a browser's TCP connection may close
+    /// while it stays: it then has only UDP, or nothing until it restarts ICE).
     pub fn remove_port(&mut self, port: PortId) {
-        self.ports.remove(&port);
+        if let Some(p) = self.ports.remove(&port)
+            && let Some(member) = p.tcp_member
+            && let Some(entry) = self.members.get_mut(&member)
+        {
+            entry.tcp_ports.retain(|(_, id)| *id != port);
+        }
     }
 
     /// Rooms with members.
@@ -552,6 +569,7 @@ impl Engine {
             rtcp_mux: setup.config.rtcp_mux,
             webrtc: setup.webrtc,
             peer_addrs: Vec::new(),
+            tcp_ports: Vec::new(),
             peer_due: None,
         };
         let Some(room) = self.rooms[slot].as_mut() else {
@@ -643,10 +661,12 @@ impl Engine {
         self.leave_demux(member, &entry);
         let mut entry = entry;
         if let Some(peer) = entry.webrtc.as_mut() {
-            let port = entry.ports.rtp;
+            let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
             let transmits = &mut self.transmits;
             peer.close(&mut |out| {
-                if let PeerOutput::Transmit { to, data } = out {
+                if let PeerOutput::Transmit { tcp, to, data } = out
+                    && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
+                {
                     transmits.push(Datagram {
                         port,
                         to,
@@ -790,7 +810,7 @@ impl Engine {
                     peer.handle_timeout(instant, &mut |o| outs.push(o));
                 }
             }
-            self.peer_outputs(now, member, outs);
+            self.peer_outputs(now, member, outs, None);
             self.schedule_peer(member);
         }
     }
@@ -803,6 +823,7 @@ impl Engine {
         member: MemberId,
         from: SocketAddr,
         data: &[u8],
+        tcp: bool,
     ) -> Result<(), DropReason> {
         let instant = self.instant(now);
         let Some(entry) = self.members.get_mut(&member) else {
@@ -811,33 +832,43 @@ impl Engine {
         let Some(peer) = entry.webrtc.as_mut() else {
             return Err(DropReason::UnknownMember);
         };
-        if !peer.accepts(instant, from, data) {
+        if !peer.accepts(instant, tcp, from, data) {
             return Err(DropReason::Stranger);
         }
         let mut outs = Vec::new();
-        peer.handle_datagram(instant, from, data, &mut |o| outs.push(o));
+        peer.handle_datagram(instant, tcp, from, data, &mut |o| outs.push(o));
         // an address is learnt once ICE has seen a check from it succeed (a forged check
         // with our username but not our password teaches nothing)
-        if !entry.peer_addrs.contains(&from)
+        if !tcp
+            && !entry.peer_addrs.contains(&from)
             && entry.peer_addrs.len() < MAX_PEER_ADDRS
-            && peer.knows(instant, from)
+            && peer.knows(instant, false, from)
         {
             entry.peer_addrs.push(from);
             if let Some(port) = self.ports.get_mut(&port_id) {
                 port.demux.peers_by_addr.insert(from, member);
             }
         }
-        self.peer_outputs(now, member, outs);
+        // what answers a check over TCP goes back on the connection it came from
+        let via = tcp.then_some((from, port_id));
+        self.peer_outputs(now, member, outs, via);
         self.schedule_peer(member);
         Ok(())
     }
 
     /// What a browser's peer gave back: datagrams to send, RTP for the mix, its end.
-    fn peer_outputs(&mut self, now: Duration, member: MemberId, outs: Vec<PeerOutput>) {
+    fn peer_outputs(
+        &mut self,
+        now: Duration,
+        member: MemberId,
+        outs: Vec<PeerOutput>,
+        via: Option<(SocketAddr, PortId)>,
+    ) {
         let Some(entry) = self.members.get(&member) else {
             return;
         };
         let (port, slot) = (entry.ports.rtp, entry.slot);
+        let tcp_ports = entry.tcp_ports.clone();
         // The mixer knows a browser by one fixed address (the peer's own): the peer has
         // authenticated what it hands over, and it alone knows where the browser is now
         // (ICE may move it), so the mixer's latching has nothing to decide.
@@ -846,12 +877,19 @@ impl Engine {
         };
         for out in outs {
             match out {
-                PeerOutput::Transmit { to, data } => self.transmits.push(Datagram {
-                    port,
-                    to,
-                    kind: PacketKind::Rtp,
-                    data,
-                }),
+                PeerOutput::Transmit { tcp, to, data } => {
+                    let Some(port) = tcp_port(tcp, port, &tcp_ports, to)
+                        .or_else(|| via.filter(|(from, _)| tcp && *from == to).map(|(_, id)| id))
+                    else {
+                        continue;
+                    };
+                    self.transmits.push(Datagram {
+                        port,
+                        to,
+                        kind: PacketKind::Rtp,
+                        data,
+                    });
+                }
                 PeerOutput::Rtp { from, data } => {
                     let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
                         continue;
@@ -906,10 +944,12 @@ impl Engine {
                 if let Some(peer) = entry.webrtc.as_mut() {
                     // a browser's media goes through its peer; RTCP is the peer's own
                     if t.kind == PacketKind::Rtp {
-                        let port = entry.ports.rtp;
+                        let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
                         let transmits = &mut self.transmits;
                         peer.send_rtp(instant, &t.data, &mut |o| {
-                            if let PeerOutput::Transmit { to, data } = o {
+                            if let PeerOutput::Transmit { tcp, to, data } = o
+                                && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
+                            {
                                 transmits.push(Datagram {
                                     port,
                                     to,
@@ -979,18 +1019,53 @@ impl Engine {
             return Err(DropReason::UnknownSource);
         };
         let kind = port.kind;
+        if kind == PortKind::Tcp {
+            // a browser's TCP connection: its first check names the member, the rest is its
+            let member = match port.tcp_member {
+                Some(member) => Some(member),
+                None => crate::webrtc::stun_local_ufrag(data)
+                    .and_then(|u| self.peer_ufrags.get(u).copied()),
+            };
+            let Some(member) = member else {
+                return Err(DropReason::UnknownSource);
+            };
+            self.deliver_to_peer(now, port_id, member, from, data, true)?;
+            // the connection is the member's once ICE has accepted a check on it (a forged
+            // one, our username without our password, binds nothing)
+            let instant = self.instant(now);
+            let Some(entry) = self.members.get_mut(&member) else {
+                return Ok(());
+            };
+            let known = entry.tcp_ports.iter().any(|(_, id)| *id == port_id);
+            if !known
+                && entry.tcp_ports.len() < MAX_PEER_ADDRS
+                && entry
+                    .webrtc
+                    .as_ref()
+                    .is_some_and(|p| p.knows(instant, true, from))
+            {
+                entry.tcp_ports.push((from, port_id));
+                if let Some(port) = self.ports.get_mut(&port_id) {
+                    port.tcp_member = Some(member);
+                }
+            }
+            return Ok(());
+        }
         if !kind.rtcp_only() {
             // browsers: by the addresses their peers accepted, then STUN by ICE username;
             // RFC 7983: a first byte below 4 is STUN, 20–63 DTLS (nobody else's)
             if let Some(&member) = port.demux.peers_by_addr.get(&from) {
-                return self.deliver_to_peer(now, port_id, member, from, data);
+                return self.deliver_to_peer(now, port_id, member, from, data, false);
             }
             match data.first() {
                 Some(0..=3) => {
                     let member = crate::webrtc::stun_local_ufrag(data)
-                        .and_then(|u| port.demux.peers_by_ufrag.get(u).copied());
+                        .and_then(|u| self.peer_ufrags.get(u).copied())
+                        .filter(|m| self.members.get(m).is_some_and(|e| e.ports.rtp == port_id));
                     return match member {
-                        Some(member) => self.deliver_to_peer(now, port_id, member, from, data),
+                        Some(member) => {
+                            self.deliver_to_peer(now, port_id, member, from, data, false)
+                        }
                         None => Err(DropReason::UnknownSource),
                     };
                 }
@@ -1133,11 +1208,10 @@ impl Engine {
 
     fn enter_demux(&mut self, member: MemberId, entry: &MemberEntry) {
         if let Some(peer) = &entry.webrtc {
+            self.peer_ufrags.insert(peer.ufrag().to_owned(), member);
             if let Some(port) = self.ports.get_mut(&entry.ports.rtp) {
-                let d = &mut port.demux;
-                d.peers_by_ufrag.insert(peer.ufrag().to_owned(), member);
                 for addr in &entry.peer_addrs {
-                    d.peers_by_addr.insert(*addr, member);
+                    port.demux.peers_by_addr.insert(*addr, member);
                 }
             }
             return;
@@ -1171,12 +1245,11 @@ impl Engine {
 
     fn leave_demux(&mut self, member: MemberId, entry: &MemberEntry) {
         if let Some(peer) = &entry.webrtc {
+            if self.peer_ufrags.get(peer.ufrag()) == Some(&member) {
+                self.peer_ufrags.remove(peer.ufrag());
+            }
             if let Some(port) = self.ports.get_mut(&entry.ports.rtp) {
-                let d = &mut port.demux;
-                if d.peers_by_ufrag.get(peer.ufrag()) == Some(&member) {
-                    d.peers_by_ufrag.remove(peer.ufrag());
-                }
-                d.peers_by_addr.retain(|_, m| *m != member);
+                port.demux.peers_by_addr.retain(|_, m| *m != member);
             }
             return;
         }
@@ -1207,6 +1280,19 @@ impl Engine {
             d.waiting.retain(|m| *m != member);
         }
     }
+}
+
+/// Where a browser's datagram goes out: its UDP port, or the TCP connection to `to`.
+fn tcp_port(
+    tcp: bool,
+    udp: PortId,
+    tcp_ports: &[(SocketAddr, PortId)],
+    to: SocketAddr,
+) -> Option<PortId> {
+    if !tcp {
+        return Some(udp);
+    }
+    tcp_ports.iter().find(|(a, _)| *a == to).map(|(_, id)| *id)
 }
 
 /// The sender's SSRC of an RTP or RTCP datagram (RTCP: multiplexed on an RTP port, or on an

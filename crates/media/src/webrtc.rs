@@ -18,8 +18,8 @@ use crate::rtp::{RtpHeader, RtpPacket};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::media::Mid;
-use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::net::{Protocol, Receive, TcpType};
+use str0m::rtp::{Extension, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 /// The header extension id the peer writes the browser's audio level with, in the RTP it
@@ -74,6 +74,8 @@ impl WebRtcIdentity {
 pub enum PeerOutput {
     /// A datagram to send to the browser.
     Transmit {
+        /// Over the browser's TCP connection (ICE-TCP), not UDP.
+        tcp: bool,
         /// Where.
         to: SocketAddr,
         /// What.
@@ -96,6 +98,8 @@ pub struct WebRtcPeer {
     rtc: Rtc,
     /// Our candidate: where the browser sends (what arrives is addressed to it).
     local: SocketAddr,
+    /// Our passive TCP candidate, when the server listens for ICE over TCP.
+    local_tcp: Option<SocketAddr>,
     ufrag: String,
     mid: Option<Mid>,
     opus_pt: u8,
@@ -117,12 +121,13 @@ impl std::fmt::Debug for WebRtcPeer {
 }
 
 impl WebRtcPeer {
-    /// Answers a browser's offer: audio only, Opus, ICE-lite with one host candidate at
-    /// `local` (the worker's port as the browser must reach it). Returns the peer and the
-    /// SDP answer.
+    /// Answers a browser's offer: audio only, Opus, ICE-lite with a UDP host candidate at
+    /// `local` (the worker's port as the browser must reach it) and, for networks that block
+    /// UDP, a passive TCP one at `local_tcp`. Returns the peer and the SDP answer.
     pub fn accept(
         offer: &str,
         local: SocketAddr,
+        local_tcp: Option<SocketAddr>,
         identity: &WebRtcIdentity,
         now: Instant,
     ) -> Result<(WebRtcPeer, String), WebRtcError> {
@@ -133,11 +138,26 @@ impl WebRtcPeer {
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
+            // the audio level (quiet members are not decoded) and the media id; not the
+            // transport-wide sequence numbers: their feedback (dozens of packets a second
+            // each way) serves a bandwidth estimate the mixer does not make
+            .clear_extension_map()
+            .set_extension(1, Extension::AudioLevel)
+            .set_extension(4, Extension::RtpMid)
             .set_dtls_cert((*identity.cert).clone())
             .build(now);
         let candidate =
             Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = local_tcp {
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| WebRtcError::Candidate(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -156,6 +176,7 @@ impl WebRtcPeer {
         let mut peer = WebRtcPeer {
             rtc,
             local,
+            local_tcp,
             ufrag,
             mid: Some(mid),
             opus_pt,
@@ -208,28 +229,39 @@ impl WebRtcPeer {
 
     /// It takes this datagram: a STUN request with our credentials, or anything from an
     /// address ICE has seen succeed.
-    pub fn accepts(&self, now: Instant, from: SocketAddr, data: &[u8]) -> bool {
-        match self.input(now, from, data) {
+    pub fn accepts(&self, now: Instant, tcp: bool, from: SocketAddr, data: &[u8]) -> bool {
+        match self.input(now, tcp, from, data) {
             Some(input) => self.rtc.accepts(&input),
             None => false,
         }
     }
 
     /// ICE has accepted `from`: media from there is this peer's.
-    pub fn knows(&self, now: Instant, from: SocketAddr) -> bool {
+    pub fn knows(&self, now: Instant, tcp: bool, from: SocketAddr) -> bool {
         // what an RTP packet from there would be taken for
         const PROBE: [u8; 12] = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        self.accepts(now, from, &PROBE)
+        self.accepts(now, tcp, from, &PROBE)
     }
 
-    fn input<'a>(&self, now: Instant, from: SocketAddr, data: &'a [u8]) -> Option<Input<'a>> {
+    fn input<'a>(
+        &self,
+        now: Instant,
+        tcp: bool,
+        from: SocketAddr,
+        data: &'a [u8],
+    ) -> Option<Input<'a>> {
         let contents = data.try_into().ok()?;
+        let (proto, destination) = match (tcp, self.local_tcp) {
+            (false, _) => (Protocol::Udp, self.local),
+            (true, Some(local_tcp)) => (Protocol::Tcp, local_tcp),
+            (true, None) => return None,
+        };
         Some(Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source: from,
-                destination: self.local,
+                destination,
                 contents,
             },
         ))
@@ -239,6 +271,7 @@ impl WebRtcPeer {
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        tcp: bool,
         from: SocketAddr,
         data: &[u8],
         out: &mut dyn FnMut(PeerOutput),
@@ -246,7 +279,7 @@ impl WebRtcPeer {
         if self.closed {
             return;
         }
-        let Some(input) = self.input(now, from, data) else {
+        let Some(input) = self.input(now, tcp, from, data) else {
             return;
         };
         if let Err(err) = self.rtc.handle_input(input) {
@@ -284,6 +317,11 @@ impl WebRtcPeer {
             Some(tx) => tx.write_rtp(write),
             None => return,
         }
+        // str0m queues the packet and asks for a timeout that is already due: run it now,
+        // or the packet would wait for the worker's next wake-up (a frame late)
+        if let Err(err) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(%err, "a WebRTC peer's send failed");
+        }
         self.drain(out);
     }
 
@@ -306,6 +344,7 @@ impl WebRtcPeer {
                     return;
                 }
                 Ok(Output::Transmit(t)) => out(PeerOutput::Transmit {
+                    tcp: t.proto == Protocol::Tcp,
                     to: t.destination,
                     data: t.contents.to_vec(),
                 }),

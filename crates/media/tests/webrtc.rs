@@ -78,7 +78,8 @@ impl World {
 
         let identity = WebRtcIdentity::generate().expect("identity");
         let (peer, answer) =
-            WebRtcPeer::accept(&offer.to_sdp_string(), server_addr, &identity, t0).expect("answer");
+            WebRtcPeer::accept(&offer.to_sdp_string(), server_addr, None, &identity, t0)
+                .expect("answer");
         browser
             .sdp_api()
             .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).expect("sdp"))

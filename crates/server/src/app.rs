@@ -98,8 +98,18 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         ports: settings.media_ports,
         port_min: settings.media_port_min,
         port_max: settings.media_port_max,
+        tcp_listen: settings.media_tcp_listen,
     })
     .context("media_port_min/max: cannot open the media ports")?;
+    let media = match settings.media_tcp_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("media_tcp_listen: cannot listen on {addr}"))?;
+            media.with_tcp(listener).context("media_tcp_listen")?
+        }
+        None => media,
+    };
     let meetings = crate::meeting::Meetings::new(
         media.clone(),
         store.clone(),

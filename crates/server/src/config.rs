@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// one. Default: the SIP listening address, or the address of the default route
     #[arg(long, env = "CONCLAVE_PUBLIC_ADDRESS", value_name = "IP")]
     pub public_address: Option<std::net::IpAddr>,
+    /// Where browsers may reach the media over TCP (ICE-TCP, for networks that block UDP),
+    /// e.g. 0.0.0.0:3479. Default: not offered
+    #[arg(long, env = "CONCLAVE_MEDIA_TCP_LISTEN", value_name = "ADDR")]
+    pub media_tcp_listen: Option<std::net::SocketAddr>,
     /// Media worker threads, each owning a share of the rooms. 0: one per core. Default: 0
     #[arg(long, env = "CONCLAVE_MEDIA_WORKERS", value_name = "N")]
     pub media_workers: Option<usize>,
@@ -229,6 +233,7 @@ struct FileSettings {
     access_language: Option<String>,
     ring_timeout_seconds: Option<u32>,
     public_address: Option<std::net::IpAddr>,
+    media_tcp_listen: Option<std::net::SocketAddr>,
     media_workers: Option<usize>,
     media_pack_members: Option<usize>,
     media_ports: Option<String>,
@@ -282,6 +287,8 @@ pub struct Settings {
     pub ring_timeout_seconds: u32,
     /// What SIP and SDP announce (`None`: the listening address, or the default route's).
     pub public_address: Option<std::net::IpAddr>,
+    /// Where browsers reach the media over TCP (`None`: UDP only).
+    pub media_tcp_listen: Option<std::net::SocketAddr>,
     /// Media worker threads (0: one per core).
     pub media_workers: usize,
     /// Members a media worker takes new rooms up to before they go to the least loaded.
@@ -518,6 +525,7 @@ impl Settings {
             access_language,
             ring_timeout_seconds,
             public_address: args.public_address.or(file.public_address),
+            media_tcp_listen: args.media_tcp_listen.or(file.media_tcp_listen),
             media_workers,
             media_pack_members: args
                 .media_pack_members

@@ -81,7 +81,7 @@ fn refusal(status: StatusCode, reason: &'static str, detail: impl Into<String>) 
 /// Join a meeting from a browser (WebRTC).
 #[utoipa::path(post, path = "/join", operation_id = "joinMeeting", tag = "join",
     request_body = JoinRequest,
-    responses((status = 201, body = Joined), (status = 403, body = Problem),
+    responses((status = 201, body = Joined), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
         (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn join_meeting(
@@ -167,10 +167,13 @@ async fn join_meeting(
     let endpoint = media
         .endpoint(false)
         .map_err(|e| ApiError::unavailable(format!("no media port: {e}")))?;
-    drop(media);
     let identity = meetings.media().webrtc_identity().clone();
-    let (peer, answer) = WebRtcPeer::accept(&body.sdp, endpoint.addr, &identity, Instant::now())
-        .map_err(|e| ApiError::field("sdp", e.to_string()))?;
+    let tcp = meetings.media().tcp_candidate();
+    let (peer, answer) =
+        WebRtcPeer::accept(&body.sdp, endpoint.addr, tcp, &identity, Instant::now())
+            .map_err(|e| ApiError::field("sdp", e.to_string()))?;
+    meetings.media().route_ice_username(peer.ufrag(), &media);
+    drop(media);
     let mut config = MemberConfig::new(CodecKind::Opus, rand::random());
     config.payload_type = peer.opus_payload_type();
     config.audio_level_ext = Some(AUDIO_LEVEL_EXT);
@@ -421,6 +424,13 @@ async fn renegotiate(
         .renegotiate_webrtc(session.leg, body.sdp)
         .await
         .map_err(|why| ApiError::field("sdp", why))?;
+    // its new ICE username may come over TCP too
+    if let Some(ufrag) = answer.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")) {
+        state
+            .meetings
+            .media()
+            .route_ice_username(ufrag.trim(), &media);
+    }
     metrics::counter!("conclave_browser_ice_restarts_total").increment(1);
     Ok(Json(NewAnswer { sdp: answer }))
 }

@@ -19,6 +19,7 @@
 //! members: [`RoomMedia`] is the owner's handle.
 
 pub mod io;
+pub mod tcp;
 mod worker;
 
 use conclave_media::engine::{self, MemberReport, RoomKey};
@@ -83,6 +84,8 @@ pub struct MediaSettings {
     /// Ports are chosen in this range (even RTP ports, RTCP on the next).
     pub port_min: u16,
     pub port_max: u16,
+    /// Where browsers' ICE over TCP is taken (one port for every worker), if anywhere.
+    pub tcp_listen: Option<SocketAddr>,
 }
 
 /// What a media worker carries now.
@@ -132,6 +135,20 @@ enum Command {
     Reports {
         members: Vec<MemberId>,
         reply: tokio::sync::oneshot::Sender<Vec<(MemberId, MemberReport)>>,
+    },
+    /// A browser's ICE-TCP connection opens (its frames come on `TcpFrame`, ours go to
+    /// `writer`), and closes.
+    TcpOpen {
+        port: engine::PortId,
+        writer: tokio::sync::mpsc::Sender<Vec<u8>>,
+    },
+    TcpFrame {
+        port: engine::PortId,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    TcpClose {
+        port: engine::PortId,
     },
     /// A browser's new offer (ICE restart): the answer, or why not.
     WebRtcOffer {
@@ -184,6 +201,9 @@ struct Inner {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// The DTLS certificate every browser's session shows (made once: see `webrtc`).
     identity: WebRtcIdentity,
+    /// ICE over TCP: the address browsers are told, and which worker each browser's ICE
+    /// username belongs to (`tcp`).
+    tcp: Option<tcp::TcpRoutes>,
 }
 
 /// The media plane; cheap to clone.
@@ -238,6 +258,7 @@ impl MediaPlane {
                 next_key: AtomicU64::new(1),
                 threads: Mutex::new(threads),
                 identity: WebRtcIdentity::generate().map_err(std::io::Error::other)?,
+                tcp: None,
             }),
         })
     }
@@ -292,6 +313,44 @@ impl MediaPlane {
             worker,
             key,
         }
+    }
+
+    /// Takes browsers' ICE over TCP on `listener` (its address, with the public IP, is what
+    /// their answers name). Runs until the plane stops.
+    pub fn with_tcp(self, listener: tokio::net::TcpListener) -> std::io::Result<MediaPlane> {
+        let local = listener.local_addr()?;
+        let announced = SocketAddr::new(self.inner.settings.public_ip, local.port());
+        let routes = tcp::TcpRoutes::new(announced);
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
+            Err(_) => return Err(std::io::Error::other("the media plane is already shared")),
+        };
+        inner.tcp = Some(routes.clone());
+        let plane = MediaPlane {
+            inner: Arc::new(inner),
+        };
+        tracing::info!(%local, %announced, "ICE over TCP for browsers");
+        tokio::spawn(tcp::serve(listener, plane.clone(), routes));
+        Ok(plane)
+    }
+
+    /// Where browsers reach ICE over TCP (`None`: not taken).
+    pub fn tcp_candidate(&self) -> Option<SocketAddr> {
+        self.inner.tcp.as_ref().map(|r| r.announced())
+    }
+
+    /// A browser's ICE username now belongs to this room's worker (for its TCP connections).
+    pub fn route_ice_username(&self, ufrag: &str, room: &RoomMedia) {
+        if let Some(routes) = &self.inner.tcp {
+            routes.insert(ufrag, room.worker);
+        }
+    }
+
+    fn send_to_worker(&self, worker: usize, command: Command) -> bool {
+        self.inner
+            .workers
+            .get(worker)
+            .is_some_and(|link| link.send(command))
     }
 
     /// The DTLS identity browsers' sessions use.

@@ -72,6 +72,8 @@ pub(super) struct Worker {
     shared: Option<(UdpSocket, UdpSocket)>,
     /// Calls with ports of their own: the sockets and their port ids.
     dedicated: HashMap<MemberId, (Arc<Dedicated>, PortId, PortId)>,
+    /// Browsers' ICE-TCP connections: where their frames are written (`super::tcp`).
+    tcp: HashMap<PortId, tokio::sync::mpsc::Sender<Vec<u8>>>,
     next_port: PortId,
     sinks: HashMap<RoomKey, EventSink>,
     batch: RecvBatch,
@@ -120,6 +122,7 @@ impl Worker {
             fds,
             shared,
             dedicated: HashMap::new(),
+            tcp: HashMap::new(),
             next_port: 2,
             sinks: HashMap::new(),
             batch: RecvBatch::new(),
@@ -242,7 +245,21 @@ impl Worker {
                         .iter()
                         .take_while(|d| d.port == port)
                         .count();
-                if let Some(&fd) = self.fds.get(&port) {
+                if let Some(conn) = self.tcp.get(&port) {
+                    // a browser's ICE-TCP connection: RFC 4571 frames to its writer; one
+                    // that cannot keep up loses packets, never stalls the worker
+                    for d in &self.outbox[start..end] {
+                        let Ok(len) = u16::try_from(d.data.len()) else {
+                            continue;
+                        };
+                        let mut frame = Vec::with_capacity(2 + d.data.len());
+                        frame.extend_from_slice(&len.to_be_bytes());
+                        frame.extend_from_slice(&d.data);
+                        if conn.try_send(frame).is_ok() {
+                            sent += 1;
+                        }
+                    }
+                } else if let Some(&fd) = self.fds.get(&port) {
                     let batch = self.outbox[start..end]
                         .iter()
                         .map(|d| (d.to, d.data.as_slice()));
@@ -360,6 +377,19 @@ impl Worker {
                     .filter_map(|m| Some((m, self.engine.member_report(m)?)))
                     .collect();
                 let _ = reply.send(reports);
+            }
+            Command::TcpOpen { port, writer } => {
+                self.engine.add_port(port, PortKind::Tcp);
+                self.tcp.insert(port, writer);
+            }
+            Command::TcpFrame { port, from, data } => {
+                if self.tcp.contains_key(&port) {
+                    let _ = self.engine.handle_datagram(now, port, from, &data);
+                }
+            }
+            Command::TcpClose { port } => {
+                self.tcp.remove(&port);
+                self.engine.remove_port(port);
             }
             Command::WebRtcOffer {
                 member,

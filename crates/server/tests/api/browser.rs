@@ -8,6 +8,8 @@
 //! - The chair mutes a browser member from the API (as the console does): the phone stops
 //!   hearing its tone; the browser's own mute button does the same.
 //! - A wrong PIN is refused with the page's words; a locked meeting refuses the browser too.
+//! - A guest's token cannot act as a chair; the room's owner, logged in, joins with a chair's
+//!   controls and removes a member from the page, whose page says so.
 //! - The member leaves with its Leave button: it is gone from the roster, its token is
 //!   worth nothing.
 
@@ -51,7 +53,16 @@ struct BrowserMember {
 
 impl BrowserMember {
     fn start(base: &str, wav: &Path) -> BrowserMember {
-        let mut child = Command::new("node")
+        Self::start_with(base, wav, false)
+    }
+
+    /// `tcp_only`: Chromium uses no UDP for WebRTC, as behind a firewall that blocks it.
+    fn start_with(base: &str, wav: &Path, tcp_only: bool) -> BrowserMember {
+        let mut command = Command::new("node");
+        if tcp_only {
+            command.env("CONCLAVE_BROWSER_TCP_ONLY", "1");
+        }
+        let mut child = command
             .arg(repo().join("web/tests/browser-member.mjs"))
             .arg(base)
             .arg(wav)
@@ -282,6 +293,51 @@ async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
     let refused = c.join("8300", "Cy", Some("2468")).await;
     assert_eq!(refused, Err("The meeting is locked.".into()));
     c.quit().await;
+    s.post(&format!("/conferences/{room_id}/unlock"), &admin, json!({}))
+        .await
+        .expect(200);
+
+    // a guest may not act as a chair: the meeting's permission check, as for everyone
+    let guest = a.ask("token").await;
+    let guest = guest.trim_start_matches("token ");
+    s.post("/join/me/actions", guest, json!({ "action": "lock" }))
+        .await
+        .expect(403);
+    s.post(
+        "/join/me/actions",
+        guest,
+        json!({ "action": "remove_member", "member": member_b }),
+    )
+    .await
+    .expect(403);
+    // the room's creator joins logged in: as its owner, with a chair's controls on the page;
+    // they remove Bo, whose page says he is no longer in the meeting
+    let mut chair = BrowserMember::start(&s.base, &wav_a);
+    chair.ask(&format!("login {admin}")).await;
+    chair
+        .join("8300", "Chair", Some("2468"))
+        .await
+        .expect("the owner joins");
+    chair.ask(&format!("click join-remove-{member_b}")).await;
+    let mut removed = false;
+    for _ in 0..25 {
+        if !roster(&s, &admin, &room_id)
+            .await
+            .iter()
+            .any(|m| m["id"] == json!(member_b))
+        {
+            removed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(removed, "the owner removed Bo from the page");
+    let told = b.ask("text join-left").await;
+    assert!(
+        told.contains("no longer in the meeting"),
+        "Bo's page says so: {told}"
+    );
+    chair.quit().await;
 
     // Ada leaves with her button: gone from the roster
     a.ask("click join-leave").await;
@@ -303,5 +359,68 @@ async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
     a.quit().await;
     b.quit().await;
     assert_eq!(phone.hang_up("8300").await, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_whose_network_blocks_udp_joins_over_tcp() {
+    if !browser_ready() {
+        return;
+    }
+    // on PostgreSQL when it is configured (the other browser test runs on SQLite)
+    let configure = |settings: &mut conclave_server::config::Settings| {
+        settings.web_dir = repo().join("web/dist");
+        settings.media_tcp_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    };
+    let s = match start_with(Db::Postgres, "browser_tcp", configure).await {
+        Some(s) => s,
+        None => start_with(Db::Sqlite, "browser_tcp", configure)
+            .await
+            .expect("server"),
+    };
+    let admin = s.admin().await;
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8310", "name": "Behind a firewall" }),
+    )
+    .await
+    .expect(201);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("a.wav");
+    write_tone(&wav, 700.0, 48_000, 1, 60);
+    let mut browser = BrowserMember::start_with(&s.base, &wav, true);
+    browser.join("8310", "Remote", None).await.expect("joins");
+    assert_eq!(
+        browser.ask("transport").await,
+        "transport tcp",
+        "ICE over TCP"
+    );
+
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut phone = Caller::new(sip, "phone").await;
+    assert_eq!(phone.dial("8310").await, 200);
+    talk_and_listen(&phone, 2_000.0, 100).await;
+    browser.ask("mark").await;
+    let heard_by_phone = talk_and_listen(&phone, 2_000.0, 150).await;
+    let (heard, rate) = browser.heard().await;
+    let (ok, wanted, unwanted) = hears(
+        &tail(&heard_by_phone, 8_000, 2.0),
+        8_000,
+        700.0,
+        2_000.0,
+        20.0,
+    );
+    assert!(
+        ok,
+        "the phone hears the browser over TCP ({wanted:.1}, own {unwanted:.1})"
+    );
+    let (ok, wanted, unwanted) = hears(&tail(&heard, rate, 2.0), rate, 2_000.0, 700.0, 20.0);
+    assert!(
+        ok,
+        "the browser hears the phone over TCP ({wanted:.1}, own {unwanted:.1})"
+    );
+    browser.quit().await;
+    assert_eq!(phone.hang_up("8310").await, 200);
     s.stop().await;
 }
