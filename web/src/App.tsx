@@ -203,6 +203,17 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
             ['mobile', (u) => u.mobile ?? ''],
             ['kind', (u) => t(`kind_${u.kind}`)],
             ['status', (u) => t(`status_${u.status}`)],
+            // The language invitations and reminders are mailed in; none: the room's.
+            ['mailLanguage', (u, act) => (
+              <select
+                key={u.language ?? ''} data-testid={`user-language-${u.username}`} defaultValue={u.language ?? ''}
+                onChange={(e) => act(api('PATCH', `/users/${u.id}`, { language: e.target.value || null }))}
+              >
+                <option value="">{t('lang_room')}</option>
+                <option value="en">{t('lang_en')}</option>
+                <option value="zh">{t('lang_zh')}</option>
+              </select>
+            )],
           ]}
           fields={[
             { name: 'username', label: 'username', required: true },
@@ -211,6 +222,8 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
             { name: 'extension', label: 'extension' },
             { name: 'sip_password', label: 'sipPassword', secret: true },
             { name: 'mobile', label: 'mobile' },
+            { name: 'email', label: 'emailAddress' },
+            { name: 'language', label: 'mailLanguage', options: [['', 'lang_room'], ['en', 'lang_en'], ['zh', 'lang_zh']] },
             { name: 'kind', label: 'kind', options: [['user', 'kind_user'], ['tenant_admin', 'kind_tenant_admin']] },
           ]}
           extra={(u, reload) =>

@@ -53,6 +53,8 @@ export type Tenant = {
 export type User = {
   id: string; username: string; display_name: string; email: string | null; mobile: string | null;
   extension: string | null; sip_password_set: boolean; kind: string; status: string; tenant_id: string;
+  /** The language mailed to the user; null: the room's. */
+  language: 'en' | 'zh' | null;
 };
 export type Room = {
   id: string; number: string; name: string; pin?: string; has_pin: boolean; capacity: number;

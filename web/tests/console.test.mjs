@@ -156,6 +156,41 @@ test('an administrator manages rooms and users, in English and Chinese', async (
   await page.close();
 });
 
+test("a user's mail language is chosen in the users form and changed in the list, in English and Chinese", async () => {
+  const page = await loggedIn({ locale: 'en-US' });
+  await page.getByTestId('tab-users').click();
+  await page.getByTestId('field-username').fill('li.na');
+  await page.getByTestId('field-display_name').fill('李娜');
+  await page.getByTestId('field-password').fill('li-na-password');
+  await page.getByTestId('field-email').fill('li.na@example.org');
+  await page.locator('form select[name="language"]').selectOption('zh');
+  await page.getByTestId('create').click();
+  const select = page.getByTestId('user-language-li.na');
+  await select.waitFor();
+  assert.equal(await select.inputValue(), 'zh');
+  const { auth } = await adminApi();
+  const user = async () =>
+    (await fetch(`${base}/api/v1/users?limit=200`, { headers: auth }).then((r) => r.json()))
+      .items.find((u) => u.username === 'li.na');
+  assert.equal((await user()).language, 'zh');
+  assert.equal((await user()).email, 'li.na@example.org');
+  // Back to the room's language, from the list.
+  await select.selectOption('');
+  for (let i = 0; i < 50 && (await user()).language !== null; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await user()).language, null);
+  // In Chinese: the column and its choices, and English chosen there.
+  await page.getByTestId('language').selectOption('zh');
+  await page.getByRole('columnheader', { name: '邮件语言' }).waitFor();
+  assert.equal(await page.getByTestId('user-language-li.na').locator('option[value=""]').innerText(), '随会议室');
+  await page.getByTestId('user-language-li.na').selectOption('en');
+  for (let i = 0; i < 50 && (await user()).language !== 'en'; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await user()).language, 'en');
+  mkdirSync(join(root, 'web', 'test-results'), { recursive: true });
+  await page.screenshot({ path: join(root, 'web', 'test-results', 'users-mail-language-zh.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('en');
+  await page.close();
+});
+
 // A gateway that answers every call busy (sipp as a UAS), for calls placed through a trunk.
 const busyScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="busy gateway">

@@ -260,6 +260,7 @@ async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
         sip_ha1_md5: None,
         sip_ha1_sha256: None,
         sip_password_set: false,
+        language: None,
         kind: AccountKind::SystemAdmin,
         status: UserStatus::Active,
         created_at: now,

@@ -153,6 +153,10 @@ pub struct ServeArgs {
     /// The sender of invitations. Default: conclave@<the host name>
     #[arg(long, env = "CONCLAVE_MAIL_FROM", value_name = "ADDRESS")]
     pub mail_from: Option<String>,
+    /// Minutes before each occurrence's start that invitees are reminded by e-mail; 0: no
+    /// reminders. Default: 15
+    #[arg(long, env = "CONCLAVE_MAIL_REMINDER_MINUTES", value_name = "MINUTES")]
+    pub mail_reminder_minutes: Option<u32>,
     /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
     #[arg(
         long,
@@ -244,6 +248,7 @@ struct FileSettings {
     scheduling_capacity: Option<u32>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
+    mail_reminder_minutes: Option<u32>,
     session_ttl_minutes: Option<u32>,
     tls_handshake_timeout_seconds: Option<u32>,
     header_timeout_seconds: Option<u32>,
@@ -303,6 +308,8 @@ pub struct Settings {
     /// Where invitations are mailed (see the flag); absent: not mailed.
     pub smtp_url: Option<String>,
     pub mail_from: String,
+    /// Minutes before an occurrence's start that its reminder is mailed; 0: none.
+    pub mail_reminder_minutes: u32,
     pub session_ttl_minutes: u32,
     /// Timeouts and connection caps of the HTTP and SIP listeners.
     pub listener_limits: crate::limits::ListenerLimits,
@@ -546,6 +553,12 @@ impl Settings {
                 .clone()
                 .or(file.mail_from)
                 .unwrap_or_else(|| "conclave@localhost".to_owned()),
+            // At most a day ahead: reminders are looked for in that window.
+            mail_reminder_minutes: args
+                .mail_reminder_minutes
+                .or(file.mail_reminder_minutes)
+                .unwrap_or(15)
+                .min(24 * 60),
             session_ttl_minutes,
             listener_limits,
             web_dir: args

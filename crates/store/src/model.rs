@@ -101,6 +101,8 @@ pub struct User {
     pub sip_ha1_sha256: Option<String>,
     /// Whether a SIP password is set (the extension can register).
     pub sip_password_set: bool,
+    /// The language mailed to this user (invitations, reminders); absent: the room's.
+    pub language: Option<Language>,
     pub kind: AccountKind,
     pub status: UserStatus,
     pub created_at: i64,
@@ -526,7 +528,8 @@ pub struct MailMessage {
     pub recipient_name: String,
     /// `en` or `zh`.
     pub language: String,
-    /// iCalendar METHOD: `REQUEST` (an invitation or an update) or `CANCEL`.
+    /// iCalendar METHOD: `REQUEST` (an invitation or an update) or `CANCEL`; `REMINDER` for
+    /// a reminder before an occurrence (plain text, no attachment).
     pub method: String,
     /// iCalendar SEQUENCE (the booking's, when the message was queued).
     pub sequence: i64,
@@ -544,6 +547,15 @@ pub struct MailMessage {
     /// Why the last attempt failed.
     pub last_error: Option<String>,
     pub created_at: i64,
+    /// Reminders only: `reminder:<booking>:<original start>:<start>:<address>`, unique, so
+    /// that each is queued once.
+    #[serde(skip)]
+    pub dedupe_key: Option<String>,
+    /// Reminders only: the occurrence (its original and its actual start, epoch ms).
+    #[serde(skip)]
+    pub occurrence_original: Option<i64>,
+    #[serde(skip)]
+    pub occurrence_start: Option<i64>,
 }
 
 /// A webhook delivery waiting to be made (the event's JSON, signed when sent).

@@ -245,6 +245,10 @@ pub mod users {
             department_id: row.try_get("department_id")?,
             title: row.try_get("title")?,
             sip_password_set: sip_ha1_md5.is_some() || sip_ha1_sha256.is_some(),
+            language: row
+                .try_get::<Option<String>, _>("language")?
+                .as_deref()
+                .and_then(Language::parse),
             sip_ha1_md5,
             sip_ha1_sha256,
             kind: AccountKind::parse(&kind).ok_or_else(|| corrupt("account kind", &kind))?,
@@ -258,8 +262,8 @@ pub mod users {
         sqlx::query(
             "INSERT INTO users (id, tenant_id, username, display_name, password_hash, email, \
              mobile, landline, extension, sip_ha1_md5, sip_ha1_sha256, kind, status, created_at, \
-             updated_at, department_id, title, search_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             updated_at, department_id, title, search_key, language) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(&u.id)
         .bind(&u.tenant_id)
@@ -279,6 +283,7 @@ pub mod users {
         .bind(&u.department_id)
         .bind(&u.title)
         .bind(search_key(u))
+        .bind(u.language.map(Language::as_str))
         .execute(conn)
         .await?;
         Ok(())
@@ -304,7 +309,7 @@ pub mod users {
             "UPDATE users SET username = $2, display_name = $3, password_hash = $4, email = $5, \
              mobile = $6, landline = $7, extension = $8, sip_ha1_md5 = $9, sip_ha1_sha256 = $10, \
              kind = $11, status = $12, updated_at = $13, department_id = $14, title = $15, \
-             search_key = $16 WHERE id = $1",
+             search_key = $16, language = $17 WHERE id = $1",
         )
         .bind(&u.id)
         .bind(&u.username)
@@ -322,6 +327,7 @@ pub mod users {
         .bind(&u.department_id)
         .bind(&u.title)
         .bind(search_key(u))
+        .bind(u.language.map(Language::as_str))
         .execute(conn)
         .await?;
         Ok(())

@@ -51,6 +51,7 @@ async fn legacy_rows_upgrade(url: &str) {
         sip_ha1_md5: None,
         sip_ha1_sha256: None,
         sip_password_set: false,
+        language: None,
         kind: AccountKind::User,
         status: UserStatus::Active,
         created_at: 1,

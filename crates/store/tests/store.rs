@@ -45,6 +45,7 @@ fn user(tenant_id: &str, username: &str, extension: Option<&str>) -> User {
         sip_ha1_md5: None,
         sip_ha1_sha256: None,
         sip_password_set: false,
+        language: None,
         kind: AccountKind::User,
         status: UserStatus::Active,
         created_at: 1,

@@ -487,6 +487,7 @@ async fn plan(
                 sip_ha1_md5: None,
                 sip_ha1_sha256: None,
                 sip_password_set: false,
+                language: None,
                 kind: AccountKind::User,
                 status: UserStatus::Active,
                 created_at: now,

@@ -8,7 +8,7 @@ use crate::credentials;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use conclave_store::model::{AccountKind, User, UserStatus};
+use conclave_store::model::{AccountKind, Language, User, UserStatus};
 use conclave_store::{Conn, new_id, now_ms, repo};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -50,6 +50,8 @@ pub struct CreateUser {
     #[serde(default)]
     #[schema(max_length = 100)]
     pub title: String,
+    /// The language mailed to the user (`en`, `zh`); absent: the room's.
+    pub language: Option<Language>,
     /// Default `user`. Tenant administrators may create users and tenant administrators.
     pub kind: Option<AccountKind>,
     /// System administrators only: create the user in another tenant.
@@ -86,6 +88,10 @@ pub struct UpdateUser {
     pub department_id: Option<Option<String>>,
     /// Job title (administrators).
     pub title: Option<String>,
+    /// The language mailed to the user (`en`, `zh`); null: the room's. Users set their own.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Language>)]
+    pub language: Option<Option<Language>>,
 }
 
 fn check_contact(
@@ -254,6 +260,7 @@ async fn create_user(
         department_id: body.department_id,
         title: body.title.trim().to_owned(),
         sip_password_set: sip_ha1_sha256.is_some(),
+        language: body.language,
         sip_ha1_md5,
         sip_ha1_sha256,
         kind,
@@ -433,6 +440,9 @@ async fn update_user(
     }
     if let Some(v) = body.title {
         user.title = v.trim().to_owned();
+    }
+    if let Some(v) = body.language {
+        user.language = v;
     }
     user.extension = extension;
     match (&user.extension, body.sip_password) {

@@ -161,9 +161,79 @@ fn texts(lang: Language, b: &Booking, room: &Room, cancel: bool) -> (String, Str
     }
 }
 
+/// A reminder's subject and text: the occurrence's start in the organiser's time zone.
+fn reminder_texts(
+    lang: Language,
+    b: &Booking,
+    room: &Room,
+    start_local: &str,
+    minutes: u32,
+) -> (String, String) {
+    let when = format!("{} ({})", start_local.replace('T', " "), b.time_zone);
+    let pin = b.pin.clone().unwrap_or_default();
+    match lang {
+        Language::Chinese => (
+            format!("会议提醒：{}（{minutes} 分钟后开始）", b.name),
+            format!(
+                "会议“{}”将于 {when} 开始。\n拨入会议室：{}{}",
+                b.name,
+                room.number,
+                if pin.is_empty() {
+                    String::new()
+                } else {
+                    format!("，密码：{pin}")
+                },
+            ),
+        ),
+        Language::English => (
+            format!("Reminder: {} starts in {minutes} min", b.name),
+            format!(
+                "\"{}\" starts at {when}.\nDial room {}{}",
+                b.name,
+                room.number,
+                if pin.is_empty() {
+                    String::new()
+                } else {
+                    format!(", PIN {pin}")
+                },
+            ),
+        ),
+    }
+}
+
+/// Who is mailed about a booking: the invited users and contacts with an address (each
+/// address once), each with their language — a user's own, else the room's (the one its
+/// prompts speak); contacts have none of their own.
+async fn recipients(
+    conn: &mut Conn,
+    b: &Booking,
+    room: &Room,
+) -> conclave_store::Result<Vec<(String, String, Language)>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for m in &b.members {
+        let found = match (m.kind, &m.user_id, &m.contact_id) {
+            (MemberKind::User, Some(id), _) => repo::users::get(conn, id)
+                .await?
+                .and_then(|u| u.email.map(|e| (e, u.language.unwrap_or(room.language)))),
+            (MemberKind::Contact, _, Some(id)) => repo::contacts::get(conn, id)
+                .await?
+                .and_then(|c| c.email.map(|e| (e, room.language))),
+            _ => None,
+        };
+        let Some((address, language)) = found.filter(|(a, _)| a.contains('@')) else {
+            continue;
+        };
+        if seen.insert(address.to_lowercase()) {
+            out.push((address, m.display_name.clone(), language));
+        }
+    }
+    Ok(out)
+}
+
 /// Queues the invitations of a booking's change (in the caller's transaction). Nothing is
 /// queued when no mail server is configured. The recipients are the invited users and
-/// contacts with an e-mail address; the language is the room's (the one its prompts speak).
+/// contacts with an e-mail address, each in their language (`recipients`).
 pub async fn enqueue(
     state: &AppState,
     conn: &mut Conn,
@@ -177,28 +247,10 @@ pub async fn enqueue(
         return Ok(0);
     };
     let overrides = repo::bookings::overrides(conn, &b.id).await?;
-    let mut seen = std::collections::HashSet::new();
     let now = now_ms();
     let mut queued = 0;
-    for m in &b.members {
-        let address = match m.kind {
-            MemberKind::User => match &m.user_id {
-                Some(id) => repo::users::get(conn, id).await?.and_then(|u| u.email),
-                None => None,
-            },
-            MemberKind::Contact => match &m.contact_id {
-                Some(id) => repo::contacts::get(conn, id).await?.and_then(|c| c.email),
-                None => None,
-            },
-            _ => None,
-        };
-        let Some(address) = address.filter(|a| a.contains('@')) else {
-            continue;
-        };
-        if !seen.insert(address.to_lowercase()) {
-            continue;
-        }
-        let (subject, body) = texts(room.language, b, &room, cancel);
+    for (address, name, language) in recipients(conn, b, &room).await? {
+        let (subject, body) = texts(language, b, &room, cancel);
         let msg = MailMessage {
             id: new_id(),
             tenant_id: b.tenant_id.clone(),
@@ -212,8 +264,8 @@ pub async fn enqueue(
                 &address,
             ),
             recipient: address,
-            recipient_name: m.display_name.clone(),
-            language: room.language.as_str().to_owned(),
+            recipient_name: name,
+            language: language.as_str().to_owned(),
             method: if cancel { "CANCEL" } else { "REQUEST" }.to_owned(),
             sequence: b.sequence,
             subject,
@@ -223,11 +275,124 @@ pub async fn enqueue(
             sent_at: None,
             last_error: None,
             created_at: now,
+            dedupe_key: None,
+            occurrence_original: None,
+            occurrence_start: None,
         };
         repo::mail::insert(conn, &msg).await?;
         queued += 1;
     }
     Ok(queued)
+}
+
+/// How far ahead of its due time a reminder is queued (then it waits in the outbox, due at
+/// the start minus the lead).
+const REMINDER_LOOKAHEAD_MS: i64 = 2 * 60_000;
+
+/// Queues the reminders of occurrences starting within the lead (plus the look-ahead), due
+/// `lead` minutes before each start (at once when the start is nearer). Each occurrence and
+/// address once: the outbox's unique `dedupe_key` holds across passes and restarts; a moved
+/// occurrence has a new start, so a new key. Cancelled occurrences and those already begun
+/// get none. Answers how many were queued.
+pub async fn queue_reminders(state: &AppState) -> anyhow::Result<usize> {
+    let lead = i64::from(state.settings.mail_reminder_minutes) * 60_000;
+    if state.settings.smtp_url.is_none() || lead == 0 {
+        return Ok(0);
+    }
+    let now = now_ms();
+    let horizon = now + lead + REMINDER_LOOKAHEAD_MS;
+    let mut conn = state.store.conn().await?;
+    let mut queued = 0;
+    for b in repo::bookings::active_between(&mut conn, now, horizon).await? {
+        let overrides = repo::bookings::overrides(&mut conn, &b.id).await?;
+        let Ok(occ) = super::occurrences(&b, &overrides, now, horizon) else {
+            continue;
+        };
+        let occ: Vec<_> = occ
+            .into_iter()
+            .filter(|o| {
+                !o.cancelled && o.started_at.is_none() && o.start_at > now && o.start_at <= horizon
+            })
+            .collect();
+        if occ.is_empty() {
+            continue;
+        }
+        let Some(room) = repo::rooms::get(&mut conn, &b.room_id).await? else {
+            continue;
+        };
+        let people = recipients(&mut conn, &b, &room).await?;
+        for o in &occ {
+            for (address, name, language) in &people {
+                let (subject, body) = reminder_texts(
+                    *language,
+                    &b,
+                    &room,
+                    &o.start_local,
+                    state.settings.mail_reminder_minutes,
+                );
+                let msg = MailMessage {
+                    id: new_id(),
+                    tenant_id: b.tenant_id.clone(),
+                    booking_id: b.id.clone(),
+                    recipient: address.clone(),
+                    recipient_name: name.clone(),
+                    language: language.as_str().to_owned(),
+                    method: "REMINDER".to_owned(),
+                    sequence: b.sequence,
+                    subject,
+                    body,
+                    ics: String::new(),
+                    attempts: 0,
+                    next_attempt_at: (o.start_at - lead).max(now),
+                    sent_at: None,
+                    last_error: None,
+                    created_at: now,
+                    dedupe_key: Some(format!(
+                        "reminder:{}:{}:{}:{}",
+                        b.id,
+                        o.original_start,
+                        o.start_at,
+                        address.to_lowercase()
+                    )),
+                    occurrence_original: Some(o.original_start),
+                    occurrence_start: Some(o.start_at),
+                };
+                if repo::mail::insert_once(&mut conn, &msg).await? {
+                    queued += 1;
+                }
+            }
+        }
+    }
+    Ok(queued)
+}
+
+/// Why a reminder due now must not go (its occurrence was cancelled, moved or has begun
+/// since it was queued), if so.
+async fn stale_reminder(
+    conn: &mut Conn,
+    m: &MailMessage,
+    now: i64,
+) -> anyhow::Result<Option<&'static str>> {
+    let (Some(original), Some(start)) = (m.occurrence_original, m.occurrence_start) else {
+        return Ok(None);
+    };
+    if start <= now {
+        return Ok(Some("the occurrence has begun"));
+    }
+    let Some(b) = repo::bookings::get(conn, &m.booking_id).await? else {
+        return Ok(Some("the booking is gone"));
+    };
+    let overrides = repo::bookings::overrides(conn, &b.id).await?;
+    let still = super::occurrences(&b, &overrides, start, start + 1)
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .any(|o| {
+            o.original_start == original
+                && o.start_at == start
+                && !o.cancelled
+                && o.started_at.is_none()
+        });
+    Ok((!still).then_some("the occurrence was cancelled or moved"))
 }
 
 fn message(from: &str, m: &MailMessage) -> Result<Message, String> {
@@ -240,15 +405,21 @@ fn message(from: &str, m: &MailMessage) -> Result<Message, String> {
     .parse()
     .or_else(|_| m.recipient.parse())
     .map_err(|e| format!("recipient: {e}"))?;
+    let builder = Message::builder()
+        .from(from.clone())
+        .to(to.clone())
+        .subject(m.subject.clone());
+    if m.method == "REMINDER" {
+        return builder
+            .singlepart(SinglePart::plain(m.body.clone()))
+            .map_err(|e| e.to_string());
+    }
     let calendar = ContentType::parse(&format!(
         "text/calendar; charset=utf-8; method={}",
         m.method
     ))
     .map_err(|e| e.to_string())?;
-    Message::builder()
-        .from(from)
-        .to(to)
-        .subject(m.subject.clone())
+    builder
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(m.body.clone()))
@@ -275,6 +446,11 @@ pub async fn run(state: AppState) {
         tracing::warn!(%err, "mail outbox");
     }
     loop {
+        match queue_reminders(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(n, "reminders queued"),
+            Err(err) => tracing::warn!(%err, "reminders could not be queued"),
+        }
         let now = now_ms();
         let due = match state.store.conn().await {
             Ok(mut conn) => repo::mail::due(&mut conn, now, 50)
@@ -283,6 +459,39 @@ pub async fn run(state: AppState) {
             Err(_) => Vec::new(),
         };
         for m in &due {
+            if m.method == "REMINDER" {
+                let stale = match state.store.conn().await {
+                    Ok(mut conn) => stale_reminder(&mut conn, m, now_ms()).await,
+                    Err(err) => Err(err.into()),
+                };
+                match stale {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => {
+                        if let Ok(mut conn) = state.store.conn().await
+                            && let Err(err) =
+                                repo::mail::drop_unsent(&mut conn, &m.id, reason).await
+                        {
+                            tracing::warn!(%err, "mail outbox");
+                        }
+                        continue;
+                    }
+                    Err(err) => {
+                        // Tried again later, as a failed send would be.
+                        tracing::warn!(%err, "a reminder's occurrence could not be checked");
+                        if let Ok(mut conn) = state.store.conn().await {
+                            let attempts = m.attempts + 1;
+                            let at = now_ms() + backoff(attempts);
+                            let why = format!("not checked: {err}");
+                            if let Err(err) =
+                                repo::mail::retry_at(&mut conn, &m.id, attempts, at, &why).await
+                            {
+                                tracing::warn!(%err, "mail outbox");
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
             let attempts = m.attempts + 1;
             let outcome = match message(&state.settings.mail_from, m) {
                 Ok(msg) => transport
@@ -320,6 +529,8 @@ pub async fn run(state: AppState) {
             Ok(mut conn) => repo::mail::next_due(&mut conn).await.ok().flatten(),
             Err(_) => None,
         };
+        // At most a minute: reminders entering their window are queued on the next pass
+        // (ahead of their due time by REMINDER_LOOKAHEAD_MS, so none is late).
         let wait = next.map_or(60_000, |t| (t - now_ms()).clamp(0, 60_000));
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}

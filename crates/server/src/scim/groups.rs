@@ -167,6 +167,53 @@ pub async fn create(
     body: Bytes,
 ) -> ScimResult<Response> {
     let v = body_json(&body)?;
+    Ok(resource(
+        StatusCode::CREATED,
+        &create_group(&state, &caller, &v).await?,
+    ))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult<Response> {
+    let v = body_json(&body)?;
+    let g = replace_group(&state, &caller, &id, if_match(&headers), &v).await?;
+    Ok(resource(StatusCode::OK, &g))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult<Response> {
+    let request = body_json(&body)?;
+    let g = patch_group(&state, &caller, &id, if_match(&headers), &request).await?;
+    Ok(resource(StatusCode::OK, &g))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    delete_group(&state, &caller, &id, if_match(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// The operations themselves, shared by the single routes and `/Bulk` (`bulk.rs`).
+
+pub(super) async fn create_group(
+    state: &AppState,
+    caller: &Caller,
+    v: &Value,
+) -> ScimResult<Value> {
     let now = now_ms();
     let mut g = Group {
         id: new_id(),
@@ -179,63 +226,61 @@ pub async fn create(
         updated_at: now,
     };
     let mut conn = state.store.conn().await?;
-    read_group(&mut conn, &v, &mut g).await?;
+    read_group(&mut conn, v, &mut g).await?;
     drop(conn);
-    save(&state, &caller, &mut g, true, "scimCreateGroup").await?;
-    Ok(resource(StatusCode::CREATED, &to_json(&g)))
+    save(state, caller, &mut g, true, "scimCreateGroup").await?;
+    Ok(to_json(&g))
 }
 
-pub async fn replace(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult<Response> {
-    let v = body_json(&body)?;
+pub(super) async fn replace_group(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+    v: &Value,
+) -> ScimResult<Value> {
     let mut conn = state.store.conn().await?;
-    let mut g = load(&mut conn, &caller, &id).await?;
-    check_if_match(&headers, &version(&to_json(&g)))?;
-    read_group(&mut conn, &v, &mut g).await?;
+    let mut g = load(&mut conn, caller, id).await?;
+    check_version(wanted, &version(&to_json(&g)))?;
+    read_group(&mut conn, v, &mut g).await?;
     drop(conn);
-    save(&state, &caller, &mut g, false, "scimReplaceGroup").await?;
-    Ok(resource(StatusCode::OK, &to_json(&g)))
+    save(state, caller, &mut g, false, "scimReplaceGroup").await?;
+    Ok(to_json(&g))
 }
 
-pub async fn patch(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult<Response> {
-    let request = body_json(&body)?;
+pub(super) async fn patch_group(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+    request: &Value,
+) -> ScimResult<Value> {
     let mut conn = state.store.conn().await?;
-    let mut g = load(&mut conn, &caller, &id).await?;
+    let mut g = load(&mut conn, caller, id).await?;
     let mut current = to_json(&g);
-    check_if_match(&headers, &version(&current))?;
-    apply_patch(&mut current, &request)?;
+    check_version(wanted, &version(&current))?;
+    apply_patch(&mut current, request)?;
     read_group(&mut conn, &current, &mut g).await?;
     drop(conn);
-    save(&state, &caller, &mut g, false, "scimPatchGroup").await?;
-    Ok(resource(StatusCode::OK, &to_json(&g)))
+    save(state, caller, &mut g, false, "scimPatchGroup").await?;
+    Ok(to_json(&g))
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-) -> ScimResult<Response> {
+pub(super) async fn delete_group(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+) -> ScimResult<()> {
     let mut conn = state.store.conn().await?;
-    let g = load(&mut conn, &caller, &id).await?;
-    check_if_match(&headers, &version(&to_json(&g)))?;
+    let g = load(&mut conn, caller, id).await?;
+    check_version(wanted, &version(&to_json(&g)))?;
     drop(conn);
     let mut tx = state.store.begin().await?;
     repo::groups::delete(&mut tx, &g.id).await?;
-    audit(&mut tx, &caller, entry("scimDeleteGroup", &g))
+    audit(&mut tx, caller, entry("scimDeleteGroup", &g))
         .await
         .map_err(ScimError::from)?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }

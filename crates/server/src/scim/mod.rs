@@ -11,6 +11,7 @@
 
 /// SCIM filters: in `conclave-directory-formats`, so the parser can be fuzzed alone.
 pub use conclave_directory_formats::scim_filter as filter;
+mod bulk;
 mod groups;
 mod patch;
 mod users;
@@ -61,6 +62,7 @@ pub fn routes() -> Router<AppState> {
                 .patch(groups::patch)
                 .delete(groups::delete),
         )
+        .route("/Bulk", axum::routing::post(bulk::bulk))
         .fallback(|| async { ScimError::new(StatusCode::NOT_FOUND, None, "no such SCIM endpoint") })
 }
 
@@ -181,9 +183,15 @@ pub fn version(body: &Value) -> String {
     format!("W/\"{}\"", hex::encode(&digest[..8]))
 }
 
-/// `If-Match` against the current version: 412 when it names another.
-pub fn check_if_match(headers: &HeaderMap, current: &str) -> ScimResult<()> {
-    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+/// The `If-Match` header's value, if any.
+pub fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+}
+
+/// `If-Match` (or a bulk operation's `version`) against the current version: 412 when it
+/// names another.
+pub fn check_version(wanted: Option<&str>, current: &str) -> ScimResult<()> {
+    let Some(wanted) = wanted else {
         return Ok(());
     };
     let strip = |s: &str| {
@@ -421,7 +429,11 @@ async fn service_provider_config(_c: ScimCaller) -> Response {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "documentationUri": "https://github.com/conclave/conclave/blob/main/docs/directory.md",
             "patch": { "supported": true },
-            "bulk": { "supported": false, "maxOperations": 0, "maxPayloadSize": 0 },
+            "bulk": {
+                "supported": true,
+                "maxOperations": bulk::MAX_OPERATIONS,
+                "maxPayloadSize": bulk::MAX_PAYLOAD,
+            },
             "filter": { "supported": true, "maxResults": MAX_COUNT },
             "changePassword": { "supported": true },
             "sort": { "supported": false },
@@ -502,6 +514,7 @@ async fn schemas(_c: ScimCaller) -> Response {
             attribute("displayName", "string", false, false, "none"),
             attribute("title", "string", false, false, "none"),
             attribute("active", "boolean", false, false, "none"),
+            attribute("preferredLanguage", "string", false, false, "none"),
             attribute("password", "string", false, false, "none"),
             emails, phones,
         ]},

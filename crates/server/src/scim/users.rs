@@ -5,7 +5,7 @@ use crate::api::validate::Checks;
 use crate::api::{Audit, audit};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
-use conclave_store::model::{AccountKind, Department, User, UserStatus};
+use conclave_store::model::{AccountKind, Department, Language, User, UserStatus};
 use conclave_store::{Conn, new_id, now_ms, repo};
 
 fn ms_to_rfc3339(ms: i64) -> String {
@@ -114,6 +114,9 @@ pub(super) async fn to_json(conn: &mut Conn, u: &User) -> ScimResult<Value> {
         ENTERPRISE: { "department": department_path(conn, u.department_id.as_deref()).await? },
         CONCLAVE: { "extension": u.extension },
     });
+    if let Some(lang) = u.language {
+        v["preferredLanguage"] = json!(lang.as_str());
+    }
     if let Some(external) = repo::scim_external_ids::get(conn, &u.id).await? {
         v["externalId"] = json!(external);
     }
@@ -205,6 +208,18 @@ async fn read_user(conn: &mut Conn, v: &Value, u: &mut User) -> ScimResult<Optio
         .and_then(|x| text(x, "department"))
         .unwrap_or("")
         .to_owned();
+    // RFC 7643's `preferredLanguage` (`zh-CN`, `en-US`, …) is the language the user is
+    // mailed in; one Conclave does not write (or none) leaves the room's.
+    let language = text(v, "preferredLanguage").and_then(|l| {
+        let l = l.trim().to_ascii_lowercase();
+        if l.starts_with("zh") {
+            Some(Language::Chinese)
+        } else if l.starts_with("en") {
+            Some(Language::English)
+        } else {
+            None
+        }
+    });
     let password = text(v, "password").map(str::to_owned);
     if let Some(p) = &password {
         c.password("password", p, &[&user_name]);
@@ -227,6 +242,7 @@ async fn read_user(conn: &mut Conn, v: &Value, u: &mut User) -> ScimResult<Optio
     u.mobile = mobile;
     u.landline = landline;
     u.extension = ext;
+    u.language = language;
     u.department_id = department_of(conn, &u.tenant_id, &department).await?;
     Ok(password)
 }
@@ -377,6 +393,51 @@ pub async fn create(
     body: Bytes,
 ) -> ScimResult<Response> {
     let v = body_json(&body)?;
+    Ok(resource(
+        StatusCode::CREATED,
+        &create_user(&state, &caller, &v).await?,
+    ))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult<Response> {
+    let v = body_json(&body)?;
+    let u = replace_user(&state, &caller, &id, if_match(&headers), &v).await?;
+    Ok(resource(StatusCode::OK, &u))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult<Response> {
+    let request = body_json(&body)?;
+    let u = patch_user(&state, &caller, &id, if_match(&headers), &request).await?;
+    Ok(resource(StatusCode::OK, &u))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ScimCaller(caller): ScimCaller,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> ScimResult<Response> {
+    delete_user(&state, &caller, &id, if_match(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// The operations themselves, shared by the single routes and `/Bulk` (`bulk.rs`). Each
+// answers the resource as it is afterwards; `wanted` is the `If-Match` (or a bulk
+// operation's `version`).
+
+pub(super) async fn create_user(state: &AppState, caller: &Caller, v: &Value) -> ScimResult<Value> {
     let now = now_ms();
     let mut u = User {
         id: new_id(),
@@ -393,18 +454,19 @@ pub async fn create(
         sip_ha1_md5: None,
         sip_ha1_sha256: None,
         sip_password_set: false,
+        language: None,
         kind: AccountKind::User,
         status: UserStatus::Active,
         created_at: now,
         updated_at: now,
     };
     let mut conn = state.store.conn().await?;
-    let password = read_user(&mut conn, &v, &mut u).await?;
+    let password = read_user(&mut conn, v, &mut u).await?;
     drop(conn);
-    let external = external_id(&v)?;
+    let external = external_id(v)?;
     save(
-        &state,
-        &caller,
+        state,
+        caller,
         &mut u,
         password,
         external,
@@ -413,29 +475,25 @@ pub async fn create(
     )
     .await?;
     let mut conn = state.store.conn().await?;
-    Ok(resource(
-        StatusCode::CREATED,
-        &to_json(&mut conn, &u).await?,
-    ))
+    to_json(&mut conn, &u).await
 }
 
-pub async fn replace(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult<Response> {
-    let v = body_json(&body)?;
+pub(super) async fn replace_user(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+    v: &Value,
+) -> ScimResult<Value> {
     let mut conn = state.store.conn().await?;
-    let mut u = load(&mut conn, &caller, &id).await?;
-    check_if_match(&headers, &version(&to_json(&mut conn, &u).await?))?;
-    let password = read_user(&mut conn, &v, &mut u).await?;
+    let mut u = load(&mut conn, caller, id).await?;
+    check_version(wanted, &version(&to_json(&mut conn, &u).await?))?;
+    let password = read_user(&mut conn, v, &mut u).await?;
     drop(conn);
-    let external = external_id(&v)?;
+    let external = external_id(v)?;
     save(
-        &state,
-        &caller,
+        state,
+        caller,
         &mut u,
         password,
         external,
@@ -444,28 +502,27 @@ pub async fn replace(
     )
     .await?;
     let mut conn = state.store.conn().await?;
-    Ok(resource(StatusCode::OK, &to_json(&mut conn, &u).await?))
+    to_json(&mut conn, &u).await
 }
 
-pub async fn patch(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult<Response> {
-    let request = body_json(&body)?;
+pub(super) async fn patch_user(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+    request: &Value,
+) -> ScimResult<Value> {
     let mut conn = state.store.conn().await?;
-    let mut u = load(&mut conn, &caller, &id).await?;
+    let mut u = load(&mut conn, caller, id).await?;
     let mut current = to_json(&mut conn, &u).await?;
-    check_if_match(&headers, &version(&current))?;
-    apply_patch(&mut current, &request)?;
+    check_version(wanted, &version(&current))?;
+    apply_patch(&mut current, request)?;
     let password = read_user(&mut conn, &current, &mut u).await?;
     drop(conn);
     let external = external_id(&current)?;
     save(
-        &state,
-        &caller,
+        state,
+        caller,
         &mut u,
         password,
         external,
@@ -474,18 +531,18 @@ pub async fn patch(
     )
     .await?;
     let mut conn = state.store.conn().await?;
-    Ok(resource(StatusCode::OK, &to_json(&mut conn, &u).await?))
+    to_json(&mut conn, &u).await
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    ScimCaller(caller): ScimCaller,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-) -> ScimResult<Response> {
+pub(super) async fn delete_user(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    wanted: Option<&str>,
+) -> ScimResult<()> {
     let mut conn = state.store.conn().await?;
-    let u = load(&mut conn, &caller, &id).await?;
-    check_if_match(&headers, &version(&to_json(&mut conn, &u).await?))?;
+    let u = load(&mut conn, caller, id).await?;
+    check_version(wanted, &version(&to_json(&mut conn, &u).await?))?;
     drop(conn);
     if u.id == caller.user.id || (u.kind == AccountKind::SystemAdmin && !caller.is_system_admin()) {
         return Err(ScimError::new(
@@ -496,7 +553,7 @@ pub async fn delete(
     }
     let mut tx = state.store.begin().await?;
     repo::users::delete(&mut tx, &u.id).await?;
-    audit(&mut tx, &caller, entry("scimDeleteUser", &u))
+    audit(&mut tx, caller, entry("scimDeleteUser", &u))
         .await
         .map_err(ScimError::from)?;
     tx.commit().await?;
@@ -504,5 +561,5 @@ pub async fn delete(
     if let Some(extension) = &u.extension {
         state.sip.unregister(&u.tenant_id, extension).await;
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }

@@ -941,6 +941,240 @@ async fn invitations_by_mail_postgres() {
     invitations_by_mail(Db::Postgres).await;
 }
 
+/// Each invitee is mailed in their own language (a user's `language`, else the room's), and
+/// reminded once, before the start: `mail_reminder_minutes` = 1 and an occurrence 70 s ahead,
+/// so the reminder is queued at once and due 10 s later. A second booking cancelled after its
+/// reminder was queued gets none.
+async fn reminders_in_the_recipients_language(db: Db) {
+    let Some(python) = smtp_python() else {
+        return;
+    };
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let Some(s) = crate::common::start_with(db, "reminders", |settings| {
+        settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        settings.mail_from = "conclave@example.org".into();
+        settings.mail_reminder_minutes = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let mailtmp = tempfile::tempdir().expect("maildir");
+    let maildir = mailtmp.path().join("box");
+    let mut smtp = smtp_server(&python, port, &maildir);
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8404", "name": "Remind", "language": "en" }),
+        )
+        .await
+        .id();
+    // Li reads Chinese (set on creation); Ann is set to English, then to the room's again.
+    let li = s
+        .post(
+            "/users",
+            &admin,
+            json!({ "username": "li", "display_name": "李雷", "password": "li-password-2027",
+                    "email": "li@example.org", "language": "zh" }),
+        )
+        .await;
+    li.expect(201);
+    assert_eq!(li.body["language"], json!("zh"));
+    let li = li.id();
+    let ann = s
+        .post(
+            "/users",
+            &admin,
+            json!({ "username": "ann", "display_name": "Ann", "password": "ann-password-2027",
+                    "email": "ann@example.org" }),
+        )
+        .await;
+    ann.expect(201);
+    assert!(ann.body["language"].is_null(), "{}", ann.body);
+    let ann = ann.id();
+    let got = s
+        .patch(
+            &format!("/users/{ann}"),
+            &admin,
+            json!({ "language": "zh" }),
+        )
+        .await;
+    got.expect(200);
+    assert_eq!(got.body["language"], json!("zh"));
+    let got = s
+        .patch(
+            &format!("/users/{ann}"),
+            &admin,
+            json!({ "language": null }),
+        )
+        .await;
+    got.expect(200);
+    assert!(got.body["language"].is_null());
+    s.patch(
+        &format!("/users/{ann}"),
+        &admin,
+        json!({ "language": "fr" }),
+    )
+    .await
+    .expect_problem(422, Some("language"));
+
+    let booked_at = std::time::Instant::now();
+    let members = json!([
+        { "kind": "user", "user_id": li, "role": "member" },
+        { "kind": "user", "user_id": ann, "role": "member" },
+    ]);
+    let b = s
+        .post(
+            "/bookings",
+            &admin,
+            json!({ "name": "Standup", "room_id": room, "time_zone": "UTC", "start_local": utc_in(70),
+                    "duration_minutes": 15, "pin": "2468", "settings": { "dial_out": false },
+                    "members": members }),
+        )
+        .await;
+    b.expect(201);
+    let id = b.id();
+    let other = s
+        .post(
+            "/bookings",
+            &admin,
+            json!({ "name": "Called off", "room_id": room, "time_zone": "UTC", "start_local": utc_in(70),
+                    "duration_minutes": 15, "settings": { "dial_out": false }, "members": members,
+                    "ignore_conflicts": true }),
+        )
+        .await;
+    other.expect(201);
+    let other = other.id();
+    // Its reminders are queued with the invitations (the same pass), then it is cancelled.
+    let queued = mail_until(&s, &admin, &other, |m| {
+        m.iter().filter(|x| x["method"] == "REMINDER").count() == 2
+    })
+    .await;
+    assert_eq!(
+        queued.iter().filter(|x| x["method"] == "REMINDER").count(),
+        2,
+        "{queued:?}"
+    );
+    s.delete(&format!("/bookings/{other}"), &admin)
+        .await
+        .expect(200);
+
+    // The reminders go before the start (70 s after booking).
+    let mail = mail_until(&s, &admin, &id, |m| {
+        m.iter()
+            .filter(|x| x["method"] == "REMINDER" && x["sent_at"].is_i64())
+            .count()
+            == 2
+    })
+    .await;
+    let sent_reminders = mail
+        .iter()
+        .filter(|x| x["method"] == "REMINDER" && x["sent_at"].is_i64())
+        .count();
+    assert_eq!(sent_reminders, 2, "{mail:?}");
+    let reminded_after = booked_at.elapsed();
+    assert!(
+        reminded_after < Duration::from_secs(65),
+        "reminded {reminded_after:?} after booking, the start is at 70 s"
+    );
+    // Past the start: no second reminder, nothing of the cancelled booking but its
+    // invitation and cancellation.
+    let rest = Duration::from_secs(75).saturating_sub(booked_at.elapsed());
+    tokio::time::sleep(rest).await;
+    let mail = mail_of(&s, &admin, &id).await;
+    assert_eq!(
+        mail.iter().filter(|x| x["method"] == "REMINDER").count(),
+        2,
+        "{mail:?}"
+    );
+    let dropped = mail_of(&s, &admin, &other).await;
+    assert!(
+        dropped
+            .iter()
+            .filter(|x| x["method"] != "REQUEST" && x["method"] != "CANCEL")
+            .all(|x| x["method"] == "REMINDER-DROPPED" && x["sent_at"].is_null()),
+        "{dropped:?}"
+    );
+    let got = received(&python, &maildir);
+    let to = |who: &str, subject: &str| -> Vec<Value> {
+        got.iter()
+            .filter(|g| {
+                g["to"].as_str().unwrap_or_default().contains(who)
+                    && g["subject"].as_str().unwrap_or_default().contains(subject)
+            })
+            .cloned()
+            .collect()
+    };
+    // Li: Chinese; Ann: the room's English.
+    assert_eq!(to("li@", "会议邀请：Standup").len(), 1, "{got:?}");
+    assert_eq!(to("ann@", "Invitation: Standup").len(), 1, "{got:?}");
+    let li_reminders = to("li@", "会议提醒：Standup");
+    let ann_reminders = to("ann@", "Reminder: Standup");
+    assert_eq!((li_reminders.len(), ann_reminders.len()), (1, 1), "{got:?}");
+    assert!(
+        li_reminders[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("将于")
+            && li_reminders[0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("2468"),
+        "{li_reminders:?}"
+    );
+    assert!(
+        ann_reminders[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("starts at")
+            && ann_reminders[0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("8404"),
+        "{ann_reminders:?}"
+    );
+    assert!(
+        li_reminders[0].get("ics").is_none(),
+        "a reminder has no attachment"
+    );
+    assert_eq!(to("li@", "会议已取消：Called off").len(), 1, "{got:?}");
+    assert_eq!(to("ann@", "Cancelled: Called off").len(), 1, "{got:?}");
+    assert!(
+        to("", "Called off").iter().all(|g| !g["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Reminder")
+            && !g["subject"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("会议提醒")),
+        "{got:?}"
+    );
+    assert_eq!(
+        got.len(),
+        8,
+        "2 invitations, 2 reminders, 2 invitations, 2 cancellations: {got:?}"
+    );
+    smtp.kill().expect("kill aiosmtpd");
+    let _ = smtp.wait();
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_in_the_recipients_language_sqlite() {
+    reminders_in_the_recipients_language(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_in_the_recipients_language_postgres() {
+    reminders_in_the_recipients_language(Db::Postgres).await;
+}
+
 /// Mail waiting for a mail server that is down survives the server being killed: after a
 /// restart it is sent as soon as the mail server is up (the real binary, SQLite).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

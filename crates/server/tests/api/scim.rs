@@ -9,6 +9,7 @@ both_backends!(
     scim_users_and_groups,
     scim_identity_providers_replayed,
     scim_keys_tenants_and_sessions,
+    scim_bulk,
 );
 
 async fn scim(
@@ -331,4 +332,204 @@ async fn scim_keys_tenants_and_sessions(s: &TestServer) {
     // Untouched in tenant A.
     let (st, got, _) = scim(s, Method::GET, &format!("/Users/{id}"), &key_a, None).await;
     assert_eq!((st, got["active"].clone()), (200, json!(true)), "{got}");
+}
+
+const BULK: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+
+/// Bulk (RFC 7644 §3.7): a user and a group naming it by bulkId (listed first: it waits for
+/// the user), `failOnErrors`, and the advertised limits.
+async fn scim_bulk(s: &TestServer) {
+    let admin = s.admin().await;
+    let key = api_key(s, &admin).await;
+    let (st, config, _) = scim(s, Method::GET, "/ServiceProviderConfig", &key, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(config["bulk"]["supported"], true, "{config}");
+    let max_ops = config["bulk"]["maxOperations"]
+        .as_u64()
+        .expect("maxOperations") as usize;
+    let max_payload = config["bulk"]["maxPayloadSize"]
+        .as_u64()
+        .expect("maxPayloadSize") as usize;
+
+    let (st, out, _) = scim(s, Method::POST, "/Bulk", &key, Some(json!({
+        "schemas": [BULK],
+        "Operations": [
+            { "method": "POST", "path": "/Groups", "bulkId": "g1", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Bulk team", "members": [{ "type": "User", "value": "bulkId:u1" }] } },
+            { "method": "POST", "path": "/Users", "bulkId": "u1", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "bulk.one", "displayName": "Bulk One", "preferredLanguage": "zh-CN",
+                "emails": [{ "value": "bulk.one@example.com", "primary": true }] } },
+            { "method": "PATCH", "path": "/Users/bulkId:u1", "data": {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{ "op": "replace", "value": { "title": "Bulk lead" } }] } },
+        ],
+    }))).await;
+    assert_eq!(st, 200, "{out}");
+    let ops = out["Operations"].as_array().expect("Operations");
+    assert_eq!(ops.len(), 3, "{out}");
+    let by_bulk_id = |b: &str| {
+        ops.iter()
+            .find(|o| o["bulkId"] == b)
+            .unwrap_or_else(|| panic!("{b} in {out}"))
+            .clone()
+    };
+    let u1 = by_bulk_id("u1");
+    let g1 = by_bulk_id("g1");
+    assert_eq!(
+        (u1["status"].as_str(), g1["status"].as_str()),
+        (Some("201"), Some("201")),
+        "{out}"
+    );
+    let user_location = u1["location"].as_str().expect("location").to_owned();
+    let uid = user_location.rsplit('/').next().expect("id").to_owned();
+    let gid = g1["location"]
+        .as_str()
+        .expect("location")
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .to_owned();
+    assert!(
+        ops.iter()
+            .any(|o| o["method"] == "PATCH" && o["status"] == "200"),
+        "{out}"
+    );
+    let (_, group, _) = scim(s, Method::GET, &format!("/Groups/{gid}"), &key, None).await;
+    assert_eq!(group["members"][0]["value"], json!(uid), "{group}");
+    let (_, user, _) = scim(s, Method::GET, &format!("/Users/{uid}"), &key, None).await;
+    assert_eq!(user["title"], "Bulk lead", "{user}");
+    // `preferredLanguage` is the language the user is mailed in.
+    assert_eq!(user["preferredLanguage"], "zh", "{user}");
+    assert_eq!(
+        s.get(&format!("/users/{uid}"), &admin).await.body["language"],
+        json!("zh")
+    );
+    let patched = ops.iter().find(|o| o["method"] == "PATCH").expect("PATCH");
+    assert_eq!(patched["version"], user["meta"]["version"], "{out}");
+    assert_eq!(patched["location"].as_str(), Some(user_location.as_str()));
+
+    // failOnErrors: 1 — the duplicate fails, what follows is not run.
+    let (st, out, _) = scim(
+        s,
+        Method::POST,
+        "/Bulk",
+        &key,
+        Some(json!({
+            "schemas": [BULK], "failOnErrors": 1,
+            "Operations": [
+                { "method": "POST", "path": "/Users", "bulkId": "dup",
+                  "data": { "userName": "bulk.one" } },
+                { "method": "DELETE", "path": format!("/Users/{uid}") },
+            ],
+        })),
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+    let ops = out["Operations"].as_array().expect("Operations");
+    assert_eq!(ops.len(), 1, "{out}");
+    assert_eq!(ops[0]["status"], "409", "{out}");
+    assert_eq!(ops[0]["response"]["scimType"], "uniqueness", "{out}");
+    assert_eq!(
+        ops[0]["response"]["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(
+        scim(s, Method::GET, &format!("/Users/{uid}"), &key, None)
+            .await
+            .0,
+        200
+    );
+    // Without failOnErrors every operation runs: a reference to a failed one fails too,
+    // a stale version is 412, the group is deleted.
+    let (st, out, _) = scim(
+        s,
+        Method::POST,
+        "/Bulk",
+        &key,
+        Some(json!({
+            "schemas": [BULK],
+            "Operations": [
+                { "method": "POST", "path": "/Users", "bulkId": "bad", "data": { "userName": "" } },
+                { "method": "PATCH", "path": "/Users/bulkId:bad", "data": {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{ "op": "replace", "value": { "title": "x" } }] } },
+                { "method": "PUT", "path": format!("/Users/{uid}"), "version": "W/\"stale\"",
+                  "data": { "userName": "bulk.one" } },
+                { "method": "DELETE", "path": format!("/Groups/{gid}") },
+            ],
+        })),
+    )
+    .await;
+    assert_eq!(st, 200, "{out}");
+    let statuses: Vec<&str> = out["Operations"]
+        .as_array()
+        .expect("Operations")
+        .iter()
+        .map(|o| o["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["400", "409", "412", "204"], "{out}");
+    assert_eq!(
+        scim(s, Method::GET, &format!("/Groups/{gid}"), &key, None)
+            .await
+            .0,
+        404
+    );
+
+    // The limits, answered in SCIM's error schema.
+    let many: Vec<Value> = (0..=max_ops)
+        .map(|i| json!({ "method": "DELETE", "path": format!("/Groups/none-{i}") }))
+        .collect();
+    let (st, err, _) = scim(
+        s,
+        Method::POST,
+        "/Bulk",
+        &key,
+        Some(json!({ "schemas": [BULK], "Operations": many })),
+    )
+    .await;
+    assert_eq!(st, 413, "{err}");
+    assert_eq!(
+        err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{err}"
+    );
+    assert_eq!(err["status"], "413");
+    let big = "x".repeat(max_payload);
+    let (st, err, _) = scim(s, Method::POST, "/Bulk", &key, Some(json!({
+        "schemas": [BULK],
+        "Operations": [{ "method": "POST", "path": "/Users", "bulkId": "b", "data": { "userName": "big", "title": big } }],
+    }))).await;
+    assert_eq!(st, 413, "{err}");
+    assert_eq!(
+        err["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
+        "{err}"
+    );
+    let (st, err, _) = scim(s, Method::POST, "/Bulk", &key, Some(json!({
+        "schemas": [BULK], "Operations": [{ "method": "POST", "path": "/Users", "data": { "userName": "nobulkid" } }],
+    }))).await;
+    assert_eq!(
+        (st, err["scimType"].as_str()),
+        (400, Some("invalidSyntax")),
+        "{err}"
+    );
+    let (st, err, _) = scim(
+        s,
+        Method::POST,
+        "/Bulk",
+        &key,
+        Some(json!({ "Operations": [] })),
+    )
+    .await;
+    assert_eq!((st, err["status"].as_str()), (400, Some("400")), "{err}");
+    // Nothing of the refused requests was created.
+    let (_, list, _) = scim(
+        s,
+        Method::GET,
+        "/Users?filter=userName%20eq%20%22nobulkid%22",
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(list["totalResults"], 0);
 }

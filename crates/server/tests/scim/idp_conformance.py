@@ -298,6 +298,49 @@ def entra(c):
     c.expect("entra: deleted user is gone", "GET", f"/Users/{uid}", statuses=(404,))
 
 
+def bulk(c):
+    """RFC 7644 §3.7's own example, shortened: a group whose member is a user created in the
+    same request (referenced by bulkId, listed after it), then both deleted in a second
+    request with failOnErrors."""
+    _, spc = c.request("GET", "/ServiceProviderConfig")[:2]
+    b = (spc or {}).get("bulk", {})
+    c.check("bulk: advertised with limits", b.get("supported") is True
+            and b.get("maxOperations", 0) > 0 and b.get("maxPayloadSize", 0) > 0, b)
+    login = f"bulk.{uuid.uuid4().hex[:8]}@example.com"
+    _, resp = c.expect("bulk: create user and group", "POST", "/Bulk", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "failOnErrors": 1,
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "qwerty",
+             "data": {"schemas": [USER], "userName": login, "displayName": "Alice Bulk"}},
+            {"method": "POST", "path": "/Groups", "bulkId": "ytrewq",
+             "data": {"schemas": [GROUP], "displayName": "Bulk " + login,
+                      "members": [{"type": "User", "value": "bulkId:qwerty"}]}},
+        ]}, statuses=(200,))
+    ops = {o.get("bulkId"): o for o in (resp or {}).get("Operations", [])}
+    ok = all(ops.get(k, {}).get("status") == "201" for k in ("qwerty", "ytrewq"))
+    c.check("bulk: both created (201, location)", ok and all(
+        ops[k].get("location") for k in ops), resp)
+    if not ok:
+        return
+    uid = ops["qwerty"]["location"].rsplit("/", 1)[-1]
+    gid = ops["ytrewq"]["location"].rsplit("/", 1)[-1]
+    _, g = c.expect("bulk: the group", "GET", f"/Groups/{gid}")
+    c.check("bulk: the member is the new user",
+            g and [m.get("value") for m in g.get("members", [])] == [uid], g)
+    _, resp = c.expect("bulk: delete both", "POST", "/Bulk", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "failOnErrors": 1,
+        "Operations": [
+            {"method": "DELETE", "path": f"/Groups/{gid}"},
+            {"method": "DELETE", "path": f"/Users/{uid}"},
+            {"method": "DELETE", "path": f"/Users/{uid}"},
+        ]}, statuses=(200,))
+    statuses = [o.get("status") for o in (resp or {}).get("Operations", [])]
+    c.check("bulk: deleted, the repeated delete is 404", statuses == ["204", "204", "404"], resp)
+    c.expect("bulk: the user is gone", "GET", f"/Users/{uid}", statuses=(404,))
+
+
 def discovery(c):
     _, spc = c.expect("discovery: ServiceProviderConfig", "GET", "/ServiceProviderConfig")
     c.check("discovery: patch and filter supported", spc and spc.get("patch", {}).get("supported")
@@ -317,6 +360,7 @@ def main():
     discovery(c)
     okta(c)
     entra(c)
+    bulk(c)
     print(f"{c.checks} checks, {len(c.failures)} failed")
     return 1 if c.failures else 0
 
