@@ -27,6 +27,8 @@ declare -A en=(
   [not_allowed]="Sorry, that is not allowed."
   [meeting_locked]="The meeting is now locked."
   [meeting_unlocked]="The meeting is now unlocked."
+  [recording_started]="This meeting is now being recorded."
+  [recording_stopped]="Recording has stopped."
   [d0]="zero" [d1]="one" [d2]="two" [d3]="three" [d4]="four"
   [d5]="five" [d6]="six" [d7]="seven" [d8]="eight" [d9]="nine"
 )
@@ -50,6 +52,8 @@ declare -A zh=(
   [not_allowed]="抱歉，不允许此操作。"
   [meeting_locked]="会议已锁定。"
   [meeting_unlocked]="会议已解锁。"
+  [recording_started]="本次会议正在录音。"
+  [recording_stopped]="录音已停止。"
   [d0]="零" [d1]="一" [d2]="二" [d3]="三" [d4]="四"
   [d5]="五" [d6]="六" [d7]="七" [d8]="八" [d9]="九"
 )

@@ -9,6 +9,7 @@ import { Dashboard } from './Dashboard';
 import { History } from './History';
 import { AddGroupToTemplate, Directory } from './Directory';
 import { Meetings } from './Meetings';
+import { Recordings } from './Recordings';
 import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { Tenants } from './Tenants';
@@ -38,8 +39,8 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} branding={branding} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['dashboard', 'live', 'meetings', 'historyTab', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
-    : ['live', 'meetings', 'rooms', 'templates', 'directory', 'users', 'contacts'];
+    ? ['dashboard', 'live', 'meetings', 'historyTab', 'recordings', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
+    : ['live', 'meetings', 'recordings', 'rooms', 'templates', 'directory', 'users', 'contacts'];
   return (
     <div className="app">
       <header>
@@ -73,7 +74,7 @@ export function App() {
   );
 }
 
-type Tab = 'dashboard' | 'live' | 'meetings' | 'historyTab' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Tab = 'dashboard' | 'live' | 'meetings' | 'historyTab' | 'recordings' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
 /// The rooms: created, switched and edited whole; a meeting started now in one of them, with
 /// people picked on the spot.
@@ -186,6 +187,8 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
       return <Live t={t} admin={admin} />;
     case 'historyTab':
       return <History t={t} live="" onStarted={() => go('live')} full />;
+    case 'recordings':
+      return <Recordings t={t} />;
     case 'rooms':
       return <Rooms t={t} go={go} />;
     case 'templates':
@@ -541,12 +544,16 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
         return (
           <div key={c.room_id} className="conference" data-testid={`conference-${c.room_number}`}>
             <h3>
-              {c.room_number} · {c.room_name} {c.locked && <small>({t('locked')})</small>}
+              {c.room_number} · {c.room_name} {c.locked && <small>({t('locked')})</small>}{' '}
+              {c.recording_id && <small className="recording-on" data-testid="recording-on">● {t('recordingNow')}</small>}
             </h3>
             <div className="toolbar">
               <button onClick={() => act('POST', `${base}/mute-all`)}>{t('muteAll')}</button>
               <button onClick={() => act('POST', `${base}/unmute-all`)}>{t('unmuteAll')}</button>
               <button onClick={() => act('POST', `${base}/${c.locked ? 'unlock' : 'lock'}`)}>{t(c.locked ? 'unlock' : 'lock')}</button>
+              <button data-testid="record" onClick={() => act('POST', `${base}/recording/${c.recording_id ? 'stop' : 'start'}`)}>
+                {t(c.recording_id ? 'stopRecording' : 'record')}
+              </button>
               <button onClick={() => act('POST', `${base}/end`)}>{t('end')}</button>
             </div>
             <table>

@@ -86,7 +86,8 @@ export type Invitation = {
   id: number; name: string; number: string; role: string; state: CallState; reason?: string | null; call_id?: number | null;
 };
 export type LiveConference = {
-  room_id: string; room_number: string; room_name: string; locked: boolean; members: LiveMember[]; invitations: Invitation[];
+  room_id: string; room_number: string; room_name: string; locked: boolean; recording_id: string | null;
+  members: LiveMember[]; invitations: Invitation[];
 };
 /// What the event WebSocket carries: a meeting event, or (`type: call`) an invitation's progress.
 export type LiveEvent = {
@@ -223,4 +224,30 @@ export async function upload<T>(path: string, file: Blob): Promise<T> {
     throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
   }
   return data as T;
+}
+
+/// A recorded meeting (`listRecordings`, `getRecording`).
+export type Recording = {
+  id: string; tenant_id: string; meeting_id: string | null; room_id: string | null; room_number: string; room_name: string;
+  started_by: string; started_at: number; ended_at: number | null; state: 'recording' | 'finished' | 'interrupted';
+  visibility: 'private' | 'public';
+};
+export type RecordingTrack = {
+  track: number; kind: 'mix' | 'member'; name: string; number: string; offset_ms: number; duration_ms: number | null; bytes: number | null;
+};
+export type RecordingDetail = { recording: Recording; tracks: RecordingTrack[] };
+export type Utterance = { track: number; start_ms: number; end_ms: number };
+
+/// A file the API answers, as a URL the page can play (the API wants the bearer token, which
+/// an `<audio src>` cannot send).
+export async function blobUrl(path: string): Promise<string> {
+  const headers: Record<string, string> = {};
+  const token = session.get();
+  if (token) headers['Authorization'] = `Bearer ${token}`;
+  const response = await fetch(`/api/v1${path}`, { headers });
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
+  }
+  return URL.createObjectURL(await response.blob());
 }

@@ -1391,3 +1391,70 @@ test('a guest joins a meeting from the join page, in Chinese and English, on a p
   }
   assert.deepEqual(cspViolations, [], 'the join page keeps to the Content-Security-Policy');
 });
+
+test('a chair records a meeting from the console and plays it back from the recordings library, in English and Chinese', async () => {
+  const { auth } = await adminApi();
+  const room = await fetch(`${base}/api/v1/rooms`, {
+    method: 'POST', headers: auth, body: JSON.stringify({ number: '8460', name: 'Budget review' }),
+  }).then((r) => r.json());
+  assert.ok(room.id, JSON.stringify(room));
+  // A guest in the meeting from the join page (Chromium's fake microphone beeps).
+  const guest = await browser.newPage({ locale: 'en-US' });
+  await guest.goto(`${base}/join/8460`);
+  await guest.getByTestId('language').selectOption('en');
+  await guest.getByTestId('join-name').fill('Ada');
+  await guest.getByTestId('join-submit').click();
+  await guest.getByTestId('in-meeting').waitFor();
+
+  const page = await loggedIn({ locale: 'en-US' });
+  await page.getByTestId('tab-live').click();
+  const meeting = page.getByTestId('conference-8460');
+  await meeting.getByTestId('record').getByText('Record', { exact: true }).waitFor();
+  await meeting.getByTestId('record').click();
+  await meeting.getByTestId('recording-on').waitFor();
+  await page.waitForTimeout(4000);
+  await meeting.getByTestId('record').getByText('Stop recording').click();
+  await meeting.getByTestId('recording-on').waitFor({ state: 'detached' });
+  await guest.getByTestId('join-leave').click();
+  await guest.close();
+
+  await page.getByTestId('tab-recordings').click();
+  const library = page.getByTestId('page-recordings');
+  const row = library.locator('[data-testid^="recording-"]').filter({ hasText: '8460' }).first();
+  await row.getByText('Finished').waitFor({ timeout: 15000 });
+  await row.getByRole('button', { name: 'Open' }).click();
+  const detail = page.getByTestId('recording-detail');
+  await detail.getByText('Whole meeting (mix)').waitFor();
+  await detail.getByTestId('track-1').getByText('Ada').waitFor();
+  await detail.getByTestId('play-1').click();
+  const audio = detail.getByTestId('audio-1');
+  await audio.waitFor();
+  // Chromium decodes the Ogg Opus track: it lasts about as long as the recording ran
+  const seconds = await audio.evaluate((el) => new Promise((done) => {
+    const report = () => done(el.duration);
+    if (el.readyState >= 1) report();
+    else el.addEventListener('loadedmetadata', report);
+    el.addEventListener('error', () => done(-1));
+    setTimeout(() => done(-2), 5000);
+  }));
+  assert.ok(seconds > 2 && seconds < 30, `the track plays for ${seconds} s`);
+  await detail.getByTestId('recording-visibility').getByText('Make public').click();
+  await detail.getByText('Public').first().waitFor();
+  const path = (name) => join(dataDir, name);
+  await page.screenshot({ path: path('recordings-en.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('zh');
+  await detail.getByText('整场会议（混音）').waitFor();
+  await library.getByText('已完成').first().waitFor();
+  await page.screenshot({ path: path('recordings-zh.png'), fullPage: true });
+  // deleted, after the confirmation
+  page.once('dialog', (d) => d.accept());
+  await detail.getByTestId('recording-delete').click();
+  await detail.waitFor({ state: 'detached' });
+  const left = await fetch(`${base}/api/v1/recordings?q=8460`, { headers: auth }).then((r) => r.json());
+  assert.deepEqual(left.items, []);
+  await page.close();
+  if (process.env.CONCLAVE_SCREENSHOTS) {
+    for (const name of ['recordings-en.png', 'recordings-zh.png']) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(path(name)));
+  }
+  assert.deepEqual(cspViolations, [], 'playing a recording keeps to the Content-Security-Policy');
+});

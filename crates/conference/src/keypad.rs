@@ -6,6 +6,7 @@
 //! | `*6` | mute / unmute oneself | everyone (unmuting is refused while forbidden to speak) |
 //! | `*1` | raise / lower one's hand | everyone |
 //! | `*5` | lock / unlock the meeting | chairs (chairman and above) |
+//! | `*7` | start / stop recording | chairs |
 //! | `*9` | mute all / unmute all (below chairman) | chairs |
 //! | `*8` | hear how many are in the meeting | everyone |
 
@@ -21,7 +22,13 @@ pub struct Keypad {
 
 impl Keypad {
     /// Feeds a digit; returns the command it completes, if any.
-    pub fn digit(&mut self, digit: char, member: &Member, locked: bool) -> Option<Command> {
+    pub fn digit(
+        &mut self,
+        digit: char,
+        member: &Member,
+        locked: bool,
+        recording: bool,
+    ) -> Option<Command> {
         if digit == '*' {
             self.star = true;
             return None;
@@ -38,6 +45,7 @@ impl Keypad {
             '8' => Some(Command::Count),
             '5' if locked => Some(Command::Unlock),
             '5' => Some(Command::Lock),
+            '7' => Some(Command::Record { on: !recording }),
             '9' => {
                 self.muted_all = !self.muted_all;
                 Some(if self.muted_all {
@@ -76,26 +84,51 @@ mod tests {
     fn star_then_digit_makes_a_command() {
         let mut k = Keypad::default();
         assert_eq!(
-            k.digit('6', &member(false), false),
+            k.digit('6', &member(false), false, false),
             None,
             "a digit alone does nothing"
         );
-        assert_eq!(k.digit('*', &member(false), false), None);
-        assert_eq!(k.digit('6', &member(false), false), Some(Command::MuteSelf));
-        k.digit('*', &member(true), false);
+        assert_eq!(k.digit('*', &member(false), false, false), None);
         assert_eq!(
-            k.digit('6', &member(true), false),
+            k.digit('6', &member(false), false, false),
+            Some(Command::MuteSelf)
+        );
+        k.digit('*', &member(true), false, false);
+        assert_eq!(
+            k.digit('6', &member(true), false, false),
             Some(Command::UnmuteSelf)
         );
-        k.digit('*', &member(true), true);
-        assert_eq!(k.digit('5', &member(true), true), Some(Command::Unlock));
-        k.digit('*', &member(true), false);
-        assert_eq!(k.digit('9', &member(true), false), Some(Command::MuteAll));
-        k.digit('*', &member(true), false);
-        assert_eq!(k.digit('9', &member(true), false), Some(Command::UnmuteAll));
-        k.digit('*', &member(true), false);
-        assert_eq!(k.digit('8', &member(true), false), Some(Command::Count));
-        k.digit('*', &member(true), false);
-        assert_eq!(k.digit('#', &member(true), false), None);
+        k.digit('*', &member(true), true, false);
+        assert_eq!(
+            k.digit('5', &member(true), true, false),
+            Some(Command::Unlock)
+        );
+        k.digit('*', &member(true), false, false);
+        assert_eq!(
+            k.digit('9', &member(true), false, false),
+            Some(Command::MuteAll)
+        );
+        k.digit('*', &member(true), false, false);
+        assert_eq!(
+            k.digit('9', &member(true), false, false),
+            Some(Command::UnmuteAll)
+        );
+        k.digit('*', &member(true), false, false);
+        assert_eq!(
+            k.digit('8', &member(true), false, false),
+            Some(Command::Count)
+        );
+        k.digit('*', &member(true), false, false);
+        assert_eq!(
+            k.digit('7', &member(true), false, false),
+            Some(Command::Record { on: true })
+        );
+        k.digit('*', &member(true), false, true);
+        assert_eq!(
+            k.digit('7', &member(true), false, true),
+            Some(Command::Record { on: false })
+        );
+        k.digit('*', &member(true), false, false);
+        assert_eq!(k.digit('#', &member(true), false, false), None);
     }
 }

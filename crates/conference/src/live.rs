@@ -86,6 +86,10 @@ pub enum Command {
     },
     Lock,
     Unlock,
+    /// Starts (`on`) or stops recording the meeting.
+    Record {
+        on: bool,
+    },
     OpenWhisper {
         members: Vec<MemberId>,
     },
@@ -138,6 +142,10 @@ pub enum Event {
     },
     Locked {
         locked: bool,
+    },
+    /// The meeting is being recorded, or no longer.
+    Recording {
+        on: bool,
     },
     /// The answer to a member's [`Command::Count`].
     Counted {
@@ -207,6 +215,7 @@ pub struct Meeting {
     members: BTreeMap<MemberId, Member>,
     groups: BTreeMap<GroupId, Vec<MemberId>>,
     locked: bool,
+    recording: bool,
     ended: bool,
     next_member: MemberId,
     next_group: GroupId,
@@ -219,6 +228,7 @@ impl Meeting {
             settings,
             members: BTreeMap::new(),
             groups: BTreeMap::new(),
+            recording: false,
             ended: false,
             next_member: 1,
             next_group: 1,
@@ -235,6 +245,10 @@ impl Meeting {
 
     pub fn is_locked(&self) -> bool {
         self.locked
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recording
     }
 
     pub fn has_ended(&self) -> bool {
@@ -418,6 +432,13 @@ impl Meeting {
                 if self.locked != locked {
                     self.locked = locked;
                     events.push(Event::Locked { locked });
+                }
+            }
+            Command::Record { on } => {
+                check(role, Action::Record, None)?;
+                if self.recording != on {
+                    self.recording = on;
+                    events.push(Event::Recording { on });
                 }
             }
             Command::OpenWhisper { members } => {
@@ -681,6 +702,36 @@ mod tests {
         assert_eq!(events, vec![Event::Unmuted { member: a }]);
         assert!(c.member(b).unwrap().muted);
         assert!(c.apply(Actor::Member(a), Command::MuteAll).is_err());
+    }
+
+    #[test]
+    fn chairs_start_and_stop_recording_and_members_may_not() {
+        let (mut c, chair, a, _) = meeting();
+        assert!(
+            c.apply(Actor::Member(a), Command::Record { on: true })
+                .is_err()
+        );
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::Record { on: true })
+                .unwrap(),
+            vec![Event::Recording { on: true }]
+        );
+        assert!(c.is_recording());
+        assert!(
+            c.apply(Actor::Member(chair), Command::Record { on: true })
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            c.apply(Actor::Member(a), Command::Record { on: false })
+                .is_err()
+        );
+        assert_eq!(
+            c.apply(Actor::System, Command::Record { on: false })
+                .unwrap(),
+            vec![Event::Recording { on: false }]
+        );
+        assert!(!c.is_recording());
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! its [`WebRtcPeer`] (DTLS, SRTP), and only the plain RTP that comes out reaches the mixer.
 
 use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet as HashSet;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::mixer::{
     Arrival, DropReason, Event, GroupId, MemberConfig, MemberId, MemberStats, Mixer, MixerConfig,
-    PacketKind, PlaybackTarget, Source,
+    PacketKind, PlaybackTarget, Source, TapFrame,
 };
 use crate::webrtc::{PeerOutput, WebRtcPeer};
 
@@ -181,6 +182,14 @@ pub enum Command {
         samples: Arc<[i16]>,
         /// Its sample rate.
         rate: u32,
+    },
+    /// Records a room or stops: its mix and members' voices come out of [`Engine::drain_taps`]
+    /// (kept across the room's empty moments).
+    SetTaps {
+        /// The room.
+        room: RoomKey,
+        /// On or off.
+        on: bool,
     },
     /// Sends a keypad digit to a member (RFC 4733, or tones without it).
     SendDtmf {
@@ -340,6 +349,9 @@ pub struct Engine {
     generation: u32,
     transmits: Vec<Datagram>,
     events: Vec<(RoomKey, Event)>,
+    /// Recorded rooms, and their frames since the last drain.
+    tapped: HashSet<RoomKey>,
+    taps: Vec<(RoomKey, TapFrame)>,
     stats: EngineStats,
     /// What `now` counts from (WebRTC peers keep time as instants).
     epoch: Instant,
@@ -365,6 +377,8 @@ impl Engine {
             generation: 0,
             transmits: Vec::new(),
             events: Vec::new(),
+            tapped: HashSet::default(),
+            taps: Vec::new(),
             stats: EngineStats::default(),
             epoch: Instant::now(),
             peer_ufrags: HashMap::default(),
@@ -474,6 +488,19 @@ impl Engine {
                 m.stop_playback(PlaybackTarget::Member(member));
                 true
             }),
+            Command::SetTaps { room, on } => {
+                if on {
+                    self.tapped.insert(room);
+                } else {
+                    self.tapped.remove(&room);
+                }
+                if let Some(&slot) = self.room_index.get(&room)
+                    && let Some(r) = self.rooms[slot].as_mut()
+                {
+                    r.mixer.set_taps(on);
+                }
+                Ok(())
+            }
             Command::PlayToRoom {
                 room,
                 samples,
@@ -539,10 +566,12 @@ impl Engine {
             Some(&slot) => slot,
             None => {
                 self.generation = self.generation.wrapping_add(1);
+                let mut mixer = Mixer::new(self.cfg.clone());
+                mixer.set_taps(self.tapped.contains(&key));
                 let room = Room {
                     key,
                     generation: self.generation,
-                    mixer: Mixer::new(self.cfg.clone()),
+                    mixer,
                 };
                 let slot = match self.free.pop() {
                     Some(slot) => {
@@ -974,6 +1003,8 @@ impl Engine {
             }
             self.events
                 .extend(out.events.into_iter().map(|event| (key, event)));
+            self.taps
+                .extend(out.taps.into_iter().map(|frame| (key, frame)));
             self.schedule(slot);
         }
         self.handle_peer_timeouts(now);
@@ -982,6 +1013,11 @@ impl Engine {
     /// Datagrams to send, in order; the caller sends them (batched) and may keep the vector.
     pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Datagram> {
         self.transmits.drain(..)
+    }
+
+    /// Recorded rooms' frames (see [`Command::SetTaps`]), in order.
+    pub fn drain_taps(&mut self) -> std::vec::Drain<'_, (RoomKey, TapFrame)> {
+        self.taps.drain(..)
     }
 
     /// Events for the rooms' owners: talk start/stop, keypad digits, playbacks that ended,

@@ -86,6 +86,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod jitter;
 pub mod mixer;
+pub mod recording;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

@@ -70,6 +70,15 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
     crate::history::close_abandoned(&store)
         .await
         .context("closing meetings left open by an unclean stop")?;
+    let recordings = crate::recording::Recordings::open(
+        store.clone(),
+        &settings.data_dir,
+        settings.recording_key_file.as_deref(),
+    )?;
+    recordings
+        .recover()
+        .await
+        .context("closing recordings left open by an unclean stop")?;
     tokio::task::spawn_blocking(crate::prompts::preload)
         .await
         .context("decoding the voice prompts")?;
@@ -122,6 +131,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
             access_language: settings.access_language,
         },
     );
+    meetings.set_recordings(recordings);
     let sealer =
         Arc::new(crate::secrets::Sealer::load_or_create(&settings.data_dir).context("data_dir")?);
     seal_sip_digests(&store, &sealer).await?;

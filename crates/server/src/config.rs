@@ -157,6 +157,11 @@ pub struct ServeArgs {
     /// reminders. Default: 15
     #[arg(long, env = "CONCLAVE_MAIL_REMINDER_MINUTES", value_name = "MINUTES")]
     pub mail_reminder_minutes: Option<u32>,
+    /// The master key of recordings (32 bytes): each tenant's key is derived from it, and
+    /// every recording's own key is kept wrapped by its tenant's. Default:
+    /// DATA_DIR/recordings.key, made on first start (keep it apart from backups of the data)
+    #[arg(long, env = "CONCLAVE_RECORDING_KEY_FILE", value_name = "FILE")]
+    pub recording_key_file: Option<PathBuf>,
     /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
     #[arg(
         long,
@@ -249,6 +254,7 @@ struct FileSettings {
     smtp_url: Option<String>,
     mail_from: Option<String>,
     mail_reminder_minutes: Option<u32>,
+    recording_key_file: Option<PathBuf>,
     session_ttl_minutes: Option<u32>,
     tls_handshake_timeout_seconds: Option<u32>,
     header_timeout_seconds: Option<u32>,
@@ -310,6 +316,8 @@ pub struct Settings {
     pub mail_from: String,
     /// Minutes before an occurrence's start that its reminder is mailed; 0: none.
     pub mail_reminder_minutes: u32,
+    /// The recordings' master key (see the flag); absent: DATA_DIR/recordings.key.
+    pub recording_key_file: Option<PathBuf>,
     pub session_ttl_minutes: u32,
     /// Timeouts and connection caps of the HTTP and SIP listeners.
     pub listener_limits: crate::limits::ListenerLimits,
@@ -559,6 +567,7 @@ impl Settings {
                 .or(file.mail_reminder_minutes)
                 .unwrap_or(15)
                 .min(24 * 60),
+            recording_key_file: args.recording_key_file.clone().or(file.recording_key_file),
             session_ttl_minutes,
             listener_limits,
             web_dir: args

@@ -16,6 +16,7 @@ pub mod media;
 pub mod meeting;
 pub mod outbound;
 pub mod prompts;
+pub mod recording;
 pub mod rooms;
 pub mod scheduling;
 pub mod scim;

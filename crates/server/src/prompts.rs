@@ -28,6 +28,8 @@ pub enum Prompt {
     NotAllowed,
     MeetingLocked,
     MeetingUnlocked,
+    RecordingStarted,
+    RecordingStopped,
 }
 
 /// Sounds without words, the same in every language.
@@ -50,7 +52,7 @@ macro_rules! wav {
 }
 
 /// Each prompt's file in English and in Chinese.
-const PROMPTS: [(Prompt, &[u8], &[u8]); 29] = [
+const PROMPTS: [(Prompt, &[u8], &[u8]); 31] = [
     (
         Prompt::EnterPin,
         wav!("prompts/en/enter_pin"),
@@ -195,6 +197,16 @@ const PROMPTS: [(Prompt, &[u8], &[u8]); 29] = [
         Prompt::MeetingUnlocked,
         wav!("prompts/en/meeting_unlocked"),
         wav!("prompts/zh/meeting_unlocked"),
+    ),
+    (
+        Prompt::RecordingStarted,
+        wav!("prompts/en/recording_started"),
+        wav!("prompts/zh/recording_started"),
+    ),
+    (
+        Prompt::RecordingStopped,
+        wav!("prompts/en/recording_stopped"),
+        wav!("prompts/zh/recording_stopped"),
     ),
 ];
 

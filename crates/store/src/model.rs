@@ -718,3 +718,57 @@ pub struct OccurrenceOverride {
     pub cancelled: bool,
     pub started_at: Option<i64>,
 }
+
+/// A meeting's recording: the room's mix and a track per member.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Recording {
+    pub id: String,
+    pub tenant_id: String,
+    /// The meeting it recorded.
+    pub meeting_id: Option<String>,
+    pub room_id: Option<String>,
+    pub room_number: String,
+    pub room_name: String,
+    /// Who started it (a user id, or `system`).
+    pub started_by: String,
+    pub started_at: i64,
+    /// Absent while it records.
+    pub ended_at: Option<i64>,
+    /// `recording`, `finished`, or `interrupted` (the server stopped while it recorded:
+    /// what was written plays).
+    pub state: String,
+    /// `private` (the tenant's users with the right) or `public`.
+    pub visibility: String,
+    /// The recording's key, sealed with the tenant's key (never shown).
+    #[serde(skip)]
+    pub wrapped_key: String,
+}
+
+/// One track of a recording.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RecordingTrack {
+    /// 0 is the room's mix; members' tracks follow.
+    pub track: i64,
+    /// `mix` or `member`.
+    pub kind: String,
+    /// Whose voice (a user's id, a number, or a name): one track per person.
+    #[serde(skip)]
+    pub identity: String,
+    pub name: String,
+    pub number: String,
+    /// Where it starts on the recording's timeline.
+    pub offset_ms: i64,
+    /// Its length, once the recording has ended.
+    pub duration_ms: Option<i64>,
+    /// Bytes stored (sealed).
+    pub bytes: Option<i64>,
+}
+
+/// When a member spoke, from the recording's start.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Utterance {
+    /// The speaker's track.
+    pub track: i64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}

@@ -26,6 +26,7 @@ pub mod departments;
 pub mod directory;
 pub mod groups;
 pub mod mail;
+pub mod recordings;
 
 /// A page of results and the cursor for the next one.
 #[derive(Debug, Clone)]

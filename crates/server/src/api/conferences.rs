@@ -27,6 +27,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(unmute_all))
         .routes(routes!(lock_conference))
         .routes(routes!(unlock_conference))
+        .routes(routes!(start_recording))
+        .routes(routes!(stop_recording))
         .routes(routes!(end_conference))
         .routes(routes!(set_member_speak))
         .routes(routes!(set_member_role))
@@ -1002,6 +1004,7 @@ async fn control(
         room_number: room.number,
         room_name: room.name,
         locked: false,
+        recording_id: None,
         members: Vec::new(),
         invitations: Vec::new(),
     })))
@@ -1122,6 +1125,21 @@ meeting_control!(
     "unlockConference",
     "Unlock the meeting.",
     Command::Unlock
+);
+meeting_control!(
+    start_recording,
+    "/conferences/{room_id}/recording/start",
+    "startRecording",
+    "Record the meeting: the room's mix and a track per member, sealed at rest; the members \
+     hear that it is recorded. The answer's `recording_id` names the recording.",
+    Command::Record { on: true }
+);
+meeting_control!(
+    stop_recording,
+    "/conferences/{room_id}/recording/stop",
+    "stopRecording",
+    "Stop recording the meeting (the recording is kept).",
+    Command::Record { on: false }
 );
 meeting_control!(
     end_conference,

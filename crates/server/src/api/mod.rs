@@ -15,6 +15,7 @@ mod groups;
 mod history;
 mod join;
 pub mod problem;
+mod recordings;
 mod registrations;
 mod rooms;
 mod session;
@@ -122,6 +123,7 @@ impl AppState {
         (name = "audit", description = "Who did what, when, from where"),
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
+        (name = "recordings", description = "Recorded meetings: the mix and a track per member, utterances, playback and download"),
         (name = "status", description = "What is happening now: meetings, calls, phones, load"),
         (name = "scheduling", description = "Meetings booked ahead, once or repeating; my meetings and their calendar feed"),
         (name = "join", description = "Browsers in meetings: join by number over WebRTC, then the roster and the member's own controls"),
@@ -166,6 +168,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(status::routes())
             .merge(conferences::routes())
             .merge(history::routes())
+            .merge(recordings::routes())
             .merge(events::routes())
             .merge(webhooks::routes())
             .merge(trunks::routes())
@@ -444,9 +447,11 @@ async fn metrics(
 
 /// The console's Content-Security-Policy: the Vite build loads only its own module scripts
 /// and style sheets (no inline script or style element), talks to its own origin (fetch and
-/// the events WebSocket), and may not be framed.
+/// the events WebSocket), plays recordings it fetched itself (blob: URLs: the API wants a
+/// bearer token an `<audio src>` cannot send), and may not be framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+    media-src 'self' blob:; \
     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Security headers on every answer, console and API alike. No HSTS: the HTTP listener has

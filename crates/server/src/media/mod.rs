@@ -62,6 +62,10 @@ pub enum MediaEvent {
 /// Where a room's events go: returns false when the owner cannot take more (it is counted).
 pub type EventSink = Box<dyn Fn(MediaEvent) -> bool + Send>;
 
+/// Where a recorded room's frames go (the room's recording thread); bounded, never waited on:
+/// a frame that does not fit is dropped and counted.
+pub type TapSink = SyncSender<conclave_media::mixer::TapFrame>;
+
 /// One shared port pair per worker, or a pair per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortMode {
@@ -132,6 +136,11 @@ enum Command {
         member: MemberId,
     },
     Engine(engine::Command),
+    /// Records the room into `sink`, or stops (`None`).
+    Tap {
+        room: RoomKey,
+        sink: Option<TapSink>,
+    },
     Reports {
         members: Vec<MemberId>,
         reply: tokio::sync::oneshot::Sender<Vec<(MemberId, MemberReport)>>,
@@ -551,6 +560,15 @@ impl RoomMedia {
     /// A command for one of the room's members, or the room.
     pub fn send(&self, command: engine::Command) {
         self.link().send(Command::Engine(command));
+    }
+
+    /// Sends the room's mix and each member's voice to `sink` from the next tick (`None`:
+    /// stops).
+    pub fn tap(&self, sink: Option<TapSink>) {
+        self.link().send(Command::Tap {
+            room: self.key,
+            sink,
+        });
     }
 
     /// Plays to everyone in the room.

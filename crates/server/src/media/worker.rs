@@ -8,7 +8,7 @@
 //! member. Reading once per tick takes many packets per system call.
 
 use super::io::{Poller, RecvBatch, Waker, send_batch};
-use super::{Command, Dedicated, EventSink, MediaEvent, MemberId};
+use super::{Command, Dedicated, EventSink, MediaEvent, MemberId, TapSink};
 use conclave_media::engine::{
     self, Datagram, Engine, MemberPorts, MemberSetup, PortId, PortKind, RoomKey,
 };
@@ -41,6 +41,7 @@ struct Counters {
     sent: metrics::Counter,
     send_dropped: metrics::Counter,
     events_dropped: metrics::Counter,
+    taps_dropped: metrics::Counter,
 }
 
 impl Counters {
@@ -52,6 +53,7 @@ impl Counters {
             sent: metrics::counter!("conclave_media_packets_sent_total"),
             send_dropped: metrics::counter!("conclave_media_send_dropped_total"),
             events_dropped: metrics::counter!("conclave_media_events_dropped_total"),
+            taps_dropped: metrics::counter!("conclave_recording_frames_dropped_total"),
         }
     }
 }
@@ -76,6 +78,8 @@ pub(super) struct Worker {
     tcp: HashMap<PortId, tokio::sync::mpsc::Sender<Vec<u8>>>,
     next_port: PortId,
     sinks: HashMap<RoomKey, EventSink>,
+    /// Recorded rooms' recording threads.
+    taps: HashMap<RoomKey, TapSink>,
     batch: RecvBatch,
     outbox: Vec<Datagram>,
     /// A read stopped with datagrams still waiting (more than [`BATCHES_PER_WAKE`] batches):
@@ -125,6 +129,7 @@ impl Worker {
             tcp: HashMap::new(),
             next_port: 2,
             sinks: HashMap::new(),
+            taps: HashMap::new(),
             batch: RecvBatch::new(),
             outbox: Vec::new(),
             backlog: false,
@@ -276,6 +281,13 @@ impl Worker {
                 self.counters.send_dropped.increment((total - sent) as u64);
             }
         }
+        for (room, frame) in self.engine.drain_taps() {
+            if let Some(sink) = self.taps.get(&room)
+                && sink.try_send(frame).is_err()
+            {
+                self.counters.taps_dropped.increment(1);
+            }
+        }
         let events: Vec<(RoomKey, Event)> = self.engine.drain_events().collect();
         for (room, event) in events {
             let notice = match event {
@@ -314,6 +326,21 @@ impl Worker {
             }
             Command::Close { room } => {
                 self.sinks.remove(&room);
+                if self.taps.remove(&room).is_some() {
+                    let _ = self
+                        .engine
+                        .handle_command(now, engine::Command::SetTaps { room, on: false });
+                }
+            }
+            Command::Tap { room, sink } => {
+                let on = sink.is_some();
+                match sink {
+                    Some(sink) => self.taps.insert(room, sink),
+                    None => self.taps.remove(&room),
+                };
+                let _ = self
+                    .engine
+                    .handle_command(now, engine::Command::SetTaps { room, on });
             }
             Command::Add {
                 room,

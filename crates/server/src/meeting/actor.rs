@@ -11,6 +11,7 @@ use super::{Meetings, Msg};
 use crate::history;
 use crate::media::{MediaEvent, MemberJoin, Playback, RoomMedia};
 use crate::prompts::{self, Prompt, Sound};
+use crate::recording::{ActiveRecording, Who};
 use conclave_conference::keypad::Keypad;
 use conclave_conference::live::{Actor, Command, Event, Meeting, MemberId, Refused, Settings};
 use conclave_media::engine;
@@ -80,9 +81,15 @@ pub(super) struct RoomActor {
     generation: u64,
     meetings: Meetings,
     media: RoomMedia,
-    /// Writes the meeting's record, in order, off the actor.
-    recorder: mpsc::Sender<history::Record>,
+    /// The meeting's id in the history.
+    meeting_id: String,
+    /// Writes the meeting's history, in order, off the actor.
+    history: mpsc::Sender<history::Record>,
     writer: tokio::task::JoinHandle<()>,
+    /// The recording going on, if any.
+    recording: Option<ActiveRecording>,
+    /// Stopped recordings still being closed (awaited before the meeting's end is final).
+    closing: Vec<tokio::task::JoinHandle<()>>,
     /// Who the message being handled acts for (the log's `actor`).
     acting_for: String,
     state: Meeting,
@@ -110,7 +117,12 @@ impl RoomActor {
         media: RoomMedia,
         settings: Settings,
         dispatching: bool,
-        recorder: (mpsc::Sender<history::Record>, tokio::task::JoinHandle<()>),
+        // the meeting's id in the history, and its writer
+        history: (
+            String,
+            mpsc::Sender<history::Record>,
+            tokio::task::JoinHandle<()>,
+        ),
     ) -> RoomActor {
         RoomActor {
             state: Meeting::new(Settings {
@@ -122,8 +134,11 @@ impl RoomActor {
             generation,
             meetings,
             media,
-            recorder: recorder.0,
-            writer: recorder.1,
+            meeting_id: history.0,
+            history: history.1,
+            writer: history.2,
+            recording: None,
+            closing: Vec::new(),
             acting_for: SYSTEM.into(),
             parts: HashMap::new(),
             by_member: HashMap::new(),
@@ -264,6 +279,7 @@ impl RoomActor {
             room_number: self.room.number.clone(),
             room_name: self.room.name.clone(),
             locked: self.state.is_locked(),
+            recording_id: self.recording.as_ref().map(|r| r.id.clone()),
             invitations: self.invitations.clone(),
             members: Vec::new(),
         };
@@ -370,6 +386,9 @@ impl RoomActor {
         });
         if playback.is_some() {
             self.speaking.insert(id);
+        }
+        if let Some(recording) = &self.recording {
+            recording.identify(id, who(&part.leg));
         }
         let join = MemberJoin {
             config: spec.config.clone(),
@@ -697,12 +716,12 @@ impl RoomActor {
             return;
         };
         self.acting_for = format!("{} (keypad)", m.name);
-        let locked = self.state.is_locked();
+        let (locked, recording) = (self.state.is_locked(), self.state.is_recording());
         let command = self
             .keypads
             .entry(member)
             .or_default()
-            .digit(digit, &m, locked);
+            .digit(digit, &m, locked, recording);
         let Some(command) = command else {
             return;
         };
@@ -835,6 +854,11 @@ impl RoomActor {
                 } else {
                     Prompt::MeetingUnlocked
                 }),
+                Event::Recording { on: true } => self.start_recording(),
+                Event::Recording { on: false } => {
+                    self.stop_recording();
+                    self.announce(Prompt::RecordingStopped);
+                }
                 Event::Removed { member } => {
                     self.chime(Sound::Leave);
                     if let Some(leg) = self.by_member.remove(&member) {
@@ -856,8 +880,42 @@ impl RoomActor {
         }
     }
 
+    /// Records the room from its next tick: a track for the mix and for each person (named
+    /// before their voice arrives), and everyone hears that it is recorded.
+    fn start_recording(&mut self) {
+        let Some(service) = self.meetings.recordings() else {
+            tracing::error!(
+                room = self.room.number,
+                "recording asked for, but not set up"
+            );
+            return;
+        };
+        let active = service.start(&self.room, &self.meeting_id, &self.acting_for);
+        for (&leg, part) in &self.parts {
+            if part.in_media {
+                active.identify(leg, who(&part.leg));
+            }
+        }
+        self.media.tap(Some(active.sink()));
+        tracing::info!(room = self.room.number, recording = active.id, "recording");
+        self.recording = Some(active);
+        self.announce(Prompt::RecordingStarted);
+    }
+
+    fn stop_recording(&mut self) {
+        if let Some(active) = self.recording.take() {
+            self.media.tap(None);
+            tracing::info!(
+                room = self.room.number,
+                recording = active.id,
+                "recording stopped"
+            );
+            self.closing.push(active.stop());
+        }
+    }
+
     fn record(&self, record: history::Record) {
-        if self.recorder.try_send(record).is_err() {
+        if self.history.try_send(record).is_err() {
             metrics::counter!("conclave_history_dropped_total").increment(1);
             tracing::warn!(
                 room = self.room.number,
@@ -940,6 +998,7 @@ impl RoomActor {
                 part.leg.hang_up();
             }
         }
+        self.stop_recording();
         self.record(history::Record::Ended { at: now_ms() });
         if self.room.release_when_empty {
             // A room made from the keypad served this one meeting.
@@ -952,21 +1011,42 @@ impl RoomActor {
         }
         // The record is written before the server may stop.
         let RoomActor {
-            recorder,
+            history,
             writer,
             stopping,
+            closing,
             ..
         } = self;
-        drop(recorder);
-        if tokio::time::timeout(Duration::from_secs(10), writer)
+        drop(history);
+        let written = async {
+            let _ = writer.await;
+            for recording in closing {
+                let _ = recording.await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(10), written)
             .await
             .is_err()
         {
-            tracing::warn!("a meeting's history was not written in time");
+            tracing::warn!("a meeting's history or recording was not written in time");
         }
         if let Some(done) = stopping {
             let _ = done.send(());
         }
+    }
+}
+
+/// Who a leg's voice belongs to, for its recorded track: one track per number (or name).
+fn who(leg: &Leg) -> Who {
+    let identity = if leg.who.number.is_empty() {
+        format!("name:{}", leg.who.name)
+    } else {
+        format!("number:{}", leg.who.number)
+    };
+    Who {
+        identity,
+        name: leg.who.name.clone(),
+        number: leg.who.number.clone(),
     }
 }
 

@@ -119,6 +119,8 @@ struct Shared {
     /// writes events to the database in batches, and never skips one (a full queue is
     /// counted and logged).
     webhooks: std::sync::OnceLock<tokio::sync::mpsc::Sender<LiveEvent>>,
+    /// Where meetings are recorded (set once at start).
+    recordings: std::sync::OnceLock<crate::recording::Recordings>,
     store: Store,
     media: MediaPlane,
     /// Room PINs: failures per room and per address (the one limiter type).
@@ -141,6 +143,7 @@ impl Meetings {
                 rooms: Mutex::default(),
                 events: tokio::sync::broadcast::channel(4096).0,
                 webhooks: std::sync::OnceLock::new(),
+                recordings: std::sync::OnceLock::new(),
                 store,
                 media,
                 pins: crate::limiter::Limiter::new(
@@ -160,6 +163,15 @@ impl Meetings {
 
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Sets where meetings are recorded (once, at start).
+    pub fn set_recordings(&self, recordings: crate::recording::Recordings) {
+        let _ = self.shared.recordings.set(recordings);
+    }
+
+    pub fn recordings(&self) -> Option<&crate::recording::Recordings> {
+        self.shared.recordings.get()
     }
 
     pub fn settings(&self) -> &MeetingSettings {
@@ -511,13 +523,14 @@ impl Meetings {
             ended_at: None,
             template_id,
         };
-        let (recorder, records) = mpsc::channel(HISTORY_QUEUE);
+        let (history_tx, records) = mpsc::channel(HISTORY_QUEUE);
         let writer = tokio::spawn(history::write(
             self.shared.store.clone(),
             meeting.id.clone(),
             records,
         ));
-        let _ = recorder.try_send(history::Record::Started(meeting));
+        let meeting_id = meeting.id.clone();
+        let _ = history_tx.try_send(history::Record::Started(meeting));
         let media = self.shared.media.room(&room.id);
         let events = inbox.clone();
         media.open(Box::new(move |event| {
@@ -530,7 +543,7 @@ impl Meetings {
             media,
             settings,
             dispatching,
-            (recorder, writer),
+            (meeting_id, history_tx, writer),
         );
         tokio::spawn(actor.run(messages));
         metrics::counter!("conclave_meetings_started_total").increment(1);

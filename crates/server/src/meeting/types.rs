@@ -13,6 +13,8 @@ pub struct LiveConference {
     pub room_number: String,
     pub room_name: String,
     pub locked: bool,
+    /// The recording going on, if the meeting is being recorded.
+    pub recording_id: Option<String>,
     pub members: Vec<RosterEntry>,
     /// Everyone the meeting called, and how each call went.
     pub invitations: Vec<Invitation>,

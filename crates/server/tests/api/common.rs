@@ -181,6 +181,9 @@ impl TestServer {
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call(Method::PATCH, path, token, Some(body)).await
     }
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, token, Some(body)).await
+    }
     pub async fn delete(&self, path: &str, token: &str) -> Reply {
         self.call(Method::DELETE, path, token, None).await
     }

@@ -18,6 +18,7 @@ mod media_plane;
 mod operations;
 mod participants;
 mod phone;
+mod recording;
 mod restart;
 mod room_call;
 mod scheduling;

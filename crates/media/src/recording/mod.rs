@@ -1,0 +1,11 @@
+//! Recording, sans-IO: the mixer's taps (the room's mix, each member's decoded voice) become
+//! one track each — Opus in Ogg ([`ogg`]), sealed chunk by chunk with the recording's key
+//! ([`sealed`]) — and members' tracks are cut into utterances by voice activity
+//! ([`track`]). The caller appends the bytes to files and keeps the keys.
+
+pub mod ogg;
+pub mod sealed;
+pub mod track;
+
+pub use sealed::{RecordingKey, SealedError};
+pub use track::{TrackError, TrackWriter, Utterance};

@@ -1,0 +1,240 @@
+//! Recording meetings (docs/recording.md). A meeting's actor starts a recording: a thread
+//! (`writer`) takes the room's frames from its media worker and writes a sealed Ogg Opus
+//! file per track — the mix, then one per person — under DATA_DIR/recordings/<tenant>/<id>/;
+//! a task writes what the database must know, in order. Keys: `keys`.
+
+mod keys;
+mod writer;
+
+use anyhow::{Context, Result, anyhow};
+use conclave_media::recording::{RecordingKey, sealed};
+use conclave_store::model::{Recording, Room};
+use conclave_store::{Store, new_id, now_ms, repo};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
+use writer::{Control, Notice};
+
+pub use keys::MasterKey;
+
+/// Frames a recording's thread may have waiting (about 2 s of a 100-member room); beyond
+/// it the media worker drops frames (counted) rather than wait.
+const FRAME_QUEUE: usize = 10_000;
+
+/// Who a track is: one per person (`identity`), named as the roster names them.
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub identity: String,
+    pub name: String,
+    pub number: String,
+}
+
+/// The file of a recording's track.
+pub fn track_file(track: i64) -> String {
+    format!("{track}.opus.sealed")
+}
+
+/// Recordings of this server: where they are kept and their keys; cheap to clone.
+#[derive(Clone)]
+pub struct Recordings {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    root: PathBuf,
+    master: MasterKey,
+}
+
+impl Recordings {
+    /// Recordings under `data_dir/recordings`, keyed by `key_file` (default
+    /// `data_dir/recordings.key`, made on first start).
+    pub fn open(store: Store, data_dir: &Path, key_file: Option<&Path>) -> Result<Recordings> {
+        let key_file = key_file.map_or_else(|| data_dir.join("recordings.key"), Path::to_path_buf);
+        let master = MasterKey::load_or_create(&key_file).context("recording_key_file")?;
+        Ok(Recordings {
+            inner: Arc::new(Inner {
+                store,
+                root: data_dir.join("recordings"),
+                master,
+            }),
+        })
+    }
+
+    /// Recordings a stop (a crash, `kill -9`) left open are marked interrupted: what they
+    /// wrote plays.
+    pub async fn recover(&self) -> Result<usize> {
+        let mut conn = self.inner.store.conn().await?;
+        let ids = repo::recordings::interrupt_abandoned(&mut conn, now_ms()).await?;
+        for id in &ids {
+            tracing::warn!(
+                recording = id,
+                "a recording was interrupted by the server's stop"
+            );
+        }
+        Ok(ids.len())
+    }
+
+    fn dir(&self, tenant_id: &str, recording_id: &str) -> PathBuf {
+        self.inner.root.join(tenant_id).join(recording_id)
+    }
+
+    /// Starts recording a room's meeting; the returned handle's `sink` goes to the media
+    /// plane. Never blocks: the database learns of it from the recording's own task.
+    pub fn start(&self, room: &Room, meeting_id: &str, started_by: &str) -> ActiveRecording {
+        let id = new_id();
+        let (key, wrapped_key) = self.inner.master.new_recording_key(&room.tenant_id, &id);
+        let record = Recording {
+            id: id.clone(),
+            tenant_id: room.tenant_id.clone(),
+            meeting_id: Some(meeting_id.to_owned()),
+            room_id: Some(room.id.clone()),
+            room_number: room.number.clone(),
+            room_name: room.name.clone(),
+            started_by: started_by.to_owned(),
+            started_at: now_ms(),
+            ended_at: None,
+            state: "recording".into(),
+            visibility: "private".into(),
+            wrapped_key,
+        };
+        let (frames_tx, frames) = sync_channel(FRAME_QUEUE);
+        let (control_tx, control) = sync_channel(1024);
+        let (notices_tx, notices) = tokio::sync::mpsc::channel(256);
+        let writer = writer::Writer {
+            dir: self.dir(&room.tenant_id, &id),
+            id: id.clone(),
+            key,
+            room_name: room.name.clone(),
+            frames,
+            control,
+            notices: notices_tx,
+        };
+        let database = tokio::spawn(keep(self.inner.store.clone(), record, notices));
+        let thread = std::thread::Builder::new()
+            .name("recording".into())
+            .spawn(move || writer.run());
+        if let Err(err) = &thread {
+            tracing::error!(%err, "cannot start a recording's thread");
+        }
+        metrics::counter!("conclave_recordings_started_total").increment(1);
+        ActiveRecording {
+            id,
+            sink: frames_tx,
+            control: control_tx,
+            database,
+        }
+    }
+
+    /// A recording's key, unwrapped.
+    fn key(&self, r: &Recording) -> Result<RecordingKey> {
+        let bytes = self
+            .inner
+            .master
+            .unwrap_key(&r.tenant_id, &r.id, &r.wrapped_key)
+            .ok_or_else(|| anyhow!("the recording's key does not open with this master key"))?;
+        RecordingKey::new(&bytes).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// One track as Ogg Opus, decrypted in memory (nothing readable touches the disk), and
+    /// whether the file was complete.
+    pub async fn read_track(&self, r: &Recording, track: i64) -> Result<(Vec<u8>, bool)> {
+        let key = self.key(r)?;
+        let path = self.dir(&r.tenant_id, &r.id).join(track_file(track));
+        let id = r.id.clone();
+        tokio::task::spawn_blocking(move || {
+            let file =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let index = u32::try_from(track).context("track")?;
+            let opened = sealed::open(&key, id.as_bytes(), index, &file)
+                .with_context(|| format!("{} does not open", path.display()))?;
+            Ok((opened.plain, opened.complete))
+        })
+        .await
+        .context("reading a track")?
+    }
+
+    /// Deletes a recording's files (its rows go with the caller's transaction).
+    pub async fn remove_files(&self, r: &Recording) -> Result<()> {
+        let dir = self.dir(&r.tenant_id, &r.id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err).with_context(|| format!("cannot delete {}", dir.display())),
+        }
+    }
+}
+
+/// A recording going on: what the meeting's actor holds.
+pub struct ActiveRecording {
+    pub id: String,
+    sink: SyncSender<conclave_media::mixer::TapFrame>,
+    control: SyncSender<Control>,
+    database: tokio::task::JoinHandle<()>,
+}
+
+impl ActiveRecording {
+    /// Where the media plane sends the room's frames.
+    pub fn sink(&self) -> crate::media::TapSink {
+        self.sink.clone()
+    }
+
+    /// Names a media member's track (before its frames come).
+    pub fn identify(&self, member: u64, who: Who) {
+        let _ = self.control.try_send(Control::Identify { member, who });
+    }
+
+    /// Stops: the thread closes every track; the returned task ends once the database
+    /// holds the whole recording.
+    pub fn stop(self) -> tokio::task::JoinHandle<()> {
+        if self.control.try_send(Control::Stop).is_err() {
+            // a full queue: dropping the senders stops the thread too
+            tracing::debug!(
+                recording = self.id,
+                "stopping a recording by closing its queues"
+            );
+        }
+        drop(self.control);
+        drop(self.sink);
+        self.database
+    }
+}
+
+/// The recording's database task: its row, each track as it begins, then the summary.
+async fn keep(store: Store, record: Recording, mut notices: tokio::sync::mpsc::Receiver<Notice>) {
+    let id = record.id.clone();
+    let result: Result<()> = async {
+        let mut conn = store.conn().await?;
+        repo::recordings::insert(&mut conn, &record).await?;
+        drop(conn);
+        while let Some(notice) = notices.recv().await {
+            let mut conn = store.conn().await?;
+            match notice {
+                Notice::Track(track) => repo::recordings::add_track(&mut conn, &id, &track).await?,
+                Notice::Ended(summary) => {
+                    let mut tx = store.begin().await?;
+                    for (track, offset, duration, bytes) in &summary.tracks {
+                        repo::recordings::close_track(
+                            &mut tx, &id, *track, *offset, *duration, *bytes,
+                        )
+                        .await?;
+                    }
+                    repo::recordings::add_utterances(&mut tx, &id, &summary.utterances).await?;
+                    let state = if summary.failed {
+                        "interrupted"
+                    } else {
+                        "finished"
+                    };
+                    repo::recordings::end(&mut tx, &id, state, now_ms()).await?;
+                    tx.commit().await?;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::error!(%err, recording = id, "a recording's record was not kept");
+    }
+}

@@ -1,0 +1,432 @@
+//! Recording with real calls: three phones speak in turn; the mix holds all three, each
+//! member's track only that member, the utterances match who spoke when; nothing readable is
+//! on disk; other tenants and users without the right get nothing; downloads are audited and
+//! play in a real player (opusdec); `kill -9` while recording leaves a playable, interrupted
+//! recording.
+
+use crate::common::{ADMIN_PASSWORD, Db, TestServer, free_udp_port, start_with};
+use crate::phone::{Phone, talk};
+use crate::restart::spawn_on;
+use conclave_media::codec::{AudioDecoder, OpusDecoder};
+use conclave_media::dsp::goertzel_power;
+use conclave_media::recording::ogg::read_packets;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const TONES: [f64; 3] = [500.0, 900.0, 1300.0];
+
+fn sip(s: &TestServer) -> std::net::SocketAddr {
+    s.running.as_ref().expect("running").sip.udp
+}
+
+/// A track's audio, decoded at 48 kHz, with the Ogg stream's packets.
+fn decode(ogg: &[u8]) -> Vec<i16> {
+    let read = read_packets(ogg).expect("an Ogg stream");
+    assert!(read.packets.len() >= 2, "headers");
+    assert!(read.packets[0].starts_with(b"OpusHead") && read.packets[1].starts_with(b"OpusTags"));
+    let mut decoder = OpusDecoder::new(48_000).expect("decoder");
+    let mut pcm = Vec::new();
+    for p in &read.packets[2..] {
+        decoder.decode(p, &mut pcm).expect("an Opus packet");
+    }
+    let skip = usize::from(read.pre_skip.unwrap_or(0)).min(pcm.len());
+    pcm.drain(..skip);
+    pcm
+}
+
+/// Power of `freq` in the audio between two times (ms from the track's start).
+fn power(pcm: &[i16], from_ms: i64, to_ms: i64, freq: f64) -> f64 {
+    let at = |ms: i64| (ms.max(0) as usize * 48).min(pcm.len());
+    let part = &pcm[at(from_ms)..at(to_ms)];
+    if part.is_empty() {
+        return 0.0;
+    }
+    goertzel_power(part, 48_000, freq)
+}
+
+async fn audio(s: &TestServer, token: &str, id: &str, track: i64) -> (u16, Vec<u8>) {
+    let r = s
+        .http
+        .get(format!(
+            "{}/api/v1/recordings/{id}/tracks/{track}/audio",
+            s.base
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("download");
+    let status = r.status().as_u16();
+    (status, r.bytes().await.expect("body").to_vec())
+}
+
+fn sealed_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sealed_files(&path, out);
+        } else if path.to_string_lossy().ends_with(".sealed") {
+            out.push(path);
+        }
+    }
+}
+
+/// Shannon entropy in bits per byte.
+fn entropy(bytes: &[u8]) -> f64 {
+    let mut counts = [0usize; 256];
+    for &b in bytes {
+        counts[usize::from(b)] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+async fn three_speak_in_turn(db: Db) {
+    let Some(s) = start_with(db, "recording", |_| {}).await else {
+        return;
+    };
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8301", "name": "Recorded", "alone_music": false, "entry_chime": false }),
+        )
+        .await
+        .id();
+    let mut phones = Vec::new();
+    for i in 0..3 {
+        let mut p = Phone::on(sip(&s), "127.0.0.1", &format!("rec{i}")).await;
+        assert_eq!(p.dial("8301", None, "sendrecv").await, 200);
+        phones.push(p);
+    }
+    // everyone is in and quiet
+    {
+        let mut all: Vec<&mut Phone> = phones.iter_mut().collect();
+        talk(&mut all, &[Some(0.0); 3], 40).await;
+    }
+    let started = s
+        .post(
+            &format!("/conferences/{room}/recording/start"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    started.expect(200);
+    let origin = Instant::now();
+    let id = started.body["recording_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a recording id: {}", started.body))
+        .to_owned();
+    // the announcement ends, then each speaks 1.5 s in turn with a second of quiet between
+    {
+        let mut all: Vec<&mut Phone> = phones.iter_mut().collect();
+        talk(&mut all, &[Some(0.0); 3], 150).await;
+    }
+    let mut spoke = Vec::new();
+    for speaker in 0..3 {
+        let mut tones = [Some(0.0); 3];
+        tones[speaker] = Some(TONES[speaker]);
+        let from = origin.elapsed().as_millis() as i64;
+        {
+            let mut all: Vec<&mut Phone> = phones.iter_mut().collect();
+            talk(&mut all, &tones, 75).await;
+        }
+        let to = origin.elapsed().as_millis() as i64;
+        spoke.push((from, to));
+        let mut all: Vec<&mut Phone> = phones.iter_mut().collect();
+        talk(&mut all, &[Some(0.0); 3], 50).await;
+    }
+    // while it records, the live meeting says so; a participant may not stop it
+    let live = s.get(&format!("/conferences/{room}"), &admin).await;
+    assert_eq!(live.body["recording_id"], json!(id), "{}", live.body);
+    let stopped = s
+        .post(
+            &format!("/conferences/{room}/recording/stop"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    stopped.expect(200);
+    assert!(stopped.body["recording_id"].is_null());
+
+    // the recording is finished once its tracks are closed
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let detail = loop {
+        let r = s.get(&format!("/recordings/{id}"), &admin).await;
+        if r.status == 200 && r.body["recording"]["state"] == "finished" {
+            break r.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recording never finished: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let tracks = detail["tracks"].as_array().expect("tracks").clone();
+    assert_eq!(tracks.len(), 4, "the mix and three members: {detail}");
+    assert_eq!(tracks[0]["kind"], "mix");
+    let list = s.get("/recordings", &admin).await;
+    assert_eq!(list.body["items"][0]["id"], json!(id), "{}", list.body);
+
+    // the mix holds everyone, each member's track only its own voice
+    let (status, mix) = audio(&s, &admin, &id, 0).await;
+    assert_eq!(status, 200);
+    let mix = decode(&mix);
+    let mix_offset = tracks[0]["offset_ms"].as_i64().unwrap_or(0);
+    for (speaker, (from, to)) in spoke.iter().enumerate() {
+        let (from, to) = (from + 300 - mix_offset, to - 300 - mix_offset);
+        let own = power(&mix, from, to, TONES[speaker]);
+        assert!(own > 1.0e6, "the mix holds speaker {speaker}: {own}");
+    }
+    let utterances = s.get(&format!("/recordings/{id}/utterances"), &admin).await;
+    let utterances = utterances.body.as_array().expect("utterances").clone();
+    for track in &tracks[1..] {
+        let index = track["track"].as_i64().expect("index");
+        let offset = track["offset_ms"].as_i64().expect("offset");
+        let (status, ogg) = audio(&s, &admin, &id, index).await;
+        assert_eq!(status, 200);
+        let pcm = decode(&ogg);
+        // which phone this is: the tone it holds
+        let powers: Vec<f64> = spoke
+            .iter()
+            .enumerate()
+            .map(|(k, (from, to))| power(&pcm, from + 300 - offset, to - 300 - offset, TONES[k]))
+            .collect();
+        let speaker = (0..3)
+            .max_by(|&a, &b| powers[a].total_cmp(&powers[b]))
+            .expect("a speaker");
+        assert!(
+            powers[speaker] > 1.0e6,
+            "track {index} holds a voice: {powers:?}"
+        );
+        for (k, p) in powers.iter().enumerate() {
+            if k != speaker {
+                assert!(
+                    *p < 1.0e4,
+                    "track {index} holds only its member: {powers:?}"
+                );
+            }
+        }
+        // one utterance, within 300 ms of when that phone spoke
+        let own: Vec<&Value> = utterances
+            .iter()
+            .filter(|u| u["track"].as_i64() == Some(index))
+            .collect();
+        assert_eq!(own.len(), 1, "track {index}: {own:?}");
+        let (from, to) = spoke[speaker];
+        let start = own[0]["start_ms"].as_i64().expect("start");
+        let end = own[0]["end_ms"].as_i64().expect("end");
+        assert!(
+            (start - from).abs() <= 300,
+            "started at {start}, spoke from {from}"
+        );
+        assert!((end - to).abs() <= 300, "ended at {end}, spoke until {to}");
+        // a real player plays it
+        if std::process::Command::new("opusdec")
+            .arg("--version")
+            .output()
+            .is_ok()
+        {
+            let dir = tempfile::tempdir().expect("tmp");
+            let file = dir.path().join("t.opus");
+            std::fs::write(&file, &ogg).expect("write");
+            let played = std::process::Command::new("opusdec")
+                .arg("--quiet")
+                .arg(&file)
+                .arg(dir.path().join("t.wav"))
+                .status()
+                .expect("opusdec");
+            assert!(played.success(), "opusdec plays track {index}");
+        }
+    }
+
+    // nothing readable on disk
+    let mut files = Vec::new();
+    sealed_files(&s._tmp.path().join("recordings"), &mut files);
+    assert_eq!(files.len(), 4, "{files:?}");
+    for file in &files {
+        let bytes = std::fs::read(file).expect("read");
+        assert!(
+            !bytes.windows(4).any(|w| w == b"OggS" || w == b"Opus"),
+            "{file:?}"
+        );
+        assert!(
+            entropy(&bytes[16..]) > 7.5,
+            "{file:?}: {}",
+            entropy(&bytes[16..])
+        );
+    }
+
+    // other tenants and plain users get nothing; the download is audited and stamped
+    let other = s
+        .post("/tenants", &admin, json!({ "name": "Elsewhere" }))
+        .await
+        .id();
+    s.user(&admin, "rec-outsider", "tenant_admin", Some(&other))
+        .await;
+    let outsider = s.token("rec-outsider", "rec-outsider-password").await;
+    s.get(&format!("/recordings/{id}"), &outsider)
+        .await
+        .expect(404);
+    assert_eq!(audio(&s, &outsider, &id, 0).await.0, 404);
+    s.user(&admin, "rec-user", "user", None).await;
+    let user = s.token("rec-user", "rec-user-password").await;
+    s.get(&format!("/recordings/{id}"), &user).await.expect(404);
+    assert_eq!(audio(&s, &user, &id, 1).await.0, 404);
+    s.put(
+        &format!("/recordings/{id}/visibility"),
+        &user,
+        json!({ "visibility": "public" }),
+    )
+    .await
+    .expect(404);
+    s.put(
+        &format!("/recordings/{id}/visibility"),
+        &admin,
+        json!({ "visibility": "public" }),
+    )
+    .await
+    .expect(200);
+    let (status, stamped) = audio(&s, &user, &id, 1).await;
+    assert_eq!(
+        status, 200,
+        "a public recording plays for the tenant's users"
+    );
+    let tags = &read_packets(&stamped).expect("ogg").packets[1];
+    assert!(
+        tags.windows(22).any(|w| w == b"DOWNLOADED_BY=rec-user"),
+        "the file names who fetched it"
+    );
+    assert_eq!(
+        s.delete(&format!("/recordings/{id}"), &user).await.status,
+        403
+    );
+    let log = s
+        .get("/audit-events?action=downloadRecording", &admin)
+        .await;
+    assert!(
+        log.body["items"]
+            .as_array()
+            .is_some_and(|items| items.len() >= 5),
+        "every download is audited: {}",
+        log.body
+    );
+    s.delete(&format!("/recordings/{id}"), &admin)
+        .await
+        .expect(204);
+    s.get(&format!("/recordings/{id}"), &admin)
+        .await
+        .expect(404);
+    let mut left = Vec::new();
+    sealed_files(&s._tmp.path().join("recordings"), &mut left);
+    assert!(left.is_empty(), "deleted with its files: {left:?}");
+    for p in &mut phones {
+        p.hang_up().await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_speak_in_turn_and_each_track_holds_its_own_sqlite() {
+    three_speak_in_turn(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_speak_in_turn_and_each_track_holds_its_own_postgres() {
+    three_speak_in_turn(Db::Postgres).await;
+}
+
+/// `kill -9` while recording: after the restart the recording is listed as interrupted, and
+/// what was written up to the last flush decrypts and plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_cut_by_kill_9_plays_up_to_its_last_flush() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sip_port = free_udp_port();
+    let mut p = spawn_on(dir.path(), None, Some(ADMIN_PASSWORD), sip_port);
+    p.ready().await;
+    let admin = p.login("admin", ADMIN_PASSWORD).await;
+    let (status, room) = p
+        .send(
+            reqwest::Method::POST,
+            "/rooms",
+            Some(&admin),
+            Some(json!({ "number": "8302", "name": "Cut", "alone_music": false })),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["id"].as_str().expect("id").to_owned();
+    let server: std::net::SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut phone = Phone::on(server, "127.0.0.1", "cut").await;
+    assert_eq!(phone.dial("8302", None, "sendrecv").await, 200);
+    talk(&mut [&mut phone], &[Some(0.0)], 25).await;
+    let (status, live) = p
+        .send(
+            reqwest::Method::POST,
+            &format!("/conferences/{room_id}/recording/start"),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{live}");
+    let id = live["recording_id"]
+        .as_str()
+        .expect("recording id")
+        .to_owned();
+    // 5 s of a tone: at least two flushes (every 2 s) reach the disk
+    talk(&mut [&mut phone], &[Some(700.0)], 250).await;
+    p.child.kill().expect("kill -9");
+    let _ = p.child.wait();
+    drop(p);
+
+    let mut again = spawn_on(dir.path(), None, None, free_udp_port());
+    again.ready().await;
+    let admin = again.login("admin", ADMIN_PASSWORD).await;
+    let (status, detail) = again
+        .send(
+            reqwest::Method::GET,
+            &format!("/recordings/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["recording"]["state"], "interrupted", "{detail}");
+    assert!(detail["recording"]["ended_at"].is_i64());
+    let tracks = detail["tracks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tracks.len(), 2, "the mix and the phone: {detail}");
+    for track in tracks {
+        let index = track["track"].as_i64().expect("index");
+        let r = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/recordings/{id}/tracks/{index}/audio",
+                again.base
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(r.status().as_u16(), 200);
+        let pcm = decode(&r.bytes().await.expect("body"));
+        assert!(
+            pcm.len() >= 48 * 2500,
+            "track {index}: at least 2.5 s survived ({} ms)",
+            pcm.len() / 48
+        );
+        if index == 1 {
+            let tail = &pcm[pcm.len() - 48 * 1000..];
+            assert!(
+                goertzel_power(tail, 48_000, 700.0) > 1.0e6,
+                "the phone's tone plays"
+            );
+        }
+    }
+    again.stop();
+}

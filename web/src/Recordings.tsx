@@ -1,0 +1,169 @@
+import { useCallback, useEffect, useRef, useState } from 'react';
+import {
+  api, asError, blobUrl, download, type Page, type Recording, type RecordingDetail, type RecordingTrack, type Utterance,
+} from './api';
+import type { T } from './i18n';
+
+/// 83 s → "1:23"; an hour and more → "1:02:03".
+export function clock(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  const two = (n: number) => String(n).padStart(2, '0');
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${two(Math.floor(s / 60) % 60)}:${two(s % 60)}` : `${Math.floor(s / 60)}:${two(s % 60)}`;
+}
+
+/// The recordings library: the tenant's recordings (or those the user may play), newest first,
+/// found by room; one opens to its tracks — the whole meeting and each person — and who spoke
+/// when, each utterance played from its start.
+export function Recordings({ t }: { t: T }) {
+  const [items, setItems] = useState<Recording[]>([]);
+  const [next, setNext] = useState<string | null>(null);
+  const [search, setSearch] = useState('');
+  const [applied, setApplied] = useState('');
+  const [open, setOpen] = useState<string | null>(null);
+  const [error, setError] = useState('');
+  const path = (cursor: string | null) =>
+    `/recordings?limit=50${applied ? `&q=${encodeURIComponent(applied)}` : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+  const reload = useCallback(() => {
+    api<Page<Recording>>('GET', path(null)).then((p) => {
+      setItems(p.items);
+      setNext(p.next_cursor);
+    }, (e) => setError(asError(e).message));
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [applied]);
+  useEffect(() => {
+    reload();
+    const timer = setInterval(reload, 10000);
+    return () => clearInterval(timer);
+  }, [reload]);
+  const more = () =>
+    next && api<Page<Recording>>('GET', path(next)).then((p) => {
+      setItems((list) => [...list, ...p.items]);
+      setNext(p.next_cursor);
+    }, (e) => setError(asError(e).message));
+
+  return (
+    <section data-testid="page-recordings">
+      <h2>{t('recordings')}</h2>
+      {error && <p className="error" role="alert">{error}</p>}
+      <form className="filters" onSubmit={(e) => { e.preventDefault(); setApplied(search.trim()); }}>
+        <label>{t('roomSearch')} <input data-testid="recordings-search" value={search} onChange={(e) => setSearch(e.target.value)} /></label>
+        <button type="submit">{t('searchButton')}</button>
+      </form>
+      {items.length === 0 && <p className="empty">{t('noRecordings')}</p>}
+      {items.length > 0 && (
+        <table>
+          <thead>
+            <tr><th>{t('room')}</th><th>{t('started')}</th><th>{t('length')}</th><th>{t('status')}</th><th /></tr>
+          </thead>
+          <tbody>
+            {items.map((r) => (
+              <tr key={r.id} data-testid={`recording-${r.id}`}>
+                <td>{r.room_number} · {r.room_name}</td>
+                <td>{t.time(r.started_at)}</td>
+                <td>{r.ended_at ? clock(r.ended_at - r.started_at) : ''}</td>
+                <td>{t(`recState_${r.state}`)} · {t(`visibility_${r.visibility}`)}</td>
+                <td className="actions">
+                  <button data-testid={`open-recording-${r.id}`} onClick={() => setOpen(open === r.id ? null : r.id)}>{t('open')}</button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {next && <button onClick={more}>{t('more')}</button>}
+      {open && <RecordingView key={open} t={t} id={open} onChanged={reload} onDeleted={() => { setOpen(null); reload(); }} />}
+    </section>
+  );
+}
+
+function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onChanged: () => void; onDeleted: () => void }) {
+  const [detail, setDetail] = useState<RecordingDetail | null>(null);
+  const [utterances, setUtterances] = useState<Utterance[]>([]);
+  const [urls, setUrls] = useState<Record<number, string>>({});
+  const players = useRef<Record<number, HTMLAudioElement | null>>({});
+  const [error, setError] = useState('');
+  const load = useCallback(() => {
+    api<RecordingDetail>('GET', `/recordings/${id}`).then(setDetail, (e) => setError(asError(e).message));
+    api<Utterance[]>('GET', `/recordings/${id}/utterances`).then(setUtterances, () => setUtterances([]));
+  }, [id]);
+  useEffect(load, [load]);
+  useEffect(() => () => Object.values(urls).forEach((u) => URL.revokeObjectURL(u)), [urls]);
+  if (!detail) return error ? <p className="error" role="alert">{error}</p> : null;
+  const r = detail.recording;
+  const name = (tr: RecordingTrack) => (tr.kind === 'mix' ? t('mixTrack') : tr.number ? `${tr.name} (${tr.number})` : tr.name);
+  /// Fetches a track once, then plays it from `at` ms of the recording's timeline.
+  const play = async (tr: RecordingTrack, at?: number) => {
+    try {
+      const url = urls[tr.track] ?? (await blobUrl(`/recordings/${id}/tracks/${tr.track}/audio`));
+      if (!urls[tr.track]) setUrls((u) => ({ ...u, [tr.track]: url }));
+      // the element exists once its URL is set
+      setTimeout(() => {
+        const el = players.current[tr.track];
+        if (!el) return;
+        if (at !== undefined) el.currentTime = Math.max(0, (at - tr.offset_ms) / 1000);
+        el.play().catch(() => {});
+      }, 0);
+    } catch (e) {
+      setError(asError(e).message);
+    }
+  };
+  const visibility = (v: 'private' | 'public') =>
+    api<Recording>('PUT', `/recordings/${id}/visibility`, { visibility: v }).then(() => { load(); onChanged(); }, (e) => setError(asError(e).message));
+  const remove = () => {
+    if (!window.confirm(t('deleteRecordingConfirm'))) return;
+    api('DELETE', `/recordings/${id}`).then(onDeleted, (e) => setError(asError(e).message));
+  };
+  const byTrack = new Map(detail.tracks.map((tr) => [tr.track, tr]));
+  return (
+    <div className="recording" data-testid="recording-detail">
+      <h3>{r.room_number} · {r.room_name} — {t.time(r.started_at)}</h3>
+      {error && <p className="error" role="alert">{error}</p>}
+      <p>
+        {t(`recState_${r.state}`)} · {t(`visibility_${r.visibility}`)}{' '}
+        <button data-testid="recording-visibility" onClick={() => visibility(r.visibility === 'public' ? 'private' : 'public')}>
+          {t(r.visibility === 'public' ? 'makePrivate' : 'makePublic')}
+        </button>{' '}
+        {r.state !== 'recording' && <button data-testid="recording-delete" onClick={remove}>{t('delete')}</button>}
+      </p>
+      <h4>{t('tracks')}</h4>
+      <table>
+        <tbody>
+          {detail.tracks.map((tr) => (
+            <tr key={tr.track} data-testid={`track-${tr.track}`}>
+              <td>{name(tr)}</td>
+              <td>{tr.duration_ms !== null ? clock(tr.duration_ms) : ''}</td>
+              <td className="actions">
+                <button data-testid={`play-${tr.track}`} onClick={() => play(tr)}>{t('play')}</button>
+                <button onClick={() => download(`/recordings/${id}/tracks/${tr.track}/audio`, `${r.room_number}-${tr.track}.opus`).catch((e) => setError(asError(e).message))}>
+                  {t('downloadAudio')}
+                </button>
+                {urls[tr.track] && (
+                  <audio data-testid={`audio-${tr.track}`} controls src={urls[tr.track]} ref={(el) => { players.current[tr.track] = el; }} />
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {utterances.length > 0 && (
+        <>
+          <h4>{t('utterancesTitle')}</h4>
+          <ol className="utterances" data-testid="utterances">
+            {utterances.map((u, i) => {
+              const tr = byTrack.get(u.track);
+              if (!tr) return null;
+              return (
+                <li key={i}>
+                  <button className="link" onClick={() => play(tr, u.start_ms)}>
+                    {clock(u.start_ms)}–{clock(u.end_ms)}
+                  </button>{' '}
+                  {name(tr)}
+                </li>
+              );
+            })}
+          </ol>
+        </>
+      )}
+    </div>
+  );
+}
