@@ -345,7 +345,7 @@ type Field = {
 type Act = (request: Promise<unknown>) => void;
 
 /// The room settings the console switches, and their defaults for a new room.
-const roomFlagDefaults: Record<RoomFlag, boolean> = { entry_chime: true, alone_music: true, members_skip_pin: false };
+const roomFlagDefaults: Record<RoomFlag, boolean> = { entry_chime: true, alone_music: true, members_skip_pin: false, auto_record: false };
 
 /// A room's settings, each switched on or off in place (shown switched at once; the room as
 /// read again afterwards has the last word).

@@ -9,6 +9,7 @@ export const roomFlags: [RoomFlag, Key][] = [
   ['entry_chime', 'entryChime'],
   ['alone_music', 'aloneMusic'],
   ['members_skip_pin', 'membersSkipPin'],
+  ['auto_record', 'autoRecord'],
 ];
 
 /// Every setting of a room, as the API has them: number, name, PIN, capacity, the longest a
@@ -26,6 +27,7 @@ export function RoomEditor({ t, room, users, onClose }: { t: T; room: Room; user
     entry_chime: room.entry_chime,
     alone_music: room.alone_music,
     members_skip_pin: room.members_skip_pin,
+    auto_record: room.auto_record,
   });
   const [error, setError] = useState<ApiError | null>(null);
   const fieldError = (name: string) => error?.errors?.filter((e) => e.field === name).map((e) => e.reason).join('; ');
@@ -42,6 +44,7 @@ export function RoomEditor({ t, room, users, onClose }: { t: T; room: Room; user
       entry_chime: draft.entry_chime,
       alone_music: draft.alone_music,
       members_skip_pin: draft.members_skip_pin,
+      auto_record: draft.auto_record,
     }).then(() => onClose(true), (e) => setError(asError(e)));
   const text = (name: 'number' | 'name' | 'pin' | 'capacity' | 'max_duration_minutes', label: Key, hint?: string) => (
     <label>

@@ -59,12 +59,12 @@ export type User = {
 export type Room = {
   id: string; number: string; name: string; pin?: string; has_pin: boolean; capacity: number;
   max_duration_minutes: number | null; language: string; owner_id: string | null;
-  entry_chime: boolean; alone_music: boolean; members_skip_pin: boolean;
+  entry_chime: boolean; alone_music: boolean; members_skip_pin: boolean; auto_record: boolean;
   /// Rooms created from the keypad: deleted when their meeting ends (not settable here).
   release_when_empty: boolean;
 };
 /// The settings of a room the console switches on and off.
-export type RoomFlag = 'entry_chime' | 'alone_music' | 'members_skip_pin';
+export type RoomFlag = 'entry_chime' | 'alone_music' | 'members_skip_pin' | 'auto_record';
 export type Member = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string; role: string };
 export type TemplateSettings = { mute_on_entry: boolean; record: boolean; lock_on_start: boolean; whisper_allowed: boolean };
 export type Template = {

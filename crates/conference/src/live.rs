@@ -197,6 +197,8 @@ pub struct Settings {
     /// Members below chairman join muted.
     pub mute_on_entry: bool,
     pub locked: bool,
+    /// Recorded from its first member on (a template's or booking's setting).
+    pub record: bool,
 }
 
 impl Default for Settings {
@@ -205,6 +207,7 @@ impl Default for Settings {
             capacity: 100,
             mute_on_entry: false,
             locked: false,
+            record: false,
         }
     }
 }
@@ -249,6 +252,11 @@ impl Meeting {
 
     pub fn is_recording(&self) -> bool {
         self.recording
+    }
+
+    /// Whether the meeting was started to be recorded (from its first member on).
+    pub fn records_from_the_start(&self) -> bool {
+        self.settings.record
     }
 
     pub fn has_ended(&self) -> bool {

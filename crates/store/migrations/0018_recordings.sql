@@ -42,3 +42,6 @@ CREATE TABLE recording_utterances (
     end_ms       BIGINT NOT NULL
 );
 CREATE INDEX recording_utterances_time ON recording_utterances (recording_id, start_ms);
+
+-- A room whose meetings are recorded from their first member on.
+ALTER TABLE rooms ADD COLUMN auto_record BIGINT NOT NULL DEFAULT 0;

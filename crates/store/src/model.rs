@@ -160,6 +160,8 @@ pub struct Room {
     /// number of a known user or contact) who are members of the room — in a template of the
     /// room, or its owner or creator — join without the PIN, with their role.
     pub members_skip_pin: bool,
+    /// Its meetings are recorded from their first member on (docs/recording.md).
+    pub auto_record: bool,
     /// The room is deleted when its meeting ends (rooms created from the keypad; not settable
     /// through the API).
     pub release_when_empty: bool,

@@ -424,6 +424,7 @@ pub mod rooms {
             entry_chime: flag(row, "entry_chime")?,
             alone_music: flag(row, "alone_music")?,
             members_skip_pin: flag(row, "members_skip_pin")?,
+            auto_record: flag(row, "auto_record")?,
             release_when_empty: flag(row, "release_when_empty")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -434,8 +435,8 @@ pub mod rooms {
         sqlx::query(
             "INSERT INTO rooms (id, tenant_id, number, name, pin, capacity, max_duration_minutes, \
              language, creator_id, owner_id, entry_chime, alone_music, members_skip_pin, \
-             release_when_empty, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             release_when_empty, created_at, updated_at, auto_record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&r.id)
         .bind(&r.tenant_id)
@@ -453,6 +454,7 @@ pub mod rooms {
         .bind(i64::from(r.release_when_empty))
         .bind(r.created_at)
         .bind(r.updated_at)
+        .bind(i64::from(r.auto_record))
         .execute(conn)
         .await?;
         Ok(())
@@ -464,7 +466,7 @@ pub mod rooms {
             "UPDATE rooms SET number = $2, name = $3, pin = $4, capacity = $5, \
              max_duration_minutes = $6, language = $7, owner_id = $8, entry_chime = $9, \
              alone_music = $10, members_skip_pin = $11, release_when_empty = $12, \
-             updated_at = $13 WHERE id = $1",
+             updated_at = $13, auto_record = $14 WHERE id = $1",
         )
         .bind(&r.id)
         .bind(&r.number)
@@ -479,6 +481,7 @@ pub mod rooms {
         .bind(i64::from(r.members_skip_pin))
         .bind(i64::from(r.release_when_empty))
         .bind(r.updated_at)
+        .bind(i64::from(r.auto_record))
         .execute(conn)
         .await?;
         Ok(())

@@ -331,6 +331,7 @@ fn room(tenant_id: &str, number: &str, creator: Option<&str>, owner: Option<&str
         entry_chime: true,
         alone_music: true,
         members_skip_pin: false,
+        auto_record: false,
         release_when_empty: false,
         created_at: 1,
         updated_at: 1,

@@ -294,6 +294,7 @@ pub(super) async fn start(
     let live = conclave_conference::live::Settings {
         mute_on_entry: settings.mute_on_entry,
         locked: settings.lock_on_start,
+        record: settings.record,
         ..Default::default()
     };
     state
@@ -390,6 +391,7 @@ pub(crate) async fn start_booked(
         }
         let live = conclave_conference::live::Settings {
             mute_on_entry: settings.mute_on_entry,
+            record: settings.record,
             ..Default::default()
         };
         // Nobody is called: the room waits for its members to dial in.

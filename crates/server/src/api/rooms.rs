@@ -51,6 +51,8 @@ pub struct CreateRoom {
     /// extension, or the number of a known user or contact, named in a template of this room,
     /// or the room's owner or creator) join without the PIN, with their role (default false).
     pub members_skip_pin: Option<bool>,
+    /// Record its meetings from their first member on (default false; everyone hears it).
+    pub auto_record: Option<bool>,
     /// System administrators only: create the room in another tenant.
     pub tenant_id: Option<String>,
 }
@@ -74,6 +76,7 @@ pub struct UpdateRoom {
     pub entry_chime: Option<bool>,
     pub alone_music: Option<bool>,
     pub members_skip_pin: Option<bool>,
+    pub auto_record: Option<bool>,
 }
 
 /// Administrators, the creator and the owner manage a room and see its PIN.
@@ -195,6 +198,7 @@ async fn create_room(
         entry_chime: body.entry_chime.unwrap_or(true),
         alone_music: body.alone_music.unwrap_or(true),
         members_skip_pin: body.members_skip_pin.unwrap_or(false),
+        auto_record: body.auto_record.unwrap_or(false),
         // Only rooms created from the keypad go when their meeting ends.
         release_when_empty: false,
         created_at: now,
@@ -315,6 +319,9 @@ async fn update_room(
     }
     if let Some(v) = body.members_skip_pin {
         room.members_skip_pin = v;
+    }
+    if let Some(v) = body.auto_record {
+        room.auto_record = v;
     }
     room.updated_at = now_ms();
     crate::rooms::update(&state.store, &caller.author(), &room).await?;

@@ -90,6 +90,9 @@ pub(super) struct RoomActor {
     recording: Option<ActiveRecording>,
     /// Stopped recordings still being closed (awaited before the meeting's end is final).
     closing: Vec<tokio::task::JoinHandle<()>>,
+    /// The meeting's own recording has been started once (a chair who stops it is not
+    /// overruled by the next member who comes in).
+    recorded: bool,
     /// Who the message being handled acts for (the log's `actor`).
     acting_for: String,
     state: Meeting,
@@ -139,6 +142,7 @@ impl RoomActor {
             writer: history.2,
             recording: None,
             closing: Vec::new(),
+            recorded: false,
             acting_for: SYSTEM.into(),
             parts: HashMap::new(),
             by_member: HashMap::new(),
@@ -460,6 +464,21 @@ impl RoomActor {
         }
         self.call_state(call, CallState::Joined, None);
         self.effects(events);
+        if (self.room.auto_record || self.state.records_from_the_start())
+            && !self.state.is_recording()
+            && !self.recorded
+        {
+            // the room, template or booking records the meeting from its first member on
+            self.recorded = true;
+            let asked = std::mem::replace(&mut self.acting_for, SYSTEM.into());
+            if let Ok(events) = self
+                .state
+                .apply(Actor::System, Command::Record { on: true })
+            {
+                self.effects(events);
+            }
+            self.acting_for = asked;
+        }
         Ok(())
     }
 
@@ -1070,6 +1089,7 @@ mod tests {
             entry_chime: true,
             alone_music: true,
             members_skip_pin: false,
+            auto_record: false,
             release_when_empty: false,
             created_at: 0,
             updated_at: 0,

@@ -211,6 +211,9 @@ async fn keep(store: Store, record: Recording, mut notices: tokio::sync::mpsc::R
             let mut conn = store.conn().await?;
             match notice {
                 Notice::Track(track) => repo::recordings::add_track(&mut conn, &id, &track).await?,
+                Notice::Utterances(u) => {
+                    repo::recordings::add_utterances(&mut conn, &id, &u).await?
+                }
                 Notice::Ended(summary) => {
                     let mut tx = store.begin().await?;
                     for (track, offset, duration, bytes) in &summary.tracks {

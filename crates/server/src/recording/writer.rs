@@ -29,6 +29,8 @@ pub(super) enum Control {
 /// What the database task is told, in order.
 pub(super) enum Notice {
     Track(RecordingTrack),
+    /// Utterances as they end (the meeting's members may replay them while it goes on).
+    Utterances(Vec<Utterance>),
     Ended(Summary),
 }
 
@@ -51,6 +53,8 @@ struct Track {
     /// When its last frame was taken (a second caller with the same number while the first
     /// is still talking gets a track of their own).
     last_frame: Option<Duration>,
+    /// Utterances the database has been told of.
+    told: usize,
 }
 
 pub(super) struct Writer {
@@ -144,17 +148,7 @@ impl Writer {
                     )
                 })
                 .collect(),
-            utterances: state
-                .tracks
-                .iter()
-                .flat_map(|t| {
-                    t.writer.utterances().iter().map(|u| Utterance {
-                        track: t.index,
-                        start_ms: u.start_ms as i64,
-                        end_ms: u.end_ms as i64,
-                    })
-                })
-                .collect(),
+            utterances: state.tracks.iter().flat_map(untold).collect(),
             failed: state.failed,
         };
         let _ = state.notices.blocking_send(Notice::Ended(summary));
@@ -222,6 +216,11 @@ impl State {
         }
         let bytes = track.writer.take();
         write(track, &bytes, &mut self.failed, &self.id);
+        let new = untold(track);
+        if !new.is_empty() {
+            track.told += new.len();
+            let _ = self.notices.blocking_send(Notice::Utterances(new));
+        }
     }
 
     /// The track of this person (the mix when `member` is None), made on first use; one per
@@ -302,6 +301,7 @@ impl State {
                 ..who
             },
             last_frame: None,
+            told: 0,
         });
         let slot = self.tracks.len() - 1;
         self.by_identity.insert(identity, slot);
@@ -324,6 +324,18 @@ impl State {
             }
         }
     }
+}
+
+/// A track's utterances the database has not been told of.
+fn untold(track: &Track) -> Vec<Utterance> {
+    track.writer.utterances()[track.told.min(track.writer.utterances().len())..]
+        .iter()
+        .map(|u| Utterance {
+            track: track.index,
+            start_ms: u.start_ms as i64,
+            end_ms: u.end_ms as i64,
+        })
+        .collect()
 }
 
 fn write(track: &mut Track, bytes: &[u8], failed: &mut bool, id: &str) {

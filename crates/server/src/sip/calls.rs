@@ -290,6 +290,7 @@ async fn create_room(
         entry_chime: true,
         alone_music: true,
         members_skip_pin: false,
+        auto_record: false,
         // A room made on the phone is for one meeting.
         release_when_empty: true,
         created_at: now,

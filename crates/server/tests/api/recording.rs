@@ -430,3 +430,84 @@ async fn a_recording_cut_by_kill_9_plays_up_to_its_last_flush() {
     }
     again.stop();
 }
+
+/// A room that records every meeting starts recording with its first member (by the
+/// server); a chair who stops it is not overruled by the next member who comes.
+async fn a_room_that_records_every_meeting(db: Db) {
+    let Some(s) = start_with(db, "auto_record", |_| {}).await else {
+        return;
+    };
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8303", "name": "Always", "alone_music": false, "entry_chime": false,
+                    "auto_record": true }),
+        )
+        .await;
+    room.expect(201);
+    assert_eq!(room.body["auto_record"], true, "{}", room.body);
+    let room = room.id();
+    let mut first = Phone::on(sip(&s), "127.0.0.1", "auto1").await;
+    assert_eq!(first.dial("8303", None, "sendrecv").await, 200);
+    talk(&mut [&mut first], &[Some(0.0)], 10).await;
+    let live = s.get(&format!("/conferences/{room}"), &admin).await;
+    let id = live.body["recording_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("recorded from the first member on: {}", live.body))
+        .to_owned();
+    talk(&mut [&mut first], &[Some(600.0)], 50).await;
+    s.post(
+        &format!("/conferences/{room}/recording/stop"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let mut second = Phone::on(sip(&s), "127.0.0.1", "auto2").await;
+    assert_eq!(second.dial("8303", None, "sendrecv").await, 200);
+    talk(&mut [&mut first, &mut second], &[Some(0.0), Some(0.0)], 10).await;
+    let live = s.get(&format!("/conferences/{room}"), &admin).await;
+    assert!(
+        live.body["recording_id"].is_null(),
+        "stopped stays stopped: {}",
+        live.body
+    );
+    first.hang_up().await;
+    second.hang_up().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = s.get(&format!("/recordings/{id}"), &admin).await;
+        if r.body["recording"]["state"] == "finished" {
+            assert_eq!(r.body["recording"]["started_by"], "system", "{}", r.body);
+            assert_eq!(
+                r.body["tracks"].as_array().map(Vec::len),
+                Some(2),
+                "{}",
+                r.body
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never finished: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = s.get("/recordings?q=8303", &admin).await;
+    assert_eq!(
+        all.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        all.body
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_records_every_meeting_sqlite() {
+    a_room_that_records_every_meeting(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_records_every_meeting_postgres() {
+    a_room_that_records_every_meeting(Db::Postgres).await;
+}
