@@ -11,7 +11,8 @@
 # SERVER_CPUS (default "0,1", both cores) and so may the generator (GEN_CPUS, default
 # "0,1"): the goal is a capacity of the 2 cores, and the generator's own share of them is
 # printed beside the server's. STOP=1 stops at the first size that is not clean. Also
-# CONCLAVE_BIN, RTPLOAD_BIN, CARGO_TARGET_DIR, KEEP (see benches/media-common.sh).
+# CONCLAVE_BIN, RTPLOAD_BIN, CARGO_TARGET_DIR, KEEP (see benches/media-common.sh);
+# RECORD_ROOM=true records the room (the mix and every member's track) all along.
 # Bounded: sizes 4..10000 (a room's capacity), at most 12 sizes per run.
 source "$(dirname "$0")/media-common.sh"
 

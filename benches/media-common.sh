@@ -82,7 +82,7 @@ start_conclave() {
     | python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
   curl -fsS -o /dev/null -X POST "$api/rooms" -H "authorization: Bearer $token" \
     -H 'content-type: application/json' \
-    -d "{\"number\":\"8001\",\"name\":\"Bench\",\"capacity\":$capacity}"
+    -d "{\"number\":\"8001\",\"name\":\"Bench\",\"capacity\":$capacity,\"auto_record\":${RECORD_ROOM:-false}}"
   sip_addr="127.0.0.1:$sip"
 }
 

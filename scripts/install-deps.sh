@@ -60,4 +60,7 @@ if [ "${1:-}" = "--test" ]; then
   venv="$HOME/.cache/conclave/venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null || "$venv/bin/pip" install -q "aiosmtpd==1.4.6"
+  # moto's server: the S3-compatible store the recordings' tests upload to (recording.rs)
+  "$venv/bin/python" -c 'import moto.server, flask_cors' 2>/dev/null \
+    || "$venv/bin/pip" install -q "moto[server]==5.1.22"
 fi

@@ -74,6 +74,7 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         store.clone(),
         &settings.data_dir,
         settings.recording_key_file.as_deref(),
+        settings.recording_store.as_deref(),
     )?;
     recordings
         .recover()
@@ -131,7 +132,22 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
             access_language: settings.access_language,
         },
     );
-    meetings.set_recordings(recordings);
+    meetings.set_recordings(recordings.clone());
+    if settings.recording_retention_days > 0 {
+        let days = settings.recording_retention_days;
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                hourly.tick().await;
+                if let Err(err) = recordings.purge(days).await {
+                    tracing::warn!(
+                        err = format!("{err:#}"),
+                        "recordings' retention pass failed"
+                    );
+                }
+            }
+        });
+    }
     let sealer =
         Arc::new(crate::secrets::Sealer::load_or_create(&settings.data_dir).context("data_dir")?);
     seal_sip_digests(&store, &sealer).await?;

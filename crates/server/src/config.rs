@@ -162,6 +162,16 @@ pub struct ServeArgs {
     /// DATA_DIR/recordings.key, made on first start (keep it apart from backups of the data)
     #[arg(long, env = "CONCLAVE_RECORDING_KEY_FILE", value_name = "FILE")]
     pub recording_key_file: Option<PathBuf>,
+    /// Recordings are deleted this many days after they ended (their audio and their
+    /// rows; each in the audit log); 0 keeps them until deleted. Default: 0
+    #[arg(long, env = "CONCLAVE_RECORDING_RETENTION_DAYS", value_name = "DAYS")]
+    pub recording_retention_days: Option<u32>,
+    /// Where ended recordings rest: unset, the data directory; or an S3-compatible store,
+    /// s3://[KEY:SECRET@]BUCKET[/PREFIX][?endpoint=URL&region=R] (credentials not in the
+    /// URL come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). Recordings are written
+    /// locally while they go on, and uploaded when they end.
+    #[arg(long, env = "CONCLAVE_RECORDING_STORE", value_name = "URL")]
+    pub recording_store: Option<String>,
     /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
     #[arg(
         long,
@@ -255,6 +265,8 @@ struct FileSettings {
     mail_from: Option<String>,
     mail_reminder_minutes: Option<u32>,
     recording_key_file: Option<PathBuf>,
+    recording_retention_days: Option<u32>,
+    recording_store: Option<String>,
     session_ttl_minutes: Option<u32>,
     tls_handshake_timeout_seconds: Option<u32>,
     header_timeout_seconds: Option<u32>,
@@ -318,6 +330,10 @@ pub struct Settings {
     pub mail_reminder_minutes: u32,
     /// The recordings' master key (see the flag); absent: DATA_DIR/recordings.key.
     pub recording_key_file: Option<PathBuf>,
+    /// Days a recording is kept after it ended; 0: until deleted.
+    pub recording_retention_days: u32,
+    /// Where ended recordings rest (see the flag); absent: the data directory.
+    pub recording_store: Option<String>,
     pub session_ttl_minutes: u32,
     /// Timeouts and connection caps of the HTTP and SIP listeners.
     pub listener_limits: crate::limits::ListenerLimits,
@@ -568,6 +584,13 @@ impl Settings {
                 .unwrap_or(15)
                 .min(24 * 60),
             recording_key_file: args.recording_key_file.clone().or(file.recording_key_file),
+            // at most a hundred years
+            recording_retention_days: args
+                .recording_retention_days
+                .or(file.recording_retention_days)
+                .unwrap_or(0)
+                .min(36_500),
+            recording_store: args.recording_store.clone().or(file.recording_store),
             session_ttl_minutes,
             listener_limits,
             web_dir: args

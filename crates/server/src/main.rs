@@ -1,5 +1,6 @@
 use clap::{Parser, Subcommand};
 use conclave_server::config::{ServeArgs, Settings};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Conclave: a conference-call server for SIP phones, trunks and browsers.
@@ -18,6 +19,17 @@ enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI 3.1 document of the management API.
     Openapi,
+    /// Re-wrap every recording's key under a new master key (the audio is not touched).
+    /// Stop the server first, then start it with --recording-key-file naming the new file.
+    RotateRecordingKey {
+        /// The new master key: made (32 random bytes, readable by this user only) when the
+        /// file does not exist.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+        /// The server's settings: its data directory, database and current key file.
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -26,6 +38,43 @@ fn main() -> ExitCode {
         Command::Openapi => {
             println!("{}", conclave_server::api::openapi_json());
             ExitCode::SUCCESS
+        }
+        Command::RotateRecordingKey {
+            new_key_file,
+            serve,
+        } => {
+            let settings = match Settings::load(serve) {
+                Ok(settings) => settings,
+                Err(err) => {
+                    eprintln!("conclave: {err:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            // SAFETY: umask only sets the process's file creation mask.
+            unsafe {
+                libc::umask(0o077);
+            }
+            let rotated = tokio::runtime::Runtime::new()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(conclave_server::recording::rotate_master_key(
+                        &settings,
+                        &new_key_file,
+                    ))
+                });
+            match rotated {
+                Ok(n) => {
+                    println!(
+                        "{n} recording keys re-wrapped: start the server with --recording-key-file {}",
+                        new_key_file.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("conclave: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Serve(args) => {
             let settings = match Settings::load(args) {

@@ -311,6 +311,11 @@ async fn delete_recording(
             "stop the recording before deleting it",
         ));
     }
+    let tracks: Vec<i64> = repo::recordings::tracks(&mut conn, &id)
+        .await?
+        .iter()
+        .map(|t| t.track)
+        .collect();
     drop(conn);
     let mut tx = state.store.begin().await?;
     repo::recordings::delete(&mut tx, &id).await?;
@@ -328,7 +333,7 @@ async fn delete_recording(
     .await?;
     tx.commit().await?;
     if let Some(service) = state.meetings.recordings()
-        && let Err(err) = service.remove_files(&recording).await
+        && let Err(err) = service.remove_files(&recording, &tracks).await
     {
         tracing::error!(
             err = format!("{err:#}"),

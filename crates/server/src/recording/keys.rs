@@ -59,18 +59,22 @@ impl MasterKey {
     /// A new recording's key: its bytes, and the form kept in the database.
     pub fn new_recording_key(&self, tenant_id: &str, recording_id: &str) -> ([u8; 32], String) {
         let key: [u8; 32] = rand::random();
+        let wrapped = self.wrap(tenant_id, recording_id, &key);
+        (key, wrapped)
+    }
+
+    /// A recording's key (`key`) wrapped anew (rotating the master key).
+    pub fn wrap(&self, tenant_id: &str, recording_id: &str, key: &[u8; 32]) -> String {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let mut data = key.to_vec();
-        let sealed = self.tenant_key(tenant_id).seal_in_place_append_tag(
+        match self.tenant_key(tenant_id).seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
             Aad::from(recording_id.as_bytes()),
             &mut data,
-        );
-        let wrapped = match sealed {
+        ) {
             Ok(()) => format!("{PREFIX}{}{}", hex::encode(nonce), hex::encode(data)),
             Err(_) => String::new(),
-        };
-        (key, wrapped)
+        }
     }
 
     /// A recording's key from its wrapped form; `None` when another master key, tenant or

@@ -3,6 +3,7 @@
 //! file per track — the mix, then one per person — under DATA_DIR/recordings/<tenant>/<id>/;
 //! a task writes what the database must know, in order. Keys: `keys`.
 
+mod blobs;
 mod keys;
 mod writer;
 
@@ -44,12 +45,18 @@ struct Inner {
     store: Store,
     root: PathBuf,
     master: MasterKey,
+    blobs: blobs::Blobs,
 }
 
 impl Recordings {
-    /// Recordings under `data_dir/recordings`, keyed by `key_file` (default
-    /// `data_dir/recordings.key`, made on first start).
-    pub fn open(store: Store, data_dir: &Path, key_file: Option<&Path>) -> Result<Recordings> {
+    /// Recordings under `data_dir/recordings` while they go on, then in `store_url` (or
+    /// there), keyed by `key_file` (default `data_dir/recordings.key`, made on first start).
+    pub fn open(
+        store: Store,
+        data_dir: &Path,
+        key_file: Option<&Path>,
+        store_url: Option<&str>,
+    ) -> Result<Recordings> {
         let key_file = key_file.map_or_else(|| data_dir.join("recordings.key"), Path::to_path_buf);
         let master = MasterKey::load_or_create(&key_file).context("recording_key_file")?;
         Ok(Recordings {
@@ -57,6 +64,7 @@ impl Recordings {
                 store,
                 root: data_dir.join("recordings"),
                 master,
+                blobs: blobs::Blobs::parse(store_url)?,
             }),
         })
     }
@@ -72,7 +80,62 @@ impl Recordings {
                 "a recording was interrupted by the server's stop"
             );
         }
+        // what ended but is still local (interrupted, or an upload that failed) goes to the
+        // store now, off the start-up path
+        if matches!(self.inner.blobs, blobs::Blobs::S3 { .. }) {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = this.settle_leftovers().await {
+                    tracing::warn!(
+                        err = format!("{err:#}"),
+                        "recordings left local were not uploaded"
+                    );
+                }
+            });
+        }
         Ok(ids.len())
+    }
+
+    /// Uploads the local recordings that have ended (bounded: a thousand per start).
+    async fn settle_leftovers(&self) -> Result<()> {
+        let mut tenants = match tokio::fs::read_dir(&self.inner.root).await {
+            Ok(t) => t,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        let mut seen = 0;
+        while let Some(tenant) = tenants.next_entry().await? {
+            let mut recordings = tokio::fs::read_dir(tenant.path()).await?;
+            while let Some(entry) = recordings.next_entry().await? {
+                seen += 1;
+                if seen > 1000 {
+                    return Ok(());
+                }
+                let id = entry.file_name().to_string_lossy().into_owned();
+                let mut conn = self.inner.store.conn().await?;
+                let Some(r) = repo::recordings::get(&mut conn, &id).await? else {
+                    continue;
+                };
+                drop(conn);
+                if r.state != "recording" {
+                    self.settle(&r).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves an ended recording's files to the store (a failure leaves them local).
+    async fn settle(&self, r: &Recording) {
+        let dir = self.dir(&r.tenant_id, &r.id);
+        if let Err(err) = self.inner.blobs.settle(&dir, &r.tenant_id, &r.id).await {
+            metrics::counter!("conclave_recording_upload_errors_total").increment(1);
+            tracing::warn!(
+                err = format!("{err:#}"),
+                recording = r.id,
+                "a recording stays local"
+            );
+        }
     }
 
     fn dir(&self, tenant_id: &str, recording_id: &str) -> PathBuf {
@@ -110,7 +173,7 @@ impl Recordings {
             control,
             notices: notices_tx,
         };
-        let database = tokio::spawn(keep(self.inner.store.clone(), record, notices));
+        let database = tokio::spawn(keep(self.clone(), record, notices));
         let thread = std::thread::Builder::new()
             .name("recording".into())
             .spawn(move || writer.run());
@@ -142,9 +205,21 @@ impl Recordings {
         let key = self.key(r)?;
         let path = self.dir(&r.tenant_id, &r.id).join(track_file(track));
         let id = r.id.clone();
+        let stored = match tokio::fs::try_exists(&path).await {
+            Ok(true) => None,
+            _ => {
+                self.inner
+                    .blobs
+                    .get(&r.tenant_id, &r.id, &track_file(track))
+                    .await?
+            }
+        };
         tokio::task::spawn_blocking(move || {
-            let file =
-                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let file = match stored {
+                Some(bytes) => bytes,
+                None => std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            };
             let index = u32::try_from(track).context("track")?;
             let opened = sealed::open(&key, id.as_bytes(), index, &file)
                 .with_context(|| format!("{} does not open", path.display()))?;
@@ -154,15 +229,127 @@ impl Recordings {
         .context("reading a track")?
     }
 
-    /// Deletes a recording's files (its rows go with the caller's transaction).
-    pub async fn remove_files(&self, r: &Recording) -> Result<()> {
+    /// Deletes the recordings that ended more than `days` ago: their rows with an audit
+    /// event (by the system) in one transaction each, then their files. Returns how many.
+    pub async fn purge(&self, days: u32) -> Result<usize> {
+        if days == 0 {
+            return Ok(0);
+        }
+        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        let mut purged = 0;
+        // bounded passes: what is left waits for the next hour
+        for _ in 0..100 {
+            let old = {
+                let mut conn = self.inner.store.conn().await?;
+                repo::recordings::ended_before(&mut conn, cutoff, 100).await?
+            };
+            if old.is_empty() {
+                break;
+            }
+            for r in old {
+                let tracks: Vec<i64> = {
+                    let mut conn = self.inner.store.conn().await?;
+                    repo::recordings::tracks(&mut conn, &r.id)
+                        .await?
+                        .iter()
+                        .map(|t| t.track)
+                        .collect()
+                };
+                let mut tx = self.inner.store.begin().await?;
+                repo::recordings::delete(&mut tx, &r.id).await?;
+                repo::audit::insert(
+                    &mut tx,
+                    &conclave_store::model::AuditEvent {
+                        id: new_id(),
+                        tenant_id: Some(r.tenant_id.clone()),
+                        actor_id: None,
+                        actor_name: "system".into(),
+                        action: "deleteRecording".into(),
+                        target_type: "recording".into(),
+                        target_id: Some(r.id.clone()),
+                        outcome: "ok".into(),
+                        source: "retention".into(),
+                        detail: serde_json::json!({ "room": r.room_number, "retention_days": days }),
+                        at: now_ms(),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                self.remove_files(&r, &tracks).await?;
+                purged += 1;
+            }
+        }
+        if purged > 0 {
+            tracing::info!(purged, days, "recordings past their retention deleted");
+            metrics::counter!("conclave_recordings_purged_total").increment(purged as u64);
+        }
+        Ok(purged)
+    }
+
+    /// Deletes a recording's files, local and stored (its rows go with the caller's
+    /// transaction).
+    pub async fn remove_files(&self, r: &Recording, tracks: &[i64]) -> Result<()> {
         let dir = self.dir(&r.tenant_id, &r.id);
         match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err).with_context(|| format!("cannot delete {}", dir.display())),
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot delete {}", dir.display()));
+            }
         }
+        let files: Vec<String> = tracks.iter().map(|&t| track_file(t)).collect();
+        self.inner.blobs.delete(&r.tenant_id, &r.id, &files).await
     }
+}
+
+/// Re-wraps every recording's key under a new master key (`new_key_file`, made when it does
+/// not exist), in one transaction: the audio is not touched. Run with the server stopped,
+/// then start it with `--recording-key-file` naming the new file. Refused while a
+/// recording is marked as going on (a server is running, or its crash is not yet cleared).
+pub async fn rotate_master_key(
+    settings: &crate::config::Settings,
+    new_key_file: &Path,
+) -> Result<usize> {
+    let old_file = settings
+        .recording_key_file
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("recordings.key"));
+    if !old_file.exists() {
+        anyhow::bail!(
+            "there is no current recording key at {}",
+            old_file.display()
+        );
+    }
+    if old_file == new_key_file {
+        anyhow::bail!(
+            "the new key file must not be the current one ({})",
+            old_file.display()
+        );
+    }
+    let old = MasterKey::load_or_create(&old_file).context("the current recording key")?;
+    let new = MasterKey::load_or_create(new_key_file).context("the new recording key")?;
+    let store = Store::open(&settings.database_url)
+        .await
+        .context("database_url")?;
+    let mut tx = store.begin().await?;
+    let keys = repo::recordings::keys(&mut tx).await?;
+    if let Some((id, ..)) = keys.iter().find(|k| k.3 == "recording") {
+        anyhow::bail!(
+            "recording {id} is going on: stop the server first (a server that crashed marks it \
+             interrupted when it starts)"
+        );
+    }
+    for (id, tenant_id, wrapped, _) in &keys {
+        let key = old.unwrap_key(tenant_id, id, wrapped).ok_or_else(|| {
+            anyhow!(
+                "recording {id}'s key does not open with {}",
+                old_file.display()
+            )
+        })?;
+        repo::recordings::set_wrapped_key(&mut tx, id, &new.wrap(tenant_id, id, &key)).await?;
+    }
+    tx.commit().await?;
+    Ok(keys.len())
 }
 
 /// A recording going on: what the meeting's actor holds.
@@ -200,9 +387,16 @@ impl ActiveRecording {
     }
 }
 
-/// The recording's database task: its row, each track as it begins, then the summary.
-async fn keep(store: Store, record: Recording, mut notices: tokio::sync::mpsc::Receiver<Notice>) {
+/// The recording's database task: its row, each track as it begins, then the summary; then
+/// its files go to where ended recordings rest.
+async fn keep(
+    service: Recordings,
+    record: Recording,
+    mut notices: tokio::sync::mpsc::Receiver<Notice>,
+) {
+    let store = service.inner.store.clone();
     let id = record.id.clone();
+    let ended = std::sync::atomic::AtomicBool::new(false);
     let result: Result<()> = async {
         let mut conn = store.conn().await?;
         repo::recordings::insert(&mut conn, &record).await?;
@@ -230,6 +424,7 @@ async fn keep(store: Store, record: Recording, mut notices: tokio::sync::mpsc::R
                     };
                     repo::recordings::end(&mut tx, &id, state, now_ms()).await?;
                     tx.commit().await?;
+                    ended.store(true, std::sync::atomic::Ordering::Relaxed);
                     break;
                 }
             }
@@ -239,5 +434,8 @@ async fn keep(store: Store, record: Recording, mut notices: tokio::sync::mpsc::R
     .await;
     if let Err(err) = result {
         tracing::error!(%err, recording = id, "a recording's record was not kept");
+    }
+    if ended.load(std::sync::atomic::Ordering::Relaxed) {
+        service.settle(&record).await;
     }
 }

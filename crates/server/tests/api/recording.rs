@@ -6,7 +6,7 @@
 
 use crate::common::{ADMIN_PASSWORD, Db, TestServer, free_udp_port, start_with};
 use crate::phone::{Phone, talk};
-use crate::restart::spawn_on;
+use crate::restart::{Process, spawn_on, spawn_with};
 use conclave_media::codec::{AudioDecoder, OpusDecoder};
 use conclave_media::dsp::goertzel_power;
 use conclave_media::recording::ogg::read_packets;
@@ -510,4 +510,333 @@ async fn a_room_that_records_every_meeting_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_that_records_every_meeting_postgres() {
     a_room_that_records_every_meeting(Db::Postgres).await;
+}
+
+async fn track_status(p: &Process, token: &str, id: &str, track: i64) -> (u16, Vec<u8>) {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/recordings/{id}/tracks/{track}/audio",
+            p.base
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("download");
+    (r.status().as_u16(), r.bytes().await.expect("body").to_vec())
+}
+
+/// Rotating the master key re-wraps every recording's key and leaves the audio as it was:
+/// afterwards the old key opens nothing and the new one everything. A retention rule then
+/// deletes the recording once it is old enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_key_rotates_without_touching_the_audio_and_retention_deletes_old_ones() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sip_port = free_udp_port();
+    let mut p = spawn_on(dir.path(), None, Some(ADMIN_PASSWORD), sip_port);
+    p.ready().await;
+    let admin = p.login("admin", ADMIN_PASSWORD).await;
+    let (status, room) = p
+        .send(
+            reqwest::Method::POST,
+            "/rooms",
+            Some(&admin),
+            Some(json!({ "number": "8304", "name": "Keys", "alone_music": false, "auto_record": true })),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let server: std::net::SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut phone = Phone::on(server, "127.0.0.1", "keys").await;
+    assert_eq!(phone.dial("8304", None, "sendrecv").await, 200);
+    talk(&mut [&mut phone], &[Some(700.0)], 100).await;
+    phone.hang_up().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        let (_, list) = p
+            .send(reqwest::Method::GET, "/recordings", Some(&admin), None)
+            .await;
+        if list["items"][0]["state"] == "finished" {
+            break list["items"][0]["id"].as_str().expect("id").to_owned();
+        }
+        assert!(Instant::now() < deadline, "never finished: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut files = Vec::new();
+    sealed_files(&dir.path().join("recordings"), &mut files);
+    files.sort();
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).expect("read"))
+        .collect();
+    p.stop();
+
+    let new_key = dir.path().join("rotated.key");
+    let rotate = |key: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+            .args(["rotate-recording-key", "--data-dir"])
+            .arg(dir.path())
+            .arg("--new-key-file")
+            .arg(key)
+            .env_remove("CONCLAVE_DATABASE_URL")
+            .env_remove("CONCLAVE_RECORDING_KEY_FILE")
+            .current_dir(dir.path())
+            .output()
+            .expect("conclave rotate-recording-key")
+    };
+    let out = rotate(&new_key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("1 recording keys re-wrapped"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let after: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(f).expect("read"))
+        .collect();
+    assert!(before == after, "the audio files are not touched");
+    // the current key file cannot be its own successor
+    let same = rotate(&dir.path().join("recordings.key"));
+    assert!(!same.status.success());
+
+    let mut old = spawn_on(dir.path(), None, None, free_udp_port());
+    old.ready().await;
+    let admin = old.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        track_status(&old, &admin, &id, 1).await.0,
+        409,
+        "the old key opens nothing"
+    );
+    old.stop();
+    let key = new_key.to_string_lossy().into_owned();
+    let mut new = spawn_with(
+        dir.path(),
+        None,
+        None,
+        free_udp_port(),
+        &["--recording-key-file", &key],
+    );
+    new.ready().await;
+    let admin = new.login("admin", ADMIN_PASSWORD).await;
+    let (status, ogg) = track_status(&new, &admin, &id, 1).await;
+    assert_eq!(status, 200);
+    let pcm = decode(&ogg);
+    assert!(goertzel_power(&pcm[pcm.len() / 4..pcm.len() * 3 / 4], 48_000, 700.0) > 1.0e6);
+    new.stop();
+
+    // three days later, a retention of two deletes it: its rows, its audio, in the audit log
+    {
+        let url = format!("sqlite://{}", dir.path().join("conclave.db").display());
+        let store = conclave_store::Store::open(&url).await.expect("database");
+        let mut conn = store.conn().await.expect("connection");
+        sqlx::query("UPDATE recordings SET ended_at = ended_at - 3 * 86400000")
+            .execute(&mut *conn)
+            .await
+            .expect("aged");
+    }
+    let mut kept = spawn_with(
+        dir.path(),
+        None,
+        None,
+        free_udp_port(),
+        &[
+            "--recording-key-file",
+            &key,
+            "--recording-retention-days",
+            "2",
+        ],
+    );
+    kept.ready().await;
+    let admin = kept.login("admin", ADMIN_PASSWORD).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = kept
+            .send(
+                reqwest::Method::GET,
+                &format!("/recordings/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "kept past its retention: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut left = Vec::new();
+    sealed_files(&dir.path().join("recordings"), &mut left);
+    assert!(left.is_empty(), "its audio is gone: {left:?}");
+    let (_, log) = kept
+        .send(
+            reqwest::Method::GET,
+            "/audit-events?action=deleteRecording",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(log["items"][0]["actor_name"], "system", "{log}");
+    assert_eq!(log["items"][0]["target_id"], json!(id), "{log}");
+    kept.stop();
+}
+
+/// moto's S3 server (from the tests' venv, installed by `scripts/install-deps.sh --test`) on
+/// a loopback port, with a bucket `recordings`; stopped when dropped.
+struct S3Server {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn s3_server() -> S3Server {
+    let venv = std::path::PathBuf::from(std::env::var("HOME").expect("HOME"))
+        .join(".cache/conclave/venv/bin/moto_server");
+    assert!(
+        venv.exists(),
+        "moto_server is missing: run scripts/install-deps.sh --test"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let child = std::process::Command::new(venv)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto_server starts");
+    let server = S3Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.put(format!("{}/recordings", server.base)).send().await
+            && r.status().is_success()
+        {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An object of the bucket, read by a real S3 client (boto3, moto's own dependency): moto
+/// refuses unsigned reads.
+fn s3_object(s3: &S3Server, key: &str) -> Vec<u8> {
+    let python = std::path::PathBuf::from(std::env::var("HOME").expect("HOME"))
+        .join(".cache/conclave/venv/bin/python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+                 aws_access_key_id='test', aws_secret_access_key='secret')\n\
+             sys.stdout.buffer.write(s3.get_object(Bucket='recordings', Key=sys.argv[2])['Body'].read())",
+            &s3.base,
+            key,
+        ])
+        .output()
+        .expect("boto3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The keys under a prefix of the bucket.
+async fn s3_keys(s3: &S3Server, prefix: &str) -> Vec<String> {
+    let body = reqwest::get(format!(
+        "{}/recordings?list-type=2&prefix={prefix}",
+        s3.base
+    ))
+    .await
+    .expect("list")
+    .text()
+    .await
+    .expect("body");
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Ended recordings rest in an S3-compatible store: uploaded sealed (no plaintext there
+/// either), the local copies gone, played from the store, deleted from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_recordings_rest_in_an_s3_compatible_store() {
+    let s3 = s3_server().await;
+    let store = format!("s3://test:secret@recordings/conclave?endpoint={}", s3.base);
+    let Some(s) = start_with(Db::Sqlite, "s3", |c| c.recording_store = Some(store)).await else {
+        return;
+    };
+    let admin = s.admin().await;
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8305", "name": "Stored", "alone_music": false, "auto_record": true }),
+    )
+    .await
+    .expect(201);
+    let mut phone = Phone::on(sip(&s), "127.0.0.1", "stored").await;
+    assert_eq!(phone.dial("8305", None, "sendrecv").await, 200);
+    talk(&mut [&mut phone], &[Some(700.0)], 100).await;
+    phone.hang_up().await;
+    let local = s._tmp.path().join("recordings");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let list = s.get("/recordings", &admin).await;
+        let mut files = Vec::new();
+        sealed_files(&local, &mut files);
+        if list.body["items"][0]["state"] == "finished" && files.is_empty() {
+            break list.body["items"][0]["id"].as_str().expect("id").to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never uploaded: {} {files:?}",
+            list.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let keys = s3_keys(&s3, "conclave/").await;
+    assert_eq!(keys.len(), 2, "the mix and the phone: {keys:?}");
+    assert!(
+        keys.iter()
+            .all(|k| k.contains(&id) && k.ends_with(".opus.sealed")),
+        "{keys:?}"
+    );
+    for key in &keys {
+        let object = s3_object(&s3, key);
+        assert!(
+            object.len() > 1000 && !object.windows(4).any(|w| w == b"OggS"),
+            "{key}: {} bytes, {:?}",
+            object.len(),
+            String::from_utf8_lossy(&object[..object.len().min(200)])
+        );
+    }
+    let (status, ogg) = audio(&s, &admin, &id, 1).await;
+    assert_eq!(status, 200, "played from the store");
+    let pcm = decode(&ogg);
+    assert!(goertzel_power(&pcm[pcm.len() / 4..pcm.len() * 3 / 4], 48_000, 700.0) > 1.0e6);
+    s.delete(&format!("/recordings/{id}"), &admin)
+        .await
+        .expect(204);
+    assert!(
+        s3_keys(&s3, "conclave/").await.is_empty(),
+        "deleted from the store"
+    );
+    s.stop().await;
 }

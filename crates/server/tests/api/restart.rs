@@ -34,6 +34,17 @@ pub(crate) fn spawn_on(
     admin_password: Option<&str>,
     sip_udp_port: u16,
 ) -> Process {
+    spawn_with(data_dir, database_url, admin_password, sip_udp_port, &[])
+}
+
+/// Like [`spawn_on`], with more flags for `conclave serve`.
+pub(crate) fn spawn_with(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    admin_password: Option<&str>,
+    sip_udp_port: u16,
+    extra: &[&str],
+) -> Process {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conclave"));
     cmd.args(["serve", "--data-dir"])
@@ -60,6 +71,7 @@ pub(crate) fn spawn_on(
     if let Some(url) = database_url {
         cmd.args(["--database-url", url]);
     }
+    cmd.args(extra);
     if let Some(p) = admin_password {
         cmd.env("CONCLAVE_ADMIN_PASSWORD", p);
     }

@@ -87,6 +87,45 @@ pub async fn interrupt_abandoned(conn: &mut Conn, at: i64) -> Result<Vec<String>
     Ok(ids)
 }
 
+/// Every recording's id, tenant, wrapped key and state (to re-wrap the keys).
+pub async fn keys(conn: &mut Conn) -> Result<Vec<(String, String, String, String)>> {
+    let rows = sqlx::query("SELECT id, tenant_id, wrapped_key, state FROM recordings ORDER BY id")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("tenant_id")?,
+                r.try_get("wrapped_key")?,
+                r.try_get("state")?,
+            ))
+        })
+        .collect()
+}
+
+pub async fn set_wrapped_key(conn: &mut Conn, id: &str, wrapped_key: &str) -> Result<()> {
+    sqlx::query("UPDATE recordings SET wrapped_key = $2 WHERE id = $1")
+        .bind(id)
+        .bind(wrapped_key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Recordings that ended before `before` (epoch ms), oldest first, at most `limit`.
+pub async fn ended_before(conn: &mut Conn, before: i64, limit: i64) -> Result<Vec<Recording>> {
+    let rows = sqlx::query(
+        "SELECT * FROM recordings WHERE state <> 'recording' AND ended_at < $1 \
+         ORDER BY ended_at LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 pub async fn set_visibility(conn: &mut Conn, id: &str, visibility: &str) -> Result<()> {
     sqlx::query("UPDATE recordings SET visibility = $2 WHERE id = $1")
         .bind(id)
