@@ -192,8 +192,9 @@ export type ImportReport = {
   refused: number; departments_created: string[]; rows: ImportRow[];
 };
 
-/// A file the API answers (a template, an export), saved by the browser under `filename`.
-export async function download(path: string, filename: string): Promise<void> {
+/// A file the API answers, as a URL the page can use: the API wants the bearer token, which
+/// an `<a href>` or `<audio src>` cannot send.
+export async function blobUrl(path: string): Promise<string> {
   const headers: Record<string, string> = {};
   const token = session.get();
   if (token) headers['Authorization'] = `Bearer ${token}`;
@@ -202,7 +203,12 @@ export async function download(path: string, filename: string): Promise<void> {
     const data = await response.json().catch(() => ({}));
     throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
   }
-  const url = URL.createObjectURL(await response.blob());
+  return URL.createObjectURL(await response.blob());
+}
+
+/// A file the API answers (a template, an export), saved by the browser under `filename`.
+export async function download(path: string, filename: string): Promise<void> {
+  const url = await blobUrl(path);
   const a = document.createElement('a');
   a.href = url;
   a.download = filename;
@@ -238,16 +244,3 @@ export type RecordingTrack = {
 export type RecordingDetail = { recording: Recording; tracks: RecordingTrack[] };
 export type Utterance = { track: number; start_ms: number; end_ms: number };
 
-/// A file the API answers, as a URL the page can play (the API wants the bearer token, which
-/// an `<audio src>` cannot send).
-export async function blobUrl(path: string): Promise<string> {
-  const headers: Record<string, string> = {};
-  const token = session.get();
-  if (token) headers['Authorization'] = `Bearer ${token}`;
-  const response = await fetch(`/api/v1${path}`, { headers });
-  if (!response.ok) {
-    const data = await response.json().catch(() => ({}));
-    throw new ApiError(response.status, data.detail ?? response.statusText, data.errors ?? []);
-  }
-  return URL.createObjectURL(await response.blob());
-}

@@ -32,6 +32,20 @@ enum Command {
     },
 }
 
+/// The settings from flags, environment and file; and whatever the server creates
+/// (database, keys, recordings) is its user's alone.
+fn settings(args: ServeArgs) -> Result<Settings, ExitCode> {
+    let settings = Settings::load(args).map_err(|err| {
+        eprintln!("conclave: {err:#}");
+        ExitCode::from(2)
+    })?;
+    // SAFETY: umask only sets the process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    Ok(settings)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -43,17 +57,10 @@ fn main() -> ExitCode {
             new_key_file,
             serve,
         } => {
-            let settings = match Settings::load(serve) {
+            let settings = match settings(serve) {
                 Ok(settings) => settings,
-                Err(err) => {
-                    eprintln!("conclave: {err:#}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            // SAFETY: umask only sets the process's file creation mask.
-            unsafe {
-                libc::umask(0o077);
-            }
             let rotated = tokio::runtime::Runtime::new()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| {
@@ -77,18 +84,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve(args) => {
-            let settings = match Settings::load(args) {
+            let settings = match settings(args) {
                 Ok(settings) => settings,
-                Err(err) => {
-                    eprintln!("conclave: {err:#}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            // Whatever the server creates (database, keys, recordings) is its user's alone.
-            // SAFETY: umask only sets the process's file creation mask.
-            unsafe {
-                libc::umask(0o077);
-            }
             conclave_server::limits::tune_allocator();
             conclave_server::telemetry::init_logging(&settings.log);
             let runtime = match tokio::runtime::Runtime::new() {

@@ -13,6 +13,8 @@ const FRAME: Duration = Duration::from_millis(20);
 /// Silence inserted for one gap at most (a member muted for hours is not written for hours
 /// in one go; time beyond it is dropped from that track).
 const MAX_GAP_FRAMES: u64 = 15 * 60 * 50;
+/// Frames this quiet or quieter (-dBov) are stored as silence without running the encoder.
+const QUIET_LEVEL: u8 = 60;
 
 /// One utterance: when a member's voice started and stopped, from the recording's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +164,7 @@ impl TrackWriter {
         }
         let gap = (since.saturating_sub(expected).as_millis() / 20) as u64;
         for _ in 0..gap.min(MAX_GAP_FRAMES) {
-            self.write_silence();
+            self.write_silence(127);
         }
         let frame = (self.rate / 50) as usize;
         let pcm: &[i16] = if rate == self.rate {
@@ -180,14 +182,19 @@ impl TrackWriter {
             &self.scratch
         };
         if pcm.len() != frame {
-            self.write_silence();
+            self.write_silence(127);
+            return Ok(());
+        }
+        let level = level_dbov(pcm);
+        if level >= QUIET_LEVEL {
+            // most members are quiet most of the time: no encode for them (a noise gate)
+            self.write_silence(level);
             return Ok(());
         }
         let n = self
             .encoder
             .encode(pcm, &mut self.packet)
             .map_err(opus_err)?;
-        let level = level_dbov(pcm);
         self.ogg.push(&self.packet[..n], GRANULE_RATE / 50);
         self.voice(level);
         self.frames += 1;
@@ -195,9 +202,10 @@ impl TrackWriter {
         Ok(())
     }
 
-    fn write_silence(&mut self) {
+    /// A frame of silence (`level`: what voice activity is told it was).
+    fn write_silence(&mut self, level: u8) {
         self.ogg.push(&self.silence, GRANULE_RATE / 50);
-        self.voice(127);
+        self.voice(level);
         self.frames += 1;
         self.seal_pages();
     }

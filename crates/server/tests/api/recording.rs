@@ -344,28 +344,37 @@ async fn three_speak_in_turn_and_each_track_holds_its_own_postgres() {
     three_speak_in_turn(Db::Postgres).await;
 }
 
+/// The real binary on `dir` with a room `number` (recording every meeting when
+/// `auto_record`) and a phone in its meeting: the process, an administrator's token, the
+/// room's id and the phone.
+async fn a_binary_with_a_call(
+    dir: &std::path::Path,
+    number: &str,
+    auto_record: bool,
+) -> (Process, String, String, Phone) {
+    let sip_port = free_udp_port();
+    let mut p = spawn_on(dir, None, Some(ADMIN_PASSWORD), sip_port);
+    p.ready().await;
+    let admin = p.login("admin", ADMIN_PASSWORD).await;
+    let body = json!({ "number": number, "name": "Recorded", "alone_music": false,
+                       "auto_record": auto_record });
+    let (status, room) = p
+        .send(reqwest::Method::POST, "/rooms", Some(&admin), Some(body))
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["id"].as_str().expect("id").to_owned();
+    let server: std::net::SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut phone = Phone::on(server, "127.0.0.1", &format!("p{number}")).await;
+    assert_eq!(phone.dial(number, None, "sendrecv").await, 200);
+    (p, admin, room_id, phone)
+}
+
 /// `kill -9` while recording: after the restart the recording is listed as interrupted, and
 /// what was written up to the last flush decrypts and plays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_cut_by_kill_9_plays_up_to_its_last_flush() {
     let dir = tempfile::tempdir().expect("tmp");
-    let sip_port = free_udp_port();
-    let mut p = spawn_on(dir.path(), None, Some(ADMIN_PASSWORD), sip_port);
-    p.ready().await;
-    let admin = p.login("admin", ADMIN_PASSWORD).await;
-    let (status, room) = p
-        .send(
-            reqwest::Method::POST,
-            "/rooms",
-            Some(&admin),
-            Some(json!({ "number": "8302", "name": "Cut", "alone_music": false })),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    let room_id = room["id"].as_str().expect("id").to_owned();
-    let server: std::net::SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
-    let mut phone = Phone::on(server, "127.0.0.1", "cut").await;
-    assert_eq!(phone.dial("8302", None, "sendrecv").await, 200);
+    let (mut p, admin, room_id, mut phone) = a_binary_with_a_call(dir.path(), "8302", false).await;
     talk(&mut [&mut phone], &[Some(0.0)], 25).await;
     let (status, live) = p
         .send(
@@ -531,22 +540,7 @@ async fn track_status(p: &Process, token: &str, id: &str, track: i64) -> (u16, V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_master_key_rotates_without_touching_the_audio_and_retention_deletes_old_ones() {
     let dir = tempfile::tempdir().expect("tmp");
-    let sip_port = free_udp_port();
-    let mut p = spawn_on(dir.path(), None, Some(ADMIN_PASSWORD), sip_port);
-    p.ready().await;
-    let admin = p.login("admin", ADMIN_PASSWORD).await;
-    let (status, room) = p
-        .send(
-            reqwest::Method::POST,
-            "/rooms",
-            Some(&admin),
-            Some(json!({ "number": "8304", "name": "Keys", "alone_music": false, "auto_record": true })),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    let server: std::net::SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
-    let mut phone = Phone::on(server, "127.0.0.1", "keys").await;
-    assert_eq!(phone.dial("8304", None, "sendrecv").await, 200);
+    let (p, admin, _, mut phone) = a_binary_with_a_call(dir.path(), "8304", true).await;
     talk(&mut [&mut phone], &[Some(700.0)], 100).await;
     phone.hang_up().await;
     let deadline = Instant::now() + Duration::from_secs(15);
