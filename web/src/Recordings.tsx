@@ -140,6 +140,12 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
                 {urls[tr.track] && (
                   <audio data-testid={`audio-${tr.track}`} controls src={urls[tr.track]} ref={(el) => { players.current[tr.track] = el; }} />
                 )}
+                {urls[tr.track] && tr.kind === 'mix' && (
+                  <Waveform url={urls[tr.track]} onSeek={(fraction) => {
+                    const el = players.current[tr.track];
+                    if (el && Number.isFinite(el.duration)) el.currentTime = fraction * el.duration;
+                  }} />
+                )}
               </td>
             </tr>
           ))}
@@ -148,6 +154,7 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
       {utterances.length > 0 && (
         <>
           <h4>{t('utterancesTitle')}</h4>
+          <Lanes tracks={detail.tracks} utterances={utterances} name={name} onPick={(tr, at) => play(tr, at)} />
           <ol className="utterances" data-testid="utterances">
             {utterances.map((u, i) => {
               const tr = byTrack.get(u.track);
@@ -165,5 +172,75 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
         </>
       )}
     </div>
+  );
+}
+
+/// One lane per person along the recording's timeline, a bar for each time they spoke; a
+/// click on a bar plays that person from there.
+function Lanes({ tracks, utterances, name, onPick }: {
+  tracks: RecordingTrack[]; utterances: Utterance[]; name: (tr: RecordingTrack) => string;
+  onPick: (tr: RecordingTrack, at: number) => void;
+}) {
+  const total = Math.max(1, ...tracks.map((tr) => tr.offset_ms + (tr.duration_ms ?? 0)), ...utterances.map((u) => u.end_ms));
+  const pct = (ms: number) => `${Math.min(100, (100 * ms) / total)}%`;
+  return (
+    <div className="lanes" data-testid="lanes">
+      {tracks.filter((tr) => tr.kind === 'member').map((tr) => (
+        <div key={tr.track} className="lane">
+          <span className="lane-name">{name(tr)}</span>
+          <span className="lane-bar">
+            {utterances.filter((u) => u.track === tr.track).map((u, i) => (
+              <button
+                key={i} className="utterance" title={`${clock(u.start_ms)}–${clock(u.end_ms)}`}
+                data-testid={`lane-${tr.track}-${i}`}
+                style={{ left: pct(u.start_ms), width: pct(Math.max(u.end_ms - u.start_ms, total / 200)) }}
+                onClick={() => onPick(tr, u.start_ms)}
+              />
+            ))}
+          </span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+/// The whole meeting's loudness along its length, drawn from the decoded audio; a click
+/// seeks there.
+function Waveform({ url, onSeek }: { url: string; onSeek: (fraction: number) => void }) {
+  const canvas = useRef<HTMLCanvasElement | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    (async () => {
+      const data = await (await fetch(url)).arrayBuffer();
+      const context = new AudioContext();
+      const audio = await context.decodeAudioData(data);
+      void context.close();
+      const el = canvas.current;
+      if (cancelled || !el) return;
+      const samples = audio.getChannelData(0);
+      const g = el.getContext('2d');
+      if (!g) return;
+      const { width, height } = el;
+      g.clearRect(0, 0, width, height);
+      g.fillStyle = '#2a5a86';
+      const step = Math.max(1, Math.floor(samples.length / width));
+      for (let x = 0; x < width; x++) {
+        let peak = 0;
+        for (let i = x * step; i < Math.min(samples.length, (x + 1) * step); i++) peak = Math.max(peak, Math.abs(samples[i]));
+        const h = Math.max(1, peak * height);
+        g.fillRect(x, (height - h) / 2, 1, h);
+      }
+      el.dataset.drawn = 'yes';
+    })().catch(() => {});
+    return () => { cancelled = true; };
+  }, [url]);
+  return (
+    <canvas
+      ref={canvas} className="waveform" data-testid="waveform" width={600} height={48}
+      onClick={(e) => {
+        const box = e.currentTarget.getBoundingClientRect();
+        onSeek(Math.min(1, Math.max(0, (e.clientX - box.left) / box.width)));
+      }}
+    />
   );
 }

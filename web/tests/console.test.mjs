@@ -1438,6 +1438,10 @@ test('a chair records a meeting from the console and plays it back from the reco
     setTimeout(() => done(-2), 5000);
   }));
   assert.ok(seconds > 2 && seconds < 30, `the track plays for ${seconds} s`);
+  // the whole meeting's waveform, and a lane per person with when they spoke
+  await detail.getByTestId('play-0').click();
+  await detail.locator('[data-testid="waveform"][data-drawn="yes"]').waitFor();
+  await detail.getByTestId('lanes').locator('[data-testid^="lane-1-"]').first().waitFor();
   await detail.getByTestId('recording-visibility').getByText('Make public').click();
   await detail.getByText('Public').first().waitFor();
   const path = (name) => join(dataDir, name);

@@ -1698,7 +1698,10 @@ impl Mixer {
         for (i, m) in self.members.iter_mut().enumerate() {
             m.contributing = false;
             let heard = audience && m.may_be_heard();
-            let policy = if m.inband.is_some() || (self.taps && heard) {
+            // Recording decodes no more than mixing: a member's silent frames (by their audio
+            // level or Opus's own voice flag) are not decoded, and the recorder fills the gaps
+            // with silence.
+            let policy = if m.inband.is_some() {
                 DecodePolicy::Always
             } else if heard {
                 DecodePolicy::IfVoice {

@@ -447,10 +447,10 @@ async fn metrics(
 
 /// The console's Content-Security-Policy: the Vite build loads only its own module scripts
 /// and style sheets (no inline script or style element), talks to its own origin (fetch and
-/// the events WebSocket), plays recordings it fetched itself (blob: URLs: the API wants a
+/// the events WebSocket), plays and draws recordings it fetched itself (blob: URLs: the API wants a
 /// bearer token an `<audio src>` cannot send), and may not be framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+    style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self' blob:; \
     media-src 'self' blob:; \
     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
