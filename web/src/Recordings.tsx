@@ -4,6 +4,20 @@ import {
 } from './api';
 import type { T } from './i18n';
 
+type Filters = { room: string; speaker: string; from: string; to: string };
+const noFilters: Filters = { room: '', speaker: '', from: '', to: '' };
+
+/// The query of a search: days from their start in local time to the next day's start.
+function query(f: Filters, cursor: string | null): string {
+  const q = new URLSearchParams({ limit: '50' });
+  if (f.room.trim()) q.set('q', f.room.trim());
+  if (f.speaker.trim()) q.set('speaker', f.speaker.trim());
+  if (f.from) q.set('since', String(new Date(`${f.from}T00:00`).getTime()));
+  if (f.to) q.set('until', String(new Date(`${f.to}T00:00`).getTime() + 86_400_000 - 1));
+  if (cursor) q.set('cursor', cursor);
+  return q.toString();
+}
+
 /// 83 s → "1:23"; an hour and more → "1:02:03".
 export function clock(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -17,12 +31,11 @@ export function clock(ms: number): string {
 export function Recordings({ t }: { t: T }) {
   const [items, setItems] = useState<Recording[]>([]);
   const [next, setNext] = useState<string | null>(null);
-  const [search, setSearch] = useState('');
-  const [applied, setApplied] = useState('');
+  const [search, setSearch] = useState<Filters>(noFilters);
+  const [applied, setApplied] = useState<Filters>(noFilters);
   const [open, setOpen] = useState<string | null>(null);
   const [error, setError] = useState('');
-  const path = (cursor: string | null) =>
-    `/recordings?limit=50${applied ? `&q=${encodeURIComponent(applied)}` : ''}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+  const path = (cursor: string | null) => `/recordings?${query(applied, cursor)}`;
   const reload = useCallback(() => {
     api<Page<Recording>>('GET', path(null)).then((p) => {
       setItems(p.items);
@@ -45,8 +58,11 @@ export function Recordings({ t }: { t: T }) {
     <section data-testid="page-recordings">
       <h2>{t('recordings')}</h2>
       {error && <p className="error" role="alert">{error}</p>}
-      <form className="filters" onSubmit={(e) => { e.preventDefault(); setApplied(search.trim()); }}>
-        <label>{t('roomSearch')} <input data-testid="recordings-search" value={search} onChange={(e) => setSearch(e.target.value)} /></label>
+      <form className="create" data-testid="recordings-filters" onSubmit={(e) => { e.preventDefault(); setApplied(search); }}>
+        <label>{t('roomSearch')} <input data-testid="recordings-search" value={search.room} onChange={(e) => setSearch({ ...search, room: e.target.value })} /></label>
+        <label>{t('speakerSearch')} <input data-testid="recordings-speaker" value={search.speaker} onChange={(e) => setSearch({ ...search, speaker: e.target.value })} /></label>
+        <label>{t('fromDate')} <input type="date" data-testid="recordings-from" value={search.from} onChange={(e) => setSearch({ ...search, from: e.target.value })} /></label>
+        <label>{t('toDate')} <input type="date" data-testid="recordings-to" value={search.to} onChange={(e) => setSearch({ ...search, to: e.target.value })} /></label>
         <button type="submit">{t('searchButton')}</button>
       </form>
       {items.length === 0 && <p className="empty">{t('noRecordings')}</p>}

@@ -30,6 +30,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct RecordingParams {
     /// A room number, or part of a room name.
     pub q: Option<String>,
+    /// Part of a speaker's name or number (someone with a track in it).
+    pub speaker: Option<String>,
+    /// Recordings that started from this time (epoch ms).
+    pub since: Option<i64>,
+    /// Recordings that started up to this time (epoch ms).
+    pub until: Option<i64>,
     /// How many at most (1–200, default 50), newest first.
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
@@ -113,15 +119,19 @@ async fn list_recordings(
 ) -> ApiResult<Json<List<Recording>>> {
     let limit = page_limit(p.limit)?;
     let mut conn = state.store.conn().await?;
-    let text = p.q.unwrap_or_default();
+    let filter = repo::recordings::Filter {
+        room: p.q.unwrap_or_default().trim().to_owned(),
+        speaker: p.speaker.unwrap_or_default().trim().to_owned(),
+        since: p.since.unwrap_or(0),
+        until: p.until.unwrap_or(i64::MAX),
+    };
     let mut cursor = p.cursor.unwrap_or_default();
     let mut items = Vec::new();
     let mut next_cursor = None;
     // Others than administrators see some recordings only: a few pages are read to fill one.
     'pages: for _ in 0..10 {
         let page =
-            repo::recordings::list(&mut conn, caller.tenant_id(), text.trim(), &cursor, limit)
-                .await?;
+            repo::recordings::list(&mut conn, caller.tenant_id(), &filter, &cursor, limit).await?;
         let more = page.next_cursor.is_some();
         let count = page.items.len();
         for (i, r) in page.items.into_iter().enumerate() {

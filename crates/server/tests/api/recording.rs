@@ -175,6 +175,19 @@ async fn three_speak_in_turn(db: Db) {
     assert_eq!(tracks[0]["kind"], "mix");
     let list = s.get("/recordings", &admin).await;
     assert_eq!(list.body["items"][0]["id"], json!(id), "{}", list.body);
+    // found by room, speaker and date; not by someone who did not speak or another day
+    let found = |q: &'static str| {
+        let s = &s;
+        let admin = &admin;
+        async move {
+            let list = s.get(&format!("/recordings?{q}"), admin).await;
+            list.body["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    assert_eq!(found("q=8301&speaker=rec1").await, 1);
+    assert_eq!(found("speaker=nobody").await, 0);
+    assert_eq!(found("since=0&until=1000").await, 0);
+    assert_eq!(found("q=Recorded&since=1000").await, 1);
 
     // the mix holds everyone, each member's track only its own voice
     let (status, mix) = audio(&s, &admin, &id, 0).await;

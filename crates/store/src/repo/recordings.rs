@@ -147,24 +147,42 @@ pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
     delete_by_id(conn, "recordings", id).await
 }
 
-/// A tenant's recordings, newest first, of a room (number, or part of its name) when `text`
-/// is not empty; `before` is the cursor (an id).
+/// What a list of recordings is narrowed to (empty strings: anything).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// A room number, or part of a room's name.
+    pub room: String,
+    /// Part of a speaker's name or number.
+    pub speaker: String,
+    /// Started from / up to (epoch ms).
+    pub since: i64,
+    pub until: i64,
+}
+
+/// A tenant's recordings, newest first, narrowed by `f`; `before` is the cursor (an id).
 pub async fn list(
     conn: &mut Conn,
     tenant_id: &str,
-    text: &str,
+    f: &Filter,
     before: &str,
     limit: i64,
 ) -> Result<Page<Recording>> {
     let rows = sqlx::query(
         "SELECT * FROM recordings WHERE tenant_id = $1 \
          AND ($2 = '' OR room_number = $2 OR LOWER(room_name) LIKE '%' || LOWER($2) || '%') \
-         AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4",
+         AND ($3 = '' OR id < $3) AND started_at >= $5 AND started_at <= $6 \
+         AND ($7 = '' OR EXISTS (SELECT 1 FROM recording_tracks t WHERE \
+           t.recording_id = recordings.id AND t.kind = 'member' \
+           AND (LOWER(t.name) LIKE '%' || LOWER($7) || '%' OR t.number LIKE '%' || $7 || '%'))) \
+         ORDER BY id DESC LIMIT $4",
     )
     .bind(tenant_id)
-    .bind(text)
+    .bind(&f.room)
     .bind(before)
     .bind(limit + 1)
+    .bind(f.since)
+    .bind(f.until)
+    .bind(&f.speaker)
     .fetch_all(conn)
     .await?;
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
