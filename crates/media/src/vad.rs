@@ -56,6 +56,11 @@ impl Vad {
         }
     }
 
+    /// Its thresholds.
+    pub fn config(&self) -> VadConfig {
+        self.cfg
+    }
+
     /// True while the member is talking.
     pub fn is_talking(&self) -> bool {
         self.talking

@@ -214,7 +214,7 @@ impl TrackWriter {
         let Some(vad) = self.vad.as_mut() else {
             return;
         };
-        let cfg = VadConfig::default();
+        let cfg = vad.config();
         let at = |frame: u64| frame * 20;
         let base = self.offset.map_or(0, |o| o.as_millis() as u64);
         match vad.update(level) {

@@ -81,19 +81,18 @@ async fn visible(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<b
 
 /// Administrators, and the room's owner or creator, change and delete its recordings.
 async fn manages(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<bool> {
-    if caller.administers(&r.tenant_id) {
-        return Ok(true);
-    }
     if !caller.sees_tenant(&r.tenant_id) {
         return Ok(false);
+    }
+    if caller.administers(&r.tenant_id) {
+        return Ok(true);
     }
     let Some(room_id) = &r.room_id else {
         return Ok(false);
     };
-    Ok(repo::rooms::get(conn, room_id).await?.is_some_and(|room| {
-        room.creator_id.as_deref() == Some(&caller.user.id)
-            || room.owner_id.as_deref() == Some(&caller.user.id)
-    }))
+    Ok(repo::rooms::get(conn, room_id)
+        .await?
+        .is_some_and(|room| super::rooms::manages(caller, &room)))
 }
 
 async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Recording> {

@@ -80,7 +80,7 @@ pub struct UpdateRoom {
 }
 
 /// Administrators, the creator and the owner manage a room and see its PIN.
-fn manages(caller: &Caller, room: &Room) -> bool {
+pub(super) fn manages(caller: &Caller, room: &Room) -> bool {
     caller.administers(&room.tenant_id)
         || room.creator_id.as_deref() == Some(&caller.user.id)
         || room.owner_id.as_deref() == Some(&caller.user.id)

@@ -88,6 +88,7 @@ impl Writer {
             by_member: HashMap::new(),
             origin: None,
             next_index: 0,
+            mix: None,
             failed: false,
             notices,
         };
@@ -166,6 +167,8 @@ struct State {
     origin: Option<Duration>,
     /// The last member track's number (the mix is 0).
     next_index: i64,
+    /// The mix's track, once its first frame came.
+    mix: Option<usize>,
     failed: bool,
     notices: tokio::sync::mpsc::Sender<Notice>,
 }
@@ -174,7 +177,13 @@ impl State {
     fn frame(&mut self, frame: TapFrame, mix: &Who) {
         let origin = *self.origin.get_or_insert(frame.time);
         let slot = match frame.source {
-            TapSource::Room => self.track_for(None, mix.clone(), origin, &frame),
+            TapSource::Room => match self.mix {
+                Some(slot) => Some(slot),
+                None => {
+                    self.mix = self.track_for(None, mix.clone(), origin, &frame);
+                    self.mix
+                }
+            },
             TapSource::Member(member) => match self.by_member.get(&member) {
                 Some(&slot) => Some(slot),
                 None => {
