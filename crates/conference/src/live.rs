@@ -90,6 +90,10 @@ pub enum Command {
     Record {
         on: bool,
     },
+    /// Starts (`on`) or stops the meeting's live stream.
+    Stream {
+        on: bool,
+    },
     OpenWhisper {
         members: Vec<MemberId>,
     },
@@ -145,6 +149,10 @@ pub enum Event {
     },
     /// The meeting is being recorded, or no longer.
     Recording {
+        on: bool,
+    },
+    /// The meeting is streamed live, or no longer.
+    Streaming {
         on: bool,
     },
     /// The answer to a member's [`Command::Count`].
@@ -219,6 +227,7 @@ pub struct Meeting {
     groups: BTreeMap<GroupId, Vec<MemberId>>,
     locked: bool,
     recording: bool,
+    streaming: bool,
     ended: bool,
     next_member: MemberId,
     next_group: GroupId,
@@ -232,6 +241,7 @@ impl Meeting {
             members: BTreeMap::new(),
             groups: BTreeMap::new(),
             recording: false,
+            streaming: false,
             ended: false,
             next_member: 1,
             next_group: 1,
@@ -252,6 +262,10 @@ impl Meeting {
 
     pub fn is_recording(&self) -> bool {
         self.recording
+    }
+
+    pub fn is_streaming(&self) -> bool {
+        self.streaming
     }
 
     /// Whether the meeting was started to be recorded (from its first member on).
@@ -447,6 +461,13 @@ impl Meeting {
                 if self.recording != on {
                     self.recording = on;
                     events.push(Event::Recording { on });
+                }
+            }
+            Command::Stream { on } => {
+                check(role, Action::Stream, None)?;
+                if self.streaming != on {
+                    self.streaming = on;
+                    events.push(Event::Streaming { on });
                 }
             }
             Command::OpenWhisper { members } => {
@@ -710,6 +731,32 @@ mod tests {
         assert_eq!(events, vec![Event::Unmuted { member: a }]);
         assert!(c.member(b).unwrap().muted);
         assert!(c.apply(Actor::Member(a), Command::MuteAll).is_err());
+    }
+
+    #[test]
+    fn chairs_start_and_stop_streaming_and_members_may_not() {
+        let (mut c, chair, a, _) = meeting();
+        assert!(
+            c.apply(Actor::Member(a), Command::Stream { on: true })
+                .is_err()
+        );
+        assert_eq!(
+            c.apply(Actor::Member(chair), Command::Stream { on: true })
+                .expect("chair"),
+            vec![Event::Streaming { on: true }]
+        );
+        assert!(c.is_streaming());
+        // once is enough
+        assert!(
+            c.apply(Actor::Member(chair), Command::Stream { on: true })
+                .expect("chair")
+                .is_empty()
+        );
+        assert_eq!(
+            c.apply(Actor::System, Command::Stream { on: false })
+                .expect("system"),
+            vec![Event::Streaming { on: false }]
+        );
     }
 
     #[test]

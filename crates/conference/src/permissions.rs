@@ -89,6 +89,7 @@ pub enum Action {
     SetMemberRole,
     Lock,
     Record,
+    Stream,
     WhisperGroup,
     EndMeeting,
     EditTemplate,
@@ -132,6 +133,7 @@ pub const MATRIX: &[Rule] = &[
     rule(Action::SetMemberRole, "change a member's role (to a role below one's own)", Target::LowerRank, [Y, Y, Y, N, N]),
     rule(Action::Lock, "lock / unlock the meeting", Target::None, [Y, Y, Y, N, N]),
     rule(Action::Record, "start / stop recording", Target::None, [Y, Y, Y, N, N]),
+    rule(Action::Stream, "start / stop a live stream", Target::None, [Y, Y, Y, N, N]),
     rule(Action::WhisperGroup, "open / close a whisper group", Target::None, [Y, Y, Y, N, N]),
     rule(Action::EndMeeting, "end the meeting", Target::None, [Y, Y, Y, N, N]),
     rule(Action::EditTemplate, "edit the meeting's template", Target::None, [Y, Y, N, N, N]),
@@ -218,7 +220,7 @@ pub fn matrix_markdown() -> String {
 mod tests {
     use super::*;
 
-    const ACTIONS: [Action; 17] = [
+    const ACTIONS: [Action; 18] = [
         Action::SpeakSelf,
         Action::MuteSelf,
         Action::RaiseHand,
@@ -233,6 +235,7 @@ mod tests {
         Action::SetMemberRole,
         Action::Lock,
         Action::Record,
+        Action::Stream,
         Action::WhisperGroup,
         Action::EndMeeting,
         Action::EditTemplate,

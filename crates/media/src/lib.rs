@@ -91,5 +91,6 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
+pub mod streaming;
 pub mod vad;
 pub mod webrtc;

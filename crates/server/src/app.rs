@@ -80,6 +80,9 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         .recover()
         .await
         .context("closing recordings left open by an unclean stop")?;
+    crate::streaming::end_abandoned(&store)
+        .await
+        .context("ending streams left live by an unclean stop")?;
     tokio::task::spawn_blocking(crate::prompts::preload)
         .await
         .context("decoding the voice prompts")?;

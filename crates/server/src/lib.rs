@@ -22,6 +22,7 @@ pub mod scheduling;
 pub mod scim;
 pub mod secrets;
 pub mod sip;
+pub mod streaming;
 pub mod telemetry;
 pub mod trunks;
 pub mod webhooks;

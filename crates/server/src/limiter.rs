@@ -30,6 +30,8 @@ pub enum Target {
     Extension(String),
     /// A room, by its id.
     Room(String),
+    /// A live stream, by its id.
+    Stream(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -746,6 +746,34 @@ pub struct Recording {
     pub wrapped_key: String,
 }
 
+/// A live stream of a room's meetings: HLS for anyone with its link (and password).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Stream {
+    pub id: String,
+    pub tenant_id: String,
+    pub room_id: String,
+    pub title: String,
+    /// Names the watch page: `/watch/<key>`.
+    pub key: String,
+    /// Names the segments (`/live/<key>/<access>/…`): given to whoever knows the password.
+    #[serde(skip)]
+    pub access: String,
+    /// What a viewer types (none: the link is enough). Shown to the room's managers.
+    pub password: Option<String>,
+    /// `scheduled`, `live` or `ended`.
+    pub state: String,
+    /// When it is planned to start (scheduled streams; epoch ms).
+    pub starts_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// The meeting it carried (once live).
+    pub meeting_id: Option<String>,
+    pub created_by: String,
+    /// The most listeners at once.
+    pub peak_listeners: i64,
+    pub created_at: i64,
+}
+
 /// One track of a recording.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RecordingTrack {

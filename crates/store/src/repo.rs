@@ -27,6 +27,7 @@ pub mod directory;
 pub mod groups;
 pub mod mail;
 pub mod recordings;
+pub mod streams;
 
 /// A page of results and the cursor for the next one.
 #[derive(Debug, Clone)]

@@ -920,7 +920,7 @@ async fn room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Roo
 
 /// The room of a meeting to watch or run: also a room deleted while its meeting goes on (the
 /// meeting keeps its members, and the chair keeps control, until it ends).
-async fn live_room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Room> {
+pub(super) async fn live_room(state: &AppState, caller: &Caller, room_id: &str) -> ApiResult<Room> {
     match room(state, caller, room_id).await {
         Err(err) if err.status == StatusCode::NOT_FOUND => state
             .meetings
@@ -955,7 +955,7 @@ fn refused(reason: Refused) -> ApiError {
 }
 
 /// Runs a chair's command on the room's live meeting, and records it.
-async fn control(
+pub(super) async fn control(
     state: &AppState,
     caller: &Caller,
     room_id: &str,
@@ -1007,6 +1007,7 @@ async fn control(
         room_name: room.name,
         locked: false,
         recording_id: None,
+        stream_id: None,
         members: Vec::new(),
         invitations: Vec::new(),
     })))

@@ -20,11 +20,13 @@ mod registrations;
 mod rooms;
 mod session;
 mod status;
+mod streams;
 mod templates;
 mod tenants;
 mod trunks;
 mod users;
 pub mod validate;
+mod watch;
 mod webhooks;
 
 use crate::config::Settings;
@@ -124,6 +126,7 @@ impl AppState {
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
         (name = "recordings", description = "Recorded meetings: the mix and a track per member, utterances, playback and download"),
+        (name = "streams", description = "Live streams of meetings (HLS): scheduling, starting and stopping, and watching with a link and a password"),
         (name = "status", description = "What is happening now: meetings, calls, phones, load"),
         (name = "scheduling", description = "Meetings booked ahead, once or repeating; my meetings and their calendar feed"),
         (name = "join", description = "Browsers in meetings: join by number over WebRTC, then the roster and the member's own controls"),
@@ -173,7 +176,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(webhooks::routes())
             .merge(trunks::routes())
             .merge(bookings::routes())
-            .merge(join::routes()),
+            .merge(join::routes())
+            .merge(streams::routes())
+            .merge(watch::routes()),
     )
 }
 
@@ -302,6 +307,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .nest("/scim/v2", crate::scim::routes())
+    .merge(watch::files())
     .route("/healthz", get(healthz))
     .route("/metrics", get(metrics))
     .route("/api", get(api_not_found))

@@ -66,6 +66,34 @@ pub type EventSink = Box<dyn Fn(MediaEvent) -> bool + Send>;
 /// a frame that does not fit is dropped and counted.
 pub type TapSink = SyncSender<conclave_media::mixer::TapFrame>;
 
+/// Who takes a room's frames: a recording (the mix and every member's voice) or a live
+/// stream (the mix only). A room has at most one of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapKind {
+    Recording,
+    Stream,
+}
+
+/// A room's taps.
+#[derive(Default)]
+pub(crate) struct Taps {
+    pub recording: Option<TapSink>,
+    pub stream: Option<TapSink>,
+}
+
+impl Taps {
+    pub fn set(&mut self, kind: TapKind, sink: Option<TapSink>) {
+        match kind {
+            TapKind::Recording => self.recording = sink,
+            TapKind::Stream => self.stream = sink,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.recording.is_none() && self.stream.is_none()
+    }
+}
+
 /// One shared port pair per worker, or a pair per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortMode {
@@ -136,9 +164,10 @@ enum Command {
         member: MemberId,
     },
     Engine(engine::Command),
-    /// Records the room into `sink`, or stops (`None`).
+    /// Records (or streams) the room into `sink`, or stops (`None`).
     Tap {
         room: RoomKey,
+        kind: TapKind,
         sink: Option<TapSink>,
     },
     Reports {
@@ -562,11 +591,12 @@ impl RoomMedia {
         self.link().send(Command::Engine(command));
     }
 
-    /// Sends the room's mix and each member's voice to `sink` from the next tick (`None`:
-    /// stops).
-    pub fn tap(&self, sink: Option<TapSink>) {
+    /// Sends the room's mix (and, to a recording, each member's voice) to `sink` from the
+    /// next tick (`None`: stops).
+    pub fn tap(&self, kind: TapKind, sink: Option<TapSink>) {
         self.link().send(Command::Tap {
             room: self.key,
+            kind,
             sink,
         });
     }

@@ -8,7 +8,7 @@
 //! member. Reading once per tick takes many packets per system call.
 
 use super::io::{Poller, RecvBatch, Waker, send_batch};
-use super::{Command, Dedicated, EventSink, MediaEvent, MemberId, TapSink};
+use super::{Command, Dedicated, EventSink, MediaEvent, MemberId, Taps};
 use conclave_media::engine::{
     self, Datagram, Engine, MemberPorts, MemberSetup, PortId, PortKind, RoomKey,
 };
@@ -79,7 +79,7 @@ pub(super) struct Worker {
     next_port: PortId,
     sinks: HashMap<RoomKey, EventSink>,
     /// Recorded rooms' recording threads.
-    taps: HashMap<RoomKey, TapSink>,
+    taps: HashMap<RoomKey, Taps>,
     batch: RecvBatch,
     outbox: Vec<Datagram>,
     /// A read stopped with datagrams still waiting (more than [`BATCHES_PER_WAKE`] batches):
@@ -282,8 +282,18 @@ impl Worker {
             }
         }
         for (room, frame) in self.engine.drain_taps() {
-            if let Some(sink) = self.taps.get(&room)
-                && sink.try_send(frame).is_err()
+            let Some(taps) = self.taps.get(&room) else {
+                continue;
+            };
+            // the mix goes to both; members' voices only to a recording
+            if let Some(stream) = &taps.stream
+                && frame.source == conclave_media::mixer::TapSource::Room
+                && stream.try_send(frame.clone()).is_err()
+            {
+                self.counters.taps_dropped.increment(1);
+            }
+            if let Some(recording) = &taps.recording
+                && recording.try_send(frame).is_err()
             {
                 self.counters.taps_dropped.increment(1);
             }
@@ -332,12 +342,13 @@ impl Worker {
                         .handle_command(now, engine::Command::SetTaps { room, on: false });
                 }
             }
-            Command::Tap { room, sink } => {
-                let on = sink.is_some();
-                match sink {
-                    Some(sink) => self.taps.insert(room, sink),
-                    None => self.taps.remove(&room),
-                };
+            Command::Tap { room, kind, sink } => {
+                let taps = self.taps.entry(room).or_default();
+                taps.set(kind, sink);
+                let on = !taps.is_empty();
+                if !on {
+                    self.taps.remove(&room);
+                }
                 let _ = self
                     .engine
                     .handle_command(now, engine::Command::SetTaps { room, on });

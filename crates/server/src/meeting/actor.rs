@@ -9,9 +9,11 @@ use super::lobby::{PinEntry, Verdict};
 use super::types::{CallProgress, CallState, Invitation, LiveChange, LiveConference, RosterEntry};
 use super::{Meetings, Msg};
 use crate::history;
+use crate::media::TapKind;
 use crate::media::{MediaEvent, MemberJoin, Playback, RoomMedia};
 use crate::prompts::{self, Prompt, Sound};
 use crate::recording::{ActiveRecording, Who};
+use crate::streaming::ActiveStream;
 use conclave_conference::keypad::Keypad;
 use conclave_conference::live::{Actor, Command, Event, Meeting, MemberId, Refused, Settings};
 use conclave_media::engine;
@@ -93,6 +95,10 @@ pub(super) struct RoomActor {
     /// The meeting's own recording has been started once (a chair who stops it is not
     /// overruled by the next member who comes in).
     recorded: bool,
+    /// The live stream going on, if any.
+    stream: Option<ActiveStream>,
+    /// Whether a scheduled stream was looked for (when the first member came).
+    stream_checked: bool,
     /// Who the message being handled acts for (the log's `actor`).
     acting_for: String,
     state: Meeting,
@@ -143,6 +149,8 @@ impl RoomActor {
             recording: None,
             closing: Vec::new(),
             recorded: false,
+            stream: None,
+            stream_checked: false,
             acting_for: SYSTEM.into(),
             parts: HashMap::new(),
             by_member: HashMap::new(),
@@ -284,6 +292,7 @@ impl RoomActor {
             room_name: self.room.name.clone(),
             locked: self.state.is_locked(),
             recording_id: self.recording.as_ref().map(|r| r.id.clone()),
+            stream_id: self.stream.as_ref().and_then(ActiveStream::id),
             invitations: self.invitations.clone(),
             members: Vec::new(),
         };
@@ -478,6 +487,24 @@ impl RoomActor {
                 self.effects(events);
             }
             self.acting_for = asked;
+        }
+        if !std::mem::replace(&mut self.stream_checked, true) {
+            // a stream scheduled for this room starts with its meeting
+            let (meetings, room) = (self.meetings.clone(), self.room.id.clone());
+            tokio::spawn(async move {
+                match meetings.streams().due(&room).await {
+                    Ok(true) => {
+                        let _ = meetings
+                            .apply(&room, Actor::System, Command::Stream { on: true }, SYSTEM)
+                            .await;
+                    }
+                    Ok(false) => {}
+                    Err(err) => tracing::warn!(
+                        err = format!("{err:#}"),
+                        "cannot look for a scheduled stream"
+                    ),
+                }
+            });
         }
         Ok(())
     }
@@ -873,6 +900,8 @@ impl RoomActor {
                 } else {
                     Prompt::MeetingUnlocked
                 }),
+                Event::Streaming { on: true } => self.start_stream(),
+                Event::Streaming { on: false } => self.stop_stream(),
                 Event::Recording { on: true } => self.start_recording(),
                 Event::Recording { on: false } => {
                     self.stop_recording();
@@ -915,7 +944,7 @@ impl RoomActor {
                 active.identify(leg, who(&part.leg));
             }
         }
-        self.media.tap(Some(active.sink()));
+        self.media.tap(TapKind::Recording, Some(active.sink()));
         tracing::info!(room = self.room.number, recording = active.id, "recording");
         self.recording = Some(active);
         self.announce(Prompt::RecordingStarted);
@@ -923,12 +952,32 @@ impl RoomActor {
 
     fn stop_recording(&mut self) {
         if let Some(active) = self.recording.take() {
-            self.media.tap(None);
+            self.media.tap(TapKind::Recording, None);
             tracing::info!(
                 room = self.room.number,
                 recording = active.id,
                 "recording stopped"
             );
+            self.closing.push(active.stop());
+        }
+    }
+
+    /// Streams the room's mix live from its next tick (the room's scheduled stream that is
+    /// due, or a new one).
+    fn start_stream(&mut self) {
+        let active = self
+            .meetings
+            .streams()
+            .start(&self.room, &self.meeting_id, &self.acting_for);
+        self.media.tap(TapKind::Stream, Some(active.sink()));
+        tracing::info!(room = self.room.number, "stream started");
+        self.stream = Some(active);
+    }
+
+    fn stop_stream(&mut self) {
+        if let Some(active) = self.stream.take() {
+            self.media.tap(TapKind::Stream, None);
+            tracing::info!(room = self.room.number, "stream stopped");
             self.closing.push(active.stop());
         }
     }
@@ -1018,6 +1067,7 @@ impl RoomActor {
             }
         }
         self.stop_recording();
+        self.stop_stream();
         self.record(history::Record::Ended { at: now_ms() });
         if self.room.release_when_empty {
             // A room made from the keypad served this one meeting.

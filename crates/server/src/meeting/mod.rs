@@ -121,6 +121,8 @@ struct Shared {
     webhooks: std::sync::OnceLock<tokio::sync::mpsc::Sender<LiveEvent>>,
     /// Where meetings are recorded (set once at start).
     recordings: std::sync::OnceLock<crate::recording::Recordings>,
+    /// Live streams (served from memory by `api::watch`).
+    streams: crate::streaming::Streams,
     store: Store,
     media: MediaPlane,
     /// Room PINs: failures per room and per address (the one limiter type).
@@ -144,6 +146,7 @@ impl Meetings {
                 events: tokio::sync::broadcast::channel(4096).0,
                 webhooks: std::sync::OnceLock::new(),
                 recordings: std::sync::OnceLock::new(),
+                streams: crate::streaming::Streams::new(store.clone()),
                 store,
                 media,
                 pins: crate::limiter::Limiter::new(
@@ -172,6 +175,10 @@ impl Meetings {
 
     pub fn recordings(&self) -> Option<&crate::recording::Recordings> {
         self.shared.recordings.get()
+    }
+
+    pub fn streams(&self) -> &crate::streaming::Streams {
+        &self.shared.streams
     }
 
     pub fn settings(&self) -> &MeetingSettings {

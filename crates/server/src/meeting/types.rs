@@ -15,6 +15,8 @@ pub struct LiveConference {
     pub locked: bool,
     /// The recording going on, if the meeting is being recorded.
     pub recording_id: Option<String>,
+    /// The live stream going on, if the meeting is streamed (`getStream`).
+    pub stream_id: Option<String>,
     pub members: Vec<RosterEntry>,
     /// Everyone the meeting called, and how each call went.
     pub invitations: Vec<Invitation>,

@@ -30,5 +30,6 @@ mod sip_register;
 mod sip_transports;
 mod soak;
 mod status;
+mod streaming;
 mod trunks;
 mod webhooks;

@@ -1,0 +1,318 @@
+//! Fragmented MP4 (ISO/IEC 14496-12, CMAF) with one Opus track ("Encapsulation of Opus in
+//! ISO Base Media File Format", opus-codec.org): the init segment a player reads once, and
+//! one fragment (`moof` + `mdat`) per media segment. Writing only what HLS players need,
+//! plus a reader for fragments (tests and tools check what was served).
+
+/// Opus in MP4 always counts time at 48 kHz.
+pub const TIMESCALE: u32 = 48_000;
+
+fn boxed(out: &mut Vec<u8>, kind: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(kind);
+    body(out);
+    let size = u32::try_from(out.len() - start).unwrap_or(u32::MAX);
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}
+
+fn full(
+    out: &mut Vec<u8>,
+    kind: &[u8; 4],
+    version: u8,
+    flags: u32,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
+    boxed(out, kind, |o| {
+        o.push(version);
+        o.extend_from_slice(&flags.to_be_bytes()[1..]);
+        body(o);
+    });
+}
+
+fn u16be(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn u32be(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+
+/// The init segment (`ftyp` + `moov`) of a mono Opus track; `pre_skip` in 48 kHz samples.
+pub fn init_segment(pre_skip: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(700);
+    boxed(&mut out, b"ftyp", |o| {
+        o.extend_from_slice(b"iso6");
+        u32be(o, 0);
+        for brand in [b"iso6", b"cmfc", b"mp41", b"dash"] {
+            o.extend_from_slice(brand);
+        }
+    });
+    boxed(&mut out, b"moov", |o| {
+        full(o, b"mvhd", 0, 0, |o| {
+            u32be(o, 0); // creation
+            u32be(o, 0); // modification
+            u32be(o, 1000); // timescale
+            u32be(o, 0); // duration: unknown (fragmented)
+            u32be(o, 0x0001_0000); // rate 1.0
+            u16be(o, 0x0100); // volume 1.0
+            o.extend_from_slice(&[0; 10]);
+            MATRIX.iter().for_each(|&m| u32be(o, m));
+            o.extend_from_slice(&[0; 24]);
+            u32be(o, 2); // next track id
+        });
+        boxed(o, b"trak", |o| {
+            full(o, b"tkhd", 0, 3, |o| {
+                u32be(o, 0);
+                u32be(o, 0);
+                u32be(o, 1); // track id
+                u32be(o, 0);
+                u32be(o, 0); // duration
+                o.extend_from_slice(&[0; 8]);
+                u16be(o, 0); // layer
+                u16be(o, 0); // alternate group
+                u16be(o, 0x0100); // volume
+                u16be(o, 0);
+                MATRIX.iter().for_each(|&m| u32be(o, m));
+                u32be(o, 0); // width
+                u32be(o, 0); // height
+            });
+            boxed(o, b"mdia", |o| {
+                full(o, b"mdhd", 0, 0, |o| {
+                    u32be(o, 0);
+                    u32be(o, 0);
+                    u32be(o, TIMESCALE);
+                    u32be(o, 0);
+                    u16be(o, 0x55c4); // "und"
+                    u16be(o, 0);
+                });
+                full(o, b"hdlr", 0, 0, |o| {
+                    u32be(o, 0);
+                    o.extend_from_slice(b"soun");
+                    o.extend_from_slice(&[0; 12]);
+                    o.extend_from_slice(b"Conclave\0");
+                });
+                boxed(o, b"minf", |o| {
+                    full(o, b"smhd", 0, 0, |o| u32be(o, 0));
+                    boxed(o, b"dinf", |o| {
+                        full(o, b"dref", 0, 0, |o| {
+                            u32be(o, 1);
+                            full(o, b"url ", 0, 1, |_| {});
+                        });
+                    });
+                    boxed(o, b"stbl", |o| {
+                        full(o, b"stsd", 0, 0, |o| {
+                            u32be(o, 1);
+                            boxed(o, b"Opus", |o| {
+                                o.extend_from_slice(&[0; 6]);
+                                u16be(o, 1); // data reference index
+                                o.extend_from_slice(&[0; 8]);
+                                u16be(o, 1); // channels
+                                u16be(o, 16); // sample size
+                                u32be(o, 0);
+                                u32be(o, TIMESCALE << 16);
+                                boxed(o, b"dOps", |o| {
+                                    o.push(0); // version
+                                    o.push(1); // output channels
+                                    u16be(o, pre_skip);
+                                    u32be(o, TIMESCALE); // input rate
+                                    u16be(o, 0); // output gain
+                                    o.push(0); // mapping family
+                                });
+                            });
+                        });
+                        full(o, b"stts", 0, 0, |o| u32be(o, 0));
+                        full(o, b"stsc", 0, 0, |o| u32be(o, 0));
+                        full(o, b"stsz", 0, 0, |o| {
+                            u32be(o, 0);
+                            u32be(o, 0);
+                        });
+                        full(o, b"stco", 0, 0, |o| u32be(o, 0));
+                    });
+                });
+            });
+        });
+        boxed(o, b"mvex", |o| {
+            full(o, b"trex", 0, 0, |o| {
+                u32be(o, 1); // track id
+                u32be(o, 1); // sample description
+                u32be(o, 960); // default duration: 20 ms
+                u32be(o, 0);
+                u32be(o, 0);
+            });
+        });
+    });
+    out
+}
+
+/// One fragment: `sequence` counts from 1, `decode_time` (48 kHz) is when its first sample
+/// plays, `samples` are Opus packets with their durations (48 kHz).
+pub fn fragment(sequence: u32, decode_time: u64, samples: &[(u32, &[u8])]) -> Vec<u8> {
+    let payload: usize = samples.iter().map(|(_, p)| p.len()).sum();
+    let mut out = Vec::with_capacity(payload + 100 + samples.len() * 8);
+    let mut offset_at = 0;
+    boxed(&mut out, b"moof", |o| {
+        full(o, b"mfhd", 0, 0, |o| u32be(o, sequence));
+        boxed(o, b"traf", |o| {
+            // default-base-is-moof: data offsets count from the moof's first byte
+            full(o, b"tfhd", 0, 0x02_0000, |o| u32be(o, 1));
+            full(o, b"tfdt", 1, 0, |o| {
+                o.extend_from_slice(&decode_time.to_be_bytes())
+            });
+            // data offset, sample durations and sizes
+            full(o, b"trun", 0, 0x0301, |o| {
+                u32be(o, u32::try_from(samples.len()).unwrap_or(u32::MAX));
+                offset_at = o.len();
+                u32be(o, 0);
+                for (duration, packet) in samples {
+                    u32be(o, *duration);
+                    u32be(o, u32::try_from(packet.len()).unwrap_or(u32::MAX));
+                }
+            });
+        });
+    });
+    let data_offset = u32::try_from(out.len() + 8).unwrap_or(u32::MAX);
+    out[offset_at..offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    boxed(&mut out, b"mdat", |o| {
+        for (_, packet) in samples {
+            o.extend_from_slice(packet);
+        }
+    });
+    out
+}
+
+/// What [`read_fragment`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    /// Its `mfhd` sequence number.
+    pub sequence: u32,
+    /// When its first sample plays (48 kHz).
+    pub decode_time: u64,
+    /// (duration, packet)
+    pub samples: Vec<(u32, Vec<u8>)>,
+}
+
+/// Why a fragment could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a fragment this server writes: {0}")]
+pub struct FragmentError(&'static str);
+
+fn children(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, FragmentError> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let head = rest.get(..8).ok_or(FragmentError("a box header is cut"))?;
+        let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if size < 8 || size > rest.len() {
+            return Err(FragmentError("a box's size is wrong"));
+        }
+        let kind = [head[4], head[5], head[6], head[7]];
+        out.push((kind, &rest[8..size]));
+        rest = &rest[size..];
+    }
+    Ok(out)
+}
+
+fn find<'a>(boxes: &[([u8; 4], &'a [u8])], kind: &[u8; 4]) -> Result<&'a [u8], FragmentError> {
+    boxes
+        .iter()
+        .find(|(k, _)| k == kind)
+        .map(|(_, b)| *b)
+        .ok_or(FragmentError("a box is missing"))
+}
+
+fn be32(data: &[u8], at: usize) -> Result<u32, FragmentError> {
+    data.get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or(FragmentError("a box is cut"))
+}
+
+/// Reads a fragment written by [`fragment`] (one track; sizes and durations in `trun`).
+pub fn read_fragment(data: &[u8]) -> Result<Fragment, FragmentError> {
+    let top = children(data)?;
+    let moof = find(&top, b"moof")?;
+    let mdat = find(&top, b"mdat")?;
+    let moof_boxes = children(moof)?;
+    let sequence = be32(find(&moof_boxes, b"mfhd")?, 4)?;
+    let traf = children(find(&moof_boxes, b"traf")?)?;
+    let tfdt = find(&traf, b"tfdt")?;
+    let decode_time = match tfdt.first() {
+        Some(1) => (u64::from(be32(tfdt, 4)?) << 32) | u64::from(be32(tfdt, 8)?),
+        Some(0) => u64::from(be32(tfdt, 4)?),
+        _ => return Err(FragmentError("tfdt version")),
+    };
+    let trun = find(&traf, b"trun")?;
+    if be32(trun, 0)? & 0x00ff_ffff != 0x0301 {
+        return Err(FragmentError("trun flags"));
+    }
+    let count = be32(trun, 4)? as usize;
+    if count > trun.len() / 8 {
+        return Err(FragmentError("trun count"));
+    }
+    let mut samples = Vec::with_capacity(count);
+    let mut at = 0usize;
+    for i in 0..count {
+        let duration = be32(trun, 12 + i * 8)?;
+        let size = be32(trun, 16 + i * 8)? as usize;
+        let packet = mdat
+            .get(at..at.saturating_add(size))
+            .ok_or(FragmentError("a sample is past the mdat"))?;
+        samples.push((duration, packet.to_vec()));
+        at += size;
+    }
+    Ok(Fragment {
+        sequence,
+        decode_time,
+        samples,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fragment_reads_back() {
+        let packets: [&[u8]; 3] = [b"abc", b"", b"defgh"];
+        let samples: Vec<(u32, &[u8])> = packets.iter().map(|p| (960, *p)).collect();
+        let data = fragment(7, 48_000 * 3600 * 30, &samples);
+        let read = read_fragment(&data).expect("reads");
+        assert_eq!(read.sequence, 7);
+        assert_eq!(read.decode_time, 48_000 * 3600 * 30);
+        assert_eq!(
+            read.samples,
+            vec![
+                (960, b"abc".to_vec()),
+                (960, vec![]),
+                (960, b"defgh".to_vec())
+            ]
+        );
+        // the data offset points at the first packet
+        let moof = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        assert_eq!(&data[moof + 8..moof + 11], b"abc");
+    }
+
+    #[test]
+    fn the_init_segment_is_well_formed() {
+        let init = init_segment(312);
+        let top = children(&init).expect("boxes");
+        assert_eq!(
+            top.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [*b"ftyp", *b"moov"]
+        );
+        let at = init.windows(4).position(|w| w == b"dOps").expect("dOps");
+        assert_eq!(&init[at + 4..at + 8], &[0, 1, 1, 56]); // version, mono, pre-skip 312
+    }
+
+    #[test]
+    fn cut_or_broken_fragments_are_refused() {
+        let data = fragment(1, 0, &[(960, b"abc".as_slice())]);
+        for cut in 0..data.len() {
+            assert!(read_fragment(&data[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut big = data.clone();
+        big[3] = 0xff;
+        assert!(read_fragment(&big).is_err());
+    }
+}
