@@ -10,6 +10,7 @@ import { History } from './History';
 import { AddGroupToTemplate, Directory } from './Directory';
 import { Meetings } from './Meetings';
 import { Recordings } from './Recordings';
+import { StreamPanel, Streams } from './Streams';
 import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { Tenants } from './Tenants';
@@ -39,8 +40,8 @@ export function App() {
   if (!me) return <Login t={t} onLogin={setMe} switcher={switcher} branding={branding} />;
   const admin = me.kind !== 'user';
   const tabs: Tab[] = admin
-    ? ['dashboard', 'live', 'meetings', 'historyTab', 'recordings', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
-    : ['live', 'meetings', 'recordings', 'rooms', 'templates', 'directory', 'users', 'contacts'];
+    ? ['dashboard', 'live', 'meetings', 'historyTab', 'recordings', 'streams', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
+    : ['live', 'meetings', 'recordings', 'streams', 'rooms', 'templates', 'directory', 'users', 'contacts'];
   return (
     <div className="app">
       <header>
@@ -74,7 +75,7 @@ export function App() {
   );
 }
 
-type Tab = 'dashboard' | 'live' | 'meetings' | 'historyTab' | 'recordings' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Tab = 'dashboard' | 'live' | 'meetings' | 'historyTab' | 'recordings' | 'streams' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
 
 /// The rooms: created, switched and edited whole; a meeting started now in one of them, with
 /// people picked on the spot.
@@ -189,6 +190,8 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
       return <History t={t} live="" onStarted={() => go('live')} full />;
     case 'recordings':
       return <Recordings t={t} />;
+    case 'streams':
+      return <Streams t={t} />;
     case 'rooms':
       return <Rooms t={t} go={go} />;
     case 'templates':
@@ -556,6 +559,7 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
               </button>
               <button onClick={() => act('POST', `${base}/end`)}>{t('end')}</button>
             </div>
+            <StreamPanel t={t} conference={c} onChange={reload} onError={setError} />
             <table>
               <thead>
                 <tr>

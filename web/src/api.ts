@@ -87,7 +87,14 @@ export type Invitation = {
 };
 export type LiveConference = {
   room_id: string; room_number: string; room_name: string; locked: boolean; recording_id: string | null;
-  members: LiveMember[]; invitations: Invitation[];
+  stream_id: string | null; members: LiveMember[]; invitations: Invitation[];
+};
+/// A live stream (`StreamView`): its row, where to watch it, who listens.
+export type Stream = {
+  id: string; room_id: string; room_number: string; room_name: string; title: string; key: string;
+  password: string | null; state: 'scheduled' | 'live' | 'ended'; starts_at: number | null;
+  started_at: number | null; ended_at: number | null; peak_listeners: number; link: string; playlist: string;
+  listeners: number;
 };
 /// What the event WebSocket carries: a meeting event, or (`type: call`) an invitation's progress.
 export type LiveEvent = {

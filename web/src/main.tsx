@@ -1,9 +1,12 @@
 import { createRoot } from 'react-dom/client';
 import { App } from './App';
 import { JoinPage } from './Join';
+import { WatchPage } from './Watch';
 import './styles.css';
 
 const root = document.getElementById('root');
 // /join and /join/<number>: the browser's way into a meeting, no login needed
 const joining = /^\/join(\/|$)/.test(window.location.pathname);
-if (root) createRoot(root).render(joining ? <JoinPage /> : <App />);
+// /watch/<key>: a live stream, for anyone with its link
+const watching = /^\/watch\/[A-Za-z0-9]{1,64}\/?$/.test(window.location.pathname);
+if (root) createRoot(root).render(joining ? <JoinPage /> : watching ? <WatchPage /> : <App />);

@@ -13,6 +13,9 @@
 //   login <token>                join as this console user from now on → "logged-in"
 //   token                        the member's own token → "token <token>"
 //   transport                    the protocol of the connection in use → "transport udp|tcp"
+//   watch <key> [password]       open a live stream's watch page, type the password, play,
+//                                and record what the page plays → "watching" or
+//                                "refused <text the page shows>"
 //   quit                         close the browser and exit
 //
 // Usage: node browser-member.mjs <base url> <wav file> [lang]
@@ -62,6 +65,35 @@ async function join(number, name, pin) {
   return `joined ${member}`;
 }
 
+async function watch(key, password) {
+  await page.goto(`${base}/watch/${key}`);
+  await page.getByTestId('watch').waitFor({ timeout: 15000 });
+  if (password) {
+    await page.getByTestId('watch-password').fill(password);
+    await page.getByTestId('watch-submit').click();
+    const outcome = await Promise.race([
+      page.getByTestId('watch-play').waitFor({ timeout: 15000 }).then(() => 'open'),
+      page.getByTestId('watch-error').waitFor({ timeout: 15000 }).then(() => 'refused'),
+    ]);
+    if (outcome === 'refused') return `refused ${await page.getByTestId('watch-error').innerText()}`;
+  }
+  // what the page's player plays, recorded from the audio element itself
+  await page.evaluate(() => {
+    const audio = document.querySelector('[data-testid="watch-audio"]');
+    const context = new AudioContext({ sampleRate: 16000 });
+    const source = context.createMediaElementSource(audio);
+    const tap = context.createScriptProcessor(4096, 1, 1);
+    window.heard = [];
+    tap.onaudioprocess = (e) => window.heard.push(Float32Array.from(e.inputBuffer.getChannelData(0)));
+    source.connect(tap);
+    tap.connect(context.destination);
+    window.heardRate = context.sampleRate;
+  });
+  await page.getByTestId('watch-play').click();
+  await page.getByTestId('watch-playing').waitFor({ timeout: 20000 });
+  return 'watching';
+}
+
 async function heard() {
   const { rate, pcm } = await page.evaluate(() => {
     const all = window.heard.flatMap((b) => Array.from(b));
@@ -80,6 +112,7 @@ for await (const line of lines) {
   const [command, ...args] = line.trim().split(/\s+/);
   try {
     if (command === 'join') say(await join(args[0], args[1], args[2]));
+    else if (command === 'watch') say(await watch(args[0], args[1]));
     else if (command === 'mark') { await page.evaluate(() => { window.heard = []; }); say('marked'); }
     else if (command === 'heard') say(await heard());
     else if (command === 'click') { await page.getByTestId(args[0]).click(); say('clicked'); }

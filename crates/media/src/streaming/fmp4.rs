@@ -198,7 +198,10 @@ pub struct Fragment {
 #[error("not a fragment this server writes: {0}")]
 pub struct FragmentError(&'static str);
 
-fn children(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, FragmentError> {
+/// A box: its type and its body.
+type Boxed<'a> = ([u8; 4], &'a [u8]);
+
+fn children(data: &[u8]) -> Result<Vec<Boxed<'_>>, FragmentError> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
@@ -214,7 +217,7 @@ fn children(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>, FragmentError> {
     Ok(out)
 }
 
-fn find<'a>(boxes: &[([u8; 4], &'a [u8])], kind: &[u8; 4]) -> Result<&'a [u8], FragmentError> {
+fn find<'a>(boxes: &[Boxed<'a>], kind: &[u8; 4]) -> Result<&'a [u8], FragmentError> {
     boxes
         .iter()
         .find(|(k, _)| k == kind)

@@ -424,3 +424,84 @@ async fn a_browser_whose_network_blocks_udp_joins_over_tcp() {
     assert_eq!(phone.hang_up("8310").await, 200);
     s.stop().await;
 }
+
+/// A live stream in a real browser: two phones speak in turn while Chromium watches the
+/// stream's page — a wrong password is refused in words, the right one plays, and what the
+/// page plays holds both phones' tones (HLS, Opus in fMP4, through Media Source Extensions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_watches_a_live_stream_with_its_password() {
+    use crate::phone::{Phone, talk};
+    if !browser_ready() {
+        return;
+    }
+    let s = start_with(Db::Sqlite, "browser_watch", |settings| {
+        settings.web_dir = repo().join("web/dist");
+    })
+    .await
+    .expect("server");
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8310", "name": "Press briefing", "alone_music": false, "entry_chime": false }),
+        )
+        .await;
+    room.expect(201);
+    let room_id = room.id();
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let mut phones = Vec::new();
+    for i in 0..2 {
+        let mut p = Phone::on(sip, "127.0.0.1", &format!("w{i}")).await;
+        assert_eq!(p.dial("8310", None, "sendrecv").await, 200);
+        phones.push(p);
+    }
+    let started = s
+        .post(
+            &format!("/conferences/{room_id}/stream/start"),
+            &admin,
+            json!({ "password": "7788" }),
+        )
+        .await;
+    started.expect(200);
+    let key = started.body["key"].as_str().expect("key").to_owned();
+    // the stream has a few segments before anyone watches
+    {
+        let mut all: Vec<&mut Phone> = phones.iter_mut().collect();
+        talk(&mut all, &[Some(0.0), Some(0.0)], 200).await;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("quiet.wav");
+    write_tone(&wav, 0.0, 48_000, 1, 60);
+    let mut viewer = BrowserMember::start(&s.base, &wav);
+    let refused = viewer.ask(&format!("watch {key} 7799")).await;
+    assert_eq!(refused, "refused Wrong password.");
+    assert_eq!(viewer.ask(&format!("watch {key} 7788")).await, "watching");
+    {
+        let mut all: Vec<&mut Phone> = phones.iter_mut().collect();
+        talk(&mut all, &[Some(600.0), Some(0.0)], 400).await;
+        talk(&mut all, &[Some(0.0), Some(1_000.0)], 400).await;
+        // the page plays a few seconds behind the meeting
+        talk(&mut all, &[Some(0.0), Some(0.0)], 400).await;
+    }
+    let (pcm, rate) = viewer.heard().await;
+    assert!(
+        pcm.len() as u32 > rate * 10,
+        "the page played for at least 10 s: {} samples",
+        pcm.len()
+    );
+    let (first, p600, other) = hears(&pcm, rate, 600.0, 1_700.0, 100.0);
+    assert!(first, "the page plays the first phone: {p600} vs {other}");
+    let (second, p1000, other) = hears(&pcm, rate, 1_000.0, 1_700.0, 100.0);
+    assert!(
+        second,
+        "the page plays the second phone: {p1000} vs {other}"
+    );
+    let listeners = s.get("/streams", &admin).await;
+    assert_eq!(
+        listeners.body["items"][0]["listeners"], 1,
+        "{}",
+        listeners.body
+    );
+    viewer.quit().await;
+}

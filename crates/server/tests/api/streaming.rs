@@ -105,9 +105,13 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
     // a plain user may not stream the meeting; an administrator may
     s.user(&admin, "st-user", "user", None).await;
     let user = s.token("st-user", "st-user-password").await;
-    s.post(&format!("/conferences/{room}/stream/start"), &user, json!({}))
-        .await
-        .expect(403);
+    s.post(
+        &format!("/conferences/{room}/stream/start"),
+        &user,
+        json!({}),
+    )
+    .await
+    .expect(403);
     s.post(
         &format!("/conferences/{room}/stream/start"),
         &admin,
@@ -136,9 +140,13 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
     // a viewer: the watch page asks for the password, a wrong one is refused
     let info = watch_info(&s, &key).await;
     assert_eq!(info["password_required"], true, "{info}");
-    assert!(info["playlist"].is_null(), "no playlist before the password");
+    assert!(
+        info["playlist"].is_null(),
+        "no playlist before the password"
+    );
     assert_eq!(info["title"], "All hands");
-    let (status, _) = public_post(&s, &format!("/watch/{key}"), json!({ "password": "4243" })).await;
+    let (status, _) =
+        public_post(&s, &format!("/watch/{key}"), json!({ "password": "4243" })).await;
     assert_eq!(status, 403);
     let (status, _) = public_post(&s, "/watch/nosuchstream", json!({ "password": "4242" })).await;
     assert_eq!(status, 404);
@@ -150,8 +158,18 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
     // the link without its access part, or with another's, finds nothing
     let forged = format!("/live/{key}/{}/index.m3u8", "A".repeat(22));
     assert_eq!(fetch(&s, &forged).await.0, 404);
-    assert_eq!(fetch(&s, &playlist.replace("index.m3u8", "99999.m4s")).await.0, 404);
-    assert_eq!(fetch(&s, &playlist.replace("index.m3u8", "keys.txt")).await.0, 404);
+    assert_eq!(
+        fetch(&s, &playlist.replace("index.m3u8", "99999.m4s"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        fetch(&s, &playlist.replace("index.m3u8", "keys.txt"))
+            .await
+            .0,
+        404
+    );
 
     // the two speak in turn, then are quiet long enough for the last segment to close
     {
@@ -163,14 +181,24 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
     let (text, pcm) = listen(&s, &playlist).await;
     assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{text}");
     assert!(!text.contains("#EXT-X-ENDLIST"), "live: {text}");
-    assert!(pcm.len() >= 48_000 * 6, "at least three segments: {}", pcm.len());
+    assert!(
+        pcm.len() >= 48_000 * 6,
+        "at least three segments: {}",
+        pcm.len()
+    );
     let noise = goertzel_power(&pcm, 48_000, 1700.0).max(1.0);
     let (first, second) = (
         goertzel_power(&pcm, 48_000, 600.0),
         goertzel_power(&pcm, 48_000, 1000.0),
     );
-    assert!(first > 100.0 * noise, "the first voice is heard: {first} vs {noise}");
-    assert!(second > 100.0 * noise, "the second voice is heard: {second} vs {noise}");
+    assert!(
+        first > 100.0 * noise,
+        "the first voice is heard: {first} vs {noise}"
+    );
+    assert!(
+        second > 100.0 * noise,
+        "the second voice is heard: {second} vs {noise}"
+    );
 
     // the listener is counted (once, however often it fetches)
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -187,17 +215,26 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
         .post("/tenants", &admin, json!({ "name": "Elsewhere" }))
         .await
         .id();
-    s.user(&admin, "st-outsider", "tenant_admin", Some(&other)).await;
+    s.user(&admin, "st-outsider", "tenant_admin", Some(&other))
+        .await;
     let outsider = s.token("st-outsider", "st-outsider-password").await;
-    s.get(&format!("/streams/{id}"), &outsider).await.expect(404);
+    s.get(&format!("/streams/{id}"), &outsider)
+        .await
+        .expect(404);
     let theirs = s.get("/streams", &outsider).await;
     assert_eq!(theirs.body["items"], json!([]));
-    s.delete(&format!("/streams/{id}"), &admin).await.expect(409);
+    s.delete(&format!("/streams/{id}"), &admin)
+        .await
+        .expect(409);
 
     // stopped: the playlist ends, the row says so with its listeners
-    s.post(&format!("/conferences/{room}/stream/stop"), &admin, json!({}))
-        .await
-        .expect(200);
+    s.post(
+        &format!("/conferences/{room}/stream/stop"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
     let mut ended = Value::Null;
     for _ in 0..100 {
         ended = s.get(&format!("/streams/{id}"), &admin).await.body;
@@ -252,7 +289,11 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
     }
     assert_eq!(info["state"], "live", "{info}");
     // open: the page gets the playlist without a password
-    assert!(info["playlist"].as_str().is_some_and(|p| p.starts_with(&format!("/live/{planned_key}/"))));
+    assert!(
+        info["playlist"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&format!("/live/{planned_key}/")))
+    );
     let live = s.get(&format!("/conferences/{room}"), &admin).await;
     assert_eq!(live.body["stream_id"], planned_id.as_str());
     phone.hang_up().await;
@@ -296,7 +337,11 @@ async fn a_stream_cut_by_kill_9_is_ended_after_the_restart() {
         .await;
     assert_eq!(status, 200, "{stream}");
     let id = stream["id"].as_str().expect("id").to_owned();
-    assert_eq!(stream["password"].as_str().map(str::len), Some(6), "six digits made up");
+    assert_eq!(
+        stream["password"].as_str().map(str::len),
+        Some(6),
+        "six digits made up"
+    );
     talk(&mut [&mut phone], &[Some(500.0)], 50).await;
     p.child.kill().expect("kill -9");
     let _ = p.child.wait();
@@ -306,7 +351,12 @@ async fn a_stream_cut_by_kill_9_is_ended_after_the_restart() {
     again.ready().await;
     let admin = again.login("admin", ADMIN_PASSWORD).await;
     let (status, s) = again
-        .send(reqwest::Method::GET, &format!("/streams/{id}"), Some(&admin), None)
+        .send(
+            reqwest::Method::GET,
+            &format!("/streams/{id}"),
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{s}");
     assert_eq!(s["state"], "ended", "{s}");
