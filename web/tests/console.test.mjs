@@ -1462,3 +1462,76 @@ test('a chair records a meeting from the console and plays it back from the reco
   }
   assert.deepEqual(cspViolations, [], 'playing a recording keeps to the Content-Security-Policy');
 });
+
+test('a chair streams a meeting live from the console, shares its link and password, and schedules the next one, in English and Chinese', async () => {
+  const { auth } = await adminApi();
+  const room = await fetch(`${base}/api/v1/rooms`, {
+    method: 'POST', headers: auth, body: JSON.stringify({ number: '8470', name: 'Quarterly all-hands' }),
+  }).then((r) => r.json());
+  assert.ok(room.id, JSON.stringify(room));
+  const guest = await browser.newPage({ locale: 'en-US' });
+  await guest.goto(`${base}/join/8470`);
+  await guest.getByTestId('language').selectOption('en');
+  await guest.getByTestId('join-name').fill('Ada');
+  await guest.getByTestId('join-submit').click();
+  await guest.getByTestId('in-meeting').waitFor();
+
+  const page = await loggedIn({ locale: 'en-US' });
+  await page.getByTestId('tab-live').click();
+  const meeting = page.getByTestId('conference-8470');
+  await meeting.getByTestId('stream').click();
+  const panel = meeting.getByTestId('stream-on');
+  await panel.getByTestId('stream-password').waitFor();
+  const password = await panel.getByTestId('stream-password').innerText();
+  assert.match(password, /^\d{6}$/);
+  const link = await panel.getByTestId('stream-link').innerText();
+  assert.match(link, /\/watch\/[A-Za-z0-9]{22}$/);
+
+  // a viewer opens the shared link: a wrong password is refused, the right one plays
+  const viewer = await browser.newPage({ locale: 'en-US' });
+  await viewer.goto(link);
+  await viewer.getByTestId('language').selectOption('en');
+  await viewer.getByTestId('watch-title').getByText('Quarterly all-hands').waitFor();
+  await viewer.getByTestId('watch-password').fill('000000' === password ? '111111' : '000000');
+  await viewer.getByTestId('watch-submit').click();
+  await viewer.getByTestId('watch-error').getByText('Wrong password.').waitFor();
+  await viewer.getByTestId('watch-password').fill(password);
+  await viewer.getByTestId('watch-submit').click();
+  await viewer.getByTestId('watch-play').click();
+  await viewer.getByTestId('watch-playing').waitFor({ timeout: 20000 });
+  const shot = (name) => join(dataDir, name);
+  await viewer.screenshot({ path: shot('watch-en.png'), fullPage: true });
+  await viewer.getByTestId('language').selectOption('zh');
+  await viewer.getByText('正在播放（比会议晚几秒）。').waitFor();
+  await viewer.screenshot({ path: shot('watch-zh.png'), fullPage: true });
+
+  // the streams page: live now, with the viewer counted; schedule the next one
+  await page.getByTestId('tab-streams').click();
+  const streams = page.getByTestId('page-streams');
+  const live = streams.getByTestId('streams-live');
+  await live.getByText('Quarterly all-hands', { exact: true }).waitFor();
+  await streams.getByTestId('stream-room').selectOption(room.id);
+  await streams.getByTestId('stream-title').fill('Next quarter');
+  await streams.getByTestId('stream-at').fill('2030-01-15T09:30');
+  await streams.getByTestId('stream-schedule').click();
+  await streams.getByTestId('streams-scheduled').getByText('Next quarter').waitFor();
+  await page.screenshot({ path: shot('streams-en.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('zh');
+  await streams.getByText('未开始').first().waitFor();
+  await page.screenshot({ path: shot('streams-zh.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('en');
+
+  // stopped from the live page: the viewer's page says the stream is over
+  await page.getByTestId('tab-live').click();
+  await meeting.getByTestId('stream-stop').click();
+  await meeting.getByTestId('stream').waitFor();
+  await viewer.getByTestId('watch-ended').waitFor({ timeout: 30000 });
+  const list = await fetch(`${base}/api/v1/streams?state=ended`, { headers: auth }).then((r) => r.json());
+  assert.ok(list.items.some((s) => s.room_number === '8470' && s.peak_listeners >= 1), JSON.stringify(list));
+  await guest.getByTestId('join-leave').click();
+  await Promise.all([guest.close(), viewer.close(), page.close()]);
+  if (process.env.CONCLAVE_SCREENSHOTS) {
+    for (const name of ['streams-en.png', 'streams-zh.png', 'watch-en.png', 'watch-zh.png']) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(shot(name)));
+  }
+  assert.deepEqual(cspViolations, [], 'streaming keeps to the Content-Security-Policy');
+});
