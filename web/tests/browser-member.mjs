@@ -39,6 +39,23 @@ await page.addInitScript((l) => localStorage.setItem('conclave.lang', l), lang);
 
 const say = (line) => process.stdout.write(`${line}\n`);
 
+/// Records what the page plays from now on into window.heard (a ScriptProcessor: simple, and
+/// enough here): the meeting's audio ('meeting') or the stream page's player ('player').
+async function record(what) {
+  await page.evaluate((what) => {
+    const context = new AudioContext({ sampleRate: 16000 });
+    const source = what === 'meeting'
+      ? context.createMediaStreamSource(window.conclaveJoin.remote)
+      : context.createMediaElementSource(document.querySelector('[data-testid="watch-audio"]'));
+    const tap = context.createScriptProcessor(4096, 1, 1);
+    window.heard = [];
+    tap.onaudioprocess = (e) => window.heard.push(Float32Array.from(e.inputBuffer.getChannelData(0)));
+    source.connect(tap);
+    tap.connect(context.destination);
+    window.heardRate = context.sampleRate;
+  }, what);
+}
+
 async function join(number, name, pin) {
   await page.goto(`${base}/join/${number}`);
   await page.getByTestId('join-name').fill(name);
@@ -49,19 +66,9 @@ async function join(number, name, pin) {
     page.getByTestId('join-error').waitFor({ timeout: 15000 }).then(() => 'refused'),
   ]);
   if (outcome === 'refused') return `refused ${await page.getByTestId('join-error').innerText()}`;
-  // record what the meeting sends, from the start (a ScriptProcessor: simple, and enough here)
-  const member = await page.evaluate(() => {
-    const j = window.conclaveJoin;
-    const context = new AudioContext({ sampleRate: 16000 });
-    const source = context.createMediaStreamSource(j.remote);
-    const tap = context.createScriptProcessor(4096, 1, 1);
-    window.heard = [];
-    tap.onaudioprocess = (e) => window.heard.push(Float32Array.from(e.inputBuffer.getChannelData(0)));
-    source.connect(tap);
-    tap.connect(context.destination);
-    window.heardRate = context.sampleRate;
-    return j.member;
-  });
+  // record what the meeting sends, from the start
+  await record('meeting');
+  const member = await page.evaluate(() => window.conclaveJoin.member);
   return `joined ${member}`;
 }
 
@@ -78,17 +85,7 @@ async function watch(key, password) {
     if (outcome === 'refused') return `refused ${await page.getByTestId('watch-error').innerText()}`;
   }
   // what the page's player plays, recorded from the audio element itself
-  await page.evaluate(() => {
-    const audio = document.querySelector('[data-testid="watch-audio"]');
-    const context = new AudioContext({ sampleRate: 16000 });
-    const source = context.createMediaElementSource(audio);
-    const tap = context.createScriptProcessor(4096, 1, 1);
-    window.heard = [];
-    tap.onaudioprocess = (e) => window.heard.push(Float32Array.from(e.inputBuffer.getChannelData(0)));
-    source.connect(tap);
-    tap.connect(context.destination);
-    window.heardRate = context.sampleRate;
-  });
+  await record('player');
   await page.getByTestId('watch-play').click();
   await page.getByTestId('watch-playing').waitFor({ timeout: 20000 });
   return 'watching';

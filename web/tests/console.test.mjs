@@ -82,6 +82,17 @@ async function adminApi() {
 }
 
 /// A page with the administrator logged in through the login form.
+/// A guest in room `number`'s meeting from the join page (Chromium's fake microphone beeps).
+async function guestIn(number, name) {
+  const guest = await browser.newPage({ locale: 'en-US' });
+  await guest.goto(`${base}/join/${number}`);
+  await guest.getByTestId('language').selectOption('en');
+  await guest.getByTestId('join-name').fill(name);
+  await guest.getByTestId('join-submit').click();
+  await guest.getByTestId('in-meeting').waitFor();
+  return guest;
+}
+
 async function loggedIn(options) {
   const page = await browser.newPage(options);
   await page.goto(base);
@@ -1398,13 +1409,7 @@ test('a chair records a meeting from the console and plays it back from the reco
     method: 'POST', headers: auth, body: JSON.stringify({ number: '8460', name: 'Budget review' }),
   }).then((r) => r.json());
   assert.ok(room.id, JSON.stringify(room));
-  // A guest in the meeting from the join page (Chromium's fake microphone beeps).
-  const guest = await browser.newPage({ locale: 'en-US' });
-  await guest.goto(`${base}/join/8460`);
-  await guest.getByTestId('language').selectOption('en');
-  await guest.getByTestId('join-name').fill('Ada');
-  await guest.getByTestId('join-submit').click();
-  await guest.getByTestId('in-meeting').waitFor();
+  const guest = await guestIn('8460', 'Ada');
 
   const page = await loggedIn({ locale: 'en-US' });
   await page.getByTestId('tab-live').click();
@@ -1469,12 +1474,7 @@ test('a chair streams a meeting live from the console, shares its link and passw
     method: 'POST', headers: auth, body: JSON.stringify({ number: '8470', name: 'Quarterly all-hands' }),
   }).then((r) => r.json());
   assert.ok(room.id, JSON.stringify(room));
-  const guest = await browser.newPage({ locale: 'en-US' });
-  await guest.goto(`${base}/join/8470`);
-  await guest.getByTestId('language').selectOption('en');
-  await guest.getByTestId('join-name').fill('Ada');
-  await guest.getByTestId('join-submit').click();
-  await guest.getByTestId('in-meeting').waitFor();
+  const guest = await guestIn('8470', 'Ada');
 
   const page = await loggedIn({ locale: 'en-US' });
   await page.getByTestId('tab-live').click();
