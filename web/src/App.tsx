@@ -13,7 +13,7 @@ import { Recordings } from './Recordings';
 import { StreamPanel, Streams } from './Streams';
 import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
-import { Tenants } from './Tenants';
+import { RetentionForm, Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 
 export function App() {
@@ -70,6 +70,7 @@ export function App() {
       <main>
         {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab, me.id)}
         {tab === 'tenants' && admin && <OwnBranding t={t} tenantId={me.tenant_id} onSaved={setBranding} />}
+        {tab === 'tenants' && admin && <RetentionForm t={t} tenantId={me.tenant_id} />}
       </main>
     </div>
   );

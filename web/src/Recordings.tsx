@@ -98,6 +98,7 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
   const [urls, setUrls] = useState<Record<number, string>>({});
   const players = useRef<Record<number, HTMLAudioElement | null>>({});
   const [error, setError] = useState('');
+  const [sharePassword, setSharePassword] = useState('');
   const load = useCallback(() => {
     api<RecordingDetail>('GET', `/recordings/${id}`).then(setDetail, (e) => setError(asError(e).message));
     api<Utterance[]>('GET', `/recordings/${id}/utterances`).then(setUtterances, () => setUtterances([]));
@@ -124,7 +125,8 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
     }
   };
   const visibility = (v: 'private' | 'public') =>
-    api<Recording>('PUT', `/recordings/${id}/visibility`, { visibility: v }).then(() => { load(); onChanged(); }, (e) => setError(asError(e).message));
+    api<Recording>('PUT', `/recordings/${id}/visibility`, v === 'public' && sharePassword ? { visibility: v, password: sharePassword } : { visibility: v })
+      .then(() => { load(); onChanged(); }, (e) => setError(asError(e).message));
   const remove = () => {
     if (!window.confirm(t('deleteRecordingConfirm'))) return;
     api('DELETE', `/recordings/${id}`).then(onDeleted, (e) => setError(asError(e).message));
@@ -139,8 +141,18 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
         <button data-testid="recording-visibility" onClick={() => visibility(r.visibility === 'public' ? 'private' : 'public')}>
           {t(r.visibility === 'public' ? 'makePrivate' : 'makePublic')}
         </button>{' '}
+        {r.visibility === 'private' && (
+          <input data-testid="share-password" value={sharePassword} maxLength={32} placeholder={t('sharePasswordOptional')}
+            onChange={(e) => setSharePassword(e.target.value)} />
+        )}{' '}
         {r.state !== 'recording' && <button data-testid="recording-delete" onClick={remove}>{t('delete')}</button>}
       </p>
+      {r.share_key && (
+        <p data-testid="recording-share">
+          {t('shareLink')}: <a href={`/recording/${r.share_key}`} target="_blank" rel="noopener" data-testid="share-link">{`${window.location.origin}/recording/${r.share_key}`}</a>
+          {r.share_password && <> · {t('streamPassword')}: <b data-testid="share-password-shown">{r.share_password}</b></>}
+        </p>
+      )}
       <h4>{t('tracks')}</h4>
       <table>
         <tbody>

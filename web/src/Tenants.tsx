@@ -87,3 +87,29 @@ function TenantRow({ t, tenant, editable, onSaved }: { t: T; tenant: Tenant; edi
     </tr>
   );
 }
+
+/// The tenant's rule for its recordings: deleted so many days after they end (0: kept;
+/// empty: the server's rule). Tenant administrators set it.
+export function RetentionForm({ t, tenantId }: { t: T; tenantId: string }) {
+  const [days, setDays] = useState('');
+  const [message, setMessage] = useState('');
+  useEffect(() => {
+    api<Tenant>('GET', `/tenants/${tenantId}`).then((tenant) => setDays(tenant.recording_retention_days?.toString() ?? ''), () => undefined);
+  }, [tenantId]);
+  const save = () => {
+    setMessage('');
+    const value = days.trim() === '' ? null : Number(days);
+    api('PATCH', `/tenants/${tenantId}`, { recording_retention_days: value })
+      .then(() => setMessage(t('saved')), (e) => setMessage(String(e.message ?? e)));
+  };
+  return (
+    <div className="card" data-testid="retention">
+      <h3>{t('recordingRetention')}</h3>
+      <label>{t('retentionDays')}
+        <input data-testid="retention-days" type="number" min={0} max={36500} value={days} placeholder={t('retentionServerRule')} onChange={(e) => setDays(e.target.value)} />
+      </label>{' '}
+      <button data-testid="retention-save" onClick={save}>{t('save')}</button>
+      {message && <span data-testid="retention-message"> {message}</span>}
+    </div>
+  );
+}

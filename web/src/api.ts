@@ -48,6 +48,8 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 export type Tenant = {
   id: string; name: string; sip_domain: string | null; sip_sha256_only: boolean; created_at: number; updated_at: number;
   branding: Record<string, unknown>;
+  /// Days its recordings are kept after they end (0: kept; null: the server's rule).
+  recording_retention_days: number | null;
 };
 
 export type User = {
@@ -244,6 +246,8 @@ export type Recording = {
   id: string; tenant_id: string; meeting_id: string | null; room_id: string | null; room_number: string; room_name: string;
   started_by: string; started_at: number; ended_at: number | null; state: 'recording' | 'finished' | 'interrupted';
   visibility: 'private' | 'public';
+  /// A public recording's link for anyone (`/recording/<share_key>`), and its password.
+  share_key: string | null; share_password: string | null;
 };
 export type RecordingTrack = {
   track: number; kind: 'mix' | 'member'; name: string; number: string; offset_ms: number; duration_ms: number | null; bytes: number | null;

@@ -3,6 +3,13 @@
 export type Lang = 'en' | 'zh';
 
 const en = {
+  recordingRetention: 'Recordings are kept',
+  retentionDays: 'Days after the meeting (0: for ever)',
+  retentionServerRule: "the server's rule",
+  sharedRecording: 'Recording',
+  noSuchRecording: 'No such recording, or it is no longer shared.',
+  sharePasswordOptional: 'password for the link (optional)',
+  shareLink: 'Link for anyone',
   streams: 'Live streams',
   goLive: 'Go live',
   streamingNow: 'Live stream',
@@ -517,6 +524,13 @@ const en = {
 };
 
 const zh: typeof en = {
+  recordingRetention: '录音保留期限',
+  retentionDays: '会后保留天数（0：永久）',
+  retentionServerRule: '服务器默认规则',
+  sharedRecording: '会议录音',
+  noSuchRecording: '录音不存在，或已不再公开。',
+  sharePasswordOptional: '链接密码（可选）',
+  shareLink: '公开链接',
   streams: '直播',
   goLive: '开启直播',
   streamingNow: '直播中',

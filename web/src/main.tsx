@@ -1,6 +1,7 @@
 import { createRoot } from 'react-dom/client';
 import { App } from './App';
 import { JoinPage } from './Join';
+import { SharedPage } from './Shared';
 import { WatchPage } from './Watch';
 import './styles.css';
 
@@ -9,4 +10,6 @@ const root = document.getElementById('root');
 const joining = /^\/join(\/|$)/.test(window.location.pathname);
 // /watch/<key>: a live stream, for anyone with its link
 const watching = /^\/watch\/[A-Za-z0-9]{1,64}\/?$/.test(window.location.pathname);
-if (root) createRoot(root).render(joining ? <JoinPage /> : watching ? <WatchPage /> : <App />);
+// /recording/<key>: a public recording, for anyone with its link
+const shared = /^\/recording\/[A-Za-z0-9]{1,64}\/?$/.test(window.location.pathname);
+if (root) createRoot(root).render(joining ? <JoinPage /> : watching ? <WatchPage /> : shared ? <SharedPage /> : <App />);

@@ -1447,8 +1447,30 @@ test('a chair records a meeting from the console and plays it back from the reco
   await detail.getByTestId('play-0').click();
   await detail.locator('[data-testid="waveform"][data-drawn="yes"]').waitFor();
   await detail.getByTestId('lanes').locator('[data-testid^="lane-1-"]').first().waitFor();
+  await detail.getByTestId('share-password').fill('sesame42');
   await detail.getByTestId('recording-visibility').getByText('Make public').click();
   await detail.getByText('Public').first().waitFor();
+  // anyone with the link and its password plays it, without an account
+  const shareLink = await detail.getByTestId('share-link').innerText();
+  assert.equal(await detail.getByTestId('share-password-shown').innerText(), 'sesame42');
+  const outsider = await browser.newPage({ locale: 'en-US' });
+  await outsider.goto(shareLink);
+  await outsider.getByTestId('language').selectOption('en');
+  await outsider.getByTestId('shared-password').fill('wrong1');
+  await outsider.getByTestId('shared-submit').click();
+  await outsider.getByTestId('shared-error').getByText('Wrong password.').waitFor();
+  await outsider.getByTestId('shared-password').fill('sesame42');
+  await outsider.getByTestId('shared-submit').click();
+  await outsider.getByTestId('shared-track-1').getByText('Ada').waitFor();
+  const played = await outsider.getByTestId('shared-audio-0').evaluate((el) => new Promise((done) => {
+    el.addEventListener('loadedmetadata', () => done(el.duration));
+    el.addEventListener('error', () => done(-1));
+    el.preload = 'metadata';
+    el.load();
+    setTimeout(() => done(-2), 5000);
+  }));
+  assert.ok(played > 2, `the shared mix plays for ${played} s`);
+  await outsider.close();
   const path = (name) => join(dataDir, name);
   await page.screenshot({ path: path('recordings-en.png'), fullPage: true });
   await page.getByTestId('language').selectOption('zh');

@@ -136,7 +136,8 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         },
     );
     meetings.set_recordings(recordings.clone());
-    if settings.recording_retention_days > 0 {
+    {
+        // hourly, even without a server-wide rule: tenants may have their own
         let days = settings.recording_retention_days;
         tokio::spawn(async move {
             let mut hourly = tokio::time::interval(Duration::from_secs(3600));
@@ -266,6 +267,7 @@ async fn bootstrap(store: &Store, settings: &Settings) -> Result<()> {
         sip_domain: None,
         sip_sha256_only: false,
         branding: serde_json::json!({}),
+        recording_retention_days: None,
         created_at: now,
         updated_at: now,
     };

@@ -32,6 +32,8 @@ pub enum Target {
     Room(String),
     /// A live stream, by its id.
     Stream(String),
+    /// A recording shared by link, by its id.
+    Shared(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

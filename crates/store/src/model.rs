@@ -19,6 +19,9 @@ pub struct Tenant {
     /// Branding for the console (logo, colours): free-form JSON kept for later use.
     #[schema(value_type = Object)]
     pub branding: serde_json::Value,
+    /// Its recordings are deleted this many days after they end (0: kept); absent: the
+    /// server's rule.
+    pub recording_retention_days: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -744,6 +747,13 @@ pub struct Recording {
     /// The recording's key, sealed with the tenant's key (never shown).
     #[serde(skip)]
     pub wrapped_key: String,
+    /// A public recording's link for anyone (`/recording/<share_key>`).
+    pub share_key: Option<String>,
+    /// Names its audio once the password was given (never shown).
+    #[serde(skip)]
+    pub share_access: Option<String>,
+    /// What outsiders type (none: the link is enough).
+    pub share_password: Option<String>,
 }
 
 /// A live stream of a room's meetings: HLS for anyone with its link (and password).

@@ -102,6 +102,7 @@ pub mod tenants {
             sip_domain: row.try_get("sip_domain")?,
             sip_sha256_only: row.try_get::<i64, _>("sip_sha256_only")? != 0,
             branding: json_column(row, "branding")?,
+            recording_retention_days: row.try_get("recording_retention_days")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
@@ -110,7 +111,7 @@ pub mod tenants {
     pub async fn insert(conn: &mut Conn, t: &Tenant) -> Result<()> {
         sqlx::query(
             "INSERT INTO tenants (id, name, sip_domain, branding, created_at, updated_at, \
-             sip_sha256_only) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             sip_sha256_only, recording_retention_days) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -119,6 +120,7 @@ pub mod tenants {
         .bind(t.created_at)
         .bind(t.updated_at)
         .bind(i64::from(t.sip_sha256_only))
+        .bind(t.recording_retention_days)
         .execute(conn)
         .await?;
         Ok(())
@@ -127,7 +129,7 @@ pub mod tenants {
     pub async fn update(conn: &mut Conn, t: &Tenant) -> Result<()> {
         sqlx::query(
             "UPDATE tenants SET name = $2, sip_domain = $3, branding = $4, updated_at = $5, \
-             sip_sha256_only = $6 WHERE id = $1",
+             sip_sha256_only = $6, recording_retention_days = $7 WHERE id = $1",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -135,6 +137,7 @@ pub mod tenants {
         .bind(t.branding.to_string())
         .bind(t.updated_at)
         .bind(i64::from(t.sip_sha256_only))
+        .bind(t.recording_retention_days)
         .execute(conn)
         .await?;
         Ok(())

@@ -32,6 +32,7 @@ async fn legacy_rows_upgrade(url: &str) {
         name: new_id(),
         sip_domain: None,
         sip_sha256_only: false,
+        recording_retention_days: None,
         branding: serde_json::json!({}),
         created_at: 1,
         updated_at: 1,

@@ -23,6 +23,7 @@ fn tenant() -> Tenant {
         name: new_id(),
         sip_domain: None,
         sip_sha256_only: false,
+        recording_retention_days: None,
         branding: serde_json::json!({}),
         created_at: 1,
         updated_at: 1,

@@ -19,6 +19,7 @@ mod recordings;
 mod registrations;
 mod rooms;
 mod session;
+mod shared;
 mod status;
 mod streams;
 mod templates;
@@ -178,6 +179,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(bookings::routes())
             .merge(join::routes())
             .merge(streams::routes())
+            .merge(shared::routes())
             .merge(watch::routes()),
     )
 }

@@ -60,8 +60,12 @@ pub struct UtteranceParams {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisibilityChange {
-    /// `private` (who may see the room's meetings) or `public` (everyone of the tenant).
+    /// `private` (who may see the room's meetings) or `public` (everyone of the tenant, and
+    /// anyone with its link: `share_key`).
     pub visibility: String,
+    /// Public: what people outside the tenant type to play it (4–32 letters or digits;
+    /// absent: the link is enough).
+    pub password: Option<String>,
 }
 
 /// Administrators see their tenant's recordings; others, those of the rooms they own or
@@ -198,7 +202,33 @@ async fn download_recording(
     let track: i64 = track.parse().map_err(|_| ApiError::not_found("track"))?;
     let mut conn = state.store.conn().await?;
     let recording = load(&mut conn, &caller, &id).await?;
-    let tracks = repo::recordings::tracks(&mut conn, &id).await?;
+    let response = track_audio(&state, &mut conn, &recording, track, &caller.user.username).await?;
+    audit(
+        &mut conn,
+        &caller,
+        Audit {
+            action: "downloadRecording",
+            tenant_id: &recording.tenant_id,
+            target_type: "recording",
+            target_id: Some(&recording.id),
+            detail: serde_json::json!({ "room": recording.room_number, "track": track }),
+        },
+    )
+    .await?;
+    Ok(response)
+}
+
+/// A track of `recording` as Ogg Opus, its comments naming `who` fetched it (the caller
+/// writes the audit event).
+pub(super) async fn track_audio(
+    state: &AppState,
+    conn: &mut Conn,
+    recording: &Recording,
+    track: i64,
+    who: &str,
+) -> ApiResult<Response> {
+    let id = &recording.id;
+    let tracks = repo::recordings::tracks(conn, id).await?;
     if !tracks.iter().any(|t| t.track == track) {
         return Err(ApiError::not_found("track"));
     }
@@ -206,7 +236,7 @@ async fn download_recording(
         .meetings
         .recordings()
         .ok_or_else(|| ApiError::internal("recordings are not set up"))?;
-    let (ogg, _complete) = service.read_track(&recording, track).await.map_err(|err| {
+    let (ogg, _complete) = service.read_track(recording, track).await.map_err(|err| {
         tracing::error!(
             err = format!("{err:#}"),
             recording = id,
@@ -220,25 +250,9 @@ async fn download_recording(
     })?;
     let stamped = conclave_media::recording::ogg::with_comment(
         &ogg,
-        &format!(
-            "DOWNLOADED_BY={} {}",
-            caller.user.username,
-            conclave_store::now_ms()
-        ),
+        &format!("DOWNLOADED_BY={who} {}", conclave_store::now_ms()),
     )
     .unwrap_or(ogg);
-    audit(
-        &mut conn,
-        &caller,
-        Audit {
-            action: "downloadRecording",
-            tenant_id: &recording.tenant_id,
-            target_type: "recording",
-            target_id: Some(&recording.id),
-            detail: serde_json::json!({ "room": recording.room_number, "track": track }),
-        },
-    )
-    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "audio/ogg".to_owned()),
@@ -270,6 +284,18 @@ async fn set_recording_visibility(
     if change.visibility != "private" && change.visibility != "public" {
         return Err(ApiError::field("visibility", "must be private or public"));
     }
+    let password = change.password.as_deref().map(str::trim);
+    if let Some(p) = password
+        && (change.visibility == "private"
+            || p.len() < 4
+            || p.len() > 32
+            || !p.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(ApiError::field(
+            "password",
+            "4 to 32 letters or digits, for a public recording",
+        ));
+    }
     let mut conn = state.store.conn().await?;
     let mut recording = load(&mut conn, &caller, &id).await?;
     if !manages(&mut conn, &caller, &recording).await? {
@@ -279,7 +305,29 @@ async fn set_recording_visibility(
     }
     drop(conn);
     let mut tx = state.store.begin().await?;
-    repo::recordings::set_visibility(&mut tx, &id, &change.visibility).await?;
+    // a public recording keeps its link while it stays public (a new password or none)
+    let share = (change.visibility == "public").then(|| {
+        (
+            recording
+                .share_key
+                .clone()
+                .unwrap_or_else(crate::streaming::token),
+            recording
+                .share_access
+                .clone()
+                .unwrap_or_else(crate::streaming::token),
+            password.map(str::to_owned),
+        )
+    });
+    repo::recordings::set_visibility(
+        &mut tx,
+        &id,
+        &change.visibility,
+        share
+            .as_ref()
+            .map(|(k, a, p)| (k.as_str(), a.as_str(), p.as_deref())),
+    )
+    .await?;
     audit(
         &mut tx,
         &caller,
@@ -288,12 +336,21 @@ async fn set_recording_visibility(
             tenant_id: &recording.tenant_id,
             target_type: "recording",
             target_id: Some(&recording.id),
-            detail: serde_json::json!({ "room": recording.room_number, "visibility": change.visibility }),
+            detail: serde_json::json!({ "room": recording.room_number, "visibility": change.visibility,
+                                        "password": password.is_some() }),
         },
     )
     .await?;
     tx.commit().await?;
     recording.visibility = change.visibility;
+    (
+        recording.share_key,
+        recording.share_access,
+        recording.share_password,
+    ) = match share {
+        Some((k, a, p)) => (Some(k), Some(a), p),
+        None => (None, None, None),
+    };
     Ok(Json(recording))
 }
 

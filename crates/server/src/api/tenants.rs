@@ -35,6 +35,10 @@ pub struct CreateTenant {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub branding: Option<serde_json::Value>,
+    /// Its recordings are deleted this many days after they end (0: kept; absent: the
+    /// server's rule).
+    #[serde(default)]
+    pub recording_retention_days: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -49,6 +53,17 @@ pub struct UpdateTenant {
     pub sip_sha256_only: Option<bool>,
     #[schema(value_type = Object)]
     pub branding: Option<serde_json::Value>,
+    /// Days its recordings are kept after they end (0: kept; null: the server's rule).
+    /// Tenant administrators may change it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub recording_retention_days: Option<Option<i64>>,
+}
+
+fn check_retention(c: &mut Checks, days: Option<i64>) {
+    if let Some(days) = days {
+        c.range("recording_retention_days", days, 0, 36_500);
+    }
 }
 
 fn check_fields(
@@ -229,6 +244,7 @@ async fn create_tenant(
         body.sip_domain.as_deref(),
         body.branding.as_ref(),
     );
+    check_retention(&mut c, body.recording_retention_days);
     if body.sip_sha256_only == Some(true) && body.sip_domain.is_none() {
         c.fail(
             "sip_sha256_only",
@@ -246,6 +262,7 @@ async fn create_tenant(
             .branding
             .clone()
             .unwrap_or_else(|| serde_json::json!({})),
+        recording_retention_days: body.recording_retention_days,
         created_at: now,
         updated_at: now,
     };
@@ -334,12 +351,13 @@ async fn update_tenant(
         target_id: Some(&id),
         detail: serde_json::json!({}),
     };
-    let branding_only =
+    let tenant_admins_may =
         body.name.is_none() && body.sip_domain.is_none() && body.sip_sha256_only.is_none();
-    if !(caller.is_system_admin() || (branding_only && caller.administers(&id))) {
-        return Err(deny(&state, &caller, entry, "only system administrators change tenants; tenant administrators may change the branding").await);
+    if !(caller.is_system_admin() || (tenant_admins_may && caller.administers(&id))) {
+        return Err(deny(&state, &caller, entry, "only system administrators change tenants; tenant administrators may change the branding and the recordings' retention").await);
     }
     let mut c = Checks::new();
+    check_retention(&mut c, body.recording_retention_days.flatten());
     check_fields(
         &mut c,
         body.name.as_deref(),
@@ -355,6 +373,9 @@ async fn update_tenant(
     }
     if let Some(branding) = body.branding {
         tenant.branding = branding;
+    }
+    if let Some(days) = body.recording_retention_days {
+        tenant.recording_retention_days = days;
     }
     let went_strict = body.sip_sha256_only == Some(true) && !tenant.sip_sha256_only;
     if let Some(strict) = body.sip_sha256_only {

@@ -93,7 +93,7 @@ async fn get_watch(
 }
 
 /// Constant time: how much of a password matched says nothing.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

@@ -160,6 +160,9 @@ impl Recordings {
             state: "recording".into(),
             visibility: "private".into(),
             wrapped_key,
+            share_key: None,
+            share_access: None,
+            share_password: None,
         };
         let (frames_tx, frames) = sync_channel(FRAME_QUEUE);
         let (control_tx, control) = sync_channel(1024);
@@ -229,19 +232,16 @@ impl Recordings {
         .context("reading a track")?
     }
 
-    /// Deletes the recordings that ended more than `days` ago: their rows with an audit
-    /// event (by the system) in one transaction each, then their files. Returns how many.
+    /// Deletes the recordings past their retention — their tenant's rule, else `days` (0:
+    /// kept) — their rows with an audit event (by the system) in one transaction each, then
+    /// their files. Returns how many.
     pub async fn purge(&self, days: u32) -> Result<usize> {
-        if days == 0 {
-            return Ok(0);
-        }
-        let cutoff = now_ms() - i64::from(days) * 86_400_000;
         let mut purged = 0;
         // bounded passes: what is left waits for the next hour
         for _ in 0..100 {
             let old = {
                 let mut conn = self.inner.store.conn().await?;
-                repo::recordings::ended_before(&mut conn, cutoff, 100).await?
+                repo::recordings::expired(&mut conn, now_ms(), i64::from(days), 100).await?
             };
             if old.is_empty() {
                 break;
@@ -269,7 +269,7 @@ impl Recordings {
                         target_id: Some(r.id.clone()),
                         outcome: "ok".into(),
                         source: "retention".into(),
-                        detail: serde_json::json!({ "room": r.room_number, "retention_days": days }),
+                        detail: serde_json::json!({ "room": r.room_number, "server_retention_days": days }),
                         at: now_ms(),
                     },
                 )

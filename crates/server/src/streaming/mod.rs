@@ -33,8 +33,9 @@ const LINGER: Duration = Duration::from_secs(60);
 /// A scheduled stream starts with its room's meeting when it is due within this time.
 const EARLY: Duration = Duration::from_secs(30 * 60);
 
-/// A random token for links (URL-safe, 128 bits).
-fn token() -> String {
+/// A random token for links anyone may be given (streams, shared recordings): 22 letters
+/// and digits, about 128 bits.
+pub fn token() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::rng();
     (0..22)
@@ -251,7 +252,7 @@ struct Inner {
     store: Store,
     /// Served streams by key (live ones, and ended ones for a minute).
     served: Mutex<HashMap<String, Live>>,
-    /// Wrong passwords per stream and address.
+    /// Wrong passwords of shared links (streams, recordings) per link and address.
     passwords: Arc<crate::limiter::Limiter>,
 }
 
@@ -269,7 +270,7 @@ impl Streams {
         }
     }
 
-    /// Wrong stream passwords, per stream and per address.
+    /// Wrong passwords of shared links (streams, recordings), per link and per address.
     pub fn passwords(&self) -> &Arc<crate::limiter::Limiter> {
         &self.inner.passwords
     }

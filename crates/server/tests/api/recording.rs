@@ -304,10 +304,80 @@ async fn three_speak_in_turn(db: Db) {
     s.put(
         &format!("/recordings/{id}/visibility"),
         &admin,
-        json!({ "visibility": "public" }),
+        json!({ "visibility": "public", "password": "x" }),
     )
     .await
-    .expect(200);
+    .expect_problem(422, Some("password"));
+    let public = s
+        .put(
+            &format!("/recordings/{id}/visibility"),
+            &admin,
+            json!({ "visibility": "public", "password": "sesame42" }),
+        )
+        .await;
+    public.expect(200);
+    // anyone with the link and the password plays it; a wrong password gets nothing
+    let key = public.body["share_key"]
+        .as_str()
+        .expect("a link")
+        .to_owned();
+    assert_eq!(public.body["share_password"], "sesame42");
+    let outside = |path: String| s.http.get(format!("{}/api/v1{path}", s.base)).send();
+    let page: Value = outside(format!("/shared/{key}"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(page["password_required"], true, "{page}");
+    assert_eq!(page["tracks"], json!([]), "no names before the password");
+    let open = |password: &str| {
+        s.http
+            .post(format!("{}/api/v1/shared/{key}", s.base))
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    assert_eq!(open("sesame43").await.expect("post").status(), 403);
+    let opened: Value = open("sesame42")
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let tracks = opened["tracks"].as_array().expect("tracks");
+    assert_eq!(tracks.len(), 4, "the mix and three people: {opened}");
+    let path = tracks[2]["audio"].as_str().expect("audio").to_owned();
+    let fetched = s
+        .http
+        .get(format!("{}{path}", s.base))
+        .send()
+        .await
+        .expect("audio");
+    assert_eq!(fetched.status(), 200);
+    let ogg = fetched.bytes().await.expect("body");
+    let tags = &read_packets(&ogg).expect("ogg").packets[1];
+    assert!(
+        tags.windows(23).any(|w| w == b"DOWNLOADED_BY=anonymous"),
+        "stamped"
+    );
+    // "/api/v1/shared/<key>/<access>/tracks/2/audio" with another access
+    let access = path.split('/').nth(5).expect("access");
+    let forged = path.replace(access, "AAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(
+        outside(forged.trim_start_matches("/api/v1").to_owned())
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+    let log = s
+        .get("/audit-events?action=playSharedRecording", &admin)
+        .await;
+    assert_eq!(
+        log.body["items"][0]["actor_name"], "anonymous",
+        "{}",
+        log.body
+    );
     let (status, stamped) = audio(&s, &user, &id, 1).await;
     assert_eq!(
         status, 200,
@@ -321,6 +391,28 @@ async fn three_speak_in_turn(db: Db) {
     assert_eq!(
         s.delete(&format!("/recordings/{id}"), &user).await.status,
         403
+    );
+    // private again: the link is dead
+    s.put(
+        &format!("/recordings/{id}/visibility"),
+        &admin,
+        json!({ "visibility": "private" }),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        outside(format!("/shared/{key}"))
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+    assert_eq!(
+        outside(path.trim_start_matches("/api/v1").to_owned())
+            .await
+            .expect("get")
+            .status(),
+        404
     );
     let log = s
         .get("/audit-events?action=downloadRecording", &admin)
@@ -549,7 +641,7 @@ async fn track_status(p: &Process, token: &str, id: &str, track: i64) -> (u16, V
 
 /// Rotating the master key re-wraps every recording's key and leaves the audio as it was:
 /// afterwards the old key opens nothing and the new one everything. A retention rule then
-/// deletes the recording once it is old enough.
+/// (the tenant's own) deletes the recording once it is old enough.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_master_key_rotates_without_touching_the_audio_and_retention_deletes_old_ones() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -632,9 +724,34 @@ async fn the_master_key_rotates_without_touching_the_audio_and_retention_deletes
     assert_eq!(status, 200);
     let pcm = decode(&ogg);
     assert!(goertzel_power(&pcm[pcm.len() / 4..pcm.len() * 3 / 4], 48_000, 700.0) > 1.0e6);
+    // the tenant keeps its recordings two days (the server has no rule of its own)
+    let (_, me) = new
+        .send(reqwest::Method::GET, "/me", Some(&admin), None)
+        .await;
+    let tenant = me["tenant_id"].as_str().expect("tenant").to_owned();
+    let (status, body) = new
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/tenants/{tenant}"),
+            Some(&admin),
+            Some(json!({ "recording_retention_days": -1 })),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = new
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/tenants/{tenant}"),
+            Some(&admin),
+            Some(json!({ "recording_retention_days": 2 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["recording_retention_days"], 2);
     new.stop();
 
-    // three days later, a retention of two deletes it: its rows, its audio, in the audit log
+    // three days later, the tenant's retention of two deletes it: its rows, its audio, in
+    // the audit log
     {
         let url = format!("sqlite://{}", dir.path().join("conclave.db").display());
         let store = conclave_store::Store::open(&url).await.expect("database");
@@ -649,12 +766,7 @@ async fn the_master_key_rotates_without_touching_the_audio_and_retention_deletes
         None,
         None,
         free_udp_port(),
-        &[
-            "--recording-key-file",
-            &key,
-            "--recording-retention-days",
-            "2",
-        ],
+        &["--recording-key-file", &key],
     );
     kept.ready().await;
     let admin = kept.login("admin", ADMIN_PASSWORD).await;

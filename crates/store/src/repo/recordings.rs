@@ -16,6 +16,9 @@ fn from_row(row: &AnyRow) -> Result<Recording> {
         state: row.try_get("state")?,
         visibility: row.try_get("visibility")?,
         wrapped_key: row.try_get("wrapped_key")?,
+        share_key: row.try_get("share_key")?,
+        share_access: row.try_get("share_access")?,
+        share_password: row.try_get("share_password")?,
     })
 }
 
@@ -113,26 +116,58 @@ pub async fn set_wrapped_key(conn: &mut Conn, id: &str, wrapped_key: &str) -> Re
     Ok(())
 }
 
-/// Recordings that ended before `before` (epoch ms), oldest first, at most `limit`.
-pub async fn ended_before(conn: &mut Conn, before: i64, limit: i64) -> Result<Vec<Recording>> {
+/// Recordings past their tenant's retention at `now` (epoch ms) — the tenant's own days, or
+/// `server_days` when it has none (0: kept) — oldest first, at most `limit`.
+pub async fn expired(
+    conn: &mut Conn,
+    now: i64,
+    server_days: i64,
+    limit: i64,
+) -> Result<Vec<Recording>> {
     let rows = sqlx::query(
-        "SELECT * FROM recordings WHERE state <> 'recording' AND ended_at < $1 \
-         ORDER BY ended_at LIMIT $2",
+        "SELECT r.* FROM recordings r JOIN tenants t ON t.id = r.tenant_id \
+         WHERE r.state <> 'recording' AND r.ended_at IS NOT NULL \
+         AND COALESCE(t.recording_retention_days, $2) > 0 \
+         AND r.ended_at < $1 - COALESCE(t.recording_retention_days, $2) * 86400000 \
+         ORDER BY r.ended_at LIMIT $3",
     )
-    .bind(before)
+    .bind(now)
+    .bind(server_days)
     .bind(limit)
     .fetch_all(conn)
     .await?;
     rows.iter().map(from_row).collect()
 }
 
-pub async fn set_visibility(conn: &mut Conn, id: &str, visibility: &str) -> Result<()> {
-    sqlx::query("UPDATE recordings SET visibility = $2 WHERE id = $1")
-        .bind(id)
-        .bind(visibility)
-        .execute(conn)
-        .await?;
+/// Who may play it; a public one's link (key, access, password), or none.
+pub async fn set_visibility(
+    conn: &mut Conn,
+    id: &str,
+    visibility: &str,
+    share: Option<(&str, &str, Option<&str>)>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE recordings SET visibility = $2, share_key = $3, share_access = $4, \
+         share_password = $5 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(visibility)
+    .bind(share.map(|s| s.0))
+    .bind(share.map(|s| s.1))
+    .bind(share.and_then(|s| s.2))
+    .execute(conn)
+    .await?;
     Ok(())
+}
+
+/// The public recording shared under `key`.
+pub async fn by_share_key(conn: &mut Conn, key: &str) -> Result<Option<Recording>> {
+    let row =
+        sqlx::query("SELECT * FROM recordings WHERE share_key = $1 AND visibility = 'public'")
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
+    row.as_ref().map(from_row).transpose()
 }
 
 pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
