@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the listeners of a live stream cost: one room (6 members, 3 talking, rtpload) is
 # streamed live; LISTENERS players (benches/hls_load.py: a playlist every 2 s, each new
-# segment once, one keep-alive connection each, from 4 loopback addresses) follow it for
+# segment once, one keep-alive connection each, 200 per loopback address) follow it for
 # WINDOW s (default 20). Printed: the server's CPU in that window beside a window without
 # listeners (the difference is what listeners cost), then the same listeners on the same
 # stream mirrored into Debian's nginx — the static file server one would put in front of an
@@ -9,13 +9,16 @@
 #
 #   benches/hls-listeners.sh 1000
 #
-# Bounded: 1..5000 listeners. Also CONCLAVE_BIN, RTPLOAD_BIN, CARGO_TARGET_DIR, KEEP.
+# Bounded: 1..5000 listeners. The generator is one Python process: beyond about 1,500
+# listeners it is what saturates (see the round times). Also CONCLAVE_BIN, RTPLOAD_BIN,
+# CARGO_TARGET_DIR, KEEP.
 source "$(dirname "$0")/media-common.sh"
 
 n="${1:-1000}"
 [[ "$n" =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 5000)) || { echo "listeners: 1..5000" >&2; exit 2; }
 window="${WINDOW:-20}"
-sources=127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5
+# 200 listeners per loopback address (the server admits 256 connections per address)
+sources=$(python3 -c "print(','.join(f'127.0.{2 + i // 250}.{2 + i % 250}' for i in range(($n + 199) // 200)))")
 if ! command -v nginx >/dev/null; then
   echo "installing Debian's nginx..." >&2
   [ "$(id -u)" = 0 ] || { echo "nginx is missing: apt-get install nginx (as root)" >&2; exit 2; }
@@ -58,6 +61,7 @@ loaded=$(( $(ticks "$server_pid") - before ))
 
 # nginx serves a mirror of the same stream (the mirror is one more listener of Conclave)
 mkdir -p "$work/www/live"
+chmod 755 "$work" "$work/www" "$work/www/live" # nginx's workers read it as www-data
 python3 - "$port" "$playlist" "$work/www/live" "$((window + 30))" <<'PY' &
 import os, sys, time, urllib.request
 port, playlist, out, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
