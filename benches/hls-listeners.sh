@@ -19,14 +19,7 @@ n="${1:-1000}"
 window="${WINDOW:-20}"
 # 200 listeners per loopback address (the server admits 256 connections per address)
 sources=$(python3 -c "print(','.join(f'127.0.{2 + i // 250}.{2 + i % 250}' for i in range(($n + 199) // 200)))")
-if ! command -v nginx >/dev/null; then
-  echo "installing Debian's nginx..." >&2
-  [ "$(id -u)" = 0 ] || { echo "nginx is missing: apt-get install nginx (as root)" >&2; exit 2; }
-  export DEBIAN_FRONTEND=noninteractive
-  timeout 900 apt-get install -y -q nginx >/dev/null 2>&1 \
-    || { timeout 600 apt-get update -q >/dev/null && timeout 900 apt-get install -y -q nginx >/dev/null; }
-  timeout 30 systemctl stop nginx >/dev/null 2>&1 || true
-fi
+need_debian nginx
 
 ticks() { # pids...: their user+system CPU time, in clock ticks
   local sum=0 t

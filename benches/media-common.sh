@@ -44,16 +44,20 @@ build() {
   [ -x "$conclave_bin" ] && [ -x "$rtpload_bin" ] || { echo "binaries missing" >&2; exit 2; }
 }
 
+# need_debian PACKAGE: Debian's package (its command has the same name) installed, and the
+# service the install may have started stopped: the benches run their own.
+need_debian() {
+  command -v "$1" >/dev/null && return 0
+  echo "installing Debian's $1..." >&2
+  [ "$(id -u)" = 0 ] || { echo "$1 is missing: apt-get install $1 (as root)" >&2; exit 2; }
+  export DEBIAN_FRONTEND=noninteractive
+  timeout 900 apt-get install -y -q "$1" >/dev/null 2>&1 \
+    || { timeout 600 apt-get update -q >/dev/null && timeout 900 apt-get install -y -q "$1" >/dev/null; }
+  timeout 30 systemctl stop "$1" >/dev/null 2>&1 || true
+}
+
 need_janus() {
-  if ! command -v janus >/dev/null; then
-    echo "installing Debian's janus..." >&2
-    [ "$(id -u)" = 0 ] || { echo "janus is missing: apt-get install janus (as root)" >&2; exit 2; }
-    export DEBIAN_FRONTEND=noninteractive
-    timeout 900 apt-get install -y -q janus >/dev/null 2>&1 \
-      || { timeout 600 apt-get update -q >/dev/null && timeout 900 apt-get install -y -q janus >/dev/null; }
-    # the package's service may have started with the install: we run our own
-    timeout 30 systemctl stop janus >/dev/null 2>&1 || true
-  fi
+  need_debian janus
   # The package's service must not be what we measure (nor hold a port).
   if pgrep -x janus >/dev/null && [ -z "$server_pid" ]; then
     echo "a janus is already running (pid $(pgrep -x janus | xargs)): stop it first" >&2; exit 2

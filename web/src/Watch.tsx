@@ -3,9 +3,9 @@
 // (Chromium, Firefox, Safari 17+: Opus in fragmented MP4), or the browser's own HLS player
 // (Safari on iPhone). A scheduled stream waits on the page until it starts.
 
-import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { BrandMark, useBranding } from './Branding';
-import { initialLang, translator, type Lang, type T } from './i18n';
+import { useEffect, useRef, useState } from 'react';
+import type { T } from './i18n';
+import { PasswordForm, PublicShell, usePublicLanguage } from './Public';
 
 type WatchInfo = { title: string; state: 'scheduled' | 'live' | 'ended'; starts_at: number | null; password_required: boolean; playlist: string | null; listeners: number };
 
@@ -92,18 +92,12 @@ function playLive(audio: HTMLAudioElement, playlist: string, listener: string, o
 }
 
 export function WatchPage() {
-  const [lang, setLang] = useState<Lang>(initialLang);
-  const t = translator(lang);
-  const [branding] = useBranding(null);
+  const [t, lang, setLang] = usePublicLanguage();
   const key = window.location.pathname.split('/')[2] ?? '';
   const [info, setInfo] = useState<WatchInfo | null>(null);
   const [missing, setMissing] = useState(false);
   const [playlist, setPlaylist] = useState<string | null>(null);
 
-  useEffect(() => {
-    localStorage.setItem('conclave.lang', lang);
-    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
-  }, [lang]);
   useEffect(() => {
     let alive = true;
     const load = () => fetch(`/api/v1/watch/${key}`).then(async (r) => {
@@ -119,16 +113,7 @@ export function WatchPage() {
   }, [key]);
 
   return (
-    <div className="app watch">
-      <header>
-        <BrandMark t={t} branding={branding} />
-        <span className="who">{t('liveStream')}</span>
-        <select data-testid="language" value={lang} onChange={(e) => setLang(e.target.value as Lang)}>
-          <option value="en">English</option>
-          <option value="zh">中文</option>
-        </select>
-      </header>
-      <main>
+    <PublicShell t={t} lang={lang} setLang={setLang} what={t('liveStream')}>
         {missing && <p className="error" data-testid="watch-missing">{t('noSuchStream')}</p>}
         {info && (
           <section className="card" data-testid="watch">
@@ -138,35 +123,14 @@ export function WatchPage() {
               {info.state === 'scheduled' && info.starts_at ? ` · ${t('startsAt')} ${t.time(info.starts_at)}` : ''}
               {info.state === 'live' && ` · ${t('listeners')}: ${info.listeners}`}
             </p>
-            {!playlist && info.password_required && info.state !== 'ended' && <PasswordForm t={t} streamKey={key} onOpen={setPlaylist} />}
+            {!playlist && info.password_required && info.state !== 'ended' && (
+              <PasswordForm<{ playlist: string }> t={t} url={`/api/v1/watch/${key}`} prefix="watch" submit={t('watch')}
+                onOpen={(a) => setPlaylist(a.playlist)} />
+            )}
             {playlist && <Player t={t} playlist={playlist} waiting={info.state === 'scheduled'} />}
           </section>
         )}
-      </main>
-    </div>
-  );
-}
-
-function PasswordForm({ t, streamKey, onOpen }: { t: T; streamKey: string; onOpen: (playlist: string) => void }) {
-  const [password, setPassword] = useState('');
-  const [error, setError] = useState('');
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError('');
-    const r = await fetch(`/api/v1/watch/${streamKey}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ password }),
-    }).catch(() => null);
-    if (r?.ok) onOpen(((await r.json()) as { playlist: string }).playlist);
-    else setError(t(r?.status === 429 ? 'tooManyTries' : 'wrongStreamPassword'));
-  };
-  return (
-    <form onSubmit={submit}>
-      <label>{t('streamPassword')}
-        <input data-testid="watch-password" value={password} autoComplete="off" onChange={(e) => setPassword(e.target.value)} />
-      </label>
-      <button type="submit" data-testid="watch-submit">{t('watch')}</button>
-      {error && <p className="error" role="alert" data-testid="watch-error">{error}</p>}
-    </form>
+    </PublicShell>
   );
 }
 

@@ -113,25 +113,8 @@ async fn open_shared_recording(
 ) -> ApiResult<Json<SharedRecording>> {
     let r = shared(&state, &key).await?;
     if let Some(password) = &r.share_password {
-        let permit = state
-            .meetings
-            .streams()
-            .passwords()
-            .attempt(crate::limiter::Target::Shared(r.id.clone()), source.ip())
-            .map_err(|blocked| {
-                ApiError::too_many(
-                    format!(
-                        "too many wrong passwords: try again in {} s",
-                        blocked.retry_after_secs()
-                    ),
-                    blocked.retry_after_secs(),
-                )
-            })?;
-        if !super::watch::same(body.password.trim(), password) {
-            permit.failed();
-            return Err(ApiError::forbidden("wrong password"));
-        }
-        permit.succeeded();
+        let target = crate::limiter::Target::Shared(r.id.clone());
+        super::watch::check_password(&state, target, source, &body.password, password)?;
     }
     Ok(Json(described(&state, &r, true).await?))
 }

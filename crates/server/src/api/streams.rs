@@ -327,10 +327,10 @@ async fn start_stream(
         Command::Stream { on: true },
     )
     .await;
-    if let (Err(err), Some(id)) = (&started, made) {
+    if let (Err(err), Some(id)) = (&started, &made) {
         // refused, or the meeting just ended: the row made for it is not left due
         let mut conn = state.store.conn().await?;
-        repo::streams::delete(&mut conn, &id).await?;
+        repo::streams::delete_scheduled(&mut conn, id).await?;
         tracing::debug!(status = %err.status, "a stream was not started");
     }
     let _ = started?;
@@ -338,6 +338,11 @@ async fn start_stream(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(live) = state.meetings.streams().live_in(&room.id) {
+            if let Some(id) = made.as_ref().filter(|id| **id != live.stream.id) {
+                // a parallel start's row went live instead: this one is not left due
+                let mut conn = state.store.conn().await?;
+                repo::streams::delete_scheduled(&mut conn, id).await?;
+            }
             return Ok(Json(view(&state, live.stream, Some(&room))));
         }
         if tokio::time::Instant::now() >= deadline {

@@ -92,6 +92,37 @@ async fn get_watch(
     }))
 }
 
+/// A shared link's password (a stream's, a recording's): wrong ones are limited per link and
+/// per address, like room PINs (429 once blocked, without looking at the password).
+pub(super) fn check_password(
+    state: &AppState,
+    target: crate::limiter::Target,
+    source: std::net::SocketAddr,
+    given: &str,
+    expected: &str,
+) -> ApiResult<()> {
+    let permit = state
+        .meetings
+        .streams()
+        .passwords()
+        .attempt(target, source.ip())
+        .map_err(|blocked| {
+            ApiError::too_many(
+                format!(
+                    "too many wrong passwords: try again in {} s",
+                    blocked.retry_after_secs()
+                ),
+                blocked.retry_after_secs(),
+            )
+        })?;
+    if !same(given.trim(), expected) {
+        permit.failed();
+        return Err(ApiError::forbidden("wrong password"));
+    }
+    permit.succeeded();
+    Ok(())
+}
+
 /// Constant time: how much of a password matched says nothing.
 pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -116,25 +147,7 @@ async fn open_watch(
     let stream = stream_by_key(&state, &key).await?;
     if let Some(password) = &stream.password {
         let target = crate::limiter::Target::Stream(stream.id.clone());
-        let permit = state
-            .meetings
-            .streams()
-            .passwords()
-            .attempt(target, source.ip())
-            .map_err(|blocked| {
-                ApiError::too_many(
-                    format!(
-                        "too many wrong passwords: try again in {} s",
-                        blocked.retry_after_secs()
-                    ),
-                    blocked.retry_after_secs(),
-                )
-            })?;
-        if !same(body.password.trim(), password) {
-            permit.failed();
-            return Err(ApiError::forbidden("wrong password"));
-        }
-        permit.succeeded();
+        check_password(&state, target, source, &body.password, password)?;
     }
     Ok(Json(WatchAccess {
         playlist: playlist_path(&stream),

@@ -148,13 +148,14 @@ impl Channel {
             discontinuity: segment.discontinuity,
             data: segment.data.into(),
         });
+        // a discontinuity tag that leaves the playlist is counted in its
+        // EXT-X-DISCONTINUITY-SEQUENCE (RFC 8216 §4.3.3.3)
         while p.segments.len() > WINDOW {
             if let Some(old) = p.segments.pop_front()
                 && old.discontinuity
             {
                 p.discontinuities += 1;
             }
-            // the first one listed carries no discontinuity tag of its own
         }
         Self::relist(&mut p);
     }

@@ -119,15 +119,18 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
     )
     .await
     .expect_problem(422, Some("password"));
-    let started = s
-        .post(
-            &format!("/conferences/{room}/stream/start"),
-            &admin,
-            json!({ "password": "4242", "title": "All hands" }),
-        )
-        .await;
-    started.expect(200);
-    let stream = started.body.clone();
+    // a burst of starts (a double click, two chairs): one stream, nothing left scheduled
+    let path = format!("/conferences/{room}/stream/start");
+    let body = json!({ "password": "4242", "title": "All hands" });
+    let burst =
+        futures::future::join_all((0..5).map(|_| s.post(&path, &admin, body.clone()))).await;
+    for started in &burst {
+        started.expect(200);
+        assert_eq!(started.body["id"], burst[0].body["id"], "one stream");
+    }
+    let left = s.get("/streams?state=scheduled", &admin).await;
+    assert_eq!(left.body["items"], json!([]), "{}", left.body);
+    let stream = burst[0].body.clone();
     assert_eq!(stream["state"], "live", "{stream}");
     assert_eq!(stream["password"], "4242");
     assert_eq!(stream["title"], "All hands");

@@ -116,6 +116,15 @@ pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool> {
     delete_by_id(conn, "streams", id).await
 }
 
+/// Deletes a stream unless it has gone live meanwhile.
+pub async fn delete_scheduled(conn: &mut Conn, id: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM streams WHERE id = $1 AND state = 'scheduled'")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// A tenant's streams: live first, then scheduled (soonest first), then ended (newest first);
 /// `state` narrows (empty: all).
 pub async fn list(
