@@ -41,13 +41,6 @@ pub struct Segment {
     pub data: Vec<u8>,
 }
 
-impl Segment {
-    /// Its length in seconds.
-    pub fn seconds(&self) -> f64 {
-        f64::from(self.duration) / f64::from(TIMESCALE)
-    }
-}
-
 /// Encodes one stream. See the module documentation.
 pub struct LiveEncoder {
     encoder: opus::Encoder,

@@ -343,7 +343,7 @@ async fn start_stream(
                 let mut conn = state.store.conn().await?;
                 repo::streams::delete_scheduled(&mut conn, id).await?;
             }
-            return Ok(Json(view(&state, live.stream, Some(&room))));
+            return Ok(Json(view(&state, live.stream.clone(), Some(&room))));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(ApiError::unavailable("the stream did not start in time"));

@@ -237,7 +237,6 @@ impl Channel {
 }
 
 /// A stream being served: its row and its channel.
-#[derive(Clone)]
 pub struct Live {
     pub stream: Stream,
     pub channel: Arc<Channel>,
@@ -252,7 +251,8 @@ pub struct Streams {
 struct Inner {
     store: Store,
     /// Served streams by key (live ones, and ended ones for a minute).
-    served: Mutex<HashMap<String, Live>>,
+    /// Shared, not cloned: every HLS request of every listener looks its stream up here.
+    served: Mutex<HashMap<String, Arc<Live>>>,
     /// Wrong passwords of shared links (streams, recordings) per link and address.
     passwords: Arc<crate::limiter::Limiter>,
 }
@@ -277,12 +277,12 @@ impl Streams {
     }
 
     /// The stream served under `key`, if any.
-    pub fn served(&self, key: &str) -> Option<Live> {
+    pub fn served(&self, key: &str) -> Option<Arc<Live>> {
         self.inner.served.lock().ok()?.get(key).cloned()
     }
 
     /// The live stream of a room, if any.
-    pub fn live_in(&self, room_id: &str) -> Option<Live> {
+    pub fn live_in(&self, room_id: &str) -> Option<Arc<Live>> {
         let served = self.inner.served.lock().ok()?;
         served
             .values()
@@ -423,10 +423,10 @@ async fn keep(
     if let Ok(mut served) = service.inner.served.lock() {
         served.insert(
             key.clone(),
-            Live {
+            Arc::new(Live {
                 stream: stream.clone(),
                 channel: channel.clone(),
-            },
+            }),
         );
     }
     let _ = ended.await;

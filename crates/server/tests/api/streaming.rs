@@ -299,6 +299,38 @@ async fn a_meeting_streams_to_its_listeners(db: Db) {
     );
     let live = s.get(&format!("/conferences/{room}"), &admin).await;
     assert_eq!(live.body["stream_id"], planned_id.as_str());
+
+    // guessing a password in a parallel burst: ten wrong tries from an address, then refused
+    // without looking (even the right one)
+    let guarded = s
+        .post(
+            "/streams",
+            &admin,
+            json!({ "room_id": room, "password": "9876" }),
+        )
+        .await;
+    guarded.expect(201);
+    let guarded_key = guarded.body["key"].as_str().expect("key").to_owned();
+    let path = format!("/watch/{guarded_key}");
+    let tries = futures::future::join_all(
+        (0..10).map(|i| public_post(&s, &path, json!({ "password": format!("{i:04}") }))),
+    )
+    .await;
+    // ten failures per address in all, however parallel: one was spent on the first stream
+    let refused = |code: u16| tries.iter().filter(|(status, _)| *status == code).count();
+    assert_eq!((refused(403), refused(429)), (9, 1), "{tries:?}");
+    assert_eq!(
+        public_post(&s, &path, json!({ "password": "0000" }))
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        public_post(&s, &path, json!({ "password": "9876" }))
+            .await
+            .0,
+        429
+    );
     phone.hang_up().await;
 }
 
