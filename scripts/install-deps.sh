@@ -63,4 +63,8 @@ if [ "${1:-}" = "--test" ]; then
   # moto's server: the S3-compatible store the recordings' tests upload to (recording.rs)
   "$venv/bin/python" -c 'import moto.server, flask_cors' 2>/dev/null \
     || "$venv/bin/pip" install -q "moto[server]==5.1.22"
+  # pypinyin: the minutes' tests speak Mandarin as numbered pinyin (crates/server/tests/api/minutes.rs)
+  "$venv/bin/python" -c 'import pypinyin' 2>/dev/null || "$venv/bin/pip" install -q "pypinyin==0.55.0"
+  # the speech model the minutes' tests recognize with (cached in ~/.cache/conclave/models)
+  scripts/fetch-speech-model.sh "$HOME/.cache/conclave/models" >/dev/null
 fi

@@ -35,6 +35,9 @@ impl Running {
         self.starter.abort();
         self.mailer.abort();
         self.meetings.shutdown(Duration::from_secs(10)).await;
+        if let Some(minutes) = self.meetings.minutes() {
+            minutes.stop();
+        }
         // What the meetings asked of SIP (their BYEs) goes out before SIP stops.
         self.sip.handle.flush(Duration::from_secs(2)).await;
         // The last events (the meetings' ends) are stored for their webhooks.
@@ -136,6 +139,11 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         },
     );
     meetings.set_recordings(recordings.clone());
+    meetings.set_minutes(
+        crate::minutes::Minutes::start(store.clone(), recordings.clone(), &settings)
+            .await
+            .context("starting the minutes")?,
+    );
     {
         // hourly, even without a server-wide rule: tenants may have their own
         let days = settings.recording_retention_days;

@@ -172,6 +172,23 @@ pub struct ServeArgs {
     /// locally while they go on, and uploaded when they end.
     #[arg(long, env = "CONCLAVE_RECORDING_STORE", value_name = "URL")]
     pub recording_store: Option<String>,
+    /// The speech model the minutes are made with (Whisper, ggml; scripts/fetch-speech-model.sh
+    /// makes it). Without it recordings have no minutes, and say why. Default:
+    /// DATA_DIR/models/whisper-base.bin
+    #[arg(long, env = "CONCLAVE_SPEECH_MODEL", value_name = "FILE")]
+    pub speech_model: Option<PathBuf>,
+    /// Threads that make minutes, at the lowest priority (they take only what the media
+    /// and the API leave); 0: no minutes. Default: the number of cores
+    #[arg(long, env = "CONCLAVE_MINUTES_THREADS", value_name = "N")]
+    pub minutes_threads: Option<usize>,
+    /// Beam width of speech recognition (1: greedy, about three times faster; 5 halves
+    /// the errors in Chinese). Default: 5, greedy while a backlog waits
+    #[arg(long, env = "CONCLAVE_MINUTES_BEAM", value_name = "N")]
+    pub minutes_beam: Option<usize>,
+    /// The languages meetings speak (Whisper's codes, comma-separated): each utterance's
+    /// language is detected among them. Default: zh,en
+    #[arg(long, env = "CONCLAVE_MINUTES_LANGUAGES", value_name = "CODES")]
+    pub minutes_languages: Option<String>,
     /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
     #[arg(
         long,
@@ -267,6 +284,10 @@ struct FileSettings {
     recording_key_file: Option<PathBuf>,
     recording_retention_days: Option<u32>,
     recording_store: Option<String>,
+    speech_model: Option<PathBuf>,
+    minutes_threads: Option<usize>,
+    minutes_beam: Option<usize>,
+    minutes_languages: Option<String>,
     session_ttl_minutes: Option<u32>,
     tls_handshake_timeout_seconds: Option<u32>,
     header_timeout_seconds: Option<u32>,
@@ -334,6 +355,11 @@ pub struct Settings {
     pub recording_retention_days: u32,
     /// Where ended recordings rest (see the flag); absent: the data directory.
     pub recording_store: Option<String>,
+    /// The minutes' speech model and how it is run (see the flags).
+    pub speech_model: PathBuf,
+    pub minutes_threads: usize,
+    pub minutes_beam: usize,
+    pub minutes_languages: Vec<String>,
     pub session_ttl_minutes: u32,
     /// Timeouts and connection caps of the HTTP and SIP listeners.
     pub listener_limits: crate::limits::ListenerLimits,
@@ -430,6 +456,31 @@ impl Settings {
             .unwrap_or(720);
         if !(1..=525_600).contains(&session_ttl_minutes) {
             bail!("session_ttl_minutes: {session_ttl_minutes} is outside 1..=525600 (one year)");
+        }
+        let speech_model = args
+            .speech_model
+            .clone()
+            .or(file.speech_model.clone())
+            .unwrap_or_else(|| data_dir.join("models").join("whisper-base.bin"));
+        let languages = args
+            .minutes_languages
+            .clone()
+            .or(file.minutes_languages.clone())
+            .unwrap_or_else(|| "zh,en".into());
+        let minutes_languages: Vec<String> = languages
+            .split(',')
+            .map(|l| l.trim().to_ascii_lowercase())
+            .filter(|l| !l.is_empty())
+            .collect();
+        if minutes_languages.is_empty()
+            || minutes_languages.len() > 8
+            || minutes_languages
+                .iter()
+                .any(|l| !(2..=3).contains(&l.len()) || !l.chars().all(|c| c.is_ascii_lowercase()))
+        {
+            bail!(
+                "minutes_languages: {languages:?} must be one to eight language codes such as zh,en"
+            );
         }
         if let Some(password) = &admin_password
             && password.chars().count() < 8
@@ -591,6 +642,18 @@ impl Settings {
                 .unwrap_or(0)
                 .min(36_500),
             recording_store: args.recording_store.clone().or(file.recording_store),
+            speech_model,
+            minutes_threads: args
+                .minutes_threads
+                .or(file.minutes_threads)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .min(64),
+            minutes_beam: args
+                .minutes_beam
+                .or(file.minutes_beam)
+                .unwrap_or(5)
+                .clamp(1, 8),
+            minutes_languages,
             session_ttl_minutes,
             listener_limits,
             web_dir: args

@@ -14,6 +14,7 @@ pub mod limiter;
 pub mod limits;
 pub mod media;
 pub mod meeting;
+pub mod minutes;
 pub mod outbound;
 pub mod prompts;
 pub mod recording;

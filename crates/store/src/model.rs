@@ -812,3 +812,38 @@ pub struct Utterance {
     pub start_ms: i64,
     pub end_ms: i64,
 }
+
+/// A recording's minutes: how far their making is (docs/minutes.md).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Minutes {
+    pub recording_id: String,
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// `queued`, `working`, `done`, `failed` or `unavailable` (no speech model).
+    pub state: String,
+    /// Why it failed or is unavailable.
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub not_before: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One line of the minutes: what one person said in one utterance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MinuteLine {
+    /// The speaker's track.
+    pub track: i64,
+    /// On the recording's timeline.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The language detected (`en`, `zh`, …).
+    pub language: String,
+    /// What speech recognition heard (kept when the line is edited).
+    pub recognized: String,
+    /// What the minutes say.
+    pub text: String,
+    /// Who edited it last (a user's name), and when.
+    pub edited_by: Option<String>,
+    pub edited_at: Option<i64>,
+}

@@ -26,6 +26,7 @@ pub mod departments;
 pub mod directory;
 pub mod groups;
 pub mod mail;
+pub mod minutes;
 pub mod recordings;
 pub mod streams;
 

@@ -3,6 +3,7 @@
 //! ([`sealed`]) — and members' tracks are cut into utterances by voice activity
 //! ([`track`]). The caller appends the bytes to files and keeps the keys.
 
+pub mod clip;
 pub mod ogg;
 pub mod sealed;
 pub mod track;

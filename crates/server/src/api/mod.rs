@@ -14,6 +14,7 @@ pub mod extract;
 mod groups;
 mod history;
 mod join;
+mod minutes;
 pub mod problem;
 mod recordings;
 mod registrations;
@@ -127,6 +128,7 @@ impl AppState {
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
         (name = "recordings", description = "Recorded meetings: the mix and a track per member, utterances, playback and download"),
+        (name = "minutes", description = "Minutes of recordings: a line per utterance by speech recognition, edits, exports and search"),
         (name = "streams", description = "Live streams of meetings (HLS): scheduling, starting and stopping, and watching with a link and a password"),
         (name = "status", description = "What is happening now: meetings, calls, phones, load"),
         (name = "scheduling", description = "Meetings booked ahead, once or repeating; my meetings and their calendar feed"),
@@ -173,6 +175,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(conferences::routes())
             .merge(history::routes())
             .merge(recordings::routes())
+            .merge(minutes::routes())
             .merge(events::routes())
             .merge(webhooks::routes())
             .merge(trunks::routes())

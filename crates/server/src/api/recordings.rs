@@ -57,6 +57,17 @@ pub struct UtteranceParams {
     pub track: Option<i64>,
 }
 
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AudioParams {
+    /// Only from here (ms on the recording's timeline, as utterances and minutes' lines
+    /// say) …
+    pub from_ms: Option<i64>,
+    /// … up to here: that span alone, as a file of its own (at most ten minutes).
+    pub to_ms: Option<i64>,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisibilityChange {
@@ -70,7 +81,7 @@ pub struct VisibilityChange {
 
 /// Administrators see their tenant's recordings; others, those of the rooms they own or
 /// created, those they started, and public ones of their tenant.
-async fn visible(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<bool> {
+pub(super) async fn visible(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<bool> {
     if caller.administers(&r.tenant_id) {
         return Ok(true);
     }
@@ -84,7 +95,7 @@ async fn visible(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<b
 }
 
 /// Administrators, and the room's owner or creator, change and delete its recordings.
-async fn manages(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<bool> {
+pub(super) async fn manages(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<bool> {
     if !caller.sees_tenant(&r.tenant_id) {
         return Ok(false);
     }
@@ -99,7 +110,7 @@ async fn manages(conn: &mut Conn, caller: &Caller, r: &Recording) -> ApiResult<b
         .is_some_and(|room| super::rooms::manages(caller, &room)))
 }
 
-async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Recording> {
+pub(super) async fn load(conn: &mut Conn, caller: &Caller, id: &str) -> ApiResult<Recording> {
     let r = repo::recordings::get(conn, id)
         .await?
         .ok_or_else(|| ApiError::not_found("recording"))?;
@@ -188,21 +199,41 @@ async fn list_utterances(
     ))
 }
 
-/// One track as Ogg Opus (plays in browsers): decrypted in memory, never on disk. Every
-/// download is in the audit log, and the file names who fetched it (`DOWNLOADED_BY`).
+/// One track as Ogg Opus (plays in browsers): decrypted in memory, never on disk; or one
+/// span of it (`from_ms`, `to_ms`: an utterance, a line of the minutes). Every download is
+/// in the audit log, and the file names who fetched it (`DOWNLOADED_BY`).
 #[utoipa::path(get, path = "/recordings/{recording_id}/tracks/{track}/audio", operation_id = "downloadRecording", tag = "recordings",
-    security(("bearer" = [])), params(("recording_id" = String, Path), ("track" = i64, Path)),
+    security(("bearer" = [])), params(("recording_id" = String, Path), ("track" = i64, Path), AudioParams),
     responses((status = 200, description = "the track", content_type = "audio/ogg", body = Vec<u8>),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn download_recording(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, track)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<AudioParams>,
 ) -> ApiResult<Response> {
     let track: i64 = track.parse().map_err(|_| ApiError::not_found("track"))?;
+    let span = match (p.from_ms, p.to_ms) {
+        (None, None) => None,
+        (Some(from), Some(to)) if from >= 0 && to > from => Some((from, to)),
+        _ => {
+            return Err(ApiError::field(
+                "from_ms",
+                "from_ms and to_ms go together, with 0 <= from_ms < to_ms",
+            ));
+        }
+    };
     let mut conn = state.store.conn().await?;
     let recording = load(&mut conn, &caller, &id).await?;
-    let response = track_audio(&state, &mut conn, &recording, track, &caller.user.username).await?;
+    let response = track_audio(
+        &state,
+        &mut conn,
+        &recording,
+        track,
+        span,
+        &caller.user.username,
+    )
+    .await?;
     audit(
         &mut conn,
         &caller,
@@ -211,27 +242,35 @@ async fn download_recording(
             tenant_id: &recording.tenant_id,
             target_type: "recording",
             target_id: Some(&recording.id),
-            detail: serde_json::json!({ "room": recording.room_number, "track": track }),
+            detail: match span {
+                Some((from, to)) => {
+                    serde_json::json!({ "room": recording.room_number, "track": track,
+                                                        "from_ms": from, "to_ms": to })
+                }
+                None => serde_json::json!({ "room": recording.room_number, "track": track }),
+            },
         },
     )
     .await?;
     Ok(response)
 }
 
-/// A track of `recording` as Ogg Opus, its comments naming `who` fetched it (the caller
-/// writes the audit event).
+/// A track of `recording` as Ogg Opus (or the `span` of it, ms on the recording's
+/// timeline), its comments naming `who` fetched it (the caller writes the audit event).
 pub(super) async fn track_audio(
     state: &AppState,
     conn: &mut Conn,
     recording: &Recording,
     track: i64,
+    span: Option<(i64, i64)>,
     who: &str,
 ) -> ApiResult<Response> {
     let id = &recording.id;
     let tracks = repo::recordings::tracks(conn, id).await?;
-    if !tracks.iter().any(|t| t.track == track) {
+    let Some(info) = tracks.iter().find(|t| t.track == track) else {
         return Err(ApiError::not_found("track"));
-    }
+    };
+    let offset = info.offset_ms;
     let service = state
         .meetings
         .recordings()
@@ -248,11 +287,24 @@ pub(super) async fn track_audio(
             "the recording's track cannot be opened on this server",
         )
     })?;
-    let stamped = conclave_media::recording::ogg::with_comment(
-        &ogg,
-        &format!("DOWNLOADED_BY={who} {}", conclave_store::now_ms()),
-    )
-    .unwrap_or(ogg);
+    let stamp = format!("DOWNLOADED_BY={who} {}", conclave_store::now_ms());
+    let stamped = match span {
+        Some((from, to)) => {
+            let within = |ms: i64| u64::try_from(ms - offset).unwrap_or(0);
+            conclave_media::recording::clip::cut(&ogg, within(from), within(to), &[stamp]).map_err(
+                |err| match err {
+                    conclave_media::recording::clip::ClipError::Empty(..) => {
+                        ApiError::field("from_ms", "the track holds nothing in that span")
+                    }
+                    err => {
+                        tracing::error!(%err, recording = id, track, "cannot cut a track");
+                        ApiError::conflict("track", "the recording's track cannot be cut")
+                    }
+                },
+            )?
+        }
+        None => conclave_media::recording::ogg::with_comment(&ogg, &stamp).unwrap_or(ogg),
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "audio/ogg".to_owned()),

@@ -144,6 +144,7 @@ async fn play_shared_recording(
         &mut conn,
         &r,
         track,
+        None,
         &format!("anonymous@{}", source.ip()),
     )
     .await?;

@@ -123,6 +123,8 @@ struct Shared {
     recordings: std::sync::OnceLock<crate::recording::Recordings>,
     /// Live streams (served from memory by `api::watch`).
     streams: crate::streaming::Streams,
+    /// The recordings' minutes (set once at start).
+    minutes: std::sync::OnceLock<crate::minutes::Minutes>,
     store: Store,
     media: MediaPlane,
     /// Room PINs: failures per room and per address (the one limiter type).
@@ -147,6 +149,7 @@ impl Meetings {
                 webhooks: std::sync::OnceLock::new(),
                 recordings: std::sync::OnceLock::new(),
                 streams: crate::streaming::Streams::new(store.clone()),
+                minutes: std::sync::OnceLock::new(),
                 store,
                 media,
                 pins: crate::limiter::Limiter::new(
@@ -175,6 +178,15 @@ impl Meetings {
 
     pub fn recordings(&self) -> Option<&crate::recording::Recordings> {
         self.shared.recordings.get()
+    }
+
+    /// Sets the minutes' service (once, at start).
+    pub fn set_minutes(&self, minutes: crate::minutes::Minutes) {
+        let _ = self.shared.minutes.set(minutes);
+    }
+
+    pub fn minutes(&self) -> Option<&crate::minutes::Minutes> {
+        self.shared.minutes.get()
     }
 
     pub fn streams(&self) -> &crate::streaming::Streams {

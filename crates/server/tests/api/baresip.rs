@@ -85,7 +85,7 @@ const MODULES: [&str; 9] = [
 ];
 
 /// baresip's module directory, or `None` (with a message) when the tests must be skipped.
-fn baresip_modules() -> Option<PathBuf> {
+pub(crate) fn baresip_modules() -> Option<PathBuf> {
     let runs = std::process::Command::new("baresip")
         .arg("-h")
         .stdout(Stdio::null())
@@ -109,11 +109,11 @@ fn baresip_modules() -> Option<PathBuf> {
 /// A codec as baresip's `audio_codecs` names it, as the roster names it, and the rate and
 /// channels baresip's audio file must have for it.
 #[derive(Debug, Clone, Copy)]
-struct Codec {
-    account: &'static str,
+pub(crate) struct Codec {
+    pub(crate) account: &'static str,
     roster: &'static str,
-    rate: u32,
-    channels: u16,
+    pub(crate) rate: u32,
+    pub(crate) channels: u16,
 }
 
 const PCMU: Codec = Codec {
@@ -128,7 +128,7 @@ const PCMA: Codec = Codec {
     rate: 8000,
     channels: 1,
 };
-const G722: Codec = Codec {
+pub(crate) const G722: Codec = Codec {
     account: "G722/16000/1",
     roster: "G722",
     rate: 16000,
@@ -142,7 +142,7 @@ const OPUS: Codec = Codec {
 };
 
 /// One baresip process with a configuration directory of its own.
-struct Baresip {
+pub(crate) struct Baresip {
     child: tokio::process::Child,
     dir: tempfile::TempDir,
     name: String,
@@ -151,7 +151,7 @@ struct Baresip {
 impl Baresip {
     /// Starts baresip with these `accounts` lines, sending `source` (a WAV file) in calls,
     /// running `commands` at start; it hangs up, un-registers and exits after `seconds`.
-    fn start(
+    pub(crate) fn start(
         modules: &Path,
         name: &str,
         accounts: &str,
@@ -223,7 +223,7 @@ impl Baresip {
     }
 
     /// The log so far, without colours and the once-a-tick status line.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let raw = std::fs::read(self.dir.path().join("baresip.log")).unwrap_or_default();
         let text = String::from_utf8_lossy(&raw).replace('\r', "\n");
         let mut out = String::new();
@@ -248,7 +248,7 @@ impl Baresip {
     }
 
     /// Waits (bounded) for baresip to end by itself, which must go well; returns its log.
-    async fn finish(&mut self, limit: Duration) -> String {
+    pub(crate) async fn finish(&mut self, limit: Duration) -> String {
         match tokio::time::timeout(limit, self.child.wait()).await {
             Ok(Ok(status)) => {
                 let log = self.log();

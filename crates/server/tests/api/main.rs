@@ -15,6 +15,7 @@ mod frozen;
 mod hardening;
 mod history;
 mod media_plane;
+mod minutes;
 mod operations;
 mod participants;
 mod phone;
