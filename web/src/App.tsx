@@ -15,11 +15,24 @@ import { AdHocStart, RoomEditor, roomFlags } from './RoomEditor';
 import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { RetentionForm, Tenants } from './Tenants';
 import { Trunks } from './Trunks';
+import { lineFromHash } from './Minutes';
 
 export function App() {
   const [lang, setLang] = useState<Lang>(initialLang);
   const [me, setMe] = useState<User | null>(null);
-  const [tab, setTab] = useState<Tab>('rooms');
+  // a link to a line of minutes opens the recordings
+  const [tab, setTab] = useState<Tab>(() => (lineFromHash(window.location.hash) ? 'recordings' : 'rooms'));
+  // a link followed while the console is open: the recordings open anew on that line
+  const [linked, setLinked] = useState(0);
+  useEffect(() => {
+    const follow = () => {
+      if (!lineFromHash(window.location.hash)) return;
+      setTab('recordings');
+      setLinked((n) => n + 1);
+    };
+    window.addEventListener('hashchange', follow);
+    return () => window.removeEventListener('hashchange', follow);
+  }, []);
   const t = translator(lang);
   const [branding, setBranding] = useBranding(me?.tenant_id ?? null);
 
@@ -68,7 +81,7 @@ export function App() {
         </button>
       </header>
       <main>
-        {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab, me.id)}
+        {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab, me.id, linked)}
         {tab === 'tenants' && admin && <OwnBranding t={t} tenantId={me.tenant_id} onSaved={setBranding} />}
         {tab === 'tenants' && admin && <RetentionForm t={t} tenantId={me.tenant_id} />}
       </main>
@@ -179,7 +192,7 @@ function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
   );
 }
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void, meId: string): ReactNode {
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void, meId: string, linked: number): ReactNode {
   switch (tab) {
     case 'dashboard':
       return <Dashboard t={t} onOpenLive={() => go('live')} />;
@@ -190,7 +203,7 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
     case 'historyTab':
       return <History t={t} live="" onStarted={() => go('live')} full />;
     case 'recordings':
-      return <Recordings t={t} />;
+      return <Recordings key={linked} t={t} />;
     case 'streams':
       return <Streams t={t} />;
     case 'rooms':

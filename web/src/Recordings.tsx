@@ -3,6 +3,7 @@ import {
   api, asError, blobUrl, download, type Page, type Recording, type RecordingDetail, type RecordingTrack, type Utterance,
 } from './api';
 import type { T } from './i18n';
+import { MinutesPanel, MinutesSearch, lineFromHash } from './Minutes';
 
 type Filters = { room: string; speaker: string; from: string; to: string };
 const noFilters: Filters = { room: '', speaker: '', from: '', to: '' };
@@ -33,7 +34,13 @@ export function Recordings({ t }: { t: T }) {
   const [next, setNext] = useState<string | null>(null);
   const [search, setSearch] = useState<Filters>(noFilters);
   const [applied, setApplied] = useState<Filters>(noFilters);
-  const [open, setOpen] = useState<string | null>(null);
+  // a link to a line of minutes (#recording=…&track=…&at=…) opens that recording there
+  const [linked] = useState(() => lineFromHash(window.location.hash));
+  const [open, setOpen] = useState<string | null>(linked?.id ?? null);
+  const [highlight, setHighlight] = useState<{ track: number; at: number } | null>(linked ? { track: linked.track, at: linked.at } : null);
+  useEffect(() => {
+    if (linked) window.history.replaceState(null, '', window.location.pathname);
+  }, [linked]);
   const [error, setError] = useState('');
   const path = (cursor: string | null) => `/recordings?${query(applied, cursor)}`;
   const reload = useCallback(() => {
@@ -65,6 +72,7 @@ export function Recordings({ t }: { t: T }) {
         <label>{t('toDate')} <input type="date" data-testid="recordings-to" value={search.to} onChange={(e) => setSearch({ ...search, to: e.target.value })} /></label>
         <button type="submit">{t('searchButton')}</button>
       </form>
+      <MinutesSearch t={t} onOpen={(hit) => { setHighlight({ track: hit.track, at: hit.start_ms }); setOpen(hit.recording_id); }} />
       {items.length === 0 && <p className="empty">{t('noRecordings')}</p>}
       {items.length > 0 && (
         <table>
@@ -79,7 +87,7 @@ export function Recordings({ t }: { t: T }) {
                 <td>{r.ended_at ? clock(r.ended_at - r.started_at) : ''}</td>
                 <td>{t(`recState_${r.state}`)} · {t(`visibility_${r.visibility}`)}</td>
                 <td className="actions">
-                  <button data-testid={`open-recording-${r.id}`} onClick={() => setOpen(open === r.id ? null : r.id)}>{t('open')}</button>
+                  <button data-testid={`open-recording-${r.id}`} onClick={() => { setHighlight(null); setOpen(open === r.id ? null : r.id); }}>{t('open')}</button>
                 </td>
               </tr>
             ))}
@@ -87,12 +95,17 @@ export function Recordings({ t }: { t: T }) {
         </table>
       )}
       {next && <button onClick={more}>{t('more')}</button>}
-      {open && <RecordingView key={open} t={t} id={open} onChanged={reload} onDeleted={() => { setOpen(null); reload(); }} />}
+      {open && (
+        <RecordingView key={`${open}-${highlight?.track}-${highlight?.at}`} t={t} id={open} highlight={highlight}
+          onChanged={reload} onDeleted={() => { setOpen(null); reload(); }} />
+      )}
     </section>
   );
 }
 
-function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onChanged: () => void; onDeleted: () => void }) {
+function RecordingView({ t, id, highlight, onChanged, onDeleted }: {
+  t: T; id: string; highlight: { track: number; at: number } | null; onChanged: () => void; onDeleted: () => void;
+}) {
   const [detail, setDetail] = useState<RecordingDetail | null>(null);
   const [utterances, setUtterances] = useState<Utterance[]>([]);
   const [urls, setUrls] = useState<Record<number, string>>({});
@@ -179,6 +192,8 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
           ))}
         </tbody>
       </table>
+      <div className="recording-columns">
+      <div>
       {utterances.length > 0 && (
         <>
           <h4>{t('utterancesTitle')}</h4>
@@ -199,6 +214,9 @@ function RecordingView({ t, id, onChanged, onDeleted }: { t: T; id: string; onCh
           </ol>
         </>
       )}
+      </div>
+      <MinutesPanel t={t} id={id} roomNumber={r.room_number} highlight={highlight} />
+      </div>
     </div>
   );
 }

@@ -255,3 +255,23 @@ export type RecordingTrack = {
 export type RecordingDetail = { recording: Recording; tracks: RecordingTrack[] };
 export type Utterance = { track: number; start_ms: number; end_ms: number };
 
+/// One line of a recording's minutes: what one person said in one utterance.
+export type MinutesLine = {
+  track: number; start_ms: number; end_ms: number; language: string;
+  /// What speech recognition heard, and what the minutes say (edited or not).
+  recognized: string; text: string; edited_by: string | null; edited_at: number | null;
+  speaker: string;
+  /// Plays exactly this utterance (an API path).
+  audio: string;
+};
+export type Minutes = {
+  recording_id: string;
+  state: 'queued' | 'working' | 'done' | 'failed' | 'unavailable' | 'none';
+  error: string | null; done: number; total: number; live: boolean;
+  room_number: string; room_name: string; started_at: number; ended_at: number | null;
+  members: { track: number; name: string; number: string }[];
+  lines: MinutesLine[];
+  editable: boolean;
+};
+export type MinutesHit = MinutesLine & { recording_id: string; room_number: string; room_name: string; started_at: number };
+

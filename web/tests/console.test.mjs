@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'nod
 import { createSocket } from 'node:dgram';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -34,6 +34,7 @@ const freeUdpPort = () =>
   });
 
 let server, browser, base, dataDir, sipPort;
+const speechModel = join(homedir(), '.cache', 'conclave', 'models', 'whisper-base.bin');
 // What the browser reports the Content-Security-Policy refused, on every page of every test.
 const cspViolations = [];
 
@@ -46,6 +47,8 @@ before(async () => {
     'serve', '--data-dir', dataDir, '--http-listen', `127.0.0.1:${port}`,
     '--sip-udp', `127.0.0.1:${sipPort}`, '--sip-tcp', '127.0.0.1:0', '--sip-tls', '127.0.0.1:0',
     '--web-dir', join(root, 'web', 'dist'), '--log', 'warn',
+    // the minutes' speech model, as scripts/install-deps.sh --test fetches it
+    '--speech-model', speechModel, '--minutes-threads', '2',
   ], { env: { ...process.env, CONCLAVE_ADMIN_PASSWORD: password }, stdio: ['ignore', 'ignore', 'inherit'] });
   for (let i = 0; i < 200; i++) {
     try {
@@ -1556,4 +1559,116 @@ test('a chair streams a meeting live from the console, shares its link and passw
     for (const name of ['streams-en.png', 'streams-zh.png', 'watch-en.png', 'watch-zh.png']) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(shot(name)));
   }
   assert.deepEqual(cspViolations, [], 'streaming keeps to the Content-Security-Policy');
+});
+
+test('the minutes of a meeting: a line per utterance with its speaker, a click plays it, the owner corrects one, downloads, search and links, in English and Chinese', async () => {
+  assert.ok(spawnSync('test', ['-f', speechModel]).status === 0, `the speech model is at ${speechModel} (scripts/fetch-speech-model.sh)`);
+  const { auth } = await adminApi();
+  const room = await fetch(`${base}/api/v1/rooms`, {
+    method: 'POST', headers: auth, body: JSON.stringify({ number: '8470', name: 'Weekly sync', auto_record: true, alone_music: false, entry_chime: false }),
+  }).then((r) => r.json());
+  assert.ok(room.id, JSON.stringify(room));
+  // Ada speaks from a browser: Chromium's fake microphone plays a sentence (espeak-ng), then
+  // a pause, again and again
+  const speech = join(dataDir, 'ada.wav');
+  const spoken = spawnSync('espeak-ng', ['-v', 'en-us', '-w', speech, 'The budget was approved by the board on Monday.']);
+  assert.equal(spoken.status, 0, `espeak-ng: ${spoken.stderr}`);
+  // two seconds of silence after it: each time round is an utterance of its own
+  const padded = spawnSync('python3', ['-c', `import wave, sys
+r = wave.open(sys.argv[1]); p = r.getparams(); frames = r.readframes(r.getnframes()); r.close()
+w = wave.open(sys.argv[1], 'wb'); w.setparams(p); w.writeframes(frames + b'\\0' * (2 * p.framerate * p.sampwidth)); w.close()`, speech]);
+  assert.equal(padded.status, 0, `padding: ${padded.stderr}`);
+  const speaker = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${speech}`],
+  });
+  const ada = await speaker.newPage({ locale: 'en-US' });
+  await ada.goto(`${base}/join/8470`);
+  await ada.getByTestId('language').selectOption('en');
+  await ada.getByTestId('join-name').fill('Ada');
+  await ada.getByTestId('join-submit').click();
+  await ada.getByTestId('in-meeting').waitFor();
+  await ada.waitForTimeout(9000);
+  await ada.getByTestId('join-leave').click();
+  await speaker.close();
+
+  const page = await loggedIn({ locale: 'en-US', acceptDownloads: true });
+  await page.getByTestId('tab-recordings').click();
+  const library = page.getByTestId('page-recordings');
+  const row = library.locator('[data-testid^="recording-"]').filter({ hasText: '8470' }).first();
+  await row.getByText('Finished').waitFor({ timeout: 20000 });
+  await row.getByRole('button', { name: 'Open' }).click();
+  const detail = page.getByTestId('recording-detail');
+  const minutes = detail.getByTestId('minutes');
+  await minutes.locator('[data-testid="minutes-state"][data-state="done"]').waitFor({ timeout: 180000 });
+  const lines = minutes.getByTestId('minutes-lines').locator('li');
+  if (await lines.count() === 0) {
+    const list = await fetch(`${base}/api/v1/recordings?q=8470`, { headers: auth }).then((r) => r.json());
+    const id = list.items[0].id;
+    const m = await fetch(`${base}/api/v1/recordings/${id}/minutes`, { headers: auth }).then((r) => r.json());
+    const u = await fetch(`${base}/api/v1/recordings/${id}/utterances`, { headers: auth }).then((r) => r.json());
+    assert.fail(`the minutes have lines: ${JSON.stringify(m)} ${JSON.stringify(u)}`);
+  }
+  const first = lines.first();
+  assert.match(await first.innerText(), /Ada/);
+  assert.match((await minutes.getByTestId('minutes-lines').innerText()).toLowerCase(), /approved by the board/);
+  // a click plays exactly that line
+  await first.getByTestId('minutes-play').click();
+  const clip = minutes.getByTestId('clip-audio');
+  const seconds = await clip.evaluate((el) => new Promise((done) => {
+    const report = () => done(el.duration);
+    if (el.readyState >= 1 && el.src) report();
+    else el.addEventListener('loadedmetadata', report);
+    el.addEventListener('error', () => done(-1));
+    setTimeout(() => done(-2), 5000);
+  }));
+  assert.ok(seconds > 1 && seconds < 8, `the line plays for ${seconds} s`);
+  await first.and(page.locator('.playing')).waitFor();
+  // the owner corrects it; what was recognized stays beside
+  await first.getByTestId('minutes-edit').click();
+  await first.getByTestId('minutes-edit-text').fill('The budget was approved by the board on Monday, unanimously.');
+  await first.getByTestId('minutes-save').click();
+  await first.getByText('unanimously').waitFor();
+  await first.getByText('edited').waitFor();
+  // downloaded as Markdown (Word, PDF and JSON alike)
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    minutes.getByTestId('minutes-export').getByRole('button', { name: 'Markdown' }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), 'minutes-8470.md');
+  const markdown = readFileSync(await download.path(), 'utf8');
+  assert.match(markdown, /\*\*Ada:\*\* The budget was approved by the board on Monday, unanimously\./);
+  const link = markdown.match(/\]\((http[^)]+#recording=[^)]+)\)/)?.[1];
+  assert.ok(link, markdown);
+  await page.screenshot({ path: join(dataDir, 'minutes-en.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('zh');
+  await minutes.getByText('纪要由语音识别生成').waitFor();
+  await page.screenshot({ path: join(dataDir, 'minutes-zh.png'), fullPage: true });
+  await page.getByTestId('language').selectOption('en');
+  // search finds the line, and opens its recording there
+  await library.getByTestId('minutes-search-q').fill('unanimously');
+  await library.getByTestId('minutes-search').getByRole('button', { name: 'Search' }).click();
+  const hit = library.getByTestId('minutes-hits').locator('li').first();
+  await hit.getByText('Ada').waitFor();
+  await hit.locator('mark').getByText('unanimously').waitFor();
+  await hit.getByRole('button').click();
+  await detail.getByTestId('minutes').locator('li.playing').waitFor();
+  // the exported line's link opens the console on that line, playing it: in a new tab,
+  // after signing in, and in the open console
+  const fresh = await browser.newPage({ locale: 'en-US' });
+  await fresh.goto(link.replace(/^http:\/\/[^/]+/, base));
+  await fresh.getByTestId('username').fill('admin');
+  await fresh.getByTestId('password').fill(password);
+  await fresh.getByTestId('login').click();
+  await fresh.getByTestId('minutes').locator('li.playing').getByText('unanimously').waitFor();
+  await fresh.close();
+  await page.getByTestId('tab-rooms').click();
+  await page.evaluate((hash) => { window.location.hash = hash; }, link.slice(link.indexOf('#')));
+  await page.getByTestId('minutes').locator('li.playing').getByText('unanimously').waitFor();
+  await page.close();
+  if (process.env.CONCLAVE_SCREENSHOTS) {
+    for (const name of ['minutes-en.png', 'minutes-zh.png']) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(join(dataDir, name)));
+  }
+  assert.deepEqual(cspViolations, [], 'the minutes keep to the Content-Security-Policy');
 });

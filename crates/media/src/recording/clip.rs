@@ -59,12 +59,14 @@ fn ms_to_samples(ms: u64, rate: u64) -> u64 {
 }
 
 /// Decodes each span (`from_ms`, `to_ms`) of a track at `rate` (8, 12, 16, 24 or 48 kHz),
-/// mono. A span the track does not reach yet (a recording still going on) is `None`;
-/// spans longer than [`MAX_SPAN_MS`] are cut there.
+/// mono. A span the track does not hold to its end is `None` — unless `whole` (the track
+/// is complete: what it holds of the span is decoded; nothing of it, `None`). Spans
+/// longer than [`MAX_SPAN_MS`] are cut there.
 pub fn decode_spans(
     ogg: &[u8],
     spans: &[(u64, u64)],
     rate: u32,
+    whole: bool,
 ) -> Result<Vec<Option<Vec<i16>>>, ClipError> {
     let (packets, pre_skip) = timeline(ogg)?;
     let end = packets.last().map_or(0, |(at, n, _)| at + n);
@@ -72,14 +74,17 @@ pub fn decode_spans(
     for &(from_ms, to_ms) in spans {
         let to_ms = to_ms.min(from_ms.saturating_add(MAX_SPAN_MS));
         let from = ms_to_samples(from_ms, GRANULE_RATE) + pre_skip;
-        let to = ms_to_samples(to_ms, GRANULE_RATE) + pre_skip;
+        let mut to = ms_to_samples(to_ms, GRANULE_RATE) + pre_skip;
         if to <= from {
             out.push(Some(Vec::new()));
             continue;
         }
         if to > end {
-            out.push(None);
-            continue;
+            if !whole || from >= end {
+                out.push(None);
+                continue;
+            }
+            to = end;
         }
         let mut decoder = opus::Decoder::new(rate, opus::Channels::Mono)
             .map_err(|e| ClipError::Opus(e.to_string()))?;
@@ -181,13 +186,22 @@ mod tests {
     #[test]
     fn spans_decode_where_the_voice_is() {
         let ogg = track();
-        let got = decode_spans(&ogg, &[(1000, 2000), (0, 900), (2900, 4000)], 16_000).unwrap();
+        let got =
+            decode_spans(&ogg, &[(1000, 2000), (0, 900), (2900, 4000)], 16_000, false).unwrap();
         let tone = got[0].as_ref().unwrap();
         assert_eq!(tone.len(), 16_000);
         assert!(rms(&tone[800..15_200]) > 3000.0, "{}", rms(tone));
         let quiet = got[1].as_ref().unwrap();
         assert!(rms(quiet) < 100.0);
         assert!(got[2].is_none(), "beyond the track's end");
+        let whole = decode_spans(&ogg, &[(2900, 4000), (3100, 4000)], 16_000, true).unwrap();
+        // the track ends at 3 s less the encoder's delay
+        let there = whole[0].as_ref().map_or(0, Vec::len);
+        assert!(
+            (1400..=1600).contains(&there),
+            "what there is of it: {there}"
+        );
+        assert!(whole[1].is_none(), "nothing of it");
     }
 
     #[test]
@@ -199,7 +213,7 @@ mod tests {
         // one second of 48 kHz samples once the pre-skip is taken away
         assert_eq!(read.granule - pre_skip, 48_000);
         assert!(read.ended);
-        let pcm = decode_spans(&clip, &[(0, 1000)], 48_000).unwrap();
+        let pcm = decode_spans(&clip, &[(0, 1000)], 48_000, false).unwrap();
         let pcm = pcm[0].as_ref().unwrap();
         assert!(rms(&pcm[4800..43_200]) > 3000.0);
         assert!(matches!(
@@ -210,11 +224,16 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(decode_spans(b"not ogg at all, sorry", &[(0, 10)], 16_000).is_err());
+        assert!(decode_spans(b"not ogg at all, sorry", &[(0, 10)], 16_000, true).is_err());
         assert!(cut(b"", 0, 10, &[]).is_err());
         let ogg = track();
         for n in [0, 27, 100, ogg.len() / 2] {
-            let _ = decode_spans(&ogg[..n], &[(0, 3000), (u64::MAX - 5, u64::MAX)], 16_000);
+            let _ = decode_spans(
+                &ogg[..n],
+                &[(0, 3000), (u64::MAX - 5, u64::MAX)],
+                16_000,
+                true,
+            );
             let _ = cut(&ogg[..n], u64::MAX - 5, u64::MAX, &[]);
         }
     }

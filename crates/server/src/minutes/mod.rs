@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// How often the worker looks for new recordings (and a live one's new utterances).
 const POLL: Duration = Duration::from_secs(3);
+/// Heard before and after each utterance (ms).
+const MARGIN_MS: i64 = 300;
 /// Utterances taken per round (each round reads each speaker's track once).
 const ROUND: i64 = 100;
 
@@ -249,18 +251,24 @@ impl Minutes {
                 let (ogg, _) = runtime
                     .block_on(self.inner.recordings.read_track(&recording, track))
                     .with_context(|| format!("track {track} cannot be read"))?;
+                // voice activity marks a word's start once it is under way: a little before
+                // and after is heard too
                 let spans: Vec<(u64, u64)> = utterances
                     .iter()
                     .map(|u| {
                         (
-                            u64::try_from(u.start_ms - info.offset_ms).unwrap_or(0),
-                            u64::try_from(u.end_ms - info.offset_ms).unwrap_or(0),
+                            u64::try_from(u.start_ms - info.offset_ms - MARGIN_MS).unwrap_or(0),
+                            u64::try_from(u.end_ms - info.offset_ms + MARGIN_MS).unwrap_or(0),
                         )
                     })
                     .collect();
-                let audio =
-                    clip::decode_spans(&ogg, &spans, conclave_minutes::recognizer::SAMPLE_RATE)
-                        .with_context(|| format!("track {track} cannot be decoded"))?;
+                let audio = clip::decode_spans(
+                    &ogg,
+                    &spans,
+                    conclave_minutes::recognizer::SAMPLE_RATE,
+                    !live,
+                )
+                .with_context(|| format!("track {track} cannot be decoded"))?;
                 drop(ogg);
                 for (u, pcm) in utterances.iter().zip(audio) {
                     if self.inner.stop.load(Ordering::Relaxed) {
