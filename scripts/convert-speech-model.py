@@ -4,7 +4,7 @@ into the ggml file whisper.cpp loads: splits CT2's fused attention weights into 
 names, writes the 80 mel filters (librosa's slaney mel, as Whisper's mel_filters.npz) and
 the byte-level vocabulary. Usage: convert-speech-model.py <dir with model.bin and vocabulary.txt> <out.bin>
 (scripts/fetch-speech-model.sh runs it; docs/minutes.md says why each step)."""
-import json, struct, sys
+import struct, sys
 from pathlib import Path
 import numpy as np
 
@@ -97,34 +97,34 @@ def main():
         linear(dst + ".query", src + "/weight", src + "/bias", slice(0, s))
         linear(dst + ".key", src + "/weight", None, slice(s, 2 * s))
         linear(dst + ".value", src + "/weight", src + "/bias", slice(2 * s, 3 * s))
+    def self_attention(d, s):
+        fused_qkv(d + ".attn", s + "/self_attention/linear_0")
+        linear(d + ".attn.out", s + "/self_attention/linear_1/weight", s + "/self_attention/linear_1/bias")
+        norm(d + ".attn_ln", s + "/self_attention/layer_norm")
+    def mlp(d, s):
+        linear(d + ".mlp.0", s + "/ffn/linear_0/weight", s + "/ffn/linear_0/bias")
+        linear(d + ".mlp.2", s + "/ffn/linear_1/weight", s + "/ffn/linear_1/bias")
+        norm(d + ".mlp_ln", s + "/ffn/layer_norm")
     for conv in ("conv1", "conv2"):
         put(f"encoder.{conv}.weight", v[f"encoder/{conv}/weight"])
         put(f"encoder.{conv}.bias", v[f"encoder/{conv}/bias"].reshape(-1, 1))
     put("encoder.positional_embedding", v["encoder/position_encodings/encodings"])
     for i in range(n_layer):
         s, d = f"encoder/layer_{i}", f"encoder.blocks.{i}"
-        fused_qkv(d + ".attn", s + "/self_attention/linear_0")
-        linear(d + ".attn.out", s + "/self_attention/linear_1/weight", s + "/self_attention/linear_1/bias")
-        norm(d + ".attn_ln", s + "/self_attention/layer_norm")
-        linear(d + ".mlp.0", s + "/ffn/linear_0/weight", s + "/ffn/linear_0/bias")
-        linear(d + ".mlp.2", s + "/ffn/linear_1/weight", s + "/ffn/linear_1/bias")
-        norm(d + ".mlp_ln", s + "/ffn/layer_norm")
+        self_attention(d, s)
+        mlp(d, s)
     norm("encoder.ln_post", "encoder/layer_norm")
     put("decoder.positional_embedding", v["decoder/position_encodings/encodings"])
     put("decoder.token_embedding.weight", v["decoder/embeddings/weight"])
     for i in range(n_layer):
         s, d = f"decoder/layer_{i}", f"decoder.blocks.{i}"
-        fused_qkv(d + ".attn", s + "/self_attention/linear_0")
-        linear(d + ".attn.out", s + "/self_attention/linear_1/weight", s + "/self_attention/linear_1/bias")
-        norm(d + ".attn_ln", s + "/self_attention/layer_norm")
+        self_attention(d, s)
         linear(d + ".cross_attn.query", s + "/attention/linear_0/weight", s + "/attention/linear_0/bias")
         linear(d + ".cross_attn.key", s + "/attention/linear_1/weight", None, slice(0, n_state))
         linear(d + ".cross_attn.value", s + "/attention/linear_1/weight", s + "/attention/linear_1/bias", slice(n_state, 2 * n_state))
         linear(d + ".cross_attn.out", s + "/attention/linear_2/weight", s + "/attention/linear_2/bias")
         norm(d + ".cross_attn_ln", s + "/attention/layer_norm")
-        linear(d + ".mlp.0", s + "/ffn/linear_0/weight", s + "/ffn/linear_0/bias")
-        linear(d + ".mlp.2", s + "/ffn/linear_1/weight", s + "/ffn/linear_1/bias")
-        norm(d + ".mlp_ln", s + "/ffn/layer_norm")
+        mlp(d, s)
     norm("decoder.ln", "decoder/layer_norm")
 
     vocab = (src / "vocabulary.txt").read_text(encoding="utf-8").split("\n")

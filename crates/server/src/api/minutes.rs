@@ -283,7 +283,11 @@ pub struct ExportParams {
 /// links to the console, where it plays. Audited.
 #[utoipa::path(get, path = "/recordings/{recording_id}/minutes/export", operation_id = "exportMinutes", tag = "minutes",
     security(("bearer" = [])), params(("recording_id" = String, Path), ExportParams),
-    responses((status = 200, description = "the minutes as a file", content_type = "application/octet-stream", body = Vec<u8>),
+    responses((status = 200, description = "the minutes as a file", content(
+            (String = "text/markdown"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            (Vec<u8> = "application/pdf"),
+            (MinutesView = "application/json"))),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn export_minutes(
     State(state): State<AppState>,

@@ -8,8 +8,9 @@
 //! only. A server without the model says so.
 
 use crate::baresip::{Baresip, G722, baresip_modules};
-use crate::common::{Db, TestServer, start_with};
+use crate::common::{ADMIN_PASSWORD, Db, TestServer, free_udp_port, start_with};
 use crate::phone::{Phone, talk};
+use crate::restart::{Process, spawn_with};
 use conclave_media::codec::{AudioDecoder, OpusDecoder};
 use conclave_media::recording::ogg::read_packets;
 use conclave_media::resample::Resampler;
@@ -602,4 +603,130 @@ async fn without_the_model_the_minutes_say_so() {
         json!([])
     );
     s.stop().await;
+}
+
+async fn minutes_of(p: &Process, admin: &str) -> Option<Value> {
+    let (_, list) = p
+        .send(reqwest::Method::GET, "/recordings", Some(admin), None)
+        .await;
+    let id = list["items"][0]["id"].as_str()?.to_owned();
+    let (status, m) = p
+        .send(
+            reqwest::Method::GET,
+            &format!("/recordings/{id}/minutes"),
+            Some(admin),
+            None,
+        )
+        .await;
+    (status == 200).then_some(m)
+}
+
+/// A counter of the server's /metrics (loopback needs no token), 0 when absent.
+async fn counter(p: &Process, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", p.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// `kill -9` while minutes are being made: after the restart they resume where they
+/// stopped — what was recognized is not recognized again — and end done, a line for every
+/// utterance and none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minutes_cut_by_kill_9_resume_where_they_stopped() {
+    let model = model();
+    let model = model.to_str().expect("UTF-8 path");
+    let dir = tempfile::tempdir().expect("tmp");
+    // one language (no detection pass), one thread: during the meeting the minutes fall
+    // behind (they are made live when they can), so some are left when it ends
+    let flags = [
+        "--speech-model",
+        model,
+        "--minutes-threads",
+        "1",
+        "--minutes-beam",
+        "5",
+        "--minutes-languages",
+        "en",
+    ];
+    let sip_port = free_udp_port();
+    let mut p = spawn_with(dir.path(), None, Some(ADMIN_PASSWORD), sip_port, &flags);
+    p.ready().await;
+    let admin = p.login("admin", ADMIN_PASSWORD).await;
+    let (status, room) = p
+        .send(
+            reqwest::Method::POST,
+            "/rooms",
+            Some(&admin),
+            Some(
+                json!({ "number": "8403", "name": "Resumed", "auto_record": true,
+                         "alone_music": false, "entry_chime": false }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let server: std::net::SocketAddr = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut phone = Phone::on(server, "127.0.0.1", "resumed").await;
+    assert_eq!(phone.dial("8403", None, "sendrecv").await, 200);
+    // ten utterances: a second of sound, most of a second of quiet
+    for _ in 0..10 {
+        talk(&mut [&mut phone], &[Some(700.0)], 50).await;
+        talk(&mut [&mut phone], &[Some(0.0)], 45).await;
+    }
+    assert_eq!(phone.hang_up().await, 200);
+    // some are recognized, not all: then the server is killed
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let before = loop {
+        if let Some(m) = minutes_of(&p, &admin).await {
+            let done = m["done"].as_i64().unwrap_or(0);
+            if m["state"] == "working"
+                && m["live"] == false
+                && done >= 2
+                && done + 3 < m["total"].as_i64().unwrap_or(0)
+            {
+                break m;
+            }
+            assert!(
+                m["state"] != "done",
+                "the minutes were done before the kill: {m}"
+            );
+        }
+        assert!(Instant::now() < deadline, "the minutes never got under way");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    p.child.kill().expect("kill -9");
+    let _ = p.child.wait();
+    drop(p);
+    let total = before["total"].as_i64().expect("total");
+    assert!(total >= 7, "{before}");
+    let done_before = before["done"].as_i64().expect("done");
+
+    let mut again = spawn_with(dir.path(), None, None, free_udp_port(), &flags);
+    again.ready().await;
+    let admin = again.login("admin", ADMIN_PASSWORD).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let after = loop {
+        if let Some(m) = minutes_of(&again, &admin).await
+            && m["state"] == "done"
+        {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "the minutes did not resume");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(after["done"], after["total"], "{after}");
+    assert_eq!(after["total"].as_i64(), Some(total), "{after}");
+    // only what was left was recognized after the restart
+    let recognized = counter(&again, "conclave_minutes_lines_total").await;
+    assert!(
+        recognized >= 1.0 && recognized <= (total - done_before) as f64,
+        "{recognized} recognized after the restart, {done_before} of {total} before"
+    );
+    again.stop();
 }
