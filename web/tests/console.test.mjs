@@ -1565,7 +1565,7 @@ test('the minutes of a meeting: a line per utterance with its speaker, a click p
   assert.ok(spawnSync('test', ['-f', speechModel]).status === 0, `the speech model is at ${speechModel} (scripts/fetch-speech-model.sh)`);
   const { auth } = await adminApi();
   const room = await fetch(`${base}/api/v1/rooms`, {
-    method: 'POST', headers: auth, body: JSON.stringify({ number: '8470', name: 'Weekly sync', auto_record: true, alone_music: false, entry_chime: false }),
+    method: 'POST', headers: auth, body: JSON.stringify({ number: '8480', name: 'Weekly sync', auto_record: true, alone_music: false, entry_chime: false }),
   }).then((r) => r.json());
   assert.ok(room.id, JSON.stringify(room));
   // Ada speaks from a browser: Chromium's fake microphone plays a sentence (espeak-ng), then
@@ -1584,7 +1584,7 @@ w = wave.open(sys.argv[1], 'wb'); w.setparams(p); w.writeframes(frames + b'\\0' 
       '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${speech}`],
   });
   const ada = await speaker.newPage({ locale: 'en-US' });
-  await ada.goto(`${base}/join/8470`);
+  await ada.goto(`${base}/join/8480`);
   await ada.getByTestId('language').selectOption('en');
   await ada.getByTestId('join-name').fill('Ada');
   await ada.getByTestId('join-submit').click();
@@ -1596,7 +1596,7 @@ w = wave.open(sys.argv[1], 'wb'); w.setparams(p); w.writeframes(frames + b'\\0' 
   const page = await loggedIn({ locale: 'en-US', acceptDownloads: true });
   await page.getByTestId('tab-recordings').click();
   const library = page.getByTestId('page-recordings');
-  const row = library.locator('[data-testid^="recording-"]').filter({ hasText: '8470' }).first();
+  const row = library.locator('[data-testid^="recording-"]').filter({ hasText: '8480' }).first();
   await row.getByText('Finished').waitFor({ timeout: 20000 });
   await row.getByRole('button', { name: 'Open' }).click();
   const detail = page.getByTestId('recording-detail');
@@ -1604,7 +1604,7 @@ w = wave.open(sys.argv[1], 'wb'); w.setparams(p); w.writeframes(frames + b'\\0' 
   await minutes.locator('[data-testid="minutes-state"][data-state="done"]').waitFor({ timeout: 180000 });
   const lines = minutes.getByTestId('minutes-lines').locator('li');
   if (await lines.count() === 0) {
-    const list = await fetch(`${base}/api/v1/recordings?q=8470`, { headers: auth }).then((r) => r.json());
+    const list = await fetch(`${base}/api/v1/recordings?q=8480`, { headers: auth }).then((r) => r.json());
     const id = list.items[0].id;
     const m = await fetch(`${base}/api/v1/recordings/${id}/minutes`, { headers: auth }).then((r) => r.json());
     const u = await fetch(`${base}/api/v1/recordings/${id}/utterances`, { headers: auth }).then((r) => r.json());
@@ -1636,7 +1636,7 @@ w = wave.open(sys.argv[1], 'wb'); w.setparams(p); w.writeframes(frames + b'\\0' 
     page.waitForEvent('download'),
     minutes.getByTestId('minutes-export').getByRole('button', { name: 'Markdown' }).click(),
   ]);
-  assert.equal(download.suggestedFilename(), 'minutes-8470.md');
+  assert.equal(download.suggestedFilename(), 'minutes-8480.md');
   const markdown = readFileSync(await download.path(), 'utf8');
   assert.match(markdown, /\*\*Ada:\*\* The budget was approved by the board on Monday, unanimously\./);
   const link = markdown.match(/\]\((http[^)]+#recording=[^)]+)\)/)?.[1];
