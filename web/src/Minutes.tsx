@@ -43,7 +43,9 @@ export function MinutesPanel({ t, id, roomNumber, highlight }: {
     api<Minutes>('GET', `/recordings/${id}/minutes`).then(setMinutes, (e) => setError(asError(e).message));
   }, [id]);
   useEffect(load, [load]);
-  const busy = minutes && (minutes.live || minutes.state === 'queued' || minutes.state === 'working');
+  // not made yet (the worker has not looked at a new recording), waiting, being made, or
+  // more to come while the meeting records: look again
+  const busy = minutes !== null && (minutes.live || ['none', 'queued', 'working'].includes(minutes.state));
   useEffect(() => {
     if (!busy) return;
     const timer = setInterval(load, 3000);

@@ -1601,7 +1601,7 @@ w = wave.open(sys.argv[1], 'wb'); w.setparams(p); w.writeframes(frames + b'\\0' 
   await row.getByRole('button', { name: 'Open' }).click();
   const detail = page.getByTestId('recording-detail');
   const minutes = detail.getByTestId('minutes');
-  await minutes.locator('[data-testid="minutes-state"][data-state="done"]').waitFor({ timeout: 180000 });
+  await minutes.locator('[data-testid="minutes-state"][data-state="done"]').waitFor({ timeout: 300000 });
   const lines = minutes.getByTestId('minutes-lines').locator('li');
   if (await lines.count() === 0) {
     const list = await fetch(`${base}/api/v1/recordings?q=8480`, { headers: auth }).then((r) => r.json());
