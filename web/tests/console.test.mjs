@@ -1640,7 +1640,7 @@ w = wave.open(sys.argv[1], 'wb'); w.setparams(p); w.writeframes(frames + b'\\0' 
   assert.equal(download.suggestedFilename(), 'minutes-8480.md');
   const markdown = readFileSync(await download.path(), 'utf8');
   assert.match(markdown, /\*\*Ada:\*\* The budget was approved by the board on Monday, unanimously\./);
-  const link = markdown.match(/\]\((http[^)]+#recording=[^)]+)\)/)?.[1];
+  const link = markdown.split('\n').find((l) => l.includes('unanimously'))?.match(/\]\((http[^)]+#recording=[^)]+)\)/)?.[1];
   assert.ok(link, markdown);
   await page.screenshot({ path: join(dataDir, 'minutes-en.png'), fullPage: true });
   await page.getByTestId('language').selectOption('zh');
