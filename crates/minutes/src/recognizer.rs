@@ -136,7 +136,6 @@ impl Session<'_> {
         settings: &Settings,
         usual: Option<&str>,
     ) -> Result<Recognized, RecognizerError> {
-        let _ = self.recognizer;
         let threads = settings.threads.max(1);
         let expected: Vec<(i32, String)> = settings
             .languages

@@ -225,7 +225,7 @@ impl Minutes {
                     return Ok::<_, anyhow::Error>((None, vec![], vec![], 0, BTreeMap::new()));
                 };
                 let tracks = repo::recordings::tracks(&mut conn, recording_id).await?;
-                let (pending, _) = repo::minutes::pending(&mut conn, recording_id, ROUND).await?;
+                let pending = repo::minutes::pending(&mut conn, recording_id, ROUND).await?;
                 let backlog = repo::minutes::queued(&mut conn).await?;
                 let usual = usual_languages(&mut conn, &recording, &tracks).await?;
                 Ok((Some(recording), tracks, pending, backlog, usual))

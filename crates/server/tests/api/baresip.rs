@@ -321,6 +321,11 @@ impl Baresip {
 /// Writes `seconds` of a sine at `freq` as a 16-bit PCM WAV file.
 pub(crate) fn write_tone(path: &Path, freq: f64, rate: u32, channels: u16, seconds: u32) {
     let samples = tone(freq, rate, (rate * seconds) as usize, 8000.0, 0);
+    write_wav(path, &samples, rate, channels);
+}
+
+/// Writes mono `samples` as a 16-bit PCM WAV file of `channels` (each the same).
+pub(crate) fn write_wav(path: &Path, samples: &[i16], rate: u32, channels: u16) {
     let mut data = Vec::with_capacity(samples.len() * 2 * usize::from(channels));
     for s in samples {
         for _ in 0..channels {
@@ -343,7 +348,7 @@ pub(crate) fn write_tone(path: &Path, freq: f64, rate: u32, channels: u16, secon
     wav.extend_from_slice(b"data");
     wav.extend_from_slice(&data_len.to_le_bytes());
     wav.extend_from_slice(&data);
-    std::fs::write(path, wav).expect("write the tone file");
+    std::fs::write(path, wav).expect("write the WAV file");
 }
 
 /// The first channel of a 16-bit PCM WAV file, and its rate.

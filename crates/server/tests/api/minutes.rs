@@ -7,7 +7,7 @@
 //! PDF, JSON) carry the lines; search finds them, for those who may play the recording
 //! only. A server without the model says so.
 
-use crate::baresip::{Baresip, G722, baresip_modules};
+use crate::baresip::{Baresip, G722, baresip_modules, write_wav};
 use crate::common::{ADMIN_PASSWORD, Db, TestServer, free_udp_port, start_with};
 use crate::phone::{Phone, talk};
 use crate::restart::{Process, spawn_with};
@@ -102,30 +102,13 @@ fn speak(language: &str, text: &str) -> Vec<i16> {
 }
 
 /// A 16 kHz mono WAV of `seconds`: silence, then `speech` from `at` seconds.
-fn write_wav(path: &Path, speech: &[i16], at: f64, seconds: u32) {
+fn write_speech(path: &Path, speech: &[i16], at: f64, seconds: u32) {
     let mut samples = vec![0i16; 16_000 * seconds as usize];
     let from = (at * 16_000.0) as usize;
-    for (i, s) in speech.iter().enumerate() {
-        if let Some(slot) = samples.get_mut(from + i) {
-            *slot = *s;
-        }
+    for (slot, s) in samples.iter_mut().skip(from).zip(speech) {
+        *slot = *s;
     }
-    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&G722.channels.to_le_bytes());
-    wav.extend_from_slice(&G722.rate.to_le_bytes());
-    wav.extend_from_slice(&(G722.rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&data);
-    std::fs::write(path, wav).expect("write the speech file");
+    write_wav(path, &samples, G722.rate, G722.channels);
 }
 
 async fn bytes(s: &TestServer, token: &str, path: &str) -> (u16, Vec<u8>, String) {
@@ -206,7 +189,7 @@ async fn minutes_of_a_meeting(db: Db) {
     let mut phones = Vec::new();
     for (number, language, text, at) in SPEAKERS {
         let wav = files.path().join(format!("{number}.wav"));
-        write_wav(&wav, &speak(language, text), at, 40);
+        write_speech(&wav, &speak(language, text), at, 40);
         phones.push(Baresip::start(
             &modules,
             number,

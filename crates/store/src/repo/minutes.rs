@@ -147,13 +147,8 @@ pub async fn lines(conn: &mut Conn, recording_id: &str) -> Result<Vec<MinuteLine
     rows.iter().map(line_from_row).collect()
 }
 
-/// Utterances with no line yet, in time order (at most `limit`), and how many there are
-/// in all.
-pub async fn pending(
-    conn: &mut Conn,
-    recording_id: &str,
-    limit: i64,
-) -> Result<(Vec<Utterance>, i64)> {
+/// Utterances with no line yet, in time order (at most `limit`).
+pub async fn pending(conn: &mut Conn, recording_id: &str, limit: i64) -> Result<Vec<Utterance>> {
     let rows = sqlx::query(
         "SELECT u.track, u.start_ms, u.end_ms FROM recording_utterances u \
          WHERE u.recording_id = $1 AND NOT EXISTS (SELECT 1 FROM minute_lines l \
@@ -162,16 +157,9 @@ pub async fn pending(
     )
     .bind(recording_id)
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(conn)
     .await?;
-    let total: i64 =
-        sqlx::query("SELECT COUNT(*) AS n FROM recording_utterances WHERE recording_id = $1")
-            .bind(recording_id)
-            .fetch_one(&mut *conn)
-            .await?
-            .try_get("n")?;
-    let pending = rows
-        .iter()
+    rows.iter()
         .map(|row| {
             Ok(Utterance {
                 track: row.try_get("track")?,
@@ -179,8 +167,7 @@ pub async fn pending(
                 end_ms: row.try_get("end_ms")?,
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((pending, total))
+        .collect()
 }
 
 /// Utterances in all, and those with a line.
