@@ -169,6 +169,29 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
         &meetings,
         settings.webhooks_allow_private_targets,
     );
+    // in a cluster, every room is claimed before a meeting starts: the cluster is there
+    // before the first call
+    let cluster = match &settings.cluster {
+        Some(cluster_settings) => {
+            let sip_uri = match (&cluster_settings.sip_uri, settings.sip_udp.port()) {
+                (Some(uri), _) => uri.clone(),
+                (None, 0) => anyhow::bail!(
+                    "node_sip_uri: needed when the SIP UDP port is chosen by the system"
+                ),
+                (None, port) => format!("sip:{}", SocketAddr::new(public_ip, port)),
+            };
+            let cluster = crate::cluster::Cluster::join(
+                cluster_settings,
+                store.clone(),
+                sip_uri,
+                format!("http://{}", settings.http_listen),
+            )
+            .await?;
+            meetings.set_cluster(cluster.clone());
+            Some(cluster)
+        }
+        None => None,
+    };
     let sip = crate::sip::start(&settings, store.clone(), meetings.clone(), sealer.clone()).await?;
 
     let listener = tokio::net::TcpListener::bind(settings.http_listen)
@@ -185,7 +208,10 @@ pub async fn start(mut settings: Settings) -> Result<Running> {
     );
     let starter = tokio::spawn(crate::scheduling::starter::run(state.clone()));
     let mailer = tokio::spawn(crate::scheduling::mail::run(state.clone()));
-    let app = api::router(state);
+    let app = api::router(state.clone());
+    if let Some(cluster) = &cluster {
+        cluster.run(state, app.clone());
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve(listener, app, listener_limits, async {
         let _ = stopped.await;

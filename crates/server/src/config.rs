@@ -189,6 +189,17 @@ pub struct ServeArgs {
     /// language is detected among them. Default: zh,en
     #[arg(long, env = "CONCLAVE_MINUTES_LANGUAGES", value_name = "CODES")]
     pub minutes_languages: Option<String>,
+    /// A cluster's NATS server (nats://host:port): this node is one of several sharing the
+    /// PostgreSQL database (docs/cluster.md). Default: none, a single node
+    #[arg(long, env = "CONCLAVE_CLUSTER_NATS", value_name = "URL")]
+    pub cluster_nats: Option<String>,
+    /// This node's name in the cluster (letters, digits, - and _). Default: the host name
+    #[arg(long, env = "CONCLAVE_NODE_ID", value_name = "NAME")]
+    pub node_id: Option<String>,
+    /// Where the other nodes and Kamailio send this node's rooms' calls. Default:
+    /// sip:<public address>:<SIP UDP port>
+    #[arg(long, env = "CONCLAVE_NODE_SIP_URI", value_name = "URI")]
+    pub node_sip_uri: Option<String>,
     /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
     #[arg(
         long,
@@ -288,6 +299,9 @@ struct FileSettings {
     minutes_threads: Option<usize>,
     minutes_beam: Option<usize>,
     minutes_languages: Option<String>,
+    cluster_nats: Option<String>,
+    node_id: Option<String>,
+    node_sip_uri: Option<String>,
     session_ttl_minutes: Option<u32>,
     tls_handshake_timeout_seconds: Option<u32>,
     header_timeout_seconds: Option<u32>,
@@ -360,6 +374,8 @@ pub struct Settings {
     pub minutes_threads: usize,
     pub minutes_beam: usize,
     pub minutes_languages: Vec<String>,
+    /// Set when this node is one of a cluster.
+    pub cluster: Option<ClusterSettings>,
     pub session_ttl_minutes: u32,
     /// Timeouts and connection caps of the HTTP and SIP listeners.
     pub listener_limits: crate::limits::ListenerLimits,
@@ -369,6 +385,15 @@ pub struct Settings {
     pub admin_password: Option<String>,
     /// The bearer token /metrics requires; `None`: loopback clients only.
     pub metrics_token: Option<String>,
+}
+
+/// How this node takes part in a cluster (docs/cluster.md).
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub nats_url: String,
+    pub node_id: String,
+    /// `None`: sip:<public address>:<SIP UDP port>, known once the server has started.
+    pub sip_uri: Option<String>,
 }
 
 /// See `media_pack_members`: about 4 % of a core in PCMU members (8 % in Opus) — light
@@ -482,6 +507,42 @@ impl Settings {
                 "minutes_languages: {languages:?} must be one to eight language codes such as zh,en"
             );
         }
+        let cluster = match args.cluster_nats.clone().or(file.cluster_nats.clone()) {
+            None => None,
+            Some(nats_url) => {
+                if !nats_url.starts_with("nats://") && !nats_url.starts_with("tls://") {
+                    bail!("cluster_nats: {nats_url:?} is not a nats:// URL");
+                }
+                if !database_url.starts_with("postgres") {
+                    bail!("cluster_nats: a cluster's nodes share a PostgreSQL database_url");
+                }
+                let node_id = match args.node_id.clone().or(file.node_id.clone()) {
+                    Some(id) => id,
+                    None => std::fs::read_to_string("/etc/hostname")
+                        .map(|h| h.trim().to_owned())
+                        .unwrap_or_default(),
+                };
+                if node_id.is_empty()
+                    || node_id.len() > 64
+                    || !node_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    bail!("node_id: {node_id:?} must be 1 to 64 letters, digits, - or _");
+                }
+                let sip_uri = args.node_sip_uri.clone().or(file.node_sip_uri.clone());
+                if let Some(uri) = &sip_uri
+                    && !uri.starts_with("sip:")
+                {
+                    bail!("node_sip_uri: {uri:?} is not a sip: URI");
+                }
+                Some(ClusterSettings {
+                    nats_url,
+                    node_id,
+                    sip_uri,
+                })
+            }
+        };
         if let Some(password) = &admin_password
             && password.chars().count() < 8
         {
@@ -584,6 +645,7 @@ impl Settings {
         }
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
+            cluster,
             data_dir,
             database_url,
             http_listen: args.http_listen.or(file.http_listen).unwrap_or(any(8080)),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod browser;
+pub mod cluster;
 pub mod config;
 pub mod credentials;
 /// Directory files (CSV, XLSX): in `conclave-directory-formats`, so they can be fuzzed alone.

@@ -847,3 +847,29 @@ pub struct MinuteLine {
     pub edited_by: Option<String>,
     pub edited_at: Option<i64>,
 }
+
+/// A node of a cluster, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub id: String,
+    pub sip_uri: String,
+    pub http_url: String,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub load: i64,
+    pub draining: bool,
+}
+
+/// Where a room's meeting lives in a cluster, and until when that node holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomHome {
+    pub room_id: String,
+    pub tenant_id: String,
+    pub room_number: String,
+    pub node_id: String,
+    pub epoch: i64,
+    pub lease_until: i64,
+    pub meeting_id: Option<String>,
+    pub state: String,
+    pub updated_at: i64,
+}

@@ -22,6 +22,7 @@ fn json_column(row: &AnyRow, column: &str) -> Result<serde_json::Value> {
 }
 
 pub mod bookings;
+pub mod cluster;
 pub mod departments;
 pub mod directory;
 pub mod groups;
@@ -1250,8 +1251,11 @@ pub mod meetings {
              (SELECT MAX(a.left_at) FROM meeting_attendance a WHERE a.meeting_id = m.id) \
                AS last_left, \
              (SELECT MAX(l.at) FROM meeting_log l WHERE l.meeting_id = m.id) AS last_logged \
-             FROM meetings m WHERE m.ended_at IS NULL",
+             FROM meetings m WHERE m.ended_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM room_homes h WHERE h.meeting_id = m.id \
+               AND h.lease_until > $1)",
         )
+        .bind(crate::now_ms())
         .fetch_all(conn)
         .await?;
         rows.iter()

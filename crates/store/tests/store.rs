@@ -657,3 +657,178 @@ async fn migrations_are_idempotent() {
         Err(StoreError::Config(_))
     ));
 }
+
+/// Rooms' homes: one node wins a room, the epoch only grows, a lease that runs is respected,
+/// a node that lost a room cannot renew, save or release it, and a burst of parallel claims
+/// has exactly one winner.
+async fn room_homes(store: &Store) {
+    use repo::cluster::Claim;
+    let mut c = store.conn().await.expect("conn");
+    let now = 1_000_000;
+    for id in ["a", "b"] {
+        repo::cluster::register(
+            &mut c,
+            &ClusterNode {
+                id: id.into(),
+                sip_uri: format!("sip:{id}"),
+                http_url: String::new(),
+                started_at: now,
+                heartbeat_at: now,
+                load: 0,
+                draining: false,
+            },
+        )
+        .await
+        .expect("register");
+    }
+    let claim = |node: &'static str, at: i64| {
+        let store = store.clone();
+        async move {
+            let mut c = store.conn().await.expect("conn");
+            repo::cluster::claim(&mut c, "r1", "t", "8001", node, at, at + 3000)
+                .await
+                .expect("claim")
+        }
+    };
+    assert_eq!(
+        claim("a", now).await,
+        Claim::Won {
+            epoch: 1,
+            inherited: None
+        }
+    );
+    // held: b is told where it is; a keeps its epoch
+    assert!(matches!(claim("b", now + 1000).await, Claim::Elsewhere(h) if h.node_id == "a"));
+    assert!(matches!(
+        claim("a", now + 1000).await,
+        Claim::Won { epoch: 1, .. }
+    ));
+    assert!(
+        repo::cluster::set_state(&mut c, "r1", "a", 1, "m1", "{\"locked\":true}", now)
+            .await
+            .expect("save")
+    );
+    // a stops renewing: after its lease, the room is an orphan that b takes, with a's state
+    assert!(
+        repo::cluster::orphans(&mut c, now + 2000)
+            .await
+            .expect("orphans")
+            .is_empty()
+    );
+    let orphans = repo::cluster::orphans(&mut c, now + 3000)
+        .await
+        .expect("orphans");
+    assert_eq!(orphans.len(), 1);
+    match claim("b", now + 3001).await {
+        Claim::Won {
+            epoch: 2,
+            inherited: Some(old),
+        } => {
+            assert_eq!(old.node_id, "a");
+            assert_eq!(old.meeting_id.as_deref(), Some("m1"));
+            assert_eq!(old.state, "{\"locked\":true}");
+        }
+        other => panic!("b takes the orphan: {other:?}"),
+    }
+    // fenced: a holds nothing any more, and cannot save or release what b holds
+    assert!(
+        repo::cluster::renew(&mut c, "a", now + 9000)
+            .await
+            .expect("renew")
+            .is_empty()
+    );
+    assert!(
+        !repo::cluster::set_state(&mut c, "r1", "a", 1, "m1", "{}", now)
+            .await
+            .expect("save")
+    );
+    assert!(
+        !repo::cluster::release(&mut c, "r1", "a", 1, now)
+            .await
+            .expect("release")
+    );
+    assert_eq!(
+        repo::cluster::renew(&mut c, "b", now + 9000)
+            .await
+            .expect("renew"),
+        vec![("r1".to_owned(), 2)]
+    );
+    // released: no home, and the next claim raises the epoch again, inheriting nothing
+    assert!(
+        repo::cluster::release(&mut c, "r1", "b", 2, now + 4000)
+            .await
+            .expect("release")
+    );
+    assert!(
+        repo::cluster::orphans(&mut c, now + 99_000)
+            .await
+            .expect("orphans")
+            .is_empty()
+    );
+    assert_eq!(
+        claim("a", now + 5000).await,
+        Claim::Won {
+            epoch: 3,
+            inherited: None
+        }
+    );
+    // a restarted node gives up what it held: an orphan at once
+    assert!(
+        repo::cluster::set_state(&mut c, "r1", "a", 3, "m2", "{}", now)
+            .await
+            .expect("save")
+    );
+    assert_eq!(
+        repo::cluster::abandon_node(&mut c, "a", now + 5001)
+            .await
+            .expect("abandon"),
+        1
+    );
+    assert_eq!(
+        repo::cluster::orphans(&mut c, now + 5002)
+            .await
+            .expect("orphans")
+            .len(),
+        1
+    );
+    drop(c);
+    // a burst: twenty claims of an orphan at once, one winner
+    // (a node that already holds the room is told so: Won at the same epoch)
+    let burst: Vec<_> = (0..20)
+        .map(|i| {
+            let node = if i % 2 == 0 { "a" } else { "b" };
+            let claimed = tokio::spawn(claim(node, now + 6000));
+            (node, claimed)
+        })
+        .collect();
+    let mut won = std::collections::BTreeSet::new();
+    for (node, task) in burst {
+        if let Claim::Won { epoch, .. } = task.await.expect("task") {
+            won.insert((node, epoch));
+        }
+    }
+    assert_eq!(won.len(), 1, "one node won, at one epoch: {won:?}");
+    assert_eq!(won.iter().next().map(|w| w.1), Some(4));
+    let mut c = store.conn().await.expect("conn");
+    let home = repo::cluster::home(&mut c, "r1")
+        .await
+        .expect("home")
+        .expect("row");
+    assert_eq!(home.epoch, 4);
+}
+
+#[tokio::test]
+async fn room_homes_on_sqlite() {
+    let (store, _, _dir) = open("room_homes", false).await.expect("sqlite");
+    room_homes(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn room_homes_on_postgres() {
+    let Some((store, _pg, _dir)) = open("room_homes", true).await else {
+        return;
+    };
+    room_homes(&store).await;
+    store.close().await;
+}

@@ -297,6 +297,7 @@ pub(super) async fn start(
         record: settings.record,
         ..Default::default()
     };
+    home_here(state, &room).await?;
     state
         .meetings
         .start(&room, live, template_id.clone())
@@ -395,6 +396,7 @@ pub(crate) async fn start_booked(
             ..Default::default()
         };
         // Nobody is called: the room waits for its members to dial in.
+        home_here(state, &room).await?;
         state.meetings.start(&room, live, None).map_err(refused)?;
         let mut conn = state.store.conn().await?;
         audit(&mut conn, &caller, entry).await?;
@@ -746,6 +748,7 @@ async fn invite_member(
         _ => name,
     };
     // No meeting yet: this call starts one (it ends if the call fails).
+    home_here(&state, &room).await?;
     let fresh = state
         .meetings
         .start(&room, conclave_conference::live::Settings::default(), None)
@@ -938,6 +941,21 @@ pub(super) fn operator_role(caller: &Caller, room: &Room) -> Option<Role> {
         || room.creator_id.as_deref() == Some(&caller.user.id)
         || room.owner_id.as_deref() == Some(&caller.user.id);
     manages.then_some(Role::Owner)
+}
+
+/// In a cluster, a meeting starts on the node that is (or becomes) the room's home: a room
+/// held by another node has its meeting there already.
+async fn home_here(state: &AppState, room: &Room) -> ApiResult<()> {
+    match state.meetings.claim(room).await {
+        Ok(()) => Ok(()),
+        Err(crate::cluster::NotHere::Elsewhere { node, .. }) => Err(ApiError::conflict(
+            "room_id",
+            format!("a meeting is already in progress in this room (on node {node})"),
+        )),
+        Err(crate::cluster::NotHere::Unavailable(why)) => Err(ApiError::unavailable(format!(
+            "where this room's meeting is held cannot be told now: {why}"
+        ))),
+    }
 }
 
 fn refused(reason: Refused) -> ApiError {

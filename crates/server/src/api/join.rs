@@ -122,6 +122,7 @@ async fn join_meeting(
         return Err(ApiError::not_found("meeting room"));
     };
     let user = user.filter(|u| u.tenant_id == room.tenant_id);
+    home_here(&state, &room).await?;
     // a live meeting asks for the PIN it started with (as it does of phones)
     let pin = match meetings.live_room(&room.id) {
         Some(live) => live.pin,
@@ -433,4 +434,19 @@ async fn renegotiate(
     }
     metrics::counter!("conclave_browser_ice_restarts_total").increment(1);
     Ok(Json(NewAnswer { sdp: answer }))
+}
+
+/// In a cluster, a browser joins on the meeting's home node: here, when this node is (or
+/// becomes) the home; otherwise the answer names the node.
+async fn home_here(state: &AppState, room: &conclave_store::model::Room) -> ApiResult<()> {
+    match state.meetings.claim(room).await {
+        Ok(()) => Ok(()),
+        Err(crate::cluster::NotHere::Elsewhere { node, .. }) => Err(ApiError::conflict(
+            "number",
+            format!("this meeting is held on node {node}: join it there"),
+        )),
+        Err(crate::cluster::NotHere::Unavailable(why)) => Err(ApiError::unavailable(format!(
+            "where this meeting is held cannot be told now: {why}"
+        ))),
+    }
 }

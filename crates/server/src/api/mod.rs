@@ -325,6 +325,10 @@ pub fn router(state: AppState) -> Router {
             .put(api_not_found),
     )
     .merge(console)
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        to_the_meetings_home,
+    ))
     .layer(axum::middleware::from_fn(refuse_nul_in_path))
     .layer(axum::middleware::map_response(problem_for_bare_errors))
     .layer(axum::middleware::from_fn(count_requests))
@@ -335,6 +339,45 @@ pub fn router(state: AppState) -> Router {
     .layer(axum::middleware::map_response(security_headers))
     .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
     .with_state(state)
+}
+
+/// In a cluster, a request about one live meeting (`/api/v1/conferences/<room>/…`) is
+/// answered by the meeting's home node: sent there over NATS when that is another node (which
+/// checks the caller itself), answered here otherwise.
+async fn to_the_meetings_home(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(cluster) = state.meetings.cluster() else {
+        return next.run(req).await;
+    };
+    if req
+        .extensions()
+        .get::<crate::cluster::bus::Forwarded>()
+        .is_some()
+    {
+        return next.run(req).await;
+    }
+    let room_id = req
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/conferences/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .map(str::to_owned);
+    let Some(room_id) = room_id else {
+        return next.run(req).await;
+    };
+    match cluster.remote_home(&room_id).await {
+        Ok(Some(node)) => crate::cluster::bus::forward(cluster, &node.id, req).await,
+        Ok(None) => next.run(req).await,
+        Err(crate::cluster::NotHere::Unavailable(why)) => ApiError::unavailable(format!(
+            "where this meeting is held cannot be told now: {why}"
+        ))
+        .into_response(),
+        Err(crate::cluster::NotHere::Elsewhere { .. }) => next.run(req).await,
+    }
 }
 
 /// No object's id or path holds a NUL (`%00`), and PostgreSQL cannot compare TEXT with one:

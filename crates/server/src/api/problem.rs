@@ -183,6 +183,16 @@ impl ApiError {
         )
     }
 
+    /// Another node of the cluster did not answer in time.
+    pub fn gateway_timeout(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "node-timeout",
+            "The meeting's node did not answer",
+            detail.into(),
+        )
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("/problems/{}", self.slug),

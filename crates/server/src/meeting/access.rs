@@ -117,6 +117,12 @@ impl Menu {
                 leg.needs_pin = room.pin.is_some();
                 // Keep the signals to pass on what arrives before the room's meeting has it.
                 let signals = leg.signals.clone();
+                if let Err(err) = self.meetings.claim(&room).await {
+                    // in a cluster, a room held by another node: this call cannot move there
+                    tracing::info!(room = room.number, ?err, "access menu: room held elsewhere");
+                    leg.hang_up();
+                    return;
+                }
                 self.meetings.arrive(&room, leg);
                 inbox.close();
                 while let Ok(msg) = inbox.try_recv() {

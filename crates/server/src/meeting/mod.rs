@@ -80,6 +80,8 @@ struct Entry {
     room: Box<Room>,
     inbox: mpsc::Sender<Msg>,
     generation: u64,
+    /// Its record in the history.
+    meeting_id: String,
 }
 
 /// How meetings treat their participants.
@@ -125,6 +127,8 @@ struct Shared {
     streams: crate::streaming::Streams,
     /// The recordings' minutes (set once at start).
     minutes: std::sync::OnceLock<crate::minutes::Minutes>,
+    /// The cluster this node is one of (set once at start; none on a single node).
+    cluster: std::sync::OnceLock<crate::cluster::Cluster>,
     store: Store,
     media: MediaPlane,
     /// Room PINs: failures per room and per address (the one limiter type).
@@ -150,6 +154,7 @@ impl Meetings {
                 recordings: std::sync::OnceLock::new(),
                 streams: crate::streaming::Streams::new(store.clone()),
                 minutes: std::sync::OnceLock::new(),
+                cluster: std::sync::OnceLock::new(),
                 store,
                 media,
                 pins: crate::limiter::Limiter::new(
@@ -187,6 +192,70 @@ impl Meetings {
 
     pub fn minutes(&self) -> Option<&crate::minutes::Minutes> {
         self.shared.minutes.get()
+    }
+
+    /// Sets the cluster (once, at start).
+    pub fn set_cluster(&self, cluster: crate::cluster::Cluster) {
+        let _ = self.shared.cluster.set(cluster);
+    }
+
+    pub fn cluster(&self) -> Option<&crate::cluster::Cluster> {
+        self.shared.cluster.get()
+    }
+
+    /// Makes this node the room's home before a meeting starts in it (always, on a single
+    /// node). A meeting whose home stopped is carried on here first.
+    pub async fn claim(&self, room: &Room) -> Result<(), crate::cluster::NotHere> {
+        let Some(cluster) = self.cluster() else {
+            return Ok(());
+        };
+        if let Some(old) = cluster.claim(room).await? {
+            crate::cluster::carry_on(cluster, self, room, old).await;
+        }
+        Ok(())
+    }
+
+    /// Whether this node may hold the room's meeting.
+    fn homed_here(&self, room_id: &str) -> bool {
+        self.cluster().is_none_or(|c| c.holds(room_id))
+    }
+
+    /// The room has gone to another node: its meeting here ends at once (its callers are
+    /// hung up and can call again, landing on the new home).
+    pub fn fence(&self, room_id: &str) {
+        let entry = self
+            .shared
+            .rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(room_id);
+        if let Some(entry) = entry {
+            let (done, _) = oneshot::channel();
+            if entry.inbox.try_send(Msg::Shutdown { done }).is_err() {
+                let inbox = entry.inbox.clone();
+                tokio::spawn(async move {
+                    let (done, _) = oneshot::channel();
+                    let _ = inbox
+                        .send_timeout(Msg::Shutdown { done }, Duration::from_secs(5))
+                        .await;
+                });
+            }
+        }
+    }
+
+    /// The history record of the room's live meeting here.
+    pub fn meeting_id(&self, room_id: &str) -> Option<String> {
+        self.entry(room_id).map(|e| e.meeting_id)
+    }
+
+    pub fn is_live(&self, room_id: &str) -> bool {
+        self.entry(room_id).is_some()
+    }
+
+    /// Another node's meeting event, for this node's WebSocket clients (its webhooks are that
+    /// node's to queue).
+    pub fn relay(&self, event: LiveEvent) {
+        let _ = self.shared.events.send(event);
     }
 
     pub fn streams(&self) -> &crate::streaming::Streams {
@@ -266,6 +335,9 @@ impl Meetings {
             event.event,
             LiveChange::Meeting(conclave_conference::live::Event::Talking { .. })
         );
+        if !talking && let Some(cluster) = self.cluster() {
+            cluster.changed();
+        }
         if !talking && let Some(webhooks) = self.shared.webhooks.get() {
             match webhooks.try_send(event.clone()) {
                 Ok(()) => {}
@@ -292,7 +364,7 @@ impl Meetings {
         template_id: Option<String>,
     ) -> Result<(), Refused> {
         let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        if rooms.contains_key(&room.id) {
+        if rooms.contains_key(&room.id) || !self.homed_here(&room.id) {
             return Err(Refused::AlreadyLive);
         }
         let entry = self.spawn(room, settings, true, template_id);
@@ -315,6 +387,12 @@ impl Meetings {
                             room = room.number,
                             "a call placed for a meeting that has ended"
                         );
+                        leg.hang_up();
+                        return;
+                    }
+                    None if !self.homed_here(&room.id) => {
+                        drop(rooms);
+                        tracing::warn!(room = room.number, "a call for a room homed elsewhere");
                         leg.hang_up();
                         return;
                     }
@@ -549,6 +627,7 @@ impl Meetings {
             records,
         ));
         let meeting_id = meeting.id.clone();
+        let record_id = meeting.id.clone();
         let _ = history_tx.try_send(history::Record::Started(meeting));
         let media = self.shared.media.room(&room.id);
         let events = inbox.clone();
@@ -562,7 +641,7 @@ impl Meetings {
             media,
             settings,
             dispatching,
-            (meeting_id, history_tx, writer),
+            (record_id, history_tx, writer),
         );
         tokio::spawn(actor.run(messages));
         metrics::counter!("conclave_meetings_started_total").increment(1);
@@ -571,6 +650,7 @@ impl Meetings {
             room: Box::new(room.clone()),
             inbox,
             generation,
+            meeting_id,
         }
     }
 
@@ -582,6 +662,9 @@ impl Meetings {
             .is_some_and(|e| e.generation == generation)
         {
             rooms.remove(room_id);
+            if let Some(cluster) = self.cluster() {
+                cluster.release(room_id);
+            }
         }
     }
 }

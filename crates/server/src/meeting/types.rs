@@ -88,6 +88,8 @@ pub struct CallProgress {
 pub enum LiveChange {
     Meeting(Event),
     Call(CallProgress),
+    /// An event of a meeting on another node of the cluster, as that node serialized it.
+    Relayed(serde_json::Value),
 }
 
 /// A member's media as the roster shows it.

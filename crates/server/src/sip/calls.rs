@@ -39,6 +39,12 @@ pub enum Admission {
     Blocked,
     /// Answer, say this, hang up (a feature code's outcome).
     Announce(Prompt),
+    /// In a cluster, the room's meeting is on another node: 302 to it (`Contact`).
+    Elsewhere {
+        contact: String,
+    },
+    /// Where the room's meeting is held cannot be told now: 503.
+    Unavailable,
     /// Into the room's meeting; with a PIN to key in first when the room has one.
     Room {
         room: Box<Room>,
@@ -97,6 +103,23 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
     };
     if frozen_extension(store, &room.tenant_id, &caller.number).await {
         return Admission::Frozen;
+    }
+    // In a cluster the call goes where the room's meeting is (or starts it here).
+    match meetings.claim(&room).await {
+        Ok(()) => {}
+        Err(crate::cluster::NotHere::Elsewhere { sip_uri, .. }) => {
+            return Admission::Elsewhere {
+                contact: crate::cluster::contact_for(&sip_uri, &number),
+            };
+        }
+        Err(crate::cluster::NotHere::Unavailable(why)) => {
+            tracing::warn!(
+                room = room.number,
+                why,
+                "a call refused: the room's home is unknown"
+            );
+            return Admission::Unavailable;
+        }
     }
     // A live meeting asks for the PIN it started with (a scheduled meeting's own PIN, or the
     // room's as it was then): the lobby checks that one too.
@@ -468,6 +491,20 @@ impl Calls {
             }
             Admission::Blocked | Admission::Frozen => {
                 let _ = ua.reject(now, call, 403, Vec::new());
+                return;
+            }
+            Admission::Elsewhere { contact } => {
+                metrics::counter!("conclave_cluster_redirects_total").increment(1);
+                let contact = vec![(conclave_sip::message::HeaderName::Contact, contact)];
+                let _ = ua.reject(now, call, 302, contact);
+                return;
+            }
+            Admission::Unavailable => {
+                let retry = vec![(
+                    conclave_sip::message::HeaderName::RetryAfter,
+                    "5".to_owned(),
+                )];
+                let _ = ua.reject(now, call, 503, retry);
                 return;
             }
             Admission::Menu { domain } => (

@@ -6,6 +6,7 @@ mod baresip;
 mod browser;
 mod brute_force;
 mod cli;
+mod cluster;
 mod common;
 mod directory;
 mod directory_io;

@@ -34,6 +34,9 @@ pub struct Phone {
     pub heard: HashMap<u32, Vec<i16>>,
     /// RTP packets that arrived.
     pub packets: usize,
+    /// Through a proxy that record-routes (Kamailio): the server's Contact and the route
+    /// set, for requests within the call.
+    in_dialog: Option<(String, Vec<String>)>,
 }
 
 impl Phone {
@@ -62,6 +65,7 @@ impl Phone {
             pos: 0,
             heard: HashMap::new(),
             packets: 0,
+            in_dialog: None,
         }
     }
 
@@ -72,18 +76,27 @@ impl Phone {
         } else {
             format!(";tag={}", self.to_tag)
         };
+        let (target, routes) = match (&self.in_dialog, to_tag.is_empty()) {
+            (Some((contact, routes)), false) => (
+                contact.clone(),
+                routes
+                    .iter()
+                    .map(|r| format!("Route: {r}\r\n"))
+                    .collect::<String>(),
+            ),
+            _ => (format!("sip:{}@{}", self.room, self.server), String::new()),
+        };
         let content_type = if body.is_empty() {
             ""
         } else {
             "Content-Type: application/sdp\r\n"
         };
         format!(
-            "{method} sip:{room}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{tag}{method}{cseq};rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:{tag}@{ip}>;tag={tag}\r\nTo: <sip:{room}@{ip}>{to_tag}\r\n\
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{tag}{method}{cseq};rport\r\n\
+             {routes}Max-Forwards: 70\r\nFrom: <sip:{tag}@{ip}>;tag={tag}\r\nTo: <sip:{room}@{ip}>{to_tag}\r\n\
              Call-ID: {tag}@phone\r\nCSeq: {cseq} {method}\r\nContact: <sip:{tag}@{sip}>\r\n{content_type}\
              Content-Length: {len}\r\n\r\n{body}",
             room = self.room,
-            server = self.server,
             tag = self.tag,
             ip = sip.ip(),
             len = body.len(),
@@ -160,6 +173,29 @@ impl Phone {
                 .unwrap_or_default()
                 .to_string();
             self.remote_rtp = Some(sdp_address(&response.body));
+            let routes = response
+                .headers
+                .routes(&conclave_sip::message::HeaderName::RecordRoute)
+                .unwrap_or_default();
+            let contact = response
+                .headers
+                .get(&conclave_sip::message::HeaderName::Contact)
+                .map(|c| {
+                    c.trim()
+                        .trim_start_matches('<')
+                        .split('>')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                });
+            self.in_dialog = match contact {
+                // a UAC's route set is the Record-Route list reversed
+                Some(contact) if !routes.is_empty() => Some((
+                    contact,
+                    routes.iter().rev().map(|r| r.to_string()).collect(),
+                )),
+                _ => None,
+            };
             let ack = self.request("ACK", 1, "");
             self.sip
                 .send_to(ack.as_bytes(), self.server)

@@ -117,7 +117,7 @@ impl Process {
         panic!("conclave did not become ready");
     }
 
-    fn printed(&self) -> Vec<String> {
+    pub(crate) fn printed(&self) -> Vec<String> {
         self.stdout.try_iter().collect()
     }
 

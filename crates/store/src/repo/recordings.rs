@@ -77,9 +77,14 @@ pub async fn end(conn: &mut Conn, id: &str, state: &str, at: i64) -> Result<()> 
 
 /// Recordings a stop left `recording` become `interrupted`; their ids.
 pub async fn interrupt_abandoned(conn: &mut Conn, at: i64) -> Result<Vec<String>> {
-    let rows = sqlx::query("SELECT id FROM recordings WHERE state = 'recording'")
-        .fetch_all(&mut *conn)
-        .await?;
+    // a meeting another node of a cluster carries on is not abandoned
+    let rows = sqlx::query(
+        "SELECT id FROM recordings r WHERE state = 'recording' AND NOT EXISTS \
+         (SELECT 1 FROM room_homes h WHERE h.meeting_id = r.meeting_id AND h.lease_until > $1)",
+    )
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?;
     let ids = rows
         .iter()
         .map(|r| r.try_get::<String, _>("id"))

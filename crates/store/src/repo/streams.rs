@@ -104,11 +104,14 @@ pub async fn end(conn: &mut Conn, id: &str, at: i64, peak: i64) -> Result<()> {
 
 /// Streams a stop left `live` end (the server stopped while they streamed).
 pub async fn end_abandoned(conn: &mut Conn, at: i64) -> Result<u64> {
-    let done =
-        sqlx::query("UPDATE streams SET state = 'ended', ended_at = $1 WHERE state = 'live'")
-            .bind(at)
-            .execute(conn)
-            .await?;
+    let done = sqlx::query(
+        "UPDATE streams SET state = 'ended', ended_at = $1 WHERE state = 'live' \
+             AND NOT EXISTS (SELECT 1 FROM room_homes h WHERE h.room_id = streams.room_id \
+               AND h.lease_until > $1)",
+    )
+    .bind(at)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected())
 }
 
