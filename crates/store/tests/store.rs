@@ -732,7 +732,7 @@ async fn room_homes(store: &Store) {
     }
     // fenced: a holds nothing any more, and cannot save or release what b holds
     assert!(
-        repo::cluster::renew(&mut c, "a", now + 9000)
+        repo::cluster::renew(&mut c, "a", now + 3002, now + 9000)
             .await
             .expect("renew")
             .is_empty()
@@ -748,7 +748,7 @@ async fn room_homes(store: &Store) {
             .expect("release")
     );
     assert_eq!(
-        repo::cluster::renew(&mut c, "b", now + 9000)
+        repo::cluster::renew(&mut c, "b", now + 3002, now + 9000)
             .await
             .expect("renew"),
         vec![("r1".to_owned(), 2)]

@@ -1037,8 +1037,36 @@ pub(super) async fn control(
 async fn list_conferences(
     State(state): State<AppState>,
     caller: Caller,
-) -> Json<Vec<LiveConference>> {
-    Json(state.meetings.list(caller.tenant_id()).await)
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let local = state.meetings.list(caller.tenant_id()).await;
+    let mut all: Vec<serde_json::Value> = local
+        .iter()
+        .filter_map(|m| serde_json::to_value(m).ok())
+        .collect();
+    // in a cluster, the meetings other nodes hold too, each asked of its home
+    if let Some(cluster) = state.meetings.cluster() {
+        let mut conn = state.store.conn().await?;
+        let homes =
+            repo::cluster::live_homes(&mut conn, caller.tenant_id(), conclave_store::now_ms())
+                .await?;
+        drop(conn);
+        let asked = homes
+            .iter()
+            .filter(|h| h.node_id != cluster.node_id())
+            .map(|h| {
+                crate::cluster::bus::fetch_json(
+                    cluster,
+                    &h.node_id,
+                    format!("/api/v1/conferences/{}", h.room_id),
+                    headers.get(axum::http::header::AUTHORIZATION),
+                    caller.source,
+                )
+            });
+        all.extend(futures::future::join_all(asked).await.into_iter().flatten());
+        all.sort_by(|a, b| a["room_number"].as_str().cmp(&b["room_number"].as_str()));
+    }
+    Ok(Json(all))
 }
 
 /// A room's live meeting: who is in, muted, allowed to speak, in which whisper group.

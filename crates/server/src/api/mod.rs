@@ -4,6 +4,7 @@
 mod api_keys;
 mod audit;
 mod bookings;
+mod cluster;
 pub(crate) mod conferences;
 mod contacts;
 mod departments;
@@ -127,6 +128,7 @@ impl AppState {
         (name = "audit", description = "Who did what, when, from where"),
         (name = "sip", description = "SIP registrations of the users' extensions, and trunks to phone numbers"),
         (name = "conferences", description = "Live meetings: roster and the chair's controls"),
+        (name = "cluster", description = "A cluster's nodes; draining one for maintenance"),
         (name = "recordings", description = "Recorded meetings: the mix and a track per member, utterances, playback and download"),
         (name = "minutes", description = "Minutes of recordings: a line per utterance by speech recognition, edits, exports and search"),
         (name = "streams", description = "Live streams of meetings (HLS): scheduling, starting and stopping, and watching with a link and a password"),
@@ -172,6 +174,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             .merge(audit::routes())
             .merge(registrations::routes())
             .merge(status::routes())
+            .merge(cluster::routes())
             .merge(conferences::routes())
             .merge(history::routes())
             .merge(recordings::routes())

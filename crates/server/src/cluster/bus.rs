@@ -76,7 +76,11 @@ pub async fn forward(cluster: &Cluster, node: &str, request: Request) -> Respons
     };
     let envelope = Envelope {
         method: parts.method.to_string(),
-        uri: parts.uri.to_string(),
+        // inside a nested router the path has lost its prefix: the original is sent
+        uri: parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.to_string(), |o| o.0.to_string()),
         headers: parts
             .headers
             .iter()
@@ -128,6 +132,31 @@ pub async fn forward(cluster: &Cluster, node: &str, request: Request) -> Respons
         .header("x-conclave-node", node)
         .body(Body::from(body))
         .unwrap_or_else(|_| ApiError::internal("a forwarded answer").into_response())
+}
+
+/// A GET of this API on `node`, as the caller (their `Authorization`): the JSON it answers
+/// 200 with, or nothing.
+pub async fn fetch_json(
+    cluster: &Cluster,
+    node: &str,
+    path: String,
+    authorization: Option<&axum::http::HeaderValue>,
+    client: SocketAddr,
+) -> Option<serde_json::Value> {
+    let mut request = axum::http::Request::builder().method("GET").uri(path);
+    if let Some(value) = authorization {
+        request = request.header(axum::http::header::AUTHORIZATION, value);
+    }
+    let mut request = request.body(Body::empty()).ok()?;
+    request.extensions_mut().insert(ConnectInfo(client));
+    let response = forward(cluster, node, request).await;
+    if response.status() != axum::http::StatusCode::OK {
+        return None;
+    }
+    let body = axum::body::to_bytes(response.into_body(), MAX_BODY)
+        .await
+        .ok()?;
+    serde_json::from_slice(&body).ok()
 }
 
 /// Answers requests forwarded to this node, and carries meeting events both ways.

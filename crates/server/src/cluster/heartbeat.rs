@@ -1,7 +1,7 @@
 //! Every tick: the node's heartbeat, its leases renewed, rooms it lost dropped (fencing), the
 //! state of its meetings saved for whoever may carry them on, and orphans taken over.
 
-use super::{Cluster, DEAD_AFTER, LEASE, TICK, preferred, takeover};
+use super::{Cluster, LEASE, TICK, preferred, takeover};
 use crate::meeting::Meetings;
 use conclave_store::{now_ms, repo};
 use std::collections::HashMap;
@@ -81,9 +81,18 @@ async fn once(
     let started = Instant::now();
     let now = now_ms();
     let mut conn = cluster.store().conn().await?;
-    let draining = repo::cluster::heartbeat(&mut conn, &node, now, meetings.count() as i64).await?;
+    // the busiest media worker's members: what a new room would be added to
+    let load = meetings
+        .media()
+        .load()
+        .iter()
+        .map(|w| w.members)
+        .max()
+        .unwrap_or(0);
+    let draining = repo::cluster::heartbeat(&mut conn, &node, now, load as i64).await?;
+    cluster.set_draining(draining);
     let homes: HashMap<String, i64> =
-        repo::cluster::renew(&mut conn, &node, now + LEASE.as_millis() as i64)
+        repo::cluster::renew(&mut conn, &node, now, now + LEASE.as_millis() as i64)
             .await?
             .into_iter()
             .collect();
@@ -125,11 +134,7 @@ async fn once(
     }
     let mut conn = cluster.store().conn().await?;
     let now = now_ms();
-    let living: Vec<_> = repo::cluster::nodes(&mut conn)
-        .await?
-        .into_iter()
-        .filter(|n| n.heartbeat_at > now - DEAD_AFTER.as_millis() as i64 && !n.draining)
-        .collect();
+    let living = super::living(repo::cluster::nodes(&mut conn).await?, now);
     let orphans = repo::cluster::orphans(&mut conn, now).await?;
     drop(conn);
     for orphan in orphans {

@@ -74,6 +74,10 @@ struct Inner {
     /// A meeting here changed (an invitation, the lock, the recording): its state is saved
     /// now rather than at the next tick.
     changed: tokio::sync::Notify,
+    /// Takes no new rooms (set by the operator, seen with each heartbeat): OPTIONS are
+    /// answered 503 (Kamailio's dispatcher stops choosing this node) and a call for a room
+    /// without a home is sent to another node.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -127,6 +131,7 @@ impl Cluster {
                 parts: OnceLock::new(),
                 claims: tokio::sync::Mutex::new(()),
                 changed: tokio::sync::Notify::new(),
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -174,6 +179,30 @@ impl Cluster {
         let unavailable = |e: conclave_store::StoreError| NotHere::Unavailable(e.to_string());
         let mut conn = self.inner.store.conn().await.map_err(unavailable)?;
         let now = now_ms();
+        if self.draining() {
+            // a room that lives elsewhere goes there; a new one to a node that takes rooms
+            let home = repo::cluster::home(&mut conn, &room.id)
+                .await
+                .map_err(unavailable)?
+                .filter(|h| h.lease_until > now);
+            let nodes = living(
+                repo::cluster::nodes(&mut conn).await.map_err(unavailable)?,
+                now,
+            );
+            let to = match home {
+                Some(home) => nodes.iter().find(|n| n.id == home.node_id),
+                None => preferred(&room.number, &nodes),
+            };
+            return Err(match to {
+                Some(node) => NotHere::Elsewhere {
+                    node: node.id.clone(),
+                    sip_uri: node.sip_uri.clone(),
+                },
+                None => {
+                    NotHere::Unavailable("this node is draining, and no other takes rooms".into())
+                }
+            });
+        }
         let claim = repo::cluster::claim(
             &mut conn,
             &room.id,
@@ -300,10 +329,48 @@ impl Cluster {
             .find(|n| n.id == home.node_id))
     }
 
+    pub fn draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_draining(&self, draining: bool) {
+        let was = self
+            .inner
+            .draining
+            .swap(draining, std::sync::atomic::Ordering::Relaxed);
+        if was != draining {
+            tracing::warn!(draining, "this node's draining changed");
+        }
+    }
+
+    /// Moves every meeting of this node to the others now (maintenance): their homes are
+    /// left as a stopped node's are, and the meetings here end; the others carry them on.
+    pub async fn move_meetings(&self, meetings: &crate::meeting::Meetings) -> Result<usize> {
+        let _one = self.inner.claims.lock().await;
+        let rooms: Vec<String> = self.held().drain().map(|(room, _)| room).collect();
+        let mut conn = self.inner.store.conn().await?;
+        repo::cluster::abandon_node(&mut conn, &self.inner.node_id, now_ms()).await?;
+        for room in &rooms {
+            meetings.fence(room);
+        }
+        tracing::warn!(rooms = rooms.len(), "meetings moved to the other nodes");
+        Ok(rooms.len())
+    }
+
     /// This node's SIP URI with a user: where a call for `number` goes when this is its home.
     pub fn sip_uri(&self) -> &str {
         &self.inner.sip_uri
     }
+}
+
+/// The nodes that beat and take rooms.
+pub fn living(nodes: Vec<ClusterNode>, now: i64) -> Vec<ClusterNode> {
+    nodes
+        .into_iter()
+        .filter(|n| n.heartbeat_at > now - DEAD_AFTER.as_millis() as i64 && !n.draining)
+        .collect()
 }
 
 /// `sip:host:port` with the dialled number as its user.

@@ -229,6 +229,7 @@ impl Meetings {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(room_id);
+        metrics::gauge!("conclave_meetings_live").set(self.count() as f64);
         if let Some(entry) = entry {
             let (done, _) = oneshot::channel();
             if entry.inbox.try_send(Msg::Shutdown { done }).is_err() {
@@ -369,6 +370,7 @@ impl Meetings {
         }
         let entry = self.spawn(room, settings, true, template_id);
         rooms.insert(room.id.clone(), entry);
+        metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
         Ok(())
     }
 
@@ -399,6 +401,7 @@ impl Meetings {
                     None => {
                         let entry = self.spawn(room, Settings::default(), false, None);
                         rooms.insert(room.id.clone(), entry.clone());
+                        metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
                         entry
                     }
                 }
@@ -662,6 +665,7 @@ impl Meetings {
             .is_some_and(|e| e.generation == generation)
         {
             rooms.remove(room_id);
+            metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
             if let Some(cluster) = self.cluster() {
                 cluster.release(room_id);
             }

@@ -1085,7 +1085,14 @@ impl Core {
 
     fn answer_options(&mut self, now: Instant, tx: conclave_sip::TxId, request: &Request) {
         let tag = self.ua.endpoint().new_tag();
-        let mut response = request.response(200, "OK", Some(&tag));
+        // a draining node of a cluster: Kamailio's probes stop sending it new rooms
+        let draining = self.meetings.cluster().is_some_and(|c| c.draining());
+        let (status, reason) = if draining {
+            (503, "Draining")
+        } else {
+            (200, "OK")
+        };
+        let mut response = request.response(status, reason, Some(&tag));
         response.headers.push(
             HeaderName::Allow,
             format!("{}, REGISTER", conclave_sip::ua::ALLOW),

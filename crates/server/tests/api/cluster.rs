@@ -192,6 +192,26 @@ fn dump(nodes: &[Node]) {
     }
 }
 
+/// Meetings live on a node, from its own metrics.
+async fn meetings_live(node: &Node) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", node.api().base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("conclave_meetings_live "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
 async fn get(node: &Node, token: &str, path: &str) -> (u16, Value) {
     node.api()
         .send(reqwest::Method::GET, path, Some(token), None)
@@ -443,6 +463,26 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         "one home"
     );
 
+    // what Kamailio adds to a call's set-up: calls to the live room, direct and through it
+    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        let (to, times) = if i % 2 == 0 {
+            (nodes[home_at].sip(), &mut direct)
+        } else {
+            (proxy, &mut proxied)
+        };
+        let mut caller = Phone::on(to, "127.0.0.1", &format!("setup{i}")).await;
+        let t = Instant::now();
+        assert_eq!(caller.dial(ROOM, None, "sendrecv").await, 200);
+        times.push(t.elapsed());
+        assert_eq!(caller.hang_up().await, 200);
+    }
+    eprintln!(
+        "call set-up to the live room: direct p50 {:?}, through Kamailio p50 {:?}",
+        percentile(&mut direct, 0.5),
+        percentile(&mut proxied, 0.5)
+    );
+
     // a phone that calls another node directly is sent to the home (302, Contact)
     let mut astray = Phone::on(nodes[other].sip(), "127.0.0.1", "astray").await;
     assert_eq!(
@@ -465,6 +505,15 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         .and_then(|m| m.iter().find(|m| m["number"] == "first"))
         .map(|m| m["id"].to_string())
         .expect("the first caller's id");
+    // a console connected to yet another node hears of it
+    let third = (home_at + 2) % 3;
+    let third_token = nodes[third].api().login("admin", PASSWORD).await;
+    let (mut events, _) = tokio_tungstenite::connect_async(format!(
+        "{}/api/v1/events?access_token={third_token}",
+        nodes[third].api().base.replace("http://", "ws://")
+    ))
+    .await
+    .expect("the events WebSocket");
     let started = Instant::now();
     let (status, muted) = nodes[other]
         .api()
@@ -481,6 +530,76 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         started.elapsed()
     );
     assert_eq!(status, 200, "{muted}");
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        use futures::StreamExt;
+        while let Some(Ok(message)) = events.next().await {
+            if let Ok(text) = message.into_text()
+                && let Ok(event) = serde_json::from_str::<Value>(&text)
+                && event["event"]["type"] == "muted"
+                && event["room_id"] == room_id.as_str()
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        heard.ok(),
+        Some(true),
+        "node {}'s WebSocket tells of the mute",
+        nodes[third].id
+    );
+    // every node lists the meeting, whichever holds it
+    for node in &nodes {
+        let (_, list) = get(node, &admin, "/conferences").await;
+        assert!(
+            list.as_array()
+                .is_some_and(|l| l.iter().any(|c| c["room_id"] == room_id.as_str())),
+            "node {} lists the meeting: {list}",
+            node.id
+        );
+    }
+    // what a command costs through another node, against the home itself
+    let mut direct = Vec::new();
+    let mut through = Vec::new();
+    for i in 0..40 {
+        let (node, times) = if i % 2 == 0 {
+            (&nodes[home_at], &mut direct)
+        } else {
+            (&nodes[other], &mut through)
+        };
+        let action = if i % 4 < 2 { "unmute" } else { "mute" };
+        let t = Instant::now();
+        let (status, body) = node
+            .api()
+            .send(
+                reqwest::Method::POST,
+                &format!("/conferences/{room_id}/members/{first_id}/{action}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        times.push(t.elapsed());
+        assert_eq!(status, 200, "{body}");
+    }
+    eprintln!(
+        "a command at the home: p50 {:?} p99 {:?}; through another node: p50 {:?} p99 {:?}",
+        percentile(&mut direct, 0.5),
+        percentile(&mut direct, 0.99),
+        percentile(&mut through, 0.5),
+        percentile(&mut through, 0.99)
+    );
+    let (status, body) = nodes[other]
+        .api()
+        .send(
+            reqwest::Method::POST,
+            &format!("/conferences/{room_id}/members/{first_id}/mute"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     talk(&mut [&mut first, &mut second], &[Some(TONE), Some(0.0)], 15).await;
     second.clear();
     talk(&mut [&mut first, &mut second], &[Some(TONE), Some(0.0)], 50).await;
@@ -491,7 +610,6 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         second.power(TONE)
     );
     // a member called out through yet another node
-    let third = (home_at + 2) % 3;
     let (status, invited) = nodes[third]
         .api()
         .send(
@@ -583,12 +701,7 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         );
         let mut live_on = Vec::new();
         for node in &nodes {
-            let token = node.api().login("admin", PASSWORD).await;
-            let (_, local) = get(node, &token, "/conferences").await;
-            if local
-                .as_array()
-                .is_some_and(|l| l.iter().any(|c| c["room_id"] == room_id.as_str()))
-            {
+            if meetings_live(node).await > 0.0 {
                 live_on.push(node.id);
             }
         }
@@ -599,6 +712,77 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         );
         let _ = again.hang_up().await;
         home_at = new_at;
+    }
+
+    // maintenance: the home is drained and its meetings moved, through another node's API
+    let drained = nodes[home_at].id;
+    let asker = (home_at + 1) % 3;
+    let moved = Instant::now();
+    let (status, view) = nodes[asker]
+        .api()
+        .send(
+            reqwest::Method::POST,
+            &format!("/cluster/nodes/{drained}/drain"),
+            Some(&admin),
+            Some(json!({ "draining": true, "move_meetings": true })),
+        )
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let back = loop {
+        if let Some(node) = home(&pg)
+            && node != drained
+        {
+            break node;
+        }
+        assert!(
+            moved.elapsed() < Duration::from_secs(5),
+            "the drained node's room moved"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let new_at = nodes.iter().position(|n| n.id == back).expect("ours");
+    until(
+        &nodes[new_at],
+        &admin,
+        &room_id,
+        Duration::from_secs(10),
+        dialled_out_joined,
+    )
+    .await
+    .expect("the moved meeting calls its dial-out member again");
+    eprintln!(
+        "drained {drained}: its room moved to {back} in {:?}",
+        moved.elapsed()
+    );
+    let (_, view) = get(&nodes[asker], &admin, "/cluster").await;
+    let drained_view = view["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"] == drained))
+        .cloned()
+        .expect("the drained node in the view");
+    assert_eq!(drained_view["draining"], true, "{view}");
+    assert_eq!(drained_view["rooms"], 0, "{view}");
+    // a new room's meeting does not start on the drained node (Kamailio's probes get 503)
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, other_room) = nodes[asker]
+        .api()
+        .send(
+            reqwest::Method::POST,
+            "/rooms",
+            Some(&admin),
+            Some(json!({ "number": "8602", "name": "Second", "alone_music": false, "entry_chime": false })),
+        )
+        .await;
+    assert_eq!(status, 201, "{other_room}");
+    for i in 0..3 {
+        let mut caller = Phone::on(proxy, "127.0.0.1", &format!("newroom{i}")).await;
+        assert_eq!(caller.dial("8602", None, "sendrecv").await, 200);
+        let node = psql(
+            &pg,
+            "SELECT node_id FROM room_homes WHERE room_number = '8602'",
+        );
+        assert_ne!(node, drained, "a new room on the drained node");
+        let _ = caller.hang_up().await;
     }
     let _ = first.hang_up().await;
     let _ = second.hang_up().await;

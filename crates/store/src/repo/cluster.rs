@@ -172,18 +172,27 @@ pub async fn claim(
     Err(StoreError::Conflict { field: "room_id" })
 }
 
-/// Extends the leases of every room `node` holds; the rooms (and epochs) it still holds.
-pub async fn renew(conn: &mut Conn, node: &str, lease_until: i64) -> Result<Vec<(String, i64)>> {
-    sqlx::query("UPDATE room_homes SET lease_until = $2 WHERE node_id = $1 AND lease_until > 0")
+/// Extends the leases `node` holds that still run at `at`; the rooms (and epochs) it still
+/// holds. A lease that ran out is not renewed: another node may be taking that room.
+pub async fn renew(
+    conn: &mut Conn,
+    node: &str,
+    at: i64,
+    lease_until: i64,
+) -> Result<Vec<(String, i64)>> {
+    sqlx::query("UPDATE room_homes SET lease_until = $3 WHERE node_id = $1 AND lease_until > $2")
         .bind(node)
+        .bind(at)
         .bind(lease_until)
         .execute(&mut *conn)
         .await?;
-    let rows =
-        sqlx::query("SELECT room_id, epoch FROM room_homes WHERE node_id = $1 AND lease_until > 0")
-            .bind(node)
-            .fetch_all(conn)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT room_id, epoch FROM room_homes WHERE node_id = $1 AND lease_until > $2",
+    )
+    .bind(node)
+    .bind(at)
+    .fetch_all(conn)
+    .await?;
     rows.iter()
         .map(|r| Ok((r.try_get("room_id")?, r.try_get("epoch")?)))
         .collect()
@@ -279,5 +288,14 @@ pub async fn live_homes(conn: &mut Conn, tenant_id: &str, at: i64) -> Result<Vec
     .bind(at)
     .fetch_all(conn)
     .await?;
+    rows.iter().map(home_from_row).collect()
+}
+
+/// Every room with a home whose lease runs at `at`.
+pub async fn live_homes_all(conn: &mut Conn, at: i64) -> Result<Vec<RoomHome>> {
+    let rows = sqlx::query("SELECT * FROM room_homes WHERE lease_until > $1 ORDER BY room_number")
+        .bind(at)
+        .fetch_all(conn)
+        .await?;
     rows.iter().map(home_from_row).collect()
 }
