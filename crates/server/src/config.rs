@@ -200,6 +200,10 @@ pub struct ServeArgs {
     /// sip:<public address>:<SIP UDP port>
     #[arg(long, env = "CONCLAVE_NODE_SIP_URI", value_name = "URI")]
     pub node_sip_uri: Option<String>,
+    /// In a cluster, the members one room may have on this node: callers beyond it join
+    /// through a cascade on another node (docs/cluster.md). Default: 0, no limit
+    #[arg(long, env = "CONCLAVE_NODE_ROOM_MEMBERS", value_name = "N")]
+    pub node_room_members: Option<usize>,
     /// Seconds a TLS client has to finish its handshake (SIP over TLS). Default: 10
     #[arg(
         long,
@@ -302,6 +306,7 @@ struct FileSettings {
     cluster_nats: Option<String>,
     node_id: Option<String>,
     node_sip_uri: Option<String>,
+    node_room_members: Option<usize>,
     session_ttl_minutes: Option<u32>,
     tls_handshake_timeout_seconds: Option<u32>,
     header_timeout_seconds: Option<u32>,
@@ -394,6 +399,8 @@ pub struct ClusterSettings {
     pub node_id: String,
     /// `None`: sip:<public address>:<SIP UDP port>, known once the server has started.
     pub sip_uri: Option<String>,
+    /// Members one room may have on this node before callers cascade (0: no limit).
+    pub room_members: usize,
 }
 
 /// See `media_pack_members`: about 4 % of a core in PCMU members (8 % in Opus) — light
@@ -540,6 +547,10 @@ impl Settings {
                     nats_url,
                     node_id,
                     sip_uri,
+                    room_members: args
+                        .node_room_members
+                        .or(file.node_room_members)
+                        .unwrap_or(0),
                 })
             }
         };

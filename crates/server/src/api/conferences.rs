@@ -440,7 +440,7 @@ async fn call_member(
 ) -> (MemberCall, Option<Refusal>) {
     let number = match &callee {
         Ok(Callee::Extension(extension)) => extension.clone(),
-        Ok(Callee::Number { number, .. }) => number.clone(),
+        Ok(Callee::Number { number, .. } | Callee::Node { number, .. }) => number.clone(),
         Err(_) => String::new(),
     };
     let invitation = state
@@ -946,7 +946,11 @@ pub(super) fn operator_role(caller: &Caller, room: &Room) -> Option<Role> {
 /// In a cluster, a meeting starts on the node that is (or becomes) the room's home: a room
 /// held by another node has its meeting there already.
 async fn home_here(state: &AppState, room: &Room) -> ApiResult<()> {
-    match state.meetings.claim(room).await {
+    match state
+        .meetings
+        .claim(room, crate::cluster::Placement::Here)
+        .await
+    {
         Ok(()) => Ok(()),
         Err(crate::cluster::NotHere::Elsewhere { node, .. }) => Err(ApiError::conflict(
             "room_id",
@@ -955,6 +959,9 @@ async fn home_here(state: &AppState, room: &Room) -> ApiResult<()> {
         Err(crate::cluster::NotHere::Unavailable(why)) => Err(ApiError::unavailable(format!(
             "where this room's meeting is held cannot be told now: {why}"
         ))),
+        Err(crate::cluster::NotHere::Draining) => Err(ApiError::unavailable(
+            "this node is being drained for maintenance: start the meeting from another",
+        )),
     }
 }
 

@@ -379,7 +379,9 @@ async fn to_the_meetings_home(
             "where this meeting is held cannot be told now: {why}"
         ))
         .into_response(),
-        Err(crate::cluster::NotHere::Elsewhere { .. }) => next.run(req).await,
+        Err(crate::cluster::NotHere::Elsewhere { .. } | crate::cluster::NotHere::Draining) => {
+            next.run(req).await
+        }
     }
 }
 

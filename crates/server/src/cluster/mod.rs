@@ -13,6 +13,7 @@
 //! A single node has no `Cluster` and none of this runs.
 
 pub mod bus;
+pub mod cascade;
 mod heartbeat;
 mod takeover;
 
@@ -43,6 +44,18 @@ pub enum NotHere {
     Elsewhere { node: String, sip_uri: String },
     /// The database could not say (a meeting is not started blind).
     Unavailable(String),
+    /// This node drains: no new room starts here.
+    Draining,
+}
+
+/// Where a new room's home may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// A call: on another node when this one drains or is much busier (the caller is sent
+    /// there with a 302).
+    Balanced,
+    /// An operator's start or a browser: here (unless this node drains).
+    Here,
 }
 
 /// A room this node holds.
@@ -61,6 +74,8 @@ pub struct Cluster {
 struct Inner {
     node_id: String,
     sip_uri: String,
+    /// Members one room may have here before callers cascade to another node (0: any).
+    room_members: usize,
     store: Store,
     nats: async_nats::Client,
     held: Mutex<HashMap<String, Held>>,
@@ -124,6 +139,7 @@ impl Cluster {
             inner: Arc::new(Inner {
                 node_id: settings.node_id.clone(),
                 sip_uri,
+                room_members: settings.room_members,
                 store,
                 nats,
                 held: Mutex::default(),
@@ -168,7 +184,11 @@ impl Cluster {
 
     /// Makes this node the room's home unless another node is; a room whose home stopped
     /// with a meeting going on comes with that home's saved state (to be carried on).
-    pub async fn claim(&self, room: &Room) -> Result<Option<RoomHome>, NotHere> {
+    pub async fn claim(
+        &self,
+        room: &Room,
+        placement: Placement,
+    ) -> Result<Option<RoomHome>, NotHere> {
         if self.holds(&room.id) {
             return Ok(None);
         }
@@ -179,29 +199,35 @@ impl Cluster {
         let unavailable = |e: conclave_store::StoreError| NotHere::Unavailable(e.to_string());
         let mut conn = self.inner.store.conn().await.map_err(unavailable)?;
         let now = now_ms();
-        if self.draining() {
-            // a room that lives elsewhere goes there; a new one to a node that takes rooms
-            let home = repo::cluster::home(&mut conn, &room.id)
-                .await
-                .map_err(unavailable)?
-                .filter(|h| h.lease_until > now);
-            let nodes = living(
-                repo::cluster::nodes(&mut conn).await.map_err(unavailable)?,
-                now,
-            );
-            let to = match home {
-                Some(home) => nodes.iter().find(|n| n.id == home.node_id),
-                None => preferred(&room.number, &nodes),
+        let home = repo::cluster::home(&mut conn, &room.id)
+            .await
+            .map_err(unavailable)?
+            .filter(|h| h.lease_until > now);
+        if home.is_none() {
+            // a new home: not on a draining node, and not on one much busier than another
+            let nodes = repo::cluster::nodes(&mut conn).await.map_err(unavailable)?;
+            let elsewhere = |node: &ClusterNode| NotHere::Elsewhere {
+                node: node.id.clone(),
+                sip_uri: node.sip_uri.clone(),
             };
-            return Err(match to {
-                Some(node) => NotHere::Elsewhere {
-                    node: node.id.clone(),
-                    sip_uri: node.sip_uri.clone(),
-                },
-                None => {
-                    NotHere::Unavailable("this node is draining, and no other takes rooms".into())
-                }
-            });
+            if self.draining() && placement == Placement::Here {
+                return Err(NotHere::Draining);
+            }
+            if self.draining() {
+                let nodes = living(nodes, now);
+                return Err(match preferred(&room.number, &nodes) {
+                    Some(node) => elsewhere(node),
+                    None => NotHere::Unavailable(
+                        "this node is draining, and no other takes rooms".into(),
+                    ),
+                });
+            }
+            if placement == Placement::Balanced
+                && let Some(node) = lighter(&self.inner.node_id, &living(nodes, now))
+            {
+                metrics::counter!("conclave_cluster_placed_elsewhere_total").increment(1);
+                return Err(elsewhere(node));
+            }
         }
         let claim = repo::cluster::claim(
             &mut conn,
@@ -373,6 +399,20 @@ pub fn living(nodes: Vec<ClusterNode>, now: i64) -> Vec<ClusterNode> {
         .collect()
 }
 
+/// How much busier (members on the busiest media worker) this node may be than the least
+/// loaded one before a new room is placed there instead.
+pub const BALANCE_SLACK: i64 = 50;
+
+/// A living node much less loaded than `me`, where a new room should go instead.
+pub fn lighter<'a>(me: &str, nodes: &'a [ClusterNode]) -> Option<&'a ClusterNode> {
+    let mine = nodes.iter().find(|n| n.id == me)?.load;
+    nodes
+        .iter()
+        .filter(|n| n.id != me)
+        .min_by_key(|n| (n.load, n.id.clone()))
+        .filter(|n| n.load + BALANCE_SLACK < mine)
+}
+
 /// `sip:host:port` with the dialled number as its user.
 pub fn contact_for(sip_uri: &str, number: &str) -> String {
     let rest = sip_uri.strip_prefix("sip:").unwrap_or(sip_uri);
@@ -438,6 +478,18 @@ mod tests {
             .filter_map(|r| preferred(&format!("{r}"), &a).map(|n| n.id.clone()))
             .collect();
         assert_eq!(homes.len(), 3);
+    }
+
+    #[test]
+    fn a_new_room_goes_to_a_much_lighter_node() {
+        let loaded = |id: &str, load: i64| ClusterNode { load, ..node(id) };
+        let nodes = [loaded("a", 120), loaded("b", 60), loaded("c", 30)];
+        assert_eq!(lighter("a", &nodes).map(|n| n.id.as_str()), Some("c"));
+        // within the slack: stays
+        assert_eq!(lighter("b", &nodes), None);
+        assert_eq!(lighter("c", &nodes), None);
+        // a node not among the living places nothing
+        assert_eq!(lighter("z", &nodes), None);
     }
 
     #[test]

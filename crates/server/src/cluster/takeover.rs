@@ -60,6 +60,8 @@ pub(super) async fn state_of(meetings: &Meetings, room_id: &str) -> Option<(Stri
                     trunk_id: trunk.id.clone(),
                     number: number.clone(),
                 },
+                // a cascade's link belongs to the cascade, not to the meeting carried on
+                Callee::Node { .. } => return None,
             };
             Some(Called {
                 name: i.name.clone(),
@@ -85,7 +87,7 @@ pub(super) async fn take(cluster: &Cluster, meetings: &Meetings, orphan: RoomHom
     };
     match room {
         Ok(Some(room)) => {
-            if let Err(err) = meetings.claim(&room).await {
+            if let Err(err) = meetings.claim(&room, super::Placement::Here).await {
                 tracing::debug!(room = room.number, ?err, "an orphaned room went elsewhere");
             }
         }

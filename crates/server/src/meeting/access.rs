@@ -117,7 +117,11 @@ impl Menu {
                 leg.needs_pin = room.pin.is_some();
                 // Keep the signals to pass on what arrives before the room's meeting has it.
                 let signals = leg.signals.clone();
-                if let Err(err) = self.meetings.claim(&room).await {
+                if let Err(err) = self
+                    .meetings
+                    .claim(&room, crate::cluster::Placement::Here)
+                    .await
+                {
                     // in a cluster, a room held by another node: this call cannot move there
                     tracing::info!(room = room.number, ?err, "access menu: room held elsewhere");
                     leg.hang_up();

@@ -116,6 +116,16 @@ pub(super) struct RoomActor {
     dispatching: bool,
     /// Asked to stop (the server shuts down): who to tell once the record is written.
     stopping: Option<oneshot::Sender<()>>,
+    /// A cascade of a room homed on another node (docs/cluster.md): its first invitation is
+    /// the link to the home (a member there, whose mix-minus carries the home's members
+    /// here); it ends when its own callers have gone or the link has.
+    cascade: Option<Cascade>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Cascade {
+    /// The link's leg, once it has come.
+    link: Option<LegId>,
 }
 
 impl RoomActor {
@@ -126,6 +136,7 @@ impl RoomActor {
         media: RoomMedia,
         settings: Settings,
         dispatching: bool,
+        cascade: Option<Cascade>,
         // the meeting's id in the history, and its writer
         history: (
             String,
@@ -160,6 +171,7 @@ impl RoomActor {
             music_for: None,
             dispatching,
             stopping: None,
+            cascade,
         }
     }
 
@@ -198,7 +210,23 @@ impl RoomActor {
     }
 
     fn over(&self) -> bool {
-        self.state.has_ended() || (self.parts.is_empty() && !self.dispatching)
+        self.state.has_ended()
+            || (self.parts.is_empty() && !self.dispatching)
+            || self.cascade_over()
+    }
+
+    /// A cascade ends with its last own caller, or when its link to the home fails or ends.
+    fn cascade_over(&self) -> bool {
+        let Some(cascade) = &self.cascade else {
+            return false;
+        };
+        let link_in = cascade.link.is_some_and(|l| self.parts.contains_key(&l));
+        let own = self.parts.len() - usize::from(link_in);
+        let link_lost = self
+            .invitations
+            .first()
+            .is_some_and(|i| i.state.missing() || i.state == CallState::Removed);
+        own == 0 || link_lost
     }
 
     fn after_each(&mut self) {
@@ -302,6 +330,11 @@ impl RoomActor {
     /// A leg handed to this meeting: a call answered into the room, one the meeting placed,
     /// or one the access menu sends.
     fn arrive(&mut self, mut leg: Leg) {
+        if let Some(cascade) = &mut self.cascade
+            && leg.invitation == Some(0)
+        {
+            cascade.link = Some(leg.id);
+        }
         // Its media must live on this room's worker.
         match leg.endpoint.rehome(&self.media) {
             Some(endpoint) => leg.endpoint = endpoint,

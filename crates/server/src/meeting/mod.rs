@@ -82,6 +82,8 @@ struct Entry {
     generation: u64,
     /// Its record in the history.
     meeting_id: String,
+    /// This node's cascade of a room homed on another (docs/cluster.md).
+    cascade: bool,
 }
 
 /// How meetings treat their participants.
@@ -205,11 +207,15 @@ impl Meetings {
 
     /// Makes this node the room's home before a meeting starts in it (always, on a single
     /// node). A meeting whose home stopped is carried on here first.
-    pub async fn claim(&self, room: &Room) -> Result<(), crate::cluster::NotHere> {
+    pub async fn claim(
+        &self,
+        room: &Room,
+        placement: crate::cluster::Placement,
+    ) -> Result<(), crate::cluster::NotHere> {
         let Some(cluster) = self.cluster() else {
             return Ok(());
         };
-        if let Some(old) = cluster.claim(room).await? {
+        if let Some(old) = cluster.claim(room, placement).await? {
             crate::cluster::carry_on(cluster, self, room, old).await;
         }
         Ok(())
@@ -365,10 +371,17 @@ impl Meetings {
         template_id: Option<String>,
     ) -> Result<(), Refused> {
         let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if rooms.get(&room.id).is_some_and(|e| e.cascade) {
+            // the room has come home here: its cascade ends (its callers call again)
+            if let Some(cascade) = rooms.remove(&room.id) {
+                let (done, _) = oneshot::channel();
+                let _ = cascade.inbox.try_send(Msg::Shutdown { done });
+            }
+        }
         if rooms.contains_key(&room.id) || !self.homed_here(&room.id) {
             return Err(Refused::AlreadyLive);
         }
-        let entry = self.spawn(room, settings, true, template_id);
+        let entry = self.spawn(room, settings, true, template_id, false);
         rooms.insert(room.id.clone(), entry);
         metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
         Ok(())
@@ -399,7 +412,7 @@ impl Meetings {
                         return;
                     }
                     None => {
-                        let entry = self.spawn(room, Settings::default(), false, None);
+                        let entry = self.spawn(room, Settings::default(), false, None, false);
                         rooms.insert(room.id.clone(), entry.clone());
                         metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
                         entry
@@ -434,6 +447,42 @@ impl Meetings {
             }
         }
         leg.hang_up();
+    }
+
+    /// A caller for a room whose home (another node of the cluster) is full joins this node's
+    /// cascade of it: a meeting of its own here, linked to the home as one of its members.
+    pub fn arrive_cascaded(&self, room: &Room, leg: Leg, home_sip_uri: String) {
+        let started = {
+            let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+            if rooms.contains_key(&room.id) {
+                false
+            } else {
+                // the home records, streams and keeps the room; the cascade only mixes
+                let local = Room {
+                    auto_record: false,
+                    alone_music: false,
+                    release_when_empty: false,
+                    ..room.clone()
+                };
+                let entry = self.spawn(&local, Settings::default(), false, None, true);
+                rooms.insert(room.id.clone(), entry);
+                metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
+                true
+            }
+        };
+        let cascade = self.entry(&room.id).is_some_and(|e| e.cascade);
+        if !cascade {
+            // the room came home here meanwhile
+            self.arrive(room, leg);
+            return;
+        }
+        self.arrive(room, leg);
+        if started && let Some(cluster) = self.cluster() {
+            let (cluster, meetings, room) = (cluster.clone(), self.clone(), room.clone());
+            tokio::spawn(async move {
+                crate::cluster::cascade::link(&cluster, &meetings, &room, &home_sip_uri).await;
+            });
+        }
     }
 
     /// A one-click start has placed all its calls: from now on the meeting ends when empty.
@@ -610,6 +659,7 @@ impl Meetings {
         settings: Settings,
         dispatching: bool,
         template_id: Option<String>,
+        cascade: bool,
     ) -> Entry {
         let (inbox, messages) = mpsc::channel(INBOX);
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
@@ -644,6 +694,7 @@ impl Meetings {
             media,
             settings,
             dispatching,
+            cascade.then(actor::Cascade::default),
             (record_id, history_tx, writer),
         );
         tokio::spawn(actor.run(messages));
@@ -654,6 +705,7 @@ impl Meetings {
             inbox,
             generation,
             meeting_id,
+            cascade,
         }
     }
 

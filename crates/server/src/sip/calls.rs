@@ -55,6 +55,9 @@ pub enum Admission {
         name: Option<String>,
         /// Said before the welcome.
         greeting: Option<Prompt>,
+        /// In a cluster, a room held by another node whose meeting is full here: the caller
+        /// joins this node's cascade of it, linked to the home at this SIP URI.
+        satellite_of: Option<String>,
     },
 }
 
@@ -69,6 +72,10 @@ pub struct Caller {
     pub role: Role,
     /// The tenants where the From extension is registered from the call's flow.
     pub registered_in: Vec<String>,
+    /// A cascade's proof that another node of the cluster calls (`X-Conclave-Cascade`).
+    pub cascade_token: Option<String>,
+    /// The call came by a home's 302 asking for a cascade (`;conclave-cascade`).
+    pub cascade_asked: bool,
 }
 
 impl Default for Caller {
@@ -79,6 +86,8 @@ impl Default for Caller {
             ip: None,
             role: Role::Participant,
             registered_in: Vec::new(),
+            cascade_token: None,
+            cascade_asked: false,
         }
     }
 }
@@ -91,7 +100,17 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
     let (number, keyed_pin) = match feature_code(number) {
         Some(Feature::Join { room, pin }) => (room, Some(pin)),
         Some(Feature::Create { room, pin, minutes }) => {
-            return create_room(store, domain, caller, room, pin, minutes).await;
+            let admission = create_room(store, domain, caller, room, pin, minutes).await;
+            // a new room: its home is here (in a cluster)
+            if let Admission::Room { room, .. } = &admission
+                && meetings
+                    .claim(room, crate::cluster::Placement::Here)
+                    .await
+                    .is_err()
+            {
+                return Admission::Unavailable;
+            }
+            return admission;
         }
         Some(Feature::Delete { room, pin }) => {
             return delete_room(meetings, domain, caller, room, pin).await;
@@ -104,9 +123,44 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
     if frozen_extension(store, &room.tenant_id, &caller.number).await {
         return Admission::Frozen;
     }
-    // In a cluster the call goes where the room's meeting is (or starts it here).
-    match meetings.claim(&room).await {
-        Ok(()) => {}
+    // A cascade from another node of the cluster: a member of the home's meeting, with
+    // nothing to key in.
+    if let Some(token) = &caller.cascade_token {
+        return match meetings.cluster() {
+            Some(cluster) if cluster.link_is_genuine(token, &room.id) => {
+                match meetings.claim(&room, crate::cluster::Placement::Here).await {
+                    Ok(()) => Admission::Room {
+                        room: Box::new(room),
+                        needs_pin: false,
+                        role: Some(Role::Participant),
+                        name: Some(caller.name.clone()),
+                        greeting: None,
+                        satellite_of: None,
+                    },
+                    Err(_) => Admission::Unavailable,
+                }
+            }
+            _ => Admission::Blocked,
+        };
+    }
+    // In a cluster the call goes where the room's meeting is (or starts it here); beyond
+    // the room's size on one node, to a cascade of it on another.
+    let mut satellite_of = None;
+    // (one sent here to be a cascade only ever cascades from the room's real home)
+    let placement = if caller.cascade_asked {
+        crate::cluster::Placement::Here
+    } else {
+        crate::cluster::Placement::Balanced
+    };
+    match meetings.claim(&room, placement).await {
+        Ok(()) => {
+            if let Some(contact) = crate::cluster::cascade::overflow(meetings, &room).await {
+                return Admission::Elsewhere { contact };
+            }
+        }
+        Err(crate::cluster::NotHere::Elsewhere { sip_uri, .. }) if caller.cascade_asked => {
+            satellite_of = Some(sip_uri);
+        }
         Err(crate::cluster::NotHere::Elsewhere { sip_uri, .. }) => {
             return Admission::Elsewhere {
                 contact: crate::cluster::contact_for(&sip_uri, &number),
@@ -120,6 +174,7 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
             );
             return Admission::Unavailable;
         }
+        Err(crate::cluster::NotHere::Draining) => return Admission::Unavailable,
     }
     // A live meeting asks for the PIN it started with (a scheduled meeting's own PIN, or the
     // room's as it was then): the lobby checks that one too.
@@ -165,6 +220,7 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
         role,
         name: user.map(|u| u.display_name),
         greeting: None,
+        satellite_of,
     }
 }
 
@@ -334,6 +390,7 @@ async fn create_room(
         role: Some(Role::Owner),
         name: Some(user.display_name),
         greeting: Some(Prompt::RoomCreated),
+        satellite_of: None,
     }
 }
 
@@ -421,7 +478,9 @@ pub fn member_spec(media: &NegotiatedAudio, signalling: Option<IpAddr>) -> Optio
 
 /// Where a call answered by us goes once its media is negotiated.
 enum Destination {
-    Room(Box<Room>),
+    /// The room's meeting; in a cluster perhaps this node's cascade of it (linked to the
+    /// home at this SIP URI).
+    Room(Box<Room>, Option<String>),
     Menu(MenuMode),
 }
 
@@ -525,13 +584,19 @@ impl Calls {
                 role,
                 name,
                 greeting,
+                satellite_of,
             } => {
                 who.role = role.unwrap_or(who.role);
                 if let Some(name) = name {
                     who.name = name;
                 }
                 let endpoint = media.room(&room.id).endpoint(false);
-                (Destination::Room(room), endpoint, needs_pin, greeting)
+                (
+                    Destination::Room(room, satellite_of),
+                    endpoint,
+                    needs_pin,
+                    greeting,
+                )
             }
         };
         // Callers who are not in a meeting yet (PIN, menu) are bounded per address and in all.
@@ -675,9 +740,13 @@ impl Calls {
             webrtc: None,
         };
         match p.destination {
-            Destination::Room(room) => {
+            Destination::Room(room, None) => {
                 metrics::counter!("conclave_calls_joined_total").increment(1);
                 self.meetings.arrive(&room, leg);
+            }
+            Destination::Room(room, Some(home)) => {
+                metrics::counter!("conclave_calls_joined_total").increment(1);
+                self.meetings.arrive_cascaded(&room, leg, home);
             }
             Destination::Menu(mode) => access::spawn(&self.meetings, leg, mode),
         }

@@ -116,7 +116,19 @@ pub enum Callee {
     Extension(String),
     /// A phone number through a trunk, as the trunk's rules rewrote it.
     Number { trunk: Box<Trunk>, number: String },
+    /// Another node of the cluster: a room's home, joined by a cascade (`token` proves the
+    /// call comes from a node of the cluster).
+    Node {
+        dest: SocketAddr,
+        number: String,
+        token: String,
+    },
 }
+
+/// The header a cascade's call to a room's home carries (`crate::cluster::cascade`).
+pub const CASCADE_HEADER: &str = "X-Conclave-Cascade";
+/// The Request-URI parameter of a home's 302 that asks the next node for a cascade.
+pub const CASCADE_PARAM: &str = "conclave-cascade";
 
 fn srtp_policy(mode: SrtpMode) -> SrtpPolicy {
     match mode {
@@ -264,7 +276,7 @@ impl SipHandle {
                 let dest = resolve(trunk).await.map_err(InviteError::Failed)?;
                 (Some(dest), Some(permit))
             }
-            Callee::Extension(_) => (None, None),
+            Callee::Extension(_) | Callee::Node { .. } => (None, None),
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let input = Input::Invite {
@@ -664,6 +676,11 @@ impl Core {
                         ),
                         None => Err("the gateway's address is unknown".to_owned()),
                     },
+                    Callee::Node {
+                        dest,
+                        number,
+                        token,
+                    } => self.dial_node(now, *room, dest, number, token, name, role, invitation),
                 };
                 let _ = reply.send(placed);
             }
@@ -803,6 +820,11 @@ impl Core {
                         registered_in: from.uri.user.as_deref().map_or_else(Vec::new, |ext| {
                             self.registrations.tenants_of(now, ext, source)
                         }),
+                        cascade_token: request
+                            .headers
+                            .get(&HeaderName::Other(CASCADE_HEADER.to_owned()))
+                            .map(str::to_owned),
+                        cascade_asked: request.uri.params.get(CASCADE_PARAM).is_some(),
                     })
                     .unwrap_or_default();
                 let srtp = if source.transport == Transport::Tls {
@@ -985,6 +1007,52 @@ impl Core {
         if let Some(id) = connection {
             self.trunk_calls.insert(call, id);
         }
+        Ok(call.0)
+    }
+
+    /// A cascade's call to the room's home node (over UDP, like the nodes' calls to each
+    /// other), carrying the proof that a node of the cluster places it.
+    #[allow(clippy::too_many_arguments)]
+    fn dial_node(
+        &mut self,
+        now: Instant,
+        room: conclave_store::model::Room,
+        dest: SocketAddr,
+        number: String,
+        token: String,
+        name: String,
+        role: conclave_conference::Role,
+        invitation: Option<u32>,
+    ) -> Result<u64, String> {
+        let target = conclave_sip::uri::Uri::parse(&format!("sip:{number}@{dest}"))
+            .map_err(|e| format!("bad room number {number:?}: {e:?}"))?;
+        let from = conclave_sip::NameAddr::parse(&format!(
+            "\"{}\" <sip:cascade@conclave.invalid>",
+            name.replace(['"', '\\'], "")
+        ))
+        .map_err(|e| format!("bad cascade name: {e:?}"))?;
+        let to = conclave_sip::NameAddr::parse(&format!("<sip:{number}@{dest}>"))
+            .map_err(|e| format!("bad room: {e:?}"))?;
+        let callee = crate::meeting::Party {
+            name,
+            number: number.clone(),
+            ip: Some(dest.ip()),
+            role,
+        };
+        let dial = |media: conclave_sip::offer_answer::LocalMedia| conclave_sip::ua::Dial {
+            target,
+            dest: Peer::new(Transport::Udp, dest),
+            from,
+            to,
+            media,
+            credentials: None,
+            headers: vec![(HeaderName::Other(CASCADE_HEADER.to_owned()), token)],
+            ring_timeout: Some(std::time::Duration::from_secs(10)),
+        };
+        tracing::info!(room = room.number, home = %dest, "joining the room's home as a cascade");
+        let call = self
+            .calls
+            .dial(now, &mut self.ua, &room, callee, invitation, None, dial)?;
         Ok(call.0)
     }
 

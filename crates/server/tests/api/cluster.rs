@@ -155,6 +155,8 @@ impl Node {
             &uri,
             "--access-number",
             "",
+            "--node-room-members",
+            "3",
         ];
         self.process = Some(spawn_with(
             self.dir.path(),
@@ -190,6 +192,44 @@ fn dump(nodes: &[Node]) {
             }
         }
     }
+}
+
+/// Sends one INVITE (with `extra` headers) and returns the final status.
+async fn raw_invite(to: SocketAddr, room: &str, extra: &str) -> u16 {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let me = socket.local_addr().expect("addr");
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        me.port()
+    );
+    let invite = format!(
+        "INVITE sip:{room}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKforged;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Cascade from x\" <sip:cascade@127.0.0.1>;tag=forged\r\n\
+         To: <sip:{room}@{to}>\r\nCall-ID: forged@test\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:cascade@{me}>\r\n{extra}Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    socket.send_to(invite.as_bytes(), to).await.expect("send");
+    let mut buf = vec![0u8; 65_536];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await
+        else {
+            continue;
+        };
+        if let Ok(conclave_sip::Message::Response(r)) =
+            conclave_sip::parse_datagram(&buf[..n], &conclave_sip::Limits::default())
+            && r.status >= 200
+        {
+            return r.status;
+        }
+    }
+    0
 }
 
 /// Meetings live on a node, from its own metrics.
@@ -786,4 +826,99 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
     }
     let _ = first.hang_up().await;
     let _ = second.hang_up().await;
+
+    // a room larger than a node (3 members here): the fourth caller joins through a cascade
+    // on another node, and everyone hears everyone
+    let second_room = other_room["id"].as_str().expect("id").to_owned();
+    let mut callers = Vec::new();
+    for i in 0..3 {
+        let mut caller = Phone::on(proxy, "127.0.0.1", &format!("big{i}")).await;
+        assert_eq!(caller.dial("8602", None, "sendrecv").await, 200);
+        callers.push(caller);
+    }
+    let big_home = psql(
+        &pg,
+        "SELECT node_id FROM room_homes WHERE room_number = '8602'",
+    );
+    let big_home_at = nodes.iter().position(|n| n.id == big_home).expect("ours");
+    let mut beyond = Phone::on(proxy, "127.0.0.1", "beyond").await;
+    assert_eq!(
+        beyond.dial("8602", None, "sendrecv").await,
+        200,
+        "the fourth caller is taken"
+    );
+    let live = until(
+        &nodes[big_home_at],
+        &admin,
+        &second_room,
+        Duration::from_secs(5),
+        |l| members(l).len() == 4,
+    )
+    .await
+    .expect("the home's meeting has its three callers and the cascade's link");
+    let link = live["members"]
+        .as_array()
+        .and_then(|m| {
+            m.iter().find(|m| {
+                m["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("Cascade from "))
+            })
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("a cascade link in the home's roster: {live}"));
+    // a forged link (the room's id without the cluster's seal, or a stale seal) is refused
+    let forged = raw_invite(
+        nodes[big_home_at].sip(),
+        "8602",
+        &format!("X-Conclave-Cascade: {second_room} 99999999999999\r\n"),
+    )
+    .await;
+    assert_eq!(forged, 403, "a forged cascade link");
+    eprintln!("cascade: home {big_home}, link {}", link["name"]);
+    let [a, b, c] = &mut callers[..] else {
+        panic!("three callers");
+    };
+    // the cascade's caller is heard at the home…
+    talk(
+        &mut [&mut beyond, a, b, c],
+        &[Some(TONE), Some(0.0), Some(0.0), Some(0.0)],
+        50,
+    )
+    .await;
+    a.clear();
+    talk(
+        &mut [&mut beyond, a, b, c],
+        &[Some(TONE), Some(0.0), Some(0.0), Some(0.0)],
+        50,
+    )
+    .await;
+    assert!(
+        a.power(TONE) > HEARD,
+        "a caller at the home hears the cascade's: {}",
+        a.power(TONE)
+    );
+    // …and hears the home's
+    talk(
+        &mut [&mut beyond, a, b, c],
+        &[Some(0.0), Some(TONE), Some(0.0), Some(0.0)],
+        50,
+    )
+    .await;
+    beyond.clear();
+    talk(
+        &mut [&mut beyond, a, b, c],
+        &[Some(0.0), Some(TONE), Some(0.0), Some(0.0)],
+        50,
+    )
+    .await;
+    assert!(
+        beyond.power(TONE) > HEARD,
+        "the cascade's caller hears the home's: {}",
+        beyond.power(TONE)
+    );
+    let _ = beyond.hang_up().await;
+    for caller in &mut callers {
+        let _ = caller.hang_up().await;
+    }
 }
