@@ -3,6 +3,8 @@ import { api, asError } from './api';
 import type { T } from './i18n';
 
 type WorkerLoad = { members: number; rooms: number };
+type ClusterNode = { id: string; sip_uri: string; living: boolean; load: number; draining: boolean; rooms: number };
+type ClusterView = { clustered: boolean; node: string | null; nodes: ClusterNode[] };
 type Status = {
   live_meetings: number; members_in_meetings: number; rooms: number; rooms_in_use: number;
   extensions: number; extensions_registered: number;
@@ -18,6 +20,25 @@ export function Dashboard({ t, onOpenLive }: { t: T; onOpenLive: () => void }) {
   const [status, setStatus] = useState<Status | null>(null);
   const [error, setError] = useState('');
   const [at, setAt] = useState(0);
+  const [cluster, setCluster] = useState<ClusterView | null>(null);
+  const [tick, setTick] = useState(0);
+  const isSystem = Boolean(status?.server);
+  useEffect(() => {
+    if (!isSystem) return;
+    let alive = true;
+    api<ClusterView>('GET', '/cluster').then((c) => alive && setCluster(c), () => {});
+    return () => {
+      alive = false;
+    };
+  }, [isSystem, at, tick]);
+  const drain = (node: string, draining: boolean, move_meetings: boolean) =>
+    api<ClusterView>('POST', `/cluster/nodes/${encodeURIComponent(node)}/drain`, { draining, move_meetings }).then(
+      (c) => {
+        setCluster(c);
+        setTick((n) => n + 1);
+      },
+      (e) => setError(asError(e).message),
+    );
   useEffect(() => {
     let alive = true;
     const load = () =>
@@ -67,6 +88,37 @@ export function Dashboard({ t, onOpenLive }: { t: T; onOpenLive: () => void }) {
               t('descriptorsHint'))}
             {card('all-meetings', t('allLiveMeetings'), status.server.live_meetings)}
           </div>
+        </>
+      )}
+      {cluster?.clustered && (
+        <>
+          <h3>{t('cluster')}</h3>
+          <table data-testid="cluster-nodes">
+            <thead>
+              <tr><th>{t('clusterNode')}</th><th>{t('clusterAlive')}</th><th>{t('clusterLoad')}</th><th>{t('clusterRooms')}</th><th>{t('clusterDraining')}</th><th /></tr>
+            </thead>
+            <tbody>
+              {cluster.nodes.map((n) => (
+                <tr key={n.id} data-testid={`node-${n.id}`}>
+                  <td>{n.id}{n.id === cluster.node ? ` (${t('clusterThisNode')})` : ''}<br /><small>{n.sip_uri}</small></td>
+                  <td>{n.living ? t('yes') : t('clusterDown')}</td>
+                  <td>{n.load}</td>
+                  <td>{n.rooms}</td>
+                  <td>{n.draining ? t('yes') : t('no')}</td>
+                  <td className="actions">
+                    {n.draining ? (
+                      <button onClick={() => drain(n.id, false, false)}>{t('clusterResume')}</button>
+                    ) : (
+                      <>
+                        <button onClick={() => drain(n.id, true, false)}>{t('clusterDrain')}</button>
+                        <button onClick={() => drain(n.id, true, true)}>{t('clusterDrainMove')}</button>
+                      </>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
         </>
       )}
       <h3>{t('meetingsNow')}</h3>

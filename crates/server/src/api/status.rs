@@ -103,6 +103,7 @@ async fn get_status(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(p): ApiQuery<StatusParams>,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Status>> {
     let tenant_id = match p.tenant_id {
         Some(t) if caller.sees_tenant(&t) => t,
@@ -155,6 +156,50 @@ async fn get_status(
             locked: c.locked,
         });
     }
+    // in a cluster, the meetings other nodes hold, as their homes show them
+    if let Some(cluster) = state.meetings.cluster() {
+        let mut conn = state.store.conn().await?;
+        let homes =
+            repo::cluster::live_homes(&mut conn, &tenant_id, conclave_store::now_ms()).await?;
+        drop(conn);
+        let asked = homes
+            .iter()
+            .filter(|h| h.node_id != cluster.node_id())
+            .map(|h| {
+                crate::cluster::bus::fetch_json(
+                    cluster,
+                    &h.node_id,
+                    format!("/api/v1/conferences/{}", h.room_id),
+                    headers.get(axum::http::header::AUTHORIZATION),
+                    caller.source,
+                )
+            });
+        for c in futures::future::join_all(asked).await.into_iter().flatten() {
+            let members = c["members"].as_array().cloned().unwrap_or_default();
+            for m in &members {
+                match m["via"].as_str() {
+                    Some("dial_out") => calls.dial_out += 1,
+                    Some("browser") => calls.browser += 1,
+                    _ => calls.dial_in += 1,
+                }
+            }
+            calls.ringing += c["invitations"].as_array().map_or(0, |i| {
+                i.iter()
+                    .filter(|i| matches!(i["state"].as_str(), Some("calling" | "ringing")))
+                    .count()
+            });
+            let text = |key: &str| c[key].as_str().unwrap_or_default().to_owned();
+            meetings.push(MeetingNow {
+                room_id: text("room_id"),
+                room_number: text("room_number"),
+                room_name: text("room_name"),
+                members: members.len(),
+                talking: members.iter().filter(|m| m["talking"] == true).count(),
+                locked: c["locked"] == true,
+            });
+        }
+        meetings.sort_by(|a, b| a.room_number.cmp(&b.room_number));
+    }
     let server = caller.is_system_admin().then(|| {
         let (descriptors_open, descriptors_limit) = crate::limits::descriptors();
         ServerStatus {
@@ -166,11 +211,11 @@ async fn get_status(
     });
     Ok(Json(Status {
         tenant_id,
-        live_meetings: live.len(),
-        members_in_meetings: live.iter().map(|c| c.members.len()).sum(),
+        live_meetings: meetings.len(),
+        members_in_meetings: meetings.iter().map(|m| m.members).sum(),
         calls,
         rooms,
-        rooms_in_use: live.len(),
+        rooms_in_use: meetings.len(),
         extensions: extensions.len(),
         extensions_registered: registered,
         meetings,

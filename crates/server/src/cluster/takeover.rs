@@ -10,6 +10,9 @@ use conclave_store::model::{AccountKind, RoomHome};
 use conclave_store::{now_ms, repo};
 use serde::{Deserialize, Serialize};
 
+/// How long a meeting carried on waits, empty, for its callers to call again.
+const REJOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What the server needs of its API once up (to call people again).
 pub(super) struct Parts {
     pub state: crate::api::AppState,
@@ -173,8 +176,16 @@ pub(crate) async fn carry_on(
         calls = state.calls.len(),
         "carrying on a meeting whose node stopped"
     );
+    // callers who dialled in call again: the meeting waits for them a while even if it is
+    // empty meanwhile
+    {
+        let (meetings, room_id) = (meetings.clone(), room.id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(REJOIN_GRACE).await;
+            meetings.dispatched(&room_id);
+        });
+    }
     let Some(parts) = cluster.inner.parts.get() else {
-        meetings.dispatched(&room.id);
         return;
     };
     let app = &parts.state;
@@ -236,7 +247,6 @@ pub(crate) async fn carry_on(
             }
         }
     }
-    meetings.dispatched(&room.id);
     metrics::histogram!("conclave_cluster_takeover_seconds")
         .record((now_ms() - started) as f64 / 1000.0);
 }

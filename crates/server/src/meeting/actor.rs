@@ -129,6 +129,7 @@ pub(super) struct Cascade {
 }
 
 impl RoomActor {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         meetings: Meetings,
         room: Room,
