@@ -943,26 +943,9 @@ pub(super) fn operator_role(caller: &Caller, room: &Room) -> Option<Role> {
     manages.then_some(Role::Owner)
 }
 
-/// In a cluster, a meeting starts on the node that is (or becomes) the room's home: a room
-/// held by another node has its meeting there already.
+/// In a cluster, a meeting starts on the node that is (or becomes) the room's home.
 async fn home_here(state: &AppState, room: &Room) -> ApiResult<()> {
-    match state
-        .meetings
-        .claim(room, crate::cluster::Placement::Here)
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(crate::cluster::NotHere::Elsewhere { node, .. }) => Err(ApiError::conflict(
-            "room_id",
-            format!("a meeting is already in progress in this room (on node {node})"),
-        )),
-        Err(crate::cluster::NotHere::Unavailable(why)) => Err(ApiError::unavailable(format!(
-            "where this room's meeting is held cannot be told now: {why}"
-        ))),
-        Err(crate::cluster::NotHere::Draining) => Err(ApiError::unavailable(
-            "this node is being drained for maintenance: start the meeting from another",
-        )),
-    }
+    super::claim_home(state, room, "room_id").await
 }
 
 fn refused(reason: Refused) -> ApiError {
@@ -1053,24 +1036,15 @@ async fn list_conferences(
         .collect();
     // in a cluster, the meetings other nodes hold too, each asked of its home
     if let Some(cluster) = state.meetings.cluster() {
-        let mut conn = state.store.conn().await?;
-        let homes =
-            repo::cluster::live_homes(&mut conn, caller.tenant_id(), conclave_store::now_ms())
-                .await?;
-        drop(conn);
-        let asked = homes
-            .iter()
-            .filter(|h| h.node_id != cluster.node_id())
-            .map(|h| {
-                crate::cluster::bus::fetch_json(
-                    cluster,
-                    &h.node_id,
-                    format!("/api/v1/conferences/{}", h.room_id),
-                    headers.get(axum::http::header::AUTHORIZATION),
-                    caller.source,
-                )
-            });
-        all.extend(futures::future::join_all(asked).await.into_iter().flatten());
+        all.extend(
+            crate::cluster::bus::remote_meetings(
+                cluster,
+                caller.tenant_id(),
+                headers.get(axum::http::header::AUTHORIZATION),
+                caller.source,
+            )
+            .await?,
+        );
         all.sort_by(|a, b| a["room_number"].as_str().cmp(&b["room_number"].as_str()));
     }
     Ok(Json(all))

@@ -439,21 +439,5 @@ async fn renegotiate(
 /// In a cluster, a browser joins on the meeting's home node: here, when this node is (or
 /// becomes) the home; otherwise the answer names the node.
 async fn home_here(state: &AppState, room: &conclave_store::model::Room) -> ApiResult<()> {
-    match state
-        .meetings
-        .claim(room, crate::cluster::Placement::Here)
-        .await
-    {
-        Ok(()) => Ok(()),
-        Err(crate::cluster::NotHere::Elsewhere { node, .. }) => Err(ApiError::conflict(
-            "number",
-            format!("this meeting is held on node {node}: join it there"),
-        )),
-        Err(crate::cluster::NotHere::Unavailable(why)) => Err(ApiError::unavailable(format!(
-            "where this meeting is held cannot be told now: {why}"
-        ))),
-        Err(crate::cluster::NotHere::Draining) => Err(ApiError::unavailable(
-            "this node is being drained for maintenance: join through another",
-        )),
-    }
+    super::claim_home(state, room, "number").await
 }

@@ -385,6 +385,30 @@ async fn to_the_meetings_home(
     }
 }
 
+/// In a cluster, makes this node the room's home for a meeting the API starts or a browser
+/// joins (on a single node, always so): 409 naming the node that holds it, 503 when that
+/// cannot be told or this node drains.
+pub(crate) async fn claim_home(
+    state: &AppState,
+    room: &conclave_store::model::Room,
+    field: &str,
+) -> ApiResult<()> {
+    use crate::cluster::{NotHere, Placement};
+    match state.meetings.claim(room, Placement::Here).await {
+        Ok(()) => Ok(()),
+        Err(NotHere::Elsewhere { node, .. }) => Err(ApiError::conflict(
+            field,
+            format!("this room's meeting is held on node {node}"),
+        )),
+        Err(NotHere::Unavailable(why)) => Err(ApiError::unavailable(format!(
+            "where this room's meeting is held cannot be told now: {why}"
+        ))),
+        Err(NotHere::Draining) => Err(ApiError::unavailable(
+            "this node is being drained for maintenance: use another",
+        )),
+    }
+}
+
 /// No object's id or path holds a NUL (`%00`), and PostgreSQL cannot compare TEXT with one:
 /// such a path is not found, before any handler sees it.
 async fn refuse_nul_in_path(req: axum::extract::Request, next: axum::middleware::Next) -> Response {

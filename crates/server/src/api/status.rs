@@ -158,23 +158,14 @@ async fn get_status(
     }
     // in a cluster, the meetings other nodes hold, as their homes show them
     if let Some(cluster) = state.meetings.cluster() {
-        let mut conn = state.store.conn().await?;
-        let homes =
-            repo::cluster::live_homes(&mut conn, &tenant_id, conclave_store::now_ms()).await?;
-        drop(conn);
-        let asked = homes
-            .iter()
-            .filter(|h| h.node_id != cluster.node_id())
-            .map(|h| {
-                crate::cluster::bus::fetch_json(
-                    cluster,
-                    &h.node_id,
-                    format!("/api/v1/conferences/{}", h.room_id),
-                    headers.get(axum::http::header::AUTHORIZATION),
-                    caller.source,
-                )
-            });
-        for c in futures::future::join_all(asked).await.into_iter().flatten() {
+        let remote = crate::cluster::bus::remote_meetings(
+            cluster,
+            &tenant_id,
+            headers.get(axum::http::header::AUTHORIZATION),
+            caller.source,
+        )
+        .await?;
+        for c in remote {
             let members = c["members"].as_array().cloned().unwrap_or_default();
             for m in &members {
                 match m["via"].as_str() {

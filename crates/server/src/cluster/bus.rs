@@ -159,6 +159,38 @@ pub async fn fetch_json(
     serde_json::from_slice(&body).ok()
 }
 
+/// The live meetings of a tenant that other nodes hold, each as its home shows it to the
+/// caller (their `Authorization`).
+pub async fn remote_meetings(
+    cluster: &Cluster,
+    tenant_id: &str,
+    authorization: Option<&axum::http::HeaderValue>,
+    client: SocketAddr,
+) -> conclave_store::Result<Vec<serde_json::Value>> {
+    let mut conn = cluster.store().conn().await?;
+    let homes =
+        conclave_store::repo::cluster::live_homes(&mut conn, tenant_id, conclave_store::now_ms())
+            .await?;
+    drop(conn);
+    let asked = homes
+        .iter()
+        .filter(|h| h.node_id != cluster.node_id())
+        .map(|h| {
+            fetch_json(
+                cluster,
+                &h.node_id,
+                format!("/api/v1/conferences/{}", h.room_id),
+                authorization,
+                client,
+            )
+        });
+    Ok(futures::future::join_all(asked)
+        .await
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
 /// Answers requests forwarded to this node, and carries meeting events both ways.
 pub(super) fn serve(cluster: Cluster, meetings: Meetings, router: axum::Router) {
     let nats = cluster.nats().clone();
