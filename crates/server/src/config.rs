@@ -189,6 +189,10 @@ pub struct ServeArgs {
     /// language is detected among them. Default: zh,en
     #[arg(long, env = "CONCLAVE_MINUTES_LANGUAGES", value_name = "CODES")]
     pub minutes_languages: Option<String>,
+    /// Make minutes while meetings record, when the worker keeps up (false: only after each
+    /// meeting, leaving the cores to the live ones). Default: true
+    #[arg(long, env = "CONCLAVE_MINUTES_LIVE", value_name = "BOOL")]
+    pub minutes_live: Option<bool>,
     /// A cluster's NATS server (nats://host:port): this node is one of several sharing the
     /// PostgreSQL database (docs/cluster.md). Default: none, a single node
     #[arg(long, env = "CONCLAVE_CLUSTER_NATS", value_name = "URL")]
@@ -303,6 +307,7 @@ struct FileSettings {
     minutes_threads: Option<usize>,
     minutes_beam: Option<usize>,
     minutes_languages: Option<String>,
+    minutes_live: Option<bool>,
     cluster_nats: Option<String>,
     node_id: Option<String>,
     node_sip_uri: Option<String>,
@@ -379,6 +384,7 @@ pub struct Settings {
     pub minutes_threads: usize,
     pub minutes_beam: usize,
     pub minutes_languages: Vec<String>,
+    pub minutes_live: bool,
     /// Set when this node is one of a cluster.
     pub cluster: Option<ClusterSettings>,
     pub session_ttl_minutes: u32,
@@ -656,6 +662,7 @@ impl Settings {
         }
         let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
         Ok(Settings {
+            minutes_live: args.minutes_live.or(file.minutes_live).unwrap_or(true),
             cluster,
             data_dir,
             database_url,

@@ -28,6 +28,44 @@ const MAX_BODY: usize = 256 * 1024;
 /// Forwarded requests a node serves at once; more wait in NATS' buffer.
 const SERVING: usize = 64;
 const EVENTS: &str = "conclave.events";
+/// Where an extension is registered: asked of every node, answered by the one that has it.
+const BINDINGS: &str = "conclave.binding";
+/// How long a node waits for another to say it has an extension's registration.
+const BINDING_WAIT: Duration = Duration::from_millis(500);
+
+#[derive(Serialize, Deserialize)]
+struct BindingAsked {
+    node: String,
+    tenant_id: String,
+    extension: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BindingFound {
+    contact: String,
+    source: SocketAddr,
+}
+
+/// The contact of an extension registered (over UDP) on another node, and where its
+/// registration came from: the node that has it answers.
+pub async fn find_binding(
+    cluster: &Cluster,
+    tenant_id: &str,
+    extension: &str,
+) -> Option<(String, SocketAddr)> {
+    let asked = serde_json::to_vec(&BindingAsked {
+        node: cluster.node_id().to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        extension: extension.to_owned(),
+    })
+    .ok()?;
+    let reply = tokio::time::timeout(BINDING_WAIT, cluster.nats().request(BINDINGS, asked.into()))
+        .await
+        .ok()?
+        .ok()?;
+    let found: BindingFound = serde_json::from_slice(&reply.payload).ok()?;
+    Some((found.contact, found.source))
+}
 
 fn subject(node: &str) -> String {
     format!("conclave.http.{node}")
@@ -192,7 +230,12 @@ pub async fn remote_meetings(
 }
 
 /// Answers requests forwarded to this node, and carries meeting events both ways.
-pub(super) fn serve(cluster: Cluster, meetings: Meetings, router: axum::Router) {
+pub(super) fn serve(
+    cluster: Cluster,
+    meetings: Meetings,
+    sip: crate::sip::SipHandle,
+    router: axum::Router,
+) {
     let nats = cluster.nats().clone();
     let node = cluster.node_id().to_owned();
     let http = subject(&node);
@@ -224,6 +267,48 @@ pub(super) fn serve(cluster: Cluster, meetings: Meetings, router: axum::Router) 
                     }
                     drop(permit);
                 });
+            }
+        }
+    });
+    // the registrations this node has, for the others' calls
+    tokio::spawn({
+        let (nats, node) = (nats.clone(), node.clone());
+        async move {
+            let mut asked = match nats.subscribe(BINDINGS).await {
+                Ok(s) => s,
+                Err(err) => {
+                    tracing::error!(%err, "cannot answer for this node's registrations");
+                    return;
+                }
+            };
+            while let Some(message) = asked.next().await {
+                let (Some(reply), Ok(question)) = (
+                    message.reply.clone(),
+                    serde_json::from_slice::<BindingAsked>(&message.payload),
+                ) else {
+                    continue;
+                };
+                if question.node == node {
+                    continue;
+                }
+                let Ok(bindings) = sip
+                    .bindings(&question.tenant_id, vec![question.extension])
+                    .await
+                else {
+                    continue;
+                };
+                let found = bindings.into_iter().flatten().find_map(|b| {
+                    (b.transport == "UDP").then_some(())?;
+                    Some(BindingFound {
+                        contact: b.contact.split_once('<')?.1.split('>').next()?.to_owned(),
+                        source: b.source.parse().ok()?,
+                    })
+                });
+                if let Some(found) = found
+                    && let Ok(bytes) = serde_json::to_vec(&found)
+                {
+                    let _ = nats.publish(reply, bytes.into()).await;
+                }
             }
         }
     });

@@ -170,7 +170,12 @@ impl Cluster {
             state: state.clone(),
         });
         tokio::spawn(heartbeat::run(self.clone(), state.meetings.clone()));
-        bus::serve(self.clone(), state.meetings.clone(), router);
+        bus::serve(
+            self.clone(),
+            state.meetings.clone(),
+            state.sip.clone(),
+            router,
+        );
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {

@@ -34,6 +34,9 @@ struct Inner {
     /// Why there are no minutes on this server (no model, turned off); `None`: there are.
     unavailable: Option<String>,
     settings: conclave_minutes::Settings,
+    /// Minutes are made while a meeting records (when the worker keeps up); false: only
+    /// once it has ended.
+    live: bool,
     /// Set by `wake` (and `stop`); the idle worker waits on it (no async timer: the worker
     /// must not depend on the runtime's clock while the runtime shuts down).
     wake: (std::sync::Mutex<bool>, std::sync::Condvar),
@@ -79,6 +82,7 @@ impl Minutes {
                     beam: settings.minutes_beam,
                     languages: settings.minutes_languages.clone(),
                 },
+                live: settings.minutes_live,
                 wake: Default::default(),
                 stop: AtomicBool::new(false),
             }),
@@ -234,6 +238,24 @@ impl Minutes {
                 return Ok(()); // deleted meanwhile: its minutes went with it
             };
             let live = recording.state == "recording";
+            if live && !self.inner.live {
+                // made once the meeting has ended: looked at again in a while
+                runtime.block_on(async {
+                    let mut conn = store.conn().await?;
+                    let later = now_ms() + POLL.as_millis() as i64;
+                    repo::minutes::set_state(
+                        &mut conn,
+                        recording_id,
+                        "queued",
+                        None,
+                        later,
+                        now_ms(),
+                    )
+                    .await?;
+                    Ok::<_, anyhow::Error>(())
+                })?;
+                return Ok(());
+            }
             let mut settings = self.inner.settings.clone();
             if backlog > 1 {
                 // others wait: the faster decoding

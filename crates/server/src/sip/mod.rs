@@ -81,6 +81,9 @@ pub(crate) enum Input {
         role: conclave_conference::Role,
         /// A call to a number holds its place under the tenant's limit until it ends.
         permit: Option<crate::outbound::Permit>,
+        /// An extension registered on another node of the cluster: its contact, and where
+        /// the registration came from (Kamailio, over UDP).
+        elsewhere: Option<(String, SocketAddr)>,
         reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
     },
     /// End a call (a chair removed the caller, the meeting ended).
@@ -208,6 +211,8 @@ pub struct SipHandle {
     store: Store,
     /// Each tenant's calls to numbers, against its limits.
     outbound: crate::outbound::OutboundCalls,
+    /// In a cluster: an extension registered on another node is found there.
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Why `SipHandle::invite` placed no call.
@@ -278,6 +283,17 @@ impl SipHandle {
             }
             Callee::Extension(_) | Callee::Node { .. } => (None, None),
         };
+        // in a cluster, an extension not registered here may be on another node
+        let elsewhere = match (&callee, &self.cluster) {
+            (Callee::Extension(extension), Some(cluster)) => {
+                if self.registered_here(&room.tenant_id, extension).await {
+                    None
+                } else {
+                    crate::cluster::bus::find_binding(cluster, &room.tenant_id, extension).await
+                }
+            }
+            _ => None,
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let input = Input::Invite {
             room: Box::new(room),
@@ -287,6 +303,7 @@ impl SipHandle {
             name,
             role,
             permit,
+            elsewhere,
             reply,
         };
         let stopped = || InviteError::Failed("the SIP service has stopped".to_owned());
@@ -295,6 +312,13 @@ impl SipHandle {
             .await
             .map_err(|_| stopped())?
             .map_err(InviteError::Failed)
+    }
+
+    /// Whether the extension has a binding on this node.
+    async fn registered_here(&self, tenant_id: &str, extension: &str) -> bool {
+        self.bindings(tenant_id, vec![extension.to_owned()])
+            .await
+            .is_ok_and(|b| b.iter().any(|b| !b.is_empty()))
     }
 
     /// A trunk was saved (`Some`) or deleted (`None`): (re-)register with its gateway as it
@@ -467,6 +491,7 @@ pub async fn start(
         sha256_only: sha256_only.clone(),
         store: store.clone(),
         outbound: crate::outbound::OutboundCalls::default(),
+        cluster: meetings.cluster().cloned(),
     };
     let core = Core {
         ua: UserAgent::new(ua_config, seed),
@@ -664,11 +689,12 @@ impl Core {
                 name,
                 role,
                 permit,
+                elsewhere,
                 reply,
             } => {
                 let placed = match callee {
                     Callee::Extension(extension) => {
-                        self.invite(now, *room, extension, name, role, invitation)
+                        self.invite(now, *room, extension, name, role, invitation, elsewhere)
                     }
                     Callee::Number { trunk, number } => match dest {
                         Some(dest) => self.dial_trunk(
@@ -885,6 +911,7 @@ impl Core {
     }
 
     /// Dials an extension's best registration, on the flow it registered from (NAT-safe).
+    #[allow(clippy::too_many_arguments)]
     fn invite(
         &mut self,
         now: Instant,
@@ -893,12 +920,20 @@ impl Core {
         name: String,
         role: conclave_conference::Role,
         invitation: Option<u32>,
+        elsewhere: Option<(String, SocketAddr)>,
     ) -> Result<u64, String> {
         let aor = registrations::aor(&extension, &room.tenant_id);
-        let binding = self
-            .registrations
-            .best(now, &aor)
-            .ok_or_else(|| format!("extension {extension} is not registered"))?;
+        let (target, source) = match (self.registrations.best(now, &aor), elsewhere) {
+            (Some(binding), _) => (binding.contact.uri.clone(), binding.source),
+            // registered on another node of the cluster: the call goes the way its
+            // registration came (Kamailio), to its contact
+            (None, Some((contact, from))) => (
+                conclave_sip::uri::Uri::parse(&contact)
+                    .map_err(|e| format!("extension {extension}: bad contact: {e:?}"))?,
+                Peer::new(Transport::Udp, from),
+            ),
+            (None, None) => return Err(format!("extension {extension} is not registered")),
+        };
         let local = self.ua_host();
         let from = conclave_sip::NameAddr::parse(&format!(
             "\"{}\" <sip:{}@{}>",
@@ -912,10 +947,10 @@ impl Core {
         let callee = crate::meeting::Party {
             name,
             number: extension,
-            ip: Some(binding.source.addr.ip()),
+            ip: Some(source.addr.ip()),
             role,
         };
-        let srtp = if binding.source.transport == Transport::Tls {
+        let srtp = if source.transport == Transport::Tls {
             self.tls_srtp
         } else {
             self.srtp
@@ -923,8 +958,8 @@ impl Core {
         let dial = |mut media: conclave_sip::offer_answer::LocalMedia| {
             media.srtp_policy = Some(srtp);
             conclave_sip::ua::Dial {
-                target: binding.contact.uri.clone(),
-                dest: binding.source,
+                target,
+                dest: source,
                 from,
                 to,
                 media,

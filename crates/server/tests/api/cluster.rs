@@ -921,4 +921,101 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
     for caller in &mut callers {
         let _ = caller.hang_up().await;
     }
+
+    // a phone registered through Kamailio (on the node its extension hashes to) is called by
+    // a meeting on another node: the call finds the registration and goes the way it came
+    let Some(modules) = crate::baresip::baresip_modules() else {
+        eprintln!("\n*** SKIPPED the cluster's registered phone: baresip is not installed ***\n");
+        return;
+    };
+    let (status, user) = nodes[asker]
+        .api()
+        .send(
+            reqwest::Method::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({ "username": "ringer", "display_name": "Ringer",
+                         "password": "ringer-password-1", "extension": "2601",
+                         "sip_password": "ringer-sip-password" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    let tone = work.path().join("ringer.wav");
+    crate::baresip::write_tone(&tone, 500.0, 8000, 1, 90);
+    let ringer = crate::baresip::Baresip::start(
+        &modules,
+        "ringer",
+        &format!(
+            "<sip:2601@127.0.0.1:{kamailio_port}>;auth_pass=ringer-sip-password;regint=60;\
+             answermode=auto;audio_codecs=PCMU"
+        ),
+        Some(&tone),
+        60,
+        &[],
+    );
+    let registered = Instant::now();
+    let registrar = 'found: loop {
+        for (i, node) in nodes.iter().enumerate() {
+            let (_, list) = get(node, &admin, "/registrations").await;
+            let bound = list.as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|r| r["bindings"].as_array().is_some_and(|b| !b.is_empty()))
+            });
+            if bound {
+                break 'found i;
+            }
+        }
+        assert!(
+            registered.elapsed() < Duration::from_secs(10),
+            "the phone registers"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let caller_at = (0..3)
+        .find(|&i| i != registrar && nodes[i].id != drained)
+        .expect("a node that is neither the registrar nor drained");
+    let (status, room) = nodes[caller_at]
+        .api()
+        .send(
+            reqwest::Method::POST,
+            "/rooms",
+            Some(&admin),
+            Some(json!({ "number": "8603", "name": "Third", "alone_music": false, "entry_chime": false })),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let third_room = room["id"].as_str().expect("id").to_owned();
+    let (status, started) = nodes[caller_at]
+        .api()
+        .send(
+            reqwest::Method::POST,
+            "/conferences",
+            Some(&admin),
+            Some(json!({ "room_id": third_room,
+                         "members": [{ "kind": "user", "user_id": user_id, "role": "member" }] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let joined = until(
+        &nodes[caller_at],
+        &admin,
+        &third_room,
+        Duration::from_secs(10),
+        dialled_out_joined,
+    )
+    .await;
+    if joined.is_none() {
+        eprintln!("--- the phone's log ---\n{}", ringer.log());
+    }
+    joined.unwrap_or_else(|| {
+        panic!(
+            "node {} called the phone registered on node {}",
+            nodes[caller_at].id, nodes[registrar].id
+        )
+    });
+    eprintln!(
+        "a phone registered on node {} was called by a meeting on node {}",
+        nodes[registrar].id, nodes[caller_at].id
+    );
 }

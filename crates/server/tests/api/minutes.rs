@@ -626,9 +626,11 @@ async fn minutes_cut_by_kill_9_resume_where_they_stopped() {
     let model = model();
     let model = model.to_str().expect("UTF-8 path");
     let dir = tempfile::tempdir().expect("tmp");
-    // one language (no detection pass), one thread: during the meeting the minutes fall
-    // behind (they are made live when they can), so some are left when it ends
+    // one language (no detection pass), one thread, and only after the meeting: so that
+    // some are surely left when the server is killed, however fast the machine is
     let flags = [
+        "--minutes-live",
+        "false",
         "--speech-model",
         model,
         "--minutes-threads",
