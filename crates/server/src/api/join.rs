@@ -233,7 +233,12 @@ async fn join_meeting(
         Stand::Member(member_id) => Ok((
             StatusCode::CREATED,
             Json(Joined {
-                token,
+                // in a cluster the token names this node: the page's next requests reach it
+                // through any node
+                token: match state.meetings.cluster() {
+                    Some(cluster) => format!("{}~{token}", cluster.node_id()),
+                    None => token,
+                },
                 sdp: answer,
                 member_id,
                 role: role.unwrap_or(Role::Participant),
@@ -276,6 +281,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The browser's session, from its token.
 fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, ApiError> {
     bearer(headers)
+        .map(|t| t.split_once('~').map_or(t, |(_, t)| t))
         .and_then(|t| state.browsers.get(t))
         .ok_or_else(|| ApiError::unauthorized("not in a meeting (it has ended, or you left)"))
 }

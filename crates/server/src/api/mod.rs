@@ -362,6 +362,9 @@ async fn to_the_meetings_home(
     {
         return next.run(req).await;
     }
+    if req.uri().path() == "/api/v1/join" || req.uri().path().starts_with("/api/v1/join/") {
+        return browser_to_home(&state, cluster, req, next).await;
+    }
     let room_id = req
         .uri()
         .path()
@@ -406,6 +409,51 @@ pub(crate) async fn claim_home(
         Err(NotHere::Draining) => Err(ApiError::unavailable(
             "this node is being drained for maintenance: use another",
         )),
+    }
+}
+
+/// A browser's join goes to the home of the meeting it names (its body's `number`); its
+/// next requests to the node its token names.
+async fn browser_to_home(
+    state: &AppState,
+    cluster: &crate::cluster::Cluster,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path() == "/api/v1/join" {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+            return ApiError::bad_request("a join's body is at most 256 KiB").into_response();
+        };
+        let number = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["number"].as_str().map(|n| n.trim().to_owned()));
+        let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        let Some(number) = number.filter(|n| !n.is_empty() && n.len() <= 32) else {
+            return next.run(req).await;
+        };
+        let room =
+            crate::rooms::find_dialled(&state.store, &number, host_name(req.headers())).await;
+        return match room {
+            Some(room) => match cluster.remote_home(&room.id).await {
+                Ok(Some(node)) => crate::cluster::bus::forward(cluster, &node.id, req).await,
+                _ => next.run(req).await,
+            },
+            None => next.run(req).await,
+        };
+    }
+    let node = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| t.split_once('~'))
+        .map(|(node, _)| node.to_owned());
+    match node {
+        Some(node) if node != cluster.node_id() => {
+            crate::cluster::bus::forward(cluster, &node, req).await
+        }
+        _ => next.run(req).await,
     }
 }
 

@@ -30,7 +30,7 @@ fn repo() -> PathBuf {
 }
 
 /// Chromium, Node and the built console are here (the test command installs and builds them).
-fn browser_ready() -> bool {
+pub(crate) fn browser_ready() -> bool {
     let ready = Path::new("/usr/bin/chromium").exists()
         && repo().join("web/dist/index.html").exists()
         && repo().join("web/node_modules/playwright-core").exists();
@@ -45,14 +45,14 @@ fn browser_ready() -> bool {
 }
 
 /// One Chromium with the join page open, driven over its stdin.
-struct BrowserMember {
+pub(crate) struct BrowserMember {
     child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
 impl BrowserMember {
-    fn start(base: &str, wav: &Path) -> BrowserMember {
+    pub(crate) fn start(base: &str, wav: &Path) -> BrowserMember {
         Self::start_with(base, wav, false)
     }
 
@@ -81,7 +81,7 @@ impl BrowserMember {
         }
     }
 
-    async fn ask(&mut self, command: &str) -> String {
+    pub(crate) async fn ask(&mut self, command: &str) -> String {
         self.stdin
             .write_all(format!("{command}\n").as_bytes())
             .await
@@ -96,7 +96,12 @@ impl BrowserMember {
     }
 
     /// Joins; the member id, or the page's refusal.
-    async fn join(&mut self, number: &str, name: &str, pin: Option<&str>) -> Result<u32, String> {
+    pub(crate) async fn join(
+        &mut self,
+        number: &str,
+        name: &str,
+        pin: Option<&str>,
+    ) -> Result<u32, String> {
         let line = self
             .ask(&format!("join {number} {name} {}", pin.unwrap_or("")))
             .await;
@@ -122,7 +127,7 @@ impl BrowserMember {
         (pcm, rate)
     }
 
-    async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         let _ = self.stdin.write_all(b"quit\n").await;
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }

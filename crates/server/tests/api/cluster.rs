@@ -146,6 +146,10 @@ impl Node {
 
     fn start(&mut self, database_url: &str, nats: &str) {
         let uri = format!("sip:127.0.0.1:{}", self.sip_port);
+        let web = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../web/dist")
+            .display()
+            .to_string();
         let flags = [
             "--cluster-nats",
             nats,
@@ -157,6 +161,8 @@ impl Node {
             "",
             "--node-room-members",
             "3",
+            "--web-dir",
+            &web,
         ];
         self.process = Some(spawn_with(
             self.dir.path(),
@@ -590,6 +596,45 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         "node {}'s WebSocket tells of the mute",
         nodes[third].id
     );
+    // a browser opens another node's join page: it joins the meeting on its home, and its
+    // page's requests (the roster, leaving) reach the home through that node
+    if crate::browser::browser_ready() {
+        let wav = work.path().join("browser.wav");
+        crate::baresip::write_tone(&wav, 900.0, 48_000, 1, 60);
+        let mut browser = crate::browser::BrowserMember::start(&nodes[third].api().base, &wav);
+        browser
+            .join(ROOM, "Visitor", None)
+            .await
+            .unwrap_or_else(|why| {
+                panic!("a browser joins through node {}: {why}", nodes[third].id)
+            });
+        let is_visitor = |l: &Value| {
+            l["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["name"] == "Visitor"))
+        };
+        until(
+            &nodes[home_at],
+            &admin,
+            &room_id,
+            Duration::from_secs(5),
+            is_visitor,
+        )
+        .await
+        .expect("the browser is a member at the home");
+        // its Leave button: DELETE /join/me, through the node it joined by
+        browser.ask("click join-leave").await;
+        browser.quit().await;
+        until(
+            &nodes[home_at],
+            &admin,
+            &room_id,
+            Duration::from_secs(10),
+            |l| !is_visitor(l),
+        )
+        .await
+        .expect("the browser left through the node it joined by");
+    }
     // every node lists the meeting, whichever holds it
     for node in &nodes {
         let (_, list) = get(node, &admin, "/conferences").await;
