@@ -44,6 +44,10 @@ export function JoinPage() {
   const [me, setMe] = useState<User | null>(null);
   const [joined, setJoined] = useState<{ joined: Joined; pc: RTCPeerConnection; mic: MediaStream } | null>(null);
   const [left, setLeft] = useState<string | null>(null);
+  // what the last join was, to join again by itself when the meeting moves (a cluster's
+  // node stopped): the room's number, PIN and name
+  const [last, setLast] = useState<{ number: string; pin: string; name: string } | null>(null);
+  const [rejoin, setRejoin] = useState(0);
 
   useEffect(() => {
     localStorage.setItem('conclave.lang', lang);
@@ -72,28 +76,38 @@ export function JoinPage() {
           joined={joined.joined}
           pc={joined.pc}
           mic={joined.mic}
-          onLeft={(why) => {
+          onLeft={(why, moved) => {
             joined.pc.close();
             joined.mic.getTracks().forEach((track) => track.stop());
             setJoined(null);
             setLeft(why);
+            if (moved) setRejoin((n) => n + 1);
           }}
         />
       ) : (
-        <JoinForm t={t} me={me} left={left} onJoined={(j) => { setLeft(null); setJoined(j); }} />
+        <JoinForm
+          key={rejoin}
+          t={t}
+          me={me}
+          left={left}
+          last={rejoin > 0 ? last : null}
+          onJoined={(j, asked) => { setLeft(null); setLast(asked); setJoined(j); }}
+        />
       )}
     </div>
   );
 }
 
-function JoinForm({ t, me, left, onJoined }: {
+function JoinForm({ t, me, left, last, onJoined }: {
   t: T; me: User | null; left: string | null;
-  onJoined: (j: { joined: Joined; pc: RTCPeerConnection; mic: MediaStream }) => void;
+  /// Set: join this meeting again at once (it moved), trying for a while.
+  last: { number: string; pin: string; name: string } | null;
+  onJoined: (j: { joined: Joined; pc: RTCPeerConnection; mic: MediaStream }, asked: { number: string; pin: string; name: string }) => void;
 }) {
-  const [number, setNumber] = useState(numberInPath);
-  const [pin, setPin] = useState('');
+  const [number, setNumber] = useState(() => last?.number ?? numberInPath());
+  const [pin, setPin] = useState(() => last?.pin ?? '');
   // the name given last time on this device (a guest should not type it at every meeting)
-  const [name, setName] = useState(() => localStorage.getItem('conclave.joinName') ?? '');
+  const [name, setName] = useState(() => last?.name ?? localStorage.getItem('conclave.joinName') ?? '');
   const [mics, setMics] = useState<MediaDeviceInfo[]>([]);
   const [mic, setMic] = useState('');
   const [busy, setBusy] = useState(false);
@@ -107,12 +121,26 @@ function JoinForm({ t, me, left, onJoined }: {
     );
   }, []);
 
-  const join = async () => {
+  // the meeting moved: joined again, every 2 s for half a minute while its new home is found
+  useEffect(() => {
+    if (!last) return;
+    let cancelled = false;
+    let tries = 0;
+    const attempt = async () => {
+      if (cancelled) return;
+      const ok = await join();
+      if (!ok && !cancelled && ++tries < 15) window.setTimeout(() => void attempt(), 2000);
+    };
+    void attempt();
+    return () => { cancelled = true; };
+  }, []); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const join = async (): Promise<boolean> => {
     const problems: Record<string, string> = {};
     if (!/^\d{1,32}$/.test(number.trim())) problems.number = t('joinNumberInvalid');
     if (!me && !name.trim()) problems.name = t('joinNameRequired');
     setInvalid(problems);
-    if (Object.keys(problems).length) return;
+    if (Object.keys(problems).length) return false;
     setBusy(true);
     setError(null);
     let stream: MediaStream | null = null;
@@ -132,7 +160,8 @@ function JoinForm({ t, me, left, onJoined }: {
       });
       await pc.setRemoteDescription({ type: 'answer', sdp: joined.sdp });
       if (name.trim()) localStorage.setItem('conclave.joinName', name.trim());
-      onJoined({ joined, pc, mic: stream });
+      onJoined({ joined, pc, mic: stream }, { number: number.trim(), pin: pin.trim(), name: name.trim() });
+      return true;
     } catch (err) {
       pc?.close();
       stream?.getTracks().forEach((track) => track.stop());
@@ -141,6 +170,7 @@ function JoinForm({ t, me, left, onJoined }: {
       else if (why && t(`joinRefused_${why}`) !== `joinRefused_${why}`) setError(t(`joinRefused_${why}`));
       else if (err instanceof ApiError && err.status === 404) setError(t('joinNoSuchMeeting'));
       else setError(err instanceof Error ? err.message : String(err));
+      return false;
     } finally {
       setBusy(false);
     }
@@ -187,7 +217,7 @@ function JoinForm({ t, me, left, onJoined }: {
 }
 
 function InMeeting({ t, joined, pc, mic, onLeft }: {
-  t: T; joined: Joined; pc: RTCPeerConnection; mic: MediaStream; onLeft: (why: string) => void;
+  t: T; joined: Joined; pc: RTCPeerConnection; mic: MediaStream; onLeft: (why: string, moved?: boolean) => void;
 }) {
   const audio = useRef<HTMLAudioElement>(null);
   const [meeting, setMeeting] = useState<MyMeeting | null>(null);
@@ -242,14 +272,23 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
   }, [pc, mic, joined.member_id, token]);
 
   // the roster, live; a 401 means the meeting let us go (removed, ended)
+  // (in a cluster, the meeting's node out of reach three times running — 502/503/504 —
+  // means it stopped: the meeting goes on on another, joined again)
   useEffect(() => {
     let stopped = false;
+    let unreachable = 0;
     const poll = async () => {
       try {
         const m = await asMember<MyMeeting>(token, 'GET', '/join/me');
+        unreachable = 0;
         if (!stopped) setMeeting(m);
       } catch (err) {
-        if (!stopped && err instanceof ApiError && err.status === 401) onLeft(t('joinMeetingOver'));
+        if (stopped || !(err instanceof ApiError)) return;
+        if (err.status === 401) onLeft(t('joinMeetingOver'));
+        else if ([502, 503, 504].includes(err.status) && ++unreachable >= 3) {
+          stopped = true;
+          onLeft(t('joinMeetingMoved'), true);
+        }
       }
     };
     void poll();

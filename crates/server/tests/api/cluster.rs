@@ -597,22 +597,24 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         nodes[third].id
     );
     // a browser opens another node's join page: it joins the meeting on its home, and its
-    // page's requests (the roster, leaving) reach the home through that node
+    // page's requests (the roster, leaving) reach the home through that node; it stays for
+    // the first kill -9 (it must join the meeting again by itself)
+    let is_visitor = |l: &Value| {
+        l["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["name"] == "Visitor"))
+    };
+    let mut browser = None;
     if crate::browser::browser_ready() {
         let wav = work.path().join("browser.wav");
-        crate::baresip::write_tone(&wav, 900.0, 48_000, 1, 60);
-        let mut browser = crate::browser::BrowserMember::start(&nodes[third].api().base, &wav);
-        browser
+        crate::baresip::write_tone(&wav, 900.0, 48_000, 1, 90);
+        let mut member = crate::browser::BrowserMember::start(&nodes[third].api().base, &wav);
+        member
             .join(ROOM, "Visitor", None)
             .await
             .unwrap_or_else(|why| {
                 panic!("a browser joins through node {}: {why}", nodes[third].id)
             });
-        let is_visitor = |l: &Value| {
-            l["members"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|m| m["name"] == "Visitor"))
-        };
         until(
             &nodes[home_at],
             &admin,
@@ -622,18 +624,7 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
         )
         .await
         .expect("the browser is a member at the home");
-        // its Leave button: DELETE /join/me, through the node it joined by
-        browser.ask("click join-leave").await;
-        browser.quit().await;
-        until(
-            &nodes[home_at],
-            &admin,
-            &room_id,
-            Duration::from_secs(10),
-            |l| !is_visitor(l),
-        )
-        .await
-        .expect("the browser left through the node it joined by");
+        browser = Some(member);
     }
     // every node lists the meeting, whichever holds it
     for node in &nodes {
@@ -754,6 +745,34 @@ async fn a_cluster_keeps_its_meetings_through_kill_9() {
              its dial-out member in again after {:?}",
             killed.elapsed()
         );
+        // the browser's page finds the meeting gone, joins again, and lands on the new home;
+        // then it leaves with its button, through the node it talks to
+        if let Some(mut member) = browser.take() {
+            let rejoined = until(
+                &nodes[new_at],
+                &admin,
+                &room_id,
+                Duration::from_secs(20),
+                is_visitor,
+            )
+            .await;
+            eprintln!(
+                "round {round}: the browser in again after {:?}",
+                killed.elapsed()
+            );
+            rejoined.expect("the browser joined the carried-on meeting by itself");
+            member.ask("click join-leave").await;
+            member.quit().await;
+            until(
+                &nodes[new_at],
+                &admin,
+                &room_id,
+                Duration::from_secs(10),
+                |l| !is_visitor(l),
+            )
+            .await
+            .expect("the browser left through the node it joined by");
+        }
         // a caller who dialled in calls again, through Kamailio, and lands on the new home
         let mut again = Phone::on(proxy, "127.0.0.1", &format!("again{round}")).await;
         assert_eq!(
