@@ -237,16 +237,7 @@ impl Meetings {
             .remove(room_id);
         metrics::gauge!("conclave_meetings_live").set(self.count() as f64);
         if let Some(entry) = entry {
-            let (done, _) = oneshot::channel();
-            if entry.inbox.try_send(Msg::Shutdown { done }).is_err() {
-                let inbox = entry.inbox.clone();
-                tokio::spawn(async move {
-                    let (done, _) = oneshot::channel();
-                    let _ = inbox
-                        .send_timeout(Msg::Shutdown { done }, Duration::from_secs(5))
-                        .await;
-                });
-            }
+            end_now(&entry);
         }
     }
 
@@ -374,8 +365,7 @@ impl Meetings {
         if rooms.get(&room.id).is_some_and(|e| e.cascade) {
             // the room has come home here: its cascade ends (its callers call again)
             if let Some(cascade) = rooms.remove(&room.id) {
-                let (done, _) = oneshot::channel();
-                let _ = cascade.inbox.try_send(Msg::Shutdown { done });
+                end_now(&cascade);
             }
         }
         if rooms.contains_key(&room.id) || !self.homed_here(&room.id) {
@@ -722,6 +712,21 @@ impl Meetings {
                 cluster.release(room_id);
             }
         }
+    }
+}
+
+/// Ends a meeting taken out of the registry (fenced, or a cascade whose room came home): a
+/// full inbox does not lose the order, it waits (briefly) for room.
+fn end_now(entry: &Entry) {
+    let (done, _) = oneshot::channel();
+    if entry.inbox.try_send(Msg::Shutdown { done }).is_err() {
+        let inbox = entry.inbox.clone();
+        tokio::spawn(async move {
+            let (done, _) = oneshot::channel();
+            let _ = inbox
+                .send_timeout(Msg::Shutdown { done }, Duration::from_secs(5))
+                .await;
+        });
     }
 }
 
