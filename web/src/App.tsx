@@ -16,6 +16,7 @@ import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { RetentionForm, Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 import { lineFromHash } from './Minutes';
+import { LAYOUTS } from './Join';
 
 export function App() {
   const [lang, setLang] = useState<Lang>(initialLang);
@@ -574,6 +575,7 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
               <button onClick={() => act('POST', `${base}/end`)}>{t('end')}</button>
             </div>
             <StreamPanel t={t} conference={c} onChange={reload} onError={setError} />
+            <VideoPanel t={t} conference={c} act={act} />
             <table>
               <thead>
                 <tr>
@@ -595,6 +597,9 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
                     <td className="actions">
                       <button onClick={() => act('POST', `${base}/members/${m.id}/${m.muted ? 'unmute' : 'mute'}`)}>{t(m.muted ? 'unmute' : 'mute')}</button>
                       <button onClick={() => act('POST', `${base}/members/${m.id}/speak`, { allowed: !m.may_speak })}>{t(m.may_speak ? 'forbid' : 'allow')}</button>
+                      {c.layout && (Object.values(c.layout.pins).includes(m.id)
+                        ? <button data-testid={`unpin-${m.number}`} onClick={() => act('DELETE', `${base}/members/${m.id}/pin`)}>{t('unpin')}</button>
+                        : <button data-testid={`pin-${m.number}`} onClick={() => act('PUT', `${base}/members/${m.id}/pin`, { tile: 0 })}>{t('pinBig')}</button>)}
                       <button onClick={() => act('DELETE', `${base}/members/${m.id}`)}>{t('remove')}</button>
                     </td>
                   </tr>
@@ -611,6 +616,71 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
   );
 }
 
+
+/// The meeting's video: the layout, polling, who may share, the share going on, and who is
+/// in which tile (browsers, phones with video, recordings and streams show the same).
+function VideoPanel({ t, conference: c, act }: {
+  t: T; conference: LiveConference; act: (method: string, path: string, body?: unknown) => Promise<unknown>;
+}) {
+  const base = `/conferences/${c.room_id}`;
+  const [tiles, setTiles] = useState('');
+  const [interval, setInterval_] = useState('10');
+  if (!c.layout) return null;
+  const layout = c.layout;
+  const nameOf = (id: number | null) => c.members.find((m) => m.id === id)?.name ?? '';
+  const setPolling = (on: boolean) => {
+    const list = on ? tiles.split(/[ ,]+/).filter(Boolean).map((x) => Number(x) - 1) : [];
+    return act('PUT', `${base}/polling`, { tiles: list, interval_secs: Number(interval) || 10 });
+  };
+  return (
+    <div className="video-panel" data-testid="video-panel">
+      <div className="toolbar">
+        <label>
+          {t('layout')}{' '}
+          <select data-testid="layout" value={layout.kind} onChange={(e) => act('PUT', `${base}/layout`, { layout: e.target.value })}>
+            {LAYOUTS.map((l) => <option key={l} value={l}>{t(`layout_${l}`)}</option>)}
+          </select>
+        </label>
+        <label className="check">
+          <input
+            type="checkbox"
+            data-testid="members-may-share"
+            checked={layout.members_may_share}
+            onChange={(e) => act('PUT', `${base}/layout`, { layout: layout.kind, members_may_share: e.target.checked })}
+          />
+          {t('membersMayShare')}
+        </label>
+        {layout.sharer !== null && (
+          <button data-testid="stop-share" onClick={() => act('DELETE', `${base}/share`)}>
+            {t('stopShare')} ({nameOf(layout.sharer)})
+          </button>
+        )}
+      </div>
+      <div className="toolbar">
+        <span>{t('polling')}:</span>
+        <label>
+          {t('pollingTiles')}{' '}
+          <input data-testid="polling-tiles" size={8} placeholder="8" value={tiles} onChange={(e) => setTiles(e.target.value)} />
+        </label>
+        <label>
+          {t('pollingInterval')}{' '}
+          <input data-testid="polling-interval" size={4} inputMode="numeric" value={interval} onChange={(e) => setInterval_(e.target.value)} />
+        </label>
+        <button data-testid="polling-set" onClick={() => setPolling(true)}>{t('pollingSet')}</button>
+        {layout.polling && <button data-testid="polling-off" onClick={() => setPolling(false)}>{t('pollingOff')}</button>}
+      </div>
+      <ol className={`tile-map layout-${layout.kind.replace('+', 'p')}`} data-testid="tile-map">
+        {c.tiles.map((tile, i) => (
+          <li key={i} className={`tile-${tile.size}`} data-testid={`tile-${i + 1}`}>
+            {tile.member === null ? '—' : nameOf(tile.member)}
+            {tile.screen && ` · ${t('sharedScreen')}`}
+            {tile.polled && ' ⟳'}
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}
 
 /// The conference with one invitation replaced (or added, when new).
 function withInvitation(c: LiveConference, invitation: Invitation): LiveConference {

@@ -10,7 +10,39 @@ import { BrandMark, useBranding } from './Branding';
 import { initialLang, translator, type Lang, type T } from './i18n';
 
 type Joined = { token: string; sdp: string; member_id: number; role: string; room_number: string; room_name: string };
-type MyMeeting = { member_id: number; room_number: string; room_name: string; locked: boolean; members: LiveMember[] };
+type TileView = { size: 'big' | 'medium' | 'small'; member: number | null; screen: boolean; polled: boolean };
+type Layout = { kind: string; pins: Record<string, number>; polling: { tiles: number[]; interval_secs: number; members: number[] } | null; sharer: number | null; members_may_share: boolean };
+type MyMeeting = { member_id: number; room_number: string; room_name: string; locked: boolean; members: LiveMember[]; layout: Layout; tiles: TileView[] };
+type Media = { pc: RTCPeerConnection; mic: MediaStream; camera: MediaStream | null };
+
+/// The layouts a chair chooses from, and how many tiles the page can receive (2+21).
+export const LAYOUTS = ['1', '4', '1+7', '1+21', '2+21'];
+const TILES = 23;
+/// The camera's simulcast layers: the server sends each viewer the one its tile needs.
+const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
+  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'h', maxBitrate: 1_500_000 },
+];
+
+/// VP8 and H.264 only (what the server forwards), which also keeps a 25-section offer small.
+function preferCodecs(t: RTCRtpTransceiver) {
+  const caps = RTCRtpReceiver.getCapabilities?.('video');
+  if (!caps || !t.setCodecPreferences) return;
+  const keep = caps.codecs.filter((c) => ['video/VP8', 'video/H264', 'video/rtx'].includes(c.mimeType)
+    && (c.mimeType !== 'video/H264' || (c.sdpFmtpLine ?? '').includes('packetization-mode=1')));
+  try { t.setCodecPreferences(keep); } catch { /* the browser's own order then */ }
+}
+
+/// The offer's sections, in the order the server reads them: audio, the camera (sent in
+/// simulcast), the screen, then a receiving section per tile.
+function addSections(pc: RTCPeerConnection, mic: MediaStream, camera: MediaStream | null) {
+  for (const track of mic.getAudioTracks()) pc.addTrack(track, mic);
+  const cam = pc.addTransceiver(camera?.getVideoTracks()[0] ?? 'video', { direction: 'sendonly', sendEncodings: CAMERA_LAYERS });
+  preferCodecs(cam);
+  preferCodecs(pc.addTransceiver('video', { direction: 'sendonly' }));
+  for (let i = 0; i < TILES; i++) preferCodecs(pc.addTransceiver('video', { direction: 'recvonly' }));
+}
 type Quality = 'good' | 'fair' | 'poor' | 'unknown';
 
 /// Requests as the member (the token the join gave, not a console login).
@@ -42,7 +74,7 @@ export function JoinPage() {
   const t = translator(lang);
   const [branding] = useBranding(null);
   const [me, setMe] = useState<User | null>(null);
-  const [joined, setJoined] = useState<{ joined: Joined; pc: RTCPeerConnection; mic: MediaStream } | null>(null);
+  const [joined, setJoined] = useState<{ joined: Joined } & Media | null>(null);
   const [left, setLeft] = useState<string | null>(null);
   // what the last join was, to join again by itself when the meeting moves (a cluster's
   // node stopped): the room's number, PIN and name
@@ -76,9 +108,11 @@ export function JoinPage() {
           joined={joined.joined}
           pc={joined.pc}
           mic={joined.mic}
+          camera={joined.camera}
           onLeft={(why, moved) => {
             joined.pc.close();
             joined.mic.getTracks().forEach((track) => track.stop());
+            joined.camera?.getTracks().forEach((track) => track.stop());
             setJoined(null);
             setLeft(why);
             if (moved) setRejoin((n) => n + 1);
@@ -102,7 +136,7 @@ function JoinForm({ t, me, left, last, onJoined }: {
   t: T; me: User | null; left: string | null;
   /// Set: join this meeting again at once (it moved), trying for a while.
   last: { number: string; pin: string; name: string } | null;
-  onJoined: (j: { joined: Joined; pc: RTCPeerConnection; mic: MediaStream }, asked: { number: string; pin: string; name: string }) => void;
+  onJoined: (j: { joined: Joined } & Media, asked: { number: string; pin: string; name: string }) => void;
 }) {
   const [number, setNumber] = useState(() => last?.number ?? numberInPath());
   const [pin, setPin] = useState(() => last?.pin ?? '');
@@ -110,6 +144,7 @@ function JoinForm({ t, me, left, last, onJoined }: {
   const [name, setName] = useState(() => last?.name ?? localStorage.getItem('conclave.joinName') ?? '');
   const [mics, setMics] = useState<MediaDeviceInfo[]>([]);
   const [mic, setMic] = useState('');
+  const [withCamera, setWithCamera] = useState(() => localStorage.getItem('conclave.joinCamera') !== 'off');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [invalid, setInvalid] = useState<Record<string, string>>({});
@@ -144,12 +179,15 @@ function JoinForm({ t, me, left, last, onJoined }: {
     setBusy(true);
     setError(null);
     let stream: MediaStream | null = null;
+    let camera: MediaStream | null = null;
     let pc: RTCPeerConnection | null = null;
     try {
       if (!navigator.mediaDevices) throw new Error(t('joinNeedsSecureContext'));
       stream = await navigator.mediaDevices.getUserMedia({ audio: mic ? { deviceId: { exact: mic } } : true });
+      // without a camera (or its permission) the member still sees the others
+      if (withCamera) camera = await navigator.mediaDevices.getUserMedia({ video: true }).catch(() => null);
       pc = new RTCPeerConnection();
-      for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
+      addSections(pc, stream, camera);
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       const body = { number: number.trim(), pin: pin.trim() || undefined, name: name.trim() || undefined, sdp: offer.sdp };
@@ -160,11 +198,13 @@ function JoinForm({ t, me, left, last, onJoined }: {
       });
       await pc.setRemoteDescription({ type: 'answer', sdp: joined.sdp });
       if (name.trim()) localStorage.setItem('conclave.joinName', name.trim());
-      onJoined({ joined, pc, mic: stream }, { number: number.trim(), pin: pin.trim(), name: name.trim() });
+      localStorage.setItem('conclave.joinCamera', withCamera ? 'on' : 'off');
+      onJoined({ joined, pc, mic: stream, camera }, { number: number.trim(), pin: pin.trim(), name: name.trim() });
       return true;
     } catch (err) {
       pc?.close();
       stream?.getTracks().forEach((track) => track.stop());
+      camera?.getTracks().forEach((track) => track.stop());
       const why = refusalOf(err);
       if (err instanceof DOMException && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) setError(t('joinMicDenied'));
       else if (why && t(`joinRefused_${why}`) !== `joinRefused_${why}`) setError(t(`joinRefused_${why}`));
@@ -207,6 +247,10 @@ function JoinForm({ t, me, left, last, onJoined }: {
           </select>
         </label>
       )}
+      <label className="check">
+        <input type="checkbox" data-testid="join-camera" checked={withCamera} onChange={(e) => setWithCamera(e.target.checked)} />
+        {t('joinWithCamera')}
+      </label>
       {error && <p className="error" data-testid="join-error">{error}</p>}
       <button type="submit" className="primary big" data-testid="join-submit" disabled={busy}>
         {busy ? t('joinJoining') : t('joinButton')}
@@ -216,9 +260,11 @@ function JoinForm({ t, me, left, last, onJoined }: {
   );
 }
 
-function InMeeting({ t, joined, pc, mic, onLeft }: {
-  t: T; joined: Joined; pc: RTCPeerConnection; mic: MediaStream; onLeft: (why: string, moved?: boolean) => void;
-}) {
+function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
+  t: T; joined: Joined; onLeft: (why: string, moved?: boolean) => void;
+} & Media) {
+  const [camera, setCamera] = useState<MediaStream | null>(initialCamera);
+  const [screen, setScreen] = useState<MediaStream | null>(null);
   const audio = useRef<HTMLAudioElement>(null);
   const [meeting, setMeeting] = useState<MyMeeting | null>(null);
   const [level, setLevel] = useState(0);
@@ -267,7 +313,7 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
     const online = () => void restart();
     window.addEventListener('online', online);
     // for tests and troubleshooting: the connection, what it receives, and a restart
-    (window as unknown as { conclaveJoin: unknown }).conclaveJoin = { pc, remote, mic, member: joined.member_id, token, restart };
+    (window as unknown as { conclaveJoin: unknown }).conclaveJoin = { pc, remote, mic, member: joined.member_id, token, restart, tiles: tileStreams(pc) };
     return () => { window.removeEventListener('online', online); window.clearTimeout(lostTimer); };
   }, [pc, mic, joined.member_id, token]);
 
@@ -337,10 +383,11 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
     );
   }, []);
 
-  const act = async (action: string, member?: number) => {
+  const act = async (action: string | Record<string, unknown>, member?: number) => {
     setError(null);
     try {
-      await asMember(token, 'POST', '/join/me/actions', member === undefined ? { action } : { action, member });
+      const body = typeof action !== 'string' ? action : member === undefined ? { action } : { action, member };
+      await asMember(token, 'POST', '/join/me/actions', body);
       setMeeting(await asMember<MyMeeting>(token, 'GET', '/join/me'));
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
@@ -356,8 +403,58 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
     void el?.setSinkId?.(id).catch(() => undefined);
   };
 
+  const senders = pc.getTransceivers().filter((x) => x.receiver.track.kind === 'video');
+  const toggleCamera = async () => {
+    setError(null);
+    if (camera) {
+      camera.getTracks().forEach((track) => track.stop());
+      await senders[0]?.sender.replaceTrack(null);
+      setCamera(null);
+      return;
+    }
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: true });
+      await senders[0]?.sender.replaceTrack(stream.getVideoTracks()[0]);
+      setCamera(stream);
+    } catch {
+      setError(t('joinCameraDenied'));
+    }
+  };
+  const stopShare = async (tell: boolean) => {
+    screen?.getTracks().forEach((track) => track.stop());
+    await senders[1]?.sender.replaceTrack(null);
+    setScreen(null);
+    if (tell) await act('stop_share');
+  };
+  const share = async () => {
+    setError(null);
+    if (screen) return stopShare(true);
+    let stream: MediaStream | null = null;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      const track = stream.getVideoTracks()[0];
+      // the meeting decides first (a chair may keep sharing to chairs)
+      await asMember(token, 'POST', '/join/me/actions', { action: 'start_share' });
+      await senders[1]?.sender.replaceTrack(track);
+      track.onended = () => void stopShare(true);
+      setScreen(stream);
+    } catch (err) {
+      stream?.getTracks().forEach((track) => track.stop());
+      setError(err instanceof ApiError ? err.message : t('joinShareDenied'));
+    }
+  };
+  // a chair ended our share: stop sending it
+  useEffect(() => {
+    if (screen && meeting && meeting.layout.sharer !== meeting.member_id) void stopShare(false);
+  }, [meeting?.layout.sharer]); // eslint-disable-line react-hooks/exhaustive-deps
+  const chairAct = (body: Record<string, unknown>) => act(body);
+
   const self = meeting?.members.find((m) => m.id === meeting.member_id);
   const chair = !!self && CHAIR_ROLES.includes(self.role);
+  const nameOf = (id: number | null) => {
+    const m = meeting?.members.find((x) => x.id === id);
+    return m ? m.name || m.number : '';
+  };
   return (
     <section className="in-meeting" data-testid="in-meeting">
       <audio ref={audio} autoPlay data-testid="join-audio" />
@@ -383,8 +480,26 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
             </button>
           </>
         )}
+        <button className="big" data-testid="join-camera-toggle" onClick={() => void toggleCamera()}>
+          {camera ? t('joinCameraOff') : t('joinCameraOn')}
+        </button>
+        {navigator.mediaDevices?.getDisplayMedia !== undefined && (
+          <button className="big" data-testid="join-share" onClick={() => void share()}>
+            {screen ? t('joinStopShare') : t('joinShare')}
+          </button>
+        )}
         <button className="big danger" data-testid="join-leave" onClick={leave}>{t('joinLeave')}</button>
       </div>
+      {meeting && (
+        <Tiles
+          t={t}
+          pc={pc}
+          meeting={meeting}
+          camera={camera}
+          screen={screen}
+          nameOf={nameOf}
+        />
+      )}
       {self && !self.may_speak && <p className="notice">{t('joinForbidden')}</p>}
       {speakers.length > 1 && (
         <label>
@@ -400,6 +515,26 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
         <div className="chair-bar">
           <button onClick={() => act(meeting.locked ? 'unlock' : 'lock')} data-testid="join-lock">{meeting.locked ? t('unlock') : t('lock')}</button>
           <button onClick={() => act('mute_all')}>{t('muteAll')}</button>
+          <label>
+            {t('layout')}
+            <select data-testid="join-layout" value={meeting.layout.kind} onChange={(e) => void chairAct({ action: 'set_layout', layout: e.target.value })}>
+              {LAYOUTS.map((l) => <option key={l} value={l}>{t(`layout_${l}`)}</option>)}
+            </select>
+          </label>
+          <label className="check">
+            <input
+              type="checkbox"
+              data-testid="join-polling"
+              checked={!!meeting.layout.polling}
+              onChange={(e) => void chairAct(e.target.checked
+                ? { action: 'set_polling', tiles: [meeting.tiles.length - 1], interval_secs: 10 }
+                : { action: 'set_polling', tiles: [], interval_secs: 10 })}
+            />
+            {t('pollingLastTile')}
+          </label>
+          {meeting.layout.sharer !== null && meeting.layout.sharer !== meeting.member_id && (
+            <button data-testid="join-stop-share" onClick={() => act('stop_share')}>{t('stopShare')}</button>
+          )}
         </div>
       )}
       <ul className="roster" data-testid="join-roster">
@@ -414,6 +549,12 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
             {chair && m.id !== meeting.member_id && (
               <span className="actions">
                 <button data-testid={`join-mute-${m.id}`} onClick={() => act(m.muted ? 'unmute_member' : 'mute_member', m.id)}>{m.muted ? t('unmute') : t('mute')}</button>
+                <button data-testid={`join-pin-${m.id}`} onClick={() => {
+                  const pinned = Object.entries(meeting.layout.pins).find(([, id]) => id === m.id);
+                  void chairAct(pinned ? { action: 'unpin', tile: Number(pinned[0]) } : { action: 'pin', member: m.id, tile: 0 });
+                }}>
+                  {Object.values(meeting.layout.pins).includes(m.id) ? t('unpin') : t('pinBig')}
+                </button>
                 <button className="danger" data-testid={`join-remove-${m.id}`} onClick={() => act('remove_member', m.id)}>{t('remove')}</button>
               </span>
             )}
@@ -422,4 +563,56 @@ function InMeeting({ t, joined, pc, mic, onLeft }: {
       </ul>
     </section>
   );
+}
+
+/// The streams of the receiving sections: tile i is the i-th.
+function tileStreams(pc: RTCPeerConnection): MediaStream[] {
+  return pc.getTransceivers()
+    .filter((x) => x.receiver.track.kind === 'video' && x.direction === 'recvonly')
+    .map((x) => new MediaStream([x.receiver.track]));
+}
+
+/// The meeting's layout as the chair chose it: each tile the server fills (the member's own
+/// tile is its camera's preview, or its screen when it shares).
+function Tiles({ t, pc, meeting, camera, screen, nameOf }: {
+  t: T; pc: RTCPeerConnection; meeting: MyMeeting; camera: MediaStream | null; screen: MediaStream | null;
+  nameOf: (id: number | null) => string;
+}) {
+  const [streams] = useState(() => tileStreams(pc));
+  return (
+    <div className={`tiles layout-${meeting.layout.kind.replace('+', 'p')}`} data-testid="join-tiles" data-layout={meeting.layout.kind}>
+      {meeting.tiles.map((tile, i) => {
+        const own = tile.member === meeting.member_id;
+        const stream = own ? (tile.screen ? screen : camera) : streams[i] ?? null;
+        return (
+          <figure
+            key={i}
+            className={`tile tile-${tile.size}${tile.screen ? ' tile-screen' : ''}`}
+            data-testid={`join-tile-${i}`}
+            data-member={tile.member ?? ''}
+            data-screen={tile.screen ? 'yes' : 'no'}
+            data-polled={tile.polled ? 'yes' : 'no'}
+          >
+            {tile.member !== null && <TileVideo stream={stream} mirror={own && !tile.screen} />}
+            <figcaption>
+              {tile.member === null ? '' : `${nameOf(tile.member)}${own ? ` (${t('joinYou')})` : ''}`}
+              {tile.screen && ` · ${t('sharedScreen')}`}
+              {tile.polled && ' ⟳'}
+            </figcaption>
+          </figure>
+        );
+      })}
+    </div>
+  );
+}
+
+function TileVideo({ stream, mirror }: { stream: MediaStream | null; mirror: boolean }) {
+  const video = useRef<HTMLVideoElement>(null);
+  useEffect(() => {
+    if (video.current && video.current.srcObject !== stream) {
+      video.current.srcObject = stream;
+      if (stream) void video.current.play().catch(() => undefined);
+    }
+  }, [stream]);
+  return <video ref={video} autoPlay playsInline muted className={mirror ? 'mirror' : ''} />;
 }

@@ -90,7 +90,15 @@ export type Invitation = {
 export type LiveConference = {
   room_id: string; room_number: string; room_name: string; locked: boolean; recording_id: string | null;
   stream_id: string | null; members: LiveMember[]; invitations: Invitation[];
+  layout?: VideoLayout; tiles: TileView[];
 };
+/// The chair's video layout (`setLayout`, `pinMember`, `setPolling`, `startShare`).
+export type VideoLayout = {
+  kind: string; pins: Record<string, number>; sharer: number | null; members_may_share: boolean;
+  polling: { tiles: number[]; interval_secs: number; members: number[] } | null;
+};
+/// One tile: whose video, their screen or camera, shown by polling.
+export type TileView = { size: 'big' | 'medium' | 'small'; member: number | null; screen: boolean; polled: boolean };
 /// A live stream (`StreamView`): its row, where to watch it, who listens.
 export type Stream = {
   id: string; room_id: string; room_number: string; room_name: string; title: string; key: string;

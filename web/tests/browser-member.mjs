@@ -13,6 +13,9 @@
 //   login <token>                join as this console user from now on → "logged-in"
 //   token                        the member's own token → "token <token>"
 //   transport                    the protocol of the connection in use → "transport udp|tcp"
+//   tiles                        each video tile: its member, screen or camera, the size of
+//                                the picture it receives and the colour at its centre →
+//                                "tiles <json>"
 //   watch <key> [password]       open a live stream's watch page, type the password, play,
 //                                and record what the page plays → "watching" or
 //                                "refused <text the page shows>"
@@ -20,7 +23,8 @@
 //
 // Usage: node browser-member.mjs <base url> <wav file> [lang]
 // With CONCLAVE_BROWSER_TCP_ONLY=1, Chromium uses no UDP for WebRTC (as behind a firewall
-// that blocks it): only ICE over TCP can connect.
+// that blocks it): only ICE over TCP can connect. With CONCLAVE_BROWSER_CAMERA=<file.y4m>,
+// its fake camera shows that file and it joins with the camera on (otherwise off).
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 
@@ -30,6 +34,8 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-quic',
     '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
     `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
+    ...(process.env.CONCLAVE_BROWSER_CAMERA ? [`--use-file-for-fake-video-capture=${process.env.CONCLAVE_BROWSER_CAMERA}`,
+      '--auto-select-desktop-capture-source=Entire screen', '--enable-usermedia-screen-capturing'] : []),
     ...(process.env.CONCLAVE_BROWSER_TCP_ONLY ? ['--webrtc-ip-handling-policy=disable_non_proxied_udp'] : []),
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
@@ -60,6 +66,7 @@ async function join(number, name, pin) {
   await page.goto(`${base}/join/${number}`);
   await page.getByTestId('join-name').fill(name);
   if (pin) await page.getByTestId('join-pin').fill(pin);
+  await page.getByTestId('join-camera').setChecked(!!process.env.CONCLAVE_BROWSER_CAMERA);
   await page.getByTestId('join-submit').click();
   const outcome = await Promise.race([
     page.getByTestId('in-meeting').waitFor({ timeout: 15000 }).then(() => 'in'),
@@ -91,6 +98,30 @@ async function watch(key, password) {
   return 'watching';
 }
 
+/// What each tile shows: the picture's size and the colour at its centre (read through a
+/// canvas from the video element itself).
+async function tiles() {
+  return page.evaluate(() => Array.from(document.querySelectorAll('[data-testid^="join-tile-"]')).map((figure) => {
+    const video = figure.querySelector('video');
+    let rgb = null;
+    if (video && video.videoWidth > 0) {
+      const canvas = document.createElement('canvas');
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      const g = canvas.getContext('2d');
+      g.drawImage(video, 0, 0);
+      rgb = Array.from(g.getImageData(canvas.width >> 1, canvas.height >> 1, 1, 1).data.slice(0, 3));
+    }
+    return {
+      member: figure.dataset.member ? Number(figure.dataset.member) : null,
+      screen: figure.dataset.screen === 'yes',
+      polled: figure.dataset.polled === 'yes',
+      width: video?.videoWidth ?? 0,
+      rgb,
+    };
+  }));
+}
+
 async function heard() {
   const { rate, pcm } = await page.evaluate(() => {
     const all = window.heard.flatMap((b) => Array.from(b));
@@ -112,6 +143,7 @@ for await (const line of lines) {
     else if (command === 'watch') say(await watch(args[0], args[1]));
     else if (command === 'mark') { await page.evaluate(() => { window.heard = []; }); say('marked'); }
     else if (command === 'heard') say(await heard());
+    else if (command === 'tiles') say(`tiles ${JSON.stringify(await tiles())}`);
     else if (command === 'click') { await page.getByTestId(args[0]).click(); say('clicked'); }
     else if (command === 'text') say(`text ${JSON.stringify(await page.getByTestId(args[0]).innerText())}`);
     else if (command === 'shot') { await page.screenshot({ path: args[0], fullPage: true }); say('shot'); }

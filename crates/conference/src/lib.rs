@@ -5,6 +5,7 @@
 //! [`Role`] allows it — one rule book for every channel.
 
 pub mod keypad;
+pub mod layout;
 pub mod live;
 pub mod permissions;
 

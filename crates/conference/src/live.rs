@@ -5,6 +5,7 @@
 //! the resulting [`Event`]s drive the mixer, the roster, webhooks and history. Every command
 //! passes the one permission check ([`crate::check`]) before it changes anything.
 
+use crate::layout::{Layout, LayoutKind, POLL_INTERVAL, Polling, TileView};
 use crate::permissions::{Action, Denied, Role, check, check_role_change};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -106,6 +107,32 @@ pub enum Command {
     },
     /// A member asks how many are in the meeting (the keypad says it).
     Count,
+    /// The video layout.
+    SetLayout {
+        kind: LayoutKind,
+    },
+    /// Keeps a member in a tile (`None`: the tile is free again).
+    Pin {
+        tile: usize,
+        member: Option<MemberId>,
+    },
+    /// Polling on some tiles (`None`: off).
+    SetPolling {
+        polling: Option<Polling>,
+    },
+    /// Whether members (not only chairs) may share their screens.
+    SetSharing {
+        members_may_share: bool,
+    },
+    /// A member shares a screen: its screen takes the large tile. A member asks for itself;
+    /// a chair may hand the large tile to someone.
+    StartShare {
+        member: MemberId,
+    },
+    /// The share ends (the sharer, or a chair).
+    StopShare,
+    /// Polling's next turn (the meeting's timer).
+    PollTurn,
     End,
 }
 
@@ -171,6 +198,10 @@ pub enum Event {
     WhisperClosed {
         group: GroupId,
     },
+    /// The layout, pins, polling or share changed (tiles are derived from it).
+    LayoutChanged {
+        layout: Layout,
+    },
     Ended,
 }
 
@@ -196,6 +227,15 @@ pub enum Refused {
     EmptyGroup,
     #[error("a meeting is already in progress in this room")]
     AlreadyLive,
+    /// Polling needs its tiles in the layout and an interval within bounds.
+    #[error("that polling cannot be set: {0}")]
+    BadPolling(&'static str),
+    #[error("the layout has no tile {0}")]
+    NoSuchTile(usize),
+    #[error("only chairs may share a screen in this meeting")]
+    SharingClosed,
+    #[error("only the member sharing or a chair can stop a share")]
+    NotSharing,
 }
 
 /// Settings a meeting starts with.
@@ -207,6 +247,8 @@ pub struct Settings {
     pub locked: bool,
     /// Recorded from its first member on (a template's or booking's setting).
     pub record: bool,
+    /// The video layout it starts with.
+    pub layout: LayoutKind,
 }
 
 impl Default for Settings {
@@ -216,6 +258,7 @@ impl Default for Settings {
             mute_on_entry: false,
             locked: false,
             record: false,
+            layout: LayoutKind::default(),
         }
     }
 }
@@ -231,10 +274,16 @@ pub struct Meeting {
     ended: bool,
     next_member: MemberId,
     next_group: GroupId,
+    layout: Layout,
+    /// Who spoke last (the big tile follows them).
+    speaker: Option<MemberId>,
+    /// Polling's turn.
+    turn: u64,
 }
 
 impl Meeting {
     pub fn new(settings: Settings) -> Self {
+        let layout_kind = settings.layout;
         Meeting {
             locked: settings.locked,
             settings,
@@ -245,7 +294,25 @@ impl Meeting {
             ended: false,
             next_member: 1,
             next_group: 1,
+            layout: Layout {
+                kind: layout_kind,
+                members_may_share: true,
+                ..Layout::default()
+            },
+            speaker: None,
+            turn: 0,
         }
+    }
+
+    /// The chair's layout choices.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Who is shown in which tile now.
+    pub fn tiles(&self) -> Vec<TileView> {
+        let present: Vec<MemberId> = self.members.keys().copied().collect();
+        crate::layout::assign(&self.layout, &present, self.speaker, self.turn)
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
@@ -352,6 +419,7 @@ impl Meeting {
                 self.target(member)?;
                 self.drop_member(member);
                 events.push(Event::Left { member });
+                self.forget_in_layout(member, &mut events);
             }
             Command::MuteSelf => {
                 check(role, Action::MuteSelf, None)?;
@@ -437,6 +505,109 @@ impl Meeting {
                 check(role, Action::KickMember, Some(self.target(target)?.role))?;
                 self.drop_member(target);
                 events.push(Event::Removed { member: target });
+                self.forget_in_layout(target, &mut events);
+            }
+            Command::SetLayout { kind } => {
+                check(role, Action::SetLayout, None)?;
+                if self.layout.kind != kind {
+                    self.layout.kind = kind;
+                    // pins and polled tiles past the new layout's end go
+                    let n = kind.tiles().len();
+                    self.layout.pins.retain(|tile, _| *tile < n);
+                    if let Some(p) = self.layout.polling.as_mut() {
+                        p.tiles.retain(|tile| *tile < n);
+                    }
+                    if self
+                        .layout
+                        .polling
+                        .as_ref()
+                        .is_some_and(|p| p.tiles.is_empty())
+                    {
+                        self.layout.polling = None;
+                    }
+                    self.layout_changed(&mut events);
+                }
+            }
+            Command::Pin { tile, member } => {
+                check(role, Action::SetLayout, None)?;
+                if tile >= self.layout.kind.tiles().len() {
+                    return Err(Refused::NoSuchTile(tile));
+                }
+                match member {
+                    Some(m) => {
+                        self.target(m)?;
+                        // a member is pinned to one tile at a time
+                        self.layout.pins.retain(|_, pinned| *pinned != m);
+                        self.layout.pins.insert(tile, m);
+                    }
+                    None => {
+                        self.layout.pins.remove(&tile);
+                    }
+                }
+                self.layout_changed(&mut events);
+            }
+            Command::SetPolling { polling } => {
+                check(role, Action::SetLayout, None)?;
+                if let Some(p) = &polling {
+                    let n = self.layout.kind.tiles().len();
+                    if p.tiles.is_empty() {
+                        return Err(Refused::BadPolling("name at least one tile"));
+                    }
+                    if let Some(&bad) = p.tiles.iter().find(|t| **t >= n) {
+                        return Err(Refused::NoSuchTile(bad));
+                    }
+                    if !POLL_INTERVAL.contains(&p.interval_secs) {
+                        return Err(Refused::BadPolling(
+                            "the interval is from 2 seconds to an hour",
+                        ));
+                    }
+                    for m in &p.members {
+                        self.target(*m)?;
+                    }
+                }
+                self.layout.polling = polling;
+                self.turn = 0;
+                self.layout_changed(&mut events);
+            }
+            Command::SetSharing { members_may_share } => {
+                check(role, Action::SetLayout, None)?;
+                if self.layout.members_may_share != members_may_share {
+                    self.layout.members_may_share = members_may_share;
+                    self.layout_changed(&mut events);
+                }
+            }
+            Command::StartShare { member } => {
+                self.target(member)?;
+                match actor {
+                    // for oneself: the sharing rule, and chairs-only when the chair said so
+                    Actor::Member(id) if id == member => {
+                        check(role, Action::ShareScreen, None)?;
+                        if !self.layout.members_may_share && role < Role::Chairman {
+                            return Err(Refused::SharingClosed);
+                        }
+                    }
+                    // for someone else: the chair's
+                    _ => check(role, Action::SetLayout, None)?,
+                }
+                if self.layout.sharer != Some(member) {
+                    self.layout.sharer = Some(member);
+                    self.layout_changed(&mut events);
+                }
+            }
+            Command::StopShare => {
+                let own = matches!(actor, Actor::Member(id) if Some(id) == self.layout.sharer);
+                if !own {
+                    check(role, Action::SetLayout, None).map_err(|_| Refused::NotSharing)?;
+                }
+                if self.layout.sharer.take().is_some() {
+                    self.layout_changed(&mut events);
+                }
+            }
+            Command::PollTurn => {
+                if self.layout.polling.is_some() {
+                    self.turn += 1;
+                    self.layout_changed(&mut events);
+                }
             }
             Command::SetRole { target, role: new } => {
                 check_role_change(role, self.target(target)?.role, new)?;
@@ -525,6 +696,9 @@ impl Meeting {
     pub fn set_talking(&mut self, id: MemberId, talking: bool) -> Option<Event> {
         let m = self.members.get_mut(&id).filter(|m| m.talking != talking)?;
         m.talking = talking;
+        if talking {
+            self.speaker = Some(id);
+        }
         Some(Event::Talking {
             member: id,
             talking,
@@ -578,6 +752,30 @@ impl Meeting {
         }
         member.whisper_group = group;
         events.push(Event::WhisperMoved { member: id, group });
+    }
+
+    fn layout_changed(&self, events: &mut Vec<Event>) {
+        events.push(Event::LayoutChanged {
+            layout: self.layout.clone(),
+        });
+    }
+
+    /// A member who left is no longer pinned, polled, sharing or the speaker.
+    fn forget_in_layout(&mut self, id: MemberId, events: &mut Vec<Event>) {
+        if self.speaker == Some(id) {
+            self.speaker = None;
+        }
+        let before = self.layout.clone();
+        self.layout.pins.retain(|_, m| *m != id);
+        if self.layout.sharer == Some(id) {
+            self.layout.sharer = None;
+        }
+        if let Some(p) = self.layout.polling.as_mut() {
+            p.members.retain(|m| *m != id);
+        }
+        if self.layout != before {
+            self.layout_changed(events);
+        }
     }
 
     fn drop_member(&mut self, id: MemberId) {

@@ -91,6 +91,10 @@ pub enum Action {
     Record,
     Stream,
     WhisperGroup,
+    /// Choose the video layout, pin members to tiles, set polling, stop anyone's share.
+    SetLayout,
+    /// Share one's screen (when the meeting lets members share).
+    ShareScreen,
     EndMeeting,
     EditTemplate,
 }
@@ -135,6 +139,8 @@ pub const MATRIX: &[Rule] = &[
     rule(Action::Record, "start / stop recording", Target::None, [Y, Y, Y, N, N]),
     rule(Action::Stream, "start / stop a live stream", Target::None, [Y, Y, Y, N, N]),
     rule(Action::WhisperGroup, "open / close a whisper group", Target::None, [Y, Y, Y, N, N]),
+    rule(Action::SetLayout, "set the video layout, pins and polling; stop a share", Target::None, [Y, Y, Y, N, N]),
+    rule(Action::ShareScreen, "share one's screen (unless the chair keeps sharing to chairs)", Target::None, [Y, Y, Y, Y, Y]),
     rule(Action::EndMeeting, "end the meeting", Target::None, [Y, Y, Y, N, N]),
     rule(Action::EditTemplate, "edit the meeting's template", Target::None, [Y, Y, N, N, N]),
 ];
@@ -220,7 +226,7 @@ pub fn matrix_markdown() -> String {
 mod tests {
     use super::*;
 
-    const ACTIONS: [Action; 18] = [
+    const ACTIONS: [Action; 20] = [
         Action::SpeakSelf,
         Action::MuteSelf,
         Action::RaiseHand,
@@ -237,6 +243,8 @@ mod tests {
         Action::Record,
         Action::Stream,
         Action::WhisperGroup,
+        Action::SetLayout,
+        Action::ShareScreen,
         Action::EndMeeting,
         Action::EditTemplate,
     ];

@@ -37,6 +37,8 @@ use crate::mixer::{
     Arrival, DropReason, Event, GroupId, MemberConfig, MemberId, MemberStats, Mixer, MixerConfig,
     PacketKind, PlaybackTarget, Source, TapFrame,
 };
+use crate::video::sfu::{Sfu, SfuStats, VideoPacket};
+use crate::video::{StreamKey, Tile, VideoCodec};
 use crate::webrtc::{PeerOutput, WebRtcPeer};
 
 /// Identifies a room on this engine; chosen by the caller.
@@ -191,6 +193,13 @@ pub enum Command {
         /// On or off.
         on: bool,
     },
+    /// What each tile of the room's video layout shows (browsers receive them in order).
+    SetTiles {
+        /// The room.
+        room: RoomKey,
+        /// The tiles.
+        tiles: Vec<Tile>,
+    },
     /// Sends a keypad digit to a member (RFC 4733, or tones without it).
     SendDtmf {
         /// The member.
@@ -262,6 +271,18 @@ struct Room {
     key: RoomKey,
     generation: u32,
     mixer: Mixer,
+    /// Browsers' video, forwarded to the layout's tiles.
+    sfu: Sfu,
+}
+
+/// A packet the SFU has for a viewer (its payload shared by every viewer).
+struct VideoSend {
+    viewer: MemberId,
+    slot: usize,
+    codec: VideoCodec,
+    seq: u64,
+    timestamp: u32,
+    marker: bool,
 }
 
 struct MemberEntry {
@@ -514,6 +535,16 @@ impl Engine {
                 }
                 Ok(())
             }
+            Command::SetTiles { room, tiles } => {
+                let Some(&slot) = self.room_index.get(&room) else {
+                    return Ok(());
+                };
+                if let Some(r) = self.rooms[slot].as_mut() {
+                    r.sfu.set_tiles(now, tiles);
+                }
+                self.video_asks(now, slot);
+                Ok(())
+            }
             Command::SendDtmf {
                 member,
                 digit,
@@ -572,6 +603,7 @@ impl Engine {
                     key,
                     generation: self.generation,
                     mixer,
+                    sfu: Sfu::new(),
                 };
                 let slot = match self.free.pop() {
                     Some(slot) => {
@@ -627,10 +659,15 @@ impl Engine {
             }
             return Err(CommandError::Media(err.to_string()));
         }
+        let video_slots = entry.webrtc.as_ref().map_or(0, |p| p.video_slots());
+        if video_slots > 0 {
+            room.sfu.add_viewer(now, member, video_slots);
+        }
         self.enter_demux(member, &entry);
         self.members.insert(member, entry);
         self.schedule(slot);
         self.schedule_peer(member);
+        self.video_asks(now, slot);
         Ok(())
     }
 
@@ -708,6 +745,7 @@ impl Engine {
         let Some(room) = self.rooms[entry.slot].as_mut() else {
             return Ok(());
         };
+        room.sfu.remove_member(member);
         if let Some(bye) = room.mixer.remove_member(member)
             && entry.webrtc.is_none()
         {
@@ -938,6 +976,56 @@ impl Engine {
                         Err(_) => self.stats.dropped += 1,
                     }
                 }
+                PeerOutput::Video {
+                    kind,
+                    codec,
+                    layer,
+                    seq,
+                    timestamp,
+                    marker,
+                    payload,
+                } => {
+                    let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
+                        continue;
+                    };
+                    let mut sends = Vec::new();
+                    room.sfu.route(
+                        now,
+                        StreamKey { member, kind },
+                        VideoPacket {
+                            codec,
+                            layer,
+                            seq,
+                            timestamp,
+                            marker,
+                            payload: &payload,
+                        },
+                        &mut |f| {
+                            sends.push(VideoSend {
+                                viewer: f.viewer,
+                                slot: f.slot,
+                                codec: f.codec,
+                                seq: f.seq,
+                                timestamp: f.timestamp,
+                                marker: f.marker,
+                            })
+                        },
+                    );
+                    self.send_video(now, &sends, &payload);
+                    self.video_asks(now, slot);
+                }
+                PeerOutput::LostPicture { slot: tile } => {
+                    if let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) {
+                        room.sfu.viewer_lost_picture(now, member, tile);
+                    }
+                    self.video_asks(now, slot);
+                }
+                PeerOutput::Estimate { bps } => {
+                    if let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) {
+                        room.sfu.set_estimate(now, member, bps);
+                    }
+                    self.video_asks(now, slot);
+                }
                 // the browser is gone: its owner hangs it up as it does a silent call
                 PeerOutput::Closed => {
                     if let Some(room) = self.rooms.get(slot).and_then(Option::as_ref) {
@@ -946,6 +1034,86 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Hands forwarded video to the viewers' peers (one payload, many viewers).
+    fn send_video(&mut self, now: Duration, sends: &[VideoSend], payload: &[u8]) {
+        let instant = self.instant(now);
+        for v in sends {
+            let Some(entry) = self.members.get_mut(&v.viewer) else {
+                continue;
+            };
+            let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
+            let Some(peer) = entry.webrtc.as_mut() else {
+                continue;
+            };
+            let transmits = &mut self.transmits;
+            peer.send_video(
+                instant,
+                v.slot,
+                v.codec,
+                v.seq,
+                v.timestamp,
+                v.marker,
+                payload,
+                &mut |o| {
+                    if let PeerOutput::Transmit { tcp, to, data } = o
+                        && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
+                    {
+                        transmits.push(Datagram {
+                            port,
+                            to,
+                            kind: PacketKind::Rtp,
+                            data,
+                        });
+                    }
+                },
+            );
+        }
+        for v in sends {
+            self.schedule_peer(v.viewer);
+        }
+    }
+
+    /// The room's SFU wants keyframes: its senders' peers ask their browsers (PLI).
+    fn video_asks(&mut self, now: Duration, slot: usize) {
+        let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let asks = room.sfu.take_keyframe_requests();
+        if asks.is_empty() {
+            return;
+        }
+        let instant = self.instant(now);
+        for (stream, layer) in asks {
+            let Some(entry) = self.members.get_mut(&stream.member) else {
+                continue;
+            };
+            let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
+            let Some(peer) = entry.webrtc.as_mut() else {
+                continue;
+            };
+            let transmits = &mut self.transmits;
+            peer.request_keyframe(instant, stream.kind, layer, &mut |o| {
+                if let PeerOutput::Transmit { tcp, to, data } = o
+                    && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
+                {
+                    transmits.push(Datagram {
+                        port,
+                        to,
+                        kind: PacketKind::Rtp,
+                        data,
+                    });
+                }
+            });
+            self.schedule_peer(stream.member);
+        }
+    }
+
+    /// A room's video figures (`None`: no such room here).
+    pub fn video_stats(&self, room: RoomKey) -> Option<SfuStats> {
+        let slot = *self.room_index.get(&room)?;
+        Some(self.rooms[slot].as_ref()?.sfu.stats())
     }
 
     /// Ticks every room whose deadline has come.
@@ -1005,6 +1173,10 @@ impl Engine {
                 .extend(out.events.into_iter().map(|event| (key, event)));
             self.taps
                 .extend(out.taps.into_iter().map(|frame| (key, frame)));
+            if let Some(room) = self.rooms[slot].as_mut() {
+                room.sfu.handle_timeout(now);
+            }
+            self.video_asks(now, slot);
             self.schedule(slot);
         }
         self.handle_peer_timeouts(now);

@@ -93,4 +93,5 @@ pub mod rtp;
 pub mod srtp;
 pub mod streaming;
 pub mod vad;
+pub mod video;
 pub mod webrtc;

@@ -15,9 +15,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::rtp::{RtpHeader, RtpPacket};
+use crate::video::{Layer, StreamKind, VideoCodec};
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
-use str0m::media::Mid;
+use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{Extension, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -25,6 +27,21 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 /// The header extension id the peer writes the browser's audio level with, in the RTP it
 /// hands the mixer (the mixer skips decoding members who are quiet).
 pub const AUDIO_LEVEL_EXT: u8 = 1;
+
+/// The estimate a video peer's bandwidth estimation starts from (bits per second).
+const START_ESTIMATE: f64 = 2_500_000.0;
+/// What it probes towards: the big tile's full layer and many small ones.
+const DESIRED_BITRATE: f64 = 4_000_000.0;
+
+/// A browser's video sections, by what the page put in its offer: the first section it
+/// sends is its camera, the second its screen; the sections it receives are the layout's
+/// tiles, in order.
+#[derive(Debug, Default, Clone)]
+struct VideoMids {
+    camera: Option<Mid>,
+    screen: Option<Mid>,
+    slots: Vec<Mid>,
+}
 
 /// Why a browser's offer cannot be taken.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +105,33 @@ pub enum PeerOutput {
         /// The packet.
         data: Vec<u8>,
     },
+    /// A video packet from the browser's camera or screen.
+    Video {
+        /// Which stream.
+        kind: StreamKind,
+        /// Its codec.
+        codec: VideoCodec,
+        /// Its simulcast layer.
+        layer: Layer,
+        /// Its sequence number, extended.
+        seq: u64,
+        /// Its RTP timestamp.
+        timestamp: u32,
+        /// End of a frame.
+        marker: bool,
+        /// The payload.
+        payload: Arc<[u8]>,
+    },
+    /// The browser cannot decode what a receiving slot shows (PLI or FIR).
+    LostPicture {
+        /// The slot.
+        slot: usize,
+    },
+    /// The bandwidth toward the browser, as estimated (bits per second).
+    Estimate {
+        /// The estimate.
+        bps: u64,
+    },
     /// The session failed (DTLS closed or broke). A browser ICE lost is not this: it may
     /// come back with an ICE restart; its media timeout ends it if it does not.
     Closed,
@@ -103,6 +147,9 @@ pub struct WebRtcPeer {
     ufrag: String,
     mid: Option<Mid>,
     opus_pt: u8,
+    video: VideoMids,
+    vp8_pt: Option<u8>,
+    h264_pt: Option<u8>,
     next_seq: u64,
     /// Where the last datagram that got through came from.
     last_from: Option<SocketAddr>,
@@ -121,9 +168,11 @@ impl std::fmt::Debug for WebRtcPeer {
 }
 
 impl WebRtcPeer {
-    /// Answers a browser's offer: audio only, Opus, ICE-lite with a UDP host candidate at
-    /// `local` (the worker's port as the browser must reach it) and, for networks that block
-    /// UDP, a passive TCP one at `local_tcp`. Returns the peer and the SDP answer.
+    /// Answers a browser's offer: Opus audio, and when the offer has video sections, VP8 or
+    /// H.264 video (see [`VideoMids`] for what each section is) with bandwidth estimation;
+    /// ICE-lite with a UDP host candidate at `local` (the worker's port as the browser must
+    /// reach it) and, for networks that block UDP, a passive TCP one at `local_tcp`.
+    /// Returns the peer and the SDP answer.
     pub fn accept(
         offer: &str,
         local: SocketAddr,
@@ -133,19 +182,30 @@ impl WebRtcPeer {
     ) -> Result<(WebRtcPeer, String), WebRtcError> {
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| WebRtcError::Sdp(e.to_string()))?;
-        let mut rtc = Rtc::builder()
+        let with_video = offer_has_video(&offer.to_sdp_string());
+        let mut builder = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
-            // the audio level (quiet members are not decoded) and the media id; not the
-            // transport-wide sequence numbers: their feedback (dozens of packets a second
-            // each way) serves a bandwidth estimate the mixer does not make
+            // the audio level (quiet members are not decoded) and the media id; not, for a
+            // member without video, the transport-wide sequence numbers: their feedback
+            // (dozens of packets a second each way) serves a bandwidth estimate only video
+            // needs
             .clear_extension_map()
             .set_extension(1, Extension::AudioLevel)
             .set_extension(4, Extension::RtpMid)
-            .set_dtls_cert((*identity.cert).clone())
-            .build(now);
+            .set_dtls_cert((*identity.cert).clone());
+        if with_video {
+            builder = builder
+                .enable_vp8(true)
+                .enable_h264(true)
+                .set_extension(3, Extension::TransportSequenceNumber)
+                .set_extension(10, Extension::RtpStreamId)
+                .set_extension(11, Extension::RepairedRtpStreamId)
+                .enable_bwe(Some(Bitrate::bps(START_ESTIMATE as u64)));
+        }
+        let mut rtc = builder.build(now);
         let candidate =
             Candidate::host(local, "udp").map_err(|e| WebRtcError::Candidate(e.to_string()))?;
         rtc.add_local_candidate(candidate);
@@ -166,13 +226,23 @@ impl WebRtcPeer {
         let ufrag = answer_ufrag(&answer)
             .ok_or_else(|| WebRtcError::Offer("the answer has no ICE username".into()))?;
         let mid = audio_mid(&answer).ok_or(WebRtcError::NoAudio)?;
-        let opus_pt = rtc
-            .codec_config()
-            .params()
-            .iter()
-            .find(|p| p.spec().codec == str0m::format::Codec::Opus)
-            .map(|p| *p.pt())
-            .ok_or(WebRtcError::NoAudio)?;
+        let pt_of = |codec: str0m::format::Codec| {
+            rtc.codec_config()
+                .params()
+                .iter()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| *p.pt())
+        };
+        let opus_pt = pt_of(str0m::format::Codec::Opus).ok_or(WebRtcError::NoAudio)?;
+        let (vp8_pt, h264_pt) = (
+            pt_of(str0m::format::Codec::Vp8),
+            pt_of(str0m::format::Codec::H264),
+        );
+        let video = video_mids(&answer);
+        if with_video {
+            rtc.bwe()
+                .set_bitrate(Bitrate::bps(0), Bitrate::bps(DESIRED_BITRATE as u64));
+        }
         let mut peer = WebRtcPeer {
             rtc,
             local,
@@ -180,6 +250,9 @@ impl WebRtcPeer {
             ufrag,
             mid: Some(mid),
             opus_pt,
+            video,
+            vp8_pt,
+            h264_pt,
             next_seq: 1 + u64::from(rand_u16()),
             last_from: None,
             timeout: None,
@@ -220,6 +293,92 @@ impl WebRtcPeer {
     /// The Opus payload type the browser and we agreed on.
     pub fn opus_payload_type(&self) -> u8 {
         self.opus_pt
+    }
+
+    /// How many tiles the browser can receive (its receiving video sections).
+    pub fn video_slots(&self) -> usize {
+        self.video.slots.len()
+    }
+
+    /// The browser sends video (a camera or screen section).
+    pub fn sends_video(&self) -> bool {
+        self.video.camera.is_some() || self.video.screen.is_some()
+    }
+
+    /// A video packet for one of the browser's receiving slots (from the SFU).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_video(
+        &mut self,
+        now: Instant,
+        slot: usize,
+        codec: VideoCodec,
+        seq: u64,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+        out: &mut dyn FnMut(PeerOutput),
+    ) {
+        if self.closed {
+            return;
+        }
+        let Some(&mid) = self.video.slots.get(slot) else {
+            return;
+        };
+        let pt = match codec {
+            VideoCodec::Vp8 => self.vp8_pt,
+            VideoCodec::H264 => self.h264_pt,
+        };
+        let Some(pt) = pt else { return };
+        let write = RtpWrite::new(
+            pt.into(),
+            SeqNo::from(seq),
+            timestamp,
+            now,
+            payload.to_vec(),
+        )
+        .marker(marker)
+        .nackable(true);
+        match self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            Some(tx) => tx.write_rtp(write),
+            None => return,
+        }
+        if let Err(err) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(%err, "a WebRTC peer's video send failed");
+        }
+        self.drain(out);
+    }
+
+    /// Asks the browser for a keyframe of one layer of its camera or screen.
+    pub fn request_keyframe(
+        &mut self,
+        now: Instant,
+        kind: StreamKind,
+        layer: Layer,
+        out: &mut dyn FnMut(PeerOutput),
+    ) {
+        if self.closed {
+            return;
+        }
+        let mid = match kind {
+            StreamKind::Camera => self.video.camera,
+            StreamKind::Screen => self.video.screen,
+        };
+        let Some(mid) = mid else { return };
+        let mut api = self.rtc.direct_api();
+        let rid = Rid::from(layer.rid());
+        // a stream without simulcast has no stream id
+        let rx = if api.stream_rx_by_mid(mid, Some(rid)).is_some() {
+            api.stream_rx_by_mid(mid, Some(rid))
+        } else {
+            api.stream_rx_by_mid(mid, None)
+        };
+        if let Some(rx) = rx {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        if let Err(err) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(%err, "a WebRTC peer's keyframe request failed");
+        }
+        self.drain(out);
     }
 
     /// When [`WebRtcPeer::handle_timeout`] is due.
@@ -362,13 +521,62 @@ impl WebRtcPeer {
     fn event(&mut self, event: Event, out: &mut dyn FnMut(PeerOutput)) {
         // str0m's other events (ICE states, stats) change nothing here: a browser ICE has
         // lost may come back with an ICE restart, and its media timeout ends it otherwise
-        if let Event::RtpPacket(p) = event
-            && let Some(from) = self.last_from
-        {
-            out(PeerOutput::Rtp {
-                from,
-                data: rebuild_rtp(&p),
-            });
+        match event {
+            Event::RtpPacket(p) => {
+                let pt = *p.header.payload_type;
+                if pt == self.opus_pt {
+                    if let Some(from) = self.last_from {
+                        out(PeerOutput::Rtp {
+                            from,
+                            data: rebuild_rtp(&p),
+                        });
+                    }
+                    return;
+                }
+                let codec = if Some(pt) == self.vp8_pt {
+                    VideoCodec::Vp8
+                } else if Some(pt) == self.h264_pt {
+                    VideoCodec::H264
+                } else {
+                    return;
+                };
+                let Some(rx) = self
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&p.header.ssrc)
+                    .map(|rx| (rx.mid(), rx.rid()))
+                else {
+                    return;
+                };
+                let (mid, rid) = rx;
+                let kind = if Some(mid) == self.video.camera {
+                    StreamKind::Camera
+                } else if Some(mid) == self.video.screen {
+                    StreamKind::Screen
+                } else {
+                    return;
+                };
+                out(PeerOutput::Video {
+                    kind,
+                    codec,
+                    layer: Layer::from_rid(rid.as_deref()),
+                    seq: *p.seq_no,
+                    timestamp: p.header.timestamp,
+                    marker: p.header.marker,
+                    payload: p.payload,
+                });
+            }
+            Event::KeyframeRequest(req) => {
+                if let Some(slot) = self.video.slots.iter().position(|m| *m == req.mid) {
+                    out(PeerOutput::LostPicture { slot });
+                }
+            }
+            Event::EgressBitrateEstimate(
+                BweKind::Twcc { estimate, .. } | BweKind::Remb { estimate, .. },
+            ) => out(PeerOutput::Estimate {
+                bps: estimate.as_u64(),
+            }),
+            _ => {}
         }
     }
 }
@@ -391,6 +599,50 @@ fn audio_mid(sdp: &str) -> Option<Mid> {
         }
     }
     None
+}
+
+/// The offer has a video section that is not refused.
+fn offer_has_video(sdp: &str) -> bool {
+    sdp.lines()
+        .any(|l| l.starts_with("m=video ") && !l.starts_with("m=video 0 "))
+}
+
+/// The answer's video sections: those we receive (the browser's camera, then its screen)
+/// and those we send (the tiles), each in order; refused ones (port 0) left out.
+fn video_mids(sdp: &str) -> VideoMids {
+    let mut mids = VideoMids::default();
+    let mut section: Option<(Option<Mid>, Option<bool>)> = None;
+    let finish = |section: Option<(Option<Mid>, Option<bool>)>, mids: &mut VideoMids| {
+        if let Some((Some(mid), Some(receive))) = section {
+            if receive {
+                if mids.camera.is_none() {
+                    mids.camera = Some(mid);
+                } else if mids.screen.is_none() {
+                    mids.screen = Some(mid);
+                }
+            } else {
+                mids.slots.push(mid);
+            }
+        }
+    };
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            finish(section.take(), &mut mids);
+            if m.starts_with("video ") && !m.starts_with("video 0 ") {
+                section = Some((None, None));
+            }
+        } else if let Some((mid, dir)) = section.as_mut() {
+            if let Some(v) = line.strip_prefix("a=mid:") {
+                *mid = Some(Mid::from(v.trim()));
+            } else if line.starts_with("a=recvonly") {
+                *dir = Some(true);
+            } else if line.starts_with("a=sendonly") {
+                *dir = Some(false);
+            }
+        }
+    }
+    finish(section.take(), &mut mids);
+    mids
 }
 
 /// The ICE username a STUN binding request carries ("ours:theirs"), or `None`.
@@ -450,7 +702,7 @@ fn rebuild_rtp(p: &str0m::rtp::RtpPacket) -> Vec<u8> {
 }
 
 /// A random start for what we number (not secret: SRTP protects the stream).
-fn rand_u16() -> u16 {
+pub(crate) fn rand_u16() -> u16 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use conclave_conference::Role;
+use conclave_conference::layout::{LayoutKind, Polling};
 use conclave_conference::live::{Actor, Command, Refused};
 use conclave_store::model::{MemberKind, Room, TemplateMember, TemplateSettings, UserStatus};
 use conclave_store::{Conn, repo};
@@ -34,6 +35,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_member_role))
         .routes(routes!(create_whisper_group))
         .routes(routes!(close_whisper_group))
+        .routes(routes!(set_layout))
+        .routes(routes!(pin_member, unpin_member))
+        .routes(routes!(set_polling))
+        .routes(routes!(start_share, stop_share))
         .routes(routes!(invite_member))
         .routes(routes!(redial_missing))
         .routes(routes!(start_conference))
@@ -810,6 +815,46 @@ pub struct NewWhisperGroup {
     pub members: Vec<u32>,
 }
 
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetLayout {
+    /// "1", "4", "1+7", "1+21" or "2+21".
+    pub layout: LayoutKind,
+    /// Whether members (not only chairs) may share their screens.
+    pub members_may_share: Option<bool>,
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinMember {
+    /// The tile (0 is the first large one).
+    pub tile: usize,
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolling {
+    /// The polled tiles; empty turns polling off.
+    pub tiles: Vec<usize>,
+    /// Seconds per turn (2 to 3600).
+    #[serde(default = "default_poll_interval")]
+    pub interval_secs: u32,
+    /// Member ids shown in turn; empty: everyone no other tile shows.
+    #[serde(default)]
+    pub members: Vec<u32>,
+}
+
+fn default_poll_interval() -> u32 {
+    10
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartShare {
+    /// The member whose screen takes the large tile.
+    pub member: u32,
+}
+
 /// Member ids are numbers; anything else names no member.
 fn member_number(raw: &str) -> ApiResult<u32> {
     raw.parse()
@@ -887,6 +932,160 @@ async fn create_whisper_group(
         },
     )
     .await
+}
+
+/// Choose the meeting's video layout (browsers, phones with video, recordings and streams
+/// show it), and whether members may share their screens.
+#[utoipa::path(put, path = "/conferences/{room_id}/layout", operation_id = "setLayout",
+    tag = "conferences", security(("bearer" = [])), request_body = SetLayout,
+    params(("room_id" = String, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn set_layout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+    super::extract::ApiJson(body): super::extract::ApiJson<SetLayout>,
+) -> ApiResult<Json<LiveConference>> {
+    if let Some(members_may_share) = body.members_may_share {
+        let _sharing = control(
+            &state,
+            &caller,
+            &room_id,
+            "setLayout",
+            Command::SetSharing { members_may_share },
+        )
+        .await?;
+    }
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "setLayout",
+        Command::SetLayout { kind: body.layout },
+    )
+    .await
+}
+
+/// Keep a member in a tile whoever speaks (`DELETE` frees the member's tile).
+#[utoipa::path(put, path = "/conferences/{room_id}/members/{member_id}/pin", operation_id = "pinMember",
+    tag = "conferences", security(("bearer" = [])), request_body = PinMember,
+    params(("room_id" = String, Path), ("member_id" = u32, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn pin_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((room_id, member_id)): Path<(String, String)>,
+    super::extract::ApiJson(body): super::extract::ApiJson<PinMember>,
+) -> ApiResult<Json<LiveConference>> {
+    let member = member_number(&member_id)?;
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "pinMember",
+        Command::Pin {
+            tile: body.tile,
+            member: Some(member),
+        },
+    )
+    .await
+}
+
+/// Free the tile a member is pinned to.
+#[utoipa::path(delete, path = "/conferences/{room_id}/members/{member_id}/pin", operation_id = "unpinMember",
+    tag = "conferences", security(("bearer" = [])),
+    params(("room_id" = String, Path), ("member_id" = u32, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn unpin_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((room_id, member_id)): Path<(String, String)>,
+) -> ApiResult<Json<LiveConference>> {
+    let member = member_number(&member_id)?;
+    let room = live_room(&state, &caller, &room_id).await?;
+    let tile = state
+        .meetings
+        .snapshot(&room.id)
+        .await
+        .and_then(|live| {
+            live.layout
+                .pins
+                .iter()
+                .find(|(_, m)| **m == member)
+                .map(|(t, _)| *t)
+        })
+        .ok_or_else(|| ApiError::not_found("pinned member"))?;
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "unpinMember",
+        Command::Pin { tile, member: None },
+    )
+    .await
+}
+
+/// Polling: chosen tiles show members in turn, a turn every interval.
+#[utoipa::path(put, path = "/conferences/{room_id}/polling", operation_id = "setPolling",
+    tag = "conferences", security(("bearer" = [])), request_body = SetPolling,
+    params(("room_id" = String, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn set_polling(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+    super::extract::ApiJson(body): super::extract::ApiJson<SetPolling>,
+) -> ApiResult<Json<LiveConference>> {
+    let polling = (!body.tiles.is_empty()).then_some(Polling {
+        tiles: body.tiles,
+        interval_secs: body.interval_secs,
+        members: body.members,
+    });
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "setPolling",
+        Command::SetPolling { polling },
+    )
+    .await
+}
+
+/// Give a member's shared screen the large tile (a browser member starts sharing from its
+/// page; this names the presenter).
+#[utoipa::path(post, path = "/conferences/{room_id}/share", operation_id = "startShare",
+    tag = "conferences", security(("bearer" = [])), request_body = StartShare,
+    params(("room_id" = String, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn start_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+    super::extract::ApiJson(body): super::extract::ApiJson<StartShare>,
+) -> ApiResult<Json<LiveConference>> {
+    control(
+        &state,
+        &caller,
+        &room_id,
+        "startShare",
+        Command::StartShare {
+            member: body.member,
+        },
+    )
+    .await
+}
+
+/// End the share: the large tile follows the speaker again.
+#[utoipa::path(delete, path = "/conferences/{room_id}/share", operation_id = "stopShare",
+    tag = "conferences", security(("bearer" = [])),
+    params(("room_id" = String, Path)),
+    responses((status = 200, body = LiveConference), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn stop_share(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+) -> ApiResult<Json<LiveConference>> {
+    control(&state, &caller, &room_id, "stopShare", Command::StopShare).await
 }
 
 /// Close a whisper group: its members return to the room.
@@ -1018,6 +1217,8 @@ pub(super) async fn control(
         stream_id: None,
         members: Vec::new(),
         invitations: Vec::new(),
+        layout: Default::default(),
+        tiles: Vec::new(),
     })))
 }
 

@@ -35,8 +35,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(renegotiate))
 }
 
-/// The longest SDP offer taken (a browser's audio offer is 2–6 KiB).
-const MAX_OFFER: usize = 32 * 1024;
+/// The longest SDP offer taken (an audio offer is 2–6 KiB; with video, a camera, a screen
+/// and 23 receiving tiles, about 40 KiB).
+const MAX_OFFER: usize = 96 * 1024;
 /// How long the meeting may take to take a browser in.
 const ADMISSION_WAIT: Duration = Duration::from_secs(5);
 
@@ -301,6 +302,11 @@ pub struct MyMeeting {
     pub locked: bool,
     /// Everyone in the meeting, this browser included, with who is talking.
     pub members: Vec<RosterEntry>,
+    /// The chair's video layout.
+    pub layout: conclave_conference::layout::Layout,
+    /// Who is in which tile: the page's receiving video sections show them in this order
+    /// (its own tile is its camera's preview).
+    pub tiles: Vec<conclave_conference::layout::TileView>,
 }
 
 /// The meeting as this browser's member sees it: the roster, live.
@@ -324,6 +330,8 @@ async fn my_meeting(
         room_name: live.room_name,
         locked: live.locked,
         members: live.members,
+        layout: live.layout,
+        tiles: live.tiles,
     }))
 }
 
@@ -359,6 +367,30 @@ pub enum MemberAction {
     MuteAll,
     Lock,
     Unlock,
+    /// Share one's screen (the page then sends it): it takes the large tile.
+    StartShare,
+    /// End the share (one's own, or a chair's ending anyone's).
+    StopShare,
+    /// A chair's: the layout ("1", "4", "1+7", "1+21", "2+21").
+    SetLayout {
+        layout: conclave_conference::layout::LayoutKind,
+    },
+    /// A chair's: keep a member in a tile.
+    Pin {
+        member: MemberId,
+        tile: usize,
+    },
+    /// A chair's: free a tile.
+    Unpin {
+        tile: usize,
+    },
+    /// A chair's: polling on tiles (none: off).
+    SetPolling {
+        tiles: Vec<usize>,
+        interval_secs: u32,
+        #[serde(default)]
+        members: Vec<MemberId>,
+    },
 }
 
 /// Act in the meeting as this browser's member (the meeting's permission check decides).
@@ -383,6 +415,25 @@ async fn act_in_meeting(
         MemberAction::MuteAll => Command::MuteAll,
         MemberAction::Lock => Command::Lock,
         MemberAction::Unlock => Command::Unlock,
+        MemberAction::StartShare => Command::StartShare { member: me },
+        MemberAction::StopShare => Command::StopShare,
+        MemberAction::SetLayout { layout } => Command::SetLayout { kind: layout },
+        MemberAction::Pin { member, tile } => Command::Pin {
+            tile,
+            member: Some(member),
+        },
+        MemberAction::Unpin { tile } => Command::Pin { tile, member: None },
+        MemberAction::SetPolling {
+            tiles,
+            interval_secs,
+            members,
+        } => Command::SetPolling {
+            polling: (!tiles.is_empty()).then_some(conclave_conference::layout::Polling {
+                tiles,
+                interval_secs,
+                members,
+            }),
+        },
     };
     match state
         .meetings
@@ -390,9 +441,12 @@ async fn act_in_meeting(
         .await
     {
         Some(Ok(())) => Ok(StatusCode::NO_CONTENT),
-        Some(Err(refused @ (Refused::Denied(_) | Refused::ForbiddenToSpeak))) => {
-            Err(ApiError::forbidden(refused.to_string()))
-        }
+        Some(Err(
+            refused @ (Refused::Denied(_)
+            | Refused::ForbiddenToSpeak
+            | Refused::SharingClosed
+            | Refused::NotSharing),
+        )) => Err(ApiError::forbidden(refused.to_string())),
         Some(Err(refused)) => Err(ApiError::conflict("action", refused.to_string())),
         None => Err(ApiError::unauthorized("the meeting has ended")),
     }

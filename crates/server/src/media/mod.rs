@@ -586,6 +586,14 @@ impl RoomMedia {
         self.link().send(Command::Remove { member });
     }
 
+    /// What the room's video tiles show (the SFU forwards browsers' video to them).
+    pub fn set_tiles(&self, tiles: Vec<conclave_media::video::Tile>) {
+        self.send(engine::Command::SetTiles {
+            room: self.key,
+            tiles,
+        });
+    }
+
     /// A command for one of the room's members, or the room.
     pub fn send(&self, command: engine::Command) {
         self.link().send(Command::Engine(command));

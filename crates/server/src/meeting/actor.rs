@@ -15,8 +15,10 @@ use crate::prompts::{self, Prompt, Sound};
 use crate::recording::{ActiveRecording, Who};
 use crate::streaming::ActiveStream;
 use conclave_conference::keypad::Keypad;
+use conclave_conference::layout::{TileSize, TileView};
 use conclave_conference::live::{Actor, Command, Event, Meeting, MemberId, Refused, Settings};
 use conclave_media::engine;
+use conclave_media::video::{StreamKey, StreamKind, Tile, TileSize as MediaTileSize};
 use conclave_store::model::Room;
 use conclave_store::now_ms;
 use std::collections::{HashMap, HashSet};
@@ -120,6 +122,10 @@ pub(super) struct RoomActor {
     /// the link to the home (a member there, whose mix-minus carries the home's members
     /// here); it ends when its own callers have gone or the link has.
     cascade: Option<Cascade>,
+    /// The video tiles as the media plane last heard them.
+    tiles: Vec<TileView>,
+    /// Polling's next turn.
+    poll_at: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -173,6 +179,8 @@ impl RoomActor {
             dispatching,
             stopping: None,
             cascade,
+            tiles: Vec::new(),
+            poll_at: None,
         }
     }
 
@@ -181,6 +189,7 @@ impl RoomActor {
             .values()
             .filter_map(|p| p.due)
             .chain(self.timers.next())
+            .chain(self.poll_at)
             .min()
     }
 
@@ -233,6 +242,39 @@ impl RoomActor {
     fn after_each(&mut self) {
         self.acting_for = SYSTEM.into();
         self.music();
+        self.video();
+    }
+
+    /// The tiles follow the meeting (layout, speaker, polling, comings and goings): the
+    /// media plane's SFU hears of each change.
+    fn video(&mut self) {
+        let tiles = self.state.tiles();
+        if tiles == self.tiles {
+            return;
+        }
+        let engine_tiles = tiles
+            .iter()
+            .map(|t| Tile {
+                stream: t
+                    .member
+                    .and_then(|m| self.by_member.get(&m))
+                    .map(|&leg| StreamKey {
+                        member: leg,
+                        kind: if t.screen {
+                            StreamKind::Screen
+                        } else {
+                            StreamKind::Camera
+                        },
+                    }),
+                size: match t.size {
+                    TileSize::Big => MediaTileSize::Big,
+                    TileSize::Medium => MediaTileSize::Medium,
+                    TileSize::Small => MediaTileSize::Small,
+                },
+            })
+            .collect();
+        self.media.set_tiles(engine_tiles);
+        self.tiles = tiles;
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -324,6 +366,8 @@ impl RoomActor {
             stream_id: self.stream.as_ref().and_then(ActiveStream::id),
             invitations: self.invitations.clone(),
             members: Vec::new(),
+            layout: self.state.layout().clone(),
+            tiles: self.state.tiles(),
         };
         (legs, (live, entries))
     }
@@ -764,6 +808,12 @@ impl RoomActor {
         if self.timers.next().is_some_and(|at| at <= now) {
             self.timer_fired(now);
         }
+        if self.poll_at.is_some_and(|at| at <= now) {
+            self.poll_at = None;
+            if let Ok(events) = self.state.apply(Actor::System, Command::PollTurn) {
+                self.effects(events);
+            }
+        }
         let due: Vec<LegId> = self
             .parts
             .iter()
@@ -934,6 +984,13 @@ impl RoomActor {
                 } else {
                     Prompt::MeetingUnlocked
                 }),
+                Event::LayoutChanged { layout } => {
+                    // polling's clock starts again with each change of it
+                    self.poll_at = layout
+                        .polling
+                        .as_ref()
+                        .map(|p| Instant::now() + Duration::from_secs(u64::from(p.interval_secs)));
+                }
                 Event::Streaming { on: true } => self.start_stream(),
                 Event::Streaming { on: false } => self.stop_stream(),
                 Event::Recording { on: true } => self.start_recording(),

@@ -20,6 +20,10 @@ pub struct LiveConference {
     pub members: Vec<RosterEntry>,
     /// Everyone the meeting called, and how each call went.
     pub invitations: Vec<Invitation>,
+    /// The chair's video layout (`setLayout`, `pinMember`, `setPolling`, `startShare`).
+    pub layout: conclave_conference::layout::Layout,
+    /// Who is shown in which tile now (browsers receive them in this order).
+    pub tiles: Vec<conclave_conference::layout::TileView>,
 }
 
 /// How a call to an invitee stands.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -53,14 +53,22 @@ pub(crate) struct BrowserMember {
 
 impl BrowserMember {
     pub(crate) fn start(base: &str, wav: &Path) -> BrowserMember {
-        Self::start_with(base, wav, false)
+        Self::start_with(base, wav, false, None)
+    }
+
+    /// A member whose fake camera shows `camera` (a `.y4m` file), joining with it on.
+    pub(crate) fn with_camera(base: &str, wav: &Path, camera: &Path) -> BrowserMember {
+        Self::start_with(base, wav, false, Some(camera))
     }
 
     /// `tcp_only`: Chromium uses no UDP for WebRTC, as behind a firewall that blocks it.
-    fn start_with(base: &str, wav: &Path, tcp_only: bool) -> BrowserMember {
+    fn start_with(base: &str, wav: &Path, tcp_only: bool, camera: Option<&Path>) -> BrowserMember {
         let mut command = Command::new("node");
         if tcp_only {
             command.env("CONCLAVE_BROWSER_TCP_ONLY", "1");
+        }
+        if let Some(camera) = camera {
+            command.env("CONCLAVE_BROWSER_CAMERA", camera);
         }
         let mut child = command
             .arg(repo().join("web/tests/browser-member.mjs"))
@@ -394,7 +402,7 @@ async fn a_browser_whose_network_blocks_udp_joins_over_tcp() {
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = dir.path().join("a.wav");
     write_tone(&wav, 700.0, 48_000, 1, 60);
-    let mut browser = BrowserMember::start_with(&s.base, &wav, true);
+    let mut browser = BrowserMember::start_with(&s.base, &wav, true, None);
     browser.join("8310", "Remote", None).await.expect("joins");
     assert_eq!(
         browser.ask("transport").await,

@@ -34,4 +34,5 @@ mod soak;
 mod status;
 mod streaming;
 mod trunks;
+mod video;
 mod webhooks;

@@ -1,0 +1,283 @@
+//! Video between browsers, end to end: three Chromiums whose fake cameras show solid red,
+//! green and blue (`.y4m` files written here) join one room; the SFU forwards each camera
+//! (VP8 simulcast, three layers) to the tiles of the layout the chair sets from the API, and
+//! each page reads the colour and size of the picture in every tile.
+//!
+//! - Layout 4: each page sees the other two in their tiles, in the colours of their cameras.
+//! - Layout 1+7 with a member pinned to the large tile: every other page shows that member
+//!   there, at the full layer (960 px wide), and small tiles at the quarter layer.
+//! - Polling on the last tile every 2 s over two members: a third page sees their colours
+//!   take turns there.
+//! - A page shares its screen: the large tile is its screen on the other pages; the chair
+//!   stops the share from the API and the large tile is a camera again.
+//! - A guest cannot set the layout; a bad layout, tile or interval is refused in words.
+
+use crate::baresip::write_tone;
+use crate::browser::{BrowserMember, browser_ready, repo};
+use crate::common::{Db, TestServer, start_with};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+/// A solid-colour camera: a few frames of one colour (Y, Cb, Cr), looped by Chromium.
+fn write_y4m(path: &Path, (y, u, v): (u8, u8, u8)) {
+    let (w, h) = (960usize, 540usize);
+    let mut data = format!("YUV4MPEG2 W{w} H{h} F15:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for _ in 0..3 {
+        data.extend_from_slice(b"FRAME\n");
+        data.extend(std::iter::repeat_n(y, w * h));
+        data.extend(std::iter::repeat_n(u, w * h / 4));
+        data.extend(std::iter::repeat_n(v, w * h / 4));
+    }
+    std::fs::write(path, data).expect("write the camera file");
+}
+
+const RED: (u8, u8, u8) = (76, 85, 255);
+const GREEN: (u8, u8, u8) = (150, 44, 21);
+const BLUE: (u8, u8, u8) = (29, 255, 107);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Colour {
+    Red,
+    Green,
+    Blue,
+    Other,
+}
+
+fn colour(rgb: &Value) -> Option<Colour> {
+    let c: Vec<i64> = rgb.as_array()?.iter().filter_map(Value::as_i64).collect();
+    let [r, g, b] = c[..] else { return None };
+    Some(if r > 180 && g < 90 && b < 90 {
+        Colour::Red
+    } else if g > 180 && r < 90 && b < 90 {
+        Colour::Green
+    } else if b > 180 && r < 90 && g < 90 {
+        Colour::Blue
+    } else {
+        Colour::Other
+    })
+}
+
+/// A page's tiles: (member, screen, picture width, colour).
+async fn tiles(page: &mut BrowserMember) -> Vec<(Option<u64>, bool, u64, Option<Colour>)> {
+    let line = page.ask("tiles").await;
+    let list: Value = serde_json::from_str(line.trim_start_matches("tiles ")).expect("json");
+    list.as_array()
+        .expect("tiles")
+        .iter()
+        .map(|t| {
+            (
+                t["member"].as_u64(),
+                t["screen"].as_bool().unwrap_or(false),
+                t["width"].as_u64().unwrap_or(0),
+                colour(&t["rgb"]),
+            )
+        })
+        .collect()
+}
+
+/// Waits (20 s at most) until the page's tiles satisfy `ok`; the last tiles either way.
+async fn until(
+    page: &mut BrowserMember,
+    what: &str,
+    ok: impl Fn(&[(Option<u64>, bool, u64, Option<Colour>)]) -> bool,
+) -> Vec<(Option<u64>, bool, u64, Option<Colour>)> {
+    let mut last = Vec::new();
+    for _ in 0..80 {
+        last = tiles(page).await;
+        if ok(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what}: the tiles were {last:?}");
+}
+
+async fn conference(s: &TestServer, admin: &str, room_id: &str) -> Value {
+    s.get(&format!("/conferences/{room_id}"), admin).await.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_screen() {
+    if !browser_ready() {
+        return;
+    }
+    let s = start_with(Db::Sqlite, "video_sfu", |settings| {
+        settings.web_dir = repo().join("web/dist");
+    })
+    .await
+    .expect("server");
+    let admin = s.admin().await;
+    let room = s
+        .post(
+            "/rooms",
+            &admin,
+            json!({ "number": "8400", "name": "Video room" }),
+        )
+        .await;
+    room.expect(201);
+    let room_id = room.id();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("quiet.wav");
+    write_tone(&wav, 300.0, 48_000, 1, 60);
+    let mut pages = Vec::new();
+    let mut ids = Vec::new();
+    for (name, rgb) in [("Ada", RED), ("Bo", GREEN), ("Cy", BLUE)] {
+        let camera = dir.path().join(format!("{name}.y4m"));
+        write_y4m(&camera, rgb);
+        let mut page = BrowserMember::with_camera(&s.base, &wav, &camera);
+        ids.push(u64::from(
+            page.join("8400", name, None).await.expect("joins"),
+        ));
+        pages.push(page);
+    }
+    let [a, b, c] = [ids[0], ids[1], ids[2]];
+    let colour_of = |m: u64| match m {
+        m if m == a => Colour::Red,
+        m if m == b => Colour::Green,
+        _ => Colour::Blue,
+    };
+
+    // layout 4 (the default): each page sees the other two in their own colours
+    for (i, page) in pages.iter_mut().enumerate() {
+        let me = ids[i];
+        until(page, "the others' cameras in layout 4", |t| {
+            t.len() == 4
+                && t.iter()
+                    .filter(|(m, ..)| m.is_some_and(|m| m != me))
+                    .all(|(m, _, _, c)| *c == m.map(colour_of))
+                && t.iter().filter(|(m, ..)| m.is_some()).count() == 3
+        })
+        .await;
+    }
+
+    // a guest cannot choose the layout; bad choices are refused in words
+    s.put(
+        &format!("/conferences/{room_id}/layout"),
+        &admin,
+        json!({ "layout": "3x3" }),
+    )
+    .await
+    .expect(422);
+    s.put(
+        &format!("/conferences/{room_id}/polling"),
+        &admin,
+        json!({ "tiles": [30], "interval_secs": 5 }),
+    )
+    .await
+    .expect(409);
+    s.put(
+        &format!("/conferences/{room_id}/polling"),
+        &admin,
+        json!({ "tiles": [0], "interval_secs": 1 }),
+    )
+    .await
+    .expect(409);
+    let token = pages[1].ask("token").await;
+    let token = token.trim_start_matches("token ").to_owned();
+    s.post(
+        "/join/me/actions",
+        &token,
+        json!({ "action": "set_layout", "layout": "1" }),
+    )
+    .await
+    .expect(403);
+
+    // 1+7 with Cy pinned large: the others see blue large at the full layer, small tiles at
+    // the quarter layer
+    s.put(
+        &format!("/conferences/{room_id}/layout"),
+        &admin,
+        json!({ "layout": "1+7" }),
+    )
+    .await
+    .expect(200);
+    s.put(
+        &format!("/conferences/{room_id}/members/{c}/pin"),
+        &admin,
+        json!({ "tile": 0 }),
+    )
+    .await
+    .expect(200);
+    let seen = until(&mut pages[0], "Cy large on Ada's page", |t| {
+        t.len() == 8
+            && t[0].0 == Some(c)
+            && t[0].3 == Some(Colour::Blue)
+            && t[0].2 >= 900
+            && t.iter()
+                .skip(1)
+                .any(|(m, _, w, col)| *m == Some(b) && *col == Some(Colour::Green) && *w <= 300)
+    })
+    .await;
+    eprintln!("Ada's tiles in 1+7: {seen:?}");
+    let live = conference(&s, &admin, &room_id).await;
+    assert_eq!(live["layout"]["kind"], "1+7", "{live}");
+    assert_eq!(live["tiles"][0]["member"], c);
+
+    // polling the last tile every 2 s over Ada and Bo: Cy's page sees red and green take turns
+    s.put(
+        &format!("/conferences/{room_id}/polling"),
+        &admin,
+        json!({ "tiles": [7], "interval_secs": 2, "members": [a, b] }),
+    )
+    .await
+    .expect(200);
+    let mut sequence: Vec<Colour> = Vec::new();
+    for _ in 0..60 {
+        let t = tiles(&mut pages[2]).await;
+        if let Some(col) = t.get(7).and_then(|t| t.3)
+            && sequence.last() != Some(&col)
+        {
+            sequence.push(col);
+        }
+        if sequence.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("the polled tile on Cy's page: {sequence:?}");
+    assert!(
+        sequence.len() >= 3
+            && sequence
+                .iter()
+                .all(|c| matches!(c, Colour::Red | Colour::Green)),
+        "red and green in turn: {sequence:?}"
+    );
+    s.put(
+        &format!("/conferences/{room_id}/polling"),
+        &admin,
+        json!({ "tiles": [] }),
+    )
+    .await
+    .expect(200);
+
+    // Bo shares a screen: the large tile is Bo's screen on Ada's page, not a camera
+    pages[1].ask("click join-share").await;
+    let seen = until(&mut pages[0], "Bo's screen large on Ada's page", |t| {
+        // the fake screen is 1280 wide, the cameras 960
+        t[0].0 == Some(b) && t[0].1 && t[0].2 >= 1200
+    })
+    .await;
+    eprintln!("Ada's large tile while Bo shares: {:?}", seen[0]);
+    assert_eq!(
+        conference(&s, &admin, &room_id).await["layout"]["sharer"],
+        b
+    );
+    // the chair ends the share: Cy (pinned) is large again, and Bo's page stops sending
+    s.delete(&format!("/conferences/{room_id}/share"), &admin)
+        .await
+        .expect(200);
+    until(&mut pages[0], "Cy large again", |t| {
+        t[0].0 == Some(c) && !t[0].1 && t[0].3 == Some(Colour::Blue)
+    })
+    .await;
+    let text = pages[1].ask("text join-share").await;
+    assert!(text.contains("Share screen"), "{text}");
+
+    let live = conference(&s, &admin, &room_id).await;
+    eprintln!("layout at the end: {}", live["layout"]);
+    for page in pages {
+        page.quit().await;
+    }
+    s.stop().await;
+}
