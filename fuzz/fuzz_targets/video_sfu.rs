@@ -1,7 +1,9 @@
 #![no_main]
-//! Video from browsers: keyframe detection on any payload never panics, and the SFU fed
-//! arbitrary packets, layers, tiles and estimates keeps its output consistent.
+//! Video from browsers: keyframe detection and frame assembly on any payload never panic,
+//! and the SFU fed arbitrary packets, layers, tiles and estimates keeps its output
+//! consistent.
 use conclave_media::video::keyframe::is_keyframe;
+use conclave_media::video::rtp::{FrameAssembler, MAX_FRAME};
 use conclave_media::video::sfu::{Sfu, VideoPacket};
 use conclave_media::video::{Layer, StreamKey, StreamKind, Tile, TileSize, VideoCodec};
 use libfuzzer_sys::fuzz_target;
@@ -10,6 +12,16 @@ use std::time::Duration;
 fuzz_target!(|data: &[u8]| {
     let _ = is_keyframe(VideoCodec::Vp8, data);
     let _ = is_keyframe(VideoCodec::H264, data);
+    // frames put back together from any packets: bounded, never a panic
+    for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+        let mut frames = FrameAssembler::new(codec);
+        for (i, chunk) in data.chunks(7).enumerate() {
+            let marker = chunk.first().is_some_and(|b| b & 1 == 1);
+            if let Some((frame, _)) = frames.push(i as u64, marker, chunk) {
+                assert!(frame.len() <= MAX_FRAME);
+            }
+        }
+    }
     let mut sfu = Sfu::new();
     sfu.add_viewer(Duration::ZERO, 1, 4);
     sfu.add_viewer(Duration::ZERO, 2, 2);

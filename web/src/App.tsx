@@ -16,7 +16,7 @@ import { StartTemplate, TemplateEditor } from './TemplateEditor';
 import { RetentionForm, Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 import { lineFromHash } from './Minutes';
-import { LAYOUTS } from './Join';
+import { LayoutSelect } from './Join';
 
 export function App() {
   const [lang, setLang] = useState<Lang>(initialLang);
@@ -625,6 +625,7 @@ function VideoPanel({ t, conference: c, act }: {
   const base = `/conferences/${c.room_id}`;
   const [tiles, setTiles] = useState('');
   const [interval, setInterval_] = useState('10');
+  const [showPicture, setShowPicture] = useState(false);
   if (!c.layout) return null;
   const layout = c.layout;
   const nameOf = (id: number | null) => c.members.find((m) => m.id === id)?.name ?? '';
@@ -637,9 +638,7 @@ function VideoPanel({ t, conference: c, act }: {
       <div className="toolbar">
         <label>
           {t('layout')}{' '}
-          <select data-testid="layout" value={layout.kind} onChange={(e) => act('PUT', `${base}/layout`, { layout: e.target.value })}>
-            {LAYOUTS.map((l) => <option key={l} value={l}>{t(`layout_${l}`)}</option>)}
-          </select>
+          <LayoutSelect t={t} testId="layout" value={layout.kind} onChange={(l) => act('PUT', `${base}/layout`, { layout: l })} />
         </label>
         <label className="check">
           <input
@@ -669,6 +668,11 @@ function VideoPanel({ t, conference: c, act }: {
         <button data-testid="polling-set" onClick={() => setPolling(true)}>{t('pollingSet')}</button>
         {layout.polling && <button data-testid="polling-off" onClick={() => setPolling(false)}>{t('pollingOff')}</button>}
       </div>
+      <label className="check">
+        <input type="checkbox" data-testid="show-picture" checked={showPicture} onChange={(e) => setShowPicture(e.target.checked)} />
+        {t('showComposedPicture')}
+      </label>
+      {showPicture && <ComposedPicture t={t} roomId={c.room_id} />}
       <ol className={`tile-map layout-${layout.kind.replace('+', 'p')}`} data-testid="tile-map">
         {c.tiles.map((tile, i) => (
           <li key={i} className={`tile-${tile.size}`} data-testid={`tile-${i + 1}`}>
@@ -680,6 +684,36 @@ function VideoPanel({ t, conference: c, act }: {
       </ol>
     </div>
   );
+}
+
+/// What phones with video, recordings and streams show: the composed picture, every 2 s.
+function ComposedPicture({ t, roomId }: { t: T; roomId: string }) {
+  const [url, setUrl] = useState<string | null>(null);
+  useEffect(() => {
+    let stopped = false;
+    let current: string | null = null;
+    const load = async () => {
+      const token = session.get();
+      const response = await fetch(`/api/v1/conferences/${roomId}/picture`, {
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+      }).catch(() => null);
+      if (stopped || !response?.ok) return;
+      const next = URL.createObjectURL(await response.blob());
+      if (current) URL.revokeObjectURL(current);
+      current = next;
+      setUrl(next);
+    };
+    void load();
+    const timer = window.setInterval(() => void load(), 2000);
+    return () => {
+      stopped = true;
+      window.clearInterval(timer);
+      if (current) URL.revokeObjectURL(current);
+    };
+  }, [roomId]);
+  return url
+    ? <img className="composed-picture" data-testid="composed-picture" src={url} alt={t('showComposedPicture')} />
+    : <p className="empty">{t('composedPictureWait')}</p>;
 }
 
 /// The conference with one invitation replaced (or added, when new).

@@ -16,8 +16,19 @@ type MyMeeting = { member_id: number; room_number: string; room_name: string; lo
 type Media = { pc: RTCPeerConnection; mic: MediaStream; camera: MediaStream | null };
 
 /// The layouts a chair chooses from, and how many tiles the page can receive (2+21).
-export const LAYOUTS = ['1', '4', '1+7', '1+21', '2+21'];
+const LAYOUTS = ['1', '4', '1+7', '1+21', '2+21'];
 const TILES = 23;
+
+/// The layout chooser (the meeting page, the console's live meeting, templates, bookings).
+export function LayoutSelect({ t, value, testId, onChange }: {
+  t: T; value: string; testId: string; onChange: (layout: string) => void;
+}) {
+  return (
+    <select data-testid={testId} value={value} onChange={(e) => onChange(e.target.value)}>
+      {LAYOUTS.map((l) => <option key={l} value={l}>{t(`layout_${l}`)}</option>)}
+    </select>
+  );
+}
 /// The camera's simulcast layers: the server sends each viewer the one its tile needs.
 const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
   { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -517,9 +528,7 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
           <button onClick={() => act('mute_all')}>{t('muteAll')}</button>
           <label>
             {t('layout')}
-            <select data-testid="join-layout" value={meeting.layout.kind} onChange={(e) => void chairAct({ action: 'set_layout', layout: e.target.value })}>
-              {LAYOUTS.map((l) => <option key={l} value={l}>{t(`layout_${l}`)}</option>)}
-            </select>
+            <LayoutSelect t={t} testId="join-layout" value={meeting.layout.kind} onChange={(layout) => void chairAct({ action: 'set_layout', layout })} />
           </label>
           <label className="check">
             <input
@@ -594,11 +603,13 @@ function Tiles({ t, pc, meeting, camera, screen, nameOf }: {
             data-polled={tile.polled ? 'yes' : 'no'}
           >
             {tile.member !== null && <TileVideo stream={stream} mirror={own && !tile.screen} />}
-            <figcaption>
-              {tile.member === null ? '' : `${nameOf(tile.member)}${own ? ` (${t('joinYou')})` : ''}`}
-              {tile.screen && ` · ${t('sharedScreen')}`}
-              {tile.polled && ' ⟳'}
-            </figcaption>
+            {tile.member !== null && (
+              <figcaption>
+                {`${nameOf(tile.member)}${own ? ` (${t('joinYou')})` : ''}`}
+                {tile.screen && ` · ${t('sharedScreen')}`}
+                {tile.polled && ' ⟳'}
+              </figcaption>
+            )}
           </figure>
         );
       })}

@@ -1,3 +1,4 @@
+import { LayoutSelect } from './Join';
 import { useCallback, useEffect, useState } from 'react';
 import {
   all, api, asError, type ApiError, type Booking, type BookingMember, type Conflict, type Group, type MailMessage, type Member,
@@ -200,7 +201,7 @@ function useOutcome() {
 type Draft = {
   name: string; pin: string; description: string; expected: string; room_id: string; time_zone: string;
   date: string; time: string; duration: number; rule: Rule; members: Member[]; presenter: number;
-  groups: string[]; mute_on_entry: boolean; dial_out: boolean; record: boolean;
+  groups: string[]; mute_on_entry: boolean; dial_out: boolean; record: boolean; layout: string;
 };
 
 function draftOf(b: Booking | null): Draft {
@@ -209,7 +210,7 @@ function draftOf(b: Booking | null): Draft {
     return {
       name: '', pin: '', description: '', expected: '', room_id: '', time_zone: browserZone(),
       date: isoDate(start), time: '09:00', duration: 60, rule: noRule, members: [], presenter: -1, groups: [],
-      mute_on_entry: false, dial_out: true, record: false,
+      mute_on_entry: false, dial_out: true, record: false, layout: '4',
     };
   }
   return {
@@ -219,6 +220,7 @@ function draftOf(b: Booking | null): Draft {
     members: b.members.map((m) => ({ kind: m.kind, user_id: m.user_id, contact_id: m.contact_id, number: m.number, display_name: m.display_name, role: m.role })),
     presenter: b.members.findIndex((m) => m.presenter), groups: [],
     mute_on_entry: b.settings.mute_on_entry, dial_out: b.settings.dial_out, record: b.settings.record,
+    layout: b.settings.layout ?? '4',
   };
 }
 
@@ -254,7 +256,7 @@ export function BookingForm({ t, booking, onClose }: { t: T; booking: Booking | 
       room_id: draft.room_id, time_zone: draft.time_zone, start_local: `${draft.date}T${draft.time}`,
       duration_minutes: Number(draft.duration), rrule: toRrule(draft.rule, draft.date) ?? (booking ? '' : undefined),
       members, groups: draft.groups.map((group_id) => ({ group_id, role: 'member' })),
-      settings: { mute_on_entry: draft.mute_on_entry, dial_out: draft.dial_out, record: draft.record },
+      settings: { mute_on_entry: draft.mute_on_entry, dial_out: draft.dial_out, record: draft.record, layout: draft.layout },
       ignore_conflicts: ignore,
     };
     try {
@@ -350,6 +352,10 @@ export function BookingForm({ t, booking, onClose }: { t: T; booking: Booking | 
               {t(label)}
             </label>
           ))}
+          <label className="flag">
+            {t('startLayout')}{' '}
+            <LayoutSelect t={t} testId="bk-layout" value={draft.layout} onChange={(layout) => set({ layout })} />
+          </label>
         </fieldset>
       </div>
 

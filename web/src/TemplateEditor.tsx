@@ -4,8 +4,9 @@ import {
 } from './api';
 import type { Key, T } from './i18n';
 import { MemberPicker } from './MemberPicker';
+import { LayoutSelect } from './Join';
 
-export const settingFlags: [keyof TemplateSettings, Key][] = [
+export const settingFlags: [Exclude<keyof TemplateSettings, 'layout'>, Key][] = [
   ['mute_on_entry', 'muteOnEntry'],
   ['lock_on_start', 'lockOnStart'],
   ['whisper_allowed', 'whisperAllowed'],
@@ -112,6 +113,15 @@ export function TemplateEditor({ t, template, onClose }: { t: T; template: Templ
               {t(label)}
             </label>
           ))}
+          <label className="flag">
+            {t('startLayout')}{' '}
+            <LayoutSelect
+              t={t}
+              testId="tpl-layout"
+              value={draft.settings.layout ?? '4'}
+              onChange={(layout) => setDraft({ ...draft, settings: { ...draft.settings, layout } })}
+            />
+          </label>
         </fieldset>
       </div>
 

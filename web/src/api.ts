@@ -68,7 +68,7 @@ export type Room = {
 /// The settings of a room the console switches on and off.
 export type RoomFlag = 'entry_chime' | 'alone_music' | 'members_skip_pin' | 'auto_record';
 export type Member = { kind: string; user_id?: string; contact_id?: string; number?: string; display_name: string; role: string };
-export type TemplateSettings = { mute_on_entry: boolean; record: boolean; lock_on_start: boolean; whisper_allowed: boolean };
+export type TemplateSettings = { mute_on_entry: boolean; record: boolean; lock_on_start: boolean; whisper_allowed: boolean; layout?: string };
 export type Template = {
   id: string; name: string; description: string; owner_id: string; room_id: string | null; settings: TemplateSettings;
   members: Member[]; shared_with: string[];
@@ -160,7 +160,7 @@ export type Conflict = {
   other_start?: number; members?: string[]; detail: string;
 };
 export type BookingMember = Member & { presenter?: boolean };
-export type BookingSettings = { mute_on_entry: boolean; dial_out: boolean; record: boolean };
+export type BookingSettings = { mute_on_entry: boolean; dial_out: boolean; record: boolean; layout?: string };
 /// A scheduled meeting (`getMeeting`): once, or repeating by an RRULE in the organiser's time zone.
 export type Booking = {
   id: string; tenant_id: string; organiser_id: string; room_id: string; name: string; pin: string | null;

@@ -193,6 +193,21 @@ pub enum Command {
         /// On or off.
         on: bool,
     },
+    /// The room's composed picture is wanted (or no longer): its composer receives every
+    /// tile's stream as one more viewer would ([`Engine::drain_composed`]).
+    SetComposer {
+        /// The room.
+        room: RoomKey,
+        /// On or off.
+        on: bool,
+    },
+    /// The composer cannot decode a tile's stream: its sender is asked for a keyframe.
+    ComposerLostPicture {
+        /// The room.
+        room: RoomKey,
+        /// The tile.
+        tile: usize,
+    },
     /// What each tile of the room's video layout shows (browsers receive them in order).
     SetTiles {
         /// The room.
@@ -273,6 +288,24 @@ struct Room {
     mixer: Mixer,
     /// Browsers' video, forwarded to the layout's tiles.
     sfu: Sfu,
+}
+
+/// The viewer id the room's composer has in its SFU (no member has it).
+pub const COMPOSER: MemberId = MemberId::MAX;
+
+/// A tile's packet for the room's composer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComposedPacket {
+    /// The tile.
+    pub tile: usize,
+    /// Its codec.
+    pub codec: VideoCodec,
+    /// The tile's sequence number.
+    pub seq: u64,
+    /// End of a frame.
+    pub marker: bool,
+    /// The payload.
+    pub payload: Vec<u8>,
 }
 
 /// A packet the SFU has for a viewer (its payload shared by every viewer).
@@ -373,6 +406,7 @@ pub struct Engine {
     /// Recorded rooms, and their frames since the last drain.
     tapped: HashSet<RoomKey>,
     taps: Vec<(RoomKey, TapFrame)>,
+    composed: Vec<(RoomKey, ComposedPacket)>,
     stats: EngineStats,
     /// What `now` counts from (WebRTC peers keep time as instants).
     epoch: Instant,
@@ -400,6 +434,7 @@ impl Engine {
             events: Vec::new(),
             tapped: HashSet::default(),
             taps: Vec::new(),
+            composed: Vec::new(),
             stats: EngineStats::default(),
             epoch: Instant::now(),
             peer_ufrags: HashMap::default(),
@@ -535,15 +570,18 @@ impl Engine {
                 }
                 Ok(())
             }
-            Command::SetTiles { room, tiles } => {
-                let Some(&slot) = self.room_index.get(&room) else {
-                    return Ok(());
-                };
-                if let Some(r) = self.rooms[slot].as_mut() {
-                    r.sfu.set_tiles(now, tiles);
+            Command::SetComposer { room, on } => self.with_sfu(now, room, |sfu| {
+                if on {
+                    sfu.add_viewer(now, COMPOSER, crate::video::MAX_TILES);
+                } else {
+                    sfu.remove_member(COMPOSER);
                 }
-                self.video_asks(now, slot);
-                Ok(())
+            }),
+            Command::ComposerLostPicture { room, tile } => self.with_sfu(now, room, |sfu| {
+                sfu.viewer_lost_picture(now, COMPOSER, tile)
+            }),
+            Command::SetTiles { room, tiles } => {
+                self.with_sfu(now, room, |sfu| sfu.set_tiles(now, tiles))
             }
             Command::SendDtmf {
                 member,
@@ -551,6 +589,24 @@ impl Engine {
                 duration,
             } => self.with_mixer(member, |m| m.send_dtmf(member, digit, duration)),
         }
+    }
+
+    /// Changes a room's SFU (a room not here has none: nothing to do), then asks for the
+    /// keyframes the change needs.
+    fn with_sfu(
+        &mut self,
+        now: Duration,
+        room: RoomKey,
+        f: impl FnOnce(&mut Sfu),
+    ) -> Result<(), CommandError> {
+        let Some(&slot) = self.room_index.get(&room) else {
+            return Ok(());
+        };
+        if let Some(r) = self.rooms[slot].as_mut() {
+            f(&mut r.sfu);
+        }
+        self.video_asks(now, slot);
+        Ok(())
     }
 
     fn with_mixer(
@@ -1011,7 +1067,8 @@ impl Engine {
                             })
                         },
                     );
-                    self.send_video(now, &sends, &payload);
+                    let key = room.key;
+                    self.send_video(now, key, &sends, &payload);
                     self.video_asks(now, slot);
                 }
                 PeerOutput::LostPicture { slot: tile } => {
@@ -1037,9 +1094,22 @@ impl Engine {
     }
 
     /// Hands forwarded video to the viewers' peers (one payload, many viewers).
-    fn send_video(&mut self, now: Duration, sends: &[VideoSend], payload: &[u8]) {
+    fn send_video(&mut self, now: Duration, room: RoomKey, sends: &[VideoSend], payload: &[u8]) {
         let instant = self.instant(now);
         for v in sends {
+            if v.viewer == COMPOSER {
+                self.composed.push((
+                    room,
+                    ComposedPacket {
+                        tile: v.slot,
+                        codec: v.codec,
+                        seq: v.seq,
+                        marker: v.marker,
+                        payload: payload.to_vec(),
+                    },
+                ));
+                continue;
+            }
             let Some(entry) = self.members.get_mut(&v.viewer) else {
                 continue;
             };
@@ -1185,6 +1255,11 @@ impl Engine {
     /// Datagrams to send, in order; the caller sends them (batched) and may keep the vector.
     pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Datagram> {
         self.transmits.drain(..)
+    }
+
+    /// Tiles' packets for rooms' composers (see [`Command::SetComposer`]), in order.
+    pub fn drain_composed(&mut self) -> std::vec::Drain<'_, (RoomKey, ComposedPacket)> {
+        self.composed.drain(..)
     }
 
     /// Recorded rooms' frames (see [`Command::SetTaps`]), in order.

@@ -27,6 +27,7 @@ pub mod sip;
 pub mod streaming;
 pub mod telemetry;
 pub mod trunks;
+pub mod video;
 pub mod webhooks;
 
 pub use app::{Running, serve, start};

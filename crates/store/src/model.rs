@@ -180,6 +180,9 @@ pub struct TemplateSettings {
     pub record: bool,
     pub lock_on_start: bool,
     pub whisper_allowed: bool,
+    /// The video layout its meetings start with ("1", "4", "1+7", "1+21", "2+21"; none: 2×2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -656,6 +659,9 @@ pub struct BookingSettings {
     pub dial_out: bool,
     /// Record the meeting (kept for when recording lands).
     pub record: bool,
+    /// The video layout it starts with ("1", "4", "1+7", "1+21", "2+21"; none: 2×2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 /// Someone invited to a scheduled meeting: a user, a contact or a raw number, with a role.

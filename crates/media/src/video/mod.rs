@@ -3,13 +3,21 @@
 //! - [`sfu`]: the selective forwarding unit of one room — browsers' cameras and screens to
 //!   the tiles of the layout the meeting chose, one simulcast layer per viewer and tile,
 //!   switched only at keyframes, within the viewer's bandwidth estimate;
+//! - [`compose`]: the composed picture for phones, recordings and streams — the tiles'
+//!   streams decoded, scaled into the layout's places, encoded once;
+//! - [`rtp`]: video frames in and out of RTP payloads (VP8, H.264);
 //! - [`keyframe`]: where a VP8 or H.264 keyframe starts (RTP payloads).
 //!
 //! Which member is in which tile is the meeting's business (`conference::layout`); the
 //! router only forwards what the tiles name.
 
+pub mod compose;
 pub mod keyframe;
+pub mod rtp;
 pub mod sfu;
+
+/// The most tiles a layout has (2+21): a browser receives in this many slots.
+pub const MAX_TILES: usize = 23;
 
 /// The video codecs browsers send and the router forwards (never transcoded).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

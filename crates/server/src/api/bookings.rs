@@ -248,6 +248,7 @@ async fn check(
 ) -> ApiResult<()> {
     let mut c = Checks::new();
     c.text("name", &b.name, 1, 100);
+    c.layout("settings.layout", b.settings.layout.as_deref());
     c.text("description", &b.description, 0, 2000);
     if let Some(pin) = &b.pin {
         c.digits("pin", pin, 4, 8);

@@ -39,6 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pin_member, unpin_member))
         .routes(routes!(set_polling))
         .routes(routes!(start_share, stop_share))
+        .routes(routes!(get_composed_picture))
         .routes(routes!(invite_member))
         .routes(routes!(redial_missing))
         .routes(routes!(start_conference))
@@ -300,6 +301,7 @@ pub(super) async fn start(
         mute_on_entry: settings.mute_on_entry,
         locked: settings.lock_on_start,
         record: settings.record,
+        layout: layout_of(settings.layout.as_deref()),
         ..Default::default()
     };
     home_here(state, &room).await?;
@@ -376,6 +378,7 @@ pub(crate) async fn start_booked(
     let settings = TemplateSettings {
         mute_on_entry: booking.settings.mute_on_entry,
         record: booking.settings.record,
+        layout: booking.settings.layout.clone(),
         ..Default::default()
     };
     if !booking.settings.dial_out {
@@ -398,6 +401,7 @@ pub(crate) async fn start_booked(
         let live = conclave_conference::live::Settings {
             mute_on_entry: settings.mute_on_entry,
             record: settings.record,
+            layout: layout_of(settings.layout.as_deref()),
             ..Default::default()
         };
         // Nobody is called: the room waits for its members to dial in.
@@ -855,6 +859,11 @@ pub struct StartShare {
     pub member: u32,
 }
 
+/// A stored default layout (checked when stored; anything else is the default).
+fn layout_of(stored: Option<&str>) -> LayoutKind {
+    stored.and_then(LayoutKind::parse).unwrap_or_default()
+}
+
 /// Member ids are numbers; anything else names no member.
 fn member_number(raw: &str) -> ApiResult<u32> {
     raw.parse()
@@ -1086,6 +1095,47 @@ async fn stop_share(
     Path(room_id): Path<String>,
 ) -> ApiResult<Json<LiveConference>> {
     control(&state, &caller, &room_id, "stopShare", Command::StopShare).await
+}
+
+/// The meeting's composed picture as a JPEG (1280×720): the layout as phones with video,
+/// recordings and streams show it. The first ask starts composing (tiles are dark until
+/// their senders' keyframes arrive); it stops 30 s after the last ask.
+#[utoipa::path(get, path = "/conferences/{room_id}/picture", operation_id = "getComposedPicture",
+    tag = "conferences", security(("bearer" = [])), params(("room_id" = String, Path)),
+    responses((status = 200, description = "the picture", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+async fn get_composed_picture(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(room_id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let room = live_room(&state, &caller, &room_id).await?;
+    if operator_role(&caller, &room).is_none() {
+        return Err(ApiError::forbidden(
+            "only administrators and the room's creator or owner see its meetings' picture",
+        ));
+    }
+    if !state.meetings.is_live(&room.id) {
+        return Err(ApiError::not_found("live meeting in this room"));
+    }
+    let picture = state
+        .meetings
+        .picture(&room.id)
+        .await
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            ..ApiError::bad_request("the composed picture is not ready; ask again")
+        })?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/jpeg"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        picture,
+    )
+        .into_response())
 }
 
 /// Close a whisper group: its members return to the room.

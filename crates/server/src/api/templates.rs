@@ -207,6 +207,9 @@ async fn create_template(
     ApiJson(mut body): ApiJson<CreateTemplate>,
 ) -> ApiResult<(StatusCode, Json<Template>)> {
     let tenant_id = caller.tenant_id().to_owned();
+    let mut c = Checks::new();
+    c.layout("settings.layout", body.settings.layout.as_deref());
+    c.finish()?;
     let mut tx = state.store.begin().await?;
     check_content(
         &mut tx,
@@ -297,6 +300,12 @@ async fn update_template(
         .await);
     }
     let room_id = body.room_id.clone().flatten();
+    let mut c = Checks::new();
+    c.layout(
+        "settings.layout",
+        body.settings.as_ref().and_then(|s| s.layout.as_deref()),
+    );
+    c.finish()?;
     check_content(
         &mut tx,
         &t.tenant_id,

@@ -260,6 +260,15 @@ impl Checks {
         }
     }
 
+    /// A video layout's name, when one is given.
+    pub fn layout(&mut self, field: &str, value: Option<&str>) {
+        if let Some(v) = value
+            && conclave_conference::layout::LayoutKind::parse(v).is_none()
+        {
+            self.fail(field, "one of 1, 4, 1+7, 1+21, 2+21");
+        }
+    }
+
     pub fn range(&mut self, field: &str, value: i64, min: i64, max: i64) {
         if value < min || value > max {
             self.fail(field, format!("must be between {min} and {max}"));

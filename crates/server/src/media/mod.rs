@@ -65,6 +65,8 @@ pub type EventSink = Box<dyn Fn(MediaEvent) -> bool + Send>;
 /// Where a recorded room's frames go (the room's recording thread); bounded, never waited on:
 /// a frame that does not fit is dropped and counted.
 pub type TapSink = SyncSender<conclave_media::mixer::TapFrame>;
+/// Where a room's tiles' packets go: its composer's thread (docs/video.md).
+pub type ComposerSink = SyncSender<conclave_media::engine::ComposedPacket>;
 
 /// Who takes a room's frames: a recording (the mix and every member's voice) or a live
 /// stream (the mix only). A room has at most one of each.
@@ -164,6 +166,11 @@ enum Command {
         member: MemberId,
     },
     Engine(engine::Command),
+    /// The room's composer receives its tiles' packets, or no longer (`None`).
+    Composer {
+        room: RoomKey,
+        sink: Option<ComposerSink>,
+    },
     /// Records (or streams) the room into `sink`, or stops (`None`).
     Tap {
         room: RoomKey,
@@ -591,6 +598,22 @@ impl RoomMedia {
         self.send(engine::Command::SetTiles {
             room: self.key,
             tiles,
+        });
+    }
+
+    /// Sends the room's tiles' packets to its composer, or stops (`None`).
+    pub fn compose(&self, sink: Option<ComposerSink>) {
+        self.link().send(Command::Composer {
+            room: self.key,
+            sink,
+        });
+    }
+
+    /// The composer cannot decode a tile: its sender is asked for a keyframe.
+    pub fn composer_lost_picture(&self, tile: usize) {
+        self.send(engine::Command::ComposerLostPicture {
+            room: self.key,
+            tile,
         });
     }
 

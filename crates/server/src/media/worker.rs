@@ -8,7 +8,7 @@
 //! member. Reading once per tick takes many packets per system call.
 
 use super::io::{Poller, RecvBatch, Waker, send_batch};
-use super::{Command, Dedicated, EventSink, MediaEvent, MemberId, Taps};
+use super::{Command, ComposerSink, Dedicated, EventSink, MediaEvent, MemberId, Taps};
 use conclave_media::engine::{
     self, Datagram, Engine, MemberPorts, MemberSetup, PortId, PortKind, RoomKey,
 };
@@ -42,6 +42,7 @@ struct Counters {
     send_dropped: metrics::Counter,
     events_dropped: metrics::Counter,
     taps_dropped: metrics::Counter,
+    composed_dropped: metrics::Counter,
 }
 
 impl Counters {
@@ -54,6 +55,7 @@ impl Counters {
             send_dropped: metrics::counter!("conclave_media_send_dropped_total"),
             events_dropped: metrics::counter!("conclave_media_events_dropped_total"),
             taps_dropped: metrics::counter!("conclave_recording_frames_dropped_total"),
+            composed_dropped: metrics::counter!("conclave_video_composer_packets_dropped_total"),
         }
     }
 }
@@ -80,6 +82,8 @@ pub(super) struct Worker {
     sinks: HashMap<RoomKey, EventSink>,
     /// Recorded rooms' recording threads.
     taps: HashMap<RoomKey, Taps>,
+    /// Rooms' composers: their tiles' packets (docs/video.md).
+    composers: HashMap<RoomKey, ComposerSink>,
     batch: RecvBatch,
     outbox: Vec<Datagram>,
     /// A read stopped with datagrams still waiting (more than [`BATCHES_PER_WAKE`] batches):
@@ -130,6 +134,7 @@ impl Worker {
             next_port: 2,
             sinks: HashMap::new(),
             taps: HashMap::new(),
+            composers: HashMap::new(),
             batch: RecvBatch::new(),
             outbox: Vec::new(),
             backlog: false,
@@ -281,6 +286,13 @@ impl Worker {
                 self.counters.send_dropped.increment((total - sent) as u64);
             }
         }
+        for (room, packet) in self.engine.drain_composed() {
+            if let Some(sink) = self.composers.get(&room)
+                && sink.try_send(packet).is_err()
+            {
+                self.counters.composed_dropped.increment(1);
+            }
+        }
         for (room, frame) in self.engine.drain_taps() {
             let Some(taps) = self.taps.get(&room) else {
                 continue;
@@ -336,11 +348,22 @@ impl Worker {
             }
             Command::Close { room } => {
                 self.sinks.remove(&room);
+                self.composers.remove(&room);
                 if self.taps.remove(&room).is_some() {
                     let _ = self
                         .engine
                         .handle_command(now, engine::Command::SetTaps { room, on: false });
                 }
+            }
+            Command::Composer { room, sink } => {
+                let on = sink.is_some();
+                match sink {
+                    Some(sink) => self.composers.insert(room, sink),
+                    None => self.composers.remove(&room),
+                };
+                let _ = self
+                    .engine
+                    .handle_command(now, engine::Command::SetComposer { room, on });
             }
             Command::Tap { room, kind, sink } => {
                 let taps = self.taps.entry(room).or_default();

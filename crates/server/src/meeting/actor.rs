@@ -14,6 +14,7 @@ use crate::media::{MediaEvent, MemberJoin, Playback, RoomMedia};
 use crate::prompts::{self, Prompt, Sound};
 use crate::recording::{ActiveRecording, Who};
 use crate::streaming::ActiveStream;
+use crate::video::composer::ComposerHandle;
 use conclave_conference::keypad::Keypad;
 use conclave_conference::layout::{TileSize, TileView};
 use conclave_conference::live::{Actor, Command, Event, Meeting, MemberId, Refused, Settings};
@@ -56,6 +57,9 @@ pub(super) struct Timers {
     /// The goodbye has been said: the next deadline ends the meeting.
     closing: bool,
 }
+
+/// A composed picture nobody has asked for this long stops being made.
+const COMPOSER_IDLE: Duration = Duration::from_secs(30);
 
 /// How long the goodbye takes before the calls end.
 const GOODBYE: Duration = Duration::from_secs(4);
@@ -124,6 +128,10 @@ pub(super) struct RoomActor {
     cascade: Option<Cascade>,
     /// The video tiles as the media plane last heard them.
     tiles: Vec<TileView>,
+    /// The same, as the media plane takes them.
+    media_tiles: Vec<Tile>,
+    /// The composed picture's thread while someone looks at it, and when they last did.
+    composer: Option<(ComposerHandle, Instant)>,
     /// Polling's next turn.
     poll_at: Option<Instant>,
 }
@@ -180,6 +188,8 @@ impl RoomActor {
             stopping: None,
             cascade,
             tiles: Vec::new(),
+            media_tiles: Vec::new(),
+            composer: None,
             poll_at: None,
         }
     }
@@ -190,6 +200,7 @@ impl RoomActor {
             .filter_map(|p| p.due)
             .chain(self.timers.next())
             .chain(self.poll_at)
+            .chain(self.composer.as_ref().map(|(_, at)| *at + COMPOSER_IDLE))
             .min()
     }
 
@@ -252,7 +263,7 @@ impl RoomActor {
         if tiles == self.tiles {
             return;
         }
-        let engine_tiles = tiles
+        let engine_tiles: Vec<Tile> = tiles
             .iter()
             .map(|t| Tile {
                 stream: t
@@ -273,7 +284,11 @@ impl RoomActor {
                 },
             })
             .collect();
-        self.media.set_tiles(engine_tiles);
+        self.media.set_tiles(engine_tiles.clone());
+        if let Some((composer, _)) = &self.composer {
+            composer.tiles(engine_tiles.clone());
+        }
+        self.media_tiles = engine_tiles;
         self.tiles = tiles;
     }
 
@@ -330,6 +345,20 @@ impl RoomActor {
                     live.members = snapshot.1.into_iter().map(|(_, e)| e).collect();
                     let _ = reply.send(live);
                 });
+            }
+            Msg::Picture { reply } => {
+                if self.composer.is_none() {
+                    match ComposerHandle::start(self.media.clone(), self.media_tiles.clone()) {
+                        Ok(handle) => self.composer = Some((handle, Instant::now())),
+                        Err(err) => {
+                            tracing::warn!(room = self.room.number, %err, "no composer thread");
+                        }
+                    }
+                }
+                if let Some((composer, used)) = &mut self.composer {
+                    *used = Instant::now();
+                    composer.picture(reply);
+                }
             }
             Msg::Shutdown { done } => {
                 self.stopping = Some(done);
@@ -808,6 +837,14 @@ impl RoomActor {
         if self.timers.next().is_some_and(|at| at <= now) {
             self.timer_fired(now);
         }
+        if self
+            .composer
+            .as_ref()
+            .is_some_and(|(_, at)| *at + COMPOSER_IDLE <= now)
+        {
+            // nobody has looked for a while: its decoding stops
+            self.composer = None;
+        }
         if self.poll_at.is_some_and(|at| at <= now) {
             self.poll_at = None;
             if let Ok(events) = self.state.apply(Actor::System, Command::PollTurn) {
@@ -1135,6 +1172,7 @@ impl RoomActor {
     /// room's next meeting, everyone still here is hung up, and the record is closed.
     async fn finish(mut self, mut inbox: mpsc::Receiver<Msg>) {
         self.meetings.retire(&self.room.id, self.generation);
+        self.composer = None;
         inbox.close();
         while let Ok(msg) = inbox.try_recv() {
             match msg {

@@ -69,6 +69,8 @@ pub(crate) enum Msg {
     Snapshot {
         reply: oneshot::Sender<LiveConference>,
     },
+    /// The composed picture as a JPEG (docs/video.md).
+    Picture { reply: oneshot::Sender<Vec<u8>> },
     /// The server stops: end the meeting, hang everyone up, close the record, then answer.
     Shutdown { done: oneshot::Sender<()> },
 }
@@ -546,19 +548,30 @@ impl Meetings {
         command: Command,
         by: &str,
     ) -> Option<Result<(), Refused>> {
+        self.ask(room_id, |reply| Msg::Apply {
+            actor,
+            command,
+            by: by.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    pub async fn snapshot(&self, room_id: &str) -> Option<LiveConference> {
+        self.ask(room_id, |reply| Msg::Snapshot { reply }).await
+    }
+
+    /// Asks a room's actor something and waits for the answer (5 s each way at most).
+    async fn ask<T>(
+        &self,
+        room_id: &str,
+        msg: impl FnOnce(oneshot::Sender<T>) -> Msg,
+    ) -> Option<T> {
         let entry = self.entry(room_id)?;
         let (reply, answer) = oneshot::channel();
         entry
             .inbox
-            .send_timeout(
-                Msg::Apply {
-                    actor,
-                    command,
-                    by: by.to_owned(),
-                    reply,
-                },
-                Duration::from_secs(5),
-            )
+            .send_timeout(msg(reply), Duration::from_secs(5))
             .await
             .ok()?;
         tokio::time::timeout(Duration::from_secs(5), answer)
@@ -567,18 +580,11 @@ impl Meetings {
             .ok()
     }
 
-    pub async fn snapshot(&self, room_id: &str) -> Option<LiveConference> {
-        let entry = self.entry(room_id)?;
-        let (reply, answer) = oneshot::channel();
-        entry
-            .inbox
-            .send_timeout(Msg::Snapshot { reply }, Duration::from_secs(5))
-            .await
-            .ok()?;
-        tokio::time::timeout(Duration::from_secs(5), answer)
-            .await
-            .ok()?
-            .ok()
+    /// The meeting's composed picture (a JPEG): what phones with video, recordings and
+    /// streams show. The first ask starts the room's composer; until its tiles' keyframes
+    /// arrive they are dark.
+    pub async fn picture(&self, room_id: &str) -> Option<Vec<u8>> {
+        self.ask(room_id, |reply| Msg::Picture { reply }).await
     }
 
     /// The live meetings of a tenant.

@@ -56,24 +56,31 @@ impl BrowserMember {
         Self::start_with(base, wav, false, None)
     }
 
-    /// A member whose fake camera shows `camera` (a `.y4m` file), joining with it on.
-    pub(crate) fn with_camera(base: &str, wav: &Path, camera: &Path) -> BrowserMember {
-        Self::start_with(base, wav, false, Some(camera))
+    /// A member whose fake camera shows `camera` (a `.y4m` file), joining with it on, its
+    /// page in `lang` (`en`, `zh`).
+    pub(crate) fn with_camera(base: &str, wav: &Path, camera: &Path, lang: &str) -> BrowserMember {
+        Self::start_with(base, wav, false, Some((camera, lang)))
     }
 
     /// `tcp_only`: Chromium uses no UDP for WebRTC, as behind a firewall that blocks it.
-    fn start_with(base: &str, wav: &Path, tcp_only: bool, camera: Option<&Path>) -> BrowserMember {
+    fn start_with(
+        base: &str,
+        wav: &Path,
+        tcp_only: bool,
+        camera: Option<(&Path, &str)>,
+    ) -> BrowserMember {
         let mut command = Command::new("node");
         if tcp_only {
             command.env("CONCLAVE_BROWSER_TCP_ONLY", "1");
         }
-        if let Some(camera) = camera {
+        if let Some((camera, _)) = camera {
             command.env("CONCLAVE_BROWSER_CAMERA", camera);
         }
         let mut child = command
             .arg(repo().join("web/tests/browser-member.mjs"))
             .arg(base)
             .arg(wav)
+            .arg(camera.map_or("en", |(_, lang)| lang))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -822,13 +822,13 @@ async fn roster_len(s: &TestServer, admin: &str, room_id: &str) -> usize {
 }
 
 /// A desk phone: registers its extension, then answers the server's INVITE with a PCMU answer.
-struct Phone {
+pub(crate) struct Phone {
     caller: Caller,
     extension: String,
 }
 
 impl Phone {
-    async fn register(sip: SocketAddr, extension: &str, password: &str) -> Phone {
+    pub(crate) async fn register(sip: SocketAddr, extension: &str, password: &str) -> Phone {
         let mut caller = Caller::new(sip, extension).await;
         assert_eq!(caller.register(extension, password).await, 200);
         Phone {

@@ -10,11 +10,16 @@
 //!   take turns there.
 //! - A page shares its screen: the large tile is its screen on the other pages; the chair
 //!   stops the share from the API and the large tile is a camera again.
+//! - The composed picture (what phones and recordings show, `getComposedPicture`): each
+//!   camera's colour in its tile of the 2×2 canvas, the fourth tile dark; in 1+7, the pinned
+//!   member large.
 //! - A guest cannot set the layout; a bad layout, tile or interval is refused in words.
 
 use crate::baresip::write_tone;
 use crate::browser::{BrowserMember, browser_ready, repo};
 use crate::common::{Db, TestServer, start_with};
+use conclave_media::video::TileSize;
+use conclave_media::video::compose::geometry;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -93,6 +98,72 @@ async fn until(
     panic!("{what}: the tiles were {last:?}");
 }
 
+/// Fetches the composed picture (a JPEG) until its tiles — (member, colour at the centre) —
+/// satisfy `ok` (30 s at most); those tiles.
+async fn composed(
+    s: &TestServer,
+    admin: &str,
+    room_id: &str,
+    ok: impl Fn(&[(Option<u64>, Option<Colour>)]) -> bool,
+) -> Vec<(Option<u64>, Option<Colour>)> {
+    let http = reqwest::Client::new();
+    let mut last = Vec::new();
+    for _ in 0..60 {
+        let live = conference(s, admin, room_id).await;
+        let members: Vec<Option<u64>> = live["tiles"]
+            .as_array()
+            .map(|t| t.iter().map(|t| t["member"].as_u64()).collect())
+            .unwrap_or_default();
+        let sizes: Vec<TileSize> = live["tiles"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|t| match t["size"].as_str() {
+                        Some("big") => TileSize::Big,
+                        Some("medium") => TileSize::Medium,
+                        _ => TileSize::Small,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let response = http
+            .get(format!("{}/api/v1/conferences/{room_id}/picture", s.base))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("picture");
+        if response.status() == 200 {
+            assert_eq!(
+                response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                Some("image/jpeg")
+            );
+            let bytes = response.bytes().await.expect("bytes");
+            let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
+            let pixels = decoder.decode().expect("a JPEG");
+            let info = decoder.info().expect("its size");
+            let (w, h) = (usize::from(info.width), usize::from(info.height));
+            let rects = geometry(&sizes, w, h);
+            last = rects
+                .iter()
+                .zip(&members)
+                .map(|(r, m)| {
+                    let (x, y) = (r.x + r.w / 2, r.y + r.h / 2);
+                    let at = (y * w + x) * 3;
+                    (*m, colour(&json!(pixels.get(at..at + 3))))
+                })
+                .collect();
+            if ok(&last) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the composed picture's tiles were {last:?}");
+}
+
 async fn conference(s: &TestServer, admin: &str, room_id: &str) -> Value {
     s.get(&format!("/conferences/{room_id}"), admin).await.body
 }
@@ -122,10 +193,11 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     write_tone(&wav, 300.0, 48_000, 1, 60);
     let mut pages = Vec::new();
     let mut ids = Vec::new();
-    for (name, rgb) in [("Ada", RED), ("Bo", GREEN), ("Cy", BLUE)] {
+    // Cy's page is in Chinese
+    for (name, rgb, lang) in [("Ada", RED, "en"), ("Bo", GREEN, "en"), ("Cy", BLUE, "zh")] {
         let camera = dir.path().join(format!("{name}.y4m"));
         write_y4m(&camera, rgb);
-        let mut page = BrowserMember::with_camera(&s.base, &wav, &camera);
+        let mut page = BrowserMember::with_camera(&s.base, &wav, &camera, lang);
         ids.push(u64::from(
             page.join("8400", name, None).await.expect("joins"),
         ));
@@ -150,6 +222,18 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
         })
         .await;
     }
+
+    // the composed picture (what phones and recordings will show): each camera's colour in
+    // its tile, the empty fourth tile dark
+    let seen = composed(&s, &admin, &room_id, |tiles| {
+        tiles.len() == 4
+            && tiles.iter().all(|(m, c)| match m {
+                Some(m) => *c == Some(colour_of(*m)),
+                None => *c == Some(Colour::Other),
+            })
+    })
+    .await;
+    eprintln!("the composed picture's tiles in layout 4: {seen:?}");
 
     // a guest cannot choose the layout; bad choices are refused in words
     s.put(
@@ -210,6 +294,15 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     })
     .await;
     eprintln!("Ada's tiles in 1+7: {seen:?}");
+    let seen = composed(&s, &admin, &room_id, |tiles| {
+        tiles.len() == 8
+            && tiles[0] == (Some(c), Some(Colour::Blue))
+            && tiles
+                .iter()
+                .all(|(m, col)| m.is_none_or(|m| *col == Some(colour_of(m))))
+    })
+    .await;
+    eprintln!("the composed picture's tiles in 1+7: {seen:?}");
     let live = conference(&s, &admin, &room_id).await;
     assert_eq!(live["layout"]["kind"], "1+7", "{live}");
     assert_eq!(live["tiles"][0]["member"], c);
@@ -259,6 +352,21 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     })
     .await;
     eprintln!("Ada's large tile while Bo shares: {:?}", seen[0]);
+    // what a user sees (docs/screenshots/video-{en,zh}.png)
+    if let Some(shots) = std::env::var_os("CONCLAVE_SCREENSHOTS") {
+        let shots = Path::new(&shots);
+        until(&mut pages[2], "Bo's screen large on Cy's page", |t| {
+            t[0].1 && t[0].2 >= 1200
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pages[0]
+            .ask(&format!("shot {}", shots.join("video-en.png").display()))
+            .await;
+        pages[2]
+            .ask(&format!("shot {}", shots.join("video-zh.png").display()))
+            .await;
+    }
     assert_eq!(
         conference(&s, &admin, &room_id).await["layout"]["sharer"],
         b
@@ -279,5 +387,62 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     for page in pages {
         page.quit().await;
     }
+    s.stop().await;
+}
+
+/// A template's and a booking's default layout: stored, checked, and the template's meeting
+/// starts in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_starts_its_meeting_in_its_layout() {
+    let s = crate::common::start(Db::Sqlite, "video_default_layout")
+        .await
+        .expect("server");
+    let admin = s.admin().await;
+    let room_id = s.room(&admin, "8410", "Board room").await;
+    let desk = s
+        .post(
+            "/users",
+            &admin,
+            json!({
+                "username": "desk", "display_name": "Desk phone", "password": "desk-password",
+                "extension": "1002", "sip_password": "sip-secret-2",
+            }),
+        )
+        .await
+        .id();
+    s.post(
+        "/templates",
+        &admin,
+        json!({ "name": "Bad", "room_id": room_id, "settings": { "layout": "3x3" } }),
+    )
+    .await
+    .expect_problem(422, Some("settings.layout"));
+    let template = s
+        .post(
+            "/templates",
+            &admin,
+            json!({
+                "name": "Board", "room_id": room_id, "settings": { "layout": "1+21" },
+                "members": [{ "kind": "user", "user_id": desk, "role": "chairman" }],
+            }),
+        )
+        .await;
+    template.expect(201);
+    assert_eq!(template.body["settings"]["layout"], "1+21");
+    let sip = s.running.as_ref().expect("running").sip.udp;
+    let _phone = crate::room_call::Phone::register(sip, "1002", "sip-secret-2").await;
+    s.post(
+        "/conferences",
+        &admin,
+        json!({ "template_id": template.id() }),
+    )
+    .await
+    .expect(201);
+    let live = s.get(&format!("/conferences/{room_id}"), &admin).await;
+    assert_eq!(live.body["layout"]["kind"], "1+21", "{}", live.body);
+    assert_eq!(live.body["tiles"].as_array().map(Vec::len), Some(22));
+    s.post(&format!("/conferences/{room_id}/end"), &admin, json!({}))
+        .await
+        .expect(200);
     s.stop().await;
 }

@@ -1,0 +1,3 @@
+//! Video beyond the SFU (docs/video.md): the room's composed picture.
+
+pub mod composer;
