@@ -1113,32 +1113,18 @@ impl Engine {
             let Some(entry) = self.members.get_mut(&v.viewer) else {
                 continue;
             };
-            let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
-            let Some(peer) = entry.webrtc.as_mut() else {
-                continue;
-            };
-            let transmits = &mut self.transmits;
-            peer.send_video(
-                instant,
-                v.slot,
-                v.codec,
-                v.seq,
-                v.timestamp,
-                v.marker,
-                payload,
-                &mut |o| {
-                    if let PeerOutput::Transmit { tcp, to, data } = o
-                        && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
-                    {
-                        transmits.push(Datagram {
-                            port,
-                            to,
-                            kind: PacketKind::Rtp,
-                            data,
-                        });
-                    }
-                },
-            );
+            through_peer(entry, &mut self.transmits, |peer, out| {
+                peer.send_video(
+                    instant,
+                    v.slot,
+                    v.codec,
+                    v.seq,
+                    v.timestamp,
+                    v.marker,
+                    payload,
+                    out,
+                )
+            });
         }
         for v in sends {
             self.schedule_peer(v.viewer);
@@ -1159,22 +1145,8 @@ impl Engine {
             let Some(entry) = self.members.get_mut(&stream.member) else {
                 continue;
             };
-            let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
-            let Some(peer) = entry.webrtc.as_mut() else {
-                continue;
-            };
-            let transmits = &mut self.transmits;
-            peer.request_keyframe(instant, stream.kind, layer, &mut |o| {
-                if let PeerOutput::Transmit { tcp, to, data } = o
-                    && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
-                {
-                    transmits.push(Datagram {
-                        port,
-                        to,
-                        kind: PacketKind::Rtp,
-                        data,
-                    });
-                }
+            through_peer(entry, &mut self.transmits, |peer, out| {
+                peer.request_keyframe(instant, stream.kind, layer, out)
             });
             self.schedule_peer(stream.member);
         }
@@ -1208,22 +1180,11 @@ impl Engine {
                 let Some(entry) = self.members.get_mut(&t.member) else {
                     continue;
                 };
-                if let Some(peer) = entry.webrtc.as_mut() {
+                if entry.webrtc.is_some() {
                     // a browser's media goes through its peer; RTCP is the peer's own
                     if t.kind == PacketKind::Rtp {
-                        let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
-                        let transmits = &mut self.transmits;
-                        peer.send_rtp(instant, &t.data, &mut |o| {
-                            if let PeerOutput::Transmit { tcp, to, data } = o
-                                && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
-                            {
-                                transmits.push(Datagram {
-                                    port,
-                                    to,
-                                    kind: PacketKind::Rtp,
-                                    data,
-                                });
-                            }
+                        through_peer(entry, &mut self.transmits, |peer, out| {
+                            peer.send_rtp(instant, &t.data, out)
                         });
                     }
                     continue;
@@ -1566,6 +1527,31 @@ impl Engine {
 }
 
 /// Where a browser's datagram goes out: its UDP port, or the TCP connection to `to`.
+/// Runs `f` on a browser member's peer; what it sends the browser goes onto `transmits`
+/// (over UDP, or the ICE-TCP connection the browser is reached by).
+fn through_peer(
+    entry: &mut MemberEntry,
+    transmits: &mut Vec<Datagram>,
+    f: impl FnOnce(&mut WebRtcPeer, &mut dyn FnMut(PeerOutput)),
+) {
+    let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
+    let Some(peer) = entry.webrtc.as_mut() else {
+        return;
+    };
+    f(peer, &mut |o| {
+        if let PeerOutput::Transmit { tcp, to, data } = o
+            && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
+        {
+            transmits.push(Datagram {
+                port,
+                to,
+                kind: PacketKind::Rtp,
+                data,
+            });
+        }
+    });
+}
+
 fn tcp_port(
     tcp: bool,
     udp: PortId,
