@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let text = sdp.to_bytes();
     assert!(SessionDescription::parse(&text).is_ok(), "reserialized SDP does not parse");
     let local = LocalMedia {
+        video_port: Some(4002),
         addr: "203.0.113.5".parse().unwrap(),
         port: 40000,
         session_id: 1,

@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let mut ua = UserAgent::new(cfg, 9);
     let src = Peer::new(Transport::Udp, "192.0.2.1:5060".parse().unwrap());
     let media = LocalMedia {
+        video_port: None,
         addr: "203.0.113.5".parse().unwrap(),
         port: 40000,
         session_id: 1,

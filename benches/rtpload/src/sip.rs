@@ -114,6 +114,7 @@ fn run(
                 let from = NameAddr::parse(&format!("<sip:load{next}@{}>", opts.local_ip))
                     .map_err(|e| anyhow::anyhow!("from: {e:?}"))?;
                 let media = LocalMedia {
+                    video_port: None,
                     addr: IpAddr::V4(*endpoints[next].ip()),
                     port: endpoints[next].port(),
                     session_id: next as u64 + 1,

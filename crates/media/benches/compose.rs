@@ -7,13 +7,22 @@
 //! Times are CPU time of the benchmarking thread. At 30 fps a canvas costs
 //! 30 × (compose + encode + Σ decode of its visible tiles) per second.
 //!
+//! The rest of the path, per receiver: what each SIP video terminal adds to a canvas encoded
+//! once (`fan_out`: the frame's packets with the terminal's RTP header, 100 terminals a frame),
+//! the canvas scaled for a terminal of a lower level (`scale_720p_to_360p`), and what each
+//! browser subscriber costs the SFU (`sfu_forward`: one camera packet to 50 viewers).
+//!
 //! Run: `cargo bench -p conclave-media --bench compose`
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use conclave_media::video::Layer;
 use conclave_media::video::compose::Composer;
+use conclave_media::video::output::Outputs;
 use conclave_media::video::rtp::packetize_h264;
+use conclave_media::video::sfu::{Sfu, VideoPacket};
+use conclave_media::video::sip_leg::{VideoLeg, VideoLegConfig};
 use conclave_media::video::{StreamKey, StreamKind, Tile, TileSize, VideoCodec};
 use conclave_video_codecs::{H264Decoder, H264Encoder, Picture, annex_b};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -60,7 +69,7 @@ fn composer(big: usize, small: usize) -> Composer {
     c.set_tiles(tiles(big, small));
     for tile in 0..big + small {
         let (w, h) = if tile < big { (960, 540) } else { (240, 134) };
-        let mut enc = H264Encoder::new(w, h, 30.0, 1_500_000, 300).expect("encoder");
+        let mut enc = H264Encoder::new(w, h, 30.0, 1_500_000, 300, 0).expect("encoder");
         let nals = enc.encode(&moving(w, h, tile), true).expect("encode");
         for (i, (p, m)) in packetize_h264(&nals, 1200, true).iter().enumerate() {
             c.push(tile, VideoCodec::H264, i as u64, *m, p)
@@ -82,7 +91,7 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
     }
     // one encode per canvas: moving 720p pictures, 2 Mbit/s, a keyframe every 10 s
     let frames: Vec<Picture> = (0..30).map(|i| moving(1280, 720, i)).collect();
-    let mut encoder = H264Encoder::new(1280, 720, 30.0, 2_000_000, 300).expect("encoder");
+    let mut encoder = H264Encoder::new(1280, 720, 30.0, 2_000_000, 300, 0).expect("encoder");
     let mut n = 0;
     g.bench_function("encode_h264_720p", |b| {
         b.iter(|| {
@@ -96,7 +105,7 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
         ("decode_h264_540p", 960, 540, 1_500_000),
         ("decode_h264_134p", 240, 134, 150_000),
     ] {
-        let mut enc = H264Encoder::new(w, h, 30.0, rate, 300).expect("encoder");
+        let mut enc = H264Encoder::new(w, h, 30.0, rate, 300, 0).expect("encoder");
         let stream: Vec<Vec<u8>> = (0..60)
             .map(|i| annex_b(&enc.encode(&moving(w, h, i), i == 0).expect("encode")))
             .collect();
@@ -113,6 +122,112 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
             })
         });
     }
+    // each terminal of a canvas: its RTP headers on the frame encoded once (a P frame of
+    // moving content at 1.5 Mbit/s), 100 terminals
+    let mut canvas = composer(1, 7);
+    canvas.compose();
+    let mut outputs = Outputs::default();
+    outputs.set_sizes(&[(1280, 720)]).expect("encoder");
+    let _key = outputs.encode(Duration::ZERO, &mut canvas);
+    let frame = outputs
+        .encode(Duration::from_millis(33), &mut canvas)
+        .pop()
+        .expect("a frame");
+    let mut legs: Vec<VideoLeg> = (0..100u16)
+        .map(|i| {
+            VideoLeg::new(VideoLegConfig {
+                payload_type: 96,
+                packetization_mode: 1,
+                size: (1280, 720),
+                remote: Some(([127, 0, 0, 1], 20_000 + i).into()),
+                known_ips: Vec::new(),
+                remote_rtcp: None,
+                rtcp_mux: true,
+                sends: true,
+                receives: true,
+                ssrc: u32::from(i),
+                initial_seq: i,
+                initial_ts: 0,
+            })
+        })
+        .collect();
+    g.bench_function("fan_out_720p_frame_100_terminals", |b| {
+        b.iter(|| {
+            let mut bytes = 0;
+            for leg in &mut legs {
+                leg.send(&frame, &mut |_, d| bytes += d.len());
+            }
+            black_box(bytes)
+        })
+    });
+    g.bench_function("scale_720p_to_360p", |b| {
+        b.iter(|| black_box(canvas.scaled(640, 360).y.len()))
+    });
+    // one camera packet to 50 browser viewers (each shows it in a tile)
+    let mut sfu = Sfu::new();
+    let camera = StreamKey {
+        member: 1,
+        kind: StreamKind::Camera,
+    };
+    sfu.set_tiles(
+        Duration::ZERO,
+        vec![Tile {
+            stream: Some(camera),
+            size: TileSize::Big,
+        }],
+    );
+    for viewer in 2..52 {
+        sfu.add_viewer(Duration::ZERO, viewer, 1);
+    }
+    let key = packetize_h264(
+        &H264Encoder::new(320, 180, 30.0, 300_000, 300, 0)
+            .expect("encoder")
+            .encode(&moving(320, 180, 0), true)
+            .expect("encode"),
+        1200,
+        true,
+    );
+    let payload = vec![0x41u8; 1100];
+    let mut seq = 0u64;
+    let mut now = Duration::ZERO;
+    // the viewers' slots start at a keyframe
+    for (p, m) in &key {
+        sfu.route(
+            now,
+            camera,
+            VideoPacket {
+                codec: VideoCodec::H264,
+                layer: Layer::High,
+                seq,
+                timestamp: 0,
+                marker: *m,
+                payload: p,
+            },
+            &mut |_| {},
+        );
+        seq += 1;
+    }
+    g.bench_function("sfu_forward_packet_50_viewers", |b| {
+        b.iter(|| {
+            seq += 1;
+            now += Duration::from_micros(300);
+            let mut n = 0;
+            sfu.route(
+                now,
+                camera,
+                VideoPacket {
+                    codec: VideoCodec::H264,
+                    layer: Layer::High,
+                    seq,
+                    timestamp: (seq * 3000) as u32,
+                    marker: seq.is_multiple_of(8),
+                    payload: &payload,
+                },
+                &mut |_| n += 1,
+            );
+            black_box(n)
+        })
+    });
     g.finish();
 }
 

@@ -38,6 +38,9 @@ use crate::mixer::{
     PacketKind, PlaybackTarget, Source, TapFrame,
 };
 use crate::video::sfu::{Sfu, SfuStats, VideoPacket};
+use crate::video::sip_leg::{
+    ComposedFrame, VideoLeg, VideoLegConfig, VideoLegInput, VideoLegStats,
+};
 use crate::video::{StreamKey, Tile, VideoCodec};
 use crate::webrtc::{PeerOutput, WebRtcPeer};
 
@@ -60,6 +63,11 @@ pub enum PortKind {
     /// A browser's ICE-TCP connection (RFC 4571 frames, unframed by the caller): bound to
     /// the member whose ICE username its first check names.
     Tcp,
+    /// A SIP video leg's RTP (and multiplexed RTCP): one member's, see
+    /// [`Command::AddVideoLeg`].
+    Video,
+    /// A SIP video leg's RTCP.
+    VideoRtcp,
 }
 
 impl PortKind {
@@ -215,6 +223,30 @@ pub enum Command {
         /// The tiles.
         tiles: Vec<Tile>,
     },
+    /// A SIP video terminal's video beside the member's audio (the member must be here): its
+    /// camera goes to the room's SFU, the room's composed picture to it
+    /// ([`crate::video::sip_leg`]). Its ports ([`PortKind::Video`], [`PortKind::VideoRtcp`])
+    /// must be registered.
+    AddVideoLeg {
+        /// The member (its audio's id).
+        member: MemberId,
+        /// What the SDP said.
+        config: Box<VideoLegConfig>,
+        /// Its own port pair.
+        ports: MemberPorts,
+    },
+    /// The member's video ends (its audio goes on); also when the member leaves.
+    RemoveVideoLeg {
+        /// The member.
+        member: MemberId,
+    },
+    /// The room's composed picture of one size, for its video legs of that size.
+    SendComposed {
+        /// The room.
+        room: RoomKey,
+        /// The frame, packetized once.
+        frame: Arc<ComposedFrame>,
+    },
     /// Sends a keypad digit to a member (RFC 4733, or tones without it).
     SendDtmf {
         /// The member.
@@ -293,6 +325,15 @@ struct Room {
 /// The viewer id the room's composer has in its SFU (no member has it).
 pub const COMPOSER: MemberId = MemberId::MAX;
 
+/// What the room's composer is told by the media plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComposerInput {
+    /// A tile's packet.
+    Tile(ComposedPacket),
+    /// A video leg lost the picture (PLI, FIR): the next frame is a keyframe.
+    KeyframeWanted,
+}
+
 /// A tile's packet for the room's composer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComposedPacket {
@@ -304,8 +345,15 @@ pub struct ComposedPacket {
     pub seq: u64,
     /// End of a frame.
     pub marker: bool,
-    /// The payload.
-    pub payload: Vec<u8>,
+    /// The payload (one copy for the composer, shared with viewers' sends).
+    pub payload: Arc<[u8]>,
+}
+
+/// A SIP video leg, beside its member's audio.
+struct VideoLegEntry {
+    room: RoomKey,
+    leg: VideoLeg,
+    ports: MemberPorts,
 }
 
 /// A packet the SFU has for a viewer (its payload shared by every viewer).
@@ -406,7 +454,10 @@ pub struct Engine {
     /// Recorded rooms, and their frames since the last drain.
     tapped: HashSet<RoomKey>,
     taps: Vec<(RoomKey, TapFrame)>,
-    composed: Vec<(RoomKey, ComposedPacket)>,
+    composed: Vec<(RoomKey, ComposerInput)>,
+    /// SIP video legs, and their ports.
+    video_legs: HashMap<MemberId, VideoLegEntry>,
+    video_ports: HashMap<PortId, MemberId>,
     stats: EngineStats,
     /// What `now` counts from (WebRTC peers keep time as instants).
     epoch: Instant,
@@ -435,6 +486,8 @@ impl Engine {
             tapped: HashSet::default(),
             taps: Vec::new(),
             composed: Vec::new(),
+            video_legs: HashMap::default(),
+            video_ports: HashMap::default(),
             stats: EngineStats::default(),
             epoch: Instant::now(),
             peer_ufrags: HashMap::default(),
@@ -588,7 +641,175 @@ impl Engine {
                 digit,
                 duration,
             } => self.with_mixer(member, |m| m.send_dtmf(member, digit, duration)),
+            Command::AddVideoLeg {
+                member,
+                config,
+                ports,
+            } => {
+                let room = self
+                    .room_of(member)
+                    .ok_or(CommandError::NoSuchMember(member))?;
+                for port in [Some(ports.rtp), ports.rtcp].into_iter().flatten() {
+                    if !self.ports.contains_key(&port) {
+                        return Err(CommandError::NoSuchPort(port));
+                    }
+                }
+                self.remove_video_leg(member);
+                for port in [Some(ports.rtp), ports.rtcp].into_iter().flatten() {
+                    self.video_ports.insert(port, member);
+                }
+                let entry = VideoLegEntry {
+                    room,
+                    leg: VideoLeg::new(*config),
+                    ports,
+                };
+                self.video_legs.insert(member, entry);
+                // the terminal's first picture: ask at once rather than wait for its GOP
+                self.ask_video_leg(member);
+                Ok(())
+            }
+            Command::RemoveVideoLeg { member } => {
+                self.remove_video_leg(member);
+                Ok(())
+            }
+            Command::SendComposed { room, frame } => {
+                for entry in self.video_legs.values_mut().filter(|e| e.room == room) {
+                    let port = entry.ports.rtp;
+                    let transmits = &mut self.transmits;
+                    entry.leg.send(&frame, &mut |to, data| {
+                        transmits.push(Datagram {
+                            port,
+                            to,
+                            kind: PacketKind::Rtp,
+                            data,
+                        })
+                    });
+                }
+                Ok(())
+            }
         }
+    }
+
+    fn remove_video_leg(&mut self, member: MemberId) {
+        if let Some(entry) = self.video_legs.remove(&member) {
+            for port in [Some(entry.ports.rtp), entry.ports.rtcp]
+                .into_iter()
+                .flatten()
+            {
+                self.video_ports.remove(&port);
+            }
+            if let Some(&slot) = self.room_index.get(&entry.room)
+                && let Some(room) = self.rooms[slot].as_mut()
+            {
+                room.sfu.remove_member(member);
+            }
+        }
+    }
+
+    /// Asks a SIP video terminal for a keyframe (PLI and FIR).
+    fn ask_video_leg(&mut self, member: MemberId) -> bool {
+        let Some(entry) = self.video_legs.get_mut(&member) else {
+            return false;
+        };
+        if let Some((to, data, rtcp_port)) = entry.leg.keyframe_request() {
+            let port = match (rtcp_port, entry.ports.rtcp) {
+                (true, Some(rtcp)) => rtcp,
+                _ => entry.ports.rtp,
+            };
+            self.transmits.push(Datagram {
+                port,
+                to,
+                kind: PacketKind::Rtcp,
+                data,
+            });
+        }
+        true
+    }
+
+    /// A SIP video leg's counters.
+    pub fn video_leg_stats(&self, member: MemberId) -> Option<VideoLegStats> {
+        Some(self.video_legs.get(&member)?.leg.stats())
+    }
+
+    /// A datagram on a SIP video leg's port.
+    fn route_video_leg(
+        &mut self,
+        now: Duration,
+        port: PortId,
+        kind: PortKind,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let member = *self
+            .video_ports
+            .get(&port)
+            .ok_or(DropReason::UnknownSource)?;
+        let entry = self
+            .video_legs
+            .get_mut(&member)
+            .ok_or(DropReason::UnknownSource)?;
+        let room = entry.room;
+        match entry
+            .leg
+            .receive(now, from, data, kind == PortKind::VideoRtcp)?
+        {
+            VideoLegInput::Camera {
+                seq,
+                timestamp,
+                marker,
+                payload,
+            } => {
+                let packet = VideoPacket {
+                    codec: VideoCodec::H264,
+                    layer: crate::video::Layer::High,
+                    seq,
+                    timestamp,
+                    marker,
+                    payload,
+                };
+                let stream = StreamKey {
+                    member,
+                    kind: crate::video::StreamKind::Camera,
+                };
+                if let Some(&slot) = self.room_index.get(&room) {
+                    self.route_camera(now, slot, stream, packet);
+                }
+            }
+            VideoLegInput::KeyframeWanted => {
+                self.composed.push((room, ComposerInput::KeyframeWanted));
+            }
+            VideoLegInput::Nothing => {}
+        }
+        Ok(())
+    }
+
+    /// A sender's video packet through its room's SFU to the viewers of its tile.
+    fn route_camera(
+        &mut self,
+        now: Duration,
+        slot: usize,
+        stream: StreamKey,
+        packet: VideoPacket<'_>,
+    ) {
+        let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        room.sfu.route(now, stream, packet, &mut |f| {
+            sends.push(VideoSend {
+                viewer: f.viewer,
+                slot: f.slot,
+                codec: f.codec,
+                seq: f.seq,
+                timestamp: f.timestamp,
+                marker: f.marker,
+            })
+        });
+        let key = room.key;
+        if !sends.is_empty() {
+            self.send_video(now, key, &sends, packet.payload);
+        }
+        self.video_asks(now, slot);
     }
 
     /// Changes a room's SFU (a room not here has none: nothing to do), then asks for the
@@ -770,6 +991,7 @@ impl Engine {
         let Some(entry) = self.members.remove(&member) else {
             return Err(CommandError::NoSuchMember(member));
         };
+        self.remove_video_leg(member);
         for port in [Some(entry.ports.rtp), entry.ports.rtcp]
             .into_iter()
             .flatten()
@@ -1041,12 +1263,9 @@ impl Engine {
                     marker,
                     payload,
                 } => {
-                    let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
-                        continue;
-                    };
-                    let mut sends = Vec::new();
-                    room.sfu.route(
+                    self.route_camera(
                         now,
+                        slot,
                         StreamKey { member, kind },
                         VideoPacket {
                             codec,
@@ -1056,20 +1275,7 @@ impl Engine {
                             marker,
                             payload: &payload,
                         },
-                        &mut |f| {
-                            sends.push(VideoSend {
-                                viewer: f.viewer,
-                                slot: f.slot,
-                                codec: f.codec,
-                                seq: f.seq,
-                                timestamp: f.timestamp,
-                                marker: f.marker,
-                            })
-                        },
                     );
-                    let key = room.key;
-                    self.send_video(now, key, &sends, &payload);
-                    self.video_asks(now, slot);
                 }
                 PeerOutput::LostPicture { slot: tile } => {
                     if let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) {
@@ -1100,13 +1306,13 @@ impl Engine {
             if v.viewer == COMPOSER {
                 self.composed.push((
                     room,
-                    ComposedPacket {
+                    ComposerInput::Tile(ComposedPacket {
                         tile: v.slot,
                         codec: v.codec,
                         seq: v.seq,
                         marker: v.marker,
-                        payload: payload.to_vec(),
-                    },
+                        payload: payload.into(),
+                    }),
                 ));
                 continue;
             }
@@ -1142,6 +1348,9 @@ impl Engine {
         }
         let instant = self.instant(now);
         for (stream, layer) in asks {
+            if self.ask_video_leg(stream.member) {
+                continue;
+            }
             let Some(entry) = self.members.get_mut(&stream.member) else {
                 continue;
             };
@@ -1218,8 +1427,8 @@ impl Engine {
         self.transmits.drain(..)
     }
 
-    /// Tiles' packets for rooms' composers (see [`Command::SetComposer`]), in order.
-    pub fn drain_composed(&mut self) -> std::vec::Drain<'_, (RoomKey, ComposedPacket)> {
+    /// What rooms' composers are told (see [`Command::SetComposer`]), in order.
+    pub fn drain_composed(&mut self) -> std::vec::Drain<'_, (RoomKey, ComposerInput)> {
         self.composed.drain(..)
     }
 
@@ -1263,6 +1472,9 @@ impl Engine {
             return Err(DropReason::UnknownSource);
         };
         let kind = port.kind;
+        if matches!(kind, PortKind::Video | PortKind::VideoRtcp) {
+            return self.route_video_leg(now, port_id, kind, from, data);
+        }
         if kind == PortKind::Tcp {
             // a browser's TCP connection: its first check names the member, the rest is its
             let member = match port.tcp_member {

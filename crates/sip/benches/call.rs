@@ -27,6 +27,7 @@ fn ua(addr: SocketAddr, seed: u64) -> UserAgent {
 
 fn media(addr: SocketAddr) -> LocalMedia {
     LocalMedia {
+        video_port: None,
         addr: addr.ip(),
         port: 40000,
         session_id: 1,

@@ -45,7 +45,7 @@
 //! **Above the transactions** (without `ua`) the application keeps, per call, a [`dialog::Dialog`]
 //! (builds BYE/re-INVITE/UPDATE/INFO, checks CSeq, session-timer deadlines via
 //! [`dialog::SessionTimer::deadline`]) and uses [`offer_answer`] to turn SDP into a
-//! [`offer_answer::NegotiatedAudio`] for the media engine. REGISTER goes through
+//! [`offer_answer::NegotiatedMedia`] for the media engine. REGISTER goes through
 //! [`auth::DigestServer`] (stateless nonces bound to the client's flow, with
 //! [`auth::NonceCounts`] against replays; time in Unix seconds) and the
 //! [`registrar::Registrar`]; their deadlines ([`registrar::Registrar::next_expiry`]) are
@@ -106,6 +106,7 @@ pub mod sdp;
 pub mod transaction;
 pub mod ua;
 pub mod uri;
+pub mod video;
 
 pub use error::ParseError;
 pub use headers::{NameAddr, Transport, Via};

@@ -1,7 +1,7 @@
 //! SDP offer/answer for audio (RFC 3264): PCMU, PCMA, G.722, Opus, telephone-event
 //! (RFC 4733), ptime, direction (hold), rtcp-mux, and SDES-SRTP (RFC 4568) with a policy.
 //!
-//! The result of a negotiation is a [`NegotiatedAudio`] that the media engine consumes:
+//! The result of a negotiation is a [`NegotiatedMedia`] that the media engine consumes:
 //! remote address, one send codec and its payload type, DTMF payload type, packet time,
 //! direction, and SRTP keys.
 
@@ -249,11 +249,14 @@ pub struct LocalMedia {
     pub srtp_policy: Option<SrtpPolicy>,
     /// The direction we want (SendOnly to put the peer on hold).
     pub direction: Direction,
+    /// Our video port (RTCP on the next), when the call may carry video: offered, and a
+    /// video section with H.264 answered (see [`crate::video`]).
+    pub video_port: Option<u16>,
 }
 
-/// The outcome of offer/answer for the audio stream.
+/// The outcome of offer/answer: the audio stream, and video when both sides have it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NegotiatedAudio {
+pub struct NegotiatedMedia {
     /// Where to send RTP; `None` when the peer gave port 0 or a 0.0.0.0 address (hold).
     pub remote: Option<SocketAddr>,
     /// RTCP address (port + 1 unless rtcp-mux or a=rtcp).
@@ -274,6 +277,8 @@ pub struct NegotiatedAudio {
     pub direction: Direction,
     /// SRTP parameters, if negotiated.
     pub srtp: Option<SrtpKeys>,
+    /// The video stream, if one was negotiated (H.264, plain RTP).
+    pub video: Option<crate::video::NegotiatedVideo>,
 }
 
 /// SDES keys: ours to protect, theirs to unprotect.
@@ -448,15 +453,17 @@ fn new_session(local: &LocalMedia) -> SessionDescription {
 }
 
 /// Answers an offer (RFC 3264 §6). Exactly one audio stream is accepted (the first one
-/// with a common codec that satisfies the SRTP policy); every other m-line is rejected
-/// with port 0. The answer carries a single codec (plus telephone-event).
+/// with a common codec that satisfies the SRTP policy), and one video stream when
+/// `local.video_port` is set and it offers H.264 ([`crate::video`]); every other m-line is
+/// rejected with port 0. The answer carries a single codec (plus telephone-event).
 pub fn answer(
     offer: &SessionDescription,
     cfg: &MediaConfig,
     local: &LocalMedia,
-) -> Result<(SessionDescription, NegotiatedAudio), NegotiationError> {
+) -> Result<(SessionDescription, NegotiatedMedia), NegotiationError> {
     let mut out = new_session(local);
     let mut negotiated = None;
+    let mut video = None;
     let mut srtp_refused = false;
     for m in &offer.media {
         let mut rejected = Media {
@@ -472,6 +479,20 @@ pub fn answer(
         };
         if rejected.formats.is_empty() {
             rejected.formats.push("0".into());
+        }
+        if m.media.eq_ignore_ascii_case("video") {
+            match video
+                .is_none()
+                .then(|| crate::video::answer(offer, m, local, cfg.rtcp_mux))
+                .flatten()
+            {
+                Some((section, negotiated)) => {
+                    out.media.push(section);
+                    video = Some(negotiated);
+                }
+                None => out.media.push(rejected),
+            }
+            continue;
         }
         if negotiated.is_some()
             || !m.media.eq_ignore_ascii_case("audio")
@@ -584,7 +605,7 @@ pub fn answer(
             });
         }
         out.media.push(am);
-        negotiated = Some(NegotiatedAudio {
+        negotiated = Some(NegotiatedMedia {
             remote: remote_addr(offer, m),
             remote_rtcp: remote_rtcp(offer, m, mux),
             rtcp_mux: mux,
@@ -597,10 +618,11 @@ pub fn answer(
             ptime,
             direction: our_dir,
             srtp,
+            video: None,
         });
     }
     match negotiated {
-        Some(n) => Ok((out, n)),
+        Some(n) => Ok((out, NegotiatedMedia { video, ..n })),
         None if srtp_refused => Err(NegotiationError::SrtpPolicy),
         None => Err(NegotiationError::NoCommonCodec),
     }
@@ -666,6 +688,9 @@ pub fn offer(cfg: &MediaConfig, local: &LocalMedia) -> SessionDescription {
         m.attributes.push(c.to_attribute());
     }
     s.media.push(m);
+    if let Some(v) = crate::video::offer(local, cfg.rtcp_mux) {
+        s.media.push(v);
+    }
     s
 }
 
@@ -675,8 +700,15 @@ pub fn process_answer(
     answer: &SessionDescription,
     cfg: &MediaConfig,
     local: &LocalMedia,
-) -> Result<NegotiatedAudio, NegotiationError> {
-    if answer.media.len() != our_offer.media.len() {
+) -> Result<NegotiatedMedia, NegotiationError> {
+    // RFC 3264 wants every offered section answered; an audio phone that leaves out our
+    // video section (the last) instead of refusing it with port 0 is taken as refusing it
+    let video_left_out = answer.media.len() + 1 == our_offer.media.len()
+        && our_offer
+            .media
+            .last()
+            .is_some_and(|m| m.media.eq_ignore_ascii_case("video"));
+    if answer.media.len() != our_offer.media.len() && !video_left_out {
         return Err(NegotiationError::InvalidAnswer("m-line count differs"));
     }
     let Some(m) = answer
@@ -720,12 +752,18 @@ pub fn process_answer(
     }
     let their_dir = Direction::from_media(m, answer);
     let mux = cfg.rtcp_mux && m.has_attr("rtcp-mux");
+    let video = our_offer
+        .media
+        .iter()
+        .zip(&answer.media)
+        .find(|(ours, _)| ours.media.eq_ignore_ascii_case("video"))
+        .and_then(|(_, theirs)| crate::video::answered(answer, theirs, local, cfg.rtcp_mux));
     let dtmf = if cfg.telephone_event {
         find_dtmf(m, codec.sdp_clock_rate())
     } else {
         None
     };
-    Ok(NegotiatedAudio {
+    Ok(NegotiatedMedia {
         remote: remote_addr(answer, m),
         remote_rtcp: remote_rtcp(answer, m, mux),
         rtcp_mux: mux,
@@ -738,6 +776,7 @@ pub fn process_answer(
         ptime: m.ptime().unwrap_or(cfg.ptime).clamp(10, 120),
         direction: local.direction.intersect(their_dir.reverse()),
         srtp,
+        video,
     })
 }
 
@@ -746,7 +785,7 @@ pub fn answer_body(
     body: &[u8],
     cfg: &MediaConfig,
     local: &LocalMedia,
-) -> Result<(SessionDescription, NegotiatedAudio), NegotiationError> {
+) -> Result<(SessionDescription, NegotiatedMedia), NegotiationError> {
     let offer = SessionDescription::parse(body).map_err(NegotiationError::Malformed)?;
     answer(&offer, cfg, local)
 }
@@ -800,6 +839,7 @@ mod tests {
 
     fn local() -> LocalMedia {
         LocalMedia {
+            video_port: None,
             addr: "203.0.113.5".parse().unwrap(),
             port: 40000,
             session_id: 42,
@@ -991,6 +1031,7 @@ mod tests {
         assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
         // The peer answers with PCMU and its own key, using our offer.
         let peer_local = LocalMedia {
+            video_port: None,
             addr: "198.51.100.7".parse().unwrap(),
             port: 5004,
             srtp_key: Some([9u8; 30]),

@@ -22,7 +22,7 @@ use crate::dialog::{
 use crate::headers::{NameAddr, Transport, Via};
 use crate::message::{HeaderName, Message, Method, Request, Response, reason_phrase};
 use crate::offer_answer::{
-    self, Direction, LocalMedia, MediaConfig, NegotiatedAudio, NegotiationError,
+    self, Direction, LocalMedia, MediaConfig, NegotiatedMedia, NegotiationError,
 };
 use crate::sdp::SessionDescription;
 use crate::transaction::{Config, Endpoint, Event, Peer, Transmit, TxError, TxId};
@@ -111,19 +111,22 @@ pub enum UaEvent {
         progress: CallProgress,
         status: u16,
         /// Early media negotiated from a 18x with SDP.
-        media: Option<NegotiatedAudio>,
+        media: Option<NegotiatedMedia>,
     },
     /// Outgoing call answered.
     Answered {
         call: CallId,
-        media: NegotiatedAudio,
+        media: NegotiatedMedia,
     },
     /// Media changed: peer re-INVITE/UPDATE, answer to our hold/resume, or the answer in
     /// the ACK of a late-offer call.
     MediaUpdated {
         call: CallId,
-        media: NegotiatedAudio,
+        media: NegotiatedMedia,
     },
+    /// The peer lost the video picture it receives and asks for a keyframe (INFO with
+    /// `picture_fast_update`, RFC 5168: terminals that send no RTCP feedback).
+    PictureUpdate { call: CallId },
     /// A keypad digit received in INFO.
     Dtmf {
         call: CallId,
@@ -233,7 +236,7 @@ struct Call {
     our_offer: Option<SessionDescription>,
     /// The last SDP we sent (for session refreshes and versioning).
     last_sdp: Option<SessionDescription>,
-    negotiated: Option<NegotiatedAudio>,
+    negotiated: Option<NegotiatedMedia>,
     session: Option<SessionTimer>,
     ring_deadline: Option<Instant>,
     credentials: Option<(String, String)>,
@@ -296,8 +299,21 @@ impl UserAgent {
     }
 
     /// The negotiated media of a call, if any.
-    pub fn media(&self, call: CallId) -> Option<&NegotiatedAudio> {
+    pub fn media(&self, call: CallId) -> Option<&NegotiatedMedia> {
         self.calls.get(&call)?.negotiated.as_ref()
+    }
+
+    /// The caller's INVITE offers video (a section with a port), so a video port is worth
+    /// setting aside before [`UserAgent::answer`]. A late offer (no SDP) says no.
+    pub fn offers_video(&self, call: CallId) -> bool {
+        self.calls.get(&call).is_some_and(|c| {
+            !c.invite.body.is_empty()
+                && SessionDescription::parse(&c.invite.body).is_ok_and(|sdp| {
+                    sdp.media
+                        .iter()
+                        .any(|m| m.media.eq_ignore_ascii_case("video") && m.port != 0)
+                })
+        })
     }
 
     /// The dialog of a call, once established.
@@ -649,7 +665,7 @@ impl UserAgent {
         now: Instant,
         call: CallId,
         media: LocalMedia,
-    ) -> Result<Option<NegotiatedAudio>, UaError> {
+    ) -> Result<Option<NegotiatedMedia>, UaError> {
         let mcfg = self.cfg.media.clone();
         let st_cfg = self.cfg.session_timer;
         let c = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
@@ -891,8 +907,12 @@ impl UserAgent {
             }
             Method::Info => {
                 let d = parse_dtmf_info(req.headers.content_type(), &req.body);
+                let picture = is_picture_fast_update(req.headers.content_type(), &req.body);
                 let r = req.response(200, "OK", None);
                 let _ = self.ep.respond(now, tx, r);
+                if picture {
+                    self.events.push_back(UaEvent::PictureUpdate { call });
+                }
                 if let Some(d) = d {
                     self.events.push_back(UaEvent::Dtmf {
                         call,
@@ -1497,3 +1517,17 @@ impl Call {
 #[cfg(test)]
 #[path = "ua_tests.rs"]
 mod tests;
+
+/// An INFO asking for a keyframe (RFC 5168's XML schema: `<media_control><vc_primitive>
+/// <to_encoder><picture_fast_update/>`); only the element's name is looked for.
+fn is_picture_fast_update(content_type: Option<&str>, body: &[u8]) -> bool {
+    content_type.is_some_and(|t| {
+        t.split(';').next().is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/media_control+xml")
+        })
+    }) && body.len() <= 4096
+        && body
+            .windows(b"picture_fast_update".len())
+            .any(|w| w == b"picture_fast_update")
+}

@@ -29,6 +29,7 @@ fn ua(addr: &str, seed: u64, tweak: impl FnOnce(&mut UaConfig)) -> UserAgent {
 fn media(addr: &str) -> LocalMedia {
     let a: SocketAddr = addr.parse().unwrap();
     LocalMedia {
+        video_port: None,
         addr: a.ip(),
         port: a.port(),
         session_id: 7,
@@ -456,6 +457,30 @@ fn info_dtmf_and_non_call_requests_pass_through() {
     assert!(
         eb.iter()
             .any(|e| matches!(e, UaEvent::Dtmf { digit: '#', .. }))
+    );
+    // A video terminal that lost the picture asks for a keyframe (RFC 5168).
+    let via = Via::new(
+        Transport::Udp,
+        Host::parse("192.0.2.10").unwrap(),
+        Some(5060),
+        "z9hG4bKfpu",
+    );
+    let mut info = d.create_request(Method::Info, &via);
+    info.headers
+        .push(HeaderName::ContentType, "application/media_control+xml");
+    info.body = b"<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n<media_control><vc_primitive>\
+<to_encoder><picture_fast_update/></to_encoder></vc_primitive></media_control>\r\n"
+        .to_vec();
+    let now = net.now;
+    net.a
+        .endpoint()
+        .send_request(now, info, Peer::new(Transport::Udp, B.parse().unwrap()))
+        .unwrap();
+    let (_, eb) = net.run(Duration::from_secs(1));
+    assert!(
+        eb.iter()
+            .any(|e| matches!(e, UaEvent::PictureUpdate { .. })),
+        "{eb:?}"
     );
     // An out-of-dialog OPTIONS reaches the application.
     let opt = "OPTIONS sip:203.0.113.5 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKopt\r\n\

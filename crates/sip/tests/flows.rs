@@ -77,6 +77,7 @@ fn samples_parse_validate_and_roundtrip() {
 fn local(addr: &str) -> LocalMedia {
     let a: SocketAddr = addr.parse().unwrap();
     LocalMedia {
+        video_port: None,
         addr: a.ip(),
         port: a.port(),
         session_id: 1,
@@ -416,6 +417,7 @@ fn call_with_offer_answer_hold_dtmf_and_bye() {
 
     // B puts A on hold with a re-INVITE (sendonly).
     let hold = LocalMedia {
+        video_port: None,
         direction: Direction::SendOnly,
         session_version: 2,
         ..b_media.clone()

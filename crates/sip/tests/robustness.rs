@@ -153,6 +153,7 @@ fn mutated_messages_never_panic() {
 fn mutated_sdp_never_panics() {
     let mut rng = Rng(0xdead_beef_cafe_f00d);
     let local = LocalMedia {
+        video_port: None,
         addr: "203.0.113.5".parse().unwrap(),
         port: 40000,
         session_id: 1,
@@ -262,6 +263,7 @@ fn user_agent_under_mutated_traffic_ends_all_calls() {
     };
     let mut ua = UserAgent::new(cfg, 5);
     let media = LocalMedia {
+        video_port: None,
         addr: "203.0.113.5".parse().unwrap(),
         port: 40000,
         session_id: 1,

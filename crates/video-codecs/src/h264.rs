@@ -61,15 +61,17 @@ impl std::fmt::Debug for H264Encoder {
 }
 
 impl H264Encoder {
-    /// Constrained baseline, real-time, one thread, a keyframe at least every `gop` frames.
+    /// Constrained baseline, real-time, one thread, a keyframe at least every `gop` frames;
+    /// `max_slice` (bytes, 0: one slice a frame) keeps each NAL unit under a packet.
     pub fn new(
         width: usize,
         height: usize,
         fps: f32,
         bitrate_bps: u32,
         gop: u32,
+        max_slice: u32,
     ) -> Result<H264Encoder, CodecError> {
-        let config = EncoderConfig::new()
+        let mut config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(fps))
             .usage_type(UsageType::CameraVideoRealTime)
@@ -79,6 +81,9 @@ impl H264Encoder {
             .skip_frames(true)
             .intra_frame_period(IntraFramePeriod::from_num_frames(gop))
             .num_threads(1);
+        if max_slice > 0 {
+            config = config.max_slice_len(max_slice);
+        }
         Encoder::with_api_config(OpenH264API::from_source(), config)
             .map(|inner| H264Encoder {
                 inner,
@@ -159,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_coloured_picture_comes_back_in_its_colour() {
-        let mut enc = H264Encoder::new(320, 180, 15.0, 300_000, 30).expect("encoder");
+        let mut enc = H264Encoder::new(320, 180, 15.0, 300_000, 30, 0).expect("encoder");
         let mut dec = H264Decoder::new().expect("decoder");
         let red = Picture::filled(320, 180, (76, 85, 255));
         let nals = enc.encode(&red, true).expect("encode");

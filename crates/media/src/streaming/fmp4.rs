@@ -1,10 +1,62 @@
 //! Fragmented MP4 (ISO/IEC 14496-12, CMAF) with one Opus track ("Encapsulation of Opus in
-//! ISO Base Media File Format", opus-codec.org): the init segment a player reads once, and
-//! one fragment (`moof` + `mdat`) per media segment. Writing only what HLS players need,
-//! plus a reader for fragments (tests and tools check what was served).
+//! ISO Base Media File Format", opus-codec.org) and, for a meeting with video, one H.264
+//! track of its composed picture (ISO/IEC 14496-15, `avc3`: parameter sets travel in the
+//! stream, before each keyframe, so the init segment is written before the first picture):
+//! the init segment a player reads once, and one fragment (`moof` + `mdat`) per media
+//! segment. Writing only what HLS players need, plus a reader for fragments (tests and tools
+//! check what was served).
 
 /// Opus in MP4 always counts time at 48 kHz.
 pub const TIMESCALE: u32 = 48_000;
+/// The video track's clock (RTP's).
+pub const VIDEO_TIMESCALE: u32 = 90_000;
+
+/// A picture of the video track: its duration (90 kHz), its NAL units each behind a 4-byte
+/// length, and whether it is a keyframe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoSample {
+    /// Until the next picture, at 90 kHz.
+    pub duration: u32,
+    /// NAL units, each after its length (4 bytes, big-endian).
+    pub data: Vec<u8>,
+    /// An IDR picture: a player may start here.
+    pub keyframe: bool,
+}
+
+/// NAL units (single ones and FU-A fragments, as the composer packetizes them) as one
+/// sample: each NAL unit behind its 4-byte length. Fragments out of order are dropped.
+pub fn sample_from_packets<'a>(packets: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut fragment: Option<Vec<u8>> = None;
+    let push = |out: &mut Vec<u8>, nal: &[u8]| {
+        if let Ok(len) = u32::try_from(nal.len()) {
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(nal);
+        }
+    };
+    for p in packets {
+        let Some(&head) = p.first() else { continue };
+        if head & 0x1f != 28 {
+            push(&mut out, p);
+            continue;
+        }
+        let Some(&fu) = p.get(1) else { continue };
+        let body = &p[2..];
+        if fu & 0x80 != 0 {
+            let mut nal = vec![(head & 0xe0) | (fu & 0x1f)];
+            nal.extend_from_slice(body);
+            fragment = Some(nal);
+        } else if let Some(nal) = fragment.as_mut() {
+            nal.extend_from_slice(body);
+        }
+        if fu & 0x40 != 0
+            && let Some(nal) = fragment.take()
+        {
+            push(&mut out, &nal);
+        }
+    }
+    out
+}
 
 fn boxed(out: &mut Vec<u8>, kind: &[u8; 4], body: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
@@ -41,6 +93,12 @@ const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_000
 
 /// The init segment (`ftyp` + `moov`) of a mono Opus track; `pre_skip` in 48 kHz samples.
 pub fn init_segment(pre_skip: u16) -> Vec<u8> {
+    init_segment_with_video(pre_skip, None)
+}
+
+/// The init segment of the Opus track (track 1) and, with a picture size, an H.264 track
+/// (track 2, Constrained Baseline at level 3.1).
+pub fn init_segment_with_video(pre_skip: u16, video: Option<(u16, u16)>) -> Vec<u8> {
     let mut out = Vec::with_capacity(700);
     boxed(&mut out, b"ftyp", |o| {
         o.extend_from_slice(b"iso6");
@@ -60,7 +118,7 @@ pub fn init_segment(pre_skip: u16) -> Vec<u8> {
             o.extend_from_slice(&[0; 10]);
             MATRIX.iter().for_each(|&m| u32be(o, m));
             o.extend_from_slice(&[0; 24]);
-            u32be(o, 2); // next track id
+            u32be(o, if video.is_some() { 3 } else { 2 }); // next track id
         });
         boxed(o, b"trak", |o| {
             full(o, b"tkhd", 0, 3, |o| {
@@ -133,6 +191,9 @@ pub fn init_segment(pre_skip: u16) -> Vec<u8> {
                 });
             });
         });
+        if let Some((width, height)) = video {
+            video_track(o, width, height);
+        }
         boxed(o, b"mvex", |o| {
             full(o, b"trex", 0, 0, |o| {
                 u32be(o, 1); // track id
@@ -141,17 +202,116 @@ pub fn init_segment(pre_skip: u16) -> Vec<u8> {
                 u32be(o, 0);
                 u32be(o, 0);
             });
+            if video.is_some() {
+                full(o, b"trex", 0, 0, |o| {
+                    u32be(o, 2);
+                    u32be(o, 1);
+                    u32be(o, 3000); // 1/30 s
+                    u32be(o, 0);
+                    u32be(o, 0x0001_0000); // non-sync unless a sample says so
+                });
+            }
         });
     });
     out
 }
 
+/// The H.264 track's `trak`.
+fn video_track(o: &mut Vec<u8>, width: u16, height: u16) {
+    boxed(o, b"trak", |o| {
+        full(o, b"tkhd", 0, 3, |o| {
+            u32be(o, 0);
+            u32be(o, 0);
+            u32be(o, 2); // track id
+            u32be(o, 0);
+            u32be(o, 0);
+            o.extend_from_slice(&[0; 8]);
+            u16be(o, 0);
+            u16be(o, 0);
+            u16be(o, 0); // volume: none
+            u16be(o, 0);
+            MATRIX.iter().for_each(|&m| u32be(o, m));
+            u32be(o, u32::from(width) << 16);
+            u32be(o, u32::from(height) << 16);
+        });
+        boxed(o, b"mdia", |o| {
+            full(o, b"mdhd", 0, 0, |o| {
+                u32be(o, 0);
+                u32be(o, 0);
+                u32be(o, VIDEO_TIMESCALE);
+                u32be(o, 0);
+                u16be(o, 0x55c4);
+                u16be(o, 0);
+            });
+            full(o, b"hdlr", 0, 0, |o| {
+                u32be(o, 0);
+                o.extend_from_slice(b"vide");
+                o.extend_from_slice(&[0; 12]);
+                o.extend_from_slice(b"Conclave\0");
+            });
+            boxed(o, b"minf", |o| {
+                full(o, b"vmhd", 0, 1, |o| o.extend_from_slice(&[0; 8]));
+                boxed(o, b"dinf", |o| {
+                    full(o, b"dref", 0, 0, |o| {
+                        u32be(o, 1);
+                        full(o, b"url ", 0, 1, |_| {});
+                    });
+                });
+                boxed(o, b"stbl", |o| {
+                    full(o, b"stsd", 0, 0, |o| {
+                        u32be(o, 1);
+                        boxed(o, b"avc3", |o| {
+                            o.extend_from_slice(&[0; 6]);
+                            u16be(o, 1); // data reference index
+                            o.extend_from_slice(&[0; 16]);
+                            u16be(o, width);
+                            u16be(o, height);
+                            u32be(o, 0x0048_0000); // 72 dpi
+                            u32be(o, 0x0048_0000);
+                            u32be(o, 0);
+                            u16be(o, 1); // frames per sample
+                            o.extend_from_slice(&[0; 32]); // compressor name
+                            u16be(o, 0x0018); // depth
+                            u16be(o, 0xffff);
+                            boxed(o, b"avcC", |o| {
+                                // version, Constrained Baseline, level 3.1, 4-byte lengths,
+                                // no parameter sets here (avc3: they are in the stream)
+                                o.extend_from_slice(&[1, 0x42, 0xe0, 31, 0xff, 0xe0, 0]);
+                            });
+                        });
+                    });
+                    full(o, b"stts", 0, 0, |o| u32be(o, 0));
+                    full(o, b"stsc", 0, 0, |o| u32be(o, 0));
+                    full(o, b"stsz", 0, 0, |o| {
+                        u32be(o, 0);
+                        u32be(o, 0);
+                    });
+                    full(o, b"stco", 0, 0, |o| u32be(o, 0));
+                });
+            });
+        });
+    });
+}
+
 /// One fragment: `sequence` counts from 1, `decode_time` (48 kHz) is when its first sample
 /// plays, `samples` are Opus packets with their durations (48 kHz).
 pub fn fragment(sequence: u32, decode_time: u64, samples: &[(u32, &[u8])]) -> Vec<u8> {
-    let payload: usize = samples.iter().map(|(_, p)| p.len()).sum();
-    let mut out = Vec::with_capacity(payload + 100 + samples.len() * 8);
+    fragment_with_video(sequence, decode_time, samples, None)
+}
+
+/// A fragment with the video track's pictures too (`video`: when the first one shows, at
+/// 90 kHz, and the pictures); the audio's data comes first in the `mdat`.
+pub fn fragment_with_video(
+    sequence: u32,
+    decode_time: u64,
+    samples: &[(u32, &[u8])],
+    video: Option<(u64, &[VideoSample])>,
+) -> Vec<u8> {
+    let payload: usize = samples.iter().map(|(_, p)| p.len()).sum::<usize>()
+        + video.map_or(0, |(_, v)| v.iter().map(|s| s.data.len()).sum());
+    let mut out = Vec::with_capacity(payload + 200 + samples.len() * 8);
     let mut offset_at = 0;
+    let mut video_offset_at = None;
     boxed(&mut out, b"moof", |o| {
         full(o, b"mfhd", 0, 0, |o| u32be(o, sequence));
         boxed(o, b"traf", |o| {
@@ -171,12 +331,39 @@ pub fn fragment(sequence: u32, decode_time: u64, samples: &[(u32, &[u8])]) -> Ve
                 }
             });
         });
+        if let Some((video_time, pictures)) = video.filter(|(_, v)| !v.is_empty()) {
+            boxed(o, b"traf", |o| {
+                full(o, b"tfhd", 0, 0x02_0000, |o| u32be(o, 2));
+                full(o, b"tfdt", 1, 0, |o| {
+                    o.extend_from_slice(&video_time.to_be_bytes())
+                });
+                // data offset, durations, sizes and flags (sync or not)
+                full(o, b"trun", 0, 0x0701, |o| {
+                    u32be(o, u32::try_from(pictures.len()).unwrap_or(u32::MAX));
+                    video_offset_at = Some(o.len());
+                    u32be(o, 0);
+                    for p in pictures {
+                        u32be(o, p.duration);
+                        u32be(o, u32::try_from(p.data.len()).unwrap_or(u32::MAX));
+                        u32be(o, if p.keyframe { 0x0200_0000 } else { 0x0101_0000 });
+                    }
+                });
+            });
+        }
     });
     let data_offset = u32::try_from(out.len() + 8).unwrap_or(u32::MAX);
     out[offset_at..offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    if let Some(at) = video_offset_at {
+        let audio: usize = samples.iter().map(|(_, p)| p.len()).sum();
+        let offset = u32::try_from(out.len() + 8 + audio).unwrap_or(u32::MAX);
+        out[at..at + 4].copy_from_slice(&offset.to_be_bytes());
+    }
     boxed(&mut out, b"mdat", |o| {
         for (_, packet) in samples {
             o.extend_from_slice(packet);
+        }
+        for p in video.map_or(&[][..], |(_, v)| v) {
+            o.extend_from_slice(&p.data);
         }
     });
     out

@@ -4,7 +4,7 @@
 //!
 //! One encode per stream, whatever the number of listeners: they all fetch the same bytes.
 
-use super::fmp4::{self, TIMESCALE};
+use super::fmp4::{self, TIMESCALE, VideoSample};
 use crate::resample::Resampler;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -57,6 +57,18 @@ pub struct LiveEncoder {
     decode_time: u64,
     sequence: u64,
     discontinuity: bool,
+    /// The meeting's composed picture, when the stream shows it.
+    video: Option<VideoTrack>,
+}
+
+/// Pictures waiting for their segment, at most this many (a minute at 30 fps, should the
+/// mix stop coming).
+const MAX_PICTURES: usize = 1800;
+
+/// The video track's pictures not yet in a segment: (time at 90 kHz, sample, keyframe).
+#[derive(Debug, Default)]
+struct VideoTrack {
+    pending: Vec<(u64, Vec<u8>, bool)>,
 }
 
 impl LiveEncoder {
@@ -82,7 +94,75 @@ impl LiveEncoder {
             decode_time: 0,
             sequence: 0,
             discontinuity: false,
+            video: None,
         })
+    }
+
+    /// The same with a video track of the meeting's composed picture (H.264 of this size):
+    /// pictures come by [`LiveEncoder::push_video`].
+    pub fn with_video(bitrate: i32, size: (u16, u16)) -> Result<LiveEncoder, StreamError> {
+        let mut encoder = LiveEncoder::new(bitrate)?;
+        let pre_skip = encoder.encoder.get_lookahead().map_err(opus_err)?;
+        encoder.init =
+            fmp4::init_segment_with_video(u16::try_from(pre_skip).unwrap_or(0), Some(size));
+        encoder.video = Some(VideoTrack::default());
+        Ok(encoder)
+    }
+
+    /// A picture of the composed video (its NAL units each behind a 4-byte length), shown at
+    /// `time` on the stream's clock (90 kHz, the audio's zero). The track starts at a
+    /// keyframe; each segment's pictures end before the last keyframe it could hold, so every
+    /// segment's video starts with one.
+    pub fn push_video(&mut self, time: u64, sample: Vec<u8>, keyframe: bool) {
+        let Some(video) = self.video.as_mut() else {
+            return;
+        };
+        if video.pending.is_empty() && !keyframe {
+            return;
+        }
+        if video.pending.last().is_some_and(|(t, ..)| *t >= time) {
+            return;
+        }
+        if video.pending.len() >= MAX_PICTURES {
+            video.pending.clear();
+            if !keyframe {
+                return;
+            }
+        }
+        video.pending.push((time, sample, keyframe));
+    }
+
+    /// The pictures of the segment being closed: from the first waiting up to the last
+    /// keyframe after it (that one starts the next segment), when the audio's end is past it.
+    fn take_pictures(&mut self, audio_end: u64) -> Option<(u64, Vec<VideoSample>)> {
+        let video = self.video.as_mut()?;
+        let cut = video
+            .pending
+            .iter()
+            .enumerate()
+            .skip(1)
+            .rfind(|(_, (t, _, key))| *key && *t <= audio_end)
+            .map(|(i, _)| i)?;
+        let first = video.pending.first()?.0;
+        let taken: Vec<(u64, Vec<u8>, bool)> = video.pending.drain(..cut).collect();
+        let next = video.pending.first().map(|(t, ..)| *t);
+        let samples = taken
+            .iter()
+            .enumerate()
+            .map(|(i, (t, data, keyframe))| {
+                let end = taken
+                    .get(i + 1)
+                    .map(|(t, ..)| *t)
+                    .or(next)
+                    .unwrap_or(t + 3000);
+                VideoSample {
+                    duration: u32::try_from(end.saturating_sub(*t)).unwrap_or(3000),
+                    data: data.clone(),
+                    keyframe: *keyframe,
+                }
+            })
+            .collect();
+        Some((first, samples))
     }
 
     /// The init segment (`EXT-X-MAP`).
@@ -166,6 +246,12 @@ impl LiveEncoder {
             return None;
         }
         self.sequence += 1;
+        // the audio's end on the video's clock: the pictures before it go with this segment
+        let frames = u64::try_from(self.sizes.len()).unwrap_or(0);
+        let audio_end = (self.decode_time + u64::from(FRAME_SAMPLES) * frames)
+            * u64::from(fmp4::VIDEO_TIMESCALE)
+            / u64::from(TIMESCALE);
+        let pictures = self.take_pictures(audio_end);
         let mut at = 0;
         let samples: Vec<(u32, &[u8])> = self
             .sizes
@@ -177,10 +263,11 @@ impl LiveEncoder {
             })
             .collect();
         let duration = FRAME_SAMPLES * u32::try_from(samples.len()).unwrap_or(0);
-        let data = fmp4::fragment(
+        let data = fmp4::fragment_with_video(
             u32::try_from(self.sequence).unwrap_or(u32::MAX),
             self.decode_time,
             &samples,
+            pictures.as_ref().map(|(t, p)| (*t, p.as_slice())),
         );
         self.decode_time += u64::from(duration);
         self.packets.clear();
@@ -242,6 +329,65 @@ mod tests {
                 (8000.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
             })
             .collect()
+    }
+
+    /// The video track's pictures of a fragment: (time of the first, [(duration, keyframe)]).
+    fn pictures(data: &[u8]) -> Option<(u64, Vec<(u32, bool)>)> {
+        // the second traf: tfdt (version 1) then trun with four fields a sample
+        let at = data.windows(4).rposition(|w| w == b"tfdt")?;
+        let tfdt = &data[at + 4..];
+        let time = u64::from_be_bytes(tfdt[4..12].try_into().ok()?);
+        let run = &data[data.windows(4).rposition(|w| w == b"trun")? + 4..];
+        let count = u32::from_be_bytes(run[4..8].try_into().ok()?) as usize;
+        let samples = (0..count)
+            .map(|i| {
+                let s = &run[12 + i * 12..];
+                let duration = u32::from_be_bytes(s[0..4].try_into().unwrap());
+                let flags = u32::from_be_bytes(s[8..12].try_into().unwrap());
+                (duration, flags & 0x0001_0000 == 0)
+            })
+            .collect();
+        Some((time, samples))
+    }
+
+    #[test]
+    fn a_stream_with_video_cuts_its_pictures_at_keyframes_on_one_timeline() {
+        let mut enc = LiveEncoder::with_video(32_000, (1280, 720)).expect("encoder");
+        assert!(enc.init().windows(4).any(|w| w == b"avc3"));
+        assert!(enc.init().windows(4).any(|w| w == b"dOps"));
+        let mut segments = Vec::new();
+        // 8 s: audio every 20 ms, a picture every 33 ms (3000 ticks) with a keyframe every
+        // 60 (2 s) — the first one a delta, which the track does not start with
+        for f in 0..400u64 {
+            let at = Duration::from_millis(20 * f);
+            let ticks = 90 * 20 * f;
+            let n = ticks / 3000;
+            if ticks % 3000 < 1800 {
+                enc.push_video(n * 3000 + 1, vec![0, 0, 0, 1, 0x41], n % 60 == 1);
+            }
+            if let Some(s) = enc.push(at, 48_000, &tone(700.0, 48_000, f)).expect("push") {
+                segments.push(s);
+            }
+        }
+        assert_eq!(segments.len(), 4);
+        let mut next = None;
+        let mut with_video = 0;
+        for s in &segments {
+            // the audio track still reads as before
+            read_fragment(&s.data).expect("a fragment");
+            if s.data.windows(4).filter(|w| w == b"traf").count() < 2 {
+                continue;
+            }
+            let (time, samples) = pictures(&s.data).expect("pictures");
+            with_video += 1;
+            assert!(samples[0].1, "a segment's pictures start at a keyframe");
+            assert!(samples[1..].iter().all(|(_, key)| !key));
+            if let Some(next) = next {
+                assert_eq!(time, next, "one timeline");
+            }
+            next = Some(time + samples.iter().map(|(d, _)| u64::from(*d)).sum::<u64>());
+        }
+        assert!(with_video >= 2, "pictures in the segments: {with_video}");
     }
 
     #[test]

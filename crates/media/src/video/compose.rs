@@ -268,6 +268,26 @@ impl Composer {
         &self.canvas
     }
 
+    /// The canvas as last drawn, at another size (for terminals whose level takes less).
+    pub fn scaled(&mut self, width: usize, height: usize) -> Picture {
+        let mut out = Picture::filled(width, height, BLACK);
+        let rect = Rect {
+            x: 0,
+            y: 0,
+            w: out.width,
+            h: out.height,
+        };
+        draw(
+            &mut self.resizer,
+            &mut self.scratch,
+            &mut out,
+            &self.canvas,
+            rect,
+            None,
+        );
+        out
+    }
+
     /// The canvas as last drawn.
     pub fn canvas(&self) -> &Picture {
         &self.canvas
@@ -495,7 +515,7 @@ mod tests {
         let mut composer = Composer::new(640, 360);
         composer.set_tiles(tiles);
         for (tile, colour) in [(0, RED), (1, GREEN), (2, BLUE)] {
-            let mut enc = H264Encoder::new(320, 180, 15.0, 300_000, 30).expect("encoder");
+            let mut enc = H264Encoder::new(320, 180, 15.0, 300_000, 30, 0).expect("encoder");
             let nals = enc
                 .encode(&Picture::filled(320, 180, colour), true)
                 .expect("encode");
@@ -515,7 +535,7 @@ mod tests {
             assert!(close(got, colour), "tile {i}: {got:?}");
         }
         // encoded once, decoded as a phone would: the same colours
-        let mut enc = H264Encoder::new(640, 360, 15.0, 800_000, 30).expect("encoder");
+        let mut enc = H264Encoder::new(640, 360, 15.0, 800_000, 30, 0).expect("encoder");
         let nals = enc.encode(&canvas, true).expect("encode");
         let mut dec = conclave_video_codecs::H264Decoder::new().expect("decoder");
         let out = dec

@@ -13,8 +13,10 @@
 
 pub mod compose;
 pub mod keyframe;
+pub mod output;
 pub mod rtp;
 pub mod sfu;
+pub mod sip_leg;
 
 /// The most tiles a layout has (2+21): a browser receives in this many slots.
 pub const MAX_TILES: usize = 23;

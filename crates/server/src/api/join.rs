@@ -215,7 +215,9 @@ async fn join_meeting(
             role: role.unwrap_or(Role::Participant),
         },
         via: JoinedVia::Browser,
+        video_endpoint: None,
         media: Some(MemberSpec {
+            video: None,
             config,
             on_hold: false,
         }),

@@ -66,7 +66,7 @@ pub type EventSink = Box<dyn Fn(MediaEvent) -> bool + Send>;
 /// a frame that does not fit is dropped and counted.
 pub type TapSink = SyncSender<conclave_media::mixer::TapFrame>;
 /// Where a room's tiles' packets go: its composer's thread (docs/video.md).
-pub type ComposerSink = SyncSender<conclave_media::engine::ComposedPacket>;
+pub type ComposerSink = SyncSender<conclave_media::engine::ComposerInput>;
 
 /// Who takes a room's frames: a recording (the mix and every member's voice) or a live
 /// stream (the mix only). A room has at most one of each.
@@ -163,6 +163,16 @@ enum Command {
         dedicated: Option<Arc<Dedicated>>,
     },
     Remove {
+        member: MemberId,
+    },
+    /// A SIP video leg beside the member's audio, on its own port pair (again: a re-INVITE).
+    AddVideo {
+        member: MemberId,
+        config: Box<conclave_media::video::sip_leg::VideoLegConfig>,
+        sockets: Arc<Dedicated>,
+    },
+    /// The member's video ends; its sockets close.
+    RemoveVideo {
         member: MemberId,
     },
     Engine(engine::Command),
@@ -593,6 +603,38 @@ impl RoomMedia {
         self.link().send(Command::Remove { member });
     }
 
+    /// A SIP video terminal's video beside the member's audio (the member must be added
+    /// first), on `endpoint`'s own ports (see [`RoomMedia::endpoint`] with `dedicated`).
+    pub fn add_video(
+        &self,
+        member: MemberId,
+        endpoint: &Endpoint,
+        config: conclave_media::video::sip_leg::VideoLegConfig,
+    ) -> bool {
+        let Some(sockets) = endpoint.dedicated.clone() else {
+            tracing::error!(member, "a video leg without ports of its own");
+            return false;
+        };
+        self.link().send(Command::AddVideo {
+            member,
+            config: Box::new(config),
+            sockets,
+        })
+    }
+
+    /// The member's video ends (its audio goes on).
+    pub fn remove_video(&self, member: MemberId) {
+        self.link().send(Command::RemoveVideo { member });
+    }
+
+    /// The room's composed picture of one size, for its video legs of that size.
+    pub fn send_composed(&self, frame: Arc<conclave_media::video::sip_leg::ComposedFrame>) {
+        self.send(engine::Command::SendComposed {
+            room: self.key,
+            frame,
+        });
+    }
+
     /// What the room's video tiles show (the SFU forwards browsers' video to them).
     pub fn set_tiles(&self, tiles: Vec<conclave_media::video::Tile>) {
         self.send(engine::Command::SetTiles {
@@ -720,6 +762,18 @@ impl Endpoint {
             addr: self.addr,
             dedicated: self.dedicated.clone(),
             room: room.clone(),
+        })
+    }
+
+    /// A pair of ports of its own for the same room's video (a SIP video terminal's).
+    pub fn video_endpoint(&self) -> std::io::Result<Endpoint> {
+        let settings = &self.room.inner.settings;
+        let (rtp, rtcp) = bind_pair(settings, 1 << 20)?;
+        let port = rtp.local_addr()?.port();
+        Ok(Endpoint {
+            addr: SocketAddr::new(settings.public_ip, port),
+            dedicated: Some(Arc::new(Dedicated { rtp, rtcp })),
+            room: self.room.clone(),
         })
     }
 

@@ -76,6 +76,8 @@ pub(super) struct Worker {
     shared: Option<(UdpSocket, UdpSocket)>,
     /// Calls with ports of their own: the sockets and their port ids.
     dedicated: HashMap<MemberId, (Arc<Dedicated>, PortId, PortId)>,
+    /// SIP video legs' own sockets and their port ids.
+    video: HashMap<MemberId, (Arc<Dedicated>, PortId, PortId)>,
     /// Browsers' ICE-TCP connections: where their frames are written (`super::tcp`).
     tcp: HashMap<PortId, tokio::sync::mpsc::Sender<Vec<u8>>>,
     next_port: PortId,
@@ -130,6 +132,7 @@ impl Worker {
             fds,
             shared,
             dedicated: HashMap::new(),
+            video: HashMap::new(),
             tcp: HashMap::new(),
             next_port: 2,
             sinks: HashMap::new(),
@@ -426,6 +429,44 @@ impl Worker {
                 // the RTCP BYE goes out before the call's own sockets close
                 self.flush();
                 self.unregister(member);
+                self.unregister_video(member);
+            }
+            Command::AddVideo {
+                member,
+                config,
+                sockets,
+            } => {
+                let ports = match self.video.get(&member) {
+                    Some((known, rtp, rtcp)) if Arc::ptr_eq(known, &sockets) => MemberPorts {
+                        rtp: *rtp,
+                        rtcp: Some(*rtcp),
+                    },
+                    _ => {
+                        self.unregister_video(member);
+                        match self.register_video(member, sockets) {
+                            Some(ports) => ports,
+                            None => return,
+                        }
+                    }
+                };
+                let added = self.engine.handle_command(
+                    now,
+                    engine::Command::AddVideoLeg {
+                        member,
+                        config,
+                        ports,
+                    },
+                );
+                if let Err(err) = added {
+                    tracing::warn!(%err, member, "cannot add a video leg");
+                    self.unregister_video(member);
+                }
+            }
+            Command::RemoveVideo { member } => {
+                let _ = self
+                    .engine
+                    .handle_command(now, engine::Command::RemoveVideoLeg { member });
+                self.unregister_video(member);
             }
             Command::Engine(command) => {
                 if let Err(err) = self.engine.handle_command(now, command) {
@@ -475,6 +516,31 @@ impl Worker {
 
     /// Starts reading a call's own sockets.
     fn register(&mut self, member: MemberId, sockets: Arc<Dedicated>) -> Option<MemberPorts> {
+        let (ports, rtp, rtcp) = self.watch(
+            member,
+            &sockets,
+            PortKind::Dedicated,
+            PortKind::DedicatedRtcp,
+        )?;
+        self.dedicated.insert(member, (sockets, rtp, rtcp));
+        Some(ports)
+    }
+
+    /// Starts reading a SIP video leg's sockets.
+    fn register_video(&mut self, member: MemberId, sockets: Arc<Dedicated>) -> Option<MemberPorts> {
+        let (ports, rtp, rtcp) =
+            self.watch(member, &sockets, PortKind::Video, PortKind::VideoRtcp)?;
+        self.video.insert(member, (sockets, rtp, rtcp));
+        Some(ports)
+    }
+
+    fn watch(
+        &mut self,
+        member: MemberId,
+        sockets: &Dedicated,
+        rtp_kind: PortKind,
+        rtcp_kind: PortKind,
+    ) -> Option<(MemberPorts, PortId, PortId)> {
         let (rtp_fd, rtcp_fd) = sockets.fds();
         let (rtp, rtcp) = (self.next_port, self.next_port.wrapping_add(1));
         self.next_port = self.next_port.wrapping_add(2).max(2);
@@ -487,19 +553,29 @@ impl Worker {
             self.poller.remove(rtp_fd);
             return None;
         }
-        self.engine.add_port(rtp, PortKind::Dedicated);
-        self.engine.add_port(rtcp, PortKind::DedicatedRtcp);
+        self.engine.add_port(rtp, rtp_kind);
+        self.engine.add_port(rtcp, rtcp_kind);
         self.fds.insert(rtp, rtp_fd);
         self.fds.insert(rtcp, rtcp_fd);
-        self.dedicated.insert(member, (sockets, rtp, rtcp));
-        Some(MemberPorts {
+        let ports = MemberPorts {
             rtp,
             rtcp: Some(rtcp),
-        })
+        };
+        Some((ports, rtp, rtcp))
     }
 
     fn unregister(&mut self, member: MemberId) {
-        if let Some((sockets, rtp, rtcp)) = self.dedicated.remove(&member) {
+        let sockets = self.dedicated.remove(&member);
+        self.unwatch(sockets);
+    }
+
+    fn unregister_video(&mut self, member: MemberId) {
+        let sockets = self.video.remove(&member);
+        self.unwatch(sockets);
+    }
+
+    fn unwatch(&mut self, sockets: Option<(Arc<Dedicated>, PortId, PortId)>) {
+        if let Some((sockets, rtp, rtcp)) = sockets {
             let (rtp_fd, rtcp_fd) = sockets.fds();
             self.poller.remove(rtp_fd);
             self.poller.remove(rtcp_fd);

@@ -319,7 +319,9 @@ impl Menu {
                 Ok(None)
             }
             MenuMsg::Media(MediaEvent::Timeout { .. }) => Err(Stop::TimeUp),
-            MenuMsg::Leg(_, LegEvent::Ringing) | MenuMsg::Media(_) => Ok(None),
+            MenuMsg::Leg(_, LegEvent::Ringing | LegEvent::PictureUpdate) | MenuMsg::Media(_) => {
+                Ok(None)
+            }
         }
     }
 

@@ -19,6 +19,7 @@ use conclave_conference::keypad::Keypad;
 use conclave_conference::layout::{TileSize, TileView};
 use conclave_conference::live::{Actor, Command, Event, Meeting, MemberId, Refused, Settings};
 use conclave_media::engine;
+use conclave_media::video::sip_leg::VideoLegConfig;
 use conclave_media::video::{StreamKey, StreamKind, Tile, TileSize as MediaTileSize};
 use conclave_store::model::Room;
 use conclave_store::now_ms;
@@ -130,8 +131,11 @@ pub(super) struct RoomActor {
     tiles: Vec<TileView>,
     /// The same, as the media plane takes them.
     media_tiles: Vec<Tile>,
-    /// The composed picture's thread while someone looks at it, and when they last did.
+    /// The composed picture's thread while someone looks at it (and when they last did) or
+    /// a SIP video terminal receives it.
     composer: Option<(ComposerHandle, Instant)>,
+    /// SIP video legs on in the media plane, as they were set up.
+    video_legs: HashMap<LegId, VideoLegConfig>,
     /// Polling's next turn.
     poll_at: Option<Instant>,
 }
@@ -190,6 +194,7 @@ impl RoomActor {
             tiles: Vec::new(),
             media_tiles: Vec::new(),
             composer: None,
+            video_legs: HashMap::new(),
             poll_at: None,
         }
     }
@@ -254,6 +259,84 @@ impl RoomActor {
         self.acting_for = SYSTEM.into();
         self.music();
         self.video();
+        self.video_legs();
+    }
+
+    /// Members' SIP video legs follow their calls: on in the media plane once they are
+    /// members (not in the PIN lobby: the picture is the meeting's), again when a re-INVITE
+    /// changes them, off when they leave; the composer encodes the sizes they receive.
+    fn video_legs(&mut self) {
+        let wanted = self.parts.iter().filter_map(|(id, part)| {
+            let config = part.leg.media.as_ref()?.video.as_ref()?;
+            let endpoint = part.leg.video_endpoint.as_ref()?;
+            (part.in_media && matches!(part.stage, Stage::Member(_)))
+                .then_some((*id, config, endpoint))
+        });
+        let mut changed = false;
+        let mut seen = 0;
+        for (id, config, endpoint) in wanted {
+            seen += 1;
+            if self.video_legs.get(&id) != Some(config) {
+                self.media.add_video(id, endpoint, config.clone());
+                self.video_legs.insert(id, config.clone());
+                changed = true;
+            }
+        }
+        if seen != self.video_legs.len() {
+            let parts = &self.parts;
+            let media = &self.media;
+            self.video_legs.retain(|id, _| {
+                let keep = parts.get(id).is_some_and(|p| {
+                    p.in_media
+                        && matches!(p.stage, Stage::Member(_))
+                        && p.leg.media.as_ref().is_some_and(|m| m.video.is_some())
+                });
+                if !keep && parts.contains_key(id) {
+                    media.remove_video(*id);
+                }
+                keep
+            });
+            changed = true;
+        }
+        if changed {
+            let sizes = self.composed_sizes();
+            if let Some(composer) = self.composer() {
+                composer.sizes(sizes);
+            }
+        }
+    }
+
+    /// The sizes of the composed picture the video legs receive.
+    fn composed_sizes(&self) -> Vec<(usize, usize)> {
+        let mut sizes: Vec<(usize, usize)> = self
+            .video_legs
+            .values()
+            .filter(|c| c.sends)
+            .map(|c| c.size)
+            .chain(self.stream.is_some().then_some(crate::streaming::PICTURE))
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
+    }
+
+    /// The composed picture's thread, started if need be.
+    fn composer(&mut self) -> Option<&ComposerHandle> {
+        if self.composer.is_none() {
+            match ComposerHandle::start(self.media.clone(), self.media_tiles.clone()) {
+                Ok(handle) => {
+                    handle.sizes(self.composed_sizes());
+                    if let Some(stream) = &self.stream {
+                        handle.stream(Some((crate::streaming::PICTURE, stream.pictures())));
+                    }
+                    self.composer = Some((handle, Instant::now()));
+                }
+                Err(err) => {
+                    tracing::warn!(room = self.room.number, %err, "no composer thread");
+                }
+            }
+        }
+        self.composer.as_ref().map(|(c, _)| c)
     }
 
     /// The tiles follow the meeting (layout, speaker, polling, comings and goings): the
@@ -347,14 +430,7 @@ impl RoomActor {
                 });
             }
             Msg::Picture { reply } => {
-                if self.composer.is_none() {
-                    match ComposerHandle::start(self.media.clone(), self.media_tiles.clone()) {
-                        Ok(handle) => self.composer = Some((handle, Instant::now())),
-                        Err(err) => {
-                            tracing::warn!(room = self.room.number, %err, "no composer thread");
-                        }
-                    }
-                }
+                self.composer();
                 if let Some((composer, used)) = &mut self.composer {
                     *used = Instant::now();
                     composer.picture(reply);
@@ -409,7 +485,11 @@ impl RoomActor {
         {
             cascade.link = Some(leg.id);
         }
-        // Its media must live on this room's worker.
+        // Its media must live on this room's worker (a video endpoint has ports of its own).
+        leg.video_endpoint = leg
+            .video_endpoint
+            .take()
+            .and_then(|v| v.rehome(&self.media));
         match leg.endpoint.rehome(&self.media) {
             Some(endpoint) => leg.endpoint = endpoint,
             None => {
@@ -679,6 +759,13 @@ impl RoomActor {
             }
             LegEvent::Media(spec) => self.media_changed(id, *spec),
             LegEvent::Digit(digit) => self.digit(id, digit),
+            LegEvent::PictureUpdate => {
+                if self.video_legs.contains_key(&id)
+                    && let Some((composer, _)) = &self.composer
+                {
+                    composer.keyframe();
+                }
+            }
             LegEvent::Ended(cause) => {
                 let Some(part) = self.parts.remove(&id) else {
                     return;
@@ -709,6 +796,11 @@ impl RoomActor {
         };
         let on_hold = spec.on_hold;
         let config = spec.config.clone();
+        if spec.video.is_none() && matches!(part.stage, Stage::Dialing) {
+            // a call we placed, answered without video: its video ports go (a re-INVITE
+            // that drops video keeps them, for the one that brings it back)
+            part.leg.video_endpoint = None;
+        }
         part.leg.media = Some(spec);
         if matches!(part.stage, Stage::Dialing) && !part.in_media {
             // A call the meeting placed was answered: it joins with its role.
@@ -837,12 +929,14 @@ impl RoomActor {
         if self.timers.next().is_some_and(|at| at <= now) {
             self.timer_fired(now);
         }
-        if self
-            .composer
-            .as_ref()
-            .is_some_and(|(_, at)| *at + COMPOSER_IDLE <= now)
+        if self.video_legs.is_empty()
+            && self.stream.is_none()
+            && self
+                .composer
+                .as_ref()
+                .is_some_and(|(_, at)| *at + COMPOSER_IDLE <= now)
         {
-            // nobody has looked for a while: its decoding stops
+            // nobody has looked for a while, and no terminal receives it: its decoding stops
             self.composer = None;
         }
         if self.poll_at.is_some_and(|at| at <= now) {
@@ -1099,11 +1193,22 @@ impl RoomActor {
             .start(&self.room, &self.meeting_id, &self.acting_for);
         self.media.tap(TapKind::Stream, Some(active.sink()));
         tracing::info!(room = self.room.number, "stream started");
+        let pictures = active.pictures();
         self.stream = Some(active);
+        // the stream shows the meeting's layout: its composer encodes the stream's size too
+        let sizes = self.composed_sizes();
+        if let Some(composer) = self.composer() {
+            composer.stream(Some((crate::streaming::PICTURE, pictures)));
+            composer.sizes(sizes);
+        }
     }
 
     fn stop_stream(&mut self) {
         if let Some(active) = self.stream.take() {
+            if let Some((composer, _)) = &self.composer {
+                composer.stream(None);
+                composer.sizes(self.composed_sizes());
+            }
             self.media.tap(TapKind::Stream, None);
             tracing::info!(room = self.room.number, "stream stopped");
             self.closing.push(active.stop());

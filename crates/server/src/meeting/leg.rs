@@ -8,6 +8,7 @@ use crate::media::{Endpoint, MemberId};
 use conclave_conference::Role;
 use conclave_conference::live::JoinedVia;
 use conclave_media::mixer::MemberConfig;
+use conclave_media::video::sip_leg::VideoLegConfig;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +60,8 @@ pub struct MemberSpec {
     pub config: MemberConfig,
     /// The far end sends nothing (hold, recvonly, inactive): its media timeout is the hold's.
     pub on_hold: bool,
+    /// A SIP video terminal's video, when negotiated (on the leg's `video_endpoint`).
+    pub video: Option<VideoLegConfig>,
 }
 
 /// How a leg ended.
@@ -81,6 +84,8 @@ pub enum LegEvent {
     Media(Box<MemberSpec>),
     /// A keypad digit that came in signalling (SIP INFO).
     Digit(char),
+    /// The terminal lost the composed picture (SIP INFO picture_fast_update).
+    PictureUpdate,
     Ended(EndCause),
 }
 
@@ -129,6 +134,8 @@ pub struct Leg {
     pub media: Option<MemberSpec>,
     /// Where its media arrives.
     pub endpoint: Endpoint,
+    /// Where its video arrives, when its call may carry video (ports of its own).
+    pub video_endpoint: Option<Endpoint>,
     /// Admission said it must key in the room's PIN first.
     pub needs_pin: bool,
     /// For a call the meeting placed: the invitation it answers.

@@ -17,7 +17,8 @@ use conclave_conference::live::JoinedVia;
 use conclave_media::codec::CodecKind;
 use conclave_media::mixer::MemberConfig;
 use conclave_media::srtp::{SrtpKey, SrtpSuite};
-use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedAudio, SrtpPolicy};
+use conclave_media::video::sip_leg::VideoLegConfig;
+use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedMedia, SrtpPolicy};
 use conclave_sip::ua::{CallId, Dial, EndReason, UserAgent};
 use conclave_store::model::{Room, User, UserStatus};
 use conclave_store::{Store, now_ms, repo};
@@ -447,7 +448,7 @@ async fn delete_room(
 
 /// What the media engine needs from the negotiation; the signalling's source is an address
 /// the member is known by (its media may come from there, behind NAT).
-pub fn member_spec(media: &NegotiatedAudio, signalling: Option<IpAddr>) -> Option<MemberSpec> {
+pub fn member_spec(media: &NegotiatedMedia, signalling: Option<IpAddr>) -> Option<MemberSpec> {
     let codec = match media.codec {
         Codec::Pcmu => CodecKind::Pcmu,
         Codec::Pcma => CodecKind::Pcma,
@@ -473,7 +474,25 @@ pub fn member_spec(media: &NegotiatedAudio, signalling: Option<IpAddr>) -> Optio
     // What we may do says what they do: they send nothing when we may only send, or nothing.
     let on_hold = media.remote.is_none()
         || matches!(media.direction, Direction::SendOnly | Direction::Inactive);
-    Some(MemberSpec { config, on_hold })
+    let video = media.video.as_ref().map(|v| VideoLegConfig {
+        payload_type: v.payload_type,
+        packetization_mode: v.packetization_mode,
+        size: v.picture_size(),
+        remote: v.remote,
+        known_ips: signalling.into_iter().collect(),
+        remote_rtcp: v.remote_rtcp,
+        rtcp_mux: v.rtcp_mux,
+        sends: v.direction.sends(),
+        receives: v.direction.receives(),
+        ssrc: rand::random(),
+        initial_seq: rand::random(),
+        initial_ts: rand::random(),
+    });
+    Some(MemberSpec {
+        config,
+        on_hold,
+        video,
+    })
 }
 
 /// Where a call answered by us goes once its media is negotiated.
@@ -487,6 +506,7 @@ enum Destination {
 /// A call whose leg is not handed over yet (answered, media not negotiated: a late offer).
 struct Pending {
     endpoint: Endpoint,
+    video_endpoint: Option<Endpoint>,
     who: Party,
     destination: Destination,
     needs_pin: bool,
@@ -628,6 +648,16 @@ impl Calls {
         };
         let mut local = local_media(&endpoint);
         local.srtp_policy = Some(srtp);
+        // a video terminal's camera and picture get ports of their own (only into a room:
+        // the menu and announcements are audio)
+        let video_endpoint = (matches!(destination, Destination::Room(..))
+            && ua.offers_video(call))
+        .then(|| endpoint.video_endpoint())
+        .and_then(|v| {
+            v.map_err(|err| tracing::warn!(%err, "no video port: audio only"))
+                .ok()
+        });
+        local.video_port = video_endpoint.as_ref().map(|v| v.addr.port());
         let answered = ua.answer(now, call, local);
         self.calls.insert(
             call,
@@ -637,6 +667,7 @@ impl Calls {
                 source: ip,
                 pending: Some(Pending {
                     endpoint,
+                    video_endpoint,
                     who,
                     destination,
                     needs_pin,
@@ -657,7 +688,9 @@ impl Calls {
     }
 
     /// Calls someone into a room's meeting: the call is a leg of the meeting from now on,
-    /// and joins when answered. `dial` builds the INVITE around our media description.
+    /// and joins when answered. `dial` builds the INVITE around our media description, which
+    /// offers video too when `video` (a registered terminal may have a camera; a trunk's
+    /// number or a cascade's link has none).
     #[allow(clippy::too_many_arguments)]
     pub fn dial(
         &mut self,
@@ -667,6 +700,7 @@ impl Calls {
         callee: Party,
         invitation: Option<u32>,
         permit: Option<crate::outbound::Permit>,
+        video: bool,
         dial: impl FnOnce(LocalMedia) -> Dial,
     ) -> Result<CallId, String> {
         let endpoint = self
@@ -675,8 +709,14 @@ impl Calls {
             .room(&room.id)
             .endpoint(false)
             .map_err(|e| format!("no media port: {e}"))?;
+        let video_endpoint = video.then(|| endpoint.video_endpoint()).and_then(|v| {
+            v.map_err(|err| tracing::warn!(%err, "no video port: audio only"))
+                .ok()
+        });
+        let mut local = local_media(&endpoint);
+        local.video_port = video_endpoint.as_ref().map(|v| v.addr.port());
         let call = ua
-            .dial(now, dial(local_media(&endpoint)))
+            .dial(now, dial(local))
             .map_err(|e| format!("cannot place the call: {e:?}"))?;
         let id = crate::meeting::leg::next_leg_id();
         let signals = LegSignals::default();
@@ -688,6 +728,7 @@ impl Calls {
             via: JoinedVia::DialOut,
             media: None,
             endpoint,
+            video_endpoint,
             needs_pin: false,
             invitation,
             greeting: None,
@@ -712,7 +753,7 @@ impl Calls {
     }
 
     /// Media negotiated or renegotiated: the leg goes to its owner, or its owner hears of it.
-    pub fn media_changed(&mut self, call: CallId, media: &NegotiatedAudio) {
+    pub fn media_changed(&mut self, call: CallId, media: &NegotiatedMedia) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -731,6 +772,7 @@ impl Calls {
             via: JoinedVia::DialIn,
             media: Some(spec),
             endpoint: p.endpoint,
+            video_endpoint: p.video_endpoint,
             needs_pin: p.needs_pin,
             invitation: None,
             greeting: p.greeting,
@@ -756,6 +798,15 @@ impl Calls {
     pub fn ringing(&self, call: CallId) {
         if let Some(c) = self.calls.get(&call) {
             c.signals.emit(c.leg, LegEvent::Ringing);
+        }
+    }
+
+    /// A terminal asks for a keyframe of the composed picture (SIP INFO).
+    pub fn picture_update(&self, call: CallId) {
+        if let Some(c) = self.calls.get(&call)
+            && c.pending.is_none()
+        {
+            c.signals.emit(c.leg, LegEvent::PictureUpdate);
         }
     }
 
@@ -790,6 +841,7 @@ impl Calls {
 /// Our SDP's media line: the endpoint's address and port.
 fn local_media(endpoint: &Endpoint) -> LocalMedia {
     LocalMedia {
+        video_port: None,
         addr: endpoint.addr.ip(),
         port: endpoint.addr.port(),
         session_id: rand::random::<u32>().into(),

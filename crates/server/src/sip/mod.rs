@@ -882,6 +882,7 @@ impl Core {
             UaEvent::MediaUpdated { call, media } | UaEvent::Answered { call, media } => {
                 self.calls.media_changed(call, &media)
             }
+            UaEvent::PictureUpdate { call } => self.calls.picture_update(call),
             UaEvent::Dtmf { call, digit, .. } => {
                 // Keypad digits in SIP INFO act like RFC 4733 events in the media.
                 self.calls.digit(call, digit);
@@ -969,7 +970,16 @@ impl Core {
             }
         };
         self.calls
-            .dial(now, &mut self.ua, &room, callee, invitation, None, dial)
+            .dial(
+                now,
+                &mut self.ua,
+                &room,
+                callee,
+                invitation,
+                None,
+                true,
+                dial,
+            )
             .map(|call| call.0)
     }
 
@@ -1036,9 +1046,16 @@ impl Core {
         };
         tracing::info!(trunk = trunk.name, %number, room = room.number, "calling through a trunk");
         let connection = peer.connection;
-        let call = self
-            .calls
-            .dial(now, &mut self.ua, &room, callee, invitation, permit, dial)?;
+        let call = self.calls.dial(
+            now,
+            &mut self.ua,
+            &room,
+            callee,
+            invitation,
+            permit,
+            false,
+            dial,
+        )?;
         if let Some(id) = connection {
             self.trunk_calls.insert(call, id);
         }
@@ -1085,9 +1102,16 @@ impl Core {
             ring_timeout: Some(std::time::Duration::from_secs(10)),
         };
         tracing::info!(room = room.number, home = %dest, "joining the room's home as a cascade");
-        let call = self
-            .calls
-            .dial(now, &mut self.ua, &room, callee, invitation, None, dial)?;
+        let call = self.calls.dial(
+            now,
+            &mut self.ua,
+            &room,
+            callee,
+            invitation,
+            None,
+            false,
+            dial,
+        )?;
         Ok(call.0)
     }
 

@@ -1,13 +1,17 @@
 //! Live streams of meetings (docs/streaming.md). A meeting's actor starts one: a thread
 //! takes the room's mix from its media worker (the recording's tap; members' frames are
-//! ignored), encodes it once (Opus) and publishes two-second HLS segments in memory; the
+//! ignored), encodes it once (Opus), takes the composed picture of the meeting's layout from
+//! its composer (H.264, encoded there once) and publishes two-second HLS segments in memory;
+//! the
 //! HTTP handlers (`api::watch`) serve the same bytes to every listener. A task keeps the
 //! database's row: the scheduled stream of the room that is due, or a new one.
 
 use anyhow::Result;
 use axum::body::Bytes;
 use conclave_media::mixer::{TapFrame, TapSource};
+use conclave_media::streaming::fmp4::sample_from_packets;
 use conclave_media::streaming::{LiveEncoder, Segment, media_playlist};
+use conclave_media::video::sip_leg::ComposedFrame;
 use conclave_store::model::{Room, Stream};
 use conclave_store::{Store, new_id, now_ms, repo};
 use rand::Rng;
@@ -30,6 +34,12 @@ const LISTENING: Duration = Duration::from_secs(15);
 const MAX_LISTENERS: usize = 100_000;
 /// How long an ended stream's last segments stay served (players finish what they have).
 const LINGER: Duration = Duration::from_secs(60);
+/// Composed pictures waiting for a stream's thread (a second and a half); beyond, the
+/// composer drops them (counted).
+const PICTURE_QUEUE: usize = 45;
+/// The composed picture's size in streams.
+pub const PICTURE: (usize, usize) = (1280, 720);
+
 /// A scheduled stream starts with its room's meeting when it is due within this time.
 const EARLY: Duration = Duration::from_secs(30 * 60);
 
@@ -301,7 +311,8 @@ impl Streams {
     /// the media plane. Never blocks: the stream's task finds or makes its row.
     pub fn start(&self, room: &Room, meeting_id: &str, started_by: &str) -> ActiveStream {
         let (frames_tx, frames) = sync_channel(FRAME_QUEUE);
-        let encoder = LiveEncoder::new(BITRATE);
+        let (pictures_tx, pictures) = sync_channel(PICTURE_QUEUE);
+        let encoder = LiveEncoder::with_video(BITRATE, (PICTURE.0 as u16, PICTURE.1 as u16));
         let channel = Arc::new(Channel::new(
             encoder
                 .as_ref()
@@ -315,7 +326,7 @@ impl Streams {
                 let thread = std::thread::Builder::new()
                     .name("stream".into())
                     .spawn(move || {
-                        run(encoder, frames, &c);
+                        run(encoder, frames, pictures, &c);
                         let _ = ended_tx.send(());
                     });
                 if let Err(err) = thread {
@@ -338,15 +349,29 @@ impl Streams {
         ActiveStream {
             id,
             sink: frames_tx,
+            pictures: pictures_tx,
             database,
         }
     }
 }
 
-/// The stream's thread: frames in, segments published, until its sink is dropped.
-fn run(mut encoder: LiveEncoder, frames: Receiver<TapFrame>, channel: &Channel) {
+/// The stream's thread: frames in (and the composed pictures between them), segments
+/// published, until its sink is dropped.
+fn run(
+    mut encoder: LiveEncoder,
+    frames: Receiver<TapFrame>,
+    pictures: Receiver<Arc<ComposedFrame>>,
+    channel: &Channel,
+) {
     let encoded = metrics::counter!("conclave_stream_segments_total");
+    let start = Instant::now();
     loop {
+        // pictures on the stream's clock (the audio's starts with the thread too)
+        while let Ok(picture) = pictures.try_recv() {
+            let time = (start.elapsed().as_micros() * 9 / 100) as u64;
+            let sample = sample_from_packets(picture.packets.iter().map(|(p, _)| p.as_slice()));
+            encoder.push_video(time, sample, picture.keyframe);
+        }
         match frames.recv_timeout(Duration::from_millis(500)) {
             Ok(frame) => {
                 if frame.source != TapSource::Room {
@@ -464,10 +489,17 @@ pub struct ActiveStream {
     /// Its row's id, once its task has it.
     id: Arc<OnceLock<String>>,
     sink: SyncSender<TapFrame>,
+    /// Where the room's composer sends the picture.
+    pictures: SyncSender<Arc<ComposedFrame>>,
     database: tokio::task::JoinHandle<()>,
 }
 
 impl ActiveStream {
+    /// Where the room's composer sends the composed picture ([`PICTURE`] sized).
+    pub fn pictures(&self) -> SyncSender<Arc<ComposedFrame>> {
+        self.pictures.clone()
+    }
+
     /// Where the media plane sends the room's frames.
     pub fn sink(&self) -> crate::media::TapSink {
         self.sink.clone()

@@ -1,18 +1,24 @@
 //! A room's composed picture: a thread per room whose picture is wanted (the console's
-//! preview today; phones with video, recordings and streams next). The media plane's SFU
-//! sends it every tile's stream as it would a viewer's; the thread puts them back into frames,
-//! decodes them and draws the canvas (`conclave_media::video::compose`). The meeting's actor
-//! owns it, tells it the tiles, and stops it when nobody has asked for a while.
+//! preview, SIP video terminals; recordings and streams next). The media plane's SFU sends it
+//! every tile's stream as it would a viewer's; the thread puts them back into frames, decodes
+//! them and draws the canvas (`conclave_media::video::compose`). While terminals receive it,
+//! it draws [`FPS`] times a second and encodes once per size they want
+//! (`conclave_media::video::output`), the media plane adding each terminal's RTP header.
+//! The meeting's actor owns it, tells it the tiles and the sizes, and stops it when nobody
+//! has asked for a while and no terminal receives it.
 //!
 //! Bounded everywhere: packets wait in a queue of [`PACKETS`] (the media plane drops beyond
 //! it and counts), requests in one of [`REQUESTS`]; a tile that cannot be decoded asks its
 //! sender for a keyframe at most once a second.
 
 use crate::media::RoomMedia;
-use conclave_media::engine::ComposedPacket;
+use conclave_media::engine::ComposerInput;
 use conclave_media::video::Tile;
 use conclave_media::video::compose::{Composer, jpeg};
+use conclave_media::video::output::{FPS, Outputs};
+use conclave_media::video::sip_leg::ComposedFrame;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -27,8 +33,17 @@ pub const HEIGHT: usize = 720;
 /// A tile's keyframe asked for at most this often.
 const ASK_GAP: Duration = Duration::from_secs(1);
 
+/// A live stream's size and where its pictures go.
+type StreamSink = ((usize, usize), SyncSender<Arc<ComposedFrame>>);
+
 enum Request {
     Tiles(Vec<Tile>),
+    /// The sizes terminals receive (none: the thread only draws when asked).
+    Sizes(Vec<(usize, usize)>),
+    /// A terminal lost the picture (SIP INFO picture_fast_update).
+    Keyframe,
+    /// A live stream takes the pictures of its size (or no longer).
+    Stream(Option<StreamSink>),
     /// The canvas as a JPEG.
     Picture(oneshot::Sender<Vec<u8>>),
 }
@@ -64,6 +79,21 @@ impl ComposerHandle {
         let _ = self.requests.try_send(Request::Tiles(tiles));
     }
 
+    /// The sizes terminals receive.
+    pub fn sizes(&self, sizes: Vec<(usize, usize)>) {
+        let _ = self.requests.try_send(Request::Sizes(sizes));
+    }
+
+    /// A live stream takes the pictures of `size` (its thread's queue), or no longer.
+    pub fn stream(&self, sink: Option<StreamSink>) {
+        let _ = self.requests.try_send(Request::Stream(sink));
+    }
+
+    /// A terminal asks for a keyframe.
+    pub fn keyframe(&self) {
+        let _ = self.requests.try_send(Request::Keyframe);
+    }
+
     /// Asks for the canvas as a JPEG (the answer comes on `reply`; nothing when busy).
     pub fn picture(&self, reply: oneshot::Sender<Vec<u8>>) {
         let _ = self.requests.try_send(Request::Picture(reply));
@@ -81,14 +111,25 @@ impl Drop for ComposerHandle {
 fn run(
     media: RoomMedia,
     tiles: Vec<Tile>,
-    packets: Receiver<ComposedPacket>,
+    packets: Receiver<ComposerInput>,
     requests: Receiver<Request>,
 ) {
     let mut composer = Composer::new(WIDTH, HEIGHT);
     composer.set_tiles(tiles);
+    let mut outputs = Outputs::default();
+    let mut stream: Option<StreamSink> = None;
+    let dropped = metrics::counter!("conclave_video_stream_pictures_dropped_total");
     let mut asked: HashMap<usize, Instant> = HashMap::new();
+    let epoch = Instant::now();
+    let frame = Duration::from_secs(1) / FPS;
+    let mut next_frame = epoch;
     loop {
-        let mut next = match packets.recv_timeout(Duration::from_millis(40)) {
+        let wait = if outputs.is_empty() {
+            Duration::from_millis(40)
+        } else {
+            next_frame.saturating_duration_since(Instant::now())
+        };
+        let mut next = match packets.recv_timeout(wait) {
             Ok(p) => Some(p),
             Err(RecvTimeoutError::Timeout) => None,
             // the media plane let go of the room: nothing more will come
@@ -96,15 +137,52 @@ fn run(
         };
         // a bounded batch, then the requests
         for _ in 0..512 {
-            let Some(p) = next.take() else { break };
-            if let Err(err) = composer.push(p.tile, p.codec, p.seq, p.marker, &p.payload) {
-                tracing::debug!(tile = p.tile, %err, "a tile's frame was not decoded");
+            match next.take() {
+                Some(ComposerInput::Tile(p)) => {
+                    if let Err(err) = composer.push(p.tile, p.codec, p.seq, p.marker, &p.payload) {
+                        tracing::debug!(tile = p.tile, %err, "a tile's frame was not decoded");
+                    }
+                }
+                Some(ComposerInput::KeyframeWanted) => outputs.want_keyframe(),
+                None => break,
             }
             next = packets.try_recv().ok();
+        }
+        let now = Instant::now();
+        if !outputs.is_empty() && now >= next_frame {
+            composer.compose();
+            for encoded in outputs.encode(now.duration_since(epoch), &mut composer) {
+                let encoded = Arc::new(encoded);
+                if let Some((size, sink)) = &stream
+                    && *size == encoded.size
+                    && sink.try_send(encoded.clone()).is_err()
+                {
+                    dropped.increment(1);
+                }
+                media.send_composed(encoded);
+            }
+            // a late frame is not made up for: the next one comes a frame's time later
+            next_frame += frame;
+            if next_frame < now {
+                next_frame = now + frame;
+            }
         }
         loop {
             match requests.try_recv() {
                 Ok(Request::Tiles(tiles)) => composer.set_tiles(tiles),
+                Ok(Request::Sizes(sizes)) => {
+                    if let Err(err) = outputs.set_sizes(&sizes) {
+                        tracing::warn!(%err, "no encoder for the composed picture");
+                    }
+                }
+                Ok(Request::Keyframe) => outputs.want_keyframe(),
+                Ok(Request::Stream(sink)) => {
+                    if sink.is_some() {
+                        // a player starts at a keyframe
+                        outputs.want_keyframe();
+                    }
+                    stream = sink;
+                }
                 Ok(Request::Picture(reply)) => {
                     let picture = jpeg(composer.compose(), 80);
                     let _ = reply.send(picture);

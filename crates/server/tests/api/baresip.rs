@@ -163,7 +163,7 @@ impl Baresip {
     }
 
     /// [`Baresip::start`] with `extra` lines in its configuration.
-    fn start_with(
+    pub(crate) fn start_with(
         modules: &Path,
         name: &str,
         accounts: &str,
@@ -273,7 +273,7 @@ impl Baresip {
 
     /// Asks baresip to quit (SIGTERM: it hangs up, un-registers and exits, as at the end of
     /// `-t`), then waits for it as [`Baresip::finish`] does.
-    async fn quit(&mut self, limit: Duration) -> String {
+    pub(crate) async fn quit(&mut self, limit: Duration) -> String {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -283,7 +283,7 @@ impl Baresip {
     }
 
     /// Waits (bounded) until baresip's log has a line containing `needle`; that line.
-    async fn logged(&self, needle: &str, limit: Duration) -> Option<String> {
+    pub(crate) async fn logged(&self, needle: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             let line = self

@@ -30,6 +30,7 @@ mod sip_calls;
 mod sip_digests;
 mod sip_register;
 mod sip_transports;
+mod sip_video;
 mod soak;
 mod status;
 mod streaming;

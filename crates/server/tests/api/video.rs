@@ -26,10 +26,20 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A solid-colour camera: a few frames of one colour (Y, Cb, Cr), looped by Chromium.
-fn write_y4m(path: &Path, (y, u, v): (u8, u8, u8)) {
-    let (w, h) = (960usize, 540usize);
-    let mut data = format!("YUV4MPEG2 W{w} H{h} F15:1 Ip A1:1 C420jpeg\n").into_bytes();
-    for _ in 0..3 {
+fn write_y4m(path: &Path, rgb: (u8, u8, u8)) {
+    write_y4m_of(path, rgb, (960, 540), 15, 3);
+}
+
+/// A solid-colour `.y4m` of this size, frame rate and length.
+pub(crate) fn write_y4m_of(
+    path: &Path,
+    (y, u, v): (u8, u8, u8),
+    (w, h): (usize, usize),
+    fps: u32,
+    frames: usize,
+) {
+    let mut data = format!("YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for _ in 0..frames {
         data.extend_from_slice(b"FRAME\n");
         data.extend(std::iter::repeat_n(y, w * h));
         data.extend(std::iter::repeat_n(u, w * h / 4));
@@ -38,19 +48,19 @@ fn write_y4m(path: &Path, (y, u, v): (u8, u8, u8)) {
     std::fs::write(path, data).expect("write the camera file");
 }
 
-const RED: (u8, u8, u8) = (76, 85, 255);
-const GREEN: (u8, u8, u8) = (150, 44, 21);
-const BLUE: (u8, u8, u8) = (29, 255, 107);
+pub(crate) const RED: (u8, u8, u8) = (76, 85, 255);
+pub(crate) const GREEN: (u8, u8, u8) = (150, 44, 21);
+pub(crate) const BLUE: (u8, u8, u8) = (29, 255, 107);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Colour {
+pub(crate) enum Colour {
     Red,
     Green,
     Blue,
     Other,
 }
 
-fn colour(rgb: &Value) -> Option<Colour> {
+pub(crate) fn colour(rgb: &Value) -> Option<Colour> {
     let c: Vec<i64> = rgb.as_array()?.iter().filter_map(Value::as_i64).collect();
     let [r, g, b] = c[..] else { return None };
     Some(if r > 180 && g < 90 && b < 90 {
@@ -83,7 +93,7 @@ async fn tiles(page: &mut BrowserMember) -> Vec<(Option<u64>, bool, u64, Option<
 }
 
 /// Waits (20 s at most) until the page's tiles satisfy `ok`; the last tiles either way.
-async fn until(
+pub(crate) async fn until(
     page: &mut BrowserMember,
     what: &str,
     ok: impl Fn(&[(Option<u64>, bool, u64, Option<Colour>)]) -> bool,
@@ -101,7 +111,7 @@ async fn until(
 
 /// Fetches the composed picture (a JPEG) until its tiles — (member, colour at the centre) —
 /// satisfy `ok` (30 s at most); those tiles.
-async fn composed(
+pub(crate) async fn composed(
     s: &TestServer,
     admin: &str,
     room_id: &str,
@@ -165,7 +175,7 @@ async fn composed(
     panic!("the composed picture's tiles were {last:?}");
 }
 
-async fn conference(s: &TestServer, admin: &str, room_id: &str) -> Value {
+pub(crate) async fn conference(s: &TestServer, admin: &str, room_id: &str) -> Value {
     s.get(&format!("/conferences/{room_id}"), admin).await.body
 }
 
