@@ -1,7 +1,8 @@
 // Watching a live stream: /watch/<key>, for anyone with the link. The page asks for the
-// password when there is one, then plays the HLS stream: through Media Source Extensions
-// (Chromium, Firefox, Safari 17+: Opus in fragmented MP4), or the browser's own HLS player
-// (Safari on iPhone). A scheduled stream waits on the page until it starts.
+// password when there is one, then plays the HLS stream — the meeting's layout (H.264) and
+// its mix (Opus) in fragmented MP4 — through Media Source Extensions (Chromium, Firefox,
+// Safari 17+), or the browser's own HLS player (Safari on iPhone). A scheduled stream waits on
+// the page until it starts.
 
 import { useEffect, useRef, useState } from 'react';
 import type { T } from './i18n';
@@ -9,7 +10,8 @@ import { PasswordForm, PublicShell, usePublicLanguage } from './Public';
 
 type WatchInfo = { title: string; state: 'scheduled' | 'live' | 'ended'; starts_at: number | null; password_required: boolean; playlist: string | null; listeners: number };
 
-const CODEC = 'audio/mp4; codecs="opus"';
+// avc3: the picture's parameter sets travel in the stream (docs/streaming.md)
+const CODEC = 'video/mp4; codecs="avc3.42e01f,opus"';
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /// The media playlist's segments (RFC 8216), as this server writes them.
@@ -25,9 +27,9 @@ function parsePlaylist(text: string): { first: number; names: string[]; ended: b
   return { first, names, ended: text.includes('#EXT-X-ENDLIST'), init };
 }
 
-/// Plays a live HLS playlist into `audio` until it ends or `stop()`; `onEnd` when the stream
-/// is over (or gone).
-function playLive(audio: HTMLAudioElement, playlist: string, listener: string, onEnd: () => void): () => void {
+/// Plays a live HLS playlist into `audio` (a video element) until it ends or `stop()`;
+/// `onEnd` when the stream is over (or gone).
+function playLive(audio: HTMLVideoElement, playlist: string, listener: string, onEnd: () => void): () => void {
   let stopped = false;
   const dir = playlist.slice(0, playlist.lastIndexOf('/') + 1);
   if (!('MediaSource' in window) || !MediaSource.isTypeSupported(CODEC)) {
@@ -135,7 +137,7 @@ export function WatchPage() {
 }
 
 function Player({ t, playlist, waiting }: { t: T; playlist: string; waiting: boolean }) {
-  const audio = useRef<HTMLAudioElement>(null);
+  const audio = useRef<HTMLVideoElement>(null);
   const [playing, setPlaying] = useState(false);
   const [over, setOver] = useState(false);
   const [started, setStarted] = useState(false);
@@ -152,7 +154,7 @@ function Player({ t, playlist, waiting }: { t: T; playlist: string; waiting: boo
   }, [playlist, waiting, started]);
   return (
     <div className="player">
-      <audio ref={audio} controls data-testid="watch-audio" />
+      <video ref={audio} controls playsInline data-testid="watch-player" />
       {!started && !waiting && <button data-testid="watch-play" onClick={() => setStarted(true)}>▶ {t('listen')}</button>}
       {waiting && <p>{t('streamWaiting')}</p>}
       {playing && !over && <p data-testid="watch-playing">{t('nowPlaying')}</p>}

@@ -52,7 +52,7 @@ async function record(what) {
     const context = new AudioContext({ sampleRate: 16000 });
     const source = what === 'meeting'
       ? context.createMediaStreamSource(window.conclaveJoin.remote)
-      : context.createMediaElementSource(document.querySelector('[data-testid="watch-audio"]'));
+      : context.createMediaElementSource(document.querySelector('[data-testid="watch-player"]'));
     const tap = context.createScriptProcessor(4096, 1, 1);
     window.heard = [];
     tap.onaudioprocess = (e) => window.heard.push(Float32Array.from(e.inputBuffer.getChannelData(0)));

@@ -19,10 +19,9 @@ use std::time::Duration;
 
 use conclave_media::video::Layer;
 use conclave_media::video::compose::Composer;
-use conclave_media::video::output::Outputs;
 use conclave_media::video::rtp::packetize_h264;
 use conclave_media::video::sfu::{Sfu, VideoPacket};
-use conclave_media::video::sip_leg::{VideoLeg, VideoLegConfig};
+use conclave_media::video::sip_leg::{ComposedFrame, VideoLeg, VideoLegConfig};
 use conclave_media::video::{StreamKey, StreamKind, Tile, TileSize, VideoCodec};
 use conclave_video_codecs::{H264Decoder, H264Encoder, Picture, annex_b};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -123,16 +122,25 @@ fn bench(c: &mut Criterion<ThreadCpuTime>) {
         });
     }
     // each terminal of a canvas: its RTP headers on the frame encoded once (a P frame of
-    // moving content at 1.5 Mbit/s), 100 terminals
+    // moving content at 1.5 Mbit/s, slices under a packet as the composer's), 100 terminals
     let mut canvas = composer(1, 7);
     canvas.compose();
-    let mut outputs = Outputs::default();
-    outputs.set_sizes(&[(1280, 720)]).expect("encoder");
-    let _key = outputs.encode(Duration::ZERO, &mut canvas);
-    let frame = outputs
-        .encode(Duration::from_millis(33), &mut canvas)
-        .pop()
-        .expect("a frame");
+    let mut slices = H264Encoder::new(1280, 720, 30.0, 1_500_000, 300, 1100).expect("encoder");
+    let mut nals = Vec::new();
+    for i in 0..10 {
+        let encoded = slices
+            .encode(&moving(1280, 720, i), i == 0)
+            .expect("encode");
+        if !encoded.is_empty() {
+            nals = encoded;
+        }
+    }
+    let frame = ComposedFrame {
+        size: (1280, 720),
+        timestamp: 3000,
+        keyframe: false,
+        packets: packetize_h264(&nals, 1200, true),
+    };
     let mut legs: Vec<VideoLeg> = (0..100u16)
         .map(|i| {
             VideoLeg::new(VideoLegConfig {
