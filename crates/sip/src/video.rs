@@ -191,19 +191,27 @@ pub fn answer(
     if mux {
         out.attributes.push(Attribute::flag("rtcp-mux"));
     }
-    let (remote, remote_rtcp) = remote(offer, m, mux);
-    Some((
-        out,
-        NegotiatedVideo {
-            remote,
-            remote_rtcp,
-            rtcp_mux: mux,
-            payload_type: pt,
-            packetization_mode: mode,
-            level,
-            direction,
-        },
-    ))
+    Some((out, negotiated(offer, m, mux, (pt, mode, level), direction)))
+}
+
+/// What both sides agreed, as the media plane takes it.
+fn negotiated(
+    sdp: &SessionDescription,
+    m: &Media,
+    mux: bool,
+    (payload_type, packetization_mode, level): (u8, u8, u8),
+    direction: Direction,
+) -> NegotiatedVideo {
+    let (remote, remote_rtcp) = remote(sdp, m, mux);
+    NegotiatedVideo {
+        remote,
+        remote_rtcp,
+        rtcp_mux: mux,
+        payload_type,
+        packetization_mode,
+        level,
+        direction,
+    }
 }
 
 /// Our video section in an offer (when `local.video_port` is set).
@@ -234,16 +242,8 @@ pub fn answered(
         .into_iter()
         .find(|(pt, ..)| [OFFER_PT_MODE1, OFFER_PT_MODE0].contains(pt))?;
     let mux = rtcp_mux && m.has_attr("rtcp-mux");
-    let (remote, remote_rtcp) = remote(answer, m, mux);
-    Some(NegotiatedVideo {
-        remote,
-        remote_rtcp,
-        rtcp_mux: mux,
-        payload_type: pt,
-        packetization_mode: mode,
-        level,
-        direction: ours(local, their_direction(m, answer)),
-    })
+    let direction = ours(local, their_direction(m, answer));
+    Some(negotiated(answer, m, mux, (pt, mode, level), direction))
 }
 
 #[cfg(test)]

@@ -153,12 +153,7 @@ pub fn init_segment_with_video(pre_skip: u16, video: Option<(u16, u16)>) -> Vec<
                 });
                 boxed(o, b"minf", |o| {
                     full(o, b"smhd", 0, 0, |o| u32be(o, 0));
-                    boxed(o, b"dinf", |o| {
-                        full(o, b"dref", 0, 0, |o| {
-                            u32be(o, 1);
-                            full(o, b"url ", 0, 1, |_| {});
-                        });
-                    });
+                    data_information(o);
                     boxed(o, b"stbl", |o| {
                         full(o, b"stsd", 0, 0, |o| {
                             u32be(o, 1);
@@ -180,13 +175,7 @@ pub fn init_segment_with_video(pre_skip: u16, video: Option<(u16, u16)>) -> Vec<
                                 });
                             });
                         });
-                        full(o, b"stts", 0, 0, |o| u32be(o, 0));
-                        full(o, b"stsc", 0, 0, |o| u32be(o, 0));
-                        full(o, b"stsz", 0, 0, |o| {
-                            u32be(o, 0);
-                            u32be(o, 0);
-                        });
-                        full(o, b"stco", 0, 0, |o| u32be(o, 0));
+                        empty_sample_tables(o);
                     });
                 });
             });
@@ -214,6 +203,27 @@ pub fn init_segment_with_video(pre_skip: u16, video: Option<(u16, u16)>) -> Vec<
         });
     });
     out
+}
+
+/// A track's `dinf`: its data is in this file.
+fn data_information(o: &mut Vec<u8>) {
+    boxed(o, b"dinf", |o| {
+        full(o, b"dref", 0, 0, |o| {
+            u32be(o, 1);
+            full(o, b"url ", 0, 1, |_| {});
+        });
+    });
+}
+
+/// A fragmented track's sample tables: empty (the samples are in the fragments).
+fn empty_sample_tables(o: &mut Vec<u8>) {
+    full(o, b"stts", 0, 0, |o| u32be(o, 0));
+    full(o, b"stsc", 0, 0, |o| u32be(o, 0));
+    full(o, b"stsz", 0, 0, |o| {
+        u32be(o, 0);
+        u32be(o, 0);
+    });
+    full(o, b"stco", 0, 0, |o| u32be(o, 0));
 }
 
 /// The H.264 track's `trak`.
@@ -251,12 +261,7 @@ fn video_track(o: &mut Vec<u8>, width: u16, height: u16) {
             });
             boxed(o, b"minf", |o| {
                 full(o, b"vmhd", 0, 1, |o| o.extend_from_slice(&[0; 8]));
-                boxed(o, b"dinf", |o| {
-                    full(o, b"dref", 0, 0, |o| {
-                        u32be(o, 1);
-                        full(o, b"url ", 0, 1, |_| {});
-                    });
-                });
+                data_information(o);
                 boxed(o, b"stbl", |o| {
                     full(o, b"stsd", 0, 0, |o| {
                         u32be(o, 1);
@@ -280,13 +285,7 @@ fn video_track(o: &mut Vec<u8>, width: u16, height: u16) {
                             });
                         });
                     });
-                    full(o, b"stts", 0, 0, |o| u32be(o, 0));
-                    full(o, b"stsc", 0, 0, |o| u32be(o, 0));
-                    full(o, b"stsz", 0, 0, |o| {
-                        u32be(o, 0);
-                        u32be(o, 0);
-                    });
-                    full(o, b"stco", 0, 0, |o| u32be(o, 0));
+                    empty_sample_tables(o);
                 });
             });
         });
