@@ -1004,22 +1004,7 @@ impl Engine {
         }
         self.leave_demux(member, &entry);
         let mut entry = entry;
-        if let Some(peer) = entry.webrtc.as_mut() {
-            let (udp, tcp_ports) = (entry.ports.rtp, &entry.tcp_ports);
-            let transmits = &mut self.transmits;
-            peer.close(&mut |out| {
-                if let PeerOutput::Transmit { tcp, to, data } = out
-                    && let Some(port) = tcp_port(tcp, udp, tcp_ports, to)
-                {
-                    transmits.push(Datagram {
-                        port,
-                        to,
-                        kind: PacketKind::Rtp,
-                        data,
-                    });
-                }
-            });
-        }
+        through_peer(&mut entry, &mut self.transmits, |peer, out| peer.close(out));
         let Some(room) = self.rooms[entry.slot].as_mut() else {
             return Ok(());
         };

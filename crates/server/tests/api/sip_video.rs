@@ -21,10 +21,10 @@
 use crate::baresip::{Baresip, baresip_modules, write_tone};
 use crate::browser::{BrowserMember, browser_ready, repo};
 use crate::common::{Db, start_with};
-use crate::video::{BLUE, Colour, GREEN, RED, colour, composed, conference, until, write_y4m_of};
-use conclave_media::video::TileSize;
-use conclave_media::video::compose::geometry;
-use serde_json::{Value, json};
+use crate::video::{
+    BLUE, Colour, GREEN, RED, composed, conference, tile_colours, tiles_of, until, write_y4m_of,
+};
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -61,42 +61,6 @@ fn thread_ticks(name: &str) -> u64 {
             Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
         })
         .sum()
-}
-
-/// The colour at the centre of each tile of a `w`×`h` RGB picture.
-fn tile_colours(
-    rgb: &[u8],
-    (w, h): (usize, usize),
-    tiles: &[(Option<u64>, TileSize)],
-) -> Vec<(Option<u64>, Option<Colour>)> {
-    let sizes: Vec<TileSize> = tiles.iter().map(|t| t.1).collect();
-    geometry(&sizes, w, h)
-        .iter()
-        .zip(tiles)
-        .map(|(r, (m, _))| {
-            let at = ((r.y + r.h / 2) * w + r.x + r.w / 2) * 3;
-            (*m, colour(&json!(rgb.get(at..at + 3))))
-        })
-        .collect()
-}
-
-/// The tiles of the meeting as the API tells them: (member, size).
-fn tiles_of(live: &Value) -> Vec<(Option<u64>, TileSize)> {
-    live["tiles"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .map(|t| {
-                    let size = match t["size"].as_str() {
-                        Some("big") => TileSize::Big,
-                        Some("medium") => TileSize::Medium,
-                        _ => TileSize::Small,
-                    };
-                    (t["member"].as_u64(), size)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

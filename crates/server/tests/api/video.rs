@@ -121,22 +121,7 @@ pub(crate) async fn composed(
     let mut last = Vec::new();
     for _ in 0..60 {
         let live = conference(s, admin, room_id).await;
-        let members: Vec<Option<u64>> = live["tiles"]
-            .as_array()
-            .map(|t| t.iter().map(|t| t["member"].as_u64()).collect())
-            .unwrap_or_default();
-        let sizes: Vec<TileSize> = live["tiles"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .map(|t| match t["size"].as_str() {
-                        Some("big") => TileSize::Big,
-                        Some("medium") => TileSize::Medium,
-                        _ => TileSize::Small,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tiles = tiles_of(&live);
         let response = http
             .get(format!("{}/api/v1/conferences/{room_id}/picture", s.base))
             .bearer_auth(admin)
@@ -156,16 +141,7 @@ pub(crate) async fn composed(
             let pixels = decoder.decode().expect("a JPEG");
             let info = decoder.info().expect("its size");
             let (w, h) = (usize::from(info.width), usize::from(info.height));
-            let rects = geometry(&sizes, w, h);
-            last = rects
-                .iter()
-                .zip(&members)
-                .map(|(r, m)| {
-                    let (x, y) = (r.x + r.w / 2, r.y + r.h / 2);
-                    let at = (y * w + x) * 3;
-                    (*m, colour(&json!(pixels.get(at..at + 3))))
-                })
-                .collect();
+            last = tile_colours(&pixels, (w, h), &tiles);
             if ok(&last) {
                 return last;
             }
@@ -173,6 +149,42 @@ pub(crate) async fn composed(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("the composed picture's tiles were {last:?}");
+}
+
+/// The colour at the centre of each tile of a `w`×`h` RGB picture.
+pub(crate) fn tile_colours(
+    rgb: &[u8],
+    (w, h): (usize, usize),
+    tiles: &[(Option<u64>, TileSize)],
+) -> Vec<(Option<u64>, Option<Colour>)> {
+    let sizes: Vec<TileSize> = tiles.iter().map(|t| t.1).collect();
+    geometry(&sizes, w, h)
+        .iter()
+        .zip(tiles)
+        .map(|(r, (m, _))| {
+            let at = ((r.y + r.h / 2) * w + r.x + r.w / 2) * 3;
+            (*m, colour(&json!(rgb.get(at..at + 3))))
+        })
+        .collect()
+}
+
+/// The tiles of the meeting as the API tells them: (member, size).
+pub(crate) fn tiles_of(live: &Value) -> Vec<(Option<u64>, TileSize)> {
+    live["tiles"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| {
+                    let size = match t["size"].as_str() {
+                        Some("big") => TileSize::Big,
+                        Some("medium") => TileSize::Medium,
+                        _ => TileSize::Small,
+                    };
+                    (t["member"].as_u64(), size)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) async fn conference(s: &TestServer, admin: &str, room_id: &str) -> Value {
