@@ -110,6 +110,8 @@ function RecordingView({ t, id, highlight, onChanged, onDeleted }: {
   const [utterances, setUtterances] = useState<Utterance[]>([]);
   const [urls, setUrls] = useState<Record<number, string>>({});
   const players = useRef<Record<number, HTMLAudioElement | null>>({});
+  const [videoUrl, setVideoUrl] = useState<string | null>(null);
+  const videoPlayer = useRef<HTMLVideoElement | null>(null);
   const [error, setError] = useState('');
   const [sharePassword, setSharePassword] = useState('');
   const load = useCallback(() => {
@@ -118,9 +120,21 @@ function RecordingView({ t, id, highlight, onChanged, onDeleted }: {
   }, [id]);
   useEffect(load, [load]);
   useEffect(() => () => Object.values(urls).forEach((u) => URL.revokeObjectURL(u)), [urls]);
+  useEffect(() => () => { if (videoUrl) URL.revokeObjectURL(videoUrl); }, [videoUrl]);
   if (!detail) return error ? <p className="error" role="alert">{error}</p> : null;
   const r = detail.recording;
-  const name = (tr: RecordingTrack) => (tr.kind === 'mix' ? t('mixTrack') : tr.number ? `${tr.name} (${tr.number})` : tr.name);
+  const name = (tr: RecordingTrack) =>
+    tr.kind === 'mix' ? t('mixTrack') : tr.kind === 'video' ? t('videoTrack') : tr.number ? `${tr.name} (${tr.number})` : tr.name;
+  const video = detail.tracks.find((tr) => tr.kind === 'video');
+  const playVideo = async () => {
+    try {
+      const url = videoUrl ?? (await blobUrl(`/recordings/${id}/video`));
+      setVideoUrl(url);
+      setTimeout(() => videoPlayer.current?.play().catch(() => {}), 0);
+    } catch (e) {
+      setError(asError(e).message);
+    }
+  };
   /// Fetches a track once, then plays it from `at` ms of the recording's timeline.
   const play = async (tr: RecordingTrack, at?: number) => {
     try {
@@ -166,10 +180,22 @@ function RecordingView({ t, id, highlight, onChanged, onDeleted }: {
           {r.share_password && <> · {t('streamPassword')}: <b data-testid="share-password-shown">{r.share_password}</b></>}
         </p>
       )}
+      {video && (
+        <div className="recording-video" data-testid="recording-video">
+          <h4>{t('videoTrack')}{video.duration_ms !== null ? ` · ${clock(video.duration_ms)}` : ''}</h4>
+          <p className="actions">
+            <button data-testid="play-video" onClick={playVideo}>{t('playVideo')}</button>{' '}
+            <button data-testid="download-video" onClick={() => download(`/recordings/${id}/video`, `${r.room_number}.mp4`).catch((e) => setError(asError(e).message))}>
+              {t('downloadVideo')}
+            </button>
+          </p>
+          {videoUrl && <video data-testid="video-player" controls src={videoUrl} ref={videoPlayer} />}
+        </div>
+      )}
       <h4>{t('tracks')}</h4>
       <table>
         <tbody>
-          {detail.tracks.map((tr) => (
+          {detail.tracks.filter((tr) => tr.kind !== 'video').map((tr) => (
             <tr key={tr.track} data-testid={`track-${tr.track}`}>
               <td>{name(tr)}</td>
               <td>{tr.duration_ms !== null ? clock(tr.duration_ms) : ''}</td>

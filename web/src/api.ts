@@ -258,7 +258,7 @@ export type Recording = {
   share_key: string | null; share_password: string | null;
 };
 export type RecordingTrack = {
-  track: number; kind: 'mix' | 'member'; name: string; number: string; offset_ms: number; duration_ms: number | null; bytes: number | null;
+  track: number; kind: 'mix' | 'member' | 'video'; name: string; number: string; offset_ms: number; duration_ms: number | null; bytes: number | null;
 };
 export type RecordingDetail = { recording: Recording; tracks: RecordingTrack[] };
 export type Utterance = { track: number; start_ms: number; end_ms: number };

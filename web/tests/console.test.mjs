@@ -86,11 +86,12 @@ async function adminApi() {
 
 /// A page with the administrator logged in through the login form.
 /// A guest in room `number`'s meeting from the join page (Chromium's fake microphone beeps).
-async function guestIn(number, name) {
+async function guestIn(number, name, { camera = false } = {}) {
   const guest = await browser.newPage({ locale: 'en-US' });
   await guest.goto(`${base}/join/${number}`);
   await guest.getByTestId('language').selectOption('en');
   await guest.getByTestId('join-name').fill(name);
+  if (camera) await guest.getByTestId('join-camera').check();
   await guest.getByTestId('join-submit').click();
   await guest.getByTestId('in-meeting').waitFor();
   return guest;
@@ -1408,13 +1409,14 @@ test('a guest joins a meeting from the join page, in Chinese and English, on a p
   assert.deepEqual(cspViolations, [], 'the join page keeps to the Content-Security-Policy');
 });
 
-test('a chair records a meeting from the console and plays it back from the recordings library, in English and Chinese', async () => {
+test('a chair records a meeting from the console and plays it back — its video and each voice — from the recordings library, in English and Chinese', async () => {
   const { auth } = await adminApi();
   const room = await fetch(`${base}/api/v1/rooms`, {
     method: 'POST', headers: auth, body: JSON.stringify({ number: '8460', name: 'Budget review' }),
   }).then((r) => r.json());
   assert.ok(room.id, JSON.stringify(room));
-  const guest = await guestIn('8460', 'Ada');
+  // Ada's camera is on (Chromium's fake one): the recording shows the meeting's layout too
+  const guest = await guestIn('8460', 'Ada', { camera: true });
 
   const page = await loggedIn({ locale: 'en-US' });
   await page.getByTestId('tab-live').click();
@@ -1422,7 +1424,7 @@ test('a chair records a meeting from the console and plays it back from the reco
   await meeting.getByTestId('record').getByText('Record', { exact: true }).waitFor();
   await meeting.getByTestId('record').click();
   await meeting.getByTestId('recording-on').waitFor();
-  await page.waitForTimeout(4000);
+  await page.waitForTimeout(5000);
   await meeting.getByTestId('record').getByText('Stop recording').click();
   await meeting.getByTestId('recording-on').waitFor({ state: 'detached' });
   await guest.getByTestId('join-leave').click();
@@ -1448,6 +1450,22 @@ test('a chair records a meeting from the console and plays it back from the reco
     setTimeout(() => done(-2), 5000);
   }));
   assert.ok(seconds > 2 && seconds < 30, `the track plays for ${seconds} s`);
+  // the video: the layout as it was composed (1280×720), with the mix; it plays
+  await detail.getByTestId('recording-video').getByText('Video of the meeting').waitFor();
+  await detail.getByTestId('play-video').click();
+  const player = detail.getByTestId('video-player');
+  await player.waitFor();
+  const video = await player.evaluate((el) => new Promise((done) => {
+    const report = () => done({ width: el.videoWidth, height: el.videoHeight, duration: el.duration, time: el.currentTime });
+    el.addEventListener('error', () => done({ error: el.error?.message ?? 'error' }));
+    // (a user's click on its controls plays it with sound; a script only muted)
+    el.muted = true;
+    el.play().catch(() => {});
+    const played = () => (el.currentTime > 1 ? report() : setTimeout(played, 100));
+    played();
+    setTimeout(report, 8000);
+  }));
+  assert.ok(video.width === 1280 && video.height === 720 && video.time > 1, `the video plays: ${JSON.stringify(video)}`);
   // the whole meeting's waveform, and a lane per person with when they spoke
   await detail.getByTestId('play-0').click();
   await detail.locator('[data-testid="waveform"][data-drawn="yes"]').waitFor();
@@ -1480,6 +1498,7 @@ test('a chair records a meeting from the console and plays it back from the reco
   await page.screenshot({ path: path('recordings-en.png'), fullPage: true });
   await page.getByTestId('language').selectOption('zh');
   await detail.getByText('整场会议（混音）').waitFor();
+  await detail.getByText('会议视频（分屏画面与混音）').first().waitFor();
   await library.getByText('已完成').first().waitFor();
   await page.screenshot({ path: path('recordings-zh.png'), fullPage: true });
   // deleted, after the confirmation

@@ -794,6 +794,14 @@ impl Engine {
         let Some(room) = self.rooms.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        if !room.sfu.knows(stream) {
+            self.events.push((
+                room.key,
+                Event::VideoStarted {
+                    member: stream.member,
+                },
+            ));
+        }
         let mut sends = Vec::new();
         room.sfu.route(now, stream, packet, &mut |f| {
             sends.push(VideoSend {

@@ -264,6 +264,11 @@ pub enum Event {
         /// Member.
         member: MemberId,
     },
+    /// A member's video (camera or screen) reached the room's SFU: the meeting has video.
+    VideoStarted {
+        /// Member.
+        member: MemberId,
+    },
 }
 
 /// Whether a datagram is RTP or RTCP.

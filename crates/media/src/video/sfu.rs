@@ -171,6 +171,11 @@ impl Sfu {
         self.last_ask.retain(|(k, _), _| k.member != member);
     }
 
+    /// Whether packets of `stream` came since its member arrived.
+    pub fn knows(&self, stream: StreamKey) -> bool {
+        self.streams.contains_key(&stream)
+    }
+
     /// The meeting's layout changed: what each tile shows, in order.
     pub fn set_tiles(&mut self, now: Duration, tiles: Vec<Tile>) {
         if tiles == self.tiles {

@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_recording, delete_recording))
         .routes(routes!(list_utterances))
         .routes(routes!(download_recording))
+        .routes(routes!(download_recording_video))
         .routes(routes!(set_recording_visibility))
 }
 
@@ -270,6 +271,12 @@ pub(super) async fn track_audio(
     let Some(info) = tracks.iter().find(|t| t.track == track) else {
         return Err(ApiError::not_found("track"));
     };
+    if info.kind == "video" {
+        return Err(ApiError::conflict(
+            "track",
+            "this track is the recording's picture: its video is downloadRecordingVideo",
+        ));
+    }
     let offset = info.offset_ms;
     let service = state
         .meetings
@@ -318,6 +325,74 @@ pub(super) async fn track_audio(
             (header::CACHE_CONTROL, "private, no-store".to_owned()),
         ],
         stamped,
+    )
+        .into_response())
+}
+
+/// The recording's video — the meeting's layout as it was composed, with the mix — as MP4
+/// (fragmented; plays in browsers): decrypted in memory, never on disk, and audited. Only a
+/// meeting that had video (a camera, a screen, a SIP video terminal) while it was recorded
+/// has one.
+#[utoipa::path(get, path = "/recordings/{recording_id}/video", operation_id = "downloadRecordingVideo", tag = "recordings",
+    security(("bearer" = [])), params(("recording_id" = String, Path)),
+    responses((status = 200, description = "the video", content_type = "video/mp4", body = Vec<u8>),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn download_recording_video(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let mut conn = state.store.conn().await?;
+    let recording = load(&mut conn, &caller, &id).await?;
+    let tracks = repo::recordings::tracks(&mut conn, &id).await?;
+    let video = tracks
+        .iter()
+        .find(|t| t.kind == "video")
+        .ok_or_else(|| ApiError::not_found("video"))?;
+    let mix = tracks.iter().find(|t| t.kind == "mix");
+    let service = state
+        .meetings
+        .recordings()
+        .ok_or_else(|| ApiError::internal("recordings are not set up"))?;
+    let (mp4, _complete) = service
+        .read_video(&recording, video, mix)
+        .await
+        .map_err(|err| {
+            tracing::error!(
+                err = format!("{err:#}"),
+                recording = id,
+                "cannot open the video"
+            );
+            ApiError::conflict(
+                "video",
+                "the recording's video cannot be opened on this server",
+            )
+        })?;
+    audit(
+        &mut conn,
+        &caller,
+        Audit {
+            action: "downloadRecording",
+            tenant_id: &recording.tenant_id,
+            target_type: "recording",
+            target_id: Some(&recording.id),
+            detail: serde_json::json!({ "room": recording.room_number, "track": video.track, "video": true }),
+        },
+    )
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "video/mp4".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "inline; filename=\"recording-{}.mp4\"",
+                    recording.room_number
+                ),
+            ),
+            (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        ],
+        mp4,
     )
         .into_response())
 }
@@ -429,11 +504,7 @@ async fn delete_recording(
             "stop the recording before deleting it",
         ));
     }
-    let tracks: Vec<i64> = repo::recordings::tracks(&mut conn, &id)
-        .await?
-        .iter()
-        .map(|t| t.track)
-        .collect();
+    let tracks = repo::recordings::tracks(&mut conn, &id).await?;
     drop(conn);
     let mut tx = state.store.begin().await?;
     repo::recordings::delete(&mut tx, &id).await?;

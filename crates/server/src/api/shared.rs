@@ -68,7 +68,8 @@ async fn described(state: &AppState, r: &Recording, open: bool) -> ApiResult<Sha
     let mut tracks = Vec::new();
     if let (true, Some(key), Some(access)) = (open, &r.share_key, &r.share_access) {
         let mut conn = state.store.conn().await?;
-        for t in repo::recordings::tracks(&mut conn, &r.id).await? {
+        let stored = repo::recordings::tracks(&mut conn, &r.id).await?;
+        for t in stored.into_iter().filter(|t| t.kind != "video") {
             tracks.push(SharedTrack {
                 audio: format!("/api/v1/shared/{key}/{access}/tracks/{}/audio", t.track),
                 track: t.track,

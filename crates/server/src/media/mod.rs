@@ -57,6 +57,10 @@ pub enum MediaEvent {
     Timeout {
         member: MemberId,
     },
+    /// The member's camera or screen reached the room: the meeting has video.
+    VideoStarted {
+        member: MemberId,
+    },
 }
 
 /// Where a room's events go: returns false when the owner cannot take more (it is counted).

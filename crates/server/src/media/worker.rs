@@ -330,6 +330,7 @@ impl Worker {
                     ..
                 } => MediaEvent::PlaybackDone { member },
                 Event::MediaTimeout { member } => MediaEvent::Timeout { member },
+                Event::VideoStarted { member } => MediaEvent::VideoStarted { member },
                 other => {
                     tracing::trace!(?other, "media event");
                     continue;

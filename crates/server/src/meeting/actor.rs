@@ -14,7 +14,7 @@ use crate::media::{MediaEvent, MemberJoin, Playback, RoomMedia};
 use crate::prompts::{self, Prompt, Sound};
 use crate::recording::{ActiveRecording, Who};
 use crate::streaming::ActiveStream;
-use crate::video::composer::ComposerHandle;
+use crate::video::composer::{ComposerHandle, Sink};
 use conclave_conference::keypad::Keypad;
 use conclave_conference::layout::{TileSize, TileView};
 use conclave_conference::live::{Actor, Command, Event, Meeting, MemberId, Refused, Settings};
@@ -136,6 +136,9 @@ pub(super) struct RoomActor {
     composer: Option<(ComposerHandle, Instant)>,
     /// SIP video legs on in the media plane, as they were set up.
     video_legs: HashMap<LegId, VideoLegConfig>,
+    /// The meeting has had video (a camera, a screen, a SIP video terminal): its recording
+    /// shows the layout too.
+    has_video: bool,
     /// Polling's next turn.
     poll_at: Option<Instant>,
 }
@@ -195,6 +198,7 @@ impl RoomActor {
             media_tiles: Vec::new(),
             composer: None,
             video_legs: HashMap::new(),
+            has_video: false,
             poll_at: None,
         }
     }
@@ -280,6 +284,7 @@ impl RoomActor {
                 self.media.add_video(id, endpoint, config.clone());
                 self.video_legs.insert(id, config.clone());
                 changed = true;
+                self.has_video = true;
             }
         }
         if seen != self.video_legs.len() {
@@ -303,6 +308,26 @@ impl RoomActor {
             if let Some(composer) = self.composer() {
                 composer.sizes(sizes);
             }
+            self.record_video();
+        }
+    }
+
+    /// The recording takes the composed picture while the meeting has video.
+    fn recording_video(&self) -> bool {
+        self.has_video && self.recording.is_some()
+    }
+
+    /// A recording going on in a meeting with video: the composer encodes its size too and
+    /// hands it the pictures (again is harmless).
+    fn record_video(&mut self) {
+        if !self.recording_video() {
+            return;
+        }
+        let sink = self.recording.as_ref().map(ActiveRecording::pictures);
+        let sizes = self.composed_sizes();
+        if let Some(composer) = self.composer() {
+            composer.sink(Sink::Recording, sink);
+            composer.sizes(sizes);
         }
     }
 
@@ -314,6 +339,7 @@ impl RoomActor {
             .filter(|c| c.sends)
             .map(|c| c.size)
             .chain(self.stream.is_some().then_some(crate::streaming::PICTURE))
+            .chain(self.recording_video().then_some(crate::streaming::PICTURE))
             .collect();
         sizes.sort_unstable();
         sizes.dedup();
@@ -327,7 +353,12 @@ impl RoomActor {
                 Ok(handle) => {
                     handle.sizes(self.composed_sizes());
                     if let Some(stream) = &self.stream {
-                        handle.stream(Some((crate::streaming::PICTURE, stream.pictures())));
+                        handle.sink(Sink::Stream, Some(stream.pictures()));
+                    }
+                    if self.recording_video()
+                        && let Some(recording) = &self.recording
+                    {
+                        handle.sink(Sink::Recording, Some(recording.pictures()));
                     }
                     self.composer = Some((handle, Instant::now()));
                 }
@@ -840,6 +871,17 @@ impl RoomActor {
             MediaEvent::PlaybackDone { member } => {
                 self.speaking.remove(&member);
             }
+            MediaEvent::VideoStarted { member } => {
+                if !self.has_video {
+                    tracing::debug!(
+                        leg = member,
+                        room = self.room.number,
+                        "the meeting has video"
+                    );
+                    self.has_video = true;
+                    self.record_video();
+                }
+            }
             MediaEvent::Timeout { member } => {
                 if self.parts.contains_key(&member) {
                     tracing::info!(
@@ -931,6 +973,7 @@ impl RoomActor {
         }
         if self.video_legs.is_empty()
             && self.stream.is_none()
+            && !self.recording_video()
             && self
                 .composer
                 .as_ref()
@@ -1169,11 +1212,16 @@ impl RoomActor {
         self.media.tap(TapKind::Recording, Some(active.sink()));
         tracing::info!(room = self.room.number, recording = active.id, "recording");
         self.recording = Some(active);
+        self.record_video();
         self.announce(Prompt::RecordingStarted);
     }
 
     fn stop_recording(&mut self) {
         if let Some(active) = self.recording.take() {
+            if let Some((composer, _)) = &self.composer {
+                composer.sink(Sink::Recording, None);
+                composer.sizes(self.composed_sizes());
+            }
             self.media.tap(TapKind::Recording, None);
             tracing::info!(
                 room = self.room.number,
@@ -1198,7 +1246,7 @@ impl RoomActor {
         // the stream shows the meeting's layout: its composer encodes the stream's size too
         let sizes = self.composed_sizes();
         if let Some(composer) = self.composer() {
-            composer.stream(Some((crate::streaming::PICTURE, pictures)));
+            composer.sink(Sink::Stream, Some(pictures));
             composer.sizes(sizes);
         }
     }
@@ -1206,7 +1254,7 @@ impl RoomActor {
     fn stop_stream(&mut self) {
         if let Some(active) = self.stream.take() {
             if let Some((composer, _)) = &self.composer {
-                composer.stream(None);
+                composer.sink(Sink::Stream, None);
                 composer.sizes(self.composed_sizes());
             }
             self.media.tap(TapKind::Stream, None);

@@ -8,8 +8,8 @@ mod keys;
 mod writer;
 
 use anyhow::{Context, Result, anyhow};
-use conclave_media::recording::{RecordingKey, sealed};
-use conclave_store::model::{Recording, Room};
+use conclave_media::recording::{RecordingKey, sealed, video};
+use conclave_store::model::{Recording, RecordingTrack, Room};
 use conclave_store::{Store, new_id, now_ms, repo};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +21,9 @@ pub use keys::MasterKey;
 /// Frames a recording's thread may have waiting (about 2 s of a 100-member room); beyond
 /// it the media worker drops frames (counted) rather than wait.
 const FRAME_QUEUE: usize = 10_000;
+/// Composed pictures waiting for the recording's thread (a second and a half); beyond, the
+/// composer drops them (counted).
+const PICTURE_QUEUE: usize = 45;
 
 /// Who a track is: one per person (`identity`), named as the roster names them.
 #[derive(Debug, Clone)]
@@ -30,9 +33,13 @@ pub struct Who {
     pub number: String,
 }
 
-/// The file of a recording's track.
-pub fn track_file(track: i64) -> String {
-    format!("{track}.opus.sealed")
+/// The file of a recording's track of this kind (`mix`, `member`: Ogg Opus; `video`: the
+/// composed pictures).
+pub fn track_file(track: i64, kind: &str) -> String {
+    match kind {
+        "video" => format!("{track}.video.sealed"),
+        _ => format!("{track}.opus.sealed"),
+    }
 }
 
 /// Recordings of this server: where they are kept and their keys; cheap to clone.
@@ -165,6 +172,7 @@ impl Recordings {
             share_password: None,
         };
         let (frames_tx, frames) = sync_channel(FRAME_QUEUE);
+        let (pictures_tx, pictures) = sync_channel(PICTURE_QUEUE);
         let (control_tx, control) = sync_channel(1024);
         let (notices_tx, notices) = tokio::sync::mpsc::channel(256);
         let writer = writer::Writer {
@@ -173,6 +181,7 @@ impl Recordings {
             key,
             room_name: room.name.clone(),
             frames,
+            pictures,
             control,
             notices: notices_tx,
         };
@@ -187,6 +196,7 @@ impl Recordings {
         ActiveRecording {
             id,
             sink: frames_tx,
+            pictures: pictures_tx,
             control: control_tx,
             database,
         }
@@ -202,18 +212,59 @@ impl Recordings {
         RecordingKey::new(&bytes).map_err(|e| anyhow!("{e}"))
     }
 
-    /// One track as Ogg Opus, decrypted in memory (nothing readable touches the disk), and
-    /// whether the file was complete.
+    /// One audio track as Ogg Opus, decrypted in memory (nothing readable touches the disk),
+    /// and whether the file was complete.
     pub async fn read_track(&self, r: &Recording, track: i64) -> Result<(Vec<u8>, bool)> {
+        self.read_sealed(r, track, "member").await
+    }
+
+    /// The recording's video (its picture track `video` and its mix) as one MP4, built in
+    /// memory; and whether both files were complete.
+    pub async fn read_video(
+        &self,
+        r: &Recording,
+        video: &RecordingTrack,
+        mix: Option<&RecordingTrack>,
+    ) -> Result<(Vec<u8>, bool)> {
+        let (pictures, mut complete) = self.read_sealed(r, video.track, "video").await?;
+        let mix = match mix {
+            Some(m) => {
+                let (ogg, whole) = self.read_track(r, m.track).await?;
+                complete &= whole;
+                Some((ogg, m.offset_ms))
+            }
+            None => None,
+        };
+        tokio::task::spawn_blocking(move || {
+            let log = video::read_pictures(&pictures).context("the picture track")?;
+            let mix = match &mix {
+                Some((ogg, offset)) => Some((
+                    conclave_media::recording::ogg::read_packets(ogg).context("the mix")?,
+                    std::time::Duration::from_millis(u64::try_from(*offset).unwrap_or(0)),
+                )),
+                None => None,
+            };
+            Ok((
+                video::recording_mp4(mix.as_ref().map(|(p, o)| (p, *o)), &log),
+                complete,
+            ))
+        })
+        .await
+        .context("building the video")?
+    }
+
+    /// One track's file, opened.
+    async fn read_sealed(&self, r: &Recording, track: i64, kind: &str) -> Result<(Vec<u8>, bool)> {
         let key = self.key(r)?;
-        let path = self.dir(&r.tenant_id, &r.id).join(track_file(track));
+        let file_name = track_file(track, kind);
+        let path = self.dir(&r.tenant_id, &r.id).join(&file_name);
         let id = r.id.clone();
         let stored = match tokio::fs::try_exists(&path).await {
             Ok(true) => None,
             _ => {
                 self.inner
                     .blobs
-                    .get(&r.tenant_id, &r.id, &track_file(track))
+                    .get(&r.tenant_id, &r.id, &file_name)
                     .await?
             }
         };
@@ -247,13 +298,9 @@ impl Recordings {
                 break;
             }
             for r in old {
-                let tracks: Vec<i64> = {
+                let tracks = {
                     let mut conn = self.inner.store.conn().await?;
-                    repo::recordings::tracks(&mut conn, &r.id)
-                        .await?
-                        .iter()
-                        .map(|t| t.track)
-                        .collect()
+                    repo::recordings::tracks(&mut conn, &r.id).await?
                 };
                 let mut tx = self.inner.store.begin().await?;
                 repo::recordings::delete(&mut tx, &r.id).await?;
@@ -288,7 +335,7 @@ impl Recordings {
 
     /// Deletes a recording's files, local and stored (its rows go with the caller's
     /// transaction).
-    pub async fn remove_files(&self, r: &Recording, tracks: &[i64]) -> Result<()> {
+    pub async fn remove_files(&self, r: &Recording, tracks: &[RecordingTrack]) -> Result<()> {
         let dir = self.dir(&r.tenant_id, &r.id);
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => {}
@@ -297,7 +344,10 @@ impl Recordings {
                 return Err(err).with_context(|| format!("cannot delete {}", dir.display()));
             }
         }
-        let files: Vec<String> = tracks.iter().map(|&t| track_file(t)).collect();
+        let files: Vec<String> = tracks
+            .iter()
+            .map(|t| track_file(t.track, &t.kind))
+            .collect();
         self.inner.blobs.delete(&r.tenant_id, &r.id, &files).await
     }
 }
@@ -356,6 +406,7 @@ pub async fn rotate_master_key(
 pub struct ActiveRecording {
     pub id: String,
     sink: SyncSender<conclave_media::mixer::TapFrame>,
+    pictures: SyncSender<std::sync::Arc<conclave_media::video::sip_leg::ComposedFrame>>,
     control: SyncSender<Control>,
     database: tokio::task::JoinHandle<()>,
 }
@@ -364,6 +415,11 @@ impl ActiveRecording {
     /// Where the media plane sends the room's frames.
     pub fn sink(&self) -> crate::media::TapSink {
         self.sink.clone()
+    }
+
+    /// Where the room's composer sends the pictures the recording shows.
+    pub fn pictures(&self) -> crate::video::composer::PictureSink {
+        (crate::streaming::PICTURE, self.pictures.clone())
     }
 
     /// Names a media member's track (before its frames come).
@@ -383,6 +439,7 @@ impl ActiveRecording {
         }
         drop(self.control);
         drop(self.sink);
+        drop(self.pictures);
         self.database
     }
 }

@@ -1,16 +1,22 @@
 //! A recording's thread: the room's frames in (from its media worker, bounded), one sealed
 //! file per track out, flushed every two seconds so that a crash loses at most that much;
 //! what the database must know (the recording, each track as it begins, the summary at the
-//! end) goes to the recording's database task in order.
+//! end) goes to the recording's database task in order. When the meeting has video, the
+//! composed pictures come too (from the room's composer, bounded) and make a track of their
+//! own, placed on the audio's timeline.
 
 use super::Who;
 use conclave_media::mixer::{TapFrame, TapSource};
+use conclave_media::recording::video::VideoTrackWriter;
 use conclave_media::recording::{RecordingKey, TrackWriter};
+use conclave_media::streaming::fmp4::sample_from_packets;
+use conclave_media::video::sip_leg::ComposedFrame;
 use conclave_store::model::{RecordingTrack, Utterance};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -57,12 +63,51 @@ struct Track {
     told: usize,
 }
 
+/// The composed picture's track.
+struct VideoTrack {
+    index: i64,
+    writer: VideoTrackWriter,
+    file: Option<File>,
+    bytes: i64,
+    announced: bool,
+}
+
+/// Places pictures on the recording's timeline: the first by when it came (against the
+/// audio's clock), the next by their own timestamps — smooth, whatever the queues did —
+/// unless those drift from the arrivals (a new composer thread starts a new clock).
+#[derive(Debug, Clone, Copy)]
+struct PictureClock {
+    timestamp: u32,
+    at: Duration,
+}
+
+/// How far a picture's timestamp may stray from its arrival before the clock is set again.
+const PICTURE_DRIFT: Duration = Duration::from_millis(500);
+
+impl PictureClock {
+    fn place(clock: &mut Option<PictureClock>, timestamp: u32, arrived: Duration) -> Duration {
+        if let Some(c) = *clock {
+            let ticks = u64::from(timestamp.wrapping_sub(c.timestamp));
+            let t = c.at + Duration::from_micros(ticks * 100 / 9);
+            if t.abs_diff(arrived) < PICTURE_DRIFT {
+                return t;
+            }
+        }
+        *clock = Some(PictureClock {
+            timestamp,
+            at: arrived,
+        });
+        arrived
+    }
+}
+
 pub(super) struct Writer {
     pub dir: PathBuf,
     pub id: String,
     pub key: [u8; 32],
     pub room_name: String,
     pub frames: Receiver<TapFrame>,
+    pub pictures: Receiver<Arc<ComposedFrame>>,
     pub control: Receiver<Control>,
     pub notices: tokio::sync::mpsc::Sender<Notice>,
 }
@@ -75,6 +120,7 @@ impl Writer {
             key,
             room_name,
             frames,
+            pictures,
             control,
             notices,
         } = self;
@@ -86,9 +132,13 @@ impl Writer {
             tracks: Vec::new(),
             by_identity: HashMap::new(),
             by_member: HashMap::new(),
+            room_name: room_name.clone(),
             origin: None,
+            arrival: None,
             next_index: 0,
             mix: None,
+            video: None,
+            picture_clock: None,
             failed: false,
             notices,
         };
@@ -123,6 +173,9 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break 'run,
             }
+            while let Ok(picture) = pictures.try_recv() {
+                state.picture(&picture);
+            }
             if stop {
                 break;
             }
@@ -134,6 +187,9 @@ impl Writer {
         // frames already handed over belong to the recording
         while let Ok(frame) = frames.try_recv() {
             state.frame(frame, &mix);
+        }
+        while let Ok(picture) = pictures.try_recv() {
+            state.picture(&picture);
         }
         state.flush(true);
         let summary = Summary {
@@ -148,6 +204,14 @@ impl Writer {
                         t.bytes,
                     )
                 })
+                .chain(state.video.iter().map(|v| {
+                    (
+                        v.index,
+                        v.writer.offset().map_or(0, |o| o.as_millis() as i64),
+                        v.writer.duration().as_millis() as i64,
+                        v.bytes,
+                    )
+                }))
                 .collect(),
             utterances: state.tracks.iter().flat_map(untold).collect(),
             failed: state.failed,
@@ -164,18 +228,95 @@ struct State {
     tracks: Vec<Track>,
     by_identity: HashMap<String, usize>,
     by_member: HashMap<u64, usize>,
+    room_name: String,
     origin: Option<Duration>,
-    /// The last member track's number (the mix is 0).
+    /// When the first frame came, and its time: the pictures' timeline hangs on it.
+    arrival: Option<(Instant, Duration)>,
+    /// The last member (or video) track's number (the mix is 0).
     next_index: i64,
     /// The mix's track, once its first frame came.
     mix: Option<usize>,
+    /// The composed picture's track, once its first keyframe came.
+    video: Option<VideoTrack>,
+    picture_clock: Option<PictureClock>,
     failed: bool,
     notices: tokio::sync::mpsc::Sender<Notice>,
 }
 
 impl State {
+    /// A composed picture: on the timeline from when it came; the track starts at the first
+    /// keyframe after the audio began.
+    fn picture(&mut self, picture: &ComposedFrame) {
+        let (Some(origin), Some((first_at, first_time))) = (self.origin, self.arrival) else {
+            return;
+        };
+        let arrived = (first_time + first_at.elapsed()).saturating_sub(origin);
+        if self.video.is_none() {
+            if !picture.keyframe {
+                return;
+            }
+            self.video = self.video_track(picture.size);
+        }
+        let time = PictureClock::place(&mut self.picture_clock, picture.timestamp, arrived);
+        let Some(video) = self.video.as_mut() else {
+            return;
+        };
+        let sample = sample_from_packets(picture.packets.iter().map(|(p, _)| &p[..]));
+        video.writer.push(time, picture.keyframe, &sample);
+        if !video.announced
+            && let Some(offset) = video.writer.offset()
+        {
+            video.announced = true;
+            let _ = self.notices.blocking_send(Notice::Track(RecordingTrack {
+                track: video.index,
+                kind: "video".into(),
+                identity: "video".into(),
+                name: self.room_name.clone(),
+                number: String::new(),
+                offset_ms: offset.as_millis() as i64,
+                duration_ms: None,
+                bytes: None,
+            }));
+        }
+        let bytes = video.writer.take();
+        write_file(
+            &mut video.file,
+            &mut video.bytes,
+            &bytes,
+            &mut self.failed,
+            &self.id,
+            video.index,
+        );
+    }
+
+    fn video_track(&mut self, (w, h): (usize, usize)) -> Option<VideoTrack> {
+        let key = RecordingKey::new(&self.key).ok()?;
+        let size = (u16::try_from(w).ok()?, u16::try_from(h).ok()?);
+        self.next_index += 1;
+        let index = self.next_index;
+        let writer = VideoTrackWriter::new(key, self.id.as_bytes(), index as u32, size);
+        let path = self.dir.join(super::track_file(index, "video"));
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .inspect_err(|err| {
+                tracing::error!(%err, path = %path.display(), "cannot create the video track's file");
+                self.failed = true;
+            })
+            .ok();
+        Some(VideoTrack {
+            index,
+            writer,
+            file,
+            bytes: 0,
+            announced: false,
+        })
+    }
+
     fn frame(&mut self, frame: TapFrame, mix: &Who) {
         let origin = *self.origin.get_or_insert(frame.time);
+        self.arrival.get_or_insert((Instant::now(), frame.time));
         let slot = match frame.source {
             TapSource::Room => match self.mix {
                 Some(slot) => Some(slot),
@@ -286,7 +427,7 @@ impl State {
                 return None;
             }
         };
-        let path = self.dir.join(super::track_file(index));
+        let path = self.dir.join(super::track_file(index, "member"));
         let file = match std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
@@ -332,6 +473,27 @@ impl State {
                 tracing::warn!(%err, recording = self.id, "cannot sync a track's file");
             }
         }
+        if let Some(video) = self.video.as_mut() {
+            if last {
+                video.writer.finish();
+            } else {
+                video.writer.flush();
+            }
+            let bytes = video.writer.take();
+            write_file(
+                &mut video.file,
+                &mut video.bytes,
+                &bytes,
+                &mut self.failed,
+                &self.id,
+                video.index,
+            );
+            if let Some(file) = &video.file
+                && let Err(err) = file.sync_data()
+            {
+                tracing::warn!(%err, recording = self.id, "cannot sync the video track's file");
+            }
+        }
     }
 }
 
@@ -348,19 +510,38 @@ fn untold(track: &Track) -> Vec<Utterance> {
 }
 
 fn write(track: &mut Track, bytes: &[u8], failed: &mut bool, id: &str) {
+    write_file(
+        &mut track.file,
+        &mut track.bytes,
+        bytes,
+        failed,
+        id,
+        track.index,
+    );
+}
+
+/// Appends to a track's file; on an error (a full disk) the track stops there, what it wrote
+/// before stays playable.
+fn write_file(
+    file: &mut Option<File>,
+    written: &mut i64,
+    bytes: &[u8],
+    failed: &mut bool,
+    id: &str,
+    index: i64,
+) {
     if bytes.is_empty() {
         return;
     }
-    let Some(file) = track.file.as_mut() else {
+    let Some(f) = file.as_mut() else {
         return;
     };
-    match file.write_all(bytes) {
-        Ok(()) => track.bytes += bytes.len() as i64,
+    match f.write_all(bytes) {
+        Ok(()) => *written += bytes.len() as i64,
         Err(err) => {
-            // a full disk: this track stops here, what it wrote before stays playable
-            tracing::error!(%err, recording = id, track = track.index, "cannot write a recording");
+            tracing::error!(%err, recording = id, track = index, "cannot write a recording");
             metrics::counter!("conclave_recording_write_errors_total").increment(1);
-            track.file = None;
+            *file = None;
             *failed = true;
         }
     }

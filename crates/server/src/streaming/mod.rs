@@ -496,8 +496,8 @@ pub struct ActiveStream {
 
 impl ActiveStream {
     /// Where the room's composer sends the composed picture ([`PICTURE`] sized).
-    pub fn pictures(&self) -> SyncSender<Arc<ComposedFrame>> {
-        self.pictures.clone()
+    pub fn pictures(&self) -> crate::video::composer::PictureSink {
+        (PICTURE, self.pictures.clone())
     }
 
     /// Where the media plane sends the room's frames.

@@ -1,5 +1,5 @@
 //! A room's composed picture: a thread per room whose picture is wanted (the console's
-//! preview, SIP video terminals; recordings and streams next). The media plane's SFU sends it
+//! preview, SIP video terminals, live streams and recordings). The media plane's SFU sends it
 //! every tile's stream as it would a viewer's; the thread puts them back into frames, decodes
 //! them and draws the canvas (`conclave_media::video::compose`). While terminals receive it,
 //! it draws [`FPS`] times a second and encodes once per size they want
@@ -33,8 +33,24 @@ pub const HEIGHT: usize = 720;
 /// A tile's keyframe asked for at most this often.
 const ASK_GAP: Duration = Duration::from_secs(1);
 
-/// A live stream's size and where its pictures go.
-type StreamSink = ((usize, usize), SyncSender<Arc<ComposedFrame>>);
+/// Who else takes the encoded pictures (besides the terminals, through the media plane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Stream,
+    Recording,
+}
+
+impl Sink {
+    fn name(self) -> &'static str {
+        match self {
+            Sink::Stream => "stream",
+            Sink::Recording => "recording",
+        }
+    }
+}
+
+/// A sink's picture size and where its pictures go (its thread's queue).
+pub type PictureSink = ((usize, usize), SyncSender<Arc<ComposedFrame>>);
 
 enum Request {
     Tiles(Vec<Tile>),
@@ -42,8 +58,8 @@ enum Request {
     Sizes(Vec<(usize, usize)>),
     /// A terminal lost the picture (SIP INFO picture_fast_update).
     Keyframe,
-    /// A live stream takes the pictures of its size (or no longer).
-    Stream(Option<StreamSink>),
+    /// A live stream or a recording takes the pictures of its size (or no longer).
+    Sink(Sink, Option<PictureSink>),
     /// The canvas as a JPEG.
     Picture(oneshot::Sender<Vec<u8>>),
 }
@@ -84,9 +100,10 @@ impl ComposerHandle {
         let _ = self.requests.try_send(Request::Sizes(sizes));
     }
 
-    /// A live stream takes the pictures of `size` (its thread's queue), or no longer.
-    pub fn stream(&self, sink: Option<StreamSink>) {
-        let _ = self.requests.try_send(Request::Stream(sink));
+    /// A live stream or a recording takes the pictures of `size` (its thread's queue), or
+    /// no longer.
+    pub fn sink(&self, sink: Sink, to: Option<PictureSink>) {
+        let _ = self.requests.try_send(Request::Sink(sink, to));
     }
 
     /// A terminal asks for a keyframe.
@@ -117,8 +134,7 @@ fn run(
     let mut composer = Composer::new(WIDTH, HEIGHT);
     composer.set_tiles(tiles);
     let mut outputs = Outputs::default();
-    let mut stream: Option<StreamSink> = None;
-    let dropped = metrics::counter!("conclave_video_stream_pictures_dropped_total");
+    let mut sinks: Vec<(Sink, PictureSink)> = Vec::new();
     let mut asked: HashMap<usize, Instant> = HashMap::new();
     let epoch = Instant::now();
     let frame = Duration::from_secs(1) / FPS;
@@ -153,11 +169,11 @@ fn run(
             composer.compose();
             for encoded in outputs.encode(now.duration_since(epoch), &mut composer) {
                 let encoded = Arc::new(encoded);
-                if let Some((size, sink)) = &stream
-                    && *size == encoded.size
-                    && sink.try_send(encoded.clone()).is_err()
-                {
-                    dropped.increment(1);
+                for (kind, (size, sink)) in &sinks {
+                    if *size == encoded.size && sink.try_send(encoded.clone()).is_err() {
+                        metrics::counter!("conclave_video_sink_pictures_dropped_total", "sink" => kind.name())
+                            .increment(1);
+                    }
                 }
                 media.send_composed(encoded);
             }
@@ -176,12 +192,13 @@ fn run(
                     }
                 }
                 Ok(Request::Keyframe) => outputs.want_keyframe(),
-                Ok(Request::Stream(sink)) => {
-                    if sink.is_some() {
+                Ok(Request::Sink(kind, to)) => {
+                    sinks.retain(|(k, _)| *k != kind);
+                    if let Some(to) = to {
                         // a player starts at a keyframe
                         outputs.want_keyframe();
+                        sinks.push((kind, to));
                     }
-                    stream = sink;
                 }
                 Ok(Request::Picture(reply)) => {
                     let picture = jpeg(composer.compose(), 80);

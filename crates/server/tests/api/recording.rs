@@ -172,6 +172,10 @@ async fn three_speak_in_turn(db: Db) {
     };
     let tracks = detail["tracks"].as_array().expect("tracks").clone();
     assert_eq!(tracks.len(), 4, "the mix and three members: {detail}");
+    // phones without video: no picture is recorded
+    s.get(&format!("/recordings/{id}/video"), &admin)
+        .await
+        .expect(404);
     assert_eq!(tracks[0]["kind"], "mix");
     let list = s.get("/recordings", &admin).await;
     assert_eq!(list.body["items"][0]["id"], json!(id), "{}", list.body);

@@ -15,6 +15,10 @@
 //!   camera's colour in its tile of the 2×2 canvas, the fourth tile dark; in 1+7, the pinned
 //!   member large.
 //! - A guest cannot set the layout; a bad layout, tile or interval is refused in words.
+//! - The chair records it all: the recording has a video track, and its MP4 (the layout's
+//!   pictures and the mix) is read by Debian's `ffprobe` and decoded by `ffmpeg`: pictures
+//!   of layout 4 with each colour in its tile, of 1+7 with Cy large, the polled tile red and
+//!   green in turn, and Bo's screen large.
 
 use crate::baresip::write_tone;
 use crate::browser::{BrowserMember, browser_ready, repo};
@@ -117,31 +121,12 @@ pub(crate) async fn composed(
     room_id: &str,
     ok: impl Fn(&[(Option<u64>, Option<Colour>)]) -> bool,
 ) -> Vec<(Option<u64>, Option<Colour>)> {
-    let http = reqwest::Client::new();
     let mut last = Vec::new();
     for _ in 0..60 {
         let live = conference(s, admin, room_id).await;
         let tiles = tiles_of(&live);
-        let response = http
-            .get(format!("{}/api/v1/conferences/{room_id}/picture", s.base))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .expect("picture");
-        if response.status() == 200 {
-            assert_eq!(
-                response
-                    .headers()
-                    .get("content-type")
-                    .and_then(|v| v.to_str().ok()),
-                Some("image/jpeg")
-            );
-            let bytes = response.bytes().await.expect("bytes");
-            let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
-            let pixels = decoder.decode().expect("a JPEG");
-            let info = decoder.info().expect("its size");
-            let (w, h) = (usize::from(info.width), usize::from(info.height));
-            last = tile_colours(&pixels, (w, h), &tiles);
+        if let Some((pixels, size)) = picture(s, admin, room_id).await {
+            last = tile_colours(&pixels, size, &tiles);
             if ok(&last) {
                 return last;
             }
@@ -149,6 +134,88 @@ pub(crate) async fn composed(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("the composed picture's tiles were {last:?}");
+}
+
+/// The composed picture (`getComposedPicture`) as RGB, when there is one.
+async fn picture(s: &TestServer, admin: &str, room_id: &str) -> Option<(Vec<u8>, (usize, usize))> {
+    let response = s
+        .http
+        .get(format!("{}/api/v1/conferences/{room_id}/picture", s.base))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("picture");
+    if response.status() != 200 {
+        return None;
+    }
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/jpeg")
+    );
+    let bytes = response.bytes().await.expect("bytes");
+    let mut decoder = jpeg_decoder::Decoder::new(&bytes[..]);
+    let pixels = decoder.decode().expect("a JPEG");
+    let info = decoder.info().expect("its size");
+    Some((pixels, (usize::from(info.width), usize::from(info.height))))
+}
+
+/// A tile as a picture shows it: its member and the colour at its centre.
+type Seen = (Option<u64>, Option<Colour>);
+
+/// The mean colour of the middle half of tile `index` of a `w`×`h` RGB picture.
+fn tile_mean(
+    rgb: &[u8],
+    (w, h): (usize, usize),
+    tiles: &[(Option<u64>, TileSize)],
+    index: usize,
+) -> [i64; 3] {
+    let sizes: Vec<TileSize> = tiles.iter().map(|t| t.1).collect();
+    let r = geometry(&sizes, w, h)[index];
+    let (mut sum, mut n) = ([0i64; 3], 0i64);
+    for y in r.y + r.h / 4..r.y + r.h * 3 / 4 {
+        for x in r.x + r.w / 4..r.x + r.w * 3 / 4 {
+            let at = (y * w + x) * 3;
+            for (c, s) in sum.iter_mut().enumerate() {
+                *s += i64::from(rgb[at + c]);
+            }
+            n += 1;
+        }
+    }
+    sum.map(|s| s / n.max(1))
+}
+
+/// The size [`decoded_pictures`] scales to.
+const FRAME: (usize, usize) = (320, 180);
+
+/// The pictures of an MP4, two a second, decoded by `ffmpeg` to [`FRAME`] RGB.
+fn decoded_pictures(path: &Path) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-an",
+            "-vf",
+            "fps=2,scale=320:180",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs (Debian package ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffmpeg decodes the recording: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(FRAME.0 * FRAME.1 * 3)
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// The colour at the centre of each tile of a `w`×`h` RGB picture.
@@ -258,6 +325,22 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     .await;
     eprintln!("the composed picture's tiles in layout 4: {seen:?}");
 
+    // the chair records from here: the meeting has video, so the recording shows the layout
+    let started = s
+        .post(
+            &format!("/conferences/{room_id}/recording/start"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    started.expect(200);
+    let recording_id = started.body["recording_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a recording id: {}", started.body))
+        .to_owned();
+    let tiles_4 = tiles_of(&conference(&s, &admin, &room_id).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
     // a guest cannot choose the layout; bad choices are refused in words
     s.put(
         &format!("/conferences/{room_id}/layout"),
@@ -330,6 +413,7 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     })
     .await;
     eprintln!("the composed picture's tiles in 1+7: {seen:?}");
+    let tiles_17 = tiles_of(&conference(&s, &admin, &room_id).await);
     let live = conference(&s, &admin, &room_id).await;
     assert_eq!(live["layout"]["kind"], "1+7", "{live}");
     assert_eq!(live["tiles"][0]["member"], c);
@@ -379,6 +463,21 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     })
     .await;
     eprintln!("Ada's large tile while Bo shares: {:?}", seen[0]);
+    // what the composer draws in the large tile while Bo shares (what the recording must show)
+    let mut shared = None;
+    for _ in 0..40 {
+        let tiles = tiles_of(&conference(&s, &admin, &room_id).await);
+        if let Some((rgb, size)) = picture(&s, &admin, &room_id).await
+            && tiles[0].0 == Some(b)
+            && tile_colours(&rgb, size, &tiles)[0].1 != Some(Colour::Blue)
+        {
+            shared = Some((tile_mean(&rgb, size, &tiles, 0), tiles));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (screen_mean, tiles_share) = shared.expect("Bo's screen in the composed large tile");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // what a user sees (docs/screenshots/video-{en,zh}.png)
     if let Some(shots) = std::env::var_os("CONCLAVE_SCREENSHOTS") {
         let shots = Path::new(&shots);
@@ -408,6 +507,136 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     .await;
     let text = pages[1].ask("text join-share").await;
     assert!(text.contains("Share screen"), "{text}");
+
+    // the recording: a video track beside the audio ones, and an MP4 of the layout and the mix
+    s.post(
+        &format!("/conferences/{room_id}/recording/stop"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let mut detail = Value::Null;
+    for _ in 0..100 {
+        detail = s
+            .get(&format!("/recordings/{recording_id}"), &admin)
+            .await
+            .body;
+        if detail["recording"]["state"] == "finished" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(detail["recording"]["state"], "finished", "{detail}");
+    let tracks = detail["tracks"].as_array().expect("tracks");
+    let video = tracks
+        .iter()
+        .find(|t| t["kind"] == "video")
+        .unwrap_or_else(|| panic!("a video track: {detail}"));
+    assert!(
+        video["duration_ms"].as_i64().unwrap_or(0) > 10_000,
+        "{video}"
+    );
+    assert!(tracks.iter().any(|t| t["kind"] == "mix"), "{detail}");
+    // its track is no audio; the video is for those who may see the recording
+    s.get(
+        &format!("/recordings/{recording_id}/tracks/{}/audio", video["track"]),
+        &admin,
+    )
+    .await
+    .expect(409);
+    let response = s
+        .http
+        .get(format!("{}/api/v1/recordings/{recording_id}/video", s.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("video");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("video/mp4")
+    );
+    let mp4 = response.bytes().await.expect("the MP4");
+    let path = dir.path().join("recording.mp4");
+    std::fs::write(&path, &mp4).expect("write the recording");
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe runs (Debian package ffmpeg)");
+    let probed = String::from_utf8_lossy(&probe.stdout).to_string();
+    assert!(
+        probed.contains("h264,1280,720") && probed.contains("opus"),
+        "ffprobe reads the recording as {probed:?}: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let frames = decoded_pictures(&path);
+    eprintln!(
+        "the recording's MP4: {} bytes, {} pictures decoded at 2 a second",
+        mp4.len(),
+        frames.len()
+    );
+    let shows = |tiles: &[(Option<u64>, TileSize)], ok: &dyn Fn(&[Seen]) -> bool| {
+        frames
+            .iter()
+            .position(|f| ok(&tile_colours(f, FRAME, tiles)))
+    };
+    let layout_4 = shows(&tiles_4, &|t| {
+        t.len() == 4
+            && t.iter().all(|(m, c)| match m {
+                Some(m) => *c == Some(colour_of(*m)),
+                None => *c == Some(Colour::Other),
+            })
+    });
+    let layout_17 = shows(&tiles_17, &|t| {
+        t.len() == 8
+            && t[0] == (Some(c), Some(Colour::Blue))
+            && t[1..7]
+                .iter()
+                .all(|(m, col)| m.is_none_or(|m| *col == Some(colour_of(m))))
+    });
+    let mut polled: Vec<Colour> = Vec::new();
+    for f in &frames {
+        if let Some(col) = tile_colours(f, FRAME, &tiles_17)[7].1
+            && matches!(col, Colour::Red | Colour::Green)
+            && polled.last() != Some(&col)
+        {
+            polled.push(col);
+        }
+    }
+    let screen = frames.iter().position(|f| {
+        let mean = tile_mean(f, FRAME, &tiles_share, 0);
+        tile_colours(f, FRAME, &tiles_share)[0].1 != Some(Colour::Blue)
+            && mean
+                .iter()
+                .zip(screen_mean)
+                .all(|(a, b)| (a - b).abs() <= 30)
+    });
+    eprintln!(
+        "in the recording: layout 4 at picture {layout_4:?}, 1+7 at {layout_17:?}, the polled \
+         tile {polled:?}, Bo's screen (mean {screen_mean:?}) at {screen:?}"
+    );
+    assert!(layout_4.is_some(), "layout 4 with each colour in its tile");
+    assert!(layout_17.is_some(), "1+7 with Cy large");
+    assert!(layout_4 < layout_17, "layout 4 came first");
+    assert!(
+        polled.len() >= 3,
+        "the polled tile red and green in turn: {polled:?}"
+    );
+    assert!(
+        screen.is_some_and(|at| Some(at) > layout_17),
+        "Bo's screen large after 1+7"
+    );
 
     let live = conference(&s, &admin, &room_id).await;
     eprintln!("layout at the end: {}", live["layout"]);
