@@ -127,6 +127,10 @@ pub enum UaEvent {
     /// The peer lost the video picture it receives and asks for a keyframe (INFO with
     /// `picture_fast_update`, RFC 5168: terminals that send no RTCP feedback).
     PictureUpdate { call: CallId },
+    /// The peer's re-INVITE/UPDATE offers video on a call that has no video port (it began
+    /// audio-only): it was answered without video; give the call a port with
+    /// [`UserAgent::offer_video`] and the video is offered back by re-INVITE.
+    VideoOffered { call: CallId },
     /// A keypad digit received in INFO.
     Dtmf {
         call: CallId,
@@ -861,6 +865,13 @@ impl UserAgent {
                     }
                 }
                 let mut updated = None;
+                let video_offered = media.video_port.is_none()
+                    && !req.body.is_empty()
+                    && SessionDescription::parse(&req.body).is_ok_and(|sdp| {
+                        sdp.media
+                            .iter()
+                            .any(|m| m.media.eq_ignore_ascii_case("video") && m.port != 0)
+                    });
                 if !req.body.is_empty() {
                     match offer_answer::answer_body(&req.body, &mcfg, &media) {
                         Ok((a, n)) => {
@@ -903,6 +914,9 @@ impl UserAgent {
                 if let Some(n) = updated {
                     self.events
                         .push_back(UaEvent::MediaUpdated { call, media: n });
+                }
+                if video_offered {
+                    self.events.push_back(UaEvent::VideoOffered { call });
                 }
             }
             Method::Info => {
@@ -1398,6 +1412,16 @@ impl UserAgent {
         if let Some(m) = c.media.as_mut() {
             m.direction = dir;
         }
+        self.reinvite(now, call)
+    }
+
+    /// Gives a call that began audio-only a video port, offered to the peer by re-INVITE now
+    /// (after [`UaEvent::VideoOffered`]). While a re-INVITE of ours is under way the port
+    /// waits for the next one (`InvalidState`).
+    pub fn offer_video(&mut self, now: Instant, call: CallId, port: u16) -> Result<(), UaError> {
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        let m = c.media.as_mut().ok_or(UaError::InvalidState)?;
+        m.video_port = Some(port);
         self.reinvite(now, call)
     }
 

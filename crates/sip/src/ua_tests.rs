@@ -662,3 +662,63 @@ fn tls_contacts_are_sips_only_in_sips_dialogs() {
         &Uri::parse("sip:8001@example.com;transport=tls").unwrap()
     ));
 }
+
+#[test]
+fn video_added_by_re_invite_to_a_call_that_began_audio_only() {
+    let mut net = Net::new(ua(A, 1, |_| {}), ua(B, 2, |_| {}));
+    let ca = dial_b(&mut net);
+    let (_, eb) = net.step(Duration::from_secs(1));
+    let (cb, _) = incoming(&eb);
+    let now = net.now;
+    let answered = net
+        .b
+        .answer(now, cb, media("203.0.113.5:40000"))
+        .unwrap()
+        .unwrap();
+    assert!(answered.video.is_none());
+    net.run(Duration::from_secs(1));
+
+    // A (a softphone) turns its camera on: a re-INVITE offering video. B has no video port
+    // for the call: it answers audio as before and says video was offered.
+    let now = net.now;
+    net.a.offer_video(now, ca, 30002).unwrap();
+    let (ea, eb) = net.run(Duration::from_secs(1));
+    assert!(
+        eb.iter()
+            .any(|e| matches!(e, UaEvent::VideoOffered { call } if *call == cb)),
+        "{eb:?}"
+    );
+    assert!(
+        !ea.iter()
+            .any(|e| matches!(e, UaEvent::MediaUpdated { media, .. } if media.video.is_some()))
+    );
+
+    // B gives the call a video port and offers it back: both sides now have video
+    let now = net.now;
+    net.b.offer_video(now, cb, 40002).unwrap();
+    let (ea, eb) = net.run(Duration::from_secs(1));
+    let video_at_b = eb
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::MediaUpdated { media, .. } => media.video.clone(),
+            _ => None,
+        })
+        .expect("B's re-INVITE answered with video");
+    assert_eq!(video_at_b.remote, Some("192.0.2.10:30002".parse().unwrap()));
+    let video_at_a = ea
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::MediaUpdated { media, .. } => media.video.clone(),
+            _ => None,
+        })
+        .expect("A answered the offer with video");
+    assert_eq!(
+        video_at_a.remote,
+        Some("203.0.113.5:40002".parse().unwrap())
+    );
+    // a call that has video is not told again
+    let now = net.now;
+    net.a.reinvite(now, ca).unwrap();
+    let (_, eb) = net.run(Duration::from_secs(1));
+    assert!(!eb.iter().any(|e| matches!(e, UaEvent::VideoOffered { .. })));
+}

@@ -319,9 +319,12 @@ impl Menu {
                 Ok(None)
             }
             MenuMsg::Media(MediaEvent::Timeout { .. }) => Err(Stop::TimeUp),
-            MenuMsg::Leg(_, LegEvent::Ringing | LegEvent::PictureUpdate) | MenuMsg::Media(_) => {
-                Ok(None)
-            }
+            // (the menu is audio: a terminal's video waits for its room)
+            MenuMsg::Leg(
+                _,
+                LegEvent::Ringing | LegEvent::PictureUpdate | LegEvent::VideoOffered,
+            )
+            | MenuMsg::Media(_) => Ok(None),
         }
     }
 

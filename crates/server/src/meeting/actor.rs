@@ -4,7 +4,7 @@
 //! the server itself, passes the one permission check there; the resulting events become
 //! effects: the mixer, prompts, hanging up, history, the WebSocket and webhooks.
 
-use super::leg::{EndCause, Leg, LegEvent, LegId, MemberSpec};
+use super::leg::{EndCause, Leg, LegEvent, LegId, LegKind, MemberSpec};
 use super::lobby::{PinEntry, Verdict};
 use super::types::{CallProgress, CallState, Invitation, LiveChange, LiveConference, RosterEntry};
 use super::{Meetings, Msg};
@@ -790,6 +790,31 @@ impl RoomActor {
             }
             LegEvent::Media(spec) => self.media_changed(id, *spec),
             LegEvent::Digit(digit) => self.digit(id, digit),
+            LegEvent::VideoOffered => {
+                // a terminal that began audio-only turns its camera on: a port pair of its own
+                // on this room's worker, offered back by re-INVITE (rooms only, once a call)
+                if let Some(part) = self.parts.get_mut(&id)
+                    && part.leg.video_endpoint.is_none()
+                    && matches!(part.leg.kind, LegKind::Sip { .. })
+                {
+                    match part.leg.endpoint.video_endpoint() {
+                        Ok(endpoint) => {
+                            tracing::info!(
+                                leg = id,
+                                room = self.room.number,
+                                "video added to a call"
+                            );
+                            part.leg
+                                .control
+                                .offer_video(&part.leg.kind, endpoint.addr.port());
+                            part.leg.video_endpoint = Some(endpoint);
+                        }
+                        Err(err) => {
+                            tracing::warn!(leg = id, %err, "no video port: the call stays audio");
+                        }
+                    }
+                }
+            }
             LegEvent::PictureUpdate => {
                 if self.video_legs.contains_key(&id)
                     && let Some((composer, _)) = &self.composer

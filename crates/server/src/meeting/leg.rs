@@ -86,6 +86,9 @@ pub enum LegEvent {
     Digit(char),
     /// The terminal lost the composed picture (SIP INFO picture_fast_update).
     PictureUpdate,
+    /// A call that began audio-only offered video (re-INVITE): the owner may give it a
+    /// video port ([`LegControl::offer_video`]).
+    VideoOffered,
     Ended(EndCause),
 }
 
@@ -96,6 +99,8 @@ pub trait LegControl: Send + Sync {
     fn admitted(&self, _kind: &LegKind, _member: conclave_conference::live::MemberId) {}
     /// The meeting turned the leg away, for this reason (before hanging up).
     fn refused(&self, _kind: &LegKind, _reason: &conclave_conference::live::Refused) {}
+    /// Offers the far end video on this port of the leg's own (after it offered video).
+    fn offer_video(&self, _kind: &LegKind, _port: u16) {}
 }
 
 /// Where a leg's events go: its owner's inbox.

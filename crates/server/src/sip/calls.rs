@@ -810,6 +810,15 @@ impl Calls {
         }
     }
 
+    /// The terminal of a call in a meeting offered video by re-INVITE; it began audio-only.
+    pub fn video_offered(&self, call: CallId) {
+        if let Some(c) = self.calls.get(&call)
+            && c.pending.is_none()
+        {
+            c.signals.emit(c.leg, LegEvent::VideoOffered);
+        }
+    }
+
     /// A keypad digit in SIP INFO.
     pub fn digit(&self, call: CallId, digit: char) {
         if let Some(c) = self.calls.get(&call)

@@ -90,6 +90,12 @@ pub(crate) enum Input {
     HangUp {
         call: u64,
     },
+    /// A call that began audio-only gets a video port, offered by re-INVITE (its terminal
+    /// offered video).
+    OfferVideo {
+        call: u64,
+        port: u16,
+    },
     /// A trunk was added, changed (`Some`) or removed (`None`): its registration follows.
     Trunk {
         id: String,
@@ -197,6 +203,20 @@ impl crate::meeting::LegControl for SipHandle {
                         .await;
                 });
             }
+        }
+    }
+
+    fn offer_video(&self, kind: &crate::meeting::LegKind, port: u16) {
+        let crate::meeting::LegKind::Sip { call } = *kind else {
+            return;
+        };
+        if self
+            .inputs
+            .try_send(Input::OfferVideo { call, port })
+            .is_err()
+        {
+            // the terminal may offer again; its audio goes on
+            tracing::warn!(call, "the SIP task is busy: video not offered");
         }
     }
 }
@@ -725,6 +745,15 @@ impl Core {
             Input::HangUp { call } => {
                 let _ = self.ua.hangup(now, conclave_sip::ua::CallId(call));
             }
+            Input::OfferVideo { call, port } => {
+                if let Err(err) = self
+                    .ua
+                    .offer_video(now, conclave_sip::ua::CallId(call), port)
+                {
+                    // a re-INVITE of ours under way: the next one (a refresh) offers it
+                    tracing::debug!(call, ?err, "video offered with the next re-INVITE");
+                }
+            }
             Input::Flush { reply } => {
                 // answered after this input's drain: everything before it went out
                 self.flushed.push(reply);
@@ -883,6 +912,7 @@ impl Core {
                 self.calls.media_changed(call, &media)
             }
             UaEvent::PictureUpdate { call } => self.calls.picture_update(call),
+            UaEvent::VideoOffered { call } => self.calls.video_offered(call),
             UaEvent::Dtmf { call, digit, .. } => {
                 // Keypad digits in SIP INFO act like RFC 4733 events in the media.
                 self.calls.digit(call, digit);

@@ -205,6 +205,77 @@ impl Phone {
         response.status
     }
 
+    /// Our SDP: PCMU on our RTP socket and, with `video`, H.264 (packetization mode 1,
+    /// level 3.1) there.
+    fn sdp_with_video(&self, video: Option<SocketAddr>) -> String {
+        let at = self.rtp.local_addr().expect("addr");
+        let mut body = format!(
+            "v=0\r\no=- 1 2 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n",
+            ip = at.ip(),
+            port = at.port()
+        );
+        if let Some(v) = video {
+            body.push_str(&format!(
+                "m=video {} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+                 a=fmtp:96 profile-level-id=42e01f;packetization-mode=1\r\na=rtcp-fb:96 nack pli\r\na=sendrecv\r\n",
+                v.port()
+            ));
+        }
+        body
+    }
+
+    /// A re-INVITE in the call offering PCMU and H.264 video to `video` (a softphone
+    /// turning its camera on); ACKs a 2xx. The final response.
+    pub async fn reinvite_with_video(&mut self, video: SocketAddr) -> conclave_sip::Response {
+        self.cseq += 1;
+        let body = self.sdp_with_video(Some(video));
+        let response = self
+            .transact(self.request("INVITE", self.cseq, &body))
+            .await;
+        if response.status == 200 {
+            let ack = self.request("ACK", self.cseq, "");
+            self.sip
+                .send_to(ack.as_bytes(), self.server)
+                .await
+                .expect("ack");
+        }
+        response
+    }
+
+    /// Waits up to `within` for the server's re-INVITE and answers it 200 with PCMU and,
+    /// when it offers video, H.264 to `video`; the offer's body, if one came.
+    pub async fn answer_reinvite(&self, within: Duration, video: SocketAddr) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 65_536];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = tokio::time::timeout_at(deadline, self.sip.recv_from(&mut buf)).await;
+            let Ok(Ok((n, from))) = got else {
+                return None;
+            };
+            if let Ok(Message::Request(r)) = parse_datagram(&buf[..n], &Limits::default())
+                && r.method.as_str() == "INVITE"
+            {
+                let offers_video = String::from_utf8_lossy(&r.body).contains("m=video ");
+                let mut ok = r.response(200, "OK", None);
+                let sip = self.sip.local_addr().expect("addr");
+                ok.headers.push(
+                    conclave_sip::message::HeaderName::Contact,
+                    format!("<sip:{}@{sip}>", self.tag),
+                );
+                ok.headers.push(
+                    conclave_sip::message::HeaderName::ContentType,
+                    "application/sdp",
+                );
+                ok.body = self
+                    .sdp_with_video(offers_video.then_some(video))
+                    .into_bytes();
+                let _ = self.sip.send_to(&ok.to_bytes(), from).await;
+                return Some(r.body.to_vec());
+            }
+        }
+    }
+
     pub async fn hang_up(&mut self) -> u16 {
         self.cseq += 1;
         self.transact(self.request("BYE", self.cseq, ""))

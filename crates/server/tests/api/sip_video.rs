@@ -20,7 +20,8 @@
 
 use crate::baresip::{Baresip, baresip_modules, write_tone};
 use crate::browser::{BrowserMember, browser_ready, repo};
-use crate::common::{Db, start_with};
+use crate::common::{Db, TestServer, start_with};
+use crate::phone::{Phone, sdp_address};
 use crate::video::{
     BLUE, Colour, GREEN, RED, composed, conference, tile_colours, tiles_of, until, write_y4m_of,
 };
@@ -330,4 +331,103 @@ async fn a_sip_video_terminal_and_two_browsers_see_each_other() {
     for page in pages {
         page.quit().await;
     }
+}
+
+fn sip(s: &TestServer) -> std::net::SocketAddr {
+    s.running.as_ref().expect("running").sip.udp
+}
+
+/// The port of the first `m=video` section of an SDP body (0 when refused or absent).
+fn video_port(sdp: &[u8]) -> u16 {
+    String::from_utf8_lossy(sdp)
+        .lines()
+        .find_map(|l| l.strip_prefix("m=video "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A softphone that called audio-only turns its camera on (a re-INVITE offering H.264): the
+/// server answers audio as before, then offers video on a port pair of the call's own by a
+/// re-INVITE of its own; once answered, the composed picture flows to the phone as H.264 RTP
+/// starting with a keyframe. Offering again does not take another port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_softphone_turns_its_camera_on_mid_call() {
+    let s = start_with(Db::Sqlite, "sip_video_reinvite", |_| {})
+        .await
+        .expect("server");
+    let admin = s.admin().await;
+    s.post(
+        "/rooms",
+        &admin,
+        json!({ "number": "8411", "name": "Escalation" }),
+    )
+    .await
+    .expect(201);
+    let mut phone = Phone::on(sip(&s), "127.0.0.1", "escalate").await;
+    assert_eq!(phone.dial("8411", None, "sendrecv").await, 200);
+    let camera = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("a video socket");
+    let at = camera.local_addr().expect("addr");
+
+    let first = phone.reinvite_with_video(at).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        video_port(&first.body),
+        0,
+        "answered audio-only first: {}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(
+        Some(sdp_address(&first.body)),
+        phone.remote_rtp,
+        "audio unchanged"
+    );
+    let offer = phone
+        .answer_reinvite(Duration::from_secs(5), at)
+        .await
+        .expect("the server offers video back by re-INVITE");
+    let port = video_port(&offer);
+    assert!(port != 0, "{}", String::from_utf8_lossy(&offer));
+    let text = String::from_utf8_lossy(&offer).to_string();
+    assert!(text.contains("H264/90000"), "{text}");
+
+    // the composed picture (an empty room's, dark) comes as H.264 RTP from that port; the
+    // first picture starts with its parameter sets or an IDR
+    let mut buf = vec![0u8; 2048];
+    let mut packets = 0;
+    let mut keyframe = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while packets < 60 {
+        let Ok(Ok((n, from))) = tokio::time::timeout_at(deadline, camera.recv_from(&mut buf)).await
+        else {
+            break;
+        };
+        assert_eq!(from.port(), port, "the video comes from the offered port");
+        if n > 13 && buf[0] >> 6 == 2 {
+            packets += 1;
+            let nal = buf[12] & 0x1f;
+            let inner = if nal == 28 { buf[13] & 0x1f } else { nal };
+            keyframe |= matches!(inner, 5 | 7);
+        }
+    }
+    assert!(
+        packets >= 60 && keyframe,
+        "{packets} RTP packets, keyframe {keyframe}"
+    );
+
+    // offering again: answered with the same port now, no new offer from the server
+    let again = phone.reinvite_with_video(at).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(video_port(&again.body), port);
+    assert!(
+        phone
+            .answer_reinvite(Duration::from_secs(1), at)
+            .await
+            .is_none(),
+        "no second offer"
+    );
+    assert_eq!(phone.hang_up().await, 200);
+    s.stop().await;
 }
