@@ -450,6 +450,8 @@ pub struct Engine {
     heap: BinaryHeap<Reverse<(Duration, usize, u32)>>,
     generation: u32,
     transmits: Vec<Datagram>,
+    /// Where a camera packet goes (kept between packets: no allocation on the hot path).
+    video_sends: Vec<VideoSend>,
     events: Vec<(RoomKey, Event)>,
     /// Recorded rooms, and their frames since the last drain.
     tapped: HashSet<RoomKey>,
@@ -482,6 +484,7 @@ impl Engine {
             heap: BinaryHeap::new(),
             generation: 0,
             transmits: Vec::new(),
+            video_sends: Vec::new(),
             events: Vec::new(),
             tapped: HashSet::default(),
             taps: Vec::new(),
@@ -802,7 +805,8 @@ impl Engine {
                 },
             ));
         }
-        let mut sends = Vec::new();
+        let mut sends = std::mem::take(&mut self.video_sends);
+        sends.clear();
         room.sfu.route(now, stream, packet, &mut |f| {
             sends.push(VideoSend {
                 viewer: f.viewer,
@@ -817,6 +821,7 @@ impl Engine {
         if !sends.is_empty() {
             self.send_video(now, key, &sends, packet.payload);
         }
+        self.video_sends = sends;
         self.video_asks(now, slot);
     }
 
