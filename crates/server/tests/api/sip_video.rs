@@ -16,7 +16,8 @@
 //! (FFmpeg's demuxer), `video_display fakevideo,nil` takes what it decodes without a window,
 //! `video_codecs=H264` in the account keeps the offer to H.264 (`avcodec`: modes 0 and 1),
 //! and commands reach it while it runs through the `cons` module (a UDP datagram holding the
-//! command line, `/snapshot_recv PATH`).
+//! command line, `/snapshot_recv PATH`). At the end a browser shares its screen: the
+//! terminal's large tile shows it.
 
 use crate::baresip::{Baresip, baresip_modules, write_tone};
 use crate::browser::{BrowserMember, browser_ready, repo};
@@ -325,6 +326,35 @@ async fn a_sip_video_terminal_and_two_browsers_see_each_other() {
         "the stream shows {seen:?}; ffprobe: {}",
         probed.replace('\n', " ")
     );
+
+    // Ada (red camera) shares her screen (Chromium's fake one is green): the terminal's
+    // large tile shows it
+    pages[0].ask("click join-share").await;
+    let mut shared = Vec::new();
+    for attempt in 0..40 {
+        let live = conference(&s, &admin, &room_id).await;
+        let tiles = tiles_of(&live);
+        let shot = dir.path().join(format!("share-{attempt}.png"));
+        let line = format!("/snapshot_recv {}\n", shot.display());
+        udp.send_to(line.as_bytes(), ("127.0.0.1", cons_port))
+            .await
+            .expect("send to baresip's console");
+        tokio::time::sleep(Duration::from_millis(750)).await;
+        if let Some((rgb, w, h)) = read_png(&shot) {
+            shared = tile_colours(&rgb, (w, h), &tiles);
+            if live["layout"]["sharer"] == a
+                && shared.first() == Some(&(Some(a), Some(Colour::Green)))
+            {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        shared.first(),
+        Some(&(Some(a), Some(Colour::Green))),
+        "Ada's screen (green, not her red camera) large on the terminal: {shared:?}"
+    );
+    eprintln!("the terminal sees Ada's screen large: {shared:?}");
 
     let log = terminal.quit(Duration::from_secs(15)).await;
     assert!(log.contains("H264"), "the call's video was H.264:\n{log}");
