@@ -1520,7 +1520,8 @@ test('a chair streams a meeting live from the console, shares its link and passw
     method: 'POST', headers: auth, body: JSON.stringify({ number: '8470', name: 'Quarterly all-hands' }),
   }).then((r) => r.json());
   assert.ok(room.id, JSON.stringify(room));
-  const guest = await guestIn('8470', 'Ada');
+  // Ada's camera is on: the stream shows the meeting's layout
+  const guest = await guestIn('8470', 'Ada', { camera: true });
 
   const page = await loggedIn({ locale: 'en-US' });
   await page.getByTestId('tab-live').click();
@@ -1545,6 +1546,13 @@ test('a chair streams a meeting live from the console, shares its link and passw
   await viewer.getByTestId('watch-submit').click();
   await viewer.getByTestId('watch-play').click();
   await viewer.getByTestId('watch-playing').waitFor({ timeout: 20000 });
+  // the picture plays too: the layout at 1280×720
+  const width = await viewer.getByTestId('watch-player').evaluate((el) => new Promise((done) => {
+    const check = () => (el.videoWidth > 0 && el.currentTime > 0.5 ? done(el.videoWidth) : setTimeout(check, 100));
+    check();
+    setTimeout(() => done(el.videoWidth), 15000);
+  }));
+  assert.equal(width, 1280, 'the stream plays the layout');
   const shot = (name) => join(dataDir, name);
   await viewer.screenshot({ path: shot('watch-en.png'), fullPage: true });
   await viewer.getByTestId('language').selectOption('zh');
