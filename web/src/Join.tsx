@@ -276,6 +276,8 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
 } & Media) {
   const [camera, setCamera] = useState<MediaStream | null>(initialCamera);
   const [screen, setScreen] = useState<MediaStream | null>(null);
+  // our whiteboard, while we present one (it goes out as our shared screen)
+  const [board, setBoard] = useState<Board | null>(null);
   const audio = useRef<HTMLAudioElement>(null);
   const [meeting, setMeeting] = useState<MyMeeting | null>(null);
   const [level, setLevel] = useState(0);
@@ -433,9 +435,46 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
   };
   const stopShare = async (tell: boolean) => {
     screen?.getTracks().forEach((track) => track.stop());
+    if (board) window.clearInterval(board.keepAlive);
+    setBoard(null);
     await senders[1]?.sender.replaceTrack(null);
     setScreen(null);
     if (tell) await act('stop_share');
+  };
+  /// A whiteboard: a canvas we draw on, sent as our shared screen — everyone sees it large,
+  /// and so do SIP video terminals, recordings and streams (the composer draws it like any
+  /// share).
+  const whiteboard = async () => {
+    setError(null);
+    if (screen) return stopShare(true);
+    const canvas = document.createElement('canvas');
+    canvas.width = 1280;
+    canvas.height = 720;
+    canvas.className = 'whiteboard-canvas';
+    canvas.dataset.testid = 'whiteboard-canvas';
+    const g = canvas.getContext('2d');
+    if (!g) return;
+    g.fillStyle = '#ffffff';
+    g.fillRect(0, 0, canvas.width, canvas.height);
+    const stream = canvas.captureStream(15);
+    const track = stream.getVideoTracks()[0];
+    // a canvas sends frames only when it changes: a stroke nobody sees changes it a little,
+    // so that a still board keeps its tile
+    const keepAlive = window.setInterval(() => {
+      const tick = Date.now() & 1;
+      g.fillStyle = tick ? '#ffffff' : '#fefefe';
+      g.fillRect(canvas.width - 1, canvas.height - 1, 1, 1);
+    }, 200);
+    try {
+      await asMember(token, 'POST', '/join/me/actions', { action: 'start_share' });
+      await senders[1]?.sender.replaceTrack(track);
+      setBoard({ canvas, keepAlive, pen: { current: PENS[0] } });
+      setScreen(stream);
+    } catch (err) {
+      window.clearInterval(keepAlive);
+      track.stop();
+      setError(err instanceof ApiError ? err.message : t('joinShareDenied'));
+    }
   };
   const share = async () => {
     setError(null);
@@ -495,12 +534,18 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
           {camera ? t('joinCameraOff') : t('joinCameraOn')}
         </button>
         {navigator.mediaDevices?.getDisplayMedia !== undefined && (
-          <button className="big" data-testid="join-share" onClick={() => void share()}>
-            {screen ? t('joinStopShare') : t('joinShare')}
+          <button className="big" data-testid="join-share" disabled={!!board} onClick={() => void share()}>
+            {screen && !board ? t('joinStopShare') : t('joinShare')}
+          </button>
+        )}
+        {typeof HTMLCanvasElement.prototype.captureStream === 'function' && (
+          <button className="big" data-testid="join-whiteboard" disabled={!!screen && !board} onClick={() => void whiteboard()}>
+            {board ? t('joinCloseWhiteboard') : t('joinWhiteboard')}
           </button>
         )}
         <button className="big danger" data-testid="join-leave" onClick={leave}>{t('joinLeave')}</button>
       </div>
+      {board && <WhiteboardTools t={t} board={board} />}
       {meeting && (
         <Tiles
           t={t}
@@ -508,6 +553,7 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
           meeting={meeting}
           camera={camera}
           screen={screen}
+          board={board}
           nameOf={nameOf}
         />
       )}
@@ -583,9 +629,9 @@ function tileStreams(pc: RTCPeerConnection): MediaStream[] {
 
 /// The meeting's layout as the chair chose it: each tile the server fills (the member's own
 /// tile is its camera's preview, or its screen when it shares).
-function Tiles({ t, pc, meeting, camera, screen, nameOf }: {
+function Tiles({ t, pc, meeting, camera, screen, board, nameOf }: {
   t: T; pc: RTCPeerConnection; meeting: MyMeeting; camera: MediaStream | null; screen: MediaStream | null;
-  nameOf: (id: number | null) => string;
+  board: Board | null; nameOf: (id: number | null) => string;
 }) {
   const [streams] = useState(() => tileStreams(pc));
   return (
@@ -602,7 +648,11 @@ function Tiles({ t, pc, meeting, camera, screen, nameOf }: {
             data-screen={tile.screen ? 'yes' : 'no'}
             data-polled={tile.polled ? 'yes' : 'no'}
           >
-            {tile.member !== null && <TileVideo stream={stream} mirror={own && !tile.screen} />}
+            {own && tile.screen && board ? (
+              <WhiteboardSurface board={board} />
+            ) : (
+              tile.member !== null && <TileVideo stream={stream} mirror={own && !tile.screen} />
+            )}
             {tile.member !== null && (
               <figcaption>
                 {`${nameOf(tile.member)}${own ? ` (${t('joinYou')})` : ''}`}
@@ -615,6 +665,80 @@ function Tiles({ t, pc, meeting, camera, screen, nameOf }: {
       })}
     </div>
   );
+}
+
+/// Our whiteboard while we present it.
+type Board = { canvas: HTMLCanvasElement; keepAlive: number; pen: { current: string } };
+
+const PENS = ['#111111', '#d93025', '#1a73e8'];
+
+/// The presenter's whiteboard tools: a pen's colour, and Clear to start again.
+function WhiteboardTools({ t, board }: { t: T; board: Board }) {
+  const [pen, setPen] = useState(board.pen.current);
+  const choose = (p: string) => {
+    board.pen.current = p;
+    setPen(p);
+  };
+  const clear = () => {
+    const g = board.canvas.getContext('2d');
+    if (!g) return;
+    g.fillStyle = '#ffffff';
+    g.fillRect(0, 0, board.canvas.width, board.canvas.height);
+  };
+  return (
+    <div className="whiteboard-tools" data-testid="whiteboard">
+      {PENS.map((p, i) => (
+        <button key={p} data-testid={`whiteboard-pen-${i}`} aria-pressed={pen === p} title={t(`whiteboardPen${i}`)}
+          aria-label={t(`whiteboardPen${i}`)} style={{ background: p }} className="pen" onClick={() => choose(p)} />
+      ))}
+      <button data-testid="whiteboard-clear" onClick={clear}>{t('whiteboardClear')}</button>
+    </div>
+  );
+}
+
+/// The whiteboard itself, in the presenter's own large tile: drawn on with the pointer
+/// (mouse, pen, finger) in the chosen pen's colour.
+function WhiteboardSurface({ board }: { board: Board }) {
+  const host = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const canvas = board.canvas;
+    host.current?.appendChild(canvas);
+    const g = canvas.getContext('2d');
+    let last: [number, number] | null = null;
+    const at = (e: PointerEvent): [number, number] => {
+      const r = canvas.getBoundingClientRect();
+      return [((e.clientX - r.left) / r.width) * canvas.width, ((e.clientY - r.top) / r.height) * canvas.height];
+    };
+    const down = (e: PointerEvent) => {
+      canvas.setPointerCapture?.(e.pointerId);
+      last = at(e);
+    };
+    const move = (e: PointerEvent) => {
+      if (!last || !g) return;
+      const next = at(e);
+      g.strokeStyle = board.pen.current;
+      g.lineWidth = 16;
+      g.lineCap = 'round';
+      g.beginPath();
+      g.moveTo(...last);
+      g.lineTo(...next);
+      g.stroke();
+      last = next;
+    };
+    const up = () => { last = null; };
+    canvas.addEventListener('pointerdown', down);
+    canvas.addEventListener('pointermove', move);
+    canvas.addEventListener('pointerup', up);
+    canvas.addEventListener('pointerleave', up);
+    return () => {
+      canvas.removeEventListener('pointerdown', down);
+      canvas.removeEventListener('pointermove', move);
+      canvas.removeEventListener('pointerup', up);
+      canvas.removeEventListener('pointerleave', up);
+      canvas.remove();
+    };
+  }, [board]);
+  return <div ref={host} className="whiteboard-surface" />;
 }
 
 function TileVideo({ stream, mirror }: { stream: MediaStream | null; mirror: boolean }) {

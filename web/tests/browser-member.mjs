@@ -7,6 +7,7 @@
 //   mark                         forget what was heard so far → "marked"
 //   heard                        what was heard since the mark → "heard <rate> <base64 s16le>"
 //   click <test id>              click a control on the page → "clicked"
+//   draw <x1> <y1> <x2> <y2>     a stroke on the whiteboard (fractions of its size) → "drawn"
 //   text <test id>               a control's text → "text <json string>"
 //   shot <file>                  a screenshot of the page → "shot"
 //   restart                      an ICE restart, as after a network change → "restarted <ICE state>"
@@ -145,6 +146,18 @@ for await (const line of lines) {
     else if (command === 'heard') say(await heard());
     else if (command === 'tiles') say(`tiles ${JSON.stringify(await tiles())}`);
     else if (command === 'click') { await page.getByTestId(args[0]).click(); say('clicked'); }
+    else if (command === 'draw') {
+      // a stroke on the whiteboard, from (x1, y1) to (x2, y2) in fractions of its size
+      const [x1, y1, x2, y2] = args.map(Number);
+      const box = await page.getByTestId('whiteboard-canvas').boundingBox();
+      await page.mouse.move(box.x + x1 * box.width, box.y + y1 * box.height);
+      await page.mouse.down();
+      for (let i = 1; i <= 20; i++) {
+        await page.mouse.move(box.x + (x1 + ((x2 - x1) * i) / 20) * box.width, box.y + (y1 + ((y2 - y1) * i) / 20) * box.height);
+      }
+      await page.mouse.up();
+      say('drawn');
+    }
     else if (command === 'text') say(`text ${JSON.stringify(await page.getByTestId(args[0]).innerText())}`);
     else if (command === 'shot') { await page.screenshot({ path: args[0], fullPage: true }); say('shot'); }
     else if (command === 'restart') {

@@ -61,13 +61,17 @@ pub(crate) enum Colour {
     Red,
     Green,
     Blue,
+    /// A whiteboard's paper.
+    White,
     Other,
 }
 
 pub(crate) fn colour(rgb: &Value) -> Option<Colour> {
     let c: Vec<i64> = rgb.as_array()?.iter().filter_map(Value::as_i64).collect();
     let [r, g, b] = c[..] else { return None };
-    Some(if r > 180 && g < 90 && b < 90 {
+    Some(if r > 200 && g > 200 && b > 200 {
+        Colour::White
+    } else if r > 180 && g < 90 && b < 90 {
         Colour::Red
     } else if g > 180 && r < 90 && b < 90 {
         Colour::Green
@@ -508,6 +512,50 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     let text = pages[1].ask("text join-share").await;
     assert!(text.contains("Share screen"), "{text}");
 
+    // Ada presents a whiteboard: white paper, large on Bo's page and in the composed picture
+    // (what SIP terminals and the recording show); she draws through its middle with the
+    // black pen, and the middle is paper no more on both; she closes it and Cy is large again
+    pages[0].ask("click join-whiteboard").await;
+    until(&mut pages[1], "Ada's whiteboard large on Bo's page", |t| {
+        t[0].0 == Some(a) && t[0].1 && t[0].3 == Some(Colour::White)
+    })
+    .await;
+    composed(&s, &admin, &room_id, |t| {
+        t[0] == (Some(a), Some(Colour::White))
+    })
+    .await;
+    let drawn = pages[0].ask("draw 0.3 0.5 0.7 0.5").await;
+    assert_eq!(drawn.trim(), "drawn");
+    let seen = until(&mut pages[1], "Ada's stroke on Bo's page", |t| {
+        t[0].0 == Some(a) && t[0].1 && t[0].3 == Some(Colour::Other)
+    })
+    .await;
+    eprintln!("Bo's large tile after Ada's stroke: {:?}", seen[0]);
+    composed(&s, &admin, &room_id, |t| {
+        t[0] == (Some(a), Some(Colour::Other))
+    })
+    .await;
+    if let Some(shots) = std::env::var_os("CONCLAVE_SCREENSHOTS") {
+        let shots = Path::new(&shots);
+        pages[0]
+            .ask(&format!(
+                "shot {}",
+                shots.join("whiteboard-en.png").display()
+            ))
+            .await;
+        pages[2]
+            .ask(&format!(
+                "shot {}",
+                shots.join("whiteboard-zh.png").display()
+            ))
+            .await;
+    }
+    pages[0].ask("click join-whiteboard").await;
+    until(&mut pages[1], "Cy large again after the whiteboard", |t| {
+        t[0].0 == Some(c) && !t[0].1 && t[0].3 == Some(Colour::Blue)
+    })
+    .await;
+
     // the recording: a video track beside the audio ones, and an MP4 of the layout and the mix
     s.post(
         &format!("/conferences/{room_id}/recording/stop"),
@@ -637,6 +685,11 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
         screen.is_some_and(|at| Some(at) > layout_17),
         "Bo's screen large after 1+7"
     );
+    let board = frames
+        .iter()
+        .position(|f| tile_colours(f, FRAME, &tiles_share)[0].1 == Some(Colour::White));
+    eprintln!("Ada's whiteboard in the recording at picture {board:?}");
+    assert!(board > screen, "Ada's whiteboard large after Bo's screen");
 
     let live = conference(&s, &admin, &room_id).await;
     eprintln!("layout at the end: {}", live["layout"]);
