@@ -312,21 +312,27 @@ pub(super) async fn track_audio(
         }
         None => conclave_media::recording::ogg::with_comment(&ogg, &stamp).unwrap_or(ogg),
     };
-    Ok((
+    Ok(decrypted_file(
+        "audio/ogg",
+        &format!("recording-{}-{track}.opus", recording.room_number),
+        stamped,
+    ))
+}
+
+/// A recording's file, decrypted for this caller: never cached on the way.
+fn decrypted_file(content_type: &'static str, file_name: &str, body: Vec<u8>) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "audio/ogg".to_owned()),
+            (header::CONTENT_TYPE, content_type.to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!(
-                    "inline; filename=\"recording-{}-{track}.opus\"",
-                    recording.room_number
-                ),
+                format!("inline; filename=\"{file_name}\""),
             ),
             (header::CACHE_CONTROL, "private, no-store".to_owned()),
         ],
-        stamped,
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 /// The recording's video — the meeting's layout as it was composed, with the mix — as MP4
@@ -380,21 +386,11 @@ async fn download_recording_video(
         },
     )
     .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "video/mp4".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!(
-                    "inline; filename=\"recording-{}.mp4\"",
-                    recording.room_number
-                ),
-            ),
-            (header::CACHE_CONTROL, "private, no-store".to_owned()),
-        ],
+    Ok(decrypted_file(
+        "video/mp4",
+        &format!("recording-{}.mp4", recording.room_number),
         mp4,
-    )
-        .into_response())
+    ))
 }
 
 /// Who may play it: `private` or `public` (to the tenant's users).

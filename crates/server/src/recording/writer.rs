@@ -72,6 +72,21 @@ struct VideoTrack {
     announced: bool,
 }
 
+impl VideoTrack {
+    /// Appends what the writer sealed.
+    fn write(&mut self, failed: &mut bool, id: &str) {
+        let bytes = self.writer.take();
+        write_file(
+            &mut self.file,
+            &mut self.bytes,
+            &bytes,
+            failed,
+            id,
+            self.index,
+        );
+    }
+}
+
 /// Places pictures on the recording's timeline: the first by when it came (against the
 /// audio's clock), the next by their own timestamps — smooth, whatever the queues did —
 /// unless those drift from the arrivals (a new composer thread starts a new clock).
@@ -278,15 +293,7 @@ impl State {
                 bytes: None,
             }));
         }
-        let bytes = video.writer.take();
-        write_file(
-            &mut video.file,
-            &mut video.bytes,
-            &bytes,
-            &mut self.failed,
-            &self.id,
-            video.index,
-        );
+        video.write(&mut self.failed, &self.id);
     }
 
     fn video_track(&mut self, (w, h): (usize, usize)) -> Option<VideoTrack> {
@@ -479,15 +486,7 @@ impl State {
             } else {
                 video.writer.flush();
             }
-            let bytes = video.writer.take();
-            write_file(
-                &mut video.file,
-                &mut video.bytes,
-                &bytes,
-                &mut self.failed,
-                &self.id,
-                video.index,
-            );
+            video.write(&mut self.failed, &self.id);
             if let Some(file) = &video.file
                 && let Err(err) = file.sync_data()
             {

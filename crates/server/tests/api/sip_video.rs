@@ -24,7 +24,8 @@ use crate::browser::{BrowserMember, browser_ready, repo};
 use crate::common::{Db, TestServer, start_with};
 use crate::phone::{Phone, sdp_address};
 use crate::video::{
-    BLUE, Colour, GREEN, RED, composed, conference, tile_colours, tiles_of, until, write_y4m_of,
+    BLUE, Colour, GREEN, RED, composed, conference, probe, tile_colours, tiles_of, until,
+    write_y4m_of,
 };
 use serde_json::json;
 use std::path::Path;
@@ -275,18 +276,7 @@ async fn a_sip_video_terminal_and_two_browsers_see_each_other() {
         }
         let path = dir.path().join(format!("stream-{attempt}.mp4"));
         std::fs::write(&path, &file).expect("write the stream");
-        let probe = std::process::Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_name,width,height",
-            ])
-            .args(["-of", "csv=p=0"])
-            .arg(&path)
-            .output()
-            .expect("ffprobe runs (Debian package ffmpeg)");
-        let probed = String::from_utf8_lossy(&probe.stdout).to_string();
+        let (probed, _) = probe(&path);
         let picture = dir.path().join(format!("stream-{attempt}.png"));
         let decoded = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-i"])

@@ -191,6 +191,26 @@ fn tile_mean(
     sum.map(|s| s / n.max(1))
 }
 
+/// What `ffprobe` reads of an MP4's streams, a line each: `codec,width,height`; and what
+/// it said on stderr.
+pub(crate) fn probe(path: &Path) -> (String, String) {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (Debian package ffmpeg)");
+    (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
 /// The size [`decoded_pictures`] scales to.
 const FRAME: (usize, usize) = (320, 180);
 
@@ -611,22 +631,10 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
     let mp4 = response.bytes().await.expect("the MP4");
     let path = dir.path().join("recording.mp4");
     std::fs::write(&path, &mp4).expect("write the recording");
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(&path)
-        .output()
-        .expect("ffprobe runs (Debian package ffmpeg)");
-    let probed = String::from_utf8_lossy(&probe.stdout).to_string();
+    let (probed, said) = probe(&path);
     assert!(
         probed.contains("h264,1280,720") && probed.contains("opus"),
-        "ffprobe reads the recording as {probed:?}: {}",
-        String::from_utf8_lossy(&probe.stderr)
+        "ffprobe reads the recording as {probed:?}: {said}"
     );
     let frames = decoded_pictures(&path);
     eprintln!(
