@@ -18,8 +18,10 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
-# The web console in a real browser, against the server binary.
+# The web console: its types against the API's OpenAPI document, then in a real browser
+# against the server binary.
 cargo build --locked -q -p conclave-server --bin conclave
+scripts/check-web.sh
 node --test web/tests/
 
 # The running API against its own OpenAPI document: no server error, no undocumented answer.

@@ -17,23 +17,25 @@ import { RetentionForm, Tenants } from './Tenants';
 import { Trunks } from './Trunks';
 import { lineFromHash } from './Minutes';
 import { LayoutSelect } from './Join';
+import { useRoute } from './router';
 
 export function App() {
   const [lang, setLang] = useState<Lang>(initialLang);
   const [me, setMe] = useState<User | null>(null);
-  // a link to a line of minutes opens the recordings
-  const [tab, setTab] = useState<Tab>(() => (lineFromHash(window.location.hash) ? 'recordings' : 'rooms'));
-  // a link followed while the console is open: the recordings open anew on that line
+  const [route, go] = useRoute();
+  // a link to a line of minutes opens the recordings on that line: at once, and anew when one
+  // is followed while the console is open
   const [linked, setLinked] = useState(0);
   useEffect(() => {
     const follow = () => {
       if (!lineFromHash(window.location.hash)) return;
-      setTab('recordings');
+      go({ page: 'recordings', id: null }, true);
       setLinked((n) => n + 1);
     };
+    follow();
     window.addEventListener('hashchange', follow);
     return () => window.removeEventListener('hashchange', follow);
-  }, []);
+  }, [go]);
   const t = translator(lang);
   const [branding, setBranding] = useBranding(me?.tenant_id ?? null);
 
@@ -56,6 +58,11 @@ export function App() {
   const tabs: Tab[] = admin
     ? ['dashboard', 'live', 'meetings', 'historyTab', 'recordings', 'streams', 'rooms', 'templates', 'directory', 'users', 'contacts', 'trunks', 'tenants', 'audit']
     : ['live', 'meetings', 'recordings', 'streams', 'rooms', 'templates', 'directory', 'users', 'contacts'];
+  // an address this user has no page for shows the rooms
+  const asked = tabs.find((name) => pagePath(name) === route.page);
+  const tab: Tab = asked ?? 'rooms';
+  const setTab = (name: Tab, id: string | null = null) => go({ page: pagePath(name), id });
+  const opened = asked ? route.id : null;
   return (
     <div className="app">
       <header>
@@ -82,7 +89,7 @@ export function App() {
         </button>
       </header>
       <main>
-        {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab, me.id, linked)}
+        {page(tab, t, admin, me.kind === 'system_admin', me.tenant_id, setTab, me.id, linked, opened)}
         {tab === 'tenants' && admin && <OwnBranding t={t} tenantId={me.tenant_id} onSaved={setBranding} />}
         {tab === 'tenants' && admin && <RetentionForm t={t} tenantId={me.tenant_id} />}
       </main>
@@ -91,10 +98,16 @@ export function App() {
 }
 
 type Tab = 'dashboard' | 'live' | 'meetings' | 'historyTab' | 'recordings' | 'streams' | 'rooms' | 'templates' | 'directory' | 'users' | 'contacts' | 'trunks' | 'tenants' | 'audit';
+type Go = (tab: Tab, id?: string | null) => void;
+
+/// The page's address: `/history` for the history tab, else the tab's own name.
+function pagePath(tab: Tab): string {
+  return tab === 'historyTab' ? 'history' : tab;
+}
 
 /// The rooms: created, switched and edited whole; a meeting started now in one of them, with
 /// people picked on the spot.
-function Rooms({ t, go }: { t: T; go: (tab: Tab) => void }) {
+function Rooms({ t, go }: { t: T; go: Go }) {
   const [panel, setPanel] = useState<{ kind: 'edit' | 'start'; room: Room } | null>(null);
   const [generation, setGeneration] = useState(0);
   const [users, setUsers] = useState<User[]>([]);
@@ -122,7 +135,7 @@ function Rooms({ t, go }: { t: T; go: (tab: Tab) => void }) {
           ['name', (r) => r.name],
           ['pin', (r) => r.pin ?? (r.has_pin ? '••••' : t('noPin'))],
           ['capacity', (r) => r.capacity],
-          ['language', (r) => t(`lang_${r.language}`)],
+          ['language', (r) => t.word('lang', r.language)],
           ['roomSettings', (r, act) => <RoomSettings t={t} room={r} act={act} />],
         ]}
         fields={[
@@ -148,7 +161,7 @@ function Rooms({ t, go }: { t: T; go: (tab: Tab) => void }) {
 
 /// The stored meetings: each can be edited whole and started with one click (the meeting
 /// then shows on the live page).
-function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
+function Templates({ t, go }: { t: T; go: Go }) {
   const [editing, setEditing] = useState<Template | null>(null);
   const [generation, setGeneration] = useState(0);
   const [rooms, setRooms] = useState<Map<string, Room>>(new Map());
@@ -193,7 +206,7 @@ function Templates({ t, go }: { t: T; go: (tab: Tab) => void }) {
   );
 }
 
-function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: (tab: Tab) => void, meId: string, linked: number): ReactNode {
+function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: string, go: Go, meId: string, linked: number, opened: string | null): ReactNode {
   switch (tab) {
     case 'dashboard':
       return <Dashboard t={t} onOpenLive={() => go('live')} />;
@@ -202,9 +215,9 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
     case 'live':
       return <Live t={t} admin={admin} />;
     case 'historyTab':
-      return <History t={t} live="" onStarted={() => go('live')} full />;
+      return <History t={t} live="" onStarted={() => go('live')} full open={opened} onOpen={(id) => go('historyTab', id)} />;
     case 'recordings':
-      return <Recordings key={linked} t={t} />;
+      return <Recordings key={linked} t={t} open={opened} onOpen={(id) => go('recordings', id)} />;
     case 'streams':
       return <Streams t={t} />;
     case 'rooms':
@@ -222,8 +235,8 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
             ['displayName', (u) => u.display_name],
             ['extension', (u) => u.extension ?? ''],
             ['mobile', (u) => u.mobile ?? ''],
-            ['kind', (u) => t(`kind_${u.kind}`)],
-            ['status', (u) => t(`status_${u.status}`)],
+            ['kind', (u) => t.word('kind', u.kind)],
+            ['status', (u) => t.word('status', u.status)],
             // The language invitations and reminders are mailed in; none: the room's.
             ['mailLanguage', (u, act) => (
               <select
@@ -291,7 +304,7 @@ function page(tab: Tab, t: T, admin: boolean, systemAdmin: boolean, ownTenant: s
             ['actor', (e) => e.actor_name],
             ['action', (e) => <span title={e.action}>{t.action(e.action)}</span>],
             ['target', (e) => <span title={e.target_id ?? ''}>{auditTarget(t, e)}</span>],
-            ['outcome', (e) => t(`outcome_${e.outcome}`)],
+            ['outcome', (e) => t.word('outcome', e.outcome)],
             ['source', (e) => e.source],
           ]}
           fields={[]}
@@ -306,7 +319,7 @@ function auditTarget(t: T, e: AuditEvent): string {
   const d = (e.detail ?? {}) as Record<string, unknown>;
   const label = [d.number ?? d.room ?? d.room_number, d.name ?? d.display_name ?? d.username]
     .filter((v) => typeof v === 'string' && v !== '').join(' · ');
-  const kind = t(`target_${e.target_type}`);
+  const kind = t.word('target', e.target_type);
   // Ids begin with their creation time: the end tells them apart.
   return label ? `${kind} ${label}` : e.target_id && e.target_type !== 'session' ? `${kind} …${e.target_id.slice(-6)}` : kind;
 }
@@ -587,7 +600,7 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
                   <tr key={m.id} data-testid={`member-${m.number}`}>
                     <td>{m.talking && <span className="talk" title={t('talking')}>● </span>}{m.name}</td>
                     <td>{m.number}</td>
-                    <td>{t(`role_${m.role}`)}</td>
+                    <td>{t.word('role', m.role)}</td>
                     <td>
                       {[m.talking && t('talking'), m.muted && t('muted'), !m.may_speak && t('mayNotSpeak')].filter(Boolean).join(' · ')}
                     </td>
@@ -651,7 +664,7 @@ function VideoPanel({ t, conference: c, act }: {
         </label>
         {layout.sharer !== null && (
           <button data-testid="stop-share" onClick={() => act('DELETE', `${base}/share`)}>
-            {t('stopShare')} ({nameOf(layout.sharer)})
+            {t('stopShare')} ({nameOf(layout.sharer ?? null)})
           </button>
         )}
       </div>
@@ -676,7 +689,7 @@ function VideoPanel({ t, conference: c, act }: {
       <ol className={`tile-map layout-${layout.kind.replace('+', 'p')}`} data-testid="tile-map">
         {c.tiles.map((tile, i) => (
           <li key={i} className={`tile-${tile.size}`} data-testid={`tile-${i + 1}`}>
-            {tile.member === null ? '—' : nameOf(tile.member)}
+            {tile.member == null ? '—' : nameOf(tile.member)}
             {tile.screen && ` · ${t('sharedScreen')}`}
             {tile.polled && ' ⟳'}
           </li>
@@ -780,7 +793,7 @@ function Calls({ t, conference, onChange }: { t: T; conference: LiveConference; 
               <tr key={i.id} data-testid={`invitation-${i.number || i.id}`} data-call-id={i.call_id ?? ''}>
                 <td>{i.name}</td>
                 <td>{i.number}</td>
-                <td>{t(`role_${i.role}`)}</td>
+                <td>{t.word('role', i.role)}</td>
                 <td>
                   <span className={`badge ${tone[i.state] ?? 'neutral'}`} data-testid="call-state" data-state={i.state}>
                     {t(`call_${i.state}`)}
@@ -861,7 +874,7 @@ function InviteForm({ t, roomId, users, onInvited }: { t: T; roomId: string; use
       <label>
         {t('role')}
         <select name="role" data-testid="invite-role" defaultValue="participant">
-          {['participant', 'member', 'chairman', 'manager'].map((r) => <option key={r} value={r}>{t(`role_${r}`)}</option>)}
+          {['participant', 'member', 'chairman', 'manager'].map((r) => <option key={r} value={r}>{t.word('role', r)}</option>)}
         </select>
         {fieldError('role')}
       </label>

@@ -1,18 +1,7 @@
 import { useEffect, useState } from 'react';
 import { api, asError } from './api';
+import type { ClusterView, Status } from './api-schema';
 import type { T } from './i18n';
-
-type WorkerLoad = { members: number; rooms: number };
-type ClusterNode = { id: string; sip_uri: string; living: boolean; load: number; draining: boolean; rooms: number };
-type ClusterView = { clustered: boolean; node: string | null; nodes: ClusterNode[] };
-type Status = {
-  live_meetings: number; members_in_meetings: number; rooms: number; rooms_in_use: number;
-  extensions: number; extensions_registered: number;
-  calls: { dial_in: number; dial_out: number; browser: number; ringing: number };
-  meetings: { room_id: string; room_number: string; room_name: string; members: number; talking: number; locked: boolean }[];
-  next: { booking_id: string; name: string; room_id: string; start_at: number; end_at: number }[];
-  server?: { live_meetings: number; media_workers: WorkerLoad[]; descriptors_open: number; descriptors_limit: number };
-};
 
 /// Live resource status: what the tenant has going on now (and, for a system administrator,
 /// what the server carries), refreshed every few seconds while the page is open.

@@ -142,7 +142,7 @@ export function Directory({ t, admin }: { t: T; admin: boolean }) {
                           <option value="">{t('noDepartment')}</option>
                           {departments.map((d) => <option key={d.id} value={d.id}>{path(d.id)}</option>)}
                         </select>
-                      ) : path(p.department_id)}
+                      ) : path(p.department_id ?? null)}
                     </td>
                     <td>{p.extension ?? ''}</td>
                     <td>{p.mobile ?? ''}</td>
@@ -427,7 +427,7 @@ export function AddGroupToTemplate({ t, templateId, onAdded }: { t: T; templateI
         {groups.map((g) => <option key={g.id} value={g.id}>{g.name}</option>)}
       </select>
       <select data-testid="template-group-role" aria-label={t('role')} value={role} onChange={(e) => setRole(e.target.value)}>
-        {['participant', 'member', 'chairman', 'manager'].map((r) => <option key={r} value={r}>{t(`role_${r}`)}</option>)}
+        {['participant', 'member', 'chairman', 'manager'].map((r) => <option key={r} value={r}>{t.word('role', r)}</option>)}
       </select>
       <button data-testid="template-add-group" onClick={add}>{t('addGroup')}</button>
       {error && <small className="error" role="alert">{error}</small>}

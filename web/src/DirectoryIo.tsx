@@ -125,7 +125,7 @@ export function DirectoryImportExport({ t, onImported }: { t: T; onImported: () 
                   <td><span className={`badge import-${r.action}`}>{t(`import_${r.action}`)}</span></td>
                   <td>
                     {r.action === 'refuse'
-                      ? r.errors.map((e) => `${t(e.field)}: ${e.reason}`).join('; ')
+                      ? r.errors.map((e) => `${t.known(e.field) ?? e.field}: ${e.reason}`).join('; ')
                       : r.action === 'update' ? r.changes.join(', ') : ''}
                   </td>
                 </tr>

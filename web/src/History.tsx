@@ -1,9 +1,9 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api, asError, download, type Meeting, type Page, type Redialled } from './api';
+import type { Attendance } from './api-schema';
 import type { T } from './i18n';
 import { startedText } from './TemplateEditor';
 
-type Attendance = { member_id: number; name: string; number: string; via: string; joined_at: number; left_at: number | null };
 type LogEntry = { at: number; actor: string; kind: string; detail: unknown };
 type Filters = { from: string; to: string; room: string; participant: string };
 const noFilters: Filters = { from: '', to: '', room: '', participant: '' };
@@ -24,12 +24,17 @@ function query(f: Filters, cursor: string | null, limit: number): string {
 /// `full`: the History page — filters (dates, room, attendee), more pages, a meeting's
 /// attendance and log, exports. Otherwise the live page's recent list. `live` changes when a
 /// meeting starts or ends, which is when to look again.
-export function History({ t, live, onStarted, full = false }: { t: T; live: string; onStarted: () => void; full?: boolean }) {
+/// `open`/`onOpen`: the meeting whose details show, when the address names it (`/history/<id>`).
+export function History({ t, live, onStarted, full = false, open: routed, onOpen }: {
+  t: T; live: string; onStarted: () => void; full?: boolean; open?: string | null; onOpen?: (id: string | null) => void;
+}) {
   const [meetings, setMeetings] = useState<Meeting[]>([]);
   const [next, setNext] = useState<string | null>(null);
   const [filters, setFilters] = useState<Filters>(noFilters);
   const [applied, setApplied] = useState<Filters>(noFilters);
-  const [open, setOpen] = useState<string | null>(null);
+  const [own, setOwn] = useState<string | null>(null);
+  const open = onOpen ? routed ?? null : own;
+  const setOpen = onOpen ?? setOwn;
   const [started, setStarted] = useState<{ meeting: string; answer: Redialled } | null>(null);
   const [error, setError] = useState('');
   const limit = full ? 50 : 20;
@@ -163,7 +168,7 @@ function MeetingDetails({ t, meeting }: { t: T; meeting: Meeting }) {
         <tbody>
           {attendance.map((a) => (
             <tr key={a.member_id}>
-              <td>{a.name}</td><td>{a.number}</td><td>{t(`via_${a.via}`)}</td>
+              <td>{a.name}</td><td>{a.number}</td><td>{t.word('via', a.via)}</td>
               <td>{t.time(a.joined_at)}</td><td>{a.left_at ? t.time(a.left_at) : t('inProgress')}</td><td>{minutes(a) ?? ''}</td>
             </tr>
           ))}
@@ -175,7 +180,7 @@ function MeetingDetails({ t, meeting }: { t: T; meeting: Meeting }) {
           // `member` is the member (joined) or its id (the rest).
           const member = (e.detail as { member?: number | { name?: string } } | null)?.member;
           const who = typeof member === 'object' ? member?.name : attendance.find((a) => a.member_id === member)?.name;
-          return <li key={i}><small>{t.time(e.at)}</small> {e.actor === 'system' ? t('systemActor') : e.actor}: {t(`event_${e.kind}`)}{who ? ` — ${who}` : ''}</li>;
+          return <li key={i}><small>{t.time(e.at)}</small> {e.actor === 'system' ? t('systemActor') : e.actor}: {t.word('event', e.kind)}{who ? ` — ${who}` : ''}</li>;
         })}
       </ul>
       <button data-testid="log-export" onClick={() => download(`/conference-history/${meeting.id}/log?format=csv`, `meeting-${meeting.id}-log.csv`).catch((e) => setError(String(e)))}>

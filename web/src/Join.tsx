@@ -6,13 +6,10 @@
 
 import { useEffect, useRef, useState } from 'react';
 import { api, ApiError, session, type LiveMember, type User } from './api';
+import type { Joined, Layout, MyMeeting, TileView } from './api-schema';
 import { BrandMark, useBranding } from './Branding';
 import { initialLang, translator, type Lang, type T } from './i18n';
 
-type Joined = { token: string; sdp: string; member_id: number; role: string; room_number: string; room_name: string };
-type TileView = { size: 'big' | 'medium' | 'small'; member: number | null; screen: boolean; polled: boolean };
-type Layout = { kind: string; pins: Record<string, number>; polling: { tiles: number[]; interval_secs: number; members: number[] } | null; sharer: number | null; members_may_share: boolean };
-type MyMeeting = { member_id: number; room_number: string; room_name: string; locked: boolean; members: LiveMember[]; layout: Layout; tiles: TileView[] };
 type Media = { pc: RTCPeerConnection; mic: MediaStream; camera: MediaStream | null };
 
 /// The layouts a chair chooses from, and how many tiles the page can receive (2+21).
@@ -25,7 +22,7 @@ export function LayoutSelect({ t, value, testId, onChange }: {
 }) {
   return (
     <select data-testid={testId} value={value} onChange={(e) => onChange(e.target.value)}>
-      {LAYOUTS.map((l) => <option key={l} value={l}>{t(`layout_${l}`)}</option>)}
+      {LAYOUTS.map((l) => <option key={l} value={l}>{t.word('layout', l)}</option>)}
     </select>
   );
 }
@@ -218,7 +215,7 @@ function JoinForm({ t, me, left, last, onJoined }: {
       camera?.getTracks().forEach((track) => track.stop());
       const why = refusalOf(err);
       if (err instanceof DOMException && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) setError(t('joinMicDenied'));
-      else if (why && t(`joinRefused_${why}`) !== `joinRefused_${why}`) setError(t(`joinRefused_${why}`));
+      else if (why && t.known(`joinRefused_${why}`)) setError(t.word('joinRefused', why));
       else if (err instanceof ApiError && err.status === 404) setError(t('joinNoSuchMeeting'));
       else setError(err instanceof Error ? err.message : String(err));
       return false;
@@ -330,12 +327,16 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
     return () => { window.removeEventListener('online', online); window.clearTimeout(lostTimer); };
   }, [pc, mic, joined.member_id, token]);
 
-  // the roster, live; a 401 means the meeting let us go (removed, ended)
-  // (in a cluster, the meeting's node out of reach three times running — 502/503/504 —
-  // means it stopped: the meeting goes on on another, joined again)
+  // the roster, live: pushed over a WebSocket (`/join/me/events`) as the meeting changes; its
+  // close code 4401, or a 401 from `/join/me`, means the meeting let us go (removed, ended).
+  // While the stream is down the page asks once and opens it again two seconds later (in a
+  // cluster, the meeting's node out of reach three times running — 502/503/504 — means it
+  // stopped: the meeting goes on on another, joined again).
   useEffect(() => {
     let stopped = false;
     let unreachable = 0;
+    let socket: WebSocket | null = null;
+    let retry: number | undefined;
     const poll = async () => {
       try {
         const m = await asMember<MyMeeting>(token, 'GET', '/join/me');
@@ -350,9 +351,33 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
         }
       }
     };
-    void poll();
-    const timer = window.setInterval(poll, 1000);
-    return () => { stopped = true; window.clearInterval(timer); };
+    const connect = () => {
+      if (stopped) return;
+      const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
+      const stream = new WebSocket(`${scheme}://${window.location.host}/api/v1/join/me/events?access_token=${encodeURIComponent(token)}`);
+      socket = stream;
+      stream.onmessage = (message) => {
+        try {
+          const m = JSON.parse(String(message.data)) as MyMeeting;
+          unreachable = 0;
+          if (!stopped) setMeeting(m);
+        } catch {
+          // not a roster: ignored
+        }
+      };
+      stream.onclose = (closed) => {
+        if (stopped) return;
+        if (closed.code === 4401) {
+          stopped = true;
+          onLeft(t('joinMeetingOver'));
+          return;
+        }
+        void poll();
+        retry = window.setTimeout(connect, 2000);
+      };
+    };
+    connect();
+    return () => { stopped = true; window.clearTimeout(retry); socket?.close(); };
   }, [token]); // eslint-disable-line react-hooks/exhaustive-deps
 
   // the microphone's level
@@ -597,7 +622,7 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
           <li key={m.id} data-testid={`join-member-${m.id}`} className={m.talking ? 'talking' : ''}>
             <span className="name">{m.name || m.number}</span>
             {m.id === meeting.member_id && <small> ({t('joinYou')})</small>}
-            <small className="role"> {t(`role_${m.role}`)}</small>
+            <small className="role"> {t.word('role', m.role)}</small>
             {m.talking && <span className="badge talking-badge">{t('talking')}</span>}
             {m.muted && <span className="badge">{t('muted')}</span>}
             {m.hand_raised && <span className="badge" data-testid={`join-hand-${m.id}`}>✋</span>}
@@ -655,7 +680,7 @@ function Tiles({ t, pc, meeting, camera, screen, board, nameOf }: {
             )}
             {tile.member !== null && (
               <figcaption>
-                {`${nameOf(tile.member)}${own ? ` (${t('joinYou')})` : ''}`}
+                {`${nameOf(tile.member ?? null)}${own ? ` (${t('joinYou')})` : ''}`}
                 {tile.screen && ` · ${t('sharedScreen')}`}
                 {tile.polled && ' ⟳'}
               </figcaption>
@@ -688,8 +713,8 @@ function WhiteboardTools({ t, board }: { t: T; board: Board }) {
   return (
     <div className="whiteboard-tools" data-testid="whiteboard">
       {PENS.map((p, i) => (
-        <button key={p} data-testid={`whiteboard-pen-${i}`} aria-pressed={pen === p} title={t(`whiteboardPen${i}`)}
-          aria-label={t(`whiteboardPen${i}`)} style={{ background: p }} className="pen" onClick={() => choose(p)} />
+        <button key={p} data-testid={`whiteboard-pen-${i}`} aria-pressed={pen === p} title={t.word('whiteboardPen', i)}
+          aria-label={t.word('whiteboardPen', i)} style={{ background: p }} className="pen" onClick={() => choose(p)} />
       ))}
       <button data-testid="whiteboard-clear" onClick={clear}>{t('whiteboardClear')}</button>
     </div>

@@ -100,7 +100,7 @@ export function fromRrule(rrule: string | null): Rule {
 
 function RecurrenceEditor({ t, rule, startDate, onChange }: { t: T; rule: Rule; startDate: string; onChange: (r: Rule) => void }) {
   const w = nthWeekday(startDate);
-  const nth = w ? (w.n === -1 ? t('nth_last') : t(`nth_${w.n}`)) : '';
+  const nth = w ? (w.n === -1 ? t('nth_last') : t.word('nth', w.n)) : '';
   const monthlyWeekday = w ? t('monthlyOnWeekday').replace('{nth}', nth).replace('{day}', t(`day_${w.day}`)) : t('monthlyOnWeekday');
   const monthlyDate = t('monthlyOnDay').replace('{n}', String(Number(startDate.slice(8, 10)) || 1));
   return (
@@ -216,8 +216,8 @@ function draftOf(b: Booking | null): Draft {
   return {
     name: b.name, pin: b.pin ?? '', description: b.description, expected: String(b.expected_participants),
     room_id: b.room_id, time_zone: b.time_zone, date: b.start_local.slice(0, 10), time: b.start_local.slice(11, 16),
-    duration: b.duration_minutes, rule: fromRrule(b.rrule),
-    members: b.members.map((m) => ({ kind: m.kind, user_id: m.user_id, contact_id: m.contact_id, number: m.number, display_name: m.display_name, role: m.role })),
+    duration: b.duration_minutes, rule: fromRrule(b.rrule ?? null),
+    members: b.members.map((m) => ({ kind: m.kind, user_id: m.user_id, contact_id: m.contact_id, number: m.number, display_name: m.display_name, role: m.role as Member['role'] })),
     presenter: b.members.findIndex((m) => m.presenter), groups: [],
     mute_on_entry: b.settings.mute_on_entry, dial_out: b.settings.dial_out, record: b.settings.record,
     layout: b.settings.layout ?? '4',
@@ -429,7 +429,7 @@ function OccurrencePanel({ t, occ, canEdit, onEditSeries, onClose }: {
       <p>
         <span data-testid="occ-when">{t.time(occ.start_at)} – {t.time(occ.end_at)}</span>
         {' · '}{t('room')} {occ.room_number}
-        {' · '}{occ.role === 'organiser' ? t('organiser') : t(`role_${occ.role}`)}
+        {' · '}{occ.role === 'organiser' ? t('organiser') : t.word('role', occ.role)}
         {occ.moved && <> · <em>{t('moved')}</em></>}
         {occ.cancelled && <> · <em>{t('cancelled')}</em></>}
         {occ.started_at && <> · {t('started')} {t.time(occ.started_at)}</>}
@@ -495,7 +495,7 @@ function MailStatus({ t, bookingId }: { t: T; bookingId: string }) {
                 <td>{m.recipient_name} &lt;{m.recipient}&gt;</td>
                 <td>{t(m.method === 'CANCEL' ? 'mail_cancel' : m.sequence === 0 ? 'mail_invite' : 'mail_update')}</td>
                 <td>
-                  {m.sent_at !== null
+                  {m.sent_at != null
                     ? `${t('mailSent')} ${t.time(m.sent_at)}`
                     : (
                       <span className={m.last_error ? 'error' : ''}>

@@ -74,9 +74,9 @@ export function MemberPicker({ t, members, onChange, error }: {
                 <td>
                   <select
                     aria-label={t('role')} data-testid="tpl-member-role" value={m.role}
-                    onChange={(e) => onChange(members.map((x, j) => (j === i ? { ...x, role: e.target.value } : x)))}
+                    onChange={(e) => onChange(members.map((x, j) => (j === i ? { ...x, role: e.target.value as Member['role'] } : x)))}
                   >
-                    {roles.map((r) => <option key={r} value={r}>{t(`role_${r}`)}</option>)}
+                    {roles.map((r) => <option key={r} value={r}>{t.word('role', r)}</option>)}
                   </select>
                 </td>
                 <td><button data-testid="tpl-member-remove" onClick={() => onChange(members.filter((_, j) => j !== i))}>{t('removeFromList')}</button></td>

@@ -10,7 +10,7 @@ const ANY_NUMBER = '\\+?[0-9*#]+';
 type Draft = { patterns: string[]; granted: string[]; concurrent: string; perHour: string };
 
 const draftOf = (p: OutboundPolicy): Draft => ({
-  patterns: [...p.allowed_patterns], granted: [...p.granted_users],
+  patterns: [...(p.allowed_patterns ?? [])], granted: [...(p.granted_users ?? [])],
   concurrent: String(p.concurrent_calls), perHour: String(p.calls_per_hour),
 });
 
@@ -185,7 +185,7 @@ export function OutboundPolicyForm({ t, tenants, ownTenant }: { t: T; tenants: T
                     <input type="checkbox" checked={draft.granted.includes(u.id)} onChange={(e) => toggle(u.id, e.target.checked)} />
                     {' '}{u.display_name}
                     <span className="detail">{u.username}{u.extension ? ` · ${u.extension}` : ''}</span>
-                    {u.status !== 'active' && <span className="badge gone">{t(`status_${u.status}`)}</span>}
+                    {u.status !== 'active' && <span className="badge gone">{t.word('status', u.status)}</span>}
                   </span>
                   {userErrors[u.id] && <small className="error">{userErrors[u.id]}</small>}
                 </label>

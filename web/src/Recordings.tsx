@@ -29,14 +29,21 @@ export function clock(ms: number): string {
 /// The recordings library: the tenant's recordings (or those the user may play), newest first,
 /// found by room; one opens to its tracks — the whole meeting and each person — and who spoke
 /// when, each utterance played from its start.
-export function Recordings({ t }: { t: T }) {
+/// `open`: the recording the address names (`/recordings/<id>`); `onOpen` changes it.
+export function Recordings({ t, open: routed, onOpen }: { t: T; open: string | null; onOpen: (id: string | null) => void }) {
   const [items, setItems] = useState<Recording[]>([]);
   const [next, setNext] = useState<string | null>(null);
   const [search, setSearch] = useState<Filters>(noFilters);
   const [applied, setApplied] = useState<Filters>(noFilters);
   // a link to a line of minutes (#recording=…&track=…&at=…) opens that recording there
   const [linked] = useState(() => lineFromHash(window.location.hash));
-  const [open, setOpen] = useState<string | null>(linked?.id ?? null);
+  // the line's recording opens until the user opens or closes another
+  const [followLink, setFollowLink] = useState(true);
+  const open = routed ?? (followLink ? linked?.id ?? null : null);
+  const setOpen = (id: string | null) => {
+    setFollowLink(false);
+    onOpen(id);
+  };
   const [highlight, setHighlight] = useState<{ track: number; at: number } | null>(linked ? { track: linked.track, at: linked.at } : null);
   useEffect(() => {
     if (linked) window.history.replaceState(null, '', window.location.pathname);
@@ -85,7 +92,7 @@ export function Recordings({ t }: { t: T }) {
                 <td>{r.room_number} · {r.room_name}</td>
                 <td>{t.time(r.started_at)}</td>
                 <td>{r.ended_at ? clock(r.ended_at - r.started_at) : ''}</td>
-                <td>{t(`recState_${r.state}`)} · {t(`visibility_${r.visibility}`)}</td>
+                <td>{t.word('recState', r.state)} · {t.word('visibility', r.visibility)}</td>
                 <td className="actions">
                   <button data-testid={`open-recording-${r.id}`} onClick={() => { setHighlight(null); setOpen(open === r.id ? null : r.id); }}>{t('open')}</button>
                 </td>
@@ -164,7 +171,7 @@ function RecordingView({ t, id, highlight, onChanged, onDeleted }: {
       <h3>{r.room_number} · {r.room_name} — {t.time(r.started_at)}</h3>
       {error && <p className="error" role="alert">{error}</p>}
       <p>
-        {t(`recState_${r.state}`)} · {t(`visibility_${r.visibility}`)}{' '}
+        {t.word('recState', r.state)} · {t.word('visibility', r.visibility)}{' '}
         <button data-testid="recording-visibility" onClick={() => visibility(r.visibility === 'public' ? 'private' : 'public')}>
           {t(r.visibility === 'public' ? 'makePrivate' : 'makePublic')}
         </button>{' '}
@@ -182,7 +189,7 @@ function RecordingView({ t, id, highlight, onChanged, onDeleted }: {
       )}
       {video && (
         <div className="recording-video" data-testid="recording-video">
-          <h4>{t('videoTrack')}{video.duration_ms !== null ? ` · ${clock(video.duration_ms)}` : ''}</h4>
+          <h4>{t('videoTrack')}{video.duration_ms != null ? ` · ${clock(video.duration_ms)}` : ''}</h4>
           <p className="actions">
             <button data-testid="play-video" onClick={playVideo}>{t('playVideo')}</button>{' '}
             <button data-testid="download-video" onClick={() => download(`/recordings/${id}/video`, `${r.room_number}.mp4`).catch((e) => setError(asError(e).message))}>
@@ -198,7 +205,7 @@ function RecordingView({ t, id, highlight, onChanged, onDeleted }: {
           {detail.tracks.filter((tr) => tr.kind !== 'video').map((tr) => (
             <tr key={tr.track} data-testid={`track-${tr.track}`}>
               <td>{name(tr)}</td>
-              <td>{tr.duration_ms !== null ? clock(tr.duration_ms) : ''}</td>
+              <td>{tr.duration_ms != null ? clock(tr.duration_ms) : ''}</td>
               <td className="actions">
                 <button data-testid={`play-${tr.track}`} onClick={() => play(tr)}>{t('play')}</button>
                 <button onClick={() => download(`/recordings/${id}/tracks/${tr.track}/audio`, `${r.room_number}-${tr.track}.opus`).catch((e) => setError(asError(e).message))}>

@@ -69,7 +69,7 @@ export function RoomEditor({ t, room, users, onClose }: { t: T; room: Room; user
         {text('max_duration_minutes', 'maxDuration', t('unlimited'))}
         <label>
           {t('language')}
-          <select data-testid="room-edit-language" value={draft.language} onChange={(e) => setDraft({ ...draft, language: e.target.value })}>
+          <select data-testid="room-edit-language" value={draft.language} onChange={(e) => setDraft({ ...draft, language: e.target.value as Room['language'] })}>
             <option value="en">{t('lang_en')}</option>
             <option value="zh">{t('lang_zh')}</option>
           </select>
@@ -104,7 +104,7 @@ export function RoomEditor({ t, room, users, onClose }: { t: T; room: Room; user
 /// numbers), their roles and how the meeting starts; the server calls them all at once.
 export function AdHocStart({ t, room, onClose, onStarted }: { t: T; room: Room; onClose: () => void; onStarted: () => void }) {
   const [members, setMembers] = useState<Member[]>([]);
-  const [settings, setSettings] = useState<TemplateSettings>({ mute_on_entry: false, record: false, lock_on_start: false, whisper_allowed: false });
+  const [settings, setSettings] = useState<TemplateSettings>({ mute_on_entry: false, record: false, lock_on_start: false, whisper_allowed: false, layout: null });
   const [error, setError] = useState<ApiError | null>(null);
   const [note, setNote] = useState('');
   const start = () =>

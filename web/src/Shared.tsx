@@ -1,12 +1,10 @@
+import type { SharedRecording } from './api-schema';
 // A public recording for anyone with its link: /recording/<key>. The page asks for the
 // password when there is one, then lists the whole meeting and each person's track to play
 // (Ogg Opus, streamed from the server; every playback is in the tenant's audit log).
 
 import { useEffect, useState } from 'react';
 import { PasswordForm, PublicShell, usePublicLanguage } from './Public';
-
-type SharedTrack = { track: number; name: string; duration_ms: number | null; audio: string };
-type SharedRecording = { room_name: string; started_at: number; ended_at: number | null; password_required: boolean; tracks: SharedTrack[] };
 
 export function SharedPage() {
   const [t, lang, setLang] = usePublicLanguage();

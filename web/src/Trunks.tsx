@@ -19,9 +19,9 @@ function draftOf(trunk: Trunk): Draft {
   return {
     name: trunk.name, host: trunk.host, port: String(trunk.port), transport: trunk.transport,
     username: trunk.username ?? '', password: '', clearPassword: false, caller_id: trunk.caller_id ?? '',
-    rewrite: trunk.rewrite.map((r) => ({ ...r })), srtp: trunk.srtp,
-    ring_timeout_seconds: String(trunk.ring_timeout_seconds), register: trunk.register, enabled: trunk.enabled,
-    priority: String(trunk.priority), verify_tls: trunk.verify_tls,
+    rewrite: (trunk.rewrite ?? []).map((r) => ({ ...r })), srtp: trunk.srtp ?? 'off',
+    ring_timeout_seconds: String(trunk.ring_timeout_seconds), register: trunk.register ?? false, enabled: trunk.enabled ?? true,
+    priority: String(trunk.priority), verify_tls: trunk.verify_tls ?? true,
   };
 }
 
@@ -55,7 +55,7 @@ function Registration({ t, state }: { t: T; state: string }) {
   const tone = word === 'registered' ? 'good' : word === 'failed' ? 'bad' : word === 'off' ? 'gone' : 'neutral';
   return (
     <span className={`badge ${tone}`} data-testid="registration" data-state={state}>
-      {t(`reg_${word}`)}{detail ? `: ${detail}` : ''}
+      {t.word('reg', word)}{detail ? `: ${detail}` : ''}
     </span>
   );
 }
@@ -122,7 +122,7 @@ export function Trunks({ t }: { t: T }) {
     <label>
       {t(name)}
       <select name={name} data-testid={`field-${name}`} value={draft[name]} onChange={(e) => set(name, e.target.value as never)}>
-        {options.map((o) => <option key={o} value={o}>{t(`${name}_${o}`)}</option>)}
+        {options.map((o) => <option key={o} value={o}>{t.word(name, o)}</option>)}
       </select>
       {below(name)}
     </label>
@@ -138,12 +138,12 @@ export function Trunks({ t }: { t: T }) {
   );
   const cells: [Key, (x: Trunk) => ReactNode][] = [
     ['name', (x) => x.name],
-    ['gateway', (x) => `${x.host}:${x.port} · ${t(`transport_${x.transport}`)}`],
+    ['gateway', (x) => `${x.host}:${x.port} · ${t.word('transport', x.transport ?? 'udp')}`],
     ['registration', (x) => <Registration t={t} state={x.registration} />],
     ['enabled', (x) => t(x.enabled ? 'yes' : 'no')],
     ['priority', (x) => x.priority],
-    ['rules', (x) => x.rewrite.map((r) => `${r.pattern} → ${r.replace}`).join(', ') || '—'],
-    ['srtpShort', (x) => t(`srtp_${x.srtp}`)],
+    ['rules', (x) => (x.rewrite ?? []).map((r) => `${r.pattern} → ${r.replace}`).join(', ') || '—'],
+    ['srtpShort', (x) => t.word('srtp', x.srtp ?? 'off')],
     ['password', (x) => t(x.has_password ? 'passwordSet' : 'noPassword')],
   ];
 

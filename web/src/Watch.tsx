@@ -1,3 +1,4 @@
+import type { WatchInfo } from './api-schema';
 // Watching a live stream: /watch/<key>, for anyone with the link. The page asks for the
 // password when there is one, then plays the HLS stream — the meeting's layout (H.264) and
 // its mix (Opus) in fragmented MP4 — through Media Source Extensions (Chromium, Firefox,
@@ -7,8 +8,6 @@
 import { useEffect, useRef, useState } from 'react';
 import type { T } from './i18n';
 import { PasswordForm, PublicShell, usePublicLanguage } from './Public';
-
-type WatchInfo = { title: string; state: 'scheduled' | 'live' | 'ended'; starts_at: number | null; password_required: boolean; playlist: string | null; listeners: number };
 
 // avc3: the picture's parameter sets travel in the stream (docs/streaming.md)
 const CODEC = 'video/mp4; codecs="avc3.42e01f,opus"';
@@ -107,7 +106,8 @@ export function WatchPage() {
       if (r.status === 404) return setMissing(true);
       const data = (await r.json()) as WatchInfo;
       setInfo(data);
-      if (data.playlist) setPlaylist((p) => p ?? data.playlist);
+      const playlist = data.playlist;
+      if (playlist) setPlaylist((p) => p ?? playlist);
     }, () => undefined);
     load();
     const timer = setInterval(load, 5000);
@@ -121,7 +121,7 @@ export function WatchPage() {
           <section className="card" data-testid="watch">
             <h2 data-testid="watch-title">{info.title}</h2>
             <p data-testid="watch-state">
-              {info.state === 'live' ? <b className="recording-on">● {t('stream_live')}</b> : t(`stream_${info.state}`)}
+              {info.state === 'live' ? <b className="recording-on">● {t('stream_live')}</b> : t.word('stream', info.state)}
               {info.state === 'scheduled' && info.starts_at ? ` · ${t('startsAt')} ${t.time(info.starts_at)}` : ''}
               {info.state === 'live' && ` · ${t('listeners')}: ${info.listeners}`}
             </p>

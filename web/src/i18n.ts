@@ -512,9 +512,9 @@ const en = {
   joinWhiteboard: 'Whiteboard',
   joinCloseWhiteboard: 'Close whiteboard',
   whiteboardClear: 'Clear',
-  whiteboardPen0: 'Black pen',
-  whiteboardPen1: 'Red pen',
-  whiteboardPen2: 'Blue pen',
+  whiteboardPen_0: 'Black pen',
+  whiteboardPen_1: 'Red pen',
+  whiteboardPen_2: 'Blue pen',
   joinShareDenied: 'The screen was not shared.',
   layout: 'Layout',
   layout_1: 'One large',
@@ -1098,9 +1098,9 @@ const zh: typeof en = {
   joinWhiteboard: '白板',
   joinCloseWhiteboard: '关闭白板',
   whiteboardClear: '清除',
-  whiteboardPen0: '黑色笔',
-  whiteboardPen1: '红色笔',
-  whiteboardPen2: '蓝色笔',
+  whiteboardPen_0: '黑色笔',
+  whiteboardPen_1: '红色笔',
+  whiteboardPen_2: '蓝色笔',
   joinShareDenied: '屏幕未共享。',
   layout: '分屏',
   layout_1: '单画面',
@@ -1175,6 +1175,9 @@ const zh: typeof en = {
 };
 
 export type Key = keyof typeof en;
+/// The families of keys named after a value the server sends (`role_chairman`, `status_active`).
+type FamilyOf<K> = K extends `${infer F}_${string}` ? F : never;
+export type Family = FamilyOf<Key>;
 export type T = ReturnType<typeof translator>;
 const dictionaries: Record<Lang, typeof en> = { en, zh };
 
@@ -1185,20 +1188,27 @@ export function initialLang(): Lang {
 }
 
 export function translator(lang: Lang) {
-  const t = (key: Key | string): string => (dictionaries[lang] as Record<string, string>)[key] ?? key;
+  // Only known keys compile: a typo or a string left untranslated is caught by `tsc`.
+  const t = (key: Key): string => dictionaries[lang][key];
+  const known = (key: string): string | undefined => (dictionaries[lang] as Record<string, string>)[key];
   const locale = lang === 'zh' ? 'zh-CN' : 'en-GB';
   return Object.assign(t, {
     lang,
+    /// A value the server sends, in words (`word('role', 'chairman')` → "Chair" / "主持人");
+    /// a value this console does not know yet is shown as it came rather than hidden.
+    word: (family: Family, value: string | number): string => known(`${family}_${value}`) ?? String(value),
+    /// The words for a key made at run time, if there are any.
+    known,
     /// A moment in the chosen language (not the browser's): 2 Dec 2026, 17:05 / 2026年12月2日 17:05.
     time: (at: number) => new Date(at).toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short' }),
     /// What an audit event did, in words: `createRoom` → "Created room" / "新建 会议室".
     action: (action: string): string => {
-      const known = (dictionaries[lang] as Record<string, string>)[`action_${action}`];
-      if (known) return known;
+      const whole = known(`action_${action}`);
+      if (whole) return whole;
       const words = action.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase().split(' ');
-      const verb = (dictionaries[lang] as Record<string, string>)[`verb_${words[0]}`] ?? words[0];
+      const verb = known(`verb_${words[0]}`) ?? words[0];
       const object = words.slice(1).join('_');
-      const noun = (dictionaries[lang] as Record<string, string>)[`target_${object}`] ?? words.slice(1).join(' ');
+      const noun = known(`target_${object}`) ?? words.slice(1).join(' ');
       return lang === 'zh' ? `${verb}${noun}` : `${verb} ${noun}`.trim();
     },
   });

@@ -1101,6 +1101,30 @@ test('the history page finds meetings by dates, room and attendee, shows who att
   assert.match(csv, /^room_number,room_name,started_at,ended_at,minutes,attendees\n8700,Harbour watch,\d+,\d+,\d*,sipp\n$/);
   const [log] = await Promise.all([page.waitForEvent('download'), details.getByTestId('log-export').click()]);
   assert.match(readFileSync(await log.path(), 'utf8'), /^at,actor,kind,detail\n.*joined/s);
+  // The address names the page and the meeting open in it: a reload shows them again, Back
+  // closes the meeting, then returns to the rooms the user came from; Forward goes again.
+  const meetingPath = new URL(page.url()).pathname;
+  assert.match(meetingPath, /^\/history\/[A-Za-z0-9-]+$/);
+  await page.reload();
+  await details.getByTestId('attendance').getByRole('cell', { name: 'sipp', exact: true }).first().waitFor();
+  await page.goBack();
+  await details.waitFor({ state: 'detached' });
+  assert.equal(new URL(page.url()).pathname, '/history');
+  await page.goBack();
+  await page.getByTestId('page-rooms').waitFor();
+  assert.equal(await history.count(), 0);
+  await page.goForward();
+  await history.locator('[data-room="8700"]').waitFor();
+  // A link to the meeting, opened by someone not logged in yet: there after the login.
+  const linked = await browser.newPage({ locale: 'en-US' });
+  await linked.goto(`${base}${meetingPath}`);
+  await linked.getByTestId('username').fill('admin');
+  await linked.getByTestId('password').fill(password);
+  await linked.getByTestId('login').click();
+  await linked.getByTestId('meeting-details').getByTestId('attendance').getByRole('cell', { name: 'sipp', exact: true }).first().waitFor();
+  assert.equal(await linked.getByTestId('tab-historyTab').getAttribute('class'), 'active');
+  await linked.close();
+  await history.locator('[data-room="8700"]').getByTestId('history-details').click();
   await page.getByTestId('language').selectOption('zh');
   await details.getByText('呼入').first().waitFor();
   await page.screenshot({ path: join(dataDir, 'history-zh.png'), fullPage: true });

@@ -16,7 +16,7 @@ pub type MemberId = u32;
 pub type GroupId = u32;
 
 /// How someone came into the meeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JoinedVia {
     DialIn,
@@ -24,7 +24,7 @@ pub enum JoinedVia {
     Browser,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub id: MemberId,
     pub name: String,
@@ -137,7 +137,7 @@ pub enum Command {
 }
 
 /// What changed; each event is published to the roster, webhooks, history and the mixer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     Joined {

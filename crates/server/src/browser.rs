@@ -13,7 +13,7 @@ use crate::meeting::leg::{LegControl, LegEvent, LegId, LegKind, LegSignals};
 use conclave_conference::live::{MemberId, Refused};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Where a browser's leg stands.
@@ -39,11 +39,42 @@ pub struct Session {
     pub ip: IpAddr,
     pub signals: LegSignals,
     stand: tokio::sync::watch::Sender<Stand>,
+    /// Roster streams open on this session (`/join/me/events`), at most [`MAX_WATCHERS`].
+    watchers: AtomicUsize,
+}
+
+/// Roster streams one browser session may hold at once: its page, and the page reloaded
+/// while the old socket is still closing.
+pub const MAX_WATCHERS: usize = 2;
+
+/// One roster stream's place on its session, given back when the stream ends.
+pub struct Watcher(Arc<Session>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Session {
     pub fn stand(&self) -> Stand {
         self.stand.borrow().clone()
+    }
+
+    /// What the meeting decides about this browser, as it changes.
+    pub fn stand_changes(&self) -> tokio::sync::watch::Receiver<Stand> {
+        self.stand.subscribe()
+    }
+
+    /// A place for one more roster stream, unless the session holds [`MAX_WATCHERS`] already
+    /// (checked and counted in one step).
+    pub fn watch(self: &Arc<Self>) -> Option<Watcher> {
+        self.watchers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_WATCHERS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Watcher(self.clone()))
     }
 
     /// Waits until the meeting has taken the browser in or turned it away (or `within` ends).
@@ -147,6 +178,7 @@ impl Sessions {
             ip: new.ip,
             signals: new.signals,
             stand: tokio::sync::watch::Sender::new(Stand::Waiting),
+            watchers: AtomicUsize::new(0),
         });
         *r.per_address.entry(new.ip).or_default() += 1;
         r.by_token.insert(token.clone(), session.clone());

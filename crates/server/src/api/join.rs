@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(my_meeting, leave_meeting))
         .routes(routes!(act_in_meeting))
         .routes(routes!(renegotiate))
+        .routes(routes!(super::join_events::watch_my_meeting))
 }
 
 /// The longest SDP offer taken (an audio offer is 2–6 KiB; with video, a camera, a screen
@@ -271,7 +272,7 @@ async fn join_meeting(
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -283,13 +284,21 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The browser's session, from its token.
 fn session_of(state: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, ApiError> {
-    bearer(headers)
+    session_by_token(state, bearer(headers))
+}
+
+/// The browser's session, from its token (a cluster's `node~token` or the token alone).
+pub(super) fn session_by_token(
+    state: &AppState,
+    token: Option<&str>,
+) -> Result<Arc<Session>, ApiError> {
+    token
         .map(|t| t.split_once('~').map_or(t, |(_, t)| t))
         .and_then(|t| state.browsers.get(t))
         .ok_or_else(|| ApiError::unauthorized("not in a meeting (it has ended, or you left)"))
 }
 
-fn member_of(session: &Session) -> Result<MemberId, ApiError> {
+pub(super) fn member_of(session: &Session) -> Result<MemberId, ApiError> {
     match session.stand() {
         Stand::Member(id) => Ok(id),
         _ => Err(ApiError::unauthorized("not in the meeting")),
@@ -321,12 +330,20 @@ async fn my_meeting(
 ) -> ApiResult<Json<MyMeeting>> {
     let session = session_of(&state, &headers)?;
     let member_id = member_of(&session)?;
-    let live = state
-        .meetings
-        .snapshot(&session.room_id)
+    my_meeting_now(&state, &session, member_id)
         .await
-        .ok_or_else(|| ApiError::unauthorized("the meeting has ended"))?;
-    Ok(Json(MyMeeting {
+        .map(Json)
+        .ok_or_else(|| ApiError::unauthorized("the meeting has ended"))
+}
+
+/// The meeting as the member sees it now; None once it has ended.
+pub(super) async fn my_meeting_now(
+    state: &AppState,
+    session: &Session,
+    member_id: MemberId,
+) -> Option<MyMeeting> {
+    let live = state.meetings.snapshot(&session.room_id).await?;
+    Some(MyMeeting {
         member_id,
         room_number: live.room_number,
         room_name: live.room_name,
@@ -334,7 +351,7 @@ async fn my_meeting(
         members: live.members,
         layout: live.layout,
         tiles: live.tiles,
-    }))
+    })
 }
 
 /// Leave the meeting.

@@ -15,6 +15,7 @@ pub mod extract;
 mod groups;
 mod history;
 mod join;
+mod join_events;
 mod minutes;
 pub mod problem;
 mod recordings;

@@ -92,8 +92,42 @@ pub struct CallProgress {
 pub enum LiveChange {
     Meeting(Event),
     Call(CallProgress),
-    /// An event of a meeting on another node of the cluster, as that node serialized it.
+    /// An event of a meeting on another node of the cluster, as that node serialized it (one
+    /// of the two above).
     Relayed(serde_json::Value),
+}
+
+// Written by hand: a relayed event is one of the other two, so the schema is their `oneOf`
+// (derived, the relayed JSON would make the whole event an untyped object).
+impl utoipa::PartialSchema for LiveChange {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{OneOfBuilder, Schema};
+        use utoipa::openapi::{Ref, RefOr};
+        RefOr::T(Schema::OneOf(
+            OneOfBuilder::new()
+                .item(Ref::from_schema_name("Event"))
+                .item(Ref::from_schema_name("CallProgress"))
+                .description(Some(
+                    "A meeting event (`type`: joined, muted, talking, …) or a call's progress (`type`: call).",
+                ))
+                .build(),
+        ))
+    }
+}
+
+impl ToSchema for LiveChange {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((Event::name().into_owned(), Event::schema()));
+        Event::schemas(schemas);
+        schemas.push((CallProgress::name().into_owned(), CallProgress::schema()));
+        CallProgress::schemas(schemas);
+    }
 }
 
 /// A member's media as the roster shows it.
@@ -125,7 +159,6 @@ impl From<&conclave_media::engine::MemberReport> for Quality {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RosterEntry {
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub member: Member,
     /// Codec, packets, loss, jitter, round trip (absent before media flows).
     pub quality: Option<Quality>,
@@ -142,6 +175,5 @@ pub struct LiveEvent {
     pub actor: String,
     pub at: i64,
     /// A meeting event (`type`: joined, muted, talking, …) or a call's progress (`type`: call).
-    #[schema(value_type = Object)]
     pub event: LiveChange,
 }

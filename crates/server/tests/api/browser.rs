@@ -161,6 +161,47 @@ fn hears(pcm: &[i16], rate: u32, freq: f64, other: f64, times: f64) -> (bool, f6
     (wanted > times * unwanted.max(1e-9), wanted, unwanted)
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The join page's roster stream, on a member's token.
+async fn roster_stream(s: &TestServer, token: &str) -> Result<Socket, String> {
+    let url = format!(
+        "{}/api/v1/join/me/events?access_token={token}",
+        s.base.replace("http://", "ws://")
+    );
+    tokio_tungstenite::connect_async(url)
+        .await
+        .map(|(socket, _)| socket)
+        .map_err(|e| e.to_string())
+}
+
+/// The next roster the stream sends (within 10 s).
+async fn next_roster(socket: &mut Socket) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                return serde_json::from_str(&text).expect("a roster as JSON");
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no roster within 10 s: {other:?}"),
+        }
+    }
+}
+
+/// Whether a roster the stream sends within 10 s satisfies `wanted`.
+async fn next_roster_where(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if wanted(&next_roster(socket).await) {
+            return true;
+        }
+    }
+    false
+}
+
 async fn roster(s: &TestServer, admin: &str, room_id: &str) -> Vec<Value> {
     s.get(&format!("/conferences/{room_id}"), admin).await.body["members"]
         .as_array()
@@ -330,8 +371,48 @@ async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
     )
     .await
     .expect(403);
+    // the page's roster is pushed over a WebSocket: the meeting at once, then each change;
+    // a session holds two streams at most (the page's and this one), a stranger none
+    let mut ada_stream = roster_stream(&s, guest).await.expect("Ada's roster stream");
+    let first = next_roster(&mut ada_stream).await;
+    assert_eq!(first["member_id"], json!(member_a));
+    assert!(
+        first["members"].as_array().is_some_and(|m| m.len() >= 3),
+        "the whole roster at once: {first}"
+    );
+    let mut third = roster_stream(&s, guest).await.expect("upgraded");
+    assert_eq!(
+        crate::hardening::closed_by_server(&mut third, Duration::from_secs(5)).await,
+        Some(4429),
+        "a third stream on one session is turned away"
+    );
+    assert!(
+        roster_stream(&s, "not-a-member-token").await.is_err(),
+        "a stranger gets no stream"
+    );
+    s.post(
+        &format!("/conferences/{room_id}/members/{member_b}/unmute"),
+        &admin,
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let pushed = next_roster_where(&mut ada_stream, |r| {
+        r["members"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["id"] == json!(member_b) && m["muted"] == json!(false))
+        })
+    })
+    .await;
+    assert!(pushed, "Bo unmuted reaches Ada's stream");
+    let bo_token = b.ask("token").await;
+    let mut bo_stream = roster_stream(&s, bo_token.trim_start_matches("token "))
+        .await
+        .expect("Bo's roster stream");
+    next_roster(&mut bo_stream).await;
+
     // the room's creator joins logged in: as its owner, with a chair's controls on the page;
-    // they remove Bo, whose page says he is no longer in the meeting
+    // they remove Bo, whose page says he is no longer in the meeting (and whose stream ends)
     let mut chair = BrowserMember::start(&s.base, &wav_a);
     chair.ask(&format!("login {admin}")).await;
     chair
@@ -352,6 +433,18 @@ async fn browsers_and_a_phone_hear_each_other_and_the_chair_mutes_a_browser() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(removed, "the owner removed Bo from the page");
+    assert_eq!(
+        crate::hardening::closed_by_server(&mut bo_stream, Duration::from_secs(10)).await,
+        Some(4401),
+        "Bo's stream says the meeting let him go"
+    );
+    let gone = next_roster_where(&mut ada_stream, |r| {
+        r["members"]
+            .as_array()
+            .is_some_and(|m| !m.iter().any(|m| m["id"] == json!(member_b)))
+    })
+    .await;
+    assert!(gone, "Ada's stream no longer lists Bo");
     let told = b.ask("text join-left").await;
     assert!(
         told.contains("no longer in the meeting"),

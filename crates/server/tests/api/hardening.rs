@@ -34,7 +34,7 @@ async fn event_stream(
 }
 
 /// Waits (at most `within`) for the stream to be closed by the server; the close code.
-async fn closed_by_server(
+pub(crate) async fn closed_by_server(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
