@@ -18,6 +18,7 @@ import { Trunks } from './Trunks';
 import { lineFromHash } from './Minutes';
 import { LayoutSelect } from './Join';
 import { useRoute } from './router';
+import { DirectCalls } from './OperatorDesk';
 
 export function App() {
   const [lang, setLang] = useState<Lang>(initialLang);
@@ -564,13 +565,17 @@ function Live({ t, admin }: { t: T; admin: boolean }) {
   }, [reload]);
   const act = (method: string, path: string, body?: unknown) =>
     api<LiveConference>(method, path, body).then(reload, (e) => setError(String(e.message ?? e)));
+  // phones calling each other (the operator desk) apart from the meetings
+  const calls = live.filter((c) => c.call);
+  const meetings = live.filter((c) => !c.call);
 
   return (
     <section data-testid="page-live">
       <h2>{t('live')}</h2>
       {error && <p className="error" role="alert">{error}</p>}
-      {live.length === 0 && <p className="empty">{t('noLive')}</p>}
-      {live.map((c) => {
+      <DirectCalls t={t} calls={calls} onChange={reload} hangUp={(id) => act('POST', `/conferences/${id}/end`)} />
+      {meetings.length === 0 && <p className="empty">{t('noLive')}</p>}
+      {meetings.map((c) => {
         const base = `/conferences/${c.room_id}`;
         return (
           <div key={c.room_id} className="conference" data-testid={`conference-${c.room_number}`}>

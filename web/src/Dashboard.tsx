@@ -65,6 +65,7 @@ export function Dashboard({ t, onOpenLive }: { t: T; onOpenLive: () => void }) {
         {card('people', t('peopleInMeetings'), status.members_in_meetings,
           `${t('dialIn')} ${c.dial_in} · ${t('calledByMeeting')} ${c.dial_out} · ${t('browser')} ${c.browser}`)}
         {card('ringing', t('ringingNow'), c.ringing)}
+        {card('direct-calls', t('phoneCalls'), c.direct)}
         {card('rooms', t('roomsInUse'), `${status.rooms_in_use} / ${status.rooms}`)}
         {card('phones', t('phonesRegistered'), `${status.extensions_registered} / ${status.extensions}`)}
       </div>

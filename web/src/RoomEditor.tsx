@@ -102,13 +102,17 @@ export function RoomEditor({ t, room, users, onClose }: { t: T; room: Room; user
 
 /// A meeting now in this room, without a template: pick the people (the directory or
 /// numbers), their roles and how the meeting starts; the server calls them all at once.
-export function AdHocStart({ t, room, onClose, onStarted }: { t: T; room: Room; onClose: () => void; onStarted: () => void }) {
-  const [members, setMembers] = useState<Member[]>([]);
+/// For someone who phoned the operator: `initial` lists the caller, and `replacesCall` is
+/// their call, which ends when the meeting starts (the meeting calls them back at once).
+export function AdHocStart({ t, room, onClose, onStarted, initial = [], replacesCall }: {
+  t: T; room: Room; onClose: () => void; onStarted: () => void; initial?: Member[]; replacesCall?: string;
+}) {
+  const [members, setMembers] = useState<Member[]>(initial);
   const [settings, setSettings] = useState<TemplateSettings>({ mute_on_entry: false, record: false, lock_on_start: false, whisper_allowed: false, layout: null });
   const [error, setError] = useState<ApiError | null>(null);
   const [note, setNote] = useState('');
   const start = () =>
-    api<Redialled>('POST', '/conferences', { room_id: room.id, members, settings }).then(
+    api<Redialled>('POST', '/conferences', { room_id: room.id, members, settings, ...(replacesCall ? { replaces_call: replacesCall } : {}) }).then(
       (answer) => {
         setError(null);
         setNote(startedText(t, answer));

@@ -2076,6 +2076,8 @@ export interface components {
             browser: number;
             /** @description Calls placed that have not been answered yet (calling or ringing). */
             ringing: number;
+            /** @description Phones calling each other by extension (docs/operator.md): calls, not meetings. */
+            direct: number;
         };
         ClusterView: {
             /** @description False on a single node (then `node` is null and `nodes` empty). */
@@ -2330,6 +2332,23 @@ export interface components {
             /** Format: int64 */
             updated_at: number;
         };
+        /**
+         * @description One registered phone calling another's extension: a meeting of two in a room of its
+         *     own (`call-…`, never stored) that ends when either hangs up.
+         */
+        DirectCall: {
+            caller_name: string;
+            caller_number: string;
+            /** @description The calling user (a call from a registered extension is always a user's). */
+            caller_user_id: string;
+            callee_name: string;
+            callee_number: string;
+            callee_user_id: string;
+            /** @description `ringing` until the callee answers, then `talking`. */
+            state: components["schemas"]["DirectCallState"];
+        };
+        /** @enum {string} */
+        DirectCallState: "ringing" | "talking";
         /** @description A person the directory found: a user, an enterprise contact or one of the caller's own. */
         DirectoryEntry: {
             kind: components["schemas"]["EntryKind"];
@@ -3016,6 +3035,7 @@ export interface components {
             layout: components["schemas"]["Layout"];
             /** @description Who is shown in which tile now (browsers receive them in this order). */
             tiles: components["schemas"]["TileView"][];
+            call?: null | components["schemas"]["DirectCall"];
         };
         /** @description What the WebSocket and webhooks carry: a meeting event, where and by whom. */
         LiveEvent: {
@@ -3730,6 +3750,12 @@ export interface components {
             /** @description The ad-hoc meeting's members: users, contacts or phone numbers, with their roles. */
             members?: components["schemas"]["TemplateMember"][];
             settings?: null | components["schemas"]["TemplateSettings"];
+            /**
+             * @description An operator starts the meeting for someone who phoned them: the live direct call's
+             *     room id (`call-…`, from `listConferences`). That call ends, then everyone is called —
+             *     list its caller among the members.
+             */
+            replaces_call?: string | null;
         };
         StartShare: {
             /**
@@ -4206,6 +4232,8 @@ export type CreateWebhook = components['schemas']['CreateWebhook'];
 export type CreatedApiKey = components['schemas']['CreatedApiKey'];
 export type CreatedWebhook = components['schemas']['CreatedWebhook'];
 export type Department = components['schemas']['Department'];
+export type DirectCall = components['schemas']['DirectCall'];
+export type DirectCallState = components['schemas']['DirectCallState'];
 export type DirectoryEntry = components['schemas']['DirectoryEntry'];
 export type Drain = components['schemas']['Drain'];
 export type EntryKind = components['schemas']['EntryKind'];

@@ -12,6 +12,10 @@
 //   shot <file>                  a screenshot of the page → "shot"
 //   restart                      an ICE restart, as after a network change → "restarted <ICE state>"
 //   login <token>                join as this console user from now on → "logged-in"
+//   open <path>                  open a page of the console (logged in: after login) → "opened"
+//   wait <test id>               wait (20 s at most) until a control is shown → "shown"
+//   fill <test id> <text>        type into a field → "filled"
+//   select <test id> <value>     choose an option of a list → "selected"
 //   token                        the member's own token → "token <token>"
 //   transport                    the protocol of the connection in use → "transport udp|tcp"
 //   tiles                        each video tile: its member, screen or camera, the size of
@@ -158,6 +162,10 @@ for await (const line of lines) {
       await page.mouse.up();
       say('drawn');
     }
+    else if (command === 'open') { await page.goto(new URL(args[0], base).href); say('opened'); }
+    else if (command === 'wait') { await page.getByTestId(args[0]).first().waitFor({ timeout: 20000 }); say('shown'); }
+    else if (command === 'fill') { await page.getByTestId(args[0]).fill(args.slice(1).join(' ')); say('filled'); }
+    else if (command === 'select') { await page.getByTestId(args[0]).selectOption(args[1]); say('selected'); }
     else if (command === 'text') say(`text ${JSON.stringify(await page.getByTestId(args[0]).innerText())}`);
     else if (command === 'shot') { await page.screenshot({ path: args[0], fullPage: true }); say('shot'); }
     else if (command === 'restart') {

@@ -41,6 +41,8 @@ pub enum Sound {
     Leave,
     /// Played, looped, to a member alone in the meeting.
     Alone,
+    /// Played, looped, to a direct call's caller until the callee answers.
+    Ringback,
 }
 
 pub const RATE: u32 = 16_000;
@@ -216,6 +218,23 @@ const SOUNDS: [(Sound, &[u8]); 3] = [
     (Sound::Alone, wav!("sounds/alone")),
 ];
 
+/// A ring tone as exchanges play it: 450 Hz (ITU-T E.180's common tone, as in China and
+/// much of Europe), one second on, four off; looped.
+fn ringback() -> Vec<i16> {
+    let rate = RATE as usize;
+    (0..rate * 5)
+        .map(|i| {
+            if i >= rate {
+                return 0;
+            }
+            let t = i as f32 / RATE as f32;
+            // -15 dBFS, faded in and out over 10 ms so the tone does not click
+            let fade = (i.min(rate - 1 - i) as f32 / (rate as f32 / 100.0)).min(1.0);
+            (f32::sin(2.0 * std::f32::consts::PI * 450.0 * t) * 5800.0 * fade) as i16
+        })
+        .collect()
+}
+
 /// The samples of a 16-bit PCM WAV file (its `data` chunk); empty if it is not one.
 fn samples(wav: &[u8]) -> Vec<i16> {
     let mut at = 12;
@@ -287,6 +306,7 @@ pub fn sound(sound: Sound) -> Arc<[i16]> {
         SOUNDS
             .iter()
             .map(|(s, wav)| (*s, samples(wav).into()))
+            .chain([(Sound::Ringback, ringback().into())])
             .collect()
     });
     all.iter()

@@ -4,7 +4,7 @@
 use super::extract::Caller;
 use super::problem::{ApiError, ApiResult, Problem};
 use super::{AppState, Audit, audit};
-use crate::meeting::{CallState, LiveConference};
+use crate::meeting::{CallState, DIRECT_CALL_ROOM, LiveConference};
 use crate::outbound::{Dialer, Refusal};
 use crate::sip::{Callee, InviteError};
 use axum::Json;
@@ -61,6 +61,11 @@ pub struct StartConference {
     /// The ad-hoc meeting's settings (mute on entry, lock on start).
     #[serde(default)]
     pub settings: Option<TemplateSettings>,
+    /// An operator starts the meeting for someone who phoned them: the live direct call's
+    /// room id (`call-…`, from `listConferences`). That call ends, then everyone is called —
+    /// list its caller among the members.
+    #[serde(default)]
+    pub replaces_call: Option<String>,
 }
 
 /// How calling one member went.
@@ -117,10 +122,18 @@ async fn start_conference(
         }
     };
     drop(conn);
+    let replaced = match &body.replaces_call {
+        Some(id) => Some(direct_call(&state, &caller, id).await?),
+        None => None,
+    };
+    let origin = match &replaced {
+        Some(call) => Origin::ForCaller { call },
+        None => Origin::Start,
+    };
     start(
         &state,
         &caller,
-        Origin::Start,
+        origin,
         plan.room,
         plan.members,
         plan.settings,
@@ -203,10 +216,50 @@ pub(super) async fn ad_hoc(
     })
 }
 
+/// A live direct call the caller may run (its callee, an administrator): the room made up
+/// for it.
+async fn direct_call(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Room> {
+    let call = state
+        .meetings
+        .live_room(id)
+        .filter(|r| r.id.starts_with(DIRECT_CALL_ROOM) && caller.sees_tenant(&r.tenant_id))
+        .ok_or_else(|| ApiError::field("replaces_call", "no such call going on"))?;
+    if operator_role(caller, &call).is_none() {
+        return Err(ApiError::forbidden(
+            "only the one called and administrators start a meeting for a call",
+        ));
+    }
+    Ok(call)
+}
+
+/// Ends a direct call for the meeting that replaces it, and waits (3 s at most) until it has
+/// hung up, so that its caller's phone is free when the meeting calls it.
+async fn end_call(state: &AppState, caller: &Caller, call: &Room) {
+    state
+        .meetings
+        .apply(
+            &call.id,
+            Actor::Operator(Role::Owner),
+            Command::End,
+            &caller.user.username,
+        )
+        .await;
+    for _ in 0..150 {
+        if state.meetings.live_room(&call.id).is_none() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::warn!(call = call.id, "a replaced call did not end in 3 s");
+}
+
 /// Which operation starts a meeting, for the audit log.
 pub(super) enum Origin<'a> {
     /// `startConference`.
     Start,
+    /// `startConference` with `replaces_call`: an operator's meeting for a caller, whose
+    /// direct call ends just before.
+    ForCaller { call: &'a Room },
     /// `restartConference`: the same meeting as this one of the history.
     Restart { meeting_id: &'a str },
 }
@@ -228,6 +281,11 @@ pub(super) async fn start(
     let mut detail = serde_json::json!({ "room": room.number, "template_id": template_id });
     let action = match origin {
         Origin::Start => "startConference",
+        Origin::ForCaller { call } => {
+            detail["replaces_call"] = call.id.clone().into();
+            detail["caller"] = call.number.clone().into();
+            "startConference"
+        }
         Origin::Restart { meeting_id } => {
             detail["meeting_id"] = meeting_id.into();
             "restartConference"
@@ -305,6 +363,13 @@ pub(super) async fn start(
         ..Default::default()
     };
     home_here(state, &room).await?;
+    if let Origin::ForCaller { call } = origin {
+        if state.meetings.live_room(&room.id).is_some() {
+            // refused before the call ends: the caller is not left without either
+            return Err(refused(Refused::AlreadyLive));
+        }
+        end_call(state, caller, call).await;
+    }
     state
         .meetings
         .start(&room, live, template_id.clone())
@@ -1269,6 +1334,7 @@ pub(super) async fn control(
         invitations: Vec::new(),
         layout: Default::default(),
         tiles: Vec::new(),
+        call: None,
     })))
 }
 

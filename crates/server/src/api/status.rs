@@ -36,6 +36,8 @@ pub struct CallsByKind {
     pub browser: usize,
     /// Calls placed that have not been answered yet (calling or ringing).
     pub ringing: usize,
+    /// Phones calling each other by extension (docs/operator.md): calls, not meetings.
+    pub direct: usize,
 }
 
 /// A live meeting, in short.
@@ -130,6 +132,10 @@ async fn get_status(
     let mut calls = CallsByKind::default();
     let mut meetings = Vec::with_capacity(live.len());
     for c in &live {
+        if c.call.is_some() {
+            calls.direct += 1;
+            continue;
+        }
         for m in &c.members {
             match m.member.via {
                 JoinedVia::DialIn => calls.dial_in += 1,

@@ -6,7 +6,10 @@
 
 use super::leg::{EndCause, Leg, LegEvent, LegId, LegKind, MemberSpec};
 use super::lobby::{PinEntry, Verdict};
-use super::types::{CallProgress, CallState, Invitation, LiveChange, LiveConference, RosterEntry};
+use super::types::{
+    CallProgress, CallState, DirectCall, DirectCallState, Invitation, LiveChange, LiveConference,
+    RosterEntry,
+};
 use super::{Meetings, Msg};
 use crate::history;
 use crate::media::TapKind;
@@ -127,6 +130,11 @@ pub(super) struct RoomActor {
     /// the link to the home (a member there, whose mix-minus carries the home's members
     /// here); it ends when its own callers have gone or the link has.
     cascade: Option<Cascade>,
+    /// A direct call (one phone calling another's extension), not a meeting: it ends when
+    /// either side goes or the callee cannot be reached.
+    call: Option<DirectCall>,
+    /// Someone of the direct call has gone.
+    call_over: bool,
     /// The video tiles as the media plane last heard them.
     tiles: Vec<TileView>,
     /// The same, as the media plane takes them.
@@ -159,6 +167,7 @@ impl RoomActor {
         settings: Settings,
         dispatching: bool,
         cascade: Option<Cascade>,
+        call: Option<DirectCall>,
         // the meeting's id in the history, and its writer
         history: (
             String,
@@ -194,6 +203,8 @@ impl RoomActor {
             dispatching,
             stopping: None,
             cascade,
+            call,
+            call_over: false,
             tiles: Vec::new(),
             media_tiles: Vec::new(),
             composer: None,
@@ -243,6 +254,22 @@ impl RoomActor {
         self.state.has_ended()
             || (self.parts.is_empty() && !self.dispatching)
             || self.cascade_over()
+            || self.direct_call_over()
+    }
+
+    /// A direct call ends with either side, or when its callee cannot be reached (once the
+    /// invitation is out: before, only the caller may be there).
+    fn direct_call_over(&self) -> bool {
+        if self.call.is_none() || self.dispatching {
+            return false;
+        }
+        let reachable = self.invitations.first().is_some_and(|i| {
+            matches!(
+                i.state,
+                CallState::Calling | CallState::Ringing | CallState::Joined
+            )
+        });
+        self.call_over || !reachable
     }
 
     /// A cascade ends with its last own caller, or when its link to the home fails or ends.
@@ -504,6 +531,14 @@ impl RoomActor {
             members: Vec::new(),
             layout: self.state.layout().clone(),
             tiles: self.state.tiles(),
+            call: self.call.clone().map(|call| DirectCall {
+                state: if self.by_member.len() >= 2 {
+                    DirectCallState::Talking
+                } else {
+                    DirectCallState::Ringing
+                },
+                ..call
+            }),
         };
         (legs, (live, entries))
     }
@@ -765,6 +800,7 @@ impl RoomActor {
 
     /// What leaving means for the meeting's state (the part is already out of `parts`).
     fn forget(&mut self, id: LegId, part: &Part) {
+        self.call_over |= self.call.is_some();
         self.speaking.remove(&id);
         if self.music_for == Some(id) {
             self.music_for = None;
@@ -1113,10 +1149,16 @@ impl RoomActor {
         if let Some(leg) = alone.filter(|l| !self.speaking.contains(l))
             && self.music_for != Some(leg)
         {
+            // a direct call's caller hears it ring until the callee answers
+            let sound = if self.call.is_some() {
+                Sound::Ringback
+            } else {
+                Sound::Alone
+            };
             self.media.send(engine::Command::Play {
                 member: leg,
                 playback: Playback {
-                    samples: prompts::sound(Sound::Alone),
+                    samples: prompts::sound(sound),
                     rate: prompts::RATE,
                     looped: true,
                 },

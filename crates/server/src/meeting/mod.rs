@@ -15,8 +15,8 @@ pub use leg::{
     WaitingRoom, WaitingTicket,
 };
 pub use types::{
-    CallProgress, CallState, Invitation, LiveChange, LiveConference, LiveEvent, Quality,
-    RosterEntry,
+    CallProgress, CallState, DirectCall, DirectCallState, Invitation, LiveChange, LiveConference,
+    LiveEvent, Quality, RosterEntry,
 };
 
 use crate::history;
@@ -37,6 +37,13 @@ use tokio::sync::{mpsc, oneshot};
 const INBOX: usize = 1024;
 /// History records a meeting may have waiting for the database.
 const HISTORY_QUEUE: usize = 4096;
+
+/// The rooms of direct calls (a registered phone calling another's extension) have ids with
+/// this prefix: made up for the call, never stored, gone when it ends.
+pub const DIRECT_CALL_ROOM: &str = "call-";
+
+/// Direct calls one person may be in at once (calling or called).
+pub const MAX_CALLS_PER_PERSON: usize = 4;
 
 /// What a meeting actor is told.
 pub(crate) enum Msg {
@@ -86,6 +93,8 @@ struct Entry {
     meeting_id: String,
     /// This node's cascade of a room homed on another (docs/cluster.md).
     cascade: bool,
+    /// A direct call's two users (caller, callee).
+    call_between: Option<(String, String)>,
 }
 
 /// How meetings treat their participants.
@@ -373,9 +382,38 @@ impl Meetings {
         if rooms.contains_key(&room.id) || !self.homed_here(&room.id) {
             return Err(Refused::AlreadyLive);
         }
-        let entry = self.spawn(room, settings, true, template_id, false);
+        let entry = self.spawn(room, settings, true, template_id, false, None);
         rooms.insert(room.id.clone(), entry);
         metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
+        Ok(())
+    }
+
+    /// Starts a direct call's meeting of two, in a room made up for it (its id begins with
+    /// [`DIRECT_CALL_ROOM`]): the caller's leg arrives next, the callee is invited, and
+    /// [`Meetings::dispatched`] says the invitation is out. It ends when either hangs up or
+    /// the callee cannot be reached. It lives on the node the caller reached (never claimed
+    /// in a cluster: nobody else dials its room).
+    pub fn start_call(&self, room: &Room, call: DirectCall) -> Result<(), Refused> {
+        let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        // a phone has a few calls at once at most (call waiting, a transfer): more is a
+        // flood, and each would hold a meeting
+        let busy = rooms
+            .values()
+            .filter_map(|e| e.call_between.as_ref())
+            .filter(|(from, to)| {
+                [from, to]
+                    .iter()
+                    .any(|u| **u == call.caller_user_id || **u == call.callee_user_id)
+            })
+            .count();
+        if busy >= MAX_CALLS_PER_PERSON {
+            metrics::counter!("conclave_direct_calls_refused_total").increment(1);
+            return Err(Refused::Full(MAX_CALLS_PER_PERSON));
+        }
+        let entry = self.spawn(room, Settings::default(), true, None, false, Some(call));
+        rooms.insert(room.id.clone(), entry);
+        metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
+        metrics::counter!("conclave_direct_calls_total").increment(1);
         Ok(())
     }
 
@@ -397,6 +435,12 @@ impl Meetings {
                         leg.hang_up();
                         return;
                     }
+                    None if room.id.starts_with(DIRECT_CALL_ROOM) => {
+                        // a direct call over before its caller's leg came: nothing to join
+                        drop(rooms);
+                        leg.hang_up();
+                        return;
+                    }
                     None if !self.homed_here(&room.id) => {
                         drop(rooms);
                         tracing::warn!(room = room.number, "a call for a room homed elsewhere");
@@ -404,7 +448,7 @@ impl Meetings {
                         return;
                     }
                     None => {
-                        let entry = self.spawn(room, Settings::default(), false, None, false);
+                        let entry = self.spawn(room, Settings::default(), false, None, false, None);
                         rooms.insert(room.id.clone(), entry.clone());
                         metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
                         entry
@@ -456,7 +500,7 @@ impl Meetings {
                     release_when_empty: false,
                     ..room.clone()
                 };
-                let entry = self.spawn(&local, Settings::default(), false, None, true);
+                let entry = self.spawn(&local, Settings::default(), false, None, true, None);
                 rooms.insert(room.id.clone(), entry);
                 metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
                 true
@@ -656,6 +700,7 @@ impl Meetings {
         dispatching: bool,
         template_id: Option<String>,
         cascade: bool,
+        call: Option<DirectCall>,
     ) -> Entry {
         let (inbox, messages) = mpsc::channel(INBOX);
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
@@ -669,14 +714,22 @@ impl Meetings {
             ended_at: None,
             template_id,
         };
-        let (history_tx, records) = mpsc::channel(HISTORY_QUEUE);
-        let writer = tokio::spawn(history::write(
-            self.shared.store.clone(),
-            meeting.id.clone(),
-            records,
-        ));
+        let (history_tx, mut records) = mpsc::channel(HISTORY_QUEUE);
+        let writer = if call.is_some() {
+            // a phone call between two people is not a meeting of the history
+            tokio::spawn(async move { while records.recv().await.is_some() {} })
+        } else {
+            tokio::spawn(history::write(
+                self.shared.store.clone(),
+                meeting.id.clone(),
+                records,
+            ))
+        };
         let meeting_id = meeting.id.clone();
         let record_id = meeting.id.clone();
+        let call_between = call
+            .as_ref()
+            .map(|c| (c.caller_user_id.clone(), c.callee_user_id.clone()));
         let _ = history_tx.try_send(history::Record::Started(meeting));
         let media = self.shared.media.room(&room.id);
         let events = inbox.clone();
@@ -691,6 +744,7 @@ impl Meetings {
             settings,
             dispatching,
             cascade.then(actor::Cascade::default),
+            call,
             (record_id, history_tx, writer),
         );
         tokio::spawn(actor.run(messages));
@@ -702,6 +756,7 @@ impl Meetings {
             generation,
             meeting_id,
             cascade,
+            call_between,
         }
     }
 

@@ -24,6 +24,32 @@ pub struct LiveConference {
     pub layout: conclave_conference::layout::Layout,
     /// Who is shown in which tile now (browsers receive them in this order).
     pub tiles: Vec<conclave_conference::layout::TileView>,
+    /// Set when this is not a meeting but one registered phone calling another by extension
+    /// (an operator's console shows it, and starts a meeting for the caller from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<DirectCall>,
+}
+
+/// One registered phone calling another's extension: a meeting of two in a room of its
+/// own (`call-…`, never stored) that ends when either hangs up.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DirectCall {
+    pub caller_name: String,
+    pub caller_number: String,
+    /// The calling user (a call from a registered extension is always a user's).
+    pub caller_user_id: String,
+    pub callee_name: String,
+    pub callee_number: String,
+    pub callee_user_id: String,
+    /// `ringing` until the callee answers, then `talking`.
+    pub state: DirectCallState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectCallState {
+    Ringing,
+    Talking,
 }
 
 /// How a call to an invitee stands.

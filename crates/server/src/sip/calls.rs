@@ -1,5 +1,5 @@
 //! Calls, as signalling sees them. An INVITE's number is looked up in the directory
-//! ([`admit`]: a room, the access number, a feature code); the call is answered with the
+//! ([`admit`]: a room, the access number, a feature code, another user's extension); the call is answered with the
 //! address of the media plane that will carry it; once media is negotiated its leg is handed
 //! to its owner — the room's meeting or the access menu — which decides everything else.
 //! A call the meeting places is a leg of that meeting from the start. Afterwards this side
@@ -8,8 +8,8 @@
 use crate::media::Endpoint;
 use crate::meeting::access::{self, MenuMode};
 use crate::meeting::{
-    EndCause, Leg, LegControl, LegEvent, LegId, LegKind, LegSignals, Meetings, MemberSpec, Party,
-    WaitingTicket,
+    DIRECT_CALL_ROOM, DirectCall, DirectCallState, EndCause, Leg, LegControl, LegEvent, LegId,
+    LegKind, LegSignals, Meetings, MemberSpec, Party, WaitingTicket,
 };
 use crate::prompts::Prompt;
 use conclave_conference::Role;
@@ -21,7 +21,7 @@ use conclave_media::video::sip_leg::VideoLegConfig;
 use conclave_sip::offer_answer::{Codec, Direction, LocalMedia, NegotiatedMedia, SrtpPolicy};
 use conclave_sip::ua::{CallId, Dial, EndReason, UserAgent};
 use conclave_store::model::{Room, User, UserStatus};
-use conclave_store::{Store, now_ms, repo};
+use conclave_store::{Store, new_id, now_ms, repo};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -59,6 +59,12 @@ pub enum Admission {
         /// In a cluster, a room held by another node whose meeting is full here: the caller
         /// joins this node's cascade of it, linked to the home at this SIP URI.
         satellite_of: Option<String>,
+    },
+    /// A registered user dialled another user's extension: a direct call, in a room made up
+    /// for it (the SIP task checks the callee is registered, then makes it a `Room`).
+    Extension {
+        room: Box<Room>,
+        call: DirectCall,
     },
 }
 
@@ -119,6 +125,11 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
         None => (number.to_owned(), None),
     };
     let Some(room) = crate::rooms::find_dialled(store, &number, domain).await else {
+        if keyed_pin.is_none()
+            && let Some(direct) = direct_call(store, &number, domain, caller).await
+        {
+            return direct;
+        }
         return Admission::NoSuchRoom;
     };
     if frozen_extension(store, &room.tenant_id, &caller.number).await {
@@ -223,6 +234,63 @@ pub async fn admit(meetings: &Meetings, number: &str, domain: &str, caller: &Cal
         greeting: None,
         satellite_of,
     }
+}
+
+/// A registered user calling another (active) user's extension in their tenant: a direct
+/// call. Only registered phones may ring extensions (an anonymous caller cannot reach a
+/// person's desk phone, as rooms are reachable).
+async fn direct_call(
+    store: &Store,
+    number: &str,
+    domain: &str,
+    caller: &Caller,
+) -> Option<Admission> {
+    let from = calling_user(store, domain, caller).await?;
+    let mut conn = store.conn().await.ok()?;
+    let callee = repo::users::get_by_extension(&mut conn, &from.tenant_id, number)
+        .await
+        .ok()
+        .flatten()
+        .filter(|u| u.status != UserStatus::Frozen && u.id != from.id)?;
+    let now = now_ms();
+    let room = Room {
+        id: format!("{DIRECT_CALL_ROOM}{}", new_id()),
+        tenant_id: from.tenant_id.clone(),
+        // the callee's phone shows the room's name and number as the caller's: the caller's
+        number: caller.number.clone(),
+        name: from.display_name.clone(),
+        pin: None,
+        has_pin: false,
+        capacity: 2,
+        max_duration_minutes: None,
+        language: callee
+            .language
+            .or(from.language)
+            .unwrap_or(conclave_store::model::Language::English),
+        // the callee runs the call from the console (hangs up, makes it a meeting)
+        creator_id: Some(callee.id.clone()),
+        owner_id: Some(callee.id.clone()),
+        entry_chime: false,
+        // the caller hears it ring (the meeting plays a ring tone instead of music)
+        alone_music: true,
+        members_skip_pin: false,
+        auto_record: false,
+        release_when_empty: false,
+        created_at: now,
+        updated_at: now,
+    };
+    Some(Admission::Extension {
+        room: Box::new(room),
+        call: DirectCall {
+            caller_name: from.display_name,
+            caller_number: caller.number.clone(),
+            caller_user_id: from.id,
+            callee_name: callee.display_name,
+            callee_number: number.to_owned(),
+            callee_user_id: callee.id,
+            state: DirectCallState::Ringing,
+        },
+    })
 }
 
 /// The caller's role in the room, when caller ID tells who they are: the registered user
@@ -570,6 +638,13 @@ impl Calls {
             }
             Admission::Blocked | Admission::Frozen => {
                 let _ = ua.reject(now, call, 403, Vec::new());
+                return;
+            }
+            Admission::Extension { .. } => {
+                // the SIP task makes a direct call a room first; one that slipped through
+                // has nowhere to go
+                tracing::error!(?call, "a direct call reached admission unresolved");
+                let _ = ua.reject(now, call, 500, Vec::new());
                 return;
             }
             Admission::Elsewhere { contact } => {

@@ -698,6 +698,15 @@ impl Core {
                 admission,
                 srtp,
             } => {
+                let admission = match admission {
+                    calls::Admission::Extension { room, call: direct } => {
+                        match self.direct_call(now, call, *room, direct) {
+                            Some(admission) => admission,
+                            None => return,
+                        }
+                    }
+                    other => other,
+                };
                 self.calls
                     .admitted(now, &mut self.ua, call, caller, admission, srtp);
             }
@@ -939,6 +948,101 @@ impl Core {
             }
             other => tracing::debug!(?other, "SIP event"),
         }
+    }
+
+    /// A registered user dialled another's extension: when the callee is registered here,
+    /// a meeting of two starts in the call's own room, the caller goes in (hearing it ring)
+    /// and the meeting calls the callee; otherwise 480. In a cluster a direct call reaches
+    /// only phones registered on the node the caller reached (docs/operator.md).
+    fn direct_call(
+        &mut self,
+        now: Instant,
+        call: conclave_sip::ua::CallId,
+        room: conclave_store::model::Room,
+        direct: crate::meeting::DirectCall,
+    ) -> Option<calls::Admission> {
+        let aor = registrations::aor(&direct.callee_number, &room.tenant_id);
+        if self.registrations.best(now, &aor).is_none() {
+            tracing::info!(
+                callee = direct.callee_number,
+                "a direct call to an unregistered extension"
+            );
+            let _ = self.ua.reject(now, call, 480, Vec::new());
+            return None;
+        }
+        tracing::info!(
+            caller = direct.caller_number,
+            callee = direct.callee_number,
+            "a direct call"
+        );
+        if self.meetings.start_call(&room, direct.clone()).is_err() {
+            tracing::info!(
+                caller = direct.caller_number,
+                callee = direct.callee_number,
+                "a direct call refused: too many calls at once"
+            );
+            let _ = self.ua.reject(now, call, 486, Vec::new());
+            return None;
+        }
+        let (meetings, inputs, room_id) = (
+            self.meetings.clone(),
+            self.inputs_tx.clone(),
+            room.id.clone(),
+        );
+        let name = direct.caller_name.clone();
+        let invited = room.clone();
+        tokio::spawn(async move {
+            let extension = direct.callee_number;
+            let role = conclave_conference::Role::Participant;
+            let callee = Callee::Extension(extension.clone());
+            if let Some(invitation) = meetings
+                .invite(
+                    &room_id,
+                    direct.callee_name.clone(),
+                    extension,
+                    role,
+                    Some(callee.clone()),
+                )
+                .await
+            {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let input = Input::Invite {
+                    room: Box::new(invited),
+                    callee,
+                    dest: None,
+                    invitation: Some(invitation),
+                    name: direct.callee_name,
+                    role,
+                    permit: None,
+                    elsewhere: None,
+                    reply,
+                };
+                let placed = match inputs.send(input).await {
+                    Ok(()) => answer
+                        .await
+                        .unwrap_or_else(|_| Err("the SIP service has stopped".to_owned())),
+                    Err(_) => Err("the SIP service has stopped".to_owned()),
+                };
+                if let Err(reason) = placed {
+                    meetings.invite_state(
+                        &room_id,
+                        invitation,
+                        crate::meeting::CallState::Failed,
+                        Some(reason),
+                    );
+                }
+            }
+            // invited or not: from now on the call ends with either side
+            meetings.dispatched(&room_id);
+        });
+        Some(calls::Admission::Room {
+            room: Box::new(room),
+            needs_pin: false,
+            role: Some(conclave_conference::Role::Participant),
+            name: Some(name),
+            greeting: None,
+            satellite_of: None,
+        })
     }
 
     /// Dials an extension's best registration, on the flow it registered from (NAT-safe).

@@ -53,13 +53,18 @@ pub(crate) struct BrowserMember {
 
 impl BrowserMember {
     pub(crate) fn start(base: &str, wav: &Path) -> BrowserMember {
-        Self::start_with(base, wav, false, None)
+        Self::start_with(base, wav, false, None, "en")
     }
 
     /// A member whose fake camera shows `camera` (a `.y4m` file), joining with it on, its
     /// page in `lang` (`en`, `zh`).
     pub(crate) fn with_camera(base: &str, wav: &Path, camera: &Path, lang: &str) -> BrowserMember {
-        Self::start_with(base, wav, false, Some((camera, lang)))
+        Self::start_with(base, wav, false, Some(camera), lang)
+    }
+
+    /// A browser without a camera whose pages are in `lang` (`en`, `zh`).
+    pub(crate) fn in_language(base: &str, wav: &Path, lang: &str) -> BrowserMember {
+        Self::start_with(base, wav, false, None, lang)
     }
 
     /// `tcp_only`: Chromium uses no UDP for WebRTC, as behind a firewall that blocks it.
@@ -67,20 +72,21 @@ impl BrowserMember {
         base: &str,
         wav: &Path,
         tcp_only: bool,
-        camera: Option<(&Path, &str)>,
+        camera: Option<&Path>,
+        lang: &str,
     ) -> BrowserMember {
         let mut command = Command::new("node");
         if tcp_only {
             command.env("CONCLAVE_BROWSER_TCP_ONLY", "1");
         }
-        if let Some((camera, _)) = camera {
+        if let Some(camera) = camera {
             command.env("CONCLAVE_BROWSER_CAMERA", camera);
         }
         let mut child = command
             .arg(repo().join("web/tests/browser-member.mjs"))
             .arg(base)
             .arg(wav)
-            .arg(camera.map_or("en", |(_, lang)| lang))
+            .arg(lang)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -502,7 +508,7 @@ async fn a_browser_whose_network_blocks_udp_joins_over_tcp() {
     let dir = tempfile::tempdir().expect("temp dir");
     let wav = dir.path().join("a.wav");
     write_tone(&wav, 700.0, 48_000, 1, 60);
-    let mut browser = BrowserMember::start_with(&s.base, &wav, true, None);
+    let mut browser = BrowserMember::start_with(&s.base, &wav, true, None, "en");
     browser.join("8310", "Remote", None).await.expect("joins");
     assert_eq!(
         browser.ask("transport").await,

@@ -18,6 +18,7 @@ mod history;
 mod media_plane;
 mod minutes;
 mod operations;
+mod operator_desk;
 mod participants;
 mod phone;
 mod recording;

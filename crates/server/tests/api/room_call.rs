@@ -22,11 +22,13 @@ pub(crate) struct Caller {
     sent: std::sync::atomic::AtomicUsize,
     /// REGISTERs sent so far (each takes two CSeqs).
     registers: u32,
+    /// Calls placed so far: each is a dialog of its own (Call-ID, branches).
+    calls: u32,
 }
 
 impl Caller {
     /// Waits for the server to send us this request method (e.g. a BYE when removed).
-    async fn expect_request(&self, method: &str) -> (conclave_sip::Request, SocketAddr) {
+    pub(crate) async fn expect_request(&self, method: &str) -> (conclave_sip::Request, SocketAddr) {
         let mut buf = vec![0u8; 65_536];
         loop {
             let (n, from) =
@@ -52,6 +54,7 @@ impl Caller {
             remote_rtp: None,
             sent: Default::default(),
             registers: 0,
+            calls: 0,
         }
     }
 
@@ -68,14 +71,20 @@ impl Caller {
             "Content-Type: application/sdp\r\n"
         };
         format!(
-            "{method} sip:{room}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{tag}{port}{method}{cseq};rport\r\n\
+            "{method} sip:{room}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {sip};branch=z9hG4bK{tag}{port}{method}{cseq}{dialog};rport\r\n\
              Max-Forwards: 70\r\nFrom: <sip:{tag}@127.0.0.1>;tag={tag}\r\nTo: <sip:{room}@127.0.0.1>{to_tag}\r\n\
-             Call-ID: {tag}-{port}@test\r\nCSeq: {cseq} {method}\r\nContact: <sip:{tag}@{sip}>\r\n{content_type}\
+             Call-ID: {tag}-{port}{dialog}@test\r\nCSeq: {cseq} {method}\r\nContact: <sip:{tag}@{sip}>\r\n{content_type}\
              Content-Length: {len}\r\n\r\n{body}",
             server = self.server,
             tag = self.tag,
             port = sip.port(),
             len = body.len(),
+            // the first call as it always was; later ones a dialog each
+            dialog = if self.calls > 1 {
+                format!("-{}", self.calls)
+            } else {
+                String::new()
+            },
         )
     }
 
@@ -101,6 +110,8 @@ impl Caller {
 
     /// INVITE with a PCMU offer; ACK a 2xx. Returns the final status.
     pub(crate) async fn dial(&mut self, room: &str) -> u16 {
+        self.calls += 1;
+        self.to_tag.clear();
         let rtp = self.rtp.local_addr().expect("addr").port();
         let sdp = format!(
             "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
@@ -823,7 +834,7 @@ async fn roster_len(s: &TestServer, admin: &str, room_id: &str) -> usize {
 
 /// A desk phone: registers its extension, then answers the server's INVITE with a PCMU answer.
 pub(crate) struct Phone {
-    caller: Caller,
+    pub(crate) caller: Caller,
     extension: String,
 }
 
@@ -837,8 +848,8 @@ impl Phone {
         }
     }
 
-    /// Waits for the INVITE, answers it, and waits for the ACK.
-    async fn answer(&mut self) {
+    /// Waits for the INVITE, answers it, and waits for the ACK; the INVITE.
+    pub(crate) async fn answer(&mut self) -> conclave_sip::Request {
         let (request, from) = self.caller.expect_request("INVITE").await;
         self.caller.remote_rtp = Some(rtp_address(&request.body));
         let rtp = self.caller.rtp.local_addr().expect("addr").port();
@@ -861,6 +872,7 @@ impl Phone {
             .await
             .expect("send 200");
         self.caller.expect_request("ACK").await;
+        request
     }
 }
 
