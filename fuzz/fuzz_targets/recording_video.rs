@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
     let pictures: usize = log.pictures.iter().map(|p| p.data.len()).sum();
     assert!(pictures <= data.len());
     let mix = read_packets(data).ok();
-    let mp4 = recording_mp4(mix.as_ref().map(|m| (m, Duration::from_millis(20))), &log);
+    let mp4 = recording_mp4(mix.as_ref().map(|m| (m, Duration::from_millis(20))), log);
     assert!(mp4.len() >= pictures);
 });

@@ -117,7 +117,7 @@ export function Dashboard({ t, onOpenLive }: { t: T; onOpenLive: () => void }) {
       ) : (
         <table data-testid="meetings-now">
           <thead>
-            <tr><th>{t('room')}</th><th>{t('members')}</th><th>{t('talkingNow')}</th><th>{t('locked')}</th><th /></tr>
+            <tr><th>{t('room')}</th><th>{t('members')}</th><th>{t('talkingNow')}</th><th>{t('lockedColumn')}</th><th /></tr>
           </thead>
           <tbody>
             {status.meetings.map((m) => (

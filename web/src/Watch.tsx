@@ -123,7 +123,8 @@ export function WatchPage() {
             <p data-testid="watch-state">
               {info.state === 'live' ? <b className="recording-on">● {t('stream_live')}</b> : t.word('stream', info.state)}
               {info.state === 'scheduled' && info.starts_at ? ` · ${t('startsAt')} ${t.time(info.starts_at)}` : ''}
-              {info.state === 'live' && ` · ${t('listeners')}: ${info.listeners}`}
+              {/* this page is one of them as soon as it plays (the count is taken every few seconds) */}
+              {info.state === 'live' && ` · ${t('listeners')}: ${Math.max(info.listeners, playlist ? 1 : 0)}`}
             </p>
             {!playlist && info.password_required && info.state !== 'ended' && (
               <PasswordForm<{ playlist: string }> t={t} url={`/api/v1/watch/${key}`} prefix="watch" submit={t('watch')}

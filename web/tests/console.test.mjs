@@ -1008,6 +1008,7 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
     await dashboard.getByTestId('now-8400').waitFor();
     assert.match(await dashboard.getByTestId('stat-people').innerText(), /called by the meeting 1/);
     await dashboard.getByTestId('stat-worker-0').waitFor();
+    await page.screenshot({ path: join(dataDir, 'dashboard-en.png'), fullPage: true });
     await page.getByTestId('language').selectOption('zh');
     await dashboard.getByText('当前会议').waitFor();
     await page.screenshot({ path: join(dataDir, 'dashboard-zh.png'), fullPage: true });
@@ -1026,7 +1027,7 @@ test('a room is edited whole (a wrong value refused next to its field) and a mee
     await page.screenshot({ path: join(dataDir, 'audit-zh.png'), fullPage: true });
     await page.getByTestId('language').selectOption('en');
     if (process.env.CONCLAVE_SCREENSHOTS) {
-      for (const name of ['adhoc-start-en.png', 'audit-zh.png', 'dashboard-zh.png']) {
+      for (const name of ['adhoc-start-en.png', 'audit-zh.png', 'dashboard-en.png', 'dashboard-zh.png']) {
         writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(join(dataDir, name)));
       }
     }
@@ -1095,6 +1096,7 @@ test('the history page finds meetings by dates, room and attendee, shows who att
   await details.getByTestId('attendance').getByRole('cell', { name: 'sipp', exact: true }).first().waitFor();
   await details.getByTestId('attendance').getByText('called in').waitFor();
   await details.getByTestId('meeting-log').getByText(/joined — sipp/).waitFor();
+  await page.screenshot({ path: join(dataDir, 'history-en.png'), fullPage: true });
   // Exports: the list and the log, as files.
   const [list] = await Promise.all([page.waitForEvent('download'), history.getByTestId('history-export').click()]);
   const csv = readFileSync(await list.path(), 'utf8');
@@ -1118,6 +1120,13 @@ test('the history page finds meetings by dates, room and attendee, shows who att
   // A link to the meeting, opened by someone not logged in yet: there after the login.
   const linked = await browser.newPage({ locale: 'en-US' });
   await linked.goto(`${base}${meetingPath}`);
+  // the login page, in both languages (docs/screenshots/login-{en,zh}.png)
+  await linked.getByTestId('username').waitFor();
+  await linked.screenshot({ path: join(dataDir, 'login-en.png'), fullPage: true });
+  await linked.getByTestId('language').selectOption('zh');
+  await linked.getByTestId('login').getByText('登录').waitFor();
+  await linked.screenshot({ path: join(dataDir, 'login-zh.png'), fullPage: true });
+  await linked.getByTestId('language').selectOption('en');
   await linked.getByTestId('username').fill('admin');
   await linked.getByTestId('password').fill(password);
   await linked.getByTestId('login').click();
@@ -1129,7 +1138,9 @@ test('the history page finds meetings by dates, room and attendee, shows who att
   await details.getByText('呼入').first().waitFor();
   await page.screenshot({ path: join(dataDir, 'history-zh.png'), fullPage: true });
   if (process.env.CONCLAVE_SCREENSHOTS) {
-    writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, 'history-zh.png'), readFileSync(join(dataDir, 'history-zh.png')));
+    for (const name of ['history-en.png', 'history-zh.png', 'login-en.png', 'login-zh.png']) {
+      writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, name), readFileSync(join(dataDir, name)));
+    }
   }
   await page.close();
 });

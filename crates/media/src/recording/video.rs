@@ -203,8 +203,9 @@ pub fn read_pictures(plain: &[u8]) -> Result<PictureLog, PictureLogError> {
 
 /// The recording's video: the mix (its Ogg Opus packets and where it starts on the
 /// recording's timeline) and the pictures, as one fragmented MP4 — a fragment per two
-/// seconds of the timeline — that browsers play and `ffmpeg` reads.
-pub fn recording_mp4(mix: Option<(&OggPackets, Duration)>, video: &PictureLog) -> Vec<u8> {
+/// seconds of the timeline — that browsers play and `ffmpeg` reads. The pictures move into
+/// the file (a minute of them is megabytes: not copied).
+pub fn recording_mp4(mix: Option<(&OggPackets, Duration)>, video: PictureLog) -> Vec<u8> {
     let pre_skip = mix.and_then(|(m, _)| m.pre_skip).unwrap_or(0);
     let mut out = init_segment_with_video(pre_skip, Some(video.size));
     // the audio: (time at 48 kHz, duration, packet), headers left out
@@ -219,13 +220,13 @@ pub fn recording_mp4(mix: Option<(&OggPackets, Duration)>, video: &PictureLog) -
             at += samples as u64;
         }
     }
-    let pictures = &video.pictures;
     let end = audio
         .last()
         .map_or(0, |(t, d, _)| (t + u64::from(*d)) * 1000 / OPUS_RATE)
-        .max(pictures.last().map_or(0, |p| p.time * 1000 / 90_000));
+        .max(video.pictures.last().map_or(0, |p| p.time * 1000 / 90_000));
+    let mut pictures = video.pictures.into_iter().peekable();
     let step = FRAGMENT.as_millis() as u64;
-    let (mut a, mut v) = (0, 0);
+    let mut a = 0;
     let mut sequence = 1;
     let mut from = 0;
     while from <= end {
@@ -238,22 +239,19 @@ pub fn recording_mp4(mix: Option<(&OggPackets, Duration)>, video: &PictureLog) -
             samples.push((d, p));
             a += 1;
         }
-        let video_start = pictures.get(v).map_or(0, |p| p.time);
+        let video_start = pictures.peek().map_or(0, |p| p.time);
         let mut shown = Vec::new();
-        while let Some(p) = pictures.get(v)
-            && p.time * 1000 / 90_000 < until
-        {
-            let duration = pictures.get(v + 1).map_or(LAST_DURATION, |n| {
+        while let Some(p) = pictures.next_if(|p| p.time * 1000 / 90_000 < until) {
+            let duration = pictures.peek().map_or(LAST_DURATION, |n| {
                 u32::try_from(n.time.saturating_sub(p.time))
                     .unwrap_or(LAST_DURATION)
                     .max(1)
             });
             shown.push(VideoSample {
                 duration,
-                data: p.data.clone(),
+                data: p.data,
                 keyframe: p.keyframe,
             });
-            v += 1;
         }
         if !samples.is_empty() || !shown.is_empty() {
             out.extend(fragment_with_video(
@@ -356,7 +354,7 @@ mod tests {
             size: (320, 180),
             pictures,
         };
-        let mp4 = recording_mp4(Some((&mix, Duration::from_millis(500))), &log);
+        let mp4 = recording_mp4(Some((&mix, Duration::from_millis(500))), log);
         let init = init_segment_with_video(312, Some((320, 180)));
         assert_eq!(&mp4[..init.len()], &init[..]);
         // 250 packets of 20 ms from 0.5 s: until 5.5 s; three fragments

@@ -1347,8 +1347,16 @@ async fn list_conferences(
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let local = state.meetings.list(caller.tenant_id()).await;
+    // who phones whom is seen by the two of them and the tenant's administrators only
     let mut all: Vec<serde_json::Value> = local
         .iter()
+        .filter(|m| {
+            m.call.as_ref().is_none_or(|call| {
+                caller.administers(caller.tenant_id())
+                    || call.caller_user_id == caller.user.id
+                    || call.callee_user_id == caller.user.id
+            })
+        })
         .filter_map(|m| serde_json::to_value(m).ok())
         .collect();
     // in a cluster, the meetings other nodes hold too, each asked of its home

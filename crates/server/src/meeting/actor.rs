@@ -135,6 +135,8 @@ pub(super) struct RoomActor {
     call: Option<DirectCall>,
     /// Someone of the direct call has gone.
     call_over: bool,
+    /// The direct call's callee cannot be reached: the caller hears the busy tone until then.
+    call_busy_until: Option<Instant>,
     /// The video tiles as the media plane last heard them.
     tiles: Vec<TileView>,
     /// The same, as the media plane takes them.
@@ -205,6 +207,7 @@ impl RoomActor {
             cascade,
             call,
             call_over: false,
+            call_busy_until: None,
             tiles: Vec::new(),
             media_tiles: Vec::new(),
             composer: None,
@@ -220,6 +223,7 @@ impl RoomActor {
             .filter_map(|p| p.due)
             .chain(self.timers.next())
             .chain(self.poll_at)
+            .chain(self.call_busy_until)
             .chain(self.composer.as_ref().map(|(_, at)| *at + COMPOSER_IDLE))
             .min()
     }
@@ -257,11 +261,21 @@ impl RoomActor {
             || self.direct_call_over()
     }
 
-    /// A direct call ends with either side, or when its callee cannot be reached (once the
-    /// invitation is out: before, only the caller may be there).
+    /// A direct call ends with either side, or once its caller has heard that the callee
+    /// cannot be reached.
     fn direct_call_over(&self) -> bool {
-        if self.call.is_none() || self.dispatching {
-            return false;
+        self.call_over
+            || self
+                .call_busy_until
+                .is_some_and(|until| until <= Instant::now())
+    }
+
+    /// The direct call's callee is busy, rejects, does not answer or cannot be called (once
+    /// the invitation is out: before, only the caller may be there): the caller hears the
+    /// busy tone, then the call ends.
+    fn direct_call_unreachable(&mut self) {
+        if self.call.is_none() || self.dispatching || self.call_busy_until.is_some() {
+            return;
         }
         let reachable = self.invitations.first().is_some_and(|i| {
             matches!(
@@ -269,7 +283,28 @@ impl RoomActor {
                 CallState::Calling | CallState::Ringing | CallState::Joined
             )
         });
-        self.call_over || !reachable
+        if reachable {
+            return;
+        }
+        let busy = prompts::sound(Sound::Busy);
+        let members: Vec<LegId> = self.by_member.values().copied().collect();
+        for leg in members {
+            self.media.send(engine::Command::Play {
+                member: leg,
+                playback: Playback {
+                    samples: busy.clone(),
+                    rate: prompts::RATE,
+                    looped: false,
+                },
+            });
+            // no ring tone again over it
+            self.speaking.insert(leg);
+            if self.music_for == Some(leg) {
+                self.music_for = None;
+            }
+        }
+        self.call_busy_until =
+            Some(Instant::now() + Duration::from_millis(prompts::BUSY_TONE_MS as u64));
     }
 
     /// A cascade ends with its last own caller, or when its link to the home fails or ends.
@@ -288,6 +323,7 @@ impl RoomActor {
 
     fn after_each(&mut self) {
         self.acting_for = SYSTEM.into();
+        self.direct_call_unreachable();
         self.music();
         self.video();
         self.video_legs();
@@ -800,7 +836,9 @@ impl RoomActor {
 
     /// What leaving means for the meeting's state (the part is already out of `parts`).
     fn forget(&mut self, id: LegId, part: &Part) {
-        self.call_over |= self.call.is_some();
+        // (the callee's call ending unanswered is not the end: the caller hears why first)
+        self.call_over |=
+            self.call.is_some() && matches!(part.stage, Stage::Member(_) | Stage::Leaving);
         self.speaking.remove(&id);
         if self.music_for == Some(id) {
             self.music_for = None;
@@ -1139,7 +1177,8 @@ impl RoomActor {
     /// when a second one arrives.
     fn music(&mut self) {
         let alone = match (self.by_member.len(), self.by_member.values().next()) {
-            (1, Some(leg)) if self.room.alone_music => Some(*leg),
+            // (a direct call's caller hearing the busy tone hears nothing else)
+            (1, Some(leg)) if self.room.alone_music && self.call_busy_until.is_none() => Some(*leg),
             _ => None,
         };
         if let Some(leg) = self.music_for.filter(|l| Some(*l) != alone) {

@@ -245,7 +245,7 @@ impl Recordings {
                 None => None,
             };
             Ok((
-                video::recording_mp4(mix.as_ref().map(|(p, o)| (p, *o)), &log),
+                video::recording_mp4(mix.as_ref().map(|(p, o)| (p, *o)), log),
                 complete,
             ))
         })

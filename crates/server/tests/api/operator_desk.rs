@@ -9,8 +9,10 @@
 //! - The operator clicks "Start a meeting for this caller", picks a room, adds Bo from the
 //!   directory and starts: the call ends, and the meeting calls Ada and Bo, who hear each
 //!   other. The start is audited with the call it replaced; someone who is neither the one
-//!   called nor an administrator cannot take a call over, nor name something not a call.
-//!   The history holds the meeting, not the call. One phone holds four calls at most.
+//!   called nor an administrator cannot take a call over or see it, nor name something not
+//!   a call.
+//!   The history holds the meeting, not the call. A busy callee: the caller hears the busy
+//!   tone, then the call ends. One phone holds four calls at most.
 
 use crate::baresip::write_tone;
 use crate::browser::{BrowserMember, browser_ready, repo};
@@ -148,6 +150,19 @@ async fn a_caller_phones_the_operator_who_starts_a_meeting_for_them_from_the_con
     s.post("/conferences", &bo_token, start(&call_room))
         .await
         .expect(403);
+    // (nor see who phones whom: only the two of them and administrators do)
+    let seen = s.get("/conferences", &bo_token).await;
+    assert!(
+        seen.body
+            .as_array()
+            .is_some_and(|all| all.iter().all(|c| c.get("call").is_none())),
+        "{}",
+        seen.body
+    );
+    let olga_sees = s
+        .get("/conferences", &s.token("olga", "olga-password").await)
+        .await;
+    assert_eq!(olga_sees.body[0]["room_id"], json!(call_room));
     s.post("/conferences", &admin, start("call-nothing"))
         .await
         .expect_problem(422, Some("replaces_call"));
@@ -255,6 +270,25 @@ async fn a_caller_phones_the_operator_who_starts_a_meeting_for_them_from_the_con
         })
     });
     assert!(replaced, "{}", log.body);
+
+    // Ada calls Bo, whose phone is busy: she hears the busy tone (450 Hz, 0.35 s on and off:
+    // a ring tone would be silent after its first second), then the call ends
+    assert_eq!(ada.caller.dial("1002").await, 200);
+    bo.refuse_busy().await;
+    let heard = talk_and_listen(&ada.caller, 0.0, 100).await;
+    let late = &heard[heard.len().saturating_sub(6_400)..];
+    // (half of the window is tone: a tenth of the ring tone's whole second; silence is ~0)
+    let (tone, other) = (
+        goertzel_power(late, 8000, 450.0),
+        goertzel_power(late, 8000, 1000.0),
+    );
+    assert!(
+        tone > 1.0e5 && tone > 100.0 * other.max(1.0),
+        "Ada hears the busy tone ({tone:.0} against {other:.0})"
+    );
+    ada.caller.expect_bye().await;
+    let left = calls_until(&s, &admin, <[Value]>::is_empty).await;
+    assert!(left.is_empty(), "the busy call has ended: {left:?}");
 
     // a flood of calls from one phone: four at once at most (each holds a meeting), then busy
     let mut statuses = Vec::new();

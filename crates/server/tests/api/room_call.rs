@@ -44,6 +44,29 @@ impl Caller {
         }
     }
 
+    /// Waits for the server's BYE of this caller's last call (a BYE of an earlier one, still
+    /// being resent, is passed over).
+    pub(crate) async fn expect_bye(&self) {
+        let port = self.sip.local_addr().expect("addr").port();
+        let call_id = format!("{}-{port}{}@test", self.tag, self.dialog());
+        loop {
+            let (bye, _) = self.expect_request("BYE").await;
+            if bye.headers.call_id() == Some(call_id.as_str()) {
+                return;
+            }
+        }
+    }
+
+    /// The current call's part of its Call-ID and branches: the first call as it always
+    /// was, later ones a dialog each.
+    fn dialog(&self) -> String {
+        if self.calls > 1 {
+            format!("-{}", self.calls)
+        } else {
+            String::new()
+        }
+    }
+
     pub(crate) async fn new(server: SocketAddr, tag: &str) -> Caller {
         Caller {
             sip: UdpSocket::bind("127.0.0.1:0").await.expect("bind"),
@@ -79,12 +102,7 @@ impl Caller {
             tag = self.tag,
             port = sip.port(),
             len = body.len(),
-            // the first call as it always was; later ones a dialog each
-            dialog = if self.calls > 1 {
-                format!("-{}", self.calls)
-            } else {
-                String::new()
-            },
+            dialog = self.dialog(),
         )
     }
 
@@ -873,6 +891,17 @@ impl Phone {
             .expect("send 200");
         self.caller.expect_request("ACK").await;
         request
+    }
+
+    /// Waits for the INVITE and refuses it (486: busy).
+    pub(crate) async fn refuse_busy(&mut self) {
+        let (request, from) = self.caller.expect_request("INVITE").await;
+        let busy = request.response(486, "Busy Here", Some("phone"));
+        self.caller
+            .sip
+            .send_to(&busy.to_bytes(), from)
+            .await
+            .expect("send 486");
     }
 }
 
