@@ -41,10 +41,6 @@ pub enum Sound {
     Leave,
     /// Played, looped, to a member alone in the meeting.
     Alone,
-    /// Played, looped, to a direct call's caller until the callee answers.
-    Ringback,
-    /// Played to a direct call's caller whose callee is busy or does not answer.
-    Busy,
 }
 
 pub const RATE: u32 = 16_000;
@@ -220,30 +216,6 @@ const SOUNDS: [(Sound, &[u8]); 3] = [
     (Sound::Alone, wav!("sounds/alone")),
 ];
 
-/// How long a direct call's caller hears the busy tone before the call ends.
-pub const BUSY_TONE_MS: usize = 3500;
-
-/// Call progress tones as exchanges play them: 450 Hz (ITU-T E.180's common tone, as in
-/// China and much of Europe), `on` ms of tone then `off` ms of silence, over `total` ms —
-/// ring: 1 s on, 4 s off (looped); busy: 0.35 s on, 0.35 s off.
-fn tone_cadence(on: usize, off: usize, total: usize) -> Vec<i16> {
-    let per_ms = RATE as usize / 1000;
-    let (on, period) = (on * per_ms, (on + off) * per_ms);
-    let fade_len = (10 * per_ms) as f32;
-    (0..total * per_ms)
-        .map(|i| {
-            let k = i % period;
-            if k >= on {
-                return 0;
-            }
-            let t = i as f32 / RATE as f32;
-            // -15 dBFS, faded in and out over 10 ms so the tone does not click
-            let fade = (k.min(on - 1 - k) as f32 / fade_len).min(1.0);
-            (f32::sin(2.0 * std::f32::consts::PI * 450.0 * t) * 5800.0 * fade) as i16
-        })
-        .collect()
-}
-
 /// The samples of a 16-bit PCM WAV file (its `data` chunk); empty if it is not one.
 fn samples(wav: &[u8]) -> Vec<i16> {
     let mut at = 12;
@@ -315,10 +287,6 @@ pub fn sound(sound: Sound) -> Arc<[i16]> {
         SOUNDS
             .iter()
             .map(|(s, wav)| (*s, samples(wav).into()))
-            .chain([
-                (Sound::Ringback, tone_cadence(1000, 4000, 5000).into()),
-                (Sound::Busy, tone_cadence(350, 350, BUSY_TONE_MS).into()),
-            ])
             .collect()
     });
     all.iter()
@@ -330,24 +298,6 @@ pub fn sound(sound: Sound) -> Arc<[i16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ring_and_busy_tones_keep_their_cadence() {
-        // the share of 20 ms frames that carry tone, and the first silent one
-        let frames = |pcm: &[i16]| -> Vec<bool> {
-            pcm.chunks(320)
-                .map(|f| f.iter().any(|s| s.unsigned_abs() > 1000))
-                .collect()
-        };
-        let ring = frames(&sound(Sound::Ringback));
-        assert_eq!(ring.len(), 250, "5 s");
-        assert!(ring[..49].iter().all(|on| *on) && ring[51..].iter().all(|on| !on));
-        let busy = frames(&sound(Sound::Busy));
-        assert_eq!(busy.len(), BUSY_TONE_MS / 20);
-        // 0.35 s on, 0.35 s off: frames 0..17 on, 18..34 off, 36.. on again
-        assert!(busy[..17].iter().all(|on| *on) && busy[18..34].iter().all(|on| !on));
-        assert!(busy[36..52].iter().all(|on| *on));
-    }
 
     #[test]
     fn every_prompt_is_speech_of_a_few_seconds() {

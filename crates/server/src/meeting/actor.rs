@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// The log's name for what the server does on its own.
-pub(super) const SYSTEM: &str = "system";
+pub const SYSTEM: &str = "system";
 
 /// Where a participant stands.
 enum Stage {
@@ -64,6 +64,10 @@ pub(super) struct Timers {
 
 /// A composed picture nobody has asked for this long stops being made.
 const COMPOSER_IDLE: Duration = Duration::from_secs(30);
+
+/// A direct call's caller is answered once the callee has: their leg comes within this, or
+/// the call ends (their phone never confirmed the answer).
+const CALLER_AFTER_ANSWER: Duration = Duration::from_secs(15);
 
 /// How long the goodbye takes before the calls end.
 const GOODBYE: Duration = Duration::from_secs(4);
@@ -135,8 +139,10 @@ pub(super) struct RoomActor {
     call: Option<DirectCall>,
     /// Someone of the direct call has gone.
     call_over: bool,
-    /// The direct call's callee cannot be reached: the caller hears the busy tone until then.
-    call_busy_until: Option<Instant>,
+    /// Told once whether the direct call's callee answered (the caller waits, ringing).
+    call_answered: Option<oneshot::Sender<bool>>,
+    /// The callee answered then: the caller's leg must come soon after.
+    call_answered_at: Option<Instant>,
     /// The video tiles as the media plane last heard them.
     tiles: Vec<TileView>,
     /// The same, as the media plane takes them.
@@ -169,7 +175,7 @@ impl RoomActor {
         settings: Settings,
         dispatching: bool,
         cascade: Option<Cascade>,
-        call: Option<DirectCall>,
+        call: Option<(DirectCall, oneshot::Sender<bool>)>,
         // the meeting's id in the history, and its writer
         history: (
             String,
@@ -177,6 +183,10 @@ impl RoomActor {
             tokio::task::JoinHandle<()>,
         ),
     ) -> RoomActor {
+        let (call, call_answered) = match call {
+            Some((call, answered)) => (Some(call), Some(answered)),
+            None => (None, None),
+        };
         RoomActor {
             state: Meeting::new(Settings {
                 capacity: usize::try_from(room.capacity).unwrap_or(100),
@@ -205,9 +215,10 @@ impl RoomActor {
             dispatching,
             stopping: None,
             cascade,
+            call_answered,
             call,
             call_over: false,
-            call_busy_until: None,
+            call_answered_at: None,
             tiles: Vec::new(),
             media_tiles: Vec::new(),
             composer: None,
@@ -223,7 +234,7 @@ impl RoomActor {
             .filter_map(|p| p.due)
             .chain(self.timers.next())
             .chain(self.poll_at)
-            .chain(self.call_busy_until)
+            .chain(self.call_answered_at.map(|at| at + CALLER_AFTER_ANSWER))
             .chain(self.composer.as_ref().map(|(_, at)| *at + COMPOSER_IDLE))
             .min()
     }
@@ -261,50 +272,36 @@ impl RoomActor {
             || self.direct_call_over()
     }
 
-    /// A direct call ends with either side, or once its caller has heard that the callee
-    /// cannot be reached.
+    /// A direct call ends with either side, when its callee cannot be reached, or when its
+    /// caller's leg does not come after the callee answered.
     fn direct_call_over(&self) -> bool {
         self.call_over
-            || self
-                .call_busy_until
-                .is_some_and(|until| until <= Instant::now())
+            || self.call_answered_at.is_some_and(|at| {
+                self.by_member.len() < 2 && at + CALLER_AFTER_ANSWER <= Instant::now()
+            })
     }
 
-    /// The direct call's callee is busy, rejects, does not answer or cannot be called (once
-    /// the invitation is out: before, only the caller may be there): the caller hears the
-    /// busy tone, then the call ends.
-    fn direct_call_unreachable(&mut self) {
-        if self.call.is_none() || self.dispatching || self.call_busy_until.is_some() {
+    /// The caller of a direct call waits, ringing, for this: the callee answered (they are
+    /// answered into the call now), or is busy, rejects, does not answer or cannot be called
+    /// (once the invitation is out; they are refused, and the call ends).
+    fn direct_call_progress(&mut self) {
+        if self.call.is_none() || self.dispatching || self.call_answered.is_none() {
             return;
         }
-        let reachable = self.invitations.first().is_some_and(|i| {
-            matches!(
-                i.state,
-                CallState::Calling | CallState::Ringing | CallState::Joined
-            )
-        });
-        if reachable {
-            return;
+        let state = self.invitations.first().map(|i| i.state);
+        let answered = match state {
+            Some(CallState::Joined) => true,
+            Some(CallState::Calling | CallState::Ringing) => return,
+            _ => false,
+        };
+        if let Some(tell) = self.call_answered.take() {
+            let _ = tell.send(answered);
         }
-        let busy = prompts::sound(Sound::Busy);
-        let members: Vec<LegId> = self.by_member.values().copied().collect();
-        for leg in members {
-            self.media.send(engine::Command::Play {
-                member: leg,
-                playback: Playback {
-                    samples: busy.clone(),
-                    rate: prompts::RATE,
-                    looped: false,
-                },
-            });
-            // no ring tone again over it
-            self.speaking.insert(leg);
-            if self.music_for == Some(leg) {
-                self.music_for = None;
-            }
+        if answered {
+            self.call_answered_at = Some(Instant::now());
+        } else {
+            self.call_over = true;
         }
-        self.call_busy_until =
-            Some(Instant::now() + Duration::from_millis(prompts::BUSY_TONE_MS as u64));
     }
 
     /// A cascade ends with its last own caller, or when its link to the home fails or ends.
@@ -323,7 +320,7 @@ impl RoomActor {
 
     fn after_each(&mut self) {
         self.acting_for = SYSTEM.into();
-        self.direct_call_unreachable();
+        self.direct_call_progress();
         self.music();
         self.video();
         self.video_legs();
@@ -836,7 +833,7 @@ impl RoomActor {
 
     /// What leaving means for the meeting's state (the part is already out of `parts`).
     fn forget(&mut self, id: LegId, part: &Part) {
-        // (the callee's call ending unanswered is not the end: the caller hears why first)
+        // (the callee's call ending unanswered is not the end: the caller is told busy first)
         self.call_over |=
             self.call.is_some() && matches!(part.stage, Stage::Member(_) | Stage::Leaving);
         self.speaking.remove(&id);
@@ -1177,8 +1174,7 @@ impl RoomActor {
     /// when a second one arrives.
     fn music(&mut self) {
         let alone = match (self.by_member.len(), self.by_member.values().next()) {
-            // (a direct call's caller hearing the busy tone hears nothing else)
-            (1, Some(leg)) if self.room.alone_music && self.call_busy_until.is_none() => Some(*leg),
+            (1, Some(leg)) if self.room.alone_music => Some(*leg),
             _ => None,
         };
         if let Some(leg) = self.music_for.filter(|l| Some(*l) != alone) {
@@ -1188,16 +1184,10 @@ impl RoomActor {
         if let Some(leg) = alone.filter(|l| !self.speaking.contains(l))
             && self.music_for != Some(leg)
         {
-            // a direct call's caller hears it ring until the callee answers
-            let sound = if self.call.is_some() {
-                Sound::Ringback
-            } else {
-                Sound::Alone
-            };
             self.media.send(engine::Command::Play {
                 member: leg,
                 playback: Playback {
-                    samples: prompts::sound(sound),
+                    samples: prompts::sound(Sound::Alone),
                     rate: prompts::RATE,
                     looped: true,
                 },

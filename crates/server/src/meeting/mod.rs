@@ -10,6 +10,8 @@ pub mod leg;
 pub mod lobby;
 pub mod types;
 
+pub use actor::SYSTEM;
+
 pub use leg::{
     EndCause, Leg, LegControl, LegEvent, LegId, LegKind, LegSignals, MemberSpec, Outlet, Party,
     WaitingRoom, WaitingTicket,
@@ -389,11 +391,16 @@ impl Meetings {
     }
 
     /// Starts a direct call's meeting of two, in a room made up for it (its id begins with
-    /// [`DIRECT_CALL_ROOM`]): the caller's leg arrives next, the callee is invited, and
-    /// [`Meetings::dispatched`] says the invitation is out. It ends when either hangs up or
-    /// the callee cannot be reached. It lives on the node the caller reached (never claimed
+    /// [`DIRECT_CALL_ROOM`]): the callee is invited, [`Meetings::dispatched`] says the
+    /// invitation is out, and `answered` is told whether the callee answered (then the
+    /// caller's leg comes). It ends when either hangs up or the callee cannot be reached. It lives on the node the caller reached (never claimed
     /// in a cluster: nobody else dials its room).
-    pub fn start_call(&self, room: &Room, call: DirectCall) -> Result<(), Refused> {
+    pub fn start_call(
+        &self,
+        room: &Room,
+        call: DirectCall,
+        answered: oneshot::Sender<bool>,
+    ) -> Result<(), Refused> {
         let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
         // a phone has a few calls at once at most (call waiting, a transfer): more is a
         // flood, and each would hold a meeting
@@ -410,7 +417,14 @@ impl Meetings {
             metrics::counter!("conclave_direct_calls_refused_total").increment(1);
             return Err(Refused::Full(MAX_CALLS_PER_PERSON));
         }
-        let entry = self.spawn(room, Settings::default(), true, None, false, Some(call));
+        let entry = self.spawn(
+            room,
+            Settings::default(),
+            true,
+            None,
+            false,
+            Some((call, answered)),
+        );
         rooms.insert(room.id.clone(), entry);
         metrics::gauge!("conclave_meetings_live").set(rooms.len() as f64);
         metrics::counter!("conclave_direct_calls_total").increment(1);
@@ -700,7 +714,7 @@ impl Meetings {
         dispatching: bool,
         template_id: Option<String>,
         cascade: bool,
-        call: Option<DirectCall>,
+        call: Option<(DirectCall, oneshot::Sender<bool>)>,
     ) -> Entry {
         let (inbox, messages) = mpsc::channel(INBOX);
         let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
@@ -729,7 +743,7 @@ impl Meetings {
         let record_id = meeting.id.clone();
         let call_between = call
             .as_ref()
-            .map(|c| (c.caller_user_id.clone(), c.callee_user_id.clone()));
+            .map(|(c, _)| (c.caller_user_id.clone(), c.callee_user_id.clone()));
         let _ = history_tx.try_send(history::Record::Started(meeting));
         let media = self.shared.media.room(&room.id);
         let events = inbox.clone();

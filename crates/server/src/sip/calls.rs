@@ -271,8 +271,8 @@ async fn direct_call(
         creator_id: Some(callee.id.clone()),
         owner_id: Some(callee.id.clone()),
         entry_chime: false,
-        // the caller hears it ring (the meeting plays a ring tone instead of music)
-        alone_music: true,
+        // the caller's phone rings on our 180 until the callee answers; then there are two
+        alone_music: false,
         members_skip_pin: false,
         auto_record: false,
         release_when_empty: false,

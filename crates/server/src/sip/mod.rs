@@ -69,6 +69,12 @@ pub(crate) enum Input {
         admission: calls::Admission,
         srtp: SrtpPolicy,
     },
+    /// A direct call's callee answered (`true`: the caller is answered now) or cannot be
+    /// reached (`false`: the caller is refused with busy).
+    CallAnswered {
+        call: conclave_sip::ua::CallId,
+        answered: bool,
+    },
     /// Call someone into a room.
     Invite {
         room: Box<conclave_store::model::Room>,
@@ -222,6 +228,10 @@ impl crate::meeting::LegControl for SipHandle {
 }
 
 /// Talks to the SIP task from elsewhere (the HTTP API): cheap to clone.
+/// How long a direct call's caller waits for the meeting's word at most (the callee's ring
+/// timeout ends the wait sooner).
+const DIRECT_CALL_VERDICT: std::time::Duration = std::time::Duration::from_secs(180);
+
 #[derive(Clone)]
 pub struct SipHandle {
     inputs: mpsc::Sender<Input>,
@@ -541,6 +551,7 @@ pub async fn start(
         access_number: settings.access_number.clone(),
         flushed: Vec::new(),
         public_ip,
+        ringing: HashMap::new(),
     };
     for trunk in trunks {
         handle.trunk_changed(trunk.id.clone(), Some(trunk));
@@ -622,6 +633,15 @@ struct Core {
     flushed: Vec<tokio::sync::oneshot::Sender<()>>,
     /// The address we announce (Via, Contact).
     public_ip: IpAddr,
+    /// Direct calls ringing: the caller waits (180) until the callee answers.
+    ringing: HashMap<conclave_sip::ua::CallId, RingingCall>,
+}
+
+/// A direct call's caller, not answered yet: what answering them takes.
+struct RingingCall {
+    room: Box<conclave_store::model::Room>,
+    caller: calls::Caller,
+    srtp: SrtpPolicy,
 }
 
 impl Core {
@@ -698,17 +718,38 @@ impl Core {
                 admission,
                 srtp,
             } => {
-                let admission = match admission {
-                    calls::Admission::Extension { room, call: direct } => {
-                        match self.direct_call(now, call, *room, direct) {
-                            Some(admission) => admission,
-                            None => return,
-                        }
-                    }
-                    other => other,
-                };
+                if let calls::Admission::Extension { room, call: direct } = admission {
+                    self.direct_call(now, call, caller, srtp, room, direct);
+                    return;
+                }
                 self.calls
                     .admitted(now, &mut self.ua, call, caller, admission, srtp);
+            }
+            Input::CallAnswered { call, answered } => {
+                let Some(ringing) = self.ringing.remove(&call) else {
+                    return; // the caller gave up meanwhile
+                };
+                if !answered {
+                    let _ = self.ua.reject(now, call, 486, Vec::new());
+                    return;
+                }
+                let name = ringing.caller.name.clone();
+                let admission = calls::Admission::Room {
+                    room: ringing.room,
+                    needs_pin: false,
+                    role: Some(conclave_conference::Role::Participant),
+                    name: Some(name),
+                    greeting: None,
+                    satellite_of: None,
+                };
+                self.calls.admitted(
+                    now,
+                    &mut self.ua,
+                    call,
+                    ringing.caller,
+                    admission,
+                    ringing.srtp,
+                );
             }
             Input::Invite {
                 room,
@@ -928,6 +969,20 @@ impl Core {
             }
             UaEvent::Ended { call, reason } => {
                 tracing::info!(?call, ?reason, "call ended");
+                if let Some(ringing) = self.ringing.remove(&call) {
+                    // the caller gave up while it rang: the callee's phone stops ringing
+                    let meetings = self.meetings.clone();
+                    tokio::spawn(async move {
+                        meetings
+                            .apply(
+                                &ringing.room.id,
+                                conclave_conference::live::Actor::System,
+                                conclave_conference::live::Command::End,
+                                crate::meeting::SYSTEM,
+                            )
+                            .await;
+                    });
+                }
                 self.calls.ended(call, reason);
                 if let Some(id) = self.trunk_calls.remove(&call) {
                     // The call's own connection to the gateway goes with it, once what is
@@ -950,17 +1005,21 @@ impl Core {
         }
     }
 
-    /// A registered user dialled another's extension: when the callee is registered here,
-    /// a meeting of two starts in the call's own room, the caller goes in (hearing it ring)
-    /// and the meeting calls the callee; otherwise 480. In a cluster a direct call reaches
-    /// only phones registered on the node the caller reached (docs/operator.md).
+    /// A registered user dialled another's extension: when the callee is registered here, the
+    /// caller hears it ring (180) while a meeting of two, in the call's own room, calls the
+    /// callee; the caller is answered into it when the callee answers, refused with busy when
+    /// the callee cannot be reached. Otherwise 480 (486 when either is in too many calls). In
+    /// a cluster a direct call reaches only phones registered on the node the caller reached
+    /// (docs/operator.md).
     fn direct_call(
         &mut self,
         now: Instant,
         call: conclave_sip::ua::CallId,
-        room: conclave_store::model::Room,
+        caller: calls::Caller,
+        srtp: SrtpPolicy,
+        room: Box<conclave_store::model::Room>,
         direct: crate::meeting::DirectCall,
-    ) -> Option<calls::Admission> {
+    ) {
         let aor = registrations::aor(&direct.callee_number, &room.tenant_id);
         if self.registrations.best(now, &aor).is_none() {
             tracing::info!(
@@ -968,30 +1027,34 @@ impl Core {
                 "a direct call to an unregistered extension"
             );
             let _ = self.ua.reject(now, call, 480, Vec::new());
-            return None;
+            return;
         }
-        tracing::info!(
-            caller = direct.caller_number,
-            callee = direct.callee_number,
-            "a direct call"
-        );
-        if self.meetings.start_call(&room, direct.clone()).is_err() {
+        let (answered, verdict) = tokio::sync::oneshot::channel();
+        if self
+            .meetings
+            .start_call(&room, direct.clone(), answered)
+            .is_err()
+        {
             tracing::info!(
                 caller = direct.caller_number,
                 callee = direct.callee_number,
                 "a direct call refused: too many calls at once"
             );
             let _ = self.ua.reject(now, call, 486, Vec::new());
-            return None;
+            return;
         }
-        let (meetings, inputs, room_id) = (
-            self.meetings.clone(),
-            self.inputs_tx.clone(),
-            room.id.clone(),
+        tracing::info!(
+            caller = direct.caller_number,
+            callee = direct.callee_number,
+            "a direct call"
         );
-        let name = direct.caller_name.clone();
-        let invited = room.clone();
+        let _ = self.ua.ring(now, call);
+        let (meetings, inputs) = (self.meetings.clone(), self.inputs_tx.clone());
+        let invited = (*room).clone();
+        self.ringing
+            .insert(call, RingingCall { room, caller, srtp });
         tokio::spawn(async move {
+            let room_id = invited.id.clone();
             let extension = direct.callee_number;
             let role = conclave_conference::Role::Participant;
             let callee = Callee::Extension(extension.clone());
@@ -1032,17 +1095,14 @@ impl Core {
                     );
                 }
             }
-            // invited or not: from now on the call ends with either side
+            // invited or not: from now on the meeting decides
             meetings.dispatched(&room_id);
+            // (the callee's ring timeout bounds this; the meeting answers before it ends)
+            let answered = tokio::time::timeout(DIRECT_CALL_VERDICT, verdict)
+                .await
+                .is_ok_and(|v| v.unwrap_or(false));
+            let _ = inputs.send(Input::CallAnswered { call, answered }).await;
         });
-        Some(calls::Admission::Room {
-            room: Box::new(room),
-            needs_pin: false,
-            role: Some(conclave_conference::Role::Participant),
-            name: Some(name),
-            greeting: None,
-            satellite_of: None,
-        })
     }
 
     /// Dials an extension's best registration, on the flow it registered from (NAT-safe).

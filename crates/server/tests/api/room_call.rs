@@ -44,19 +44,6 @@ impl Caller {
         }
     }
 
-    /// Waits for the server's BYE of this caller's last call (a BYE of an earlier one, still
-    /// being resent, is passed over).
-    pub(crate) async fn expect_bye(&self) {
-        let port = self.sip.local_addr().expect("addr").port();
-        let call_id = format!("{}-{port}{}@test", self.tag, self.dialog());
-        loop {
-            let (bye, _) = self.expect_request("BYE").await;
-            if bye.headers.call_id() == Some(call_id.as_str()) {
-                return;
-            }
-        }
-    }
-
     /// The current call's part of its Call-ID and branches: the first call as it always
     /// was, later ones a dialog each.
     fn dialog(&self) -> String {
@@ -107,7 +94,16 @@ impl Caller {
     }
 
     /// Sends a request and returns the final response.
+    /// (A final response to an earlier request — the server resends a refusal until it is
+    /// acknowledged — is passed over: it must answer this one, by Call-ID and CSeq.)
     async fn send(&mut self, request: String) -> conclave_sip::Response {
+        let header = |name: &str| {
+            request
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        let (call_id, cseq) = (header("Call-ID:"), header("CSeq:"));
         self.sip
             .send_to(request.as_bytes(), self.server)
             .await
@@ -120,8 +116,79 @@ impl Caller {
                 .expect("recv");
             if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default())
                 && r.status >= 200
+                && r.headers.call_id().map(str::to_owned) == call_id
+                && r.headers
+                    .get(&conclave_sip::HeaderName::CSeq)
+                    .map(|v| v.trim().to_owned())
+                    == cseq
             {
                 return r;
+            }
+        }
+    }
+
+    fn offer(&self) -> String {
+        let rtp = self.rtp.local_addr().expect("addr").port();
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {rtp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+        )
+    }
+
+    /// INVITE, then, once it rings (180) and a moment more, CANCEL (same branch, as RFC 3261
+    /// wants): the INVITE's final status (487 when the cancel won).
+    pub(crate) async fn dial_and_give_up(&mut self, room: &str) -> u16 {
+        self.calls += 1;
+        self.to_tag.clear();
+        let invite = self.request("INVITE", room, 1, &self.offer());
+        self.sip
+            .send_to(invite.as_bytes(), self.server)
+            .await
+            .expect("send");
+        let call_id = self.request("ACK", room, 1, "");
+        let call_id = call_id
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID:"))
+            .expect("Call-ID")
+            .trim()
+            .to_owned();
+        let mut buf = vec![0u8; 65_536];
+        let mut rang = false;
+        while !rang {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
+                .await
+                .expect("a 180 within 5 s")
+                .expect("recv");
+            if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default()) {
+                assert!(
+                    r.status < 200 || r.headers.call_id() != Some(&call_id),
+                    "{}",
+                    r.status
+                );
+                rang = r.status == 180 && r.headers.call_id() == Some(&call_id);
+            }
+        }
+        // (a moment later, as a person gives up: the callee's phone rings by then)
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let cancel = invite
+            .replacen("INVITE ", "CANCEL ", 1)
+            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+        let cancel = match cancel.find("Content-Type") {
+            Some(at) => format!("{}Content-Length: 0\r\n\r\n", &cancel[..at]),
+            None => cancel,
+        };
+        assert_eq!(self.send(cancel).await.status, 200, "the CANCEL is taken");
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
+                .await
+                .expect("the INVITE's final answer within 5 s")
+                .expect("recv");
+            if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default())
+                && r.status >= 200
+                && r.headers.call_id() == Some(&call_id)
+            {
+                return r.status;
             }
         }
     }
@@ -130,12 +197,7 @@ impl Caller {
     pub(crate) async fn dial(&mut self, room: &str) -> u16 {
         self.calls += 1;
         self.to_tag.clear();
-        let rtp = self.rtp.local_addr().expect("addr").port();
-        let sdp = format!(
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {rtp} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
-             a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
-        );
+        let sdp = self.offer();
         let response = self.send(self.request("INVITE", room, 1, &sdp)).await;
         if response.status == 200 {
             let to = response.headers.to().expect("To");
@@ -891,6 +953,29 @@ impl Phone {
             .expect("send 200");
         self.caller.expect_request("ACK").await;
         request
+    }
+
+    /// Waits for the INVITE, rings (180) and waits for its CANCEL, answered as a phone does
+    /// (200 to the CANCEL, 487 to the INVITE).
+    pub(crate) async fn ring_until_cancelled(&mut self) {
+        let (invite, from) = self.caller.expect_request("INVITE").await;
+        let ringing = invite.response(180, "Ringing", Some("phone"));
+        self.caller
+            .sip
+            .send_to(&ringing.to_bytes(), from)
+            .await
+            .expect("send 180");
+        let (cancel, from) = self.caller.expect_request("CANCEL").await;
+        for answer in [
+            cancel.response(200, "OK", Some("phone")),
+            invite.response(487, "Request Terminated", Some("phone")),
+        ] {
+            self.caller
+                .sip
+                .send_to(&answer.to_bytes(), from)
+                .await
+                .expect("send");
+        }
     }
 
     /// Waits for the INVITE and refuses it (486: busy).
