@@ -97,31 +97,34 @@ impl Caller {
     /// (A final response to an earlier request — the server resends a refusal until it is
     /// acknowledged — is passed over: it must answer this one, by Call-ID and CSeq.)
     async fn send(&mut self, request: String) -> conclave_sip::Response {
-        let header = |name: &str| {
-            request
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_owned())
-        };
-        let (call_id, cseq) = (header("Call-ID:"), header("CSeq:"));
+        let (call_id, cseq) = (header(&request, "Call-ID:"), header(&request, "CSeq:"));
         self.sip
             .send_to(request.as_bytes(), self.server)
             .await
             .expect("send");
-        let mut buf = vec![0u8; 65_536];
         loop {
-            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
-                .await
-                .expect("an answer within 5 s")
-                .expect("recv");
-            if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default())
-                && r.status >= 200
+            let r = self.next_response("an answer").await;
+            if r.status >= 200
                 && r.headers.call_id().map(str::to_owned) == call_id
                 && r.headers
                     .get(&conclave_sip::HeaderName::CSeq)
                     .map(|v| v.trim().to_owned())
                     == cseq
             {
+                return r;
+            }
+        }
+    }
+
+    /// The next response that comes (requests are passed over), within 5 s.
+    async fn next_response(&self, waiting_for: &str) -> conclave_sip::Response {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{waiting_for} within 5 s"))
+                .expect("recv");
+            if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default()) {
                 return r;
             }
         }
@@ -146,27 +149,14 @@ impl Caller {
             .send_to(invite.as_bytes(), self.server)
             .await
             .expect("send");
-        let call_id = self.request("ACK", room, 1, "");
-        let call_id = call_id
-            .lines()
-            .find_map(|l| l.strip_prefix("Call-ID:"))
-            .expect("Call-ID")
-            .trim()
-            .to_owned();
-        let mut buf = vec![0u8; 65_536];
-        let mut rang = false;
-        while !rang {
-            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
-                .await
-                .expect("a 180 within 5 s")
-                .expect("recv");
-            if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default()) {
-                assert!(
-                    r.status < 200 || r.headers.call_id() != Some(&call_id),
-                    "{}",
-                    r.status
-                );
-                rang = r.status == 180 && r.headers.call_id() == Some(&call_id);
+        let call_id = header(&invite, "Call-ID:").expect("Call-ID");
+        loop {
+            let r = self.next_response("a 180").await;
+            if r.headers.call_id() == Some(&call_id) {
+                assert!(r.status < 200, "{}", r.status);
+                if r.status == 180 {
+                    break;
+                }
             }
         }
         // (a moment later, as a person gives up: the callee's phone rings by then)
@@ -180,14 +170,8 @@ impl Caller {
         };
         assert_eq!(self.send(cancel).await.status, 200, "the CANCEL is taken");
         loop {
-            let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sip.recv_from(&mut buf))
-                .await
-                .expect("the INVITE's final answer within 5 s")
-                .expect("recv");
-            if let Ok(Message::Response(r)) = parse_datagram(&buf[..n], &Limits::default())
-                && r.status >= 200
-                && r.headers.call_id() == Some(&call_id)
-            {
+            let r = self.next_response("the INVITE's final answer").await;
+            if r.status >= 200 && r.headers.call_id() == Some(&call_id) {
                 return r.status;
             }
         }
@@ -331,6 +315,14 @@ pub(crate) async fn talk_and_listen(caller: &Caller, freq: f64, frames: usize) -
         }
     }
     heard
+}
+
+/// A header's value in a request we wrote.
+fn header(request: &str, name: &str) -> Option<String> {
+    request
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_owned())
 }
 
 fn rand_u32(seed: &str) -> u32 {
@@ -946,11 +938,7 @@ impl Phone {
         ok.headers
             .push(conclave_sip::HeaderName::ContentType, "application/sdp");
         ok.body = sdp.into_bytes();
-        self.caller
-            .sip
-            .send_to(&ok.to_bytes(), from)
-            .await
-            .expect("send 200");
+        self.reply(&ok, from).await;
         self.caller.expect_request("ACK").await;
         request
     }
@@ -959,34 +947,31 @@ impl Phone {
     /// (200 to the CANCEL, 487 to the INVITE).
     pub(crate) async fn ring_until_cancelled(&mut self) {
         let (invite, from) = self.caller.expect_request("INVITE").await;
-        let ringing = invite.response(180, "Ringing", Some("phone"));
-        self.caller
-            .sip
-            .send_to(&ringing.to_bytes(), from)
-            .await
-            .expect("send 180");
+        self.reply(&invite.response(180, "Ringing", Some("phone")), from)
+            .await;
         let (cancel, from) = self.caller.expect_request("CANCEL").await;
-        for answer in [
-            cancel.response(200, "OK", Some("phone")),
-            invite.response(487, "Request Terminated", Some("phone")),
-        ] {
-            self.caller
-                .sip
-                .send_to(&answer.to_bytes(), from)
-                .await
-                .expect("send");
-        }
+        self.reply(&cancel.response(200, "OK", Some("phone")), from)
+            .await;
+        self.reply(
+            &invite.response(487, "Request Terminated", Some("phone")),
+            from,
+        )
+        .await;
     }
 
     /// Waits for the INVITE and refuses it (486: busy).
     pub(crate) async fn refuse_busy(&mut self) {
-        let (request, from) = self.caller.expect_request("INVITE").await;
-        let busy = request.response(486, "Busy Here", Some("phone"));
+        let (invite, from) = self.caller.expect_request("INVITE").await;
+        self.reply(&invite.response(486, "Busy Here", Some("phone")), from)
+            .await;
+    }
+
+    async fn reply(&self, response: &conclave_sip::Response, to: SocketAddr) {
         self.caller
             .sip
-            .send_to(&busy.to_bytes(), from)
+            .send_to(&response.to_bytes(), to)
             .await
-            .expect("send 486");
+            .expect("send a response");
     }
 }
 
