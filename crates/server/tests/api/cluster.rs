@@ -52,10 +52,7 @@ impl Drop for Daemon {
 }
 
 fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    crate::common::free_port()
 }
 
 /// A database of its own (Kamailio's PostgreSQL driver knows no search_path): dropped when

@@ -288,10 +288,27 @@ macro_rules! both_backends {
 
 /// A UDP port nobody uses right now on loopback (for peers that need one given).
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    free_port()
+}
+
+/// A port free now for TCP and UDP on 127.0.0.1, for a server a test starts later. Picked at
+/// random above the media ports (10000–20000) and below the kernel's ephemeral ports
+/// (32768 up): a port the kernel gave away meanwhile (any socket bound to port 0, any
+/// outgoing connection) can never be it, as it could be with a port 0 binding's pick.
+pub fn free_port() -> u16 {
+    use std::hash::BuildHasher;
+    static DRAWN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    for _ in 0..1000 {
+        let draw = DRAWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let random = std::collections::hash_map::RandomState::new().hash_one(draw);
+        let port = 20_001 + (random % 12_760) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+    panic!("no free port between 20001 and 32760 on 127.0.0.1");
 }
 
 /// Is sipp (Debian's sip-tester) here? Tests that need it say they are skipped when not.

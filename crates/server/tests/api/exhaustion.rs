@@ -13,10 +13,7 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 const ADMIN_PASSWORD: &str = "admin-password-1";
 
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    crate::common::free_port()
 }
 
 /// Lets this test process open thousands of sockets.

@@ -409,10 +409,7 @@ async fn disk_full_does_not_poison_the_store() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    crate::common::free_port()
 }
 
 /// The real `conclave serve` in a child process, its log (stdout and stderr) in a file.
