@@ -393,8 +393,9 @@ impl Meetings {
     /// Starts a direct call's meeting of two, in a room made up for it (its id begins with
     /// [`DIRECT_CALL_ROOM`]): the callee is invited, [`Meetings::dispatched`] says the
     /// invitation is out, and `answered` is told whether the callee answered (then the
-    /// caller's leg comes). It ends when either hangs up or the callee cannot be reached. It lives on the node the caller reached (never claimed
-    /// in a cluster: nobody else dials its room).
+    /// caller's leg comes). It ends when either hangs up or the callee cannot be reached. It
+    /// lives on the node the caller reached (never claimed in a cluster: nobody else dials
+    /// its room).
     pub fn start_call(
         &self,
         room: &Room,
@@ -404,16 +405,16 @@ impl Meetings {
         let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
         // a phone has a few calls at once at most (call waiting, a transfer): more is a
         // flood, and each would hold a meeting
-        let busy = rooms
-            .values()
-            .filter_map(|e| e.call_between.as_ref())
-            .filter(|(from, to)| {
-                [from, to]
-                    .iter()
-                    .any(|u| **u == call.caller_user_id || **u == call.callee_user_id)
-            })
-            .count();
-        if busy >= MAX_CALLS_PER_PERSON {
+        let calls_of = |user: &str| {
+            rooms
+                .values()
+                .filter_map(|e| e.call_between.as_ref())
+                .filter(|(from, to)| from == user || to == user)
+                .count()
+        };
+        if calls_of(&call.caller_user_id) >= MAX_CALLS_PER_PERSON
+            || calls_of(&call.callee_user_id) >= MAX_CALLS_PER_PERSON
+        {
             metrics::counter!("conclave_direct_calls_refused_total").increment(1);
             return Err(Refused::Full(MAX_CALLS_PER_PERSON));
         }
