@@ -275,6 +275,11 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
   const [screen, setScreen] = useState<MediaStream | null>(null);
   // our whiteboard, while we present one (it goes out as our shared screen)
   const [board, setBoard] = useState<Board | null>(null);
+  // the WebSocket's handler draws a chair's strokes on it
+  const boardRef = useRef<Board | null>(null);
+  boardRef.current = board;
+  // the pen a chair draws with on someone else's whiteboard
+  const [pen, setPen] = useState(0);
   const audio = useRef<HTMLAudioElement>(null);
   const [meeting, setMeeting] = useState<MyMeeting | null>(null);
   const [level, setLevel] = useState(0);
@@ -358,7 +363,12 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
       socket = stream;
       stream.onmessage = (message) => {
         try {
-          const m = JSON.parse(String(message.data)) as MyMeeting;
+          const m = JSON.parse(String(message.data)) as MyMeeting | { stroke: Stroke };
+          if ('stroke' in m) {
+            // a chair drew on our whiteboard: it goes on the board, and out with it
+            if (boardRef.current) drawStroke(boardRef.current.canvas, m.stroke);
+            return;
+          }
           unreachable = 0;
           if (!stopped) setMeeting(m);
         } catch {
@@ -491,7 +501,7 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
       g.fillRect(canvas.width - 1, canvas.height - 1, 1, 1);
     }, 200);
     try {
-      await asMember(token, 'POST', '/join/me/actions', { action: 'start_share' });
+      await asMember(token, 'POST', '/join/me/actions', { action: 'start_share', board: true });
       await senders[1]?.sender.replaceTrack(track);
       setBoard({ canvas, keepAlive, pen: { current: PENS[0] } });
       setScreen(stream);
@@ -571,6 +581,12 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
         <button className="big danger" data-testid="join-leave" onClick={leave}>{t('joinLeave')}</button>
       </div>
       {board && <WhiteboardTools t={t} board={board} />}
+      {!board && chair && meeting?.layout.board && (
+        <div className="whiteboard-tools" data-testid="whiteboard-draw">
+          <span>{t('whiteboardDrawOn')}</span>
+          <Pens t={t} pen={PENS[pen]} choose={(p) => setPen(PENS.indexOf(p))} />
+        </div>
+      )}
       {meeting && (
         <Tiles
           t={t}
@@ -580,6 +596,8 @@ function InMeeting({ t, joined, pc, mic, camera: initialCamera, onLeft }: {
           screen={screen}
           board={board}
           nameOf={nameOf}
+          draw={chair && meeting.layout.board ? (points) => void asMember(token, 'POST', '/join/me/actions', { action: 'draw', stroke: { pen, points } }).catch(() => undefined) : null}
+          pen={PENS[pen]}
         />
       )}
       {self && !self.may_speak && <p className="notice">{t('joinForbidden')}</p>}
@@ -654,9 +672,11 @@ function tileStreams(pc: RTCPeerConnection): MediaStream[] {
 
 /// The meeting's layout as the chair chose it: each tile the server fills (the member's own
 /// tile is its camera's preview, or its screen when it shares).
-function Tiles({ t, pc, meeting, camera, screen, board, nameOf }: {
+function Tiles({ t, pc, meeting, camera, screen, board, nameOf, draw, pen }: {
   t: T; pc: RTCPeerConnection; meeting: MyMeeting; camera: MediaStream | null; screen: MediaStream | null;
   board: Board | null; nameOf: (id: number | null) => string;
+  /// A chair's strokes on the whiteboard someone else presents (null: not ours to draw on).
+  draw: ((points: [number, number][]) => void) | null; pen: string;
 }) {
   const [streams] = useState(() => tileStreams(pc));
   return (
@@ -678,6 +698,7 @@ function Tiles({ t, pc, meeting, camera, screen, board, nameOf }: {
             ) : (
               tile.member !== null && <TileVideo stream={stream} mirror={own && !tile.screen} />
             )}
+            {!own && tile.screen && draw && <DrawOver send={draw} pen={pen} />}
             {tile.member !== null && (
               <figcaption>
                 {`${nameOf(tile.member ?? null)}${own ? ` (${t('joinYou')})` : ''}`}
@@ -704,21 +725,142 @@ function WhiteboardTools({ t, board }: { t: T; board: Board }) {
     board.pen.current = p;
     setPen(p);
   };
-  const clear = () => {
-    const g = board.canvas.getContext('2d');
-    if (!g) return;
-    g.fillStyle = '#ffffff';
-    g.fillRect(0, 0, board.canvas.width, board.canvas.height);
-  };
   return (
     <div className="whiteboard-tools" data-testid="whiteboard">
+      <Pens t={t} pen={pen} choose={choose} />
+      <button data-testid="whiteboard-clear" onClick={() => clearBoard(board)}>{t('whiteboardClear')}</button>
+    </div>
+  );
+}
+
+function clearBoard(board: Board) {
+  const g = board.canvas.getContext('2d');
+  if (!g) return;
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, board.canvas.width, board.canvas.height);
+}
+
+function Pens({ t, pen, choose }: { t: T; pen: string; choose: (p: string) => void }) {
+  return (
+    <>
       {PENS.map((p, i) => (
         <button key={p} data-testid={`whiteboard-pen-${i}`} aria-pressed={pen === p} title={t.word('whiteboardPen', i)}
           aria-label={t.word('whiteboardPen', i)} style={{ background: p }} className="pen" onClick={() => choose(p)} />
       ))}
-      <button data-testid="whiteboard-clear" onClick={clear}>{t('whiteboardClear')}</button>
-    </div>
+    </>
   );
+}
+
+/// A stroke as the server carries it: a pen and points 0–10000 across the board.
+type Stroke = { pen: number; points: [number, number][] };
+const SCALE = 10000;
+const LINE = 16;
+
+/// Draws a chair's stroke on our board (the presenter's page).
+function drawStroke(canvas: HTMLCanvasElement, stroke: Stroke) {
+  const g = canvas.getContext('2d');
+  const colour = PENS[stroke.pen];
+  if (!g || !colour || stroke.points.length === 0) return;
+  const at = ([x, y]: [number, number]): [number, number] => [(x / SCALE) * canvas.width, (y / SCALE) * canvas.height];
+  g.strokeStyle = colour;
+  g.lineWidth = LINE;
+  g.lineCap = 'round';
+  g.lineJoin = 'round';
+  g.beginPath();
+  g.moveTo(...at(stroke.points[0]));
+  for (const p of stroke.points.length > 1 ? stroke.points.slice(1) : stroke.points) g.lineTo(...at(p));
+  g.stroke();
+}
+
+/// A chair draws on the whiteboard someone else presents: the pointer's path over the
+/// board's picture goes to the meeting as strokes (every 100 ms while drawing), the
+/// presenter's page draws them, and everyone sees them in the board's picture. Shown here at
+/// once too, until the picture brings them back.
+function DrawOver({ send, pen }: { send: (points: [number, number][]) => void; pen: string }) {
+  const ref = useRef<HTMLCanvasElement>(null);
+  const penRef = useRef(pen);
+  penRef.current = pen;
+  const sendRef = useRef(send);
+  sendRef.current = send;
+  useEffect(() => {
+    const canvas = ref.current;
+    const video = canvas?.parentElement?.querySelector('video');
+    if (!canvas) return;
+    const g = canvas.getContext('2d');
+    let path: [number, number][] = [];
+    let drawing = false;
+    let flush: number | undefined;
+    let fade: number | undefined;
+    // the board's picture inside the tile (the video is letterboxed: object-fit contain)
+    const picture = () => {
+      const r = canvas.getBoundingClientRect();
+      const vw = video?.videoWidth || 16, vh = video?.videoHeight || 9;
+      const scale = Math.min(r.width / vw, r.height / vh);
+      const w = vw * scale, h = vh * scale;
+      return { left: r.left + (r.width - w) / 2, top: r.top + (r.height - h) / 2, w, h, r };
+    };
+    const at = (e: PointerEvent): [number, number] => {
+      const p = picture();
+      const clamp = (v: number) => Math.max(0, Math.min(SCALE, Math.round(v)));
+      return [clamp(((e.clientX - p.left) / p.w) * SCALE), clamp(((e.clientY - p.top) / p.h) * SCALE)];
+    };
+    const echo = (from: [number, number], to: [number, number]) => {
+      if (!g) return;
+      const p = picture();
+      const px = ([x, y]: [number, number]): [number, number] => [p.left - p.r.left + (x / SCALE) * p.w, p.top - p.r.top + (y / SCALE) * p.h];
+      g.strokeStyle = penRef.current;
+      g.lineWidth = Math.max(2, (LINE * p.w) / 1280);
+      g.lineCap = 'round';
+      g.beginPath();
+      g.moveTo(...px(from));
+      g.lineTo(...px(to));
+      g.stroke();
+    };
+    const send = () => {
+      if (path.length > 1 || (!drawing && path.length === 1)) sendRef.current(path);
+      // the next piece starts where this one ended, so the line has no gap
+      path = path.length > 0 && drawing ? [path[path.length - 1]] : [];
+    };
+    const down = (e: PointerEvent) => {
+      canvas.setPointerCapture?.(e.pointerId);
+      window.clearTimeout(fade);
+      const r = canvas.getBoundingClientRect();
+      canvas.width = Math.round(r.width);
+      canvas.height = Math.round(r.height);
+      drawing = true;
+      path = [at(e)];
+      flush = window.setInterval(send, 100);
+    };
+    const move = (e: PointerEvent) => {
+      if (!drawing) return;
+      const next = at(e);
+      const last = path[path.length - 1];
+      if (last) echo(last, next);
+      path.push(next);
+      if (path.length >= 200) send();
+    };
+    const up = () => {
+      if (!drawing) return;
+      drawing = false;
+      window.clearInterval(flush);
+      send();
+      // the board's picture shows the line by now
+      fade = window.setTimeout(() => g?.clearRect(0, 0, canvas.width, canvas.height), 1500);
+    };
+    canvas.addEventListener('pointerdown', down);
+    canvas.addEventListener('pointermove', move);
+    canvas.addEventListener('pointerup', up);
+    canvas.addEventListener('pointerleave', up);
+    return () => {
+      window.clearInterval(flush);
+      window.clearTimeout(fade);
+      canvas.removeEventListener('pointerdown', down);
+      canvas.removeEventListener('pointermove', move);
+      canvas.removeEventListener('pointerup', up);
+      canvas.removeEventListener('pointerleave', up);
+    };
+  }, []);
+  return <canvas ref={ref} className="draw-over" data-testid="whiteboard-draw-over" />;
 }
 
 /// The whiteboard itself, in the presenter's own large tile: drawn on with the pointer

@@ -2454,6 +2454,12 @@ export interface components {
             /** @enum {string} */
             type: "whisper_closed";
         } | {
+            presenter: components["schemas"]["u32"];
+            by: components["schemas"]["u32"];
+            stroke: components["schemas"]["Stroke"];
+            /** @enum {string} */
+            type: "stroke";
+        } | {
             layout: components["schemas"]["Layout"];
             /** @enum {string} */
             type: "layout_changed";
@@ -2611,6 +2617,8 @@ export interface components {
             };
             polling?: null | components["schemas"]["Polling"];
             sharer?: null | components["schemas"]["u32"];
+            /** @description What the sharer shares is a whiteboard: chairs may draw on it too. */
+            board: boolean;
             /** @description Who may share besides chairs: `true` members too (the default), `false` chairs only. */
             members_may_share: boolean;
         };
@@ -3210,8 +3218,13 @@ export interface components {
             /** @enum {string} */
             action: "unlock";
         } | {
+            board?: boolean;
             /** @enum {string} */
             action: "start_share";
+        } | {
+            stroke: components["schemas"]["Stroke"];
+            /** @enum {string} */
+            action: "draw";
         } | {
             /** @enum {string} */
             action: "stop_share";
@@ -3838,6 +3851,16 @@ export interface components {
              */
             listeners: number;
         };
+        /** @description A line through points, in one pen. */
+        Stroke: {
+            /**
+             * Format: int32
+             * @description 0 black, 1 red, 2 blue.
+             */
+            pen: number;
+            /** @description `[x, y]`, each 0–10000 across the board. */
+            points: number[][];
+        };
         /** @description A reusable meeting scheme: members with roles, and settings. */
         Template: {
             id: string;
@@ -4334,6 +4357,7 @@ export type Status = components['schemas']['Status'];
 export type Stream = components['schemas']['Stream'];
 export type StreamStart = components['schemas']['StreamStart'];
 export type StreamView = components['schemas']['StreamView'];
+export type Stroke = components['schemas']['Stroke'];
 export type Template = components['schemas']['Template'];
 export type TemplateMember = components['schemas']['TemplateMember'];
 export type TemplateSettings = components['schemas']['TemplateSettings'];

@@ -7,7 +7,8 @@
 //   mark                         forget what was heard so far → "marked"
 //   heard                        what was heard since the mark → "heard <rate> <base64 s16le>"
 //   click <test id>              click a control on the page → "clicked"
-//   draw <x1> <y1> <x2> <y2>     a stroke on the whiteboard (fractions of its size) → "drawn"
+//   draw <x1> <y1> <x2> <y2> [test id]  a stroke on the whiteboard, or on the control named
+//                                (fractions of its size) → "drawn"
 //   text <test id>               a control's text → "text <json string>"
 //   shot <file>                  a screenshot of the page → "shot"
 //   restart                      an ICE restart, as after a network change → "restarted <ICE state>"
@@ -152,8 +153,8 @@ for await (const line of lines) {
     else if (command === 'click') { await page.getByTestId(args[0]).click(); say('clicked'); }
     else if (command === 'draw') {
       // a stroke on the whiteboard, from (x1, y1) to (x2, y2) in fractions of its size
-      const [x1, y1, x2, y2] = args.map(Number);
-      const box = await page.getByTestId('whiteboard-canvas').boundingBox();
+      const [x1, y1, x2, y2] = args.slice(0, 4).map(Number);
+      const box = await page.getByTestId(args[4] ?? 'whiteboard-canvas').boundingBox();
       await page.mouse.move(box.x + x1 * box.width, box.y + y1 * box.height);
       await page.mouse.down();
       for (let i = 1; i <= 20; i++) {

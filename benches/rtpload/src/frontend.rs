@@ -13,6 +13,8 @@ pub struct SetupTimes {
     pub dropped: usize,
     /// Calls still up when the front end gave up hanging up.
     pub still_up_at_end: usize,
+    /// Video terminals whose call was answered without video.
+    pub video_refused: usize,
 }
 
 impl SetupTimes {

@@ -16,13 +16,14 @@ mod janus;
 mod net;
 mod report;
 mod sip;
+mod video;
 mod webrtc;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::engine::{Codec, Engine, Plan, Sockets, Timing};
@@ -50,6 +51,17 @@ enum Server {
         /// --require-clean, receives without gaps: the idle server's cost.
         #[arg(long, default_value_t = 1)]
         rooms: u32,
+        /// Members 0..N are SIP video terminals: their calls offer H.264 too, they send a
+        /// camera (a moving picture, encoded once before the run) and count the frames of
+        /// the composed picture they receive.
+        #[arg(long, default_value_t = 0)]
+        video_members: usize,
+        /// The terminals' camera size.
+        #[arg(long, default_value = "640x360")]
+        video_size: String,
+        /// The camera's bitrate, kbit/s.
+        #[arg(long, default_value_t = 600)]
+        video_kbps: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -231,9 +243,17 @@ fn run() -> Result<bool> {
     let mut engine = Engine::new(plan, c.members, c.talkers)?;
     let (setup_tx, setup_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
+    let stop_video = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut video = None;
     let front = match &cli.server {
         Server::Conclave {
-            sip, room, rooms, ..
+            sip,
+            room,
+            rooms,
+            video_members,
+            video_size,
+            video_kbps,
+            ..
         } => sip::spawn(
             sip::Options {
                 server: *sip,
@@ -244,6 +264,21 @@ fn run() -> Result<bool> {
                 rate: c.rate,
                 in_flight: c.in_flight.max(1),
                 setup_timeout,
+                video: if *video_members > 0 {
+                    let (w, h) = video_size
+                        .split_once('x')
+                        .and_then(|(w, h)| {
+                            Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?))
+                        })
+                        .filter(|&(w, h)| (16..=1920).contains(&w) && (16..=1088).contains(&h))
+                        .context("--video-size: WxH, 16x16 to 1920x1088")?;
+                    let camera = std::sync::Arc::new(video::Camera::encode(w, h, 2, *video_kbps)?);
+                    let (tx, rx) = mpsc::channel();
+                    video = Some((camera.clone(), video::spawn(camera, rx, stop_video.clone())));
+                    Some(((*video_members).min(c.members), tx))
+                } else {
+                    None
+                },
             },
             engine.endpoints(),
             setup_tx,
@@ -279,6 +314,7 @@ fn run() -> Result<bool> {
         ),
     };
     let outcome = engine.run(timing, &setup_rx, &cmd_tx, c.server_pid)?;
+    let window_end = std::time::Instant::now();
     drop(cmd_tx);
     let setup = match front.join() {
         Ok(Ok(t)) => t,
@@ -297,7 +333,16 @@ fn run() -> Result<bool> {
         setup: &setup,
         click: click.map(|(f, p)| (f, p.as_millis() as u64)),
     };
-    let json = r.json();
+    let mut json = r.json();
+    if let Some((camera, thread)) = video {
+        stop_video.store(true, std::sync::atomic::Ordering::Relaxed);
+        let stats = thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the video thread panicked"))?;
+        let mut v = video::summary(&camera, &stats, window_end, timing.window);
+        v["refused"] = serde_json::json!(setup.video_refused);
+        json["video"] = v;
+    }
     let text = serde_json::to_string_pretty(&json)?;
     match &c.json {
         Some(path) => std::fs::write(path, text + "\n")?,

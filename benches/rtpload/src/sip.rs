@@ -33,6 +33,8 @@ pub struct Options {
     pub in_flight: usize,
     /// Give up on set-up after this long.
     pub setup_timeout: Duration,
+    /// Members 0..n offer video too, and their terminals go here once answered.
+    pub video: Option<(usize, Sender<crate::video::Terminal>)>,
 }
 
 pub fn spawn(
@@ -102,6 +104,8 @@ fn run(
     let mut done_sent = false;
     let mut hanging_up: Option<(Instant, Vec<CallId>, usize)> = None;
     let mut buf = vec![0u8; 65536];
+    // the video terminals' sockets, from the offer to the answer
+    let mut video_sockets: HashMap<usize, UdpSocket> = HashMap::new();
     loop {
         let now = Instant::now();
         // place calls
@@ -113,8 +117,18 @@ fn run(
             {
                 let from = NameAddr::parse(&format!("<sip:load{next}@{}>", opts.local_ip))
                     .map_err(|e| anyhow::anyhow!("from: {e:?}"))?;
+                let video_port = match &opts.video {
+                    Some((n, _)) if next < *n => {
+                        let v = UdpSocket::bind((opts.local_ip, 0))
+                            .context("binding a video socket")?;
+                        let port = v.local_addr()?.port();
+                        video_sockets.insert(next, v);
+                        Some(port)
+                    }
+                    _ => None,
+                };
                 let media = LocalMedia {
-                    video_port: None,
+                    video_port,
                     addr: IpAddr::V4(*endpoints[next].ip()),
                     port: endpoints[next].port(),
                     session_id: next as u64 + 1,
@@ -208,6 +222,26 @@ fn run(
                             Some(SocketAddr::V4(remote)) => {
                                 times.ms.push((now - at).as_secs_f64() * 1000.0);
                                 calls.insert(call, CallState::Up(m));
+                                if let (Some(socket), Some((_, tx))) =
+                                    (video_sockets.remove(&m), &opts.video)
+                                {
+                                    match media
+                                        .video
+                                        .as_ref()
+                                        .and_then(|v| v.remote.map(|r| (v, r)))
+                                    {
+                                        Some((v, remote)) => {
+                                            let _ = tx.send(crate::video::Terminal {
+                                                member: m,
+                                                socket,
+                                                remote,
+                                                payload_type: v.payload_type,
+                                                mode0: v.packetization_mode == 0,
+                                            });
+                                        }
+                                        None => times.video_refused += 1,
+                                    }
+                                }
                                 let _ = events.send(Setup::Ready {
                                     member: m,
                                     remote,

@@ -112,6 +112,8 @@ pub struct Layout {
     pub polling: Option<Polling>,
     /// Who shares a screen (it takes the large tile).
     pub sharer: Option<MemberId>,
+    /// What the sharer shares is a whiteboard: chairs may draw on it too.
+    pub board: bool,
     /// Who may share besides chairs: `true` members too (the default), `false` chairs only.
     pub members_may_share: bool,
 }

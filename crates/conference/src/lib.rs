@@ -8,5 +8,6 @@ pub mod keypad;
 pub mod layout;
 pub mod live;
 pub mod permissions;
+pub mod whiteboard;
 
 pub use permissions::{Action, Denied, Role, check, check_role_change};

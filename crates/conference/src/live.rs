@@ -128,9 +128,15 @@ pub enum Command {
     /// a chair may hand the large tile to someone.
     StartShare {
         member: MemberId,
+        /// What is shared is a whiteboard: chairs may draw on it too.
+        board: bool,
     },
     /// The share ends (the sharer, or a chair).
     StopShare,
+    /// A stroke on the shared whiteboard, from its presenter or a chair.
+    Draw {
+        stroke: crate::whiteboard::Stroke,
+    },
     /// Polling's next turn (the meeting's timer).
     PollTurn,
     End,
@@ -198,6 +204,12 @@ pub enum Event {
     WhisperClosed {
         group: GroupId,
     },
+    /// A stroke for the presenter's page to draw on the shared whiteboard.
+    Stroke {
+        presenter: MemberId,
+        by: MemberId,
+        stroke: crate::whiteboard::Stroke,
+    },
     /// The layout, pins, polling or share changed (tiles are derived from it).
     LayoutChanged {
         layout: Layout,
@@ -236,6 +248,10 @@ pub enum Refused {
     SharingClosed,
     #[error("only the member sharing or a chair can stop a share")]
     NotSharing,
+    #[error("no whiteboard is shared in this meeting")]
+    NoBoard,
+    #[error("that stroke cannot be drawn: {0}")]
+    BadStroke(&'static str),
 }
 
 /// Settings a meeting starts with.
@@ -313,6 +329,19 @@ impl Meeting {
     pub fn tiles(&self) -> Vec<TileView> {
         let present: Vec<MemberId> = self.members.keys().copied().collect();
         crate::layout::assign(&self.layout, &present, self.speaker, self.turn)
+    }
+
+    /// Who the tiles will show at the next polling turn, if polling runs: the media plane
+    /// switches a little early, so the next member's keyframe arrives for their turn.
+    pub fn next_turn_tiles(&self) -> Option<Vec<TileView>> {
+        self.layout.polling.as_ref()?;
+        let present: Vec<MemberId> = self.members.keys().copied().collect();
+        Some(crate::layout::assign(
+            &self.layout,
+            &present,
+            self.speaker,
+            self.turn + 1,
+        ))
     }
 
     pub fn members(&self) -> impl Iterator<Item = &Member> {
@@ -576,7 +605,7 @@ impl Meeting {
                     self.layout_changed(&mut events);
                 }
             }
-            Command::StartShare { member } => {
+            Command::StartShare { member, board } => {
                 self.target(member)?;
                 match actor {
                     // for oneself: the sharing rule, and chairs-only when the chair said so
@@ -589,16 +618,38 @@ impl Meeting {
                     // for someone else: the chair's
                     _ => check(role, Action::SetLayout, None)?,
                 }
-                if self.layout.sharer != Some(member) {
+                if self.layout.sharer != Some(member) || self.layout.board != board {
                     self.layout.sharer = Some(member);
+                    self.layout.board = board;
                     self.layout_changed(&mut events);
                 }
+            }
+            Command::Draw { stroke } => {
+                let presenter = self
+                    .layout
+                    .sharer
+                    .filter(|_| self.layout.board)
+                    .ok_or(Refused::NoBoard)?;
+                let by = match actor {
+                    Actor::Member(id) => id,
+                    _ => return Err(Refused::NotAMember),
+                };
+                if by != presenter {
+                    check(role, Action::SetLayout, None)?;
+                }
+                stroke.check().map_err(Refused::BadStroke)?;
+                events.push(Event::Stroke {
+                    presenter,
+                    by,
+                    stroke,
+                });
             }
             Command::StopShare => {
                 let own = matches!(actor, Actor::Member(id) if Some(id) == self.layout.sharer);
                 if !own {
                     check(role, Action::SetLayout, None).map_err(|_| Refused::NotSharing)?;
                 }
+                self.layout.board = false;
                 if self.layout.sharer.take().is_some() {
                     self.layout_changed(&mut events);
                 }
@@ -769,6 +820,7 @@ impl Meeting {
         self.layout.pins.retain(|_, m| *m != id);
         if self.layout.sharer == Some(id) {
             self.layout.sharer = None;
+            self.layout.board = false;
         }
         if let Some(p) = self.layout.polling.as_mut() {
             p.members.retain(|m| *m != id);
@@ -819,6 +871,97 @@ mod tests {
         let a = join(&mut c, "a", Role::Member);
         let b = join(&mut c, "b", Role::Participant);
         (c, chair, a, b)
+    }
+
+    #[test]
+    fn a_shared_whiteboard_takes_strokes_from_its_presenter_and_chairs_only() {
+        use crate::whiteboard::Stroke;
+        let (mut c, chair, a, b) = meeting();
+        let stroke = Stroke {
+            pen: 1,
+            points: vec![[0, 0], [5000, 5000]],
+        };
+        let draw = |c: &mut Meeting, who: MemberId, stroke: &Stroke| {
+            c.apply(
+                Actor::Member(who),
+                Command::Draw {
+                    stroke: stroke.clone(),
+                },
+            )
+        };
+        // a screen is no board: nothing to draw on
+        c.apply(
+            Actor::Member(a),
+            Command::StartShare {
+                member: a,
+                board: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(draw(&mut c, chair, &stroke), Err(Refused::NoBoard));
+        c.apply(
+            Actor::Member(a),
+            Command::StartShare {
+                member: a,
+                board: true,
+            },
+        )
+        .unwrap();
+        assert!(c.layout().board);
+        for who in [a, chair] {
+            assert_eq!(
+                draw(&mut c, who, &stroke).unwrap(),
+                vec![Event::Stroke {
+                    presenter: a,
+                    by: who,
+                    stroke: stroke.clone()
+                }]
+            );
+        }
+        assert!(matches!(draw(&mut c, b, &stroke), Err(Refused::Denied(_))));
+        let wild = Stroke {
+            pen: 9,
+            ..stroke.clone()
+        };
+        assert!(matches!(
+            draw(&mut c, chair, &wild),
+            Err(Refused::BadStroke(_))
+        ));
+        assert_eq!(
+            c.apply(
+                Actor::Operator(Role::Owner),
+                Command::Draw {
+                    stroke: stroke.clone()
+                }
+            ),
+            Err(Refused::NotAMember)
+        );
+        // the presenter stops: the board is gone
+        c.apply(Actor::Member(a), Command::StopShare).unwrap();
+        assert!(!c.layout().board);
+        assert_eq!(draw(&mut c, chair, &stroke), Err(Refused::NoBoard));
+    }
+
+    #[test]
+    fn the_next_polling_turn_is_known_before_it_comes() {
+        let (mut c, chair, a, b) = meeting();
+        assert_eq!(c.next_turn_tiles(), None, "no polling, no turn");
+        c.apply(
+            Actor::Member(chair),
+            Command::SetPolling {
+                polling: Some(crate::layout::Polling {
+                    tiles: vec![3],
+                    interval_secs: 5,
+                    members: vec![a, b],
+                }),
+            },
+        )
+        .unwrap();
+        let now = c.tiles();
+        let next = c.next_turn_tiles().expect("polling");
+        assert_ne!(now[3].member, next[3].member);
+        c.apply(Actor::System, Command::PollTurn).unwrap();
+        assert_eq!(c.tiles(), next);
     }
 
     #[test]

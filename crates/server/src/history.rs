@@ -49,7 +49,9 @@ async fn store_record(
         Record::Event { at, actor, event } => {
             match &event {
                 // Voice activity is for the roster, a count for the one who asked: not the log.
-                Event::Talking { .. } | Event::Counted { .. } => return Ok(()),
+                Event::Talking { .. } | Event::Counted { .. } | Event::Stroke { .. } => {
+                    return Ok(());
+                }
                 Event::Joined { member } => {
                     let via = serde_json::to_value(member.via)
                         .ok()

@@ -98,7 +98,17 @@ struct TileStream {
     picture: Option<Picture>,
     /// The decoder failed or a packet was lost: a keyframe is wanted.
     wants_key: bool,
+    /// The tile shows someone else now and no keyframe came since: the previous member's
+    /// stream may still come (the SFU forwards it until the next one's keyframe).
+    awaiting: bool,
+    /// Canvases drawn since a frame was last decoded.
+    idle: u32,
 }
+
+/// A tile waiting for its next member's first keyframe goes dark after this many canvases
+/// without any frame (half a second at 30 fps): the previous member's picture is not shown
+/// for someone who sends none.
+const AWAITING_IDLE: u32 = 15;
 
 /// The composer's figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,13 +164,25 @@ impl Composer {
         }
     }
 
-    /// The layout's tiles changed: a tile whose stream changed starts afresh.
+    /// The layout's tiles changed. A tile that shows someone else keeps its decoder and last
+    /// picture: the SFU goes on sending the previous member until the next one's keyframe,
+    /// on the same continuous stream, so the tile changes at that keyframe without going
+    /// dark; an empty tile starts afresh.
     pub fn set_tiles(&mut self, tiles: Vec<Tile>) {
         let sizes: Vec<TileSize> = tiles.iter().map(|t| t.size).collect();
         self.rects = geometry(&sizes, self.width, self.height);
         for (i, tile) in tiles.iter().enumerate() {
-            if self.tiles.get(i).map(|t| t.stream) != Some(tile.stream) {
-                self.streams.remove(&i);
+            if self.tiles.get(i).map(|t| t.stream) == Some(tile.stream) {
+                continue;
+            }
+            match (tile.stream, self.streams.get_mut(&i)) {
+                (Some(_), Some(stream)) => {
+                    stream.awaiting = true;
+                    stream.idle = 0;
+                }
+                _ => {
+                    self.streams.remove(&i);
+                }
             }
         }
         self.streams.retain(|i, _| *i < tiles.len());
@@ -193,9 +215,11 @@ impl Composer {
                 },
                 picture: None,
                 wants_key: true,
+                awaiting: false,
+                idle: 0,
             }),
         };
-        let Some((frame, _key)) = stream.frames.push(seq, marker, payload) else {
+        let Some((frame, key)) = stream.frames.push(seq, marker, payload) else {
             if stream.frames.needs_keyframe() {
                 stream.wants_key = true;
             }
@@ -209,6 +233,10 @@ impl Composer {
             Ok(Some(picture)) => {
                 stream.picture = Some(picture);
                 stream.wants_key = false;
+                stream.idle = 0;
+                if key {
+                    stream.awaiting = false;
+                }
                 self.stats.decoded += 1;
                 Ok(())
             }
@@ -235,6 +263,12 @@ impl Composer {
 
     /// Draws the canvas from every tile's last picture.
     pub fn compose(&mut self) -> &Picture {
+        for stream in self.streams.values_mut() {
+            stream.idle = stream.idle.saturating_add(1);
+            if stream.awaiting && stream.idle > AWAITING_IDLE {
+                stream.picture = None;
+            }
+        }
         fill(&mut self.canvas, None, EMPTY);
         for i in 0..self.tiles.len().min(self.rects.len()) {
             let rect = self.rects[i];
@@ -496,6 +530,59 @@ mod tests {
                 assert!(rects[0].w > rects[big].w * 2 - 10, "{rects:?}");
             }
         }
+    }
+
+    /// A tile that shows someone else (a polling turn) keeps the previous member's picture
+    /// while the SFU still sends it, changes at the next member's keyframe, and goes dark
+    /// when the next member sends nothing.
+    #[test]
+    fn a_tile_changes_member_at_the_keyframe_without_going_dark() {
+        let who = |m: u64| Tile {
+            stream: Some(StreamKey {
+                member: m,
+                kind: StreamKind::Camera,
+            }),
+            size: TileSize::Big,
+        };
+        let mut composer = Composer::new(320, 180);
+        composer.set_tiles(vec![who(1)]);
+        let mut red = H264Encoder::new(320, 180, 15.0, 300_000, 300, 0).expect("encoder");
+        let mut green = H264Encoder::new(320, 180, 15.0, 300_000, 300, 0).expect("encoder");
+        let mut seq = 10u64;
+        let mut send = |composer: &mut Composer, enc: &mut H264Encoder, colour, key| {
+            let nals = enc
+                .encode(&Picture::filled(320, 180, colour), key)
+                .expect("encode");
+            for (p, m) in packetize_h264(&nals, 1200, true) {
+                composer
+                    .push(0, VideoCodec::H264, seq, m, &p)
+                    .expect("push");
+                seq += 1;
+            }
+        };
+        let centre = |c: &mut Composer| c.compose().at(160, 90).expect("inside");
+        send(&mut composer, &mut red, RED, true);
+        assert!(close(centre(&mut composer), RED));
+        // member 2's turn: 1's frames still come (the SFU waits for 2's keyframe)
+        composer.set_tiles(vec![who(2)]);
+        send(&mut composer, &mut red, RED, false);
+        assert!(close(centre(&mut composer), RED), "not dark meanwhile");
+        send(&mut composer, &mut green, GREEN, true);
+        assert!(close(centre(&mut composer), GREEN));
+        // member 3 sends nothing: after a while the tile is dark, not 2's
+        composer.set_tiles(vec![who(3)]);
+        for _ in 0..AWAITING_IDLE {
+            assert!(close(centre(&mut composer), GREEN));
+        }
+        assert!(close(centre(&mut composer), EMPTY));
+        // an empty tile is dark at once
+        composer.set_tiles(vec![who(2)]);
+        send(&mut composer, &mut green, GREEN, true);
+        composer.set_tiles(vec![Tile {
+            stream: None,
+            size: TileSize::Big,
+        }]);
+        assert!(close(centre(&mut composer), EMPTY));
     }
 
     /// Browsers' streams (H.264 here, as a phone's would be) through the composer: each

@@ -12,6 +12,13 @@
 //! - switched only at a keyframe of the new layer (the sender is asked for one, at most
 //!   every [`KEYFRAME_GAP`]); until it comes the old layer goes on.
 //!
+//! A tile that shows someone else (a polling turn, a new speaker, a pin) switches the same
+//! way: the slot keeps forwarding the member it showed until the next one's keyframe comes
+//! (asked for at once), so the tile never freezes on a picture nor shows a half-decoded one;
+//! after [`PENDING_MAX`] without it (a sender that sends no keyframe), the old stream stops
+//! anyway. The meeting starts a polling turn's switch [`POLL_LEAD`] early, so the next
+//! member's keyframe arrives about when their turn comes.
+//!
 //! What a slot sends is one continuous RTP stream whatever it forwards: at each switch the
 //! sender's sequence numbers and timestamps are moved to follow on from the last ones sent
 //! (a retransmission keeps its place; what came before the switch is not sent).
@@ -32,6 +39,11 @@ pub const LAYER_GONE: Duration = Duration::from_millis(1500);
 pub const UPGRADE_HOLD: Duration = Duration::from_secs(4);
 /// Keyframe requests for one layer of one stream, at most this often.
 pub const KEYFRAME_GAP: Duration = Duration::from_millis(500);
+/// The longest a slot waits for its next stream's keyframe while it forwards the previous one.
+pub const PENDING_MAX: Duration = Duration::from_secs(2);
+/// How much earlier than a polling turn the media plane is given the turn's tiles: about a
+/// keyframe request's round trip and a sender's encoding of the keyframe.
+pub const POLL_LEAD: Duration = Duration::from_millis(300);
 /// The timestamp step put between the last frame forwarded and the first of a new layer
 /// (a frame at 30 fps on the 90 kHz clock).
 const SWITCH_STEP: u32 = 3000;
@@ -106,9 +118,15 @@ struct StreamState {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Slot {
+    /// What the slot forwards.
     stream: Option<StreamKey>,
     current: Option<Layer>,
+    /// What it will forward from the next stream's (or else this stream's) keyframe on.
     target: Option<Layer>,
+    /// The stream the tile shows now, while the slot still forwards the one it showed,
+    /// waiting for this one's keyframe (since `pending_since`).
+    pending: Option<StreamKey>,
+    pending_since: Duration,
     next_seq: u64,
     /// Sequence numbers of the layer forwarded are moved by this much (wrapping).
     seq_offset: u64,
@@ -207,7 +225,11 @@ impl Sfu {
         let Some(s) = self.viewers.get(&viewer).and_then(|v| v.slots.get(slot)) else {
             return;
         };
-        if let (Some(stream), Some(layer)) = (s.stream, s.target.or(s.current)) {
+        let wanted = match s.pending {
+            Some(next) => s.target.map(|l| (next, l)),
+            None => s.stream.zip(s.target.or(s.current)),
+        };
+        if let Some((stream, layer)) = wanted {
             self.ask(now, stream, layer);
         }
     }
@@ -266,13 +288,18 @@ impl Sfu {
         let mut keyframe = None;
         for (&viewer, v) in self.viewers.iter_mut() {
             for (i, slot) in v.slots.iter_mut().enumerate() {
-                if slot.stream != Some(stream) {
+                let next = slot.pending == Some(stream);
+                if !next && slot.stream != Some(stream) {
                     continue;
                 }
-                if slot.target == Some(packet.layer) {
+                // the target is the next stream's while one is pending, else this one's
+                if slot.target == Some(packet.layer) && (next || slot.pending.is_none()) {
                     let key =
                         *keyframe.get_or_insert_with(|| is_keyframe(packet.codec, packet.payload));
                     if key {
+                        if next {
+                            slot.stream = slot.pending.take();
+                        }
                         slot.current = Some(packet.layer);
                         slot.target = None;
                         slot.seq_offset = slot.next_seq.wrapping_sub(packet.seq);
@@ -286,7 +313,10 @@ impl Sfu {
                         self.stats.switches += 1;
                     }
                 }
-                if slot.current != Some(packet.layer) || packet.seq < slot.first_seq {
+                if slot.stream != Some(stream)
+                    || slot.current != Some(packet.layer)
+                    || packet.seq < slot.first_seq
+                {
                     continue;
                 }
                 let timestamp = packet.timestamp.wrapping_add(slot.ts_offset);
@@ -321,8 +351,21 @@ impl Sfu {
                 .get(i)
                 .and_then(|t| t.stream)
                 .filter(|s| s.member != viewer);
-            if slot.stream != stream {
+            if slot.stream == stream {
+                if slot.pending.take().is_some() {
+                    // back to what it forwards: the layer is chosen for it again
+                    slot.target = None;
+                }
+            } else if stream.is_some() && slot.current.is_some() {
+                // someone else: the one shown goes on until the next one's keyframe
+                if slot.pending != stream {
+                    slot.pending = stream;
+                    slot.pending_since = now;
+                    slot.target = None;
+                }
+            } else {
                 slot.stream = stream;
+                slot.pending = None;
                 slot.current = None;
                 slot.target = None;
             }
@@ -332,13 +375,29 @@ impl Sfu {
 
     /// Chooses each slot's layer for one viewer (see the module documentation).
     fn select(&mut self, now: Duration, viewer: MemberId) {
-        let Some(v) = self.viewers.get(&viewer) else {
+        let Some(v) = self.viewers.get_mut(&viewer) else {
             return;
         };
+        for slot in v.slots.iter_mut() {
+            let Some(next) = slot.pending else { continue };
+            let has_layers = self
+                .streams
+                .get(&next)
+                .is_some_and(|s| s.layers.iter().any(|l| l.present(now)));
+            if !has_layers || now.saturating_sub(slot.pending_since) >= PENDING_MAX {
+                // nothing to wait for (it sends nothing), or waited long enough
+                slot.stream = slot.pending.take();
+                slot.current = None;
+                slot.target = None;
+            }
+        }
+        let v = &*v;
+        // the layers are chosen for the stream each slot will show
+        let shown = |slot: &Slot| slot.pending.or(slot.stream);
         let mut choice: Vec<Option<Layer>> = Vec::with_capacity(v.slots.len());
         for (i, slot) in v.slots.iter().enumerate() {
             let wanted = self.tiles.get(i).map(|t| t.size.layer());
-            let pick = match (slot.stream, wanted) {
+            let pick = match (shown(slot), wanted) {
                 (Some(stream), Some(wanted)) => self.streams.get(&stream).and_then(|s| {
                     let present = |l: &Layer| s.layers[*l as usize].present(now);
                     Layer::ALL
@@ -354,7 +413,7 @@ impl Sfu {
             choice.push(pick);
         }
         let rate = |slot: &Slot, layer: Option<Layer>| -> u64 {
-            match (slot.stream, layer) {
+            match (shown(slot), layer) {
                 (Some(stream), Some(layer)) => self
                     .streams
                     .get(&stream)
@@ -377,7 +436,7 @@ impl Sfu {
                 let candidate = (0..choice.len())
                     .filter_map(|i| {
                         let layer = choice[i]?;
-                        let stream = v.slots[i].stream?;
+                        let stream = shown(&v.slots[i])?;
                         let s = self.streams.get(&stream)?;
                         let lower = Layer::ALL
                             .iter()
@@ -399,6 +458,10 @@ impl Sfu {
             .is_none_or(|t| now.saturating_sub(t) >= UPGRADE_HOLD);
         let spare = v.estimate.is_none_or(|e| total(&choice) <= e * 3 / 4);
         for (i, slot) in v.slots.iter().enumerate() {
+            if slot.pending.is_some() {
+                // the layer in `current` is the previous stream's: nothing to compare
+                continue;
+            }
             let still_there = |layer: Layer| {
                 slot.stream
                     .and_then(|k| self.streams.get(&k))
@@ -425,14 +488,14 @@ impl Sfu {
             v.last_down = Some(now);
         }
         for (slot, pick) in v.slots.iter_mut().zip(choice) {
-            if pick == slot.current {
+            if pick == slot.current && slot.pending.is_none() {
                 slot.target = None;
                 continue;
             }
             if slot.target != pick {
                 slot.target = pick;
             }
-            if let (Some(stream), Some(layer)) = (slot.stream, pick) {
+            if let (Some(stream), Some(layer)) = (slot.pending.or(slot.stream), pick) {
                 asks.push((stream, layer));
             }
         }
@@ -605,6 +668,56 @@ mod tests {
         let next = send(&mut sfu, ms(1220), cam(3), Layer::High, 1_000_000, KEY);
         assert_eq!(next[0].2, first[0].2 + 1);
         assert_eq!(next[0].3, first[0].3 + SWITCH_STEP);
+    }
+
+    #[test]
+    fn a_tile_that_shows_someone_else_goes_on_with_the_previous_one_until_the_next_keyframe() {
+        let mut sfu = Sfu::new();
+        sfu.add_viewer(ms(0), 1, 1);
+        sfu.set_tiles(ms(0), tiles(&[(Some(2), TileSize::Big)]));
+        for m in [2, 3] {
+            send(&mut sfu, ms(0), cam(m), Layer::High, 10, DELTA);
+        }
+        sfu.handle_timeout(ms(600));
+        sfu.take_keyframe_requests();
+        let first = send_seq(&mut sfu, ms(600), cam(2), Layer::High, 11, 3000, KEY);
+        assert_eq!(first.len(), 1);
+        // the tile is 3's now (a polling turn): 3 is asked for a keyframe at once, and 2
+        // goes on meanwhile, numbered in sequence; 3's deltas are not sent
+        sfu.set_tiles(ms(700), tiles(&[(Some(3), TileSize::Big)]));
+        assert_eq!(sfu.take_keyframe_requests(), vec![(cam(3), Layer::High)]);
+        assert!(send_seq(&mut sfu, ms(710), cam(3), Layer::High, 21, 20, DELTA).is_empty());
+        let more = send_seq(&mut sfu, ms(720), cam(2), Layer::High, 12, 6000, DELTA);
+        assert_eq!(more[0].2, first[0].2 + 1);
+        assert_eq!(sfu.showing(1, 0), Some((cam(2), Layer::High)));
+        // 3's keyframe: the slot switches, following on; 2 is no longer sent
+        let next = send_seq(&mut sfu, ms(760), cam(3), Layer::High, 22, 50_000, KEY);
+        assert_eq!(next[0].2, more[0].2 + 1);
+        assert_eq!(next[0].3, more[0].3 + SWITCH_STEP);
+        assert_eq!(sfu.showing(1, 0), Some((cam(3), Layer::High)));
+        assert!(send_seq(&mut sfu, ms(770), cam(2), Layer::High, 13, 9000, DELTA).is_empty());
+        // back to 2 and at once to 3 again: nothing changes hands, 3 goes on
+        sfu.set_tiles(ms(800), tiles(&[(Some(2), TileSize::Big)]));
+        sfu.set_tiles(ms(810), tiles(&[(Some(3), TileSize::Big)]));
+        assert_eq!(
+            send_seq(&mut sfu, ms(820), cam(3), Layer::High, 23, 53_000, DELTA).len(),
+            1
+        );
+        // a next member that never sends a keyframe: the previous one stops after a while
+        sfu.set_tiles(ms(900), tiles(&[(Some(2), TileSize::Big)]));
+        let mut t = 900;
+        while t < 900 + PENDING_MAX.as_millis() as u64 - 100 {
+            t += 100;
+            send(&mut sfu, ms(t), cam(2), Layer::High, t as u32 * 90, DELTA);
+            assert_eq!(
+                send(&mut sfu, ms(t), cam(3), Layer::High, t as u32 * 90, DELTA).len(),
+                1,
+                "3 goes on at {t} ms"
+            );
+        }
+        sfu.handle_timeout(ms(900) + PENDING_MAX + RESELECT);
+        assert!(send(&mut sfu, ms(3500), cam(3), Layer::High, 315_000, DELTA).is_empty());
+        assert_eq!(sfu.showing(1, 0), None);
     }
 
     #[test]

@@ -1144,6 +1144,7 @@ async fn start_share(
         "startShare",
         Command::StartShare {
             member: body.member,
+            board: false,
         },
     )
     .await

@@ -4,12 +4,13 @@
 use super::extract::{ClientAddr, authenticate, recheck};
 use super::problem::{ApiError, Problem};
 use super::{ApiQuery, AppState};
-use crate::meeting::LiveEvent;
+use crate::meeting::{LiveChange, LiveEvent};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::http::header;
 use axum::response::Response;
+use conclave_conference::live::Event;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -127,6 +128,11 @@ async fn forward(
                 }
             }
             event = events.recv() => match event {
+                // a whiteboard's strokes are for the presenter's page alone
+                Ok(LiveEvent {
+                    event: LiveChange::Meeting(Event::Stroke { .. }),
+                    ..
+                }) => {}
                 Ok(event) if event.tenant_id == tenant => {
                     let Ok(text) = serde_json::to_string(&event) else { continue };
                     if socket.send(Message::Text(text.into())).await.is_err() {

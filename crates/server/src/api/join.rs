@@ -386,8 +386,17 @@ pub enum MemberAction {
     MuteAll,
     Lock,
     Unlock,
-    /// Share one's screen (the page then sends it): it takes the large tile.
-    StartShare,
+    /// Share one's screen (the page then sends it): it takes the large tile. `board`: what
+    /// is shared is the page's whiteboard, on which chairs may draw too.
+    StartShare {
+        #[serde(default)]
+        board: bool,
+    },
+    /// A stroke on the shared whiteboard (its presenter's, or a chair's): the presenter's page
+    /// draws it, over its `/join/me/events` stream.
+    Draw {
+        stroke: conclave_conference::whiteboard::Stroke,
+    },
     /// End the share (one's own, or a chair's ending anyone's).
     StopShare,
     /// A chair's: the layout ("1", "4", "1+7", "1+21", "2+21").
@@ -434,7 +443,8 @@ async fn act_in_meeting(
         MemberAction::MuteAll => Command::MuteAll,
         MemberAction::Lock => Command::Lock,
         MemberAction::Unlock => Command::Unlock,
-        MemberAction::StartShare => Command::StartShare { member: me },
+        MemberAction::StartShare { board } => Command::StartShare { member: me, board },
+        MemberAction::Draw { stroke } => Command::Draw { stroke },
         MemberAction::StopShare => Command::StopShare,
         MemberAction::SetLayout { layout } => Command::SetLayout { kind: layout },
         MemberAction::Pin { member, tile } => Command::Pin {
@@ -466,6 +476,7 @@ async fn act_in_meeting(
             | Refused::SharingClosed
             | Refused::NotSharing),
         )) => Err(ApiError::forbidden(refused.to_string())),
+        Some(Err(Refused::BadStroke(why))) => Err(ApiError::field("stroke", why)),
         Some(Err(refused)) => Err(ApiError::conflict("action", refused.to_string())),
         None => Err(ApiError::unauthorized("the meeting has ended")),
     }

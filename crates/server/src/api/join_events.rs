@@ -11,11 +11,12 @@ use super::join::{MyMeeting, bearer, member_of, my_meeting_now, session_by_token
 use super::problem::{ApiError, Problem};
 use super::{ApiQuery, AppState};
 use crate::browser::{Session, Stand, Watcher};
+use crate::meeting::{LiveChange, LiveEvent};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use conclave_conference::live::MemberId;
+use conclave_conference::live::{Event, MemberId};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,6 +148,21 @@ async fn push(
             }
             event = events.recv() => match event {
                 Ok(event) if event.room_id != session.room_id => {}
+                // a stroke for our whiteboard: drawn at once by the page (not a roster)
+                Ok(LiveEvent {
+                    event: LiveChange::Meeting(Event::Stroke { presenter, by, stroke }),
+                    ..
+                }) => {
+                    if presenter != member {
+                        continue;
+                    }
+                    let text = serde_json::json!({ "stroke": { "by": by, "pen": stroke.pen, "points": stroke.points } })
+                        .to_string();
+                    match tokio::time::timeout(SEND_WITHIN, socket.send(Message::Text(text.into()))).await {
+                        Ok(Ok(())) => metrics::counter!("conclave_whiteboard_strokes_total").increment(1),
+                        _ => return,
+                    }
+                }
                 Ok(_) | Err(RecvError::Lagged(_)) if !changed_since => {
                     changed_since = true;
                     let next = last_sent.as_ref().map_or(Instant::now(), |(at, _)| *at + GATHER);

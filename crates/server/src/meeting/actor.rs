@@ -19,9 +19,10 @@ use crate::recording::{ActiveRecording, Who};
 use crate::streaming::ActiveStream;
 use crate::video::composer::{ComposerHandle, Sink};
 use conclave_conference::keypad::Keypad;
-use conclave_conference::layout::{TileSize, TileView};
+use conclave_conference::layout::TileSize;
 use conclave_conference::live::{Actor, Command, Event, Meeting, MemberId, Refused, Settings};
 use conclave_media::engine;
+use conclave_media::video::sfu::POLL_LEAD;
 use conclave_media::video::sip_leg::VideoLegConfig;
 use conclave_media::video::{StreamKey, StreamKind, Tile, TileSize as MediaTileSize};
 use conclave_store::model::Room;
@@ -144,8 +145,6 @@ pub(super) struct RoomActor {
     /// The callee answered then: the caller's leg must come soon after.
     call_answered_at: Option<Instant>,
     /// The video tiles as the media plane last heard them.
-    tiles: Vec<TileView>,
-    /// The same, as the media plane takes them.
     media_tiles: Vec<Tile>,
     /// The composed picture's thread while someone looks at it (and when they last did) or
     /// a SIP video terminal receives it.
@@ -157,6 +156,8 @@ pub(super) struct RoomActor {
     has_video: bool,
     /// Polling's next turn.
     poll_at: Option<Instant>,
+    /// The media plane has the next turn's tiles already ([`POLL_LEAD`] before it).
+    poll_early: bool,
 }
 
 #[derive(Debug, Default)]
@@ -219,12 +220,12 @@ impl RoomActor {
             call,
             call_over: false,
             call_answered_at: None,
-            tiles: Vec::new(),
             media_tiles: Vec::new(),
             composer: None,
             video_legs: HashMap::new(),
             has_video: false,
             poll_at: None,
+            poll_early: false,
         }
     }
 
@@ -234,6 +235,11 @@ impl RoomActor {
             .filter_map(|p| p.due)
             .chain(self.timers.next())
             .chain(self.poll_at)
+            .chain(
+                self.poll_at
+                    .filter(|_| !self.poll_early)
+                    .map(|at| at.checked_sub(POLL_LEAD).unwrap_or(at)),
+            )
             .chain(self.call_answered_at.map(|at| at + CALLER_AFTER_ANSWER))
             .chain(self.composer.as_ref().map(|(_, at)| *at + COMPOSER_IDLE))
             .min()
@@ -431,12 +437,15 @@ impl RoomActor {
     }
 
     /// The tiles follow the meeting (layout, speaker, polling, comings and goings): the
-    /// media plane's SFU hears of each change.
+    /// media plane's SFU hears of each change. Shortly before a polling turn it hears of the
+    /// turn's tiles: the next members' keyframes are asked for then, and each slot goes on
+    /// showing the previous member until the next one's keyframe comes (about at the turn).
     fn video(&mut self) {
-        let tiles = self.state.tiles();
-        if tiles == self.tiles {
-            return;
+        let tiles = match self.poll_early {
+            true => self.state.next_turn_tiles(),
+            false => None,
         }
+        .unwrap_or_else(|| self.state.tiles());
         let engine_tiles: Vec<Tile> = tiles
             .iter()
             .map(|t| Tile {
@@ -458,12 +467,14 @@ impl RoomActor {
                 },
             })
             .collect();
+        if engine_tiles == self.media_tiles {
+            return;
+        }
         self.media.set_tiles(engine_tiles.clone());
         if let Some((composer, _)) = &self.composer {
             composer.tiles(engine_tiles.clone());
         }
         self.media_tiles = engine_tiles;
-        self.tiles = tiles;
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -1078,8 +1089,13 @@ impl RoomActor {
             // nobody has looked for a while, and no terminal receives it: its decoding stops
             self.composer = None;
         }
+        if !self.poll_early && self.poll_at.is_some_and(|at| at <= now + POLL_LEAD) {
+            // the next turn's members are asked for keyframes now (see `video`)
+            self.poll_early = true;
+        }
         if self.poll_at.is_some_and(|at| at <= now) {
             self.poll_at = None;
+            self.poll_early = false;
             if let Ok(events) = self.state.apply(Actor::System, Command::PollTurn) {
                 self.effects(events);
             }
@@ -1260,6 +1276,7 @@ impl RoomActor {
                         .polling
                         .as_ref()
                         .map(|p| Instant::now() + Duration::from_secs(u64::from(p.interval_secs)));
+                    self.poll_early = false;
                 }
                 Event::Streaming { on: true } => self.start_stream(),
                 Event::Streaming { on: false } => self.stop_stream(),

@@ -341,10 +341,14 @@ impl Meetings {
             at: now_ms(),
             event,
         };
-        // Voice activity changes many times a second: it stays on the WebSocket.
+        // Voice activity changes many times a second, and a whiteboard's strokes are for the
+        // presenter's page: they stay on the WebSockets.
         let talking = matches!(
             event.event,
-            LiveChange::Meeting(conclave_conference::live::Event::Talking { .. })
+            LiveChange::Meeting(
+                conclave_conference::live::Event::Talking { .. }
+                    | conclave_conference::live::Event::Stroke { .. }
+            )
         );
         if !talking && let Some(cluster) = self.cluster() {
             cluster.changed();

@@ -827,10 +827,7 @@ async fn s3_server() -> S3Server {
         venv.exists(),
         "moto_server is missing: run scripts/install-deps.sh --test"
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = crate::common::free_port();
     let child = std::process::Command::new(venv)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())

@@ -12,13 +12,6 @@ pub(crate) struct Process {
     stdout: std::sync::mpsc::Receiver<String>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn spawn(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
@@ -45,7 +38,7 @@ pub(crate) fn spawn_with(
     sip_udp_port: u16,
     extra: &[&str],
 ) -> Process {
-    let port = free_port();
+    let port = crate::common::free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conclave"));
     cmd.args(["serve", "--data-dir"])
         .arg(data_dir)

@@ -744,10 +744,7 @@ async fn invitations_by_mail(db: Db) {
     let Some(python) = smtp_python() else {
         return;
     };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
+    let port = crate::common::free_port();
     let Some(s) = crate::common::start_with(db, "invitations_by_mail", |settings| {
         settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
         settings.mail_from = "conclave@example.org".into();
@@ -949,10 +946,7 @@ async fn reminders_in_the_recipients_language(db: Db) {
     let Some(python) = smtp_python() else {
         return;
     };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
+    let port = crate::common::free_port();
     let Some(s) = crate::common::start_with(db, "reminders", |settings| {
         settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
         settings.mail_from = "conclave@example.org".into();
@@ -1182,10 +1176,7 @@ async fn mail_waiting_survives_a_restart() {
     let Some(python) = smtp_python() else {
         return;
     };
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-        l.local_addr().expect("addr").port()
-    };
+    let port = crate::common::free_port();
     let dir = tempfile::tempdir().expect("tmp");
     // The binary reads conclave.toml from its working directory (the data directory here).
     std::fs::write(

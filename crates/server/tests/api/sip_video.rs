@@ -113,9 +113,7 @@ async fn a_sip_video_terminal_and_two_browsers_see_each_other() {
     write_y4m_of(&camera, BLUE, (320, 180), 10, 900);
     let phone_wav = dir.path().join("phone.wav");
     write_tone(&phone_wav, 500.0, 8000, 1, 90);
-    let cons = std::net::UdpSocket::bind("127.0.0.1:0").expect("a free port");
-    let cons_port = cons.local_addr().expect("its port").port();
-    drop(cons);
+    let cons_port = crate::common::free_port();
     let sip = s.running.as_ref().expect("running").sip.udp;
     let extra = format!(
         "video_source avformat,{camera}\n\

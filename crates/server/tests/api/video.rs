@@ -191,6 +191,32 @@ fn tile_mean(
     sum.map(|s| s / n.max(1))
 }
 
+/// The colour around a point of tile `index` (fractions of the tile) of a `w`×`h` RGB
+/// picture: the mean of 5×5 pixels.
+fn point_colour(
+    rgb: &[u8],
+    (w, h): (usize, usize),
+    tiles: &[(Option<u64>, TileSize)],
+    index: usize,
+    (fx, fy): (f64, f64),
+) -> Option<Colour> {
+    let sizes: Vec<TileSize> = tiles.iter().map(|t| t.1).collect();
+    let r = geometry(&sizes, w, h)[index];
+    let (cx, cy) = (
+        r.x + (r.w as f64 * fx) as usize,
+        r.y + (r.h as f64 * fy) as usize,
+    );
+    let mut sum = [0i64; 3];
+    for y in cy - 2..=cy + 2 {
+        for x in cx - 2..=cx + 2 {
+            for (c, s) in sum.iter_mut().enumerate() {
+                *s += i64::from(rgb[(y * w + x) * 3 + c]);
+            }
+        }
+    }
+    colour(&json!(sum.map(|s| s / 25)))
+}
+
 /// What `ffprobe` reads of an MP4's streams, a line each: `codec,width,height`; and what
 /// it said on stderr.
 pub(crate) fn probe(path: &Path) -> (String, String) {
@@ -556,6 +582,58 @@ async fn browsers_see_each_other_in_the_chairs_layout_with_polling_and_a_shared_
         t[0] == (Some(a), Some(Colour::Other))
     })
     .await;
+    // Cy, made a chair, draws on Ada's board from her own page with the red pen: the stroke
+    // goes through the meeting to Ada's page, which draws it on the board, and so it is in
+    // the picture everyone gets. Bo, a member, may not draw on it; a stroke out of bounds
+    // is refused and says why.
+    let bo_token = pages[1].ask("token").await;
+    let bo_token = bo_token.trim().trim_start_matches("token ").to_owned();
+    let stroke =
+        json!({ "action": "draw", "stroke": { "pen": 1, "points": [[3000, 2500], [7000, 2500]] } });
+    s.post("/join/me/actions", &bo_token, stroke.clone())
+        .await
+        .expect(403);
+    s.post(
+        &format!("/conferences/{room_id}/members/{c}/role"),
+        &admin,
+        json!({ "role": "chairman" }),
+    )
+    .await
+    .expect(200);
+    pages[2].ask("wait whiteboard-draw-over").await;
+    pages[2].ask("click whiteboard-pen-1").await;
+    let drawn = pages[2]
+        .ask("draw 0.3 0.25 0.7 0.25 whiteboard-draw-over")
+        .await;
+    assert_eq!(drawn.trim(), "drawn");
+    let cy_token = pages[2].ask("token").await;
+    let cy_token = cy_token.trim().trim_start_matches("token ").to_owned();
+    let bad = s
+        .post(
+            "/join/me/actions",
+            &cy_token,
+            json!({ "action": "draw", "stroke": { "pen": 1, "points": [[10_001, 0]] } }),
+        )
+        .await;
+    bad.expect(422);
+    assert_eq!(bad.body["errors"][0]["field"], "stroke", "{}", bad.body);
+    let mut seen = None;
+    for _ in 0..60 {
+        let tiles = tiles_of(&conference(&s, &admin, &room_id).await);
+        if let Some((pixels, size)) = picture(&s, &admin, &room_id).await {
+            let at = point_colour(&pixels, size, &tiles, 0, (0.5, 0.25));
+            seen = Some((tiles[0].0, at));
+            if seen == Some((Some(a), Some(Colour::Red))) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        seen,
+        Some((Some(a), Some(Colour::Red))),
+        "Cy's red stroke on Ada's board in the composed picture"
+    );
     if let Some(shots) = std::env::var_os("CONCLAVE_SCREENSHOTS") {
         let shots = Path::new(&shots);
         pages[0]
