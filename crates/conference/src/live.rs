@@ -635,7 +635,7 @@ impl Meeting {
                     _ => return Err(Refused::NotAMember),
                 };
                 if by != presenter {
-                    check(role, Action::SetLayout, None)?;
+                    check(role, Action::DrawOnBoard, None)?;
                 }
                 stroke.check().map_err(Refused::BadStroke)?;
                 events.push(Event::Stroke {

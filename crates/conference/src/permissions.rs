@@ -95,6 +95,8 @@ pub enum Action {
     SetLayout,
     /// Share one's screen (when the meeting lets members share).
     ShareScreen,
+    /// Draw on the whiteboard another member presents (its presenter draws on it anyway).
+    DrawOnBoard,
     EndMeeting,
     EditTemplate,
 }
@@ -141,6 +143,7 @@ pub const MATRIX: &[Rule] = &[
     rule(Action::WhisperGroup, "open / close a whisper group", Target::None, [Y, Y, Y, N, N]),
     rule(Action::SetLayout, "set the video layout, pins and polling; stop a share", Target::None, [Y, Y, Y, N, N]),
     rule(Action::ShareScreen, "share one's screen (unless the chair keeps sharing to chairs)", Target::None, [Y, Y, Y, Y, Y]),
+    rule(Action::DrawOnBoard, "draw on the whiteboard someone presents (the presenter draws on their own)", Target::None, [Y, Y, Y, N, N]),
     rule(Action::EndMeeting, "end the meeting", Target::None, [Y, Y, Y, N, N]),
     rule(Action::EditTemplate, "edit the meeting's template", Target::None, [Y, Y, N, N, N]),
 ];
@@ -226,7 +229,7 @@ pub fn matrix_markdown() -> String {
 mod tests {
     use super::*;
 
-    const ACTIONS: [Action; 20] = [
+    const ACTIONS: [Action; 21] = [
         Action::SpeakSelf,
         Action::MuteSelf,
         Action::RaiseHand,
@@ -245,6 +248,7 @@ mod tests {
         Action::WhisperGroup,
         Action::SetLayout,
         Action::ShareScreen,
+        Action::DrawOnBoard,
         Action::EndMeeting,
         Action::EditTemplate,
     ];

@@ -4,7 +4,7 @@
 use super::extract::{ClientAddr, authenticate, recheck};
 use super::problem::{ApiError, Problem};
 use super::{ApiQuery, AppState};
-use crate::meeting::{LiveChange, LiveEvent};
+use crate::meeting::{DIRECT_CALL_ROOM, LiveChange, LiveEvent};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
@@ -12,6 +12,7 @@ use axum::http::header;
 use axum::response::Response;
 use conclave_conference::live::Event;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
@@ -57,12 +58,17 @@ async fn subscribe_events(
     })?;
     let events = state.meetings.subscribe();
     let tenant = caller.tenant_id().to_owned();
+    let viewer = Viewer {
+        user_id: caller.user.id.clone(),
+        admin: caller.administers(&tenant),
+        calls: HashMap::new(),
+    };
     let credential = Credential {
         state,
         token: token.trim().to_owned(),
         source,
     };
-    Ok(upgrade.on_upgrade(move |socket| forward(socket, events, tenant, credential)))
+    Ok(upgrade.on_upgrade(move |socket| forward(socket, events, tenant, viewer, credential)))
 }
 
 /// How often an open stream checks that its credential still holds: a session that expires
@@ -103,10 +109,49 @@ async fn close_ended(mut socket: WebSocket, reason: String) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
+/// Who reads the stream: a direct call's events (who phones whom) go only to its two parties
+/// and the tenant's administrators, as `listConferences` shows calls.
+struct Viewer {
+    user_id: String,
+    admin: bool,
+    /// Per direct call's room: whether this user is one of its parties (decided while the
+    /// call is live, kept for its last events). Bounded: cleared past [`MAX_CALLS_KEPT`].
+    calls: HashMap<String, bool>,
+}
+
+const MAX_CALLS_KEPT: usize = 1024;
+
+impl Viewer {
+    async fn sees(&mut self, state: &AppState, tenant: &str, room_id: &str) -> bool {
+        if self.admin || !room_id.starts_with(DIRECT_CALL_ROOM) {
+            return true;
+        }
+        if let Some(seen) = self.calls.get(room_id) {
+            return *seen;
+        }
+        let party = state
+            .meetings
+            .list(tenant)
+            .await
+            .iter()
+            .find(|m| m.room_id == room_id)
+            .and_then(|m| m.call.as_ref())
+            .is_some_and(|call| {
+                call.caller_user_id == self.user_id || call.callee_user_id == self.user_id
+            });
+        if self.calls.len() >= MAX_CALLS_KEPT {
+            self.calls.clear();
+        }
+        self.calls.insert(room_id.to_owned(), party);
+        party
+    }
+}
+
 async fn forward(
     mut socket: WebSocket,
     mut events: tokio::sync::broadcast::Receiver<LiveEvent>,
     tenant: String,
+    mut viewer: Viewer,
     credential: Credential,
 ) {
     let mut revoked = credential.state.credentials_revoked.subscribe();
@@ -134,6 +179,9 @@ async fn forward(
                     ..
                 }) => {}
                 Ok(event) if event.tenant_id == tenant => {
+                    if !viewer.sees(&credential.state, &tenant, &event.room_id).await {
+                        continue;
+                    }
                     let Ok(text) = serde_json::to_string(&event) else { continue };
                     if socket.send(Message::Text(text.into())).await.is_err() {
                         return;

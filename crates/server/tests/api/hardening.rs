@@ -19,7 +19,7 @@ both_backends!(
 );
 
 /// Opens the events WebSocket with the token in the query string, as the console does.
-async fn event_stream(
+pub(crate) async fn event_stream(
     s: &TestServer,
     token: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {

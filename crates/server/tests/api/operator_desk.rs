@@ -56,6 +56,28 @@ async fn calls_until(s: &TestServer, token: &str, want: impl Fn(&[Value]) -> boo
     calls
 }
 
+/// The events a stream has delivered so far (and within `quiet` of the last).
+async fn received(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    quiet: Duration,
+) -> Vec<Value> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut got = Vec::new();
+    for _ in 0..10_000 {
+        match tokio::time::timeout(quiet, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                got.extend(serde_json::from_str::<Value>(&text).ok());
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => break,
+        }
+    }
+    got
+}
+
 /// The power of `freq` in the last second of `pcm` (8 kHz) against the tone `other`.
 fn stands_out(pcm: &[i16], freq: f64, other: f64) -> bool {
     let last = &pcm[pcm.len().saturating_sub(8_000)..];
@@ -99,6 +121,12 @@ async fn a_caller_phones_the_operator_who_starts_a_meeting_for_them_from_the_con
     assert_eq!(ada.caller.dial("1003").await, 480, "Cy is not registered");
     assert_eq!(ada.caller.dial("1001").await, 404, "Ada calls herself");
 
+    // the console's event streams: who phones whom goes to the administrators (and the two
+    // parties), not to Bo
+    let bo_watch = s.token("bo", "bo-password").await;
+    let mut bo_events = crate::hardening::event_stream(&s, &bo_watch).await;
+    let mut admin_events = crate::hardening::event_stream(&s, &admin).await;
+
     // Ada phones the operator: her phone rings (180) until Olga's answers; meanwhile the
     // console's list shows the call ringing, with who calls whom
     let ada_answered = std::sync::atomic::AtomicBool::new(false);
@@ -140,6 +168,19 @@ async fn a_caller_phones_the_operator_who_starts_a_meeting_for_them_from_the_con
     })
     .await;
     assert_eq!(calls[0]["call"]["state"], "talking", "{calls:?}");
+    let rooms = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| e["room_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let admin_saw = rooms(received(&mut admin_events, Duration::from_millis(500)).await);
+    assert!(admin_saw.contains(&call_room), "{admin_saw:?}");
+    let bo_saw = rooms(received(&mut bo_events, Duration::from_millis(500)).await);
+    assert!(
+        bo_saw.iter().all(|r| !r.starts_with("call-")),
+        "Bo's stream carries no direct call: {bo_saw:?}"
+    );
     let (ada_heard, olga_heard) = tokio::join!(
         talk_and_listen(&ada.caller, 880.0, 75),
         talk_and_listen(&olga.caller, 1320.0, 75)
